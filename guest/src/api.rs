@@ -1,0 +1,222 @@
+//! The CloudPe calls this module makes: where each request is built and each reply is read.
+
+use std::cell::Cell;
+
+use serde::Deserialize;
+
+use crate::config::Settings;
+use crate::envelope;
+use crate::model::{LogLevel, ModuleError};
+use crate::transport::{HttpMethod, HttpRequest, HttpResponse, Platform, TransportError};
+
+/// A CloudPe API method: its service path, name and HTTP verb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiMethod {
+    GetChecksum,
+    GetAccounts,
+    SetAccountStatus,
+}
+
+impl ApiMethod {
+    fn service(self) -> &'static str {
+        match self {
+            ApiMethod::GetChecksum => "marketplace/app",
+            ApiMethod::GetAccounts | ApiMethod::SetAccountStatus => "billing/account",
+        }
+    }
+
+    /// The method name as it appears in the URL.
+    pub fn name(self) -> &'static str {
+        match self {
+            ApiMethod::GetChecksum => "getchecksum",
+            ApiMethod::GetAccounts => "getaccounts",
+            ApiMethod::SetAccountStatus => "setaccountstatus",
+        }
+    }
+
+    /// Reads use GET; state changes use POST with a form body.
+    fn http_method(self) -> HttpMethod {
+        match self {
+            ApiMethod::SetAccountStatus => HttpMethod::Post,
+            ApiMethod::GetChecksum | ApiMethod::GetAccounts => HttpMethod::Get,
+        }
+    }
+}
+
+/// An account element of `getaccounts`. Fields this module does not use are ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RemoteAccount {
+    pub uid: u64,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub status: Option<i64>,
+    #[serde(default, rename = "isEnabled")]
+    pub is_enabled: Option<bool>,
+}
+
+/// One page of `getaccounts`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AccountsPage {
+    #[serde(rename = "totalCount", default)]
+    pub total_count: u64,
+    #[serde(default)]
+    pub array: Vec<RemoteAccount>,
+}
+
+#[derive(Deserialize)]
+struct ChecksumReply {
+    #[serde(default)]
+    checksum: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+/// Filtered lookups are read in pages of this many matches (a uid filter may match many uids).
+pub const LOOKUP_PAGE_SIZE: u64 = 100;
+
+/// A CloudPe API client over a [`Platform`]. Counts the requests it makes.
+pub struct CloudPe<'a, P: Platform> {
+    settings: &'a Settings,
+    platform: &'a P,
+    requests: Cell<u32>,
+}
+
+impl<'a, P: Platform> CloudPe<'a, P> {
+    pub fn new(settings: &'a Settings, platform: &'a P) -> Self {
+        CloudPe { settings, platform, requests: Cell::new(0) }
+    }
+
+    /// HTTP requests made so far.
+    pub fn requests(&self) -> u32 {
+        self.requests.get()
+    }
+
+    /// Builds the request for `method` with `params` (authentication is added here).
+    pub fn request(&self, method: ApiMethod, params: &[(&str, String)]) -> HttpRequest {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("appid", &self.settings.appid);
+        form.append_pair("session", &self.settings.session);
+        for (name, value) in params {
+            form.append_pair(name, value);
+        }
+        let encoded = form.finish();
+        let path = self.settings.base_url.method_path(method.service(), method.name());
+        let (path_and_query, form_body) = match method.http_method() {
+            HttpMethod::Get => (format!("{path}?{encoded}"), None),
+            HttpMethod::Post => (path, Some(encoded)),
+        };
+        HttpRequest {
+            method: method.http_method(),
+            scheme: self.settings.base_url.scheme,
+            authority: self.settings.base_url.authority.clone(),
+            path_and_query,
+            form_body,
+        }
+    }
+
+    /// Sends one call and parses its reply.
+    fn call<T: serde::de::DeserializeOwned>(&self, method: ApiMethod, params: &[(&str, String)]) -> Result<T, ModuleError> {
+        let request = self.request(method, params);
+        let response = self.send(method, &request);
+        self.read(method, response)
+    }
+
+    /// Sends one prepared request, counting and logging it (never its parameters).
+    pub fn send(&self, method: ApiMethod, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        self.requests.set(self.requests.get() + 1);
+        let response = self.platform.send(request);
+        self.log_exchange(method, &response);
+        response
+    }
+
+    /// Sends prepared requests concurrently (at most `max_in_flight` at once).
+    pub fn send_all(
+        &self,
+        method: ApiMethod,
+        requests: &[HttpRequest],
+        max_in_flight: usize,
+    ) -> Vec<Result<HttpResponse, TransportError>> {
+        self.requests.set(self.requests.get() + requests.len() as u32);
+        let responses = self.platform.send_all(requests, max_in_flight.max(1));
+        for response in &responses {
+            self.log_exchange(method, response);
+        }
+        responses
+    }
+
+    /// Parses a reply to `method`.
+    pub fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        method: ApiMethod,
+        response: Result<HttpResponse, TransportError>,
+    ) -> Result<T, ModuleError> {
+        let origin = self.settings.base_url.origin();
+        let response = response.map_err(|e| {
+            ModuleError::Transport(format!(
+                "could not reach CloudPe at {origin} for {}: {}",
+                method.name(),
+                envelope::scrub(&e.message, &self.settings.session)
+            ))
+        })?;
+        envelope::parse(method.name(), &response, &self.settings.session)
+    }
+
+    fn log_exchange(&self, method: ApiMethod, response: &Result<HttpResponse, TransportError>) {
+        let line = match response {
+            Ok(r) => format!("{} -> HTTP {} ({} bytes)", method.name(), r.status, r.body.len()),
+            Err(e) => format!("{} -> failed: {}", method.name(), envelope::scrub(&e.message, &self.settings.session)),
+        };
+        self.platform.log(LogLevel::Debug, &line);
+    }
+
+    /// `getchecksum`: proves the API answers (it may accept a bad session; see `cloudpe-api.md`).
+    pub fn checksum(&self) -> Result<String, ModuleError> {
+        let reply: ChecksumReply = self.call(ApiMethod::GetChecksum, &[])?;
+        Ok(reply.checksum.unwrap_or_default())
+    }
+
+    /// One page of the account list, optionally filtered.
+    pub fn accounts_page(&self, filter: Option<(&str, String)>, start_row: u64, count: u64) -> Result<AccountsPage, ModuleError> {
+        self.call(ApiMethod::GetAccounts, &self.page_params(filter, start_row, count))
+    }
+
+    /// Parameters of a `getaccounts` page.
+    pub fn page_params(&self, filter: Option<(&str, String)>, start_row: u64, count: u64) -> Vec<(&'static str, String)> {
+        let mut params = Vec::with_capacity(6);
+        if let Some((field, value)) = filter {
+            params.push(("filterField", field.to_string()));
+            params.push(("filterValue", value));
+        }
+        params.push(("orderField", "uid".to_string()));
+        params.push(("orderDirection", "ASC".to_string()));
+        params.push(("startRow", start_row.to_string()));
+        params.push(("resultCount", count.to_string()));
+        params
+    }
+
+    /// The account whose uid is exactly `uid`, or `None`. The uid filter may be a substring match
+    /// (a lookup of 12 can return 120 first), so every page of matches is searched for an exact
+    /// uid; the first page normally holds it, as results are ordered by uid.
+    pub fn find_account(&self, uid: u64) -> Result<Option<RemoteAccount>, ModuleError> {
+        let mut start_row = 0;
+        loop {
+            let page = self.accounts_page(Some(("uid", uid.to_string())), start_row, LOOKUP_PAGE_SIZE)?;
+            let fetched = page.array.len() as u64;
+            if let Some(found) = page.array.into_iter().find(|a| a.uid == uid) {
+                return Ok(Some(found));
+            }
+            start_row += fetched;
+            if fetched == 0 || start_row >= page.total_count {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// `setaccountstatus` (POST): sets the CloudPe status of `uid`.
+    pub fn set_account_status(&self, uid: u64, status: i64) -> Result<(), ModuleError> {
+        self.call::<Empty>(ApiMethod::SetAccountStatus, &[("uid", uid.to_string()), ("status", status.to_string())])
+            .map(|_| ())
+    }
+}

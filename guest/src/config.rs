@@ -1,0 +1,256 @@
+//! What each HostBill App field means to the CloudPe module, and the validated settings built
+//! from them. This is the one place that maps App columns to CloudPe settings.
+
+use crate::model::{AppField, AppFieldUsage, AppSettings, ModuleError};
+
+/// App field holding the API base URL ("Host URL" in HostBill's form).
+pub const URL_FIELD: AppField = AppField::StatusUrl;
+/// App field holding the CloudPe `appid`.
+pub const APPID_FIELD: AppField = AppField::Field1;
+/// App field holding the CloudPe `session` token (a secret).
+pub const SESSION_FIELD: AppField = AppField::Field2;
+/// App field naming the client custom field that holds the CloudPe user id.
+pub const ID_FIELD_CODE_FIELD: AppField = AppField::Field3;
+/// App field choosing what Terminate does.
+pub const TERMINATE_POLICY_FIELD: AppField = AppField::Field4;
+
+/// Default code of the client custom field holding the CloudPe user id.
+pub const DEFAULT_ID_FIELD_CODE: &str = "cloudpeid";
+
+/// Inference (cloudpe-api.md): the API lives under `/1.0`; admins may or may not include it in the
+/// Host URL.
+pub const API_VERSION_SEGMENT: &str = "1.0";
+
+/// The App fields the module uses, with the labels HostBill shows.
+pub fn app_fields() -> Vec<AppFieldUsage> {
+    vec![
+        AppFieldUsage {
+            field: URL_FIELD,
+            label: "Host URL",
+            description: "CloudPe API base URL, e.g. https://api.cloudpe.example.com (\"/1.0\" is added when missing)",
+            required: true,
+            secret: false,
+        },
+        AppFieldUsage {
+            field: APPID_FIELD,
+            label: "App Id",
+            description: "CloudPe application id sent as `appid` (admin tools commonly use \"cluster\")",
+            required: true,
+            secret: false,
+        },
+        AppFieldUsage {
+            field: SESSION_FIELD,
+            label: "Session",
+            description: "Personal access token of a CloudPe platform admin",
+            required: true,
+            secret: true,
+        },
+        AppFieldUsage {
+            field: ID_FIELD_CODE_FIELD,
+            label: "Client field code",
+            description: "Code of the client custom field holding the CloudPe user id (default: cloudpeid)",
+            required: false,
+            secret: false,
+        },
+        AppFieldUsage {
+            field: TERMINATE_POLICY_FIELD,
+            label: "On terminate",
+            description: "\"none\" (default): leave the CloudPe user untouched; \"deactivate\": set it inactive",
+            required: false,
+            secret: false,
+        },
+    ]
+}
+
+/// URL scheme of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+/// A validated API base URL: `scheme://authority{path}` where `path` ends in `/1.0`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    pub scheme: Scheme,
+    /// `host[:port]`, as the admin wrote it.
+    pub authority: String,
+    /// Path prefix without a trailing slash, e.g. `/1.0` or `/api/1.0`.
+    pub path: String,
+}
+
+impl BaseUrl {
+    /// Parses the Host URL. The error names what is wrong with it.
+    pub fn parse(raw: &str) -> Result<BaseUrl, String> {
+        let raw = raw.trim();
+        let (scheme, rest) = if let Some(rest) = strip_prefix_ci(raw, "https://") {
+            (Scheme::Https, rest)
+        } else if let Some(rest) = strip_prefix_ci(raw, "http://") {
+            (Scheme::Http, rest)
+        } else {
+            return Err(format!("Host URL {raw:?} must start with https:// (or http://)"));
+        };
+        if rest.contains(['?', '#']) {
+            return Err(format!("Host URL {raw:?} must not contain a query or fragment"));
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        if authority.is_empty() {
+            return Err(format!("Host URL {raw:?} has no host name"));
+        }
+        if authority.contains('@') {
+            return Err(format!("Host URL {raw:?} must not contain user credentials"));
+        }
+        if authority.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("Host URL {raw:?} contains spaces"));
+        }
+        let mut path = path.trim_end_matches('/').to_string();
+        let version_suffix = format!("/{API_VERSION_SEGMENT}");
+        if !path.ends_with(&version_suffix) {
+            path.push_str(&version_suffix);
+        }
+        Ok(BaseUrl { scheme, authority: authority.to_string(), path })
+    }
+
+    /// Path (no query) of an API method, e.g. `/1.0/billing/account/rest/getaccounts`.
+    pub fn method_path(&self, service: &str, method: &str) -> String {
+        format!("{}/{}/rest/{}", self.path, service.trim_matches('/'), method.to_ascii_lowercase())
+    }
+
+    /// `scheme://authority` for messages.
+    pub fn origin(&self) -> String {
+        let scheme = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        format!("{scheme}://{}", self.authority)
+    }
+}
+
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)).then(|| &s[prefix.len()..])
+}
+
+/// What Terminate does on CloudPe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TerminatePolicy {
+    /// No API call: the CloudPe user stays as it is (the default; CloudPe users are created and
+    /// removed by hand).
+    LeaveUntouched,
+    /// Set the CloudPe user inactive (status 2), stopping its environments.
+    Deactivate,
+}
+
+/// Validated CloudPe settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub base_url: BaseUrl,
+    pub appid: String,
+    pub session: String,
+    pub id_field_code: String,
+    pub terminate_policy: TerminatePolicy,
+}
+
+impl Settings {
+    /// Validates the App record. Every error names the App field (by its label) to fix.
+    pub fn from_app(app: &AppSettings) -> Result<Settings, ModuleError> {
+        let required = |field: AppField, label: &str| {
+            app.get(field)
+                .map(str::to_string)
+                .ok_or_else(|| ModuleError::Configuration(format!("the App's {label} field is empty")))
+        };
+        let url = required(URL_FIELD, "Host URL")?;
+        let base_url = BaseUrl::parse(&url).map_err(ModuleError::Configuration)?;
+        let appid = required(APPID_FIELD, "App Id")?;
+        let session = required(SESSION_FIELD, "Session")?;
+        let id_field_code = app.get(ID_FIELD_CODE_FIELD).unwrap_or(DEFAULT_ID_FIELD_CODE).to_string();
+        let terminate_policy = match app.get(TERMINATE_POLICY_FIELD).map(str::to_ascii_lowercase).as_deref() {
+            None | Some("none") => TerminatePolicy::LeaveUntouched,
+            Some("deactivate") => TerminatePolicy::Deactivate,
+            Some(other) => {
+                return Err(ModuleError::Configuration(format!(
+                    "the App's On terminate field is {other:?}: use \"none\" or \"deactivate\""
+                )));
+            }
+        };
+        Ok(Settings { base_url, appid, session, id_field_code, terminate_policy })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(url: &str) -> AppSettings {
+        AppSettings {
+            status_url: Some(url.into()),
+            field1: Some("cluster".into()),
+            field2: Some("tok".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn base_url_appends_the_version_segment_once() {
+        for (raw, path) in [
+            ("https://api.example.com", "/1.0"),
+            ("https://api.example.com/", "/1.0"),
+            ("https://api.example.com/1.0", "/1.0"),
+            ("https://api.example.com/1.0//", "/1.0"),
+            ("https://api.example.com/jel/1.0", "/jel/1.0"),
+            ("  HTTPS://api.example.com:8443/1.0/ ", "/1.0"),
+        ] {
+            let url = BaseUrl::parse(raw).unwrap();
+            assert_eq!(url.path, path, "{raw}");
+            assert_eq!(url.method_path("billing/account", "GetAccounts"), format!("{path}/billing/account/rest/getaccounts"));
+        }
+        let url = BaseUrl::parse("https://api.example.com:8443/1.0").unwrap();
+        assert_eq!(url.authority, "api.example.com:8443");
+        assert_eq!(url.scheme, Scheme::Https);
+        assert_eq!(url.origin(), "https://api.example.com:8443");
+    }
+
+    #[test]
+    fn base_url_rejections_name_the_problem() {
+        for (raw, needle) in [
+            ("api.example.com", "must start with https://"),
+            ("ftp://x", "must start with https://"),
+            ("https://", "no host name"),
+            ("https:///1.0", "no host name"),
+            ("https://u:p@x/1.0", "user credentials"),
+            ("https://x/1.0?a=b", "query or fragment"),
+            ("https://x y/", "spaces"),
+        ] {
+            let err = BaseUrl::parse(raw).unwrap_err();
+            assert!(err.contains(needle), "{raw}: {err}");
+        }
+    }
+
+    #[test]
+    fn settings_name_the_empty_field() {
+        let mut a = app("https://x");
+        a.field2 = Some("  ".into());
+        let err = Settings::from_app(&a).unwrap_err();
+        assert_eq!(err, ModuleError::Configuration("the App's Session field is empty".into()));
+        let mut a = app("https://x");
+        a.status_url = None;
+        assert!(Settings::from_app(&a).unwrap_err().to_string().contains("Host URL"));
+    }
+
+    #[test]
+    fn settings_defaults_and_policy() {
+        let s = Settings::from_app(&app("https://x")).unwrap();
+        assert_eq!(s.id_field_code, "cloudpeid");
+        assert_eq!(s.terminate_policy, TerminatePolicy::LeaveUntouched);
+        let mut a = app("https://x");
+        a.field3 = Some("cpid".into());
+        a.field4 = Some("Deactivate".into());
+        let s = Settings::from_app(&a).unwrap();
+        assert_eq!(s.id_field_code, "cpid");
+        assert_eq!(s.terminate_policy, TerminatePolicy::Deactivate);
+        a.field4 = Some("delete".into());
+        assert!(Settings::from_app(&a).unwrap_err().to_string().contains("On terminate"));
+    }
+}

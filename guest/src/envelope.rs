@@ -1,0 +1,174 @@
+//! Turns a CloudPe HTTP response into data or a [`ModuleError`] an admin can act on.
+//!
+//! Every API-level outcome is HTTP 200 with a JSON envelope `{"result": int, "error": string, ...}`;
+//! a response failed when `result != 0` or `error` is non-empty. Anything else (another HTTP
+//! status, a body that is not JSON) is a transport failure.
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::model::ModuleError;
+use crate::transport::HttpResponse;
+
+/// Inference (cloudpe-api.md): the `result` code for an invalid or expired session.
+pub const RESULT_SESSION_INVALID: i64 = 702;
+/// `result` code: resource not found.
+pub const RESULT_NOT_FOUND: i64 = 5;
+/// `result` code: permission denied.
+pub const RESULT_PERMISSION_DENIED: i64 = 8202;
+/// `result` code: method not found.
+pub const RESULT_METHOD_NOT_FOUND: i64 = 1702;
+/// `result` code: internal error.
+pub const RESULT_INTERNAL_ERROR: i64 = 99;
+/// `result` code: timeout.
+pub const RESULT_TIMEOUT: i64 = 17;
+
+#[derive(Deserialize)]
+struct Envelope {
+    result: Option<i64>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// Parses the reply to `method` into `T`. `secret` is removed from any text copied out of the
+/// reply (CloudPe echoes a rejected session token in its error message).
+pub fn parse<T: DeserializeOwned>(method: &str, response: &HttpResponse, secret: &str) -> Result<T, ModuleError> {
+    if response.status == 404 {
+        return Err(ModuleError::Configuration(format!(
+            "CloudPe answered HTTP 404 (no such path) to {method}: check that the App's Host URL points at the CloudPe API"
+        )));
+    }
+    if response.status != 200 {
+        return Err(ModuleError::Transport(format!(
+            "CloudPe answered HTTP {} to {method}{}",
+            response.status,
+            body_hint(&response.body, secret)
+        )));
+    }
+    let envelope: Envelope = serde_json::from_slice(&response.body).map_err(|e| {
+        ModuleError::Transport(format!(
+            "CloudPe's reply to {method} is not valid JSON ({}){}",
+            json_problem(&e),
+            body_hint(&response.body, secret)
+        ))
+    })?;
+    let error = envelope.error.as_deref().map(str::trim).unwrap_or("");
+    match envelope.result {
+        Some(0) if error.is_empty() => {}
+        None if error.is_empty() => {
+            return Err(ModuleError::Transport(format!("CloudPe's reply to {method} has no `result` field")));
+        }
+        code => return Err(api_error(method, code.unwrap_or(-1), &scrub(error, secret))),
+    }
+    serde_json::from_slice(&response.body).map_err(|e| {
+        ModuleError::Transport(format!("CloudPe's reply to {method} has an unexpected shape: {}", scrub(&e.to_string(), secret)))
+    })
+}
+
+/// The error for a non-zero `result`, in words an admin can act on.
+fn api_error(method: &str, code: i64, message: &str) -> ModuleError {
+    let quoted = if message.is_empty() { String::new() } else { format!(": {message}") };
+    match code {
+        RESULT_SESSION_INVALID => ModuleError::Authentication(format!(
+            "CloudPe rejected the session token (check the App's Session field){quoted}"
+        )),
+        RESULT_PERMISSION_DENIED => ModuleError::Authentication(format!(
+            "CloudPe denied {method}: the session token belongs to a user without platform-admin rights{quoted}"
+        )),
+        RESULT_NOT_FOUND => ModuleError::NotFound(format!("CloudPe has no such resource{quoted}")),
+        RESULT_METHOD_NOT_FOUND => ModuleError::Configuration(format!(
+            "CloudPe does not know the method {method}: check that the App's Host URL points at the CloudPe API{quoted}"
+        )),
+        _ => {
+            let what = match code {
+                RESULT_INTERNAL_ERROR => "CloudPe reported an internal error",
+                RESULT_TIMEOUT => "CloudPe timed out",
+                _ => "CloudPe reported an error",
+            };
+            ModuleError::RemoteApi { code, message: format!("{what} in {method}{quoted}") }
+        }
+    }
+}
+
+/// Replaces every occurrence of `secret` in `text`.
+pub fn scrub(text: &str, secret: &str) -> String {
+    if secret.is_empty() { text.to_string() } else { text.replace(secret, "[REDACTED]") }
+}
+
+fn json_problem(e: &serde_json::Error) -> &'static str {
+    if e.is_eof() { "truncated" } else { "malformed" }
+}
+
+/// A short, printable start of a body, to help the admin see what answered (e.g. a proxy page).
+fn body_hint(body: &[u8], secret: &str) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.is_empty() {
+        return " with an empty body".to_string();
+    }
+    let mut snippet: String = text.chars().take(80).collect();
+    if text.chars().count() > 80 {
+        snippet.push('…');
+    }
+    format!(" (body starts: {:?})", scrub(&snippet, secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize, Debug)]
+    struct Checksum {
+        checksum: String,
+    }
+
+    fn reply(status: u16, body: &str) -> HttpResponse {
+        HttpResponse { status, content_type: Some("application/json".into()), body: body.as_bytes().to_vec() }
+    }
+
+    #[test]
+    fn success_parses_data() {
+        let c: Checksum = parse("getchecksum", &reply(200, r#"{"result":0,"checksum":"abc","extra":1}"#), "tok").unwrap();
+        assert_eq!(c.checksum, "abc");
+    }
+
+    #[test]
+    fn error_text_or_code_fails() {
+        let e = parse::<Checksum>("getchecksum", &reply(200, r#"{"result":0,"error":"boom"}"#), "tok").unwrap_err();
+        assert!(matches!(e, ModuleError::RemoteApi { code: 0, .. }), "{e:?}");
+        let e = parse::<Checksum>("getaccounts", &reply(200, r#"{"result":99,"error":"oops","source":"JEL"}"#), "tok").unwrap_err();
+        assert_eq!(e, ModuleError::RemoteApi { code: 99, message: "CloudPe reported an internal error in getaccounts: oops".into() });
+        let e = parse::<Checksum>("x", &reply(200, r#"{"result":5,"error":"user not found"}"#), "tok").unwrap_err();
+        assert!(matches!(e, ModuleError::NotFound(_)));
+        let e = parse::<Checksum>("x", &reply(200, r#"{"result":8202,"error":"denied"}"#), "tok").unwrap_err();
+        assert!(e.to_string().contains("platform-admin"), "{e}");
+    }
+
+    #[test]
+    fn session_rejection_is_named_and_scrubbed() {
+        let e = parse::<Checksum>("getaccounts", &reply(200, r#"{"result":702,"error":"session [tok-123] is not valid"}"#), "tok-123")
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, ModuleError::Authentication(_)));
+        assert!(text.contains("rejected the session token"), "{text}");
+        assert!(!text.contains("tok-123"), "{text}");
+    }
+
+    #[test]
+    fn non_json_and_http_errors_are_transport_failures() {
+        let e = parse::<Checksum>("getchecksum", &reply(502, "<html><body>Bad Gateway</body></html>"), "secret-token").unwrap_err();
+        assert!(matches!(&e, ModuleError::Transport(m) if m.contains("HTTP 502") && m.contains("Bad Gateway")), "{e:?}");
+        let e = parse::<Checksum>("getchecksum", &reply(200, "<html>maintenance</html>"), "secret-token").unwrap_err();
+        assert!(matches!(&e, ModuleError::Transport(m) if m.contains("not valid JSON (malformed)")), "{e:?}");
+        let e = parse::<Checksum>("getchecksum", &reply(200, r#"{"result":0,"chec"#), "secret-token").unwrap_err();
+        assert!(matches!(&e, ModuleError::Transport(m) if m.contains("truncated")), "{e:?}");
+        let e = parse::<Checksum>("getchecksum", &reply(200, ""), "secret-token").unwrap_err();
+        assert!(matches!(&e, ModuleError::Transport(m) if m.contains("empty body")), "{e:?}");
+        let e = parse::<Checksum>("getchecksum", &reply(404, "not found"), "secret-token").unwrap_err();
+        assert!(matches!(e, ModuleError::Configuration(_)));
+        let e = parse::<Checksum>("getchecksum", &reply(200, r#"{"checksum":"x"}"#), "secret-token").unwrap_err();
+        assert!(e.to_string().contains("no `result`"));
+        let e = parse::<Checksum>("getchecksum", &reply(200, r#"{"result":0}"#), "secret-token").unwrap_err();
+        assert!(e.to_string().contains("unexpected shape"), "{e}");
+    }
+}

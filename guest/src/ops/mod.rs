@@ -1,0 +1,112 @@
+//! The module's operations, as plain Rust over a [`Platform`](crate::transport::Platform).
+
+mod account;
+mod connection;
+mod sync;
+#[cfg(test)]
+pub(crate) mod testing;
+
+pub use account::{create, suspend, terminate, unsuspend};
+pub use connection::test_connection;
+pub use sync::sync;
+
+use crate::config::{self, Settings};
+use crate::model::{Account, AppSettings, Fact, ModuleError, ModuleInfo};
+
+/// The module's metadata.
+pub fn info() -> ModuleInfo {
+    ModuleInfo {
+        name: "CloudPe",
+        version: env!("CARGO_PKG_VERSION"),
+        description: "Suspends, unsuspends and syncs the status of CloudPe (Virtuozzo Application Platform) users",
+        app_fields: config::app_fields(),
+        endpoint_field: config::URL_FIELD,
+    }
+}
+
+/// Validates the App settings.
+fn settings(app: &AppSettings) -> Result<Settings, ModuleError> {
+    Settings::from_app(app)
+}
+
+/// The CloudPe user id of `account`'s client, read from the configured custom field. A missing or
+/// malformed id is a configuration error that names the client and the field.
+pub fn cloudpe_uid(settings: &Settings, account: &Account) -> Result<u64, ModuleError> {
+    let code = &settings.id_field_code;
+    let value = account
+        .custom_fields
+        .iter()
+        .find(|f| f.code.trim().eq_ignore_ascii_case(code))
+        .map(|f| f.value.trim())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            ModuleError::Configuration(format!(
+                "client #{} has no `{code}` custom field value: set it to the client's CloudPe user id",
+                account.client_id
+            ))
+        })?;
+    match value.parse::<u64>() {
+        Ok(uid) if uid > 0 => Ok(uid),
+        _ => Err(ModuleError::Configuration(format!(
+            "client #{} has `{code}` = {value:?}, which is not a CloudPe user id (a positive whole number)",
+            account.client_id
+        ))),
+    }
+}
+
+/// Facts describing a CloudPe account.
+fn account_facts(remote: &crate::api::RemoteAccount) -> Vec<Fact> {
+    let mut facts = vec![Fact::new("cloudpe-uid", remote.uid.to_string())];
+    if let Some(email) = &remote.email {
+        facts.push(Fact::new("cloudpe-email", email.clone()));
+    }
+    facts.push(Fact::new(
+        "cloudpe-status",
+        remote.status.map(crate::status::describe).unwrap_or_else(|| "absent".to_string()),
+    ));
+    let login = match remote.is_enabled {
+        Some(false) => "locked",
+        Some(true) | None => "enabled",
+    };
+    facts.push(Fact::new("cloudpe-login", login));
+    facts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{CustomField, HostbillStatus};
+
+    fn account(fields: &[(&str, &str)]) -> Account {
+        Account {
+            id: 1,
+            client_id: 7,
+            status: HostbillStatus::Active,
+            custom_fields: fields.iter().map(|(c, v)| CustomField { code: c.to_string(), value: v.to_string() }).collect(),
+        }
+    }
+
+    fn settings() -> Settings {
+        testing::settings("https://api.example.com")
+    }
+
+    #[test]
+    fn uid_is_read_from_the_configured_field() {
+        assert_eq!(cloudpe_uid(&settings(), &account(&[("other", "9"), ("cloudpeid", " 1234 ")])), Ok(1234));
+        let mut s = settings();
+        s.id_field_code = "cpid".into();
+        assert_eq!(cloudpe_uid(&s, &account(&[("cloudpeid", "1"), ("CPID", "55")])), Ok(55));
+    }
+
+    #[test]
+    fn missing_or_bad_uid_names_the_client() {
+        for fields in [&[][..], &[("cloudpeid", "  ")][..]] {
+            let e = cloudpe_uid(&settings(), &account(fields)).unwrap_err();
+            assert!(matches!(&e, ModuleError::Configuration(m) if m.contains("client #7") && m.contains("cloudpeid")), "{e:?}");
+        }
+        for bad in ["abc", "-3", "0", "12x", "1.5"] {
+            let e = cloudpe_uid(&settings(), &account(&[("cloudpeid", bad)])).unwrap_err();
+            assert!(matches!(&e, ModuleError::Configuration(m) if m.contains("client #7") && m.contains(bad)), "{e:?}");
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! A small in-memory CloudPe behind the [`Platform`] trait, for native unit tests of the logic.
+
+use std::cell::RefCell;
+
+use crate::config::Settings;
+use crate::model::{AppSettings, LogLevel};
+use crate::transport::{HttpMethod, HttpRequest, HttpResponse, Platform, TransportError};
+
+pub const SESSION: &str = "unit-test-session-token";
+
+pub fn app() -> AppSettings {
+    AppSettings {
+        status_url: Some("https://api.example.com".into()),
+        field1: Some("cluster".into()),
+        field2: Some(SESSION.into()),
+        ..Default::default()
+    }
+}
+
+pub fn settings(url: &str) -> Settings {
+    let mut a = app();
+    a.status_url = Some(url.into());
+    Settings::from_app(&a).unwrap()
+}
+
+/// uid, status, isEnabled.
+type User = (u64, i64, Option<bool>);
+
+pub struct FakeCloudPe {
+    users: RefCell<Vec<User>>,
+    fail_status: RefCell<Option<u16>>,
+    descending: RefCell<bool>,
+    writes: RefCell<Vec<(u64, i64)>>,
+    pub requests: RefCell<Vec<HttpRequest>>,
+    pub logs: RefCell<Vec<(LogLevel, String)>>,
+}
+
+impl FakeCloudPe {
+    pub fn new(users: &[User]) -> Self {
+        FakeCloudPe {
+            users: RefCell::new(users.to_vec()),
+            fail_status: RefCell::new(None),
+            descending: RefCell::new(false),
+            writes: RefCell::new(vec![]),
+            requests: RefCell::new(vec![]),
+            logs: RefCell::new(vec![]),
+        }
+    }
+    pub fn fail_all_with(&self, status: u16) {
+        *self.fail_status.borrow_mut() = Some(status);
+    }
+    pub fn reverse_order(&self) {
+        *self.descending.borrow_mut() = true;
+    }
+    pub fn writes(&self) -> Vec<(u64, i64)> {
+        self.writes.borrow().clone()
+    }
+
+    fn params(request: &HttpRequest) -> Vec<(String, String)> {
+        let query = request.path_and_query.split_once('?').map(|(_, q)| q).unwrap_or("");
+        let body = request.form_body.as_deref().unwrap_or("");
+        form_urlencoded::parse(query.as_bytes()).chain(form_urlencoded::parse(body.as_bytes())).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    }
+}
+
+fn json(body: serde_json::Value) -> Result<HttpResponse, TransportError> {
+    Ok(HttpResponse { status: 200, content_type: Some("application/json".into()), body: body.to_string().into_bytes() })
+}
+
+impl Platform for FakeCloudPe {
+    fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        self.requests.borrow_mut().push(request.clone());
+        if let Some(status) = *self.fail_status.borrow() {
+            return Ok(HttpResponse { status, content_type: None, body: b"<html>down</html>".to_vec() });
+        }
+        let params = Self::params(request);
+        let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        if get("session").as_deref() != Some(SESSION) {
+            return json(serde_json::json!({"result": 702, "error": format!("session [{}] is not valid", get("session").unwrap_or_default())}));
+        }
+        let path = request.path_and_query.split('?').next().unwrap();
+        match path.rsplit('/').next().unwrap() {
+            "getchecksum" => json(serde_json::json!({"result": 0, "checksum": "abc"})),
+            "getaccounts" => {
+                assert_eq!(request.method, HttpMethod::Get);
+                let filter = get("filterValue");
+                let mut matches: Vec<User> = self.users.borrow().iter().filter(|u| filter.as_ref().is_none_or(|f| u.0.to_string().contains(f.as_str()))).copied().collect();
+                matches.sort_by_key(|u| u.0);
+                if *self.descending.borrow() {
+                    matches.reverse();
+                }
+                let start: usize = get("startRow").map(|s| s.parse().unwrap()).unwrap_or(0);
+                let count: usize = get("resultCount").map(|s| s.parse().unwrap()).unwrap_or(0);
+                let page: Vec<_> = matches.iter().skip(start).take(if count == 0 { usize::MAX } else { count }).map(|(uid, status, enabled)| {
+                    let mut a = serde_json::json!({"uid": uid, "status": status, "email": format!("u{uid}@example.com")});
+                    if let Some(e) = enabled { a["isEnabled"] = (*e).into(); }
+                    a
+                }).collect();
+                json(serde_json::json!({"result": 0, "totalCount": matches.len(), "array": page}))
+            }
+            "setaccountstatus" => {
+                assert_eq!(request.method, HttpMethod::Post);
+                let uid: u64 = get("uid").unwrap().parse().unwrap();
+                let status: i64 = get("status").unwrap().parse().unwrap();
+                let mut users = self.users.borrow_mut();
+                match users.iter_mut().find(|u| u.0 == uid) {
+                    Some(u) => {
+                        u.1 = status;
+                        self.writes.borrow_mut().push((uid, status));
+                        json(serde_json::json!({"result": 0}))
+                    }
+                    None => json(serde_json::json!({"result": 5, "error": format!("user with uid [{uid}] not found")})),
+                }
+            }
+            _ => Ok(HttpResponse { status: 404, content_type: None, body: b"not found".to_vec() }),
+        }
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        self.logs.borrow_mut().push((level, message.to_string()));
+    }
+}

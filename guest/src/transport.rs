@@ -1,0 +1,56 @@
+//! The one seam between the CloudPe logic and the network: plain request/response values and a
+//! trait the wasm layer implements over wasi:http (and tests implement with canned replies).
+
+use crate::config::Scheme;
+use crate::model::LogLevel;
+
+/// HTTP method of a CloudPe call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    Get,
+    Post,
+}
+
+/// One outgoing HTTP request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: HttpMethod,
+    pub scheme: Scheme,
+    pub authority: String,
+    pub path_and_query: String,
+    /// `application/x-www-form-urlencoded` body, for POST.
+    pub form_body: Option<String>,
+}
+
+/// A complete HTTP response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// Why no response arrived. The message is for the admin and names the failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportError {
+    pub message: String,
+}
+
+/// Largest response body the module reads; a real page of accounts is far smaller.
+pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+
+/// What the module needs from its host: HTTP and logging.
+pub trait Platform {
+    /// Sends one request and reads the whole response.
+    fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError>;
+
+    /// Sends several requests with at most `max_in_flight` outstanding at once; results are in
+    /// request order.
+    fn send_all(&self, requests: &[HttpRequest], max_in_flight: usize) -> Vec<Result<HttpResponse, TransportError>> {
+        let _ = max_in_flight;
+        requests.iter().map(|r| self.send(r)).collect()
+    }
+
+    /// Records a log line for HostBill's system log.
+    fn log(&self, level: LogLevel, message: &str);
+}
