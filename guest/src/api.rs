@@ -85,7 +85,11 @@ pub struct CloudPe<'a, P: Platform> {
 
 impl<'a, P: Platform> CloudPe<'a, P> {
     pub fn new(settings: &'a Settings, platform: &'a P) -> Self {
-        CloudPe { settings, platform, requests: Cell::new(0) }
+        CloudPe {
+            settings,
+            platform,
+            requests: Cell::new(0),
+        }
     }
 
     /// HTTP requests made so far.
@@ -102,7 +106,10 @@ impl<'a, P: Platform> CloudPe<'a, P> {
             form.append_pair(name, value);
         }
         let encoded = form.finish();
-        let path = self.settings.base_url.method_path(method.service(), method.name());
+        let path = self
+            .settings
+            .base_url
+            .method_path(method.service(), method.name());
         let (path_and_query, form_body) = match method.http_method() {
             HttpMethod::Get => (format!("{path}?{encoded}"), None),
             HttpMethod::Post => (path, Some(encoded)),
@@ -117,14 +124,22 @@ impl<'a, P: Platform> CloudPe<'a, P> {
     }
 
     /// Sends one call and parses its reply.
-    fn call<T: serde::de::DeserializeOwned>(&self, method: ApiMethod, params: &[(&str, String)]) -> Result<T, ModuleError> {
+    fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: ApiMethod,
+        params: &[(&str, String)],
+    ) -> Result<T, ModuleError> {
         let request = self.request(method, params);
         let response = self.send(method, &request);
         self.read(method, response)
     }
 
     /// Sends one prepared request, counting and logging it (never its parameters).
-    pub fn send(&self, method: ApiMethod, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+    pub fn send(
+        &self,
+        method: ApiMethod,
+        request: &HttpRequest,
+    ) -> Result<HttpResponse, TransportError> {
         self.requests.set(self.requests.get() + 1);
         let response = self.platform.send(request);
         self.log_exchange(method, &response);
@@ -138,7 +153,8 @@ impl<'a, P: Platform> CloudPe<'a, P> {
         requests: &[HttpRequest],
         max_in_flight: usize,
     ) -> Vec<Result<HttpResponse, TransportError>> {
-        self.requests.set(self.requests.get() + requests.len() as u32);
+        self.requests
+            .set(self.requests.get() + requests.len() as u32);
         let responses = self.platform.send_all(requests, max_in_flight.max(1));
         for response in &responses {
             self.log_exchange(method, response);
@@ -165,8 +181,17 @@ impl<'a, P: Platform> CloudPe<'a, P> {
 
     fn log_exchange(&self, method: ApiMethod, response: &Result<HttpResponse, TransportError>) {
         let line = match response {
-            Ok(r) => format!("{} -> HTTP {} ({} bytes)", method.name(), r.status, r.body.len()),
-            Err(e) => format!("{} -> failed: {}", method.name(), envelope::scrub(&e.message, &self.settings.session)),
+            Ok(r) => format!(
+                "{} -> HTTP {} ({} bytes)",
+                method.name(),
+                r.status,
+                r.body.len()
+            ),
+            Err(e) => format!(
+                "{} -> failed: {}",
+                method.name(),
+                envelope::scrub(&e.message, &self.settings.session)
+            ),
         };
         self.platform.log(LogLevel::Debug, &line);
     }
@@ -178,12 +203,25 @@ impl<'a, P: Platform> CloudPe<'a, P> {
     }
 
     /// One page of the account list, optionally filtered.
-    pub fn accounts_page(&self, filter: Option<(&str, String)>, start_row: u64, count: u64) -> Result<AccountsPage, ModuleError> {
-        self.call(ApiMethod::GetAccounts, &self.page_params(filter, start_row, count))
+    pub fn accounts_page(
+        &self,
+        filter: Option<(&str, String)>,
+        start_row: u64,
+        count: u64,
+    ) -> Result<AccountsPage, ModuleError> {
+        self.call(
+            ApiMethod::GetAccounts,
+            &self.page_params(filter, start_row, count),
+        )
     }
 
     /// Parameters of a `getaccounts` page.
-    pub fn page_params(&self, filter: Option<(&str, String)>, start_row: u64, count: u64) -> Vec<(&'static str, String)> {
+    pub fn page_params(
+        &self,
+        filter: Option<(&str, String)>,
+        start_row: u64,
+        count: u64,
+    ) -> Vec<(&'static str, String)> {
         let mut params = Vec::with_capacity(6);
         if let Some((field, value)) = filter {
             params.push(("filterField", field.to_string()));
@@ -202,7 +240,8 @@ impl<'a, P: Platform> CloudPe<'a, P> {
     pub fn find_account(&self, uid: u64) -> Result<Option<RemoteAccount>, ModuleError> {
         let mut start_row = 0;
         loop {
-            let page = self.accounts_page(Some(("uid", uid.to_string())), start_row, LOOKUP_PAGE_SIZE)?;
+            let page =
+                self.accounts_page(Some(("uid", uid.to_string())), start_row, LOOKUP_PAGE_SIZE)?;
             let fetched = page.array.len() as u64;
             if let Some(found) = page.array.into_iter().find(|a| a.uid == uid) {
                 return Ok(Some(found));
@@ -216,7 +255,10 @@ impl<'a, P: Platform> CloudPe<'a, P> {
 
     /// `setaccountstatus` (POST): sets the CloudPe status of `uid`.
     pub fn set_account_status(&self, uid: u64, status: i64) -> Result<(), ModuleError> {
-        self.call::<Empty>(ApiMethod::SetAccountStatus, &[("uid", uid.to_string()), ("status", status.to_string())])
-            .map(|_| ())
+        self.call::<Empty>(
+            ApiMethod::SetAccountStatus,
+            &[("uid", uid.to_string()), ("status", status.to_string())],
+        )
+        .map(|_| ())
     }
 }

@@ -121,7 +121,10 @@ pub struct Fact {
 
 impl Fact {
     pub fn new(name: &str, value: impl Into<String>) -> Fact {
-        Fact { name: name.to_string(), value: value.into() }
+        Fact {
+            name: name.to_string(),
+            value: value.into(),
+        }
     }
 }
 
@@ -161,7 +164,9 @@ impl std::fmt::Display for ModuleError {
             | ModuleError::Authentication(m)
             | ModuleError::Transport(m)
             | ModuleError::Unexpected(m) => f.write_str(m),
-            ModuleError::RemoteApi { code, message } => write!(f, "{message} (CloudPe result {code})"),
+            ModuleError::RemoteApi { code, message } => {
+                write!(f, "{message} (CloudPe result {code})")
+            }
         }
     }
 }
@@ -176,7 +181,11 @@ pub struct SyncOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Unchanged(Vec<Fact>),
-    Change { from: HostbillStatus, to: HostbillStatus, facts: Vec<Fact> },
+    Change {
+        from: HostbillStatus,
+        to: HostbillStatus,
+        facts: Vec<Fact>,
+    },
     Skipped(String),
     Failed(ModuleError),
 }

@@ -46,7 +46,11 @@ pub trait Platform {
 
     /// Sends several requests with at most `max_in_flight` outstanding at once; results are in
     /// request order.
-    fn send_all(&self, requests: &[HttpRequest], max_in_flight: usize) -> Vec<Result<HttpResponse, TransportError>> {
+    fn send_all(
+        &self,
+        requests: &[HttpRequest],
+        max_in_flight: usize,
+    ) -> Vec<Result<HttpResponse, TransportError>> {
         let _ = max_in_flight;
         requests.iter().map(|r| self.send(r)).collect()
     }

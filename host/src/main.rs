@@ -1,1 +1,120 @@
-fn main() {}
+//! `hostbill-module-host`: runs a HostBill hosting module, compiled to a WASI 0.2 component, for
+//! one operation per process. HostBill's PHP side writes a JSON request to stdin and reads one
+//! JSON report from stdout; see `cli.rs` for the commands and `report.rs` for the output.
+//!
+//! The module runs sandboxed (`sandbox/`): it can reach only the origin of the App's endpoint
+//! URL, within memory and time limits, with no filesystem, environment or stdio. Secrets are
+//! scrubbed from everything printed (`scrub.rs`).
+
+mod bindings;
+mod cli;
+mod operation;
+mod report;
+mod request;
+mod runtime;
+mod sandbox;
+mod scrub;
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+use report::{ErrorKind, ErrorReport, Exit, Report};
+use scrub::Scrubber;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HOSTBILL_MODULE_LOG")
+                .unwrap_or_else(|_| "warn,wasmtime_wasi_http=error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let (report, scrubber, exit) = execute(&cli);
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{}", report.render(&scrubber, cli.global.pretty));
+    let _ = stdout.flush();
+    ExitCode::from(exit as u8)
+}
+
+fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
+    let operation = cli.command.name();
+    let bad_input = |message: String, scrubber: Scrubber| {
+        (
+            Report::failed(operation, ErrorReport::new(ErrorKind::BadInput, message)),
+            scrubber,
+            Exit::BadInput,
+        )
+    };
+    let limits = match cli.global.limits() {
+        Ok(limits) => limits,
+        Err(message) => return bad_input(message, Scrubber::default()),
+    };
+    let Some(component) = cli.global.component.as_deref() else {
+        return bad_input(
+            "no component given: pass --component FILE or set HOSTBILL_MODULE_COMPONENT"
+                .to_string(),
+            Scrubber::default(),
+        );
+    };
+    let mut stdin = Vec::new();
+    if !matches!(cli.command, Command::Info) {
+        if let Err(e) = std::io::stdin().read_to_end(&mut stdin) {
+            return bad_input(
+                format!("cannot read the request from stdin: {e}"),
+                Scrubber::default(),
+            );
+        }
+    }
+    let request = match operation::Request::parse(&cli.command, &stdin) {
+        Ok(request) => request,
+        Err(message) => return bad_input(message, operation::secrets_of_raw(&stdin)),
+    };
+    let runtime = match runtime::Runtime::load(component) {
+        Ok(runtime) => runtime,
+        Err(fault) => {
+            let scrubber = operation::secrets(
+                match &request {
+                    operation::Request::App(app)
+                    | operation::Request::Account(app, _)
+                    | operation::Request::Sync(app, _, _) => Some(app),
+                    operation::Request::None => None,
+                },
+                None,
+            );
+            return (
+                Report::failed(
+                    operation,
+                    ErrorReport::new(ErrorKind::ModuleRefused, fault.to_string()),
+                ),
+                scrubber,
+                Exit::ModuleFault,
+            );
+        }
+    };
+    tracing::debug!("running {operation} with {}", runtime.path().display());
+    let tokio = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return (
+                Report::failed(
+                    operation,
+                    ErrorReport::new(
+                        ErrorKind::ModuleRefused,
+                        format!("cannot start the async runtime: {e}"),
+                    ),
+                ),
+                Scrubber::default(),
+                Exit::ModuleFault,
+            );
+        }
+    };
+    tokio.block_on(operation::run(operation, &runtime, request, &limits))
+}

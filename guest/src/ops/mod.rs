@@ -62,7 +62,10 @@ fn account_facts(remote: &crate::api::RemoteAccount) -> Vec<Fact> {
     }
     facts.push(Fact::new(
         "cloudpe-status",
-        remote.status.map(crate::status::describe).unwrap_or_else(|| "absent".to_string()),
+        remote
+            .status
+            .map(crate::status::describe)
+            .unwrap_or_else(|| "absent".to_string()),
     ));
     let login = match remote.is_enabled {
         Some(false) => "locked",
@@ -82,7 +85,13 @@ mod tests {
             id: 1,
             client_id: 7,
             status: HostbillStatus::Active,
-            custom_fields: fields.iter().map(|(c, v)| CustomField { code: c.to_string(), value: v.to_string() }).collect(),
+            custom_fields: fields
+                .iter()
+                .map(|(c, v)| CustomField {
+                    code: c.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
         }
     }
 
@@ -92,21 +101,36 @@ mod tests {
 
     #[test]
     fn uid_is_read_from_the_configured_field() {
-        assert_eq!(cloudpe_uid(&settings(), &account(&[("other", "9"), ("cloudpeid", " 1234 ")])), Ok(1234));
+        assert_eq!(
+            cloudpe_uid(
+                &settings(),
+                &account(&[("other", "9"), ("cloudpeid", " 1234 ")])
+            ),
+            Ok(1234)
+        );
         let mut s = settings();
         s.id_field_code = "cpid".into();
-        assert_eq!(cloudpe_uid(&s, &account(&[("cloudpeid", "1"), ("CPID", "55")])), Ok(55));
+        assert_eq!(
+            cloudpe_uid(&s, &account(&[("cloudpeid", "1"), ("CPID", "55")])),
+            Ok(55)
+        );
     }
 
     #[test]
     fn missing_or_bad_uid_names_the_client() {
         for fields in [&[][..], &[("cloudpeid", "  ")][..]] {
             let e = cloudpe_uid(&settings(), &account(fields)).unwrap_err();
-            assert!(matches!(&e, ModuleError::Configuration(m) if m.contains("client #7") && m.contains("cloudpeid")), "{e:?}");
+            assert!(
+                matches!(&e, ModuleError::Configuration(m) if m.contains("client #7") && m.contains("cloudpeid")),
+                "{e:?}"
+            );
         }
         for bad in ["abc", "-3", "0", "12x", "1.5"] {
             let e = cloudpe_uid(&settings(), &account(&[("cloudpeid", bad)])).unwrap_err();
-            assert!(matches!(&e, ModuleError::Configuration(m) if m.contains("client #7") && m.contains(bad)), "{e:?}");
+            assert!(
+                matches!(&e, ModuleError::Configuration(m) if m.contains("client #7") && m.contains(bad)),
+                "{e:?}"
+            );
         }
     }
 }

@@ -57,26 +57,48 @@ impl FakeCloudPe {
     }
 
     fn params(request: &HttpRequest) -> Vec<(String, String)> {
-        let query = request.path_and_query.split_once('?').map(|(_, q)| q).unwrap_or("");
+        let query = request
+            .path_and_query
+            .split_once('?')
+            .map(|(_, q)| q)
+            .unwrap_or("");
         let body = request.form_body.as_deref().unwrap_or("");
-        form_urlencoded::parse(query.as_bytes()).chain(form_urlencoded::parse(body.as_bytes())).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+        form_urlencoded::parse(query.as_bytes())
+            .chain(form_urlencoded::parse(body.as_bytes()))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
     }
 }
 
 fn json(body: serde_json::Value) -> Result<HttpResponse, TransportError> {
-    Ok(HttpResponse { status: 200, content_type: Some("application/json".into()), body: body.to_string().into_bytes() })
+    Ok(HttpResponse {
+        status: 200,
+        content_type: Some("application/json".into()),
+        body: body.to_string().into_bytes(),
+    })
 }
 
 impl Platform for FakeCloudPe {
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
         self.requests.borrow_mut().push(request.clone());
         if let Some(status) = *self.fail_status.borrow() {
-            return Ok(HttpResponse { status, content_type: None, body: b"<html>down</html>".to_vec() });
+            return Ok(HttpResponse {
+                status,
+                content_type: None,
+                body: b"<html>down</html>".to_vec(),
+            });
         }
         let params = Self::params(request);
-        let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let get = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
         if get("session").as_deref() != Some(SESSION) {
-            return json(serde_json::json!({"result": 702, "error": format!("session [{}] is not valid", get("session").unwrap_or_default())}));
+            return json(
+                serde_json::json!({"result": 702, "error": format!("session [{}] is not valid", get("session").unwrap_or_default())}),
+            );
         }
         let path = request.path_and_query.split('?').next().unwrap();
         match path.rsplit('/').next().unwrap() {
@@ -84,7 +106,17 @@ impl Platform for FakeCloudPe {
             "getaccounts" => {
                 assert_eq!(request.method, HttpMethod::Get);
                 let filter = get("filterValue");
-                let mut matches: Vec<User> = self.users.borrow().iter().filter(|u| filter.as_ref().is_none_or(|f| u.0.to_string().contains(f.as_str()))).copied().collect();
+                let mut matches: Vec<User> = self
+                    .users
+                    .borrow()
+                    .iter()
+                    .filter(|u| {
+                        filter
+                            .as_ref()
+                            .is_none_or(|f| u.0.to_string().contains(f.as_str()))
+                    })
+                    .copied()
+                    .collect();
                 matches.sort_by_key(|u| u.0);
                 if *self.descending.borrow() {
                     matches.reverse();
@@ -109,10 +141,16 @@ impl Platform for FakeCloudPe {
                         self.writes.borrow_mut().push((uid, status));
                         json(serde_json::json!({"result": 0}))
                     }
-                    None => json(serde_json::json!({"result": 5, "error": format!("user with uid [{uid}] not found")})),
+                    None => json(
+                        serde_json::json!({"result": 5, "error": format!("user with uid [{uid}] not found")}),
+                    ),
                 }
             }
-            _ => Ok(HttpResponse { status: 404, content_type: None, body: b"not found".to_vec() }),
+            _ => Ok(HttpResponse {
+                status: 404,
+                content_type: None,
+                body: b"not found".to_vec(),
+            }),
         }
     }
 

@@ -1,0 +1,306 @@
+//! HTTP over `wasi:http/outgoing-handler`, with several requests in flight at once: every
+//! in-flight request is a small state machine, and `wasi:io/poll` wakes whichever can progress.
+
+use std::time::Duration;
+
+use wasip2::http::outgoing_handler;
+use wasip2::http::types::{
+    ErrorCode, Fields, FutureIncomingResponse, IncomingBody, IncomingResponse, Method,
+    OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+};
+use wasip2::io::poll::{self, Pollable};
+use wasip2::io::streams::{InputStream, StreamError};
+
+use crate::config;
+use crate::transport::{HttpMethod, HttpRequest, HttpResponse, MAX_RESPONSE_BYTES, TransportError};
+
+/// Timeouts the module asks for; the host may clamp them further.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
+const BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest single read from a response body stream.
+const READ_CHUNK: u64 = 64 * 1024;
+/// `blocking-write-and-flush` accepts at most 4096 bytes per call.
+const WRITE_CHUNK: usize = 4096;
+
+type Outcome = Result<HttpResponse, TransportError>;
+
+/// An in-flight request. Field order is drop order: a pollable must go before the resource it
+/// watches, a stream before its body, a body before its response.
+enum InFlight {
+    Waiting {
+        pollable: Pollable,
+        future: FutureIncomingResponse,
+    },
+    Reading {
+        pollable: Pollable,
+        stream: InputStream,
+        body: IncomingBody,
+        _response: IncomingResponse,
+        status: u16,
+        content_type: Option<String>,
+        bytes: Vec<u8>,
+    },
+}
+
+impl InFlight {
+    fn pollable(&self) -> &Pollable {
+        match self {
+            InFlight::Waiting { pollable, .. } | InFlight::Reading { pollable, .. } => pollable,
+        }
+    }
+}
+
+enum Step {
+    Pending(InFlight),
+    Done(Outcome),
+}
+
+/// Sends `requests` with at most `max_in_flight` outstanding; results are in request order.
+pub fn send_all(requests: &[HttpRequest], max_in_flight: usize) -> Vec<Outcome> {
+    let max_in_flight = max_in_flight.max(1);
+    let mut results: Vec<Option<Outcome>> = (0..requests.len()).map(|_| None).collect();
+    let mut in_flight: Vec<(usize, InFlight)> = Vec::new();
+    let mut next = 0;
+    loop {
+        while in_flight.len() < max_in_flight && next < requests.len() {
+            match start(&requests[next]) {
+                Ok(state) => in_flight.push((next, state)),
+                Err(e) => results[next] = Some(Err(e)),
+            }
+            next += 1;
+        }
+        if in_flight.is_empty() {
+            break;
+        }
+        let ready = {
+            let pollables: Vec<&Pollable> = in_flight.iter().map(|(_, s)| s.pollable()).collect();
+            poll::poll(&pollables)
+        };
+        let mut is_ready = vec![false; in_flight.len()];
+        for i in ready {
+            is_ready[i as usize] = true;
+        }
+        for ((index, state), ready) in std::mem::take(&mut in_flight).into_iter().zip(is_ready) {
+            if !ready {
+                in_flight.push((index, state));
+                continue;
+            }
+            match advance(state) {
+                Step::Pending(state) => in_flight.push((index, state)),
+                Step::Done(outcome) => results[index] = Some(outcome),
+            }
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every request finished"))
+        .collect()
+}
+
+fn fail(message: impl Into<String>) -> TransportError {
+    TransportError {
+        message: message.into(),
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    d.as_nanos() as u64
+}
+
+/// Builds and sends one request; writes its form body, if any.
+fn start(request: &HttpRequest) -> Result<InFlight, TransportError> {
+    let headers = Fields::new();
+    if request.form_body.is_some() {
+        headers
+            .append("content-type", b"application/x-www-form-urlencoded")
+            .map_err(|e| fail(format!("invalid header: {e:?}")))?;
+    }
+    let outgoing = OutgoingRequest::new(headers);
+    let method = match request.method {
+        HttpMethod::Get => Method::Get,
+        HttpMethod::Post => Method::Post,
+    };
+    let scheme = match request.scheme {
+        config::Scheme::Http => Scheme::Http,
+        config::Scheme::Https => Scheme::Https,
+    };
+    outgoing
+        .set_method(&method)
+        .map_err(|()| fail("invalid method"))?;
+    outgoing
+        .set_scheme(Some(&scheme))
+        .map_err(|()| fail("invalid scheme"))?;
+    outgoing
+        .set_authority(Some(&request.authority))
+        .map_err(|()| fail(format!("invalid host name {:?}", request.authority)))?;
+    outgoing
+        .set_path_with_query(Some(&request.path_and_query))
+        .map_err(|()| fail("invalid request path"))?;
+    let body = outgoing
+        .body()
+        .map_err(|()| fail("request body unavailable"))?;
+
+    let options = RequestOptions::new();
+    // The host may refuse a value it does not support; the request then runs with its defaults.
+    let _ = options.set_connect_timeout(Some(nanos(CONNECT_TIMEOUT)));
+    let _ = options.set_first_byte_timeout(Some(nanos(FIRST_BYTE_TIMEOUT)));
+    let _ = options.set_between_bytes_timeout(Some(nanos(BETWEEN_BYTES_TIMEOUT)));
+
+    let future =
+        outgoing_handler::handle(outgoing, Some(options)).map_err(|e| fail(describe(&e)))?;
+    if let Some(form) = &request.form_body {
+        let stream = body
+            .write()
+            .map_err(|()| fail("request body stream unavailable"))?;
+        for chunk in form.as_bytes().chunks(WRITE_CHUNK) {
+            stream.blocking_write_and_flush(chunk).map_err(|e| {
+                fail(format!(
+                    "sending the request body failed: {}",
+                    stream_error(e)
+                ))
+            })?;
+        }
+    }
+    OutgoingBody::finish(body, None).map_err(|e| fail(describe(&e)))?;
+    Ok(InFlight::Waiting {
+        pollable: future.subscribe(),
+        future,
+    })
+}
+
+/// Moves a ready request forward: from waiting to reading the body, or from reading to done.
+fn advance(state: InFlight) -> Step {
+    match state {
+        InFlight::Waiting { pollable, future } => {
+            let Some(got) = future.get() else {
+                return Step::Pending(InFlight::Waiting { pollable, future });
+            };
+            drop(pollable);
+            let response = match got {
+                Err(()) => return Step::Done(Err(fail("response already taken"))),
+                Ok(Err(code)) => return Step::Done(Err(fail(describe(&code)))),
+                Ok(Ok(response)) => response,
+            };
+            let status = response.status();
+            let content_type = response
+                .headers()
+                .get("content-type")
+                .first()
+                .map(|v| String::from_utf8_lossy(v).into_owned());
+            let body = match response.consume() {
+                Ok(body) => body,
+                Err(()) => return Step::Done(Err(fail("response body unavailable"))),
+            };
+            let stream = match body.stream() {
+                Ok(stream) => stream,
+                Err(()) => return Step::Done(Err(fail("response body stream unavailable"))),
+            };
+            let pollable = stream.subscribe();
+            read_available(InFlight::Reading {
+                pollable,
+                stream,
+                body,
+                _response: response,
+                status,
+                content_type,
+                bytes: Vec::new(),
+            })
+        }
+        reading @ InFlight::Reading { .. } => read_available(reading),
+    }
+}
+
+/// Reads what the body stream has without blocking; finishes at end of stream.
+fn read_available(state: InFlight) -> Step {
+    let InFlight::Reading {
+        pollable,
+        stream,
+        body,
+        _response: response,
+        status,
+        content_type,
+        mut bytes,
+    } = state
+    else {
+        unreachable!("only called while reading")
+    };
+    let outcome = loop {
+        match stream.read(READ_CHUNK) {
+            Ok(chunk) if chunk.is_empty() => {
+                return Step::Pending(InFlight::Reading {
+                    pollable,
+                    stream,
+                    body,
+                    _response: response,
+                    status,
+                    content_type,
+                    bytes,
+                });
+            }
+            Ok(chunk) => {
+                bytes.extend_from_slice(&chunk);
+                if bytes.len() > MAX_RESPONSE_BYTES {
+                    break Err(fail(format!(
+                        "the reply exceeded {} MiB; refusing to read more",
+                        MAX_RESPONSE_BYTES / (1024 * 1024)
+                    )));
+                }
+            }
+            Err(StreamError::Closed) => {
+                break Ok(HttpResponse {
+                    status,
+                    content_type,
+                    body: std::mem::take(&mut bytes),
+                });
+            }
+            Err(e) => {
+                break Err(fail(format!(
+                    "reading the reply failed: {}",
+                    stream_error(e)
+                )));
+            }
+        }
+    };
+    // Children before parents: the pollable watches the stream, the stream belongs to the body,
+    // the body to the response.
+    drop(pollable);
+    drop(stream);
+    drop(IncomingBody::finish(body));
+    drop(response);
+    Step::Done(outcome)
+}
+
+fn stream_error(e: StreamError) -> String {
+    match e {
+        StreamError::Closed => "stream closed".to_string(),
+        StreamError::LastOperationFailed(err) => match wasip2::http::types::http_error_code(&err) {
+            Some(code) => describe(&code),
+            None => err.to_debug_string(),
+        },
+    }
+}
+
+/// Words for a wasi:http error code.
+fn describe(code: &ErrorCode) -> String {
+    match code {
+        ErrorCode::HttpRequestDenied => {
+            "the host refused this request: it is outside the App's Host URL (scheme, host and port)".to_string()
+        }
+        ErrorCode::DnsError(e) => format!("DNS lookup failed{}", e.rcode.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()),
+        ErrorCode::DnsTimeout => "DNS lookup timed out".to_string(),
+        ErrorCode::ConnectionRefused => "connection refused".to_string(),
+        ErrorCode::ConnectionTerminated => "the server closed the connection".to_string(),
+        ErrorCode::ConnectionTimeout => "timed out connecting".to_string(),
+        ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => "timed out waiting for the reply".to_string(),
+        ErrorCode::TlsCertificateError => "the server's TLS certificate is not trusted".to_string(),
+        ErrorCode::TlsProtocolError => "TLS handshake failed".to_string(),
+        ErrorCode::TlsAlertReceived(a) => {
+            format!("TLS alert from the server{}", a.alert_message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())
+        }
+        ErrorCode::HttpProtocolError => "the connection failed mid-reply (reset, or not HTTP)".to_string(),
+        ErrorCode::HttpResponseIncomplete => "the reply was cut off".to_string(),
+        ErrorCode::InternalError(m) => format!("host error{}", m.as_deref().map(|m| format!(": {m}")).unwrap_or_default()),
+        other => format!("{other:?}"),
+    }
+}

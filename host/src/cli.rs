@@ -1,0 +1,127 @@
+//! The command line. Every limit has a flag and an environment variable; defaults live in
+//! [`crate::sandbox::limits::Limits`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::sandbox::limits::Limits;
+
+/// Runs a HostBill hosting module (a sandboxed WebAssembly component) for one operation.
+///
+/// Operations read a JSON request on stdin and print one JSON report on stdout.
+/// Exit codes: 0 success, 1 the operation failed, 2 bad input (nothing ran),
+/// 3 the module was refused or stopped (not a compatible component, trap, deadline, memory
+/// limit, or a request outside the App's endpoint).
+#[derive(Debug, Parser)]
+#[command(name = "hostbill-module-host", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    #[command(flatten)]
+    pub global: Global,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The module component (.wasm) to run.
+    #[arg(
+        long,
+        global = true,
+        env = "HOSTBILL_MODULE_COMPONENT",
+        value_name = "FILE"
+    )]
+    pub component: Option<PathBuf>,
+
+    /// Memory limit of the module, in MiB.
+    #[arg(long, global = true, env = "HOSTBILL_MODULE_MEMORY_MIB", value_name = "MIB", default_value_t = Limits::default().memory_bytes / (1024 * 1024))]
+    pub memory_mib: usize,
+
+    /// Wall-clock deadline of the whole operation, in seconds.
+    #[arg(long, global = true, env = "HOSTBILL_MODULE_DEADLINE_SECS", value_name = "SECS", default_value_t = Limits::default().deadline.as_secs_f64())]
+    pub deadline_secs: f64,
+
+    /// Ceiling on each outgoing request's connect timeout, in seconds.
+    #[arg(long, global = true, env = "HOSTBILL_MODULE_CONNECT_TIMEOUT_SECS", value_name = "SECS", default_value_t = Limits::default().connect_timeout.as_secs_f64())]
+    pub connect_timeout_secs: f64,
+
+    /// Ceiling on each outgoing request's read timeouts (first byte, between bytes), in seconds.
+    #[arg(long, global = true, env = "HOSTBILL_MODULE_READ_TIMEOUT_SECS", value_name = "SECS", default_value_t = Limits::default().read_timeout.as_secs_f64())]
+    pub read_timeout_secs: f64,
+
+    /// Pretty-print the JSON report.
+    #[arg(long, global = true)]
+    pub pretty: bool,
+}
+
+impl Global {
+    /// The limits these options describe; each value must be positive.
+    pub fn limits(&self) -> Result<Limits, String> {
+        let secs = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(format!(
+                    "--{name} must be between 0 and 86400 seconds, got {v}"
+                ))
+            }
+        };
+        if self.memory_mib == 0 || self.memory_mib > 4096 {
+            return Err(format!(
+                "--memory-mib must be between 1 and 4096, got {}",
+                self.memory_mib
+            ));
+        }
+        Ok(Limits {
+            memory_bytes: self.memory_mib * 1024 * 1024,
+            deadline: secs("deadline-secs", self.deadline_secs)?,
+            connect_timeout: secs("connect-timeout-secs", self.connect_timeout_secs)?,
+            read_timeout: secs("read-timeout-secs", self.read_timeout_secs)?,
+        })
+    }
+}
+
+/// The operations.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the module's name, version, WIT package version and the App fields it uses.
+    Info,
+    /// Check that the App settings reach the API and the credentials work. Stdin: {"app": {...}}
+    TestConnection,
+    /// Link a new HostBill account. Stdin: {"app": {...}, "account": {...}}
+    Create,
+    /// Suspend the account remotely. Stdin: {"app": {...}, "account": {...}}
+    Suspend,
+    /// Unsuspend the account remotely. Stdin: {"app": {...}, "account": {...}}
+    Unsuspend,
+    /// Terminate the account (what it does remotely is the module's policy). Stdin: {"app": {...}, "account": {...}}
+    Terminate,
+    /// Decide, per account, the HostBill status to record. Stdin: {"app": {...}, "accounts": [...]}
+    Sync(SyncArgs),
+}
+
+/// Options of `sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Most requests the module may have in flight at once.
+    #[arg(long, env = "HOSTBILL_MODULE_MAX_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub max_concurrency: u32,
+}
+
+impl Command {
+    /// The operation's name, as printed in reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Info => "info",
+            Command::TestConnection => "test-connection",
+            Command::Create => "create",
+            Command::Suspend => "suspend",
+            Command::Unsuspend => "unsuspend",
+            Command::Terminate => "terminate",
+            Command::Sync(_) => "sync",
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! Runs one command: parses its request, calls the module in the sandbox, and turns the result
+//! into a [`Report`] and an [`Exit`] code.
+
+use std::time::Instant;
+
+use serde_json::{Map, Value, json};
+
+use crate::bindings::hostbill::provisioning::types as wit;
+use crate::bindings::{WIT_PACKAGE, WIT_VERSION};
+use crate::cli::Command;
+use crate::report::{ErrorKind, ErrorReport, Exit, ModuleRef, Report};
+use crate::request::{self, AccountRequest, AppRequest, SyncRequest};
+use crate::runtime::{Fault, Runtime};
+use crate::sandbox::limits::Limits;
+use crate::sandbox::{SandboxState, Source};
+use crate::scrub::Scrubber;
+
+/// A parsed request, ready to run.
+pub enum Request {
+    None,
+    App(wit::AppSettings),
+    Account(wit::AppSettings, wit::Account),
+    Sync(wit::AppSettings, Vec<wit::Account>, wit::SyncOptions),
+}
+
+impl Request {
+    /// Parses stdin for `command`.
+    pub fn parse(command: &Command, stdin: &[u8]) -> Result<Request, String> {
+        Ok(match command {
+            Command::Info => Request::None,
+            Command::TestConnection => {
+                Request::App(request::parse::<AppRequest>(stdin)?.app.into())
+            }
+            Command::Create | Command::Suspend | Command::Unsuspend | Command::Terminate => {
+                let r: AccountRequest = request::parse(stdin)?;
+                Request::Account(r.app.into(), r.account.into())
+            }
+            Command::Sync(args) => {
+                let r: SyncRequest = request::parse(stdin)?;
+                let options = wit::SyncOptions {
+                    max_concurrency: args.max_concurrency,
+                };
+                Request::Sync(
+                    r.app.into(),
+                    r.accounts.into_iter().map(Into::into).collect(),
+                    options,
+                )
+            }
+        })
+    }
+
+    fn app(&self) -> Option<&wit::AppSettings> {
+        match self {
+            Request::None => None,
+            Request::App(app) | Request::Account(app, _) | Request::Sync(app, _, _) => Some(app),
+        }
+    }
+}
+
+/// The result of a module call, before it becomes a report.
+enum Output {
+    Info,
+    Outcome(Result<wit::Outcome, wit::ModuleError>),
+    Checks(Result<wit::ConnectionReport, wit::ModuleError>),
+    Sync(Result<wit::SyncReport, wit::ModuleError>),
+}
+
+/// Runs `request` through `runtime`; returns the report, the scrubber for it, and the exit code.
+pub async fn run(
+    operation: &'static str,
+    runtime: &Runtime,
+    request: Request,
+    limits: &Limits,
+) -> (Report, Scrubber, Exit) {
+    let started = Instant::now();
+    let (result, store) = runtime
+        .run(request.app(), limits, async |module, store| {
+            let m = module.hostbill_provisioning_module();
+            Ok(match &request {
+                Request::None => Output::Info,
+                Request::App(app) => {
+                    Output::Checks(m.call_test_connection(&mut *store, app).await?)
+                }
+                Request::Account(app, account) => Output::Outcome(match operation {
+                    "create" => m.call_create(&mut *store, app, account).await?,
+                    "suspend" => m.call_suspend(&mut *store, app, account).await?,
+                    "unsuspend" => m.call_unsuspend(&mut *store, app, account).await?,
+                    "terminate" => m.call_terminate(&mut *store, app, account).await?,
+                    other => unreachable!("{other} takes no account"),
+                }),
+                Request::Sync(app, accounts, options) => {
+                    Output::Sync(m.call_sync(&mut *store, app, accounts, *options).await?)
+                }
+            })
+        })
+        .await;
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+
+    let mut report = Report::new(operation);
+    let info = result.as_ref().ok().map(|(info, _)| info.clone());
+    let scrubber = secrets(request.app(), info.as_ref());
+    let exit = match result {
+        Err(fault) => {
+            let (kind, message) = match fault {
+                Fault::Refused(m) => (ErrorKind::ModuleRefused, m),
+                Fault::Trapped(m) => (ErrorKind::ModuleTrapped, m),
+            };
+            report.error = Some(ErrorReport::new(kind, message));
+            Exit::ModuleFault
+        }
+        Ok((info, output)) => {
+            report.module = Some(ModuleRef {
+                name: info.name.clone(),
+                version: info.version.clone(),
+            });
+            fill(&mut report, &info, output, elapsed_ms)
+        }
+    };
+    let exit = collect_logs(&mut report, store.into_data(), exit);
+    (report, scrubber, exit)
+}
+
+/// Puts a module's output into the report; returns the exit code it implies.
+fn fill(report: &mut Report, info: &wit::ModuleInfo, output: Output, elapsed_ms: u64) -> Exit {
+    let p = &mut report.payload;
+    match output {
+        Output::Info => {
+            p.insert("info".into(), info_json(info));
+            Exit::Success
+        }
+        Output::Outcome(Ok(outcome)) => {
+            p.insert(
+                "outcome".into(),
+                json!({"message": outcome.message, "facts": facts(&outcome.facts), "changed_remote": outcome.changed_remote}),
+            );
+            Exit::Success
+        }
+        Output::Checks(Ok(checks)) => {
+            let failed: Vec<String> = checks
+                .checks
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| format!("{}: {}", c.name, c.detail))
+                .collect();
+            p.insert(
+                "checks".into(),
+                checks
+                    .checks
+                    .iter()
+                    .map(|c| json!({"name": c.name, "passed": c.passed, "detail": c.detail}))
+                    .collect(),
+            );
+            if failed.is_empty() {
+                Exit::Success
+            } else {
+                report.error = Some(ErrorReport::new(
+                    ErrorKind::ConnectionCheckFailed,
+                    failed.join("; "),
+                ));
+                Exit::OperationFailed
+            }
+        }
+        Output::Sync(Ok(sync)) => {
+            let (decisions, summary) = sync_json(&sync, elapsed_ms);
+            p.insert("decisions".into(), decisions);
+            p.insert("summary".into(), summary);
+            Exit::Success
+        }
+        Output::Outcome(Err(e)) | Output::Checks(Err(e)) | Output::Sync(Err(e)) => {
+            report.error = Some(e.into());
+            Exit::OperationFailed
+        }
+    }
+}
+
+/// Appends the module's log records and the host's own (egress refusals). A refused request
+/// turns the run into an `egress-denied` module fault, whatever the module made of it.
+fn collect_logs(report: &mut Report, state: SandboxState, exit: Exit) -> Exit {
+    let mut exit = exit;
+    report.logs = state.logs;
+    if state.logs_dropped > 0 {
+        report.logs.push(crate::sandbox::LogRecord {
+            level: "warn",
+            source: Source::Host,
+            message: format!(
+                "{} further log records from the module were dropped",
+                state.logs_dropped
+            ),
+        });
+    }
+    if let Some(first) = state.egress.denials.first() {
+        for denial in &state.egress.denials {
+            report.logs.push(crate::sandbox::LogRecord {
+                level: "error",
+                source: Source::Host,
+                message: denial.to_string(),
+            });
+        }
+        report.payload.clear();
+        report.error = Some(ErrorReport::new(
+            ErrorKind::EgressDenied,
+            format!("the module was stopped: the host {first}"),
+        ));
+        exit = Exit::ModuleFault;
+    }
+    exit
+}
+
+/// Secrets to remove from output: the App password and every field the module marks secret.
+/// Without the module's info (it failed to load or run), every free-form App field is treated
+/// as secret.
+pub fn secrets(app: Option<&wit::AppSettings>, info: Option<&wit::ModuleInfo>) -> Scrubber {
+    let Some(app) = app else {
+        return Scrubber::default();
+    };
+    let mut values: Vec<&str> = app.password.as_deref().into_iter().collect();
+    let free_form = [
+        &app.field1,
+        &app.field2,
+        &app.field3,
+        &app.field4,
+        &app.field5,
+    ];
+    match info {
+        Some(info) => {
+            for usage in info.app_fields.iter().filter(|u| u.secret) {
+                use wit::AppField::*;
+                let value = match usage.field {
+                    Host => &app.host,
+                    Ip => &app.ip,
+                    Username => &app.username,
+                    Password => &app.password,
+                    StatusUrl => &app.status_url,
+                    Field1 => free_form[0],
+                    Field2 => free_form[1],
+                    Field3 => free_form[2],
+                    Field4 => free_form[3],
+                    Field5 => free_form[4],
+                };
+                values.extend(value.as_deref());
+            }
+        }
+        None => values.extend(free_form.iter().filter_map(|f| f.as_deref())),
+    }
+    Scrubber::new(values)
+}
+
+/// Best-effort secrets from a request that failed to parse, so an error quoting it leaks nothing.
+pub fn secrets_of_raw(stdin: &[u8]) -> Scrubber {
+    let Ok(value) = serde_json::from_slice::<Value>(stdin) else {
+        return Scrubber::default();
+    };
+    let app = value.get("app");
+    let texts: Vec<String> = ["password", "field1", "field2", "field3", "field4", "field5"]
+        .iter()
+        .filter_map(|k| app?.get(k)?.as_str().map(str::to_string))
+        .collect();
+    Scrubber::new(texts.iter().map(String::as_str))
+}
+
+fn facts(facts: &[wit::Fact]) -> Value {
+    Value::Object(
+        facts
+            .iter()
+            .map(|f| (f.name.clone(), Value::from(f.value.clone())))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+fn status_name(s: wit::HostbillStatus) -> &'static str {
+    use wit::HostbillStatus::*;
+    match s {
+        Pending => "Pending",
+        Active => "Active",
+        Suspended => "Suspended",
+        Terminated => "Terminated",
+        Cancelled => "Cancelled",
+        Fraud => "Fraud",
+    }
+}
+
+fn sync_json(sync: &wit::SyncReport, elapsed_ms: u64) -> (Value, Value) {
+    let (mut unchanged, mut change, mut skipped, mut error) = (0u64, 0u64, 0u64, 0u64);
+    let decisions: Vec<Value> = sync
+        .decisions
+        .iter()
+        .map(|d| match &d.decision {
+            wit::Decision::Unchanged(f) => {
+                unchanged += 1;
+                json!({"account_id": d.account_id, "decision": "unchanged", "facts": facts(f)})
+            }
+            wit::Decision::Change(c) => {
+                change += 1;
+                json!({"account_id": d.account_id, "decision": "change", "from": status_name(c.from), "to": status_name(c.to), "facts": facts(&c.facts)})
+            }
+            wit::Decision::Skipped(reason) => {
+                skipped += 1;
+                json!({"account_id": d.account_id, "decision": "skipped", "reason": reason})
+            }
+            wit::Decision::Failed(e) => {
+                error += 1;
+                json!({"account_id": d.account_id, "decision": "error", "error": ErrorReport::from(e.clone())})
+            }
+        })
+        .collect();
+    let summary = json!({
+        "accounts": sync.decisions.len(), "unchanged": unchanged, "change": change, "skipped": skipped,
+        "error": error, "requests": sync.requests, "elapsed_ms": elapsed_ms,
+    });
+    (Value::Array(decisions), summary)
+}
+
+fn info_json(info: &wit::ModuleInfo) -> Value {
+    json!({
+        "name": info.name,
+        "version": info.version,
+        "description": info.description,
+        "wit_package": format!("{WIT_PACKAGE}@{WIT_VERSION}"),
+        "endpoint_field": field_name(info.endpoint_field),
+        "app_fields": info.app_fields.iter().map(|u| json!({
+            "field": field_name(u.field), "label": u.label, "description": u.description,
+            "required": u.required, "secret": u.secret,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The App field's column name as HostBill stores it.
+pub fn field_name(f: wit::AppField) -> &'static str {
+    use wit::AppField::*;
+    match f {
+        Host => "host",
+        Ip => "ip",
+        Username => "username",
+        Password => "password",
+        StatusUrl => "status_url",
+        Field1 => "field1",
+        Field2 => "field2",
+        Field3 => "field3",
+        Field4 => "field4",
+        Field5 => "field5",
+    }
+}

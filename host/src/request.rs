@@ -1,0 +1,297 @@
+//! The JSON request HostBill's PHP side writes to the host's stdin. Parsing errors name the field
+//! (`account.client_id: missing field`), and nothing runs until the whole request is valid.
+//!
+//! HostBill hands PHP strings for most columns, so ids accept `12` or `"12"`, and the App row
+//! accepts both key spellings HostBill uses (`host`/`hostname`, `secure`/`ssl`).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer};
+
+use crate::bindings::hostbill::provisioning::types as wit;
+
+/// The App (server) row. Unknown keys (HostBill's other columns) are ignored.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AppRow {
+    #[serde(default, alias = "hostname", deserialize_with = "opt_text")]
+    pub host: Option<String>,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub ip: Option<String>,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub username: Option<String>,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub password: Option<String>,
+    #[serde(default, alias = "ssl", deserialize_with = "flag")]
+    pub secure: bool,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub status_url: Option<String>,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub field1: Option<String>,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub field2: Option<String>,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub field3: Option<String>,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub field4: Option<String>,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub field5: Option<String>,
+}
+
+/// One HostBill account and its client's custom fields.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountRow {
+    #[serde(deserialize_with = "id")]
+    pub id: u64,
+    #[serde(deserialize_with = "id")]
+    pub client_id: u64,
+    #[serde(deserialize_with = "status")]
+    pub status: wit::HostbillStatus,
+    /// Client custom fields by code, e.g. `{"cloudpeid": "1234"}`.
+    #[serde(default, deserialize_with = "fields")]
+    pub custom_fields: BTreeMap<String, String>,
+}
+
+/// Request of an operation on one account.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountRequest {
+    pub app: AppRow,
+    pub account: AccountRow,
+}
+
+/// Request of a connection test.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppRequest {
+    pub app: AppRow,
+}
+
+/// Request of a sync.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    pub app: AppRow,
+    pub accounts: Vec<AccountRow>,
+}
+
+/// Parses `bytes` as `T`; the error names the offending field by its path.
+pub fn parse<T: de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err("the request on stdin is empty: expected a JSON object".to_string());
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let at = if path == "." {
+            String::new()
+        } else {
+            format!("{path}: ")
+        };
+        if inner.is_syntax() || inner.is_eof() {
+            format!("the request on stdin is not valid JSON: {inner}")
+        } else {
+            format!("{at}{}", strip_position(&inner.to_string()))
+        }
+    })?;
+    de.end()
+        .map_err(|e| format!("the request on stdin has trailing data: {e}"))?;
+    Ok(value)
+}
+
+fn strip_position(message: &str) -> &str {
+    message.find(" at line ").map_or(message, |i| &message[..i])
+}
+
+impl From<AppRow> for wit::AppSettings {
+    fn from(a: AppRow) -> Self {
+        wit::AppSettings {
+            host: a.host,
+            ip: a.ip,
+            username: a.username,
+            password: a.password,
+            secure: a.secure,
+            status_url: a.status_url,
+            field1: a.field1,
+            field2: a.field2,
+            field3: a.field3,
+            field4: a.field4,
+            field5: a.field5,
+        }
+    }
+}
+
+impl From<AccountRow> for wit::Account {
+    fn from(a: AccountRow) -> Self {
+        wit::Account {
+            id: a.id,
+            client_id: a.client_id,
+            status: a.status,
+            custom_fields: a
+                .custom_fields
+                .into_iter()
+                .map(|(code, value)| wit::CustomField { code, value })
+                .collect(),
+        }
+    }
+}
+
+/// A JSON scalar as text; `null` and `""` become `None`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl Scalar {
+    fn into_text(self) -> String {
+        match self {
+            Scalar::Text(s) => s,
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let value: Option<Scalar> =
+        Option::deserialize(d).map_err(|_| de::Error::custom("expected a string"))?;
+    Ok(value
+        .map(Scalar::into_text)
+        .filter(|s| !s.trim().is_empty()))
+}
+
+fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    match Option::<Scalar>::deserialize(d)
+        .map_err(|_| de::Error::custom("expected true/false, 1/0 or \"on\""))?
+    {
+        None => Ok(false),
+        Some(Scalar::Bool(b)) => Ok(b),
+        Some(Scalar::Int(i)) => Ok(i != 0),
+        Some(Scalar::Float(f)) => Ok(f != 0.0),
+        Some(Scalar::Text(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "" | "0" | "false" | "off" | "no" => Ok(false),
+            "1" | "true" | "on" | "yes" => Ok(true),
+            other => Err(de::Error::custom(format!(
+                "{other:?} is not a yes/no value"
+            ))),
+        },
+    }
+}
+
+fn id<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let value = Scalar::deserialize(d)
+        .map_err(|_| de::Error::custom("expected a positive whole number"))?;
+    let text = value.into_text();
+    match text.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(de::Error::custom(format!(
+            "{text:?} is not a positive whole number"
+        ))),
+    }
+}
+
+fn status<'de, D: Deserializer<'de>>(d: D) -> Result<wit::HostbillStatus, D::Error> {
+    use wit::HostbillStatus::*;
+    let text = String::deserialize(d)
+        .map_err(|_| de::Error::custom("expected a HostBill status string"))?;
+    Ok(match text.trim().to_ascii_lowercase().as_str() {
+        "pending" => Pending,
+        "active" => Active,
+        "suspended" => Suspended,
+        "terminated" => Terminated,
+        "cancelled" => Cancelled,
+        "fraud" => Fraud,
+        _ => {
+            return Err(de::Error::custom(format!(
+                "{text:?} is not a HostBill status (Pending, Active, Suspended, Terminated, Cancelled, Fraud)"
+            )));
+        }
+    })
+}
+
+fn fields<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    // PHP encodes an empty array as `[]`, so accept that as "no fields".
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Fields {
+        Map(BTreeMap<String, Option<Scalar>>),
+        Empty([(); 0]),
+    }
+    match Fields::deserialize(d)
+        .map_err(|_| de::Error::custom("expected an object of field code to value"))?
+    {
+        Fields::Map(map) => Ok(map
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?.into_text())))
+            .collect()),
+        Fields::Empty(_) => Ok(BTreeMap::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostbill_shaped_rows_parse() {
+        let r: AccountRequest = parse(
+            br#"{"app":{"hostname":"h","ssl":"1","status_url":"https://x","field1":"cluster","field2":"t","id":"3","name":"CloudPe"},
+                 "account":{"id":"12","client_id":7,"status":"active","custom_fields":{"cloudpeid":1234,"empty":null}}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.app.host.as_deref(), Some("h"));
+        assert!(r.app.secure);
+        assert_eq!(r.account.id, 12);
+        assert_eq!(r.account.client_id, 7);
+        assert_eq!(r.account.status, wit::HostbillStatus::Active);
+        assert_eq!(
+            r.account.custom_fields.get("cloudpeid").map(String::as_str),
+            Some("1234")
+        );
+        assert!(!r.account.custom_fields.contains_key("empty"));
+        let r: AccountRequest =
+            parse(br#"{"app":{"host":"h2"},"account":{"id":1,"client_id":2,"status":"Pending","custom_fields":[]}}"#).unwrap();
+        assert_eq!(r.app.host.as_deref(), Some("h2"));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases: [(&[u8], &str); 8] = [
+            (b"", "empty"),
+            (b"{not json", "not valid JSON"),
+            (br#"{"app":{}}"#, "missing field `account`"),
+            (
+                br#"{"app":{},"account":{"id":1,"status":"Active"}}"#,
+                "account: missing field `client_id`",
+            ),
+            (
+                br#"{"app":{},"account":{"id":"x1","client_id":2,"status":"Active"}}"#,
+                "account.id: \"x1\" is not a positive whole number",
+            ),
+            (
+                br#"{"app":{},"account":{"id":1,"client_id":2,"status":"Actve"}}"#,
+                "account.status: \"Actve\" is not a HostBill status",
+            ),
+            (
+                br#"{"app":{"ssl":"maybe"},"account":{"id":1,"client_id":2,"status":"Active"}}"#,
+                "app.ssl",
+            ),
+            (br#"{"app":{},"acount":{}}"#, "unknown field `acount`"),
+        ];
+        for (input, needle) in cases {
+            let err = parse::<AccountRequest>(input).unwrap_err();
+            assert!(
+                err.contains(needle),
+                "{}: {err}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+}

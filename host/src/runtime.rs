@@ -1,0 +1,201 @@
+//! Loading a component and running one operation in a fresh, limited store.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store, Trap};
+
+use crate::bindings::hostbill::provisioning::types as wit;
+use crate::bindings::{HostingModule, HostingModulePre, WIT_PACKAGE};
+use crate::sandbox::SandboxState;
+use crate::sandbox::egress::{EgressPolicy, Origin};
+use crate::sandbox::limits::{EPOCH_TICK, Limits};
+
+/// Why the component could not run the operation to completion.
+#[derive(Debug, thiserror::Error)]
+pub enum Fault {
+    /// The file is missing, not a component, or not a hosting module this host supports.
+    #[error("{0}")]
+    Refused(String),
+    /// The component trapped, ran out of memory or time.
+    #[error("{0}")]
+    Trapped(String),
+}
+
+/// A loaded, linked component ready to instantiate.
+pub struct Runtime {
+    engine: Engine,
+    pre: HostingModulePre<SandboxState>,
+    path: PathBuf,
+}
+
+impl Runtime {
+    /// Compiles and links the component at `path`.
+    pub fn load(path: &Path) -> Result<Runtime, Fault> {
+        let started = Instant::now();
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config)
+            .map_err(|e| Fault::Refused(format!("cannot start the wasm engine: {e:#}")))?;
+        let shown = path.display();
+        let bytes = std::fs::read(path)
+            .map_err(|e| Fault::Refused(format!("cannot read the component {shown}: {e}")))?;
+        let component = Component::from_binary(&engine, &bytes).map_err(|e| {
+            Fault::Refused(format!(
+                "{shown} is not a valid WebAssembly component: {e:#}"
+            ))
+        })?;
+        let mut linker = Linker::<SandboxState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_error)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_error)?;
+        crate::bindings::hostbill::provisioning::log::add_to_linker::<_, HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(link_error)?;
+        let not_a_module = |e: wasmtime::Error| {
+            Fault::Refused(format!(
+                "{shown} is not a {WIT_PACKAGE}/hosting-module component this host can run ({}): {e:#}",
+                targeted_version(&engine, &component).map_or(
+                    "it exports no hostbill:provisioning module".to_string(),
+                    |v| format!(
+                        "it targets {WIT_PACKAGE}@{v}, this host implements @{}",
+                        crate::bindings::WIT_VERSION
+                    )
+                )
+            ))
+        };
+        let instance_pre = linker.instantiate_pre(&component).map_err(not_a_module)?;
+        let pre = HostingModulePre::new(instance_pre).map_err(not_a_module)?;
+        tracing::debug!("component {shown} loaded in {:?}", started.elapsed());
+        Ok(Runtime {
+            engine,
+            pre,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The component's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Instantiates the component in a fresh store and runs `op` under `limits`. Egress is
+    /// closed until the module's info names its endpoint field; then it opens to that origin of
+    /// `app`. Returns the store too, for its log records and egress refusals.
+    pub async fn run<R>(
+        &self,
+        app: Option<&wit::AppSettings>,
+        limits: &Limits,
+        op: impl AsyncFnOnce(&HostingModule, &mut Store<SandboxState>) -> wasmtime::Result<R>,
+    ) -> (Result<(wit::ModuleInfo, R), Fault>, Store<SandboxState>) {
+        let mut store = Store::new(&self.engine, SandboxState::new(limits));
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(limits.deadline_ticks());
+        store.epoch_deadline_trap();
+        let ticker = EpochTicker::start(self.engine.clone());
+        let run = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            let info = instance
+                .hostbill_provisioning_module()
+                .call_info(&mut store)
+                .await?;
+            if let Some(app) = app {
+                let allowed =
+                    endpoint(app, info.endpoint_field).and_then(|url| Origin::of_url(&url).ok());
+                store.data_mut().egress =
+                    EgressPolicy::new(allowed, limits.connect_timeout, limits.read_timeout);
+            }
+            let result = op(&instance, &mut store).await?;
+            Ok::<_, wasmtime::Error>((info, result))
+        };
+        let outcome = match tokio::time::timeout(limits.deadline, run).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(classify(e, limits)),
+            Err(_) => Err(Fault::Trapped(format!(
+                "the module did not finish within the {} s deadline and was stopped",
+                limits.deadline.as_secs_f64()
+            ))),
+        };
+        drop(ticker);
+        (outcome, store)
+    }
+}
+
+fn link_error(e: wasmtime::Error) -> Fault {
+    Fault::Refused(format!("cannot set up the sandbox: {e:#}"))
+}
+
+/// The `hostbill:provisioning` version a component's `module` export targets, if any.
+pub fn targeted_version(engine: &Engine, component: &Component) -> Option<String> {
+    let prefix = format!("{WIT_PACKAGE}/module@");
+    component
+        .component_type()
+        .exports(engine)
+        .find_map(|(name, _)| name.strip_prefix(&prefix).map(str::to_string))
+}
+
+/// The value of the App field the module names as its endpoint.
+fn endpoint(app: &wit::AppSettings, field: wit::AppField) -> Option<String> {
+    use wit::AppField::*;
+    let value = match field {
+        Host => &app.host,
+        Ip => &app.ip,
+        Username => &app.username,
+        Password => &app.password,
+        StatusUrl => &app.status_url,
+        Field1 => &app.field1,
+        Field2 => &app.field2,
+        Field3 => &app.field3,
+        Field4 => &app.field4,
+        Field5 => &app.field5,
+    };
+    value.clone()
+}
+
+/// Words for a trap.
+fn classify(e: wasmtime::Error, limits: &Limits) -> Fault {
+    let text = format!("{e:#}");
+    let message = match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => format!(
+            "the module ran past its {} s deadline and was stopped",
+            limits.deadline.as_secs_f64()
+        ),
+        Some(Trap::UnreachableCodeReached) => {
+            "the module crashed (it panicked or aborted)".to_string()
+        }
+        _ if text.contains("growing memory") => format!(
+            "the module tried to use more than its {} MiB memory limit and was stopped",
+            limits.memory_bytes / (1024 * 1024)
+        ),
+        Some(trap) => format!("the module trapped: {trap}"),
+        None => format!("the module failed: {text}"),
+    };
+    Fault::Trapped(message)
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] while alive.
+struct EpochTicker {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        });
+        EpochTicker { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}

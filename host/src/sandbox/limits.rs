@@ -1,0 +1,44 @@
+//! Every limit the sandbox enforces, with its default, in one place. Each can be set on the
+//! command line or through the environment variable named in `cli.rs`.
+
+use std::time::Duration;
+
+/// Resource limits for one operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest linear memory the component may grow to (default 128 MiB).
+    pub memory_bytes: usize,
+    /// Wall-clock budget for the whole operation, instantiation included (default 120 s).
+    /// A component spinning on the CPU is stopped by epoch interruption within one tick of it.
+    pub deadline: Duration,
+    /// Ceiling on each outgoing request's connect timeout (default 10 s).
+    pub connect_timeout: Duration,
+    /// Ceiling on each outgoing request's first-byte and between-bytes timeouts (default 60 s).
+    pub read_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 128 * 1024 * 1024,
+            deadline: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How often the epoch ticks; the CPU deadline is enforced with this granularity.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Most log records kept from one operation; later ones are counted, not stored.
+pub const MAX_LOG_RECORDS: usize = 10_000;
+/// Longest log message kept; longer ones are cut.
+pub const MAX_LOG_MESSAGE_BYTES: usize = 4096;
+
+impl Limits {
+    /// The epoch ticks after which a running component is trapped.
+    pub fn deadline_ticks(&self) -> u64 {
+        (self.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+    }
+}

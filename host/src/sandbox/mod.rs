@@ -1,0 +1,122 @@
+//! The store state of one operation: WASI with nothing granted (no filesystem, environment,
+//! arguments, sockets or inherited stdio), wasi:http behind the [`egress::EgressPolicy`], memory
+//! limits, and the module's log records.
+
+pub mod egress;
+pub mod limits;
+
+use serde::Serialize;
+use wasmtime::StoreLimits;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::bindings::hostbill::provisioning::log;
+use egress::EgressPolicy;
+use limits::{Limits, MAX_LOG_MESSAGE_BYTES, MAX_LOG_RECORDS};
+
+/// Who wrote a log record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Module,
+    Host,
+}
+
+/// One log record for HostBill's system log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogRecord {
+    pub level: &'static str,
+    pub source: Source,
+    pub message: String,
+}
+
+/// Per-operation store data.
+pub struct SandboxState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    pub egress: EgressPolicy,
+    pub limits: StoreLimits,
+    pub logs: Vec<LogRecord>,
+    /// Records dropped after [`MAX_LOG_RECORDS`].
+    pub logs_dropped: usize,
+}
+
+impl SandboxState {
+    /// A sandbox that grants nothing yet: egress is closed until [`SandboxState::egress`] is set.
+    pub fn new(limits: &Limits) -> Self {
+        let mut wasi = WasiCtx::builder();
+        wasi.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }));
+        SandboxState {
+            table: ResourceTable::new(),
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            egress: EgressPolicy::new(None, limits.connect_timeout, limits.read_timeout),
+            limits: wasmtime::StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                .instances(16)
+                .tables(64)
+                .memories(16)
+                .trap_on_grow_failure(true)
+                .build(),
+            logs: Vec::new(),
+            logs_dropped: 0,
+        }
+    }
+
+    /// Adds a record, within the log limits.
+    pub fn push_log(&mut self, level: &'static str, source: Source, mut message: String) {
+        if self.logs.len() >= MAX_LOG_RECORDS {
+            self.logs_dropped += 1;
+            return;
+        }
+        if message.len() > MAX_LOG_MESSAGE_BYTES {
+            let mut cut = MAX_LOG_MESSAGE_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str("… [cut]");
+        }
+        self.logs.push(LogRecord {
+            level,
+            source,
+            message,
+        });
+    }
+}
+
+impl WasiView for SandboxState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for SandboxState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.egress,
+        }
+    }
+}
+
+impl log::Host for SandboxState {
+    fn log(&mut self, level: log::Level, message: String) {
+        let level = match level {
+            log::Level::Debug => "debug",
+            log::Level::Info => "info",
+            log::Level::Warn => "warn",
+            log::Level::Error => "error",
+        };
+        self.push_log(level, Source::Module, message);
+    }
+}

@@ -1,0 +1,83 @@
+//! Removes secrets (the App fields a module marks secret, and the App password) from everything
+//! the host prints. Applied once, at the output boundary, to every string of the response.
+
+use serde_json::Value;
+
+/// Replacement text for a secret.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// A set of secret values and the encodings they may appear in.
+#[derive(Debug, Default, Clone)]
+pub struct Scrubber {
+    needles: Vec<String>,
+}
+
+impl Scrubber {
+    /// A scrubber for `secrets`; empty values are ignored.
+    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Scrubber {
+        let mut needles = Vec::new();
+        for secret in secrets.into_iter().map(str::trim).filter(|s| !s.is_empty()) {
+            needles.push(secret.to_string());
+            // As it appears in a query string or form body, and percent-encoded.
+            let form: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+            needles.push(form.clone());
+            needles.push(form.replace('+', "%20"));
+        }
+        // Longest first, so an encoded form is replaced whole before a plain one inside it.
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        needles.dedup();
+        Scrubber { needles }
+    }
+
+    /// `text` with every secret replaced.
+    pub fn text(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for needle in &self.needles {
+            if out.contains(needle.as_str()) {
+                out = out.replace(needle.as_str(), REDACTED);
+            }
+        }
+        out
+    }
+
+    /// Scrubs every string (and object key) in a JSON value, in place.
+    pub fn json(&self, value: &mut Value) {
+        match value {
+            Value::String(s) => *s = self.text(s),
+            Value::Array(items) => items.iter_mut().for_each(|v| self.json(v)),
+            Value::Object(map) => {
+                let entries = std::mem::take(map);
+                for (key, mut v) in entries {
+                    self.json(&mut v);
+                    map.insert(self.text(&key), v);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_and_encoded_forms_are_removed() {
+        let s = Scrubber::new(["tok en/+=1", "", "  "]);
+        assert_eq!(s.text("a tok en/+=1 b"), "a [REDACTED] b");
+        assert_eq!(s.text("session=tok+en%2F%2B%3D1&x"), "session=[REDACTED]&x");
+        assert_eq!(s.text("session=tok%20en%2F%2B%3D1"), "session=[REDACTED]");
+        assert_eq!(s.text("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn json_strings_and_keys_are_scrubbed() {
+        let s = Scrubber::new(["sekrit-123"]);
+        let mut v =
+            serde_json::json!({"a": ["x sekrit-123 y", 1], "sekrit-123": {"b": "sekrit-123"}});
+        s.json(&mut v);
+        let text = v.to_string();
+        assert!(!text.contains("sekrit-123"), "{text}");
+        assert!(text.contains("x [REDACTED] y"));
+    }
+}
