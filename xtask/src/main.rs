@@ -1,1 +1,190 @@
-fn main() {}
+//! Build automation (`cargo xtask <command>`), so the repository needs no Makefile or scripts
+//! beyond `.ci/run`.
+//!
+//! - `build`: install the wasm target if missing, build the component and the host.
+//! - `test`: `build`, then run every test of the workspace against those artifacts.
+//! - `demo`: `build`, then run every operation and a sync through the host against a simulated
+//!   CloudPe, and print what happened.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+/// The component's rustc target.
+const WASM_TARGET: &str = "wasm32-wasip2";
+/// The cargo profile the component is built with (small: opt-level "s", LTO, strip).
+const COMPONENT_PROFILE: &str = "component";
+/// Test-only components (under `tests/components/`), built for the end-to-end tests.
+const TEST_COMPONENTS: &[&str] = &["egress-probe"];
+
+#[derive(Parser)]
+#[command(about = "Build, test and demo the HostBill CloudPe module")]
+struct Xtask {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build the component and the host (debug host unless --release).
+    Build {
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build, then run all tests (unit, end-to-end) against the built component and host.
+    Test {
+        /// Extra arguments for `cargo test` (after `--`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Build, then run every operation and a sync against a simulated CloudPe.
+    Demo {
+        #[arg(long)]
+        release: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    let root = workspace_root();
+    std::env::set_current_dir(&root)?;
+    match Xtask::parse().command {
+        Task::Build { release } => {
+            build(&root, release)?;
+        }
+        Task::Test { args } => {
+            let artifacts = build(&root, false)?;
+            let mut cargo = cargo();
+            cargo.args(["test", "--workspace"]).args(&args);
+            artifacts.export(&mut cargo);
+            run(&mut cargo)?;
+        }
+        Task::Demo { release } => {
+            let artifacts = build(&root, release)?;
+            let mut cargo = cargo();
+            cargo.args([
+                "run",
+                "--quiet",
+                "-p",
+                "cloudpe-e2e",
+                "--bin",
+                "cloudpe-demo",
+            ]);
+            if release {
+                cargo.arg("--release");
+            }
+            artifacts.export(&mut cargo);
+            run(&mut cargo)?;
+        }
+    }
+    Ok(())
+}
+
+/// Paths of the built component and host.
+struct Artifacts {
+    component: PathBuf,
+    host: PathBuf,
+    /// Folder of the built test-only components.
+    test_components: PathBuf,
+}
+
+impl Artifacts {
+    /// Tells tests and the demo where the artifacts are.
+    fn export(&self, cmd: &mut Command) {
+        cmd.env("CLOUDPE_COMPONENT", &self.component)
+            .env("HOSTBILL_MODULE_HOST_BIN", &self.host)
+            .env("HOSTBILL_TEST_COMPONENTS", &self.test_components);
+    }
+}
+
+fn build(root: &Path, release: bool) -> Result<Artifacts> {
+    ensure_wasm_target()?;
+    eprintln!("xtask: building the component ({WASM_TARGET}, profile {COMPONENT_PROFILE})");
+    let mut component = cargo();
+    component.args([
+        "build",
+        "--target",
+        WASM_TARGET,
+        "--profile",
+        COMPONENT_PROFILE,
+        "-p",
+        "cloudpe-guest",
+    ]);
+    for name in TEST_COMPONENTS {
+        component.args(["-p", name]);
+    }
+    run(&mut component)?;
+    let profile = if release { "release" } else { "debug" };
+    eprintln!("xtask: building the host ({profile})");
+    let mut host = cargo();
+    host.args(["build", "-p", "hostbill-module-host"]);
+    if release {
+        host.arg("--release");
+    }
+    run(&mut host)?;
+    let target = target_dir(root);
+    let components = target.join(WASM_TARGET).join(COMPONENT_PROFILE);
+    let artifacts = Artifacts {
+        component: components.join("cloudpe_guest.wasm"),
+        host: target.join(profile).join("hostbill-module-host"),
+        test_components: components,
+    };
+    for path in [&artifacts.component, &artifacts.host] {
+        if !path.is_file() {
+            bail!("the build did not produce {}", path.display());
+        }
+    }
+    Ok(artifacts)
+}
+
+/// Installs the wasm target through rustup when it is missing (a no-op otherwise).
+fn ensure_wasm_target() -> Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
+    match installed {
+        Ok(out)
+            if String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.trim() == WASM_TARGET) =>
+        {
+            Ok(())
+        }
+        Ok(_) => {
+            eprintln!("xtask: installing the {WASM_TARGET} target");
+            run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+        }
+        Err(_) => {
+            eprintln!("xtask: rustup not found; assuming the {WASM_TARGET} target is installed");
+            Ok(())
+        }
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}

@@ -46,16 +46,11 @@ impl Origin {
             "https" => 443,
             _ => return None,
         };
-        let host = uri
-            .host()?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
+        // Normalised as the `url` crate does for the App's URL (IDNA, IP literals, case).
+        let host = url::Host::parse(uri.host()?)
+            .ok()?
+            .to_string()
             .to_ascii_lowercase();
-        let host = match url::Host::parse(&host) {
-            Ok(url::Host::Ipv6(ip)) => format!("[{ip}]"),
-            Ok(other) => other.to_string(),
-            Err(_) => return None,
-        };
         Some(Origin {
             scheme,
             host,

@@ -1,0 +1,201 @@
+//! Runs the real host binary with the real component, as HostBill's PHP side does: one process
+//! per operation, JSON on stdin, JSON on stdout.
+//!
+//! `cargo xtask test` builds both and points `HOSTBILL_MODULE_HOST_BIN` and `CLOUDPE_COMPONENT`
+//! at them; without those variables the default build paths under `target/` are used.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// Longest a host process may run in a test before it is killed.
+pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The host binary and the component it runs.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub bin: PathBuf,
+    pub component: PathBuf,
+}
+
+/// What one host process did.
+#[derive(Debug, Clone)]
+pub struct HostRun {
+    /// Exit code (`-1` when killed by a signal or the timeout).
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// stdout parsed as JSON (`Value::Null` if it was not JSON).
+    pub json: Value,
+    pub elapsed: Duration,
+}
+
+impl HostRun {
+    /// `error.kind` of the report, if any.
+    pub fn error_kind(&self) -> Option<&str> {
+        self.json.pointer("/error/kind").and_then(Value::as_str)
+    }
+
+    /// `error.message` of the report, or "".
+    pub fn error_message(&self) -> &str {
+        self.json
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    /// Everything the process printed.
+    pub fn all_output(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the workspace")
+        .to_path_buf()
+}
+
+impl Host {
+    /// The artifacts named by the environment, or the default build paths.
+    pub fn from_env() -> Host {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join("target"));
+        let pick = |var: &str, default: PathBuf| {
+            std::env::var_os(var).map(PathBuf::from).unwrap_or(default)
+        };
+        let host = Host {
+            bin: pick(
+                "HOSTBILL_MODULE_HOST_BIN",
+                target.join("debug/hostbill-module-host"),
+            ),
+            component: pick(
+                "CLOUDPE_COMPONENT",
+                target.join("wasm32-wasip2/component/cloudpe_guest.wasm"),
+            ),
+        };
+        for path in [&host.bin, &host.component] {
+            assert!(
+                path.is_file(),
+                "{} does not exist: run the tests with `cargo xtask test`, which builds it",
+                path.display()
+            );
+        }
+        host
+    }
+
+    /// A test-only component from `tests/components/` (e.g. `egress-probe`), with the same host.
+    pub fn with_test_component(&self, name: &str) -> Host {
+        let dir = std::env::var_os("HOSTBILL_TEST_COMPONENTS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                self.component
+                    .parent()
+                    .expect("component folder")
+                    .to_path_buf()
+            });
+        let component = dir.join(format!("{}.wasm", name.replace('-', "_")));
+        assert!(
+            component.is_file(),
+            "{} does not exist: run the tests with `cargo xtask test`",
+            component.display()
+        );
+        Host {
+            bin: self.bin.clone(),
+            component,
+        }
+    }
+
+    /// Runs `operation` with `request` on stdin.
+    pub fn run(&self, operation: &str, request: &Value) -> HostRun {
+        self.run_args(&[operation], request.to_string().as_bytes(), &[])
+    }
+
+    /// Runs the host with `args` (the component flag is added), `stdin` and extra environment.
+    pub fn run_args(&self, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> HostRun {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args).arg("--component").arg(&self.component);
+        self.spawn(cmd, stdin, env)
+    }
+
+    /// Runs the host with exactly `args` (no component flag).
+    pub fn run_bare(&self, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> HostRun {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args);
+        self.spawn(cmd, stdin, env)
+    }
+
+    fn spawn(&self, mut cmd: Command, stdin: &[u8], env: &[(&str, &str)]) -> HostRun {
+        cmd.env_remove("HOSTBILL_MODULE_COMPONENT")
+            .env_remove("RUST_BACKTRACE");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let started = Instant::now();
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
+        let mut input = child.stdin.take().expect("piped");
+        let stdin = stdin.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = input.write_all(&stdin);
+        });
+        let mut out = child.stdout.take().expect("piped");
+        let mut err = child.stderr.take().expect("piped");
+        let reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = out.read_to_string(&mut s);
+            s
+        });
+        let err_reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        let code = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status.code().unwrap_or(-1);
+            }
+            if started.elapsed() > PROCESS_TIMEOUT {
+                let _ = child.kill();
+                let _ = child.wait();
+                break -1;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let elapsed = started.elapsed();
+        let _ = writer.join();
+        let stdout = reader.join().unwrap_or_default();
+        let stderr = err_reader.join().unwrap_or_default();
+        let json = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
+        HostRun {
+            code,
+            stdout,
+            stderr,
+            json,
+            elapsed,
+        }
+    }
+}
+
+/// An App row as HostBill's `$connect` holds it, pointing at `url`.
+pub fn app(url: &str, session: &str) -> Value {
+    json!({"host": "127.0.0.1", "status_url": url, "field1": "cluster", "field2": session})
+}
+
+/// An account row; `cloudpeid` of `None` leaves the custom field out.
+pub fn account(id: u64, client_id: u64, status: &str, cloudpeid: Option<&str>) -> Value {
+    let fields = match cloudpeid {
+        Some(uid) => json!({"cloudpeid": uid}),
+        None => json!({}),
+    };
+    json!({"id": id, "client_id": client_id, "status": status, "custom_fields": fields})
+}

@@ -1,0 +1,265 @@
+//! The three CloudPe methods, as pure functions over the simulator's state and a request's
+//! parameters. Every API-level outcome is an HTTP 200 JSON envelope.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::accounts::Account;
+
+/// `result` for a session CloudPe does not accept (inference in cloudpe-api.md).
+pub const RESULT_SESSION_INVALID: i64 = 702;
+/// `result` for a missing resource.
+pub const RESULT_NOT_FOUND: i64 = 5;
+/// `result` for a generic failure (e.g. a bad parameter).
+pub const RESULT_FAILURE: i64 = 1;
+
+/// What the API knows.
+#[derive(Debug, Clone, Default)]
+pub struct ApiState {
+    pub appid: String,
+    pub session: String,
+    pub accounts: BTreeMap<u64, Account>,
+    /// Successful `setaccountstatus` calls, in order.
+    pub status_changes: Vec<(u64, i64)>,
+}
+
+/// The API methods the simulator serves.
+pub const METHODS: [(&str, &str); 3] = [
+    ("marketplace/app", "getchecksum"),
+    ("billing/account", "getaccounts"),
+    ("billing/account", "setaccountstatus"),
+];
+
+fn failure(result: i64, error: String) -> Value {
+    json!({"result": result, "error": error, "source": "JEL"})
+}
+
+type Params = BTreeMap<String, String>;
+
+/// Answers `method` (lower case) with `params`.
+pub fn call(state: &mut ApiState, method: &str, params: &Params) -> Value {
+    let session = params.get("session").map(String::as_str).unwrap_or("");
+    let session_ok = !state.session.is_empty() && session == state.session;
+    let appid_ok = params.get("appid").is_some_and(|a| *a == state.appid);
+    // CloudPe echoes the rejected session in its error text; clients must scrub it.
+    let rejected = || {
+        failure(
+            RESULT_SESSION_INVALID,
+            format!("session [{session}] is not valid"),
+        )
+    };
+    match method {
+        "getchecksum" if session_ok || appid_ok => {
+            json!({"result": 0, "checksum": format!("{:016x}", state.accounts.len() as u64 * 0x9e37_79b9 + 0x5eed)})
+        }
+        "getchecksum" => rejected(),
+        _ if !session_ok => rejected(),
+        "getaccounts" => get_accounts(state, params).unwrap_or_else(|e| failure(RESULT_FAILURE, e)),
+        "setaccountstatus" => set_account_status(state, params).unwrap_or_else(|e| e),
+        other => failure(1702, format!("method [{other}] not found")),
+    }
+}
+
+fn number(params: &Params, name: &str) -> Result<Option<u64>, String> {
+    match params.get(name).map(|v| v.trim()) {
+        None | Some("") => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("parameter [{name}] must be a number, got [{v}]")),
+    }
+}
+
+fn get_accounts(state: &ApiState, params: &Params) -> Result<Value, String> {
+    let filter = match params.get("filterField").map(|f| f.as_str()) {
+        None | Some("") => None,
+        Some(f @ ("uid" | "email" | "group")) => {
+            Some((f, params.get("filterValue").cloned().unwrap_or_default()))
+        }
+        Some(other) => return Err(format!("unknown filterField [{other}]")),
+    };
+    // Undocumented in VAP; a substring match is the cautious assumption (a uid 12 lookup also
+    // returns 120, 312, ...).
+    let matches = |a: &Account| match &filter {
+        None => true,
+        Some(("uid", v)) => a.uid.to_string().contains(v.as_str()),
+        Some(("email", v)) => a.email.contains(v.as_str()),
+        Some((_, v)) => a.group.contains(v.as_str()),
+    };
+    let mut found: Vec<&Account> = state.accounts.values().filter(|a| matches(a)).collect();
+    match params.get("orderField").map(String::as_str) {
+        None | Some("") | Some("uid") => {}
+        Some("email") => found.sort_by(|a, b| a.email.cmp(&b.email)),
+        Some(other) => return Err(format!("unknown orderField [{other}]")),
+    }
+    match params
+        .get("orderDirection")
+        .map(|d| d.to_ascii_uppercase())
+        .as_deref()
+    {
+        None | Some("") | Some("ASC") => {}
+        Some("DESC") => found.reverse(),
+        Some(other) => return Err(format!("orderDirection must be ASC or DESC, got [{other}]")),
+    }
+    let total = found.len();
+    let start = number(params, "startRow")?.unwrap_or(0) as usize;
+    let count = match number(params, "resultCount")? {
+        None | Some(0) => usize::MAX,
+        Some(n) => n as usize,
+    };
+    let page: Vec<&Account> = found.into_iter().skip(start).take(count).collect();
+    Ok(json!({"result": 0, "totalCount": total, "array": page}))
+}
+
+fn set_account_status(state: &mut ApiState, params: &Params) -> Result<Value, Value> {
+    let required = |name: &str| {
+        number(params, name)
+            .map_err(|e| failure(RESULT_FAILURE, e))?
+            .ok_or_else(|| failure(RESULT_FAILURE, format!("parameter [{name}] is required")))
+    };
+    let uid = required("uid")?;
+    let status = required("status")? as i64;
+    if !(1..=4).contains(&status) {
+        return Err(failure(
+            RESULT_FAILURE,
+            format!("invalid status [{status}]"),
+        ));
+    }
+    let account = state
+        .accounts
+        .get_mut(&uid)
+        .ok_or_else(|| failure(RESULT_NOT_FOUND, format!("user with uid [{uid}] not found")))?;
+    account.status = status; // setting the current status again succeeds: idempotent
+    state.status_changes.push((uid, status));
+    Ok(json!({"result": 0}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> ApiState {
+        let accounts = [12, 120, 312, 13]
+            .into_iter()
+            .map(|uid| (uid, Account::new(uid, 1)))
+            .collect();
+        ApiState {
+            appid: "cluster".into(),
+            session: "tok".into(),
+            accounts,
+            status_changes: vec![],
+        }
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        let mut p: Params = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        p.entry("appid".into()).or_insert("cluster".into());
+        p.entry("session".into()).or_insert("tok".into());
+        p
+    }
+
+    fn uids(v: &Value) -> Vec<u64> {
+        v["array"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["uid"].as_u64().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn uid_filter_is_a_substring_match() {
+        let v = call(
+            &mut state(),
+            "getaccounts",
+            &params(&[("filterField", "uid"), ("filterValue", "12")]),
+        );
+        assert_eq!(v["result"], 0);
+        assert_eq!(uids(&v), [12, 120, 312]);
+        assert_eq!(v["totalCount"], 3);
+    }
+
+    #[test]
+    fn paging_keeps_the_total() {
+        let mut s = state();
+        let v = call(
+            &mut s,
+            "getaccounts",
+            &params(&[("startRow", "1"), ("resultCount", "2")]),
+        );
+        assert_eq!(uids(&v), [13, 120]);
+        assert_eq!(v["totalCount"], 4);
+        let v = call(
+            &mut s,
+            "getaccounts",
+            &params(&[("orderDirection", "DESC"), ("resultCount", "1")]),
+        );
+        assert_eq!(uids(&v), [312]);
+        let v = call(&mut s, "getaccounts", &params(&[("startRow", "x")]));
+        assert_eq!(v["result"], 1);
+        assert!(v["error"].as_str().unwrap().contains("startRow"));
+    }
+
+    #[test]
+    fn checksum_accepts_appid_or_session_but_admin_calls_need_the_session() {
+        let mut s = state();
+        let v = call(&mut s, "getchecksum", &params(&[("session", "bad")]));
+        assert_eq!(v["result"], 0);
+        let v = call(
+            &mut s,
+            "getchecksum",
+            &params(&[("session", "bad"), ("appid", "x")]),
+        );
+        assert_eq!(v["result"], 702);
+        let v = call(&mut s, "getaccounts", &params(&[("session", "bad-one")]));
+        assert_eq!(v["result"], 702);
+        assert_eq!(v["error"], "session [bad-one] is not valid");
+        assert_eq!(
+            call(
+                &mut s,
+                "setaccountstatus",
+                &params(&[("session", ""), ("uid", "12"), ("status", "2")])
+            )["result"],
+            702
+        );
+        assert!(s.status_changes.is_empty());
+    }
+
+    #[test]
+    fn set_status_is_idempotent_and_validated() {
+        let mut s = state();
+        for _ in 0..2 {
+            assert_eq!(
+                call(
+                    &mut s,
+                    "setaccountstatus",
+                    &params(&[("uid", "12"), ("status", "2")])
+                ),
+                json!({"result": 0})
+            );
+        }
+        assert_eq!(s.accounts[&12].status, 2);
+        assert_eq!(s.status_changes, [(12, 2), (12, 2)]);
+        assert_eq!(
+            call(
+                &mut s,
+                "setaccountstatus",
+                &params(&[("uid", "99"), ("status", "2")])
+            )["result"],
+            5
+        );
+        let v = call(
+            &mut s,
+            "setaccountstatus",
+            &params(&[("uid", "12"), ("status", "7")]),
+        );
+        assert_eq!(v["result"], 1);
+        let v = call(&mut s, "setaccountstatus", &params(&[("status", "1")]));
+        assert!(v["error"].as_str().unwrap().contains("[uid]"));
+        assert_eq!(s.status_changes.len(), 2);
+    }
+}

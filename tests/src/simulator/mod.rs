@@ -1,0 +1,208 @@
+//! A simulated CloudPe (Virtuozzo Application Platform admin API), faithful to
+//! `shared/docs/cloudpe-api.md`: the three methods the module uses, GET and POST, substring
+//! `filterField` matching, paging with `totalCount`, HTTP 200 error envelopes, 404 for unknown
+//! paths, session checks, and idempotent status changes. Knobs add latency and faults.
+//!
+//! It runs its own tokio runtime on a background thread, so synchronous tests can use it, binds
+//! 127.0.0.1 only, and stops (closing every connection) when dropped.
+//!
+//! ```no_run
+//! use cloudpe_e2e::{Account, SimConfig, Simulator};
+//! let sim = Simulator::start(SimConfig { accounts: vec![Account::new(12, 1)], ..SimConfig::default() }).unwrap();
+//! println!("{}", sim.api_url()); // http://127.0.0.1:PORT/1.0
+//! ```
+
+mod accounts;
+mod api;
+mod faults;
+mod server;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use accounts::{Account, population, sample_accounts};
+pub use faults::{FaultKind, FaultRule};
+
+/// How the simulator starts.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The `appid` `getchecksum` accepts.
+    pub appid: String,
+    /// The admin session token every admin call must carry.
+    pub session: String,
+    /// Delay before every answer.
+    pub latency: Duration,
+    pub accounts: Vec<Account>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            appid: "cluster".to_string(),
+            session: "sim-session-token-3f9a1c".to_string(),
+            latency: Duration::ZERO,
+            accounts: Vec::new(),
+        }
+    }
+}
+
+/// A request as the simulator received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    /// `GET` or `POST`.
+    pub http_method: String,
+    /// Lower-case last path segment, e.g. `getaccounts`.
+    pub api_method: String,
+    /// Path and query string as sent.
+    pub path: String,
+    /// Query and form parameters merged (form wins), the session included.
+    pub params: BTreeMap<String, String>,
+}
+
+struct State {
+    api: api::ApiState,
+    latency: Duration,
+    faults: Vec<FaultRule>,
+    requests: Vec<RecordedRequest>,
+}
+
+/// State shared with the server tasks.
+struct Shared {
+    state: Mutex<State>,
+    connections: AtomicUsize,
+}
+
+/// A running simulator.
+pub struct Simulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Simulator {
+    /// Starts serving on an ephemeral port of 127.0.0.1.
+    pub fn start(config: SimConfig) -> std::io::Result<Simulator> {
+        Self::start_on(config, 0)
+    }
+
+    /// Starts serving on `port` of 127.0.0.1 (0 picks a free one).
+    pub fn start_on(config: SimConfig, port: u16) -> std::io::Result<Simulator> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                api: api::ApiState {
+                    appid: config.appid,
+                    session: config.session,
+                    accounts: config.accounts.into_iter().map(|a| (a.uid, a)).collect(),
+                    status_changes: Vec::new(),
+                },
+                latency: config.latency,
+                faults: Vec::new(),
+                requests: Vec::new(),
+            }),
+            connections: AtomicUsize::new(0),
+        });
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let server_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("cloudpe-sim".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => server::serve(listener, server_shared, stopped).await,
+                        Err(e) => eprintln!("cloudpe-sim: cannot listen: {e}"),
+                    }
+                });
+                // Dropping the runtime cancels every connection task, held (Timeout) ones included.
+                runtime.shutdown_timeout(Duration::from_millis(100));
+            })?;
+        Ok(Simulator {
+            addr,
+            shared,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.shared.state.lock().expect("simulator state")
+    }
+
+    /// `http://127.0.0.1:PORT` (no trailing slash, no `/1.0`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// [`Simulator::base_url`] + `/1.0`, the API root.
+    pub fn api_url(&self) -> String {
+        format!("{}/1.0", self.base_url())
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Sets the delay before every answer.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state().latency = latency;
+    }
+
+    /// Adds a fault rule (rules are tried in the order added).
+    pub fn add_fault(&self, rule: FaultRule) {
+        self.state().faults.push(rule);
+    }
+
+    pub fn clear_faults(&self) {
+        self.state().faults.clear();
+    }
+
+    /// The account with `uid`, as stored now.
+    pub fn account(&self, uid: u64) -> Option<Account> {
+        self.state().api.accounts.get(&uid).cloned()
+    }
+
+    /// Adds or replaces an account.
+    pub fn upsert_account(&self, account: Account) {
+        self.state().api.accounts.insert(account.uid, account);
+    }
+
+    /// Every request received, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state().requests.clone()
+    }
+
+    pub fn request_count(&self) -> usize {
+        self.state().requests.len()
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connection_count(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// Successful `setaccountstatus` calls (uid, status), in order.
+    pub fn status_changes(&self) -> Vec<(u64, i64)> {
+        self.state().api.status_changes.clone()
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The HTTP side: accepts connections on 127.0.0.1, parses GET query strings and POST form
+//! bodies, applies latency and faults, and routes to [`super::api`].
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::TcpStream as StdTcpStream;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use super::api::{self, METHODS};
+use super::faults::{self, FaultKind};
+use super::{RecordedRequest, Shared};
+
+/// Largest request body read.
+const MAX_BODY: usize = 1024 * 1024;
+
+const BAD_GATEWAY_PAGE: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+
+/// The connection must be reset rather than answered.
+#[derive(Debug)]
+struct ResetConnection;
+
+impl std::fmt::Display for ResetConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection reset by fault injection")
+    }
+}
+
+impl std::error::Error for ResetConnection {}
+
+/// Accepts connections until `stop` fires.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    loop {
+        let stream = tokio::select! {
+            _ = &mut stop => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+        };
+        shared.connections.fetch_add(1, Ordering::SeqCst);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            // A second handle on the socket, so a Reset fault can arm SO_LINGER=0: the kernel then
+            // sends RST when hyper drops the connection.
+            let Ok(std_stream) = stream.into_std() else {
+                return;
+            };
+            let Ok(handle) = std_stream.try_clone() else {
+                return;
+            };
+            let handle = Arc::new(handle);
+            let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) else {
+                return;
+            };
+            let service = hyper::service::service_fn(move |req| {
+                let shared = shared.clone();
+                let handle = handle.clone();
+                async move { respond(req, &shared, &handle).await }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn text(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(body.into()))
+        .expect("valid response")
+}
+
+async fn respond(
+    req: Request<Incoming>,
+    shared: &Shared,
+    socket: &StdTcpStream,
+) -> Result<Response<Full<Bytes>>, ResetConnection> {
+    let http_method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return Ok(text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "text/plain",
+                "request body too large",
+            ));
+        }
+    };
+    let mut params: BTreeMap<String, String> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    params.extend(form_urlencoded::parse(&body).into_owned());
+    let method = route(&path);
+
+    let (latency, fault) = {
+        let mut state = shared.state.lock().expect("simulator state");
+        state.requests.push(RecordedRequest {
+            http_method: http_method.clone(),
+            api_method: path.rsplit('/').next().unwrap_or("").to_ascii_lowercase(),
+            path: if query.is_empty() {
+                path.clone()
+            } else {
+                format!("{path}?{query}")
+            },
+            params: params.clone(),
+        });
+        let fault = method.and_then(|m| faults::take(&mut state.faults, m, &params));
+        (state.latency, fault)
+    };
+    if latency > Duration::ZERO {
+        tokio::time::sleep(latency).await;
+    }
+    let Some(method) = method else {
+        return Ok(text(StatusCode::NOT_FOUND, "text/plain", "404 Not Found"));
+    };
+    if !matches!(http_method.as_str(), "GET" | "POST") {
+        return Ok(text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "405 Method Not Allowed",
+        ));
+    }
+    match fault {
+        None => {}
+        Some(FaultKind::Http500) => {
+            return Ok(text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                "Internal Server Error",
+            ));
+        }
+        Some(FaultKind::Html502) => {
+            return Ok(text(StatusCode::BAD_GATEWAY, "text/html", BAD_GATEWAY_PAGE));
+        }
+        Some(FaultKind::Timeout) => {
+            let never: Infallible = std::future::pending().await;
+            match never {}
+        }
+        Some(FaultKind::Reset) => {
+            let _ = socket2::SockRef::from(socket).set_linger(Some(Duration::ZERO));
+            return Err(ResetConnection);
+        }
+        Some(FaultKind::ApiError { result, error }) => {
+            let reply = serde_json::json!({"result": result, "error": error, "source": "JEL"});
+            return Ok(text(StatusCode::OK, "application/json", reply.to_string()));
+        }
+        Some(FaultKind::TruncatedJson) => {
+            let reply = answer(shared, method, &params);
+            let cut = reply.len() / 2;
+            return Ok(text(
+                StatusCode::OK,
+                "application/json",
+                reply[..cut].to_string(),
+            ));
+        }
+    }
+    Ok(text(
+        StatusCode::OK,
+        "application/json",
+        answer(shared, method, &params),
+    ))
+}
+
+fn answer(shared: &Shared, method: &str, params: &BTreeMap<String, String>) -> String {
+    let mut state = shared.state.lock().expect("simulator state");
+    api::call(&mut state.api, method, params).to_string()
+}
+
+/// The API method a path names, if it is one the simulator serves under `/1.0/`.
+fn route(path: &str) -> Option<&'static str> {
+    let rest = path.strip_prefix("/1.0/")?;
+    let (service, method) = rest.rsplit_once("/rest/")?;
+    METHODS
+        .iter()
+        .find(|(s, m)| *s == service && m.eq_ignore_ascii_case(method))
+        .map(|(_, m)| *m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route;
+
+    #[test]
+    fn routes() {
+        assert_eq!(
+            route("/1.0/billing/account/rest/getaccounts"),
+            Some("getaccounts")
+        );
+        assert_eq!(
+            route("/1.0/billing/account/rest/GetAccounts"),
+            Some("getaccounts")
+        );
+        assert_eq!(
+            route("/1.0/marketplace/app/rest/getchecksum"),
+            Some("getchecksum")
+        );
+        assert_eq!(route("/billing/account/rest/getaccounts"), None);
+        assert_eq!(route("/1.0/billing/account/rest/deleteaccount"), None);
+        assert_eq!(route("/1.0/marketplace/app/rest/getaccounts"), None);
+    }
+}
