@@ -61,13 +61,13 @@ fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
         );
     };
     let mut stdin = Vec::new();
-    if !matches!(cli.command, Command::Info) {
-        if let Err(e) = std::io::stdin().read_to_end(&mut stdin) {
-            return bad_input(
-                format!("cannot read the request from stdin: {e}"),
-                Scrubber::default(),
-            );
-        }
+    if !matches!(cli.command, Command::Info)
+        && let Err(e) = std::io::stdin().read_to_end(&mut stdin)
+    {
+        return bad_input(
+            format!("cannot read the request from stdin: {e}"),
+            Scrubber::default(),
+        );
     }
     let request = match operation::Request::parse(&cli.command, &stdin) {
         Ok(request) => request,
