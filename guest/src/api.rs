@@ -1,6 +1,7 @@
 //! The CloudPe calls this module makes: where each request is built and each reply is read.
 
 use std::cell::Cell;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -81,15 +82,65 @@ pub struct CloudPe<'a, P: Platform> {
     settings: &'a Settings,
     platform: &'a P,
     requests: Cell<u32>,
+    /// Requests expected in the current long operation, for progress reports.
+    expected: Cell<u32>,
+}
+
+/// How failed reads are retried: exponential backoff from `base_delay`, capped at `max_delay`,
+/// each delay drawn uniformly from its upper half (jitter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included (1 = no retry).
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// `max_attempts` attempts with the default delays (200 ms doubling, at most 3 s).
+    pub fn attempts(max_attempts: u32) -> Self {
+        RetryPolicy {
+            max_attempts: max_attempts.max(1),
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(3),
+        }
+    }
+
+    /// The delay before retry number `retry` (1-based), given a random number.
+    pub fn delay(&self, retry: u32, random: u64) -> Duration {
+        let ceiling = self.base_delay.saturating_mul(1 << retry.saturating_sub(1).min(16)).min(self.max_delay);
+        let half = ceiling / 2;
+        let jitter_ns = random % (half.as_nanos() as u64 + 1);
+        half + Duration::from_nanos(jitter_ns)
+    }
+}
+
+/// Whether a failed read is worth repeating: transport failures and CloudPe's internal-error and
+/// timeout codes are; authentication, configuration and not-found answers are not.
+pub fn is_retryable(error: &ModuleError) -> bool {
+    match error {
+        ModuleError::Transport(_) => true,
+        ModuleError::RemoteApi { code, .. } => {
+            *code == envelope::RESULT_INTERNAL_ERROR || *code == envelope::RESULT_TIMEOUT
+        }
+        _ => false,
+    }
 }
 
 impl<'a, P: Platform> CloudPe<'a, P> {
     pub fn new(settings: &'a Settings, platform: &'a P) -> Self {
-        CloudPe {
-            settings,
-            platform,
-            requests: Cell::new(0),
-        }
+        CloudPe { settings, platform, requests: Cell::new(0), expected: Cell::new(0) }
+    }
+
+    /// Announces `n` more requests of the current long operation (for progress reports).
+    pub fn expect_requests(&self, n: u32) {
+        self.expected.set(self.expected.get() + n);
+        self.platform.progress(self.requests.get(), self.expected.get().max(self.requests.get()));
+    }
+
+    /// Logs through the platform.
+    pub fn platform_log(&self, level: LogLevel, message: &str) {
+        self.platform.log(level, message);
     }
 
     /// HTTP requests made so far.
@@ -106,10 +157,7 @@ impl<'a, P: Platform> CloudPe<'a, P> {
             form.append_pair(name, value);
         }
         let encoded = form.finish();
-        let path = self
-            .settings
-            .base_url
-            .method_path(method.service(), method.name());
+        let path = self.settings.base_url.method_path(method.service(), method.name());
         let (path_and_query, form_body) = match method.http_method() {
             HttpMethod::Get => (format!("{path}?{encoded}"), None),
             HttpMethod::Post => (path, Some(encoded)),
@@ -135,31 +183,75 @@ impl<'a, P: Platform> CloudPe<'a, P> {
     }
 
     /// Sends one prepared request, counting and logging it (never its parameters).
-    pub fn send(
-        &self,
-        method: ApiMethod,
-        request: &HttpRequest,
-    ) -> Result<HttpResponse, TransportError> {
+    pub fn send(&self, method: ApiMethod, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
         self.requests.set(self.requests.get() + 1);
         let response = self.platform.send(request);
         self.log_exchange(method, &response);
         response
     }
 
-    /// Sends prepared requests concurrently (at most `max_in_flight` at once).
+    /// Sends prepared requests concurrently (at most `max_in_flight` at once), reporting progress.
     pub fn send_all(
         &self,
         method: ApiMethod,
         requests: &[HttpRequest],
         max_in_flight: usize,
     ) -> Vec<Result<HttpResponse, TransportError>> {
-        self.requests
-            .set(self.requests.get() + requests.len() as u32);
-        let responses = self.platform.send_all(requests, max_in_flight.max(1));
+        let mut on_done = || {
+            self.requests.set(self.requests.get() + 1);
+            let done = self.requests.get();
+            self.platform.progress(done, self.expected.get().max(done));
+        };
+        let responses = self.platform.send_all(requests, max_in_flight.max(1), &mut on_done);
         for response in &responses {
             self.log_exchange(method, response);
         }
         responses
+    }
+
+    /// Sends read requests concurrently and parses each reply, retrying the retryable failures
+    /// (all still failing ones together, after one backoff delay) up to `retry.max_attempts`.
+    pub fn fetch_all<T: serde::de::DeserializeOwned>(
+        &self,
+        method: ApiMethod,
+        requests: &[HttpRequest],
+        max_in_flight: usize,
+        retry: RetryPolicy,
+    ) -> Vec<Result<T, ModuleError>> {
+        let mut results: Vec<Option<Result<T, ModuleError>>> = (0..requests.len()).map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..requests.len()).collect();
+        for attempt in 1..=retry.max_attempts {
+            if attempt > 1 {
+                let delay = retry.delay(attempt - 1, self.platform.random_u64());
+                self.platform.log(
+                    LogLevel::Warn,
+                    &format!(
+                        "{}: retrying {} failed requests in {} ms (attempt {attempt} of {})",
+                        method.name(),
+                        pending.len(),
+                        delay.as_millis(),
+                        retry.max_attempts
+                    ),
+                );
+                self.expect_requests(pending.len() as u32);
+                self.platform.sleep(delay);
+            }
+            let batch: Vec<HttpRequest> = pending.iter().map(|&i| requests[i].clone()).collect();
+            let responses = self.send_all(method, &batch, max_in_flight);
+            let mut still_failing = Vec::new();
+            for (&index, response) in pending.iter().zip(responses) {
+                let parsed = self.read::<T>(method, response);
+                if attempt < retry.max_attempts && matches!(&parsed, Err(e) if is_retryable(e)) {
+                    still_failing.push(index);
+                }
+                results[index] = Some(parsed);
+            }
+            pending = still_failing;
+            if pending.is_empty() {
+                break;
+            }
+        }
+        results.into_iter().map(|r| r.expect("every request ran at least once")).collect()
     }
 
     /// Parses a reply to `method`.
@@ -181,17 +273,8 @@ impl<'a, P: Platform> CloudPe<'a, P> {
 
     fn log_exchange(&self, method: ApiMethod, response: &Result<HttpResponse, TransportError>) {
         let line = match response {
-            Ok(r) => format!(
-                "{} -> HTTP {} ({} bytes)",
-                method.name(),
-                r.status,
-                r.body.len()
-            ),
-            Err(e) => format!(
-                "{} -> failed: {}",
-                method.name(),
-                envelope::scrub(&e.message, &self.settings.session)
-            ),
+            Ok(r) => format!("{} -> HTTP {} ({} bytes)", method.name(), r.status, r.body.len()),
+            Err(e) => format!("{} -> failed: {}", method.name(), envelope::scrub(&e.message, &self.settings.session)),
         };
         self.platform.log(LogLevel::Debug, &line);
     }
@@ -209,10 +292,7 @@ impl<'a, P: Platform> CloudPe<'a, P> {
         start_row: u64,
         count: u64,
     ) -> Result<AccountsPage, ModuleError> {
-        self.call(
-            ApiMethod::GetAccounts,
-            &self.page_params(filter, start_row, count),
-        )
+        self.call(ApiMethod::GetAccounts, &self.page_params(filter, start_row, count))
     }
 
     /// Parameters of a `getaccounts` page.
@@ -240,8 +320,7 @@ impl<'a, P: Platform> CloudPe<'a, P> {
     pub fn find_account(&self, uid: u64) -> Result<Option<RemoteAccount>, ModuleError> {
         let mut start_row = 0;
         loop {
-            let page =
-                self.accounts_page(Some(("uid", uid.to_string())), start_row, LOOKUP_PAGE_SIZE)?;
+            let page = self.accounts_page(Some(("uid", uid.to_string())), start_row, LOOKUP_PAGE_SIZE)?;
             let fetched = page.array.len() as u64;
             if let Some(found) = page.array.into_iter().find(|a| a.uid == uid) {
                 return Ok(Some(found));
@@ -255,10 +334,7 @@ impl<'a, P: Platform> CloudPe<'a, P> {
 
     /// `setaccountstatus` (POST): sets the CloudPe status of `uid`.
     pub fn set_account_status(&self, uid: u64, status: i64) -> Result<(), ModuleError> {
-        self.call::<Empty>(
-            ApiMethod::SetAccountStatus,
-            &[("uid", uid.to_string()), ("status", status.to_string())],
-        )
-        .map(|_| ())
+        self.call::<Empty>(ApiMethod::SetAccountStatus, &[("uid", uid.to_string()), ("status", status.to_string())])
+            .map(|_| ())
     }
 }

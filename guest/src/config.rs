@@ -88,14 +88,10 @@ impl BaseUrl {
         } else if let Some(rest) = strip_prefix_ci(raw, "http://") {
             (Scheme::Http, rest)
         } else {
-            return Err(format!(
-                "Host URL {raw:?} must start with https:// (or http://)"
-            ));
+            return Err(format!("Host URL {raw:?} must start with https:// (or http://)"));
         };
         if rest.contains(['?', '#']) {
-            return Err(format!(
-                "Host URL {raw:?} must not contain a query or fragment"
-            ));
+            return Err(format!("Host URL {raw:?} must not contain a query or fragment"));
         }
         let (authority, path) = match rest.find('/') {
             Some(i) => rest.split_at(i),
@@ -105,14 +101,9 @@ impl BaseUrl {
             return Err(format!("Host URL {raw:?} has no host name"));
         }
         if authority.contains('@') {
-            return Err(format!(
-                "Host URL {raw:?} must not contain user credentials"
-            ));
+            return Err(format!("Host URL {raw:?} must not contain user credentials"));
         }
-        if authority
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
-        {
+        if authority.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(format!("Host URL {raw:?} contains spaces"));
         }
         let mut path = path.trim_end_matches('/').to_string();
@@ -120,21 +111,12 @@ impl BaseUrl {
         if !path.ends_with(&version_suffix) {
             path.push_str(&version_suffix);
         }
-        Ok(BaseUrl {
-            scheme,
-            authority: authority.to_string(),
-            path,
-        })
+        Ok(BaseUrl { scheme, authority: authority.to_string(), path })
     }
 
     /// Path (no query) of an API method, e.g. `/1.0/billing/account/rest/getaccounts`.
     pub fn method_path(&self, service: &str, method: &str) -> String {
-        format!(
-            "{}/{}/rest/{}",
-            self.path,
-            service.trim_matches('/'),
-            method.to_ascii_lowercase()
-        )
+        format!("{}/{}/rest/{}", self.path, service.trim_matches('/'), method.to_ascii_lowercase())
     }
 
     /// `scheme://authority` for messages.
@@ -148,8 +130,7 @@ impl BaseUrl {
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
-        .then(|| &s[prefix.len()..])
+    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)).then(|| &s[prefix.len()..])
 }
 
 /// What Terminate does on CloudPe.
@@ -176,23 +157,16 @@ impl Settings {
     /// Validates the App record. Every error names the App field (by its label) to fix.
     pub fn from_app(app: &AppSettings) -> Result<Settings, ModuleError> {
         let required = |field: AppField, label: &str| {
-            app.get(field).map(str::to_string).ok_or_else(|| {
-                ModuleError::Configuration(format!("the App's {label} field is empty"))
-            })
+            app.get(field)
+                .map(str::to_string)
+                .ok_or_else(|| ModuleError::Configuration(format!("the App's {label} field is empty")))
         };
         let url = required(URL_FIELD, "Host URL")?;
         let base_url = BaseUrl::parse(&url).map_err(ModuleError::Configuration)?;
         let appid = required(APPID_FIELD, "App Id")?;
         let session = required(SESSION_FIELD, "Session")?;
-        let id_field_code = app
-            .get(ID_FIELD_CODE_FIELD)
-            .unwrap_or(DEFAULT_ID_FIELD_CODE)
-            .to_string();
-        let terminate_policy = match app
-            .get(TERMINATE_POLICY_FIELD)
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
+        let id_field_code = app.get(ID_FIELD_CODE_FIELD).unwrap_or(DEFAULT_ID_FIELD_CODE).to_string();
+        let terminate_policy = match app.get(TERMINATE_POLICY_FIELD).map(str::to_ascii_lowercase).as_deref() {
             None | Some("none") => TerminatePolicy::LeaveUntouched,
             Some("deactivate") => TerminatePolicy::Deactivate,
             Some(other) => {
@@ -201,13 +175,7 @@ impl Settings {
                 )));
             }
         };
-        Ok(Settings {
-            base_url,
-            appid,
-            session,
-            id_field_code,
-            terminate_policy,
-        })
+        Ok(Settings { base_url, appid, session, id_field_code, terminate_policy })
     }
 }
 
@@ -268,18 +236,10 @@ mod tests {
         let mut a = app("https://x");
         a.field2 = Some("  ".into());
         let err = Settings::from_app(&a).unwrap_err();
-        assert_eq!(
-            err,
-            ModuleError::Configuration("the App's Session field is empty".into())
-        );
+        assert_eq!(err, ModuleError::Configuration("the App's Session field is empty".into()));
         let mut a = app("https://x");
         a.status_url = None;
-        assert!(
-            Settings::from_app(&a)
-                .unwrap_err()
-                .to_string()
-                .contains("Host URL")
-        );
+        assert!(Settings::from_app(&a).unwrap_err().to_string().contains("Host URL"));
     }
 
     #[test]
@@ -294,11 +254,6 @@ mod tests {
         assert_eq!(s.id_field_code, "cpid");
         assert_eq!(s.terminate_policy, TerminatePolicy::Deactivate);
         a.field4 = Some("delete".into());
-        assert!(
-            Settings::from_app(&a)
-                .unwrap_err()
-                .to_string()
-                .contains("On terminate")
-        );
+        assert!(Settings::from_app(&a).unwrap_err().to_string().contains("On terminate"));
     }
 }

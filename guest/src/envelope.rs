@@ -32,11 +32,7 @@ struct Envelope {
 
 /// Parses the reply to `method` into `T`. `secret` is removed from any text copied out of the
 /// reply (CloudPe echoes a rejected session token in its error message).
-pub fn parse<T: DeserializeOwned>(
-    method: &str,
-    response: &HttpResponse,
-    secret: &str,
-) -> Result<T, ModuleError> {
+pub fn parse<T: DeserializeOwned>(method: &str, response: &HttpResponse, secret: &str) -> Result<T, ModuleError> {
     if response.status == 404 {
         return Err(ModuleError::Configuration(format!(
             "CloudPe answered HTTP 404 (no such path) to {method}: check that the App's Host URL points at the CloudPe API"
@@ -60,9 +56,7 @@ pub fn parse<T: DeserializeOwned>(
     match envelope.result {
         Some(0) if error.is_empty() => {}
         None if error.is_empty() => {
-            return Err(ModuleError::Transport(format!(
-                "CloudPe's reply to {method} has no `result` field"
-            )));
+            return Err(ModuleError::Transport(format!("CloudPe's reply to {method} has no `result` field")));
         }
         code => return Err(api_error(method, code.unwrap_or(-1), &scrub(error, secret))),
     }
@@ -76,11 +70,7 @@ pub fn parse<T: DeserializeOwned>(
 
 /// The error for a non-zero `result`, in words an admin can act on.
 fn api_error(method: &str, code: i64, message: &str) -> ModuleError {
-    let quoted = if message.is_empty() {
-        String::new()
-    } else {
-        format!(": {message}")
-    };
+    let quoted = if message.is_empty() { String::new() } else { format!(": {message}") };
     match code {
         RESULT_SESSION_INVALID => ModuleError::Authentication(format!(
             "CloudPe rejected the session token (check the App's Session field){quoted}"
@@ -98,21 +88,14 @@ fn api_error(method: &str, code: i64, message: &str) -> ModuleError {
                 RESULT_TIMEOUT => "CloudPe timed out",
                 _ => "CloudPe reported an error",
             };
-            ModuleError::RemoteApi {
-                code,
-                message: format!("{what} in {method}{quoted}"),
-            }
+            ModuleError::RemoteApi { code, message: format!("{what} in {method}{quoted}") }
         }
     }
 }
 
 /// Replaces every occurrence of `secret` in `text`.
 pub fn scrub(text: &str, secret: &str) -> String {
-    if secret.is_empty() {
-        text.to_string()
-    } else {
-        text.replace(secret, "[REDACTED]")
-    }
+    if secret.is_empty() { text.to_string() } else { text.replace(secret, "[REDACTED]") }
 }
 
 fn json_problem(e: &serde_json::Error) -> &'static str {
@@ -143,39 +126,22 @@ mod tests {
     }
 
     fn reply(status: u16, body: &str) -> HttpResponse {
-        HttpResponse {
-            status,
-            content_type: Some("application/json".into()),
-            body: body.as_bytes().to_vec(),
-        }
+        HttpResponse { status, content_type: Some("application/json".into()), body: body.as_bytes().to_vec() }
     }
 
     #[test]
     fn success_parses_data() {
-        let c: Checksum = parse(
-            "getchecksum",
-            &reply(200, r#"{"result":0,"checksum":"abc","extra":1}"#),
-            "tok",
-        )
-        .unwrap();
+        let c: Checksum =
+            parse("getchecksum", &reply(200, r#"{"result":0,"checksum":"abc","extra":1}"#), "tok").unwrap();
         assert_eq!(c.checksum, "abc");
     }
 
     #[test]
     fn error_text_or_code_fails() {
-        let e = parse::<Checksum>(
-            "getchecksum",
-            &reply(200, r#"{"result":0,"error":"boom"}"#),
-            "tok",
-        )
-        .unwrap_err();
+        let e = parse::<Checksum>("getchecksum", &reply(200, r#"{"result":0,"error":"boom"}"#), "tok").unwrap_err();
         assert!(matches!(e, ModuleError::RemoteApi { code: 0, .. }), "{e:?}");
-        let e = parse::<Checksum>(
-            "getaccounts",
-            &reply(200, r#"{"result":99,"error":"oops","source":"JEL"}"#),
-            "tok",
-        )
-        .unwrap_err();
+        let e = parse::<Checksum>("getaccounts", &reply(200, r#"{"result":99,"error":"oops","source":"JEL"}"#), "tok")
+            .unwrap_err();
         assert_eq!(
             e,
             ModuleError::RemoteApi {
@@ -183,19 +149,9 @@ mod tests {
                 message: "CloudPe reported an internal error in getaccounts: oops".into()
             }
         );
-        let e = parse::<Checksum>(
-            "x",
-            &reply(200, r#"{"result":5,"error":"user not found"}"#),
-            "tok",
-        )
-        .unwrap_err();
+        let e = parse::<Checksum>("x", &reply(200, r#"{"result":5,"error":"user not found"}"#), "tok").unwrap_err();
         assert!(matches!(e, ModuleError::NotFound(_)));
-        let e = parse::<Checksum>(
-            "x",
-            &reply(200, r#"{"result":8202,"error":"denied"}"#),
-            "tok",
-        )
-        .unwrap_err();
+        let e = parse::<Checksum>("x", &reply(200, r#"{"result":8202,"error":"denied"}"#), "tok").unwrap_err();
         assert!(e.to_string().contains("platform-admin"), "{e}");
     }
 
@@ -203,10 +159,7 @@ mod tests {
     fn session_rejection_is_named_and_scrubbed() {
         let e = parse::<Checksum>(
             "getaccounts",
-            &reply(
-                200,
-                r#"{"result":702,"error":"session [tok-123] is not valid"}"#,
-            ),
+            &reply(200, r#"{"result":702,"error":"session [tok-123] is not valid"}"#),
             "tok-123",
         )
         .unwrap_err();
@@ -218,57 +171,23 @@ mod tests {
 
     #[test]
     fn non_json_and_http_errors_are_transport_failures() {
-        let e = parse::<Checksum>(
-            "getchecksum",
-            &reply(502, "<html><body>Bad Gateway</body></html>"),
-            "secret-token",
-        )
-        .unwrap_err();
+        let e = parse::<Checksum>("getchecksum", &reply(502, "<html><body>Bad Gateway</body></html>"), "secret-token")
+            .unwrap_err();
         assert!(
             matches!(&e, ModuleError::Transport(m) if m.contains("HTTP 502") && m.contains("Bad Gateway")),
             "{e:?}"
         );
-        let e = parse::<Checksum>(
-            "getchecksum",
-            &reply(200, "<html>maintenance</html>"),
-            "secret-token",
-        )
-        .unwrap_err();
-        assert!(
-            matches!(&e, ModuleError::Transport(m) if m.contains("not valid JSON (malformed)")),
-            "{e:?}"
-        );
-        let e = parse::<Checksum>(
-            "getchecksum",
-            &reply(200, r#"{"result":0,"chec"#),
-            "secret-token",
-        )
-        .unwrap_err();
-        assert!(
-            matches!(&e, ModuleError::Transport(m) if m.contains("truncated")),
-            "{e:?}"
-        );
+        let e = parse::<Checksum>("getchecksum", &reply(200, "<html>maintenance</html>"), "secret-token").unwrap_err();
+        assert!(matches!(&e, ModuleError::Transport(m) if m.contains("not valid JSON (malformed)")), "{e:?}");
+        let e = parse::<Checksum>("getchecksum", &reply(200, r#"{"result":0,"chec"#), "secret-token").unwrap_err();
+        assert!(matches!(&e, ModuleError::Transport(m) if m.contains("truncated")), "{e:?}");
         let e = parse::<Checksum>("getchecksum", &reply(200, ""), "secret-token").unwrap_err();
-        assert!(
-            matches!(&e, ModuleError::Transport(m) if m.contains("empty body")),
-            "{e:?}"
-        );
-        let e =
-            parse::<Checksum>("getchecksum", &reply(404, "not found"), "secret-token").unwrap_err();
+        assert!(matches!(&e, ModuleError::Transport(m) if m.contains("empty body")), "{e:?}");
+        let e = parse::<Checksum>("getchecksum", &reply(404, "not found"), "secret-token").unwrap_err();
         assert!(matches!(e, ModuleError::Configuration(_)));
-        let e = parse::<Checksum>(
-            "getchecksum",
-            &reply(200, r#"{"checksum":"x"}"#),
-            "secret-token",
-        )
-        .unwrap_err();
+        let e = parse::<Checksum>("getchecksum", &reply(200, r#"{"checksum":"x"}"#), "secret-token").unwrap_err();
         assert!(e.to_string().contains("no `result`"));
-        let e = parse::<Checksum>(
-            "getchecksum",
-            &reply(200, r#"{"result":0}"#),
-            "secret-token",
-        )
-        .unwrap_err();
+        let e = parse::<Checksum>("getchecksum", &reply(200, r#"{"result":0}"#), "secret-token").unwrap_err();
         assert!(e.to_string().contains("unexpected shape"), "{e}");
     }
 }

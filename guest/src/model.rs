@@ -121,10 +121,7 @@ pub struct Fact {
 
 impl Fact {
     pub fn new(name: &str, value: impl Into<String>) -> Fact {
-        Fact {
-            name: name.to_string(),
-            value: value.into(),
-        }
+        Fact { name: name.to_string(), value: value.into() }
     }
 }
 
@@ -171,21 +168,35 @@ impl std::fmt::Display for ModuleError {
     }
 }
 
+/// How a sync reads CloudPe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncStrategy {
+    /// Exact lookups for a few accounts, paging for many (decided by request count).
+    Auto,
+    PageAll,
+    ExactLookups,
+}
+
 /// Sync knobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SyncOptions {
     pub max_concurrency: u32,
+    pub page_size: u32,
+    pub max_attempts: u32,
+    pub strategy: SyncStrategy,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions { max_concurrency: 8, page_size: 1000, max_attempts: 3, strategy: SyncStrategy::Auto }
+    }
 }
 
 /// The sync's verdict on one account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Unchanged(Vec<Fact>),
-    Change {
-        from: HostbillStatus,
-        to: HostbillStatus,
-        facts: Vec<Fact>,
-    },
+    Change { from: HostbillStatus, to: HostbillStatus, facts: Vec<Fact> },
     Skipped(String),
     Failed(ModuleError),
 }

@@ -58,11 +58,7 @@ mod tests {
             (-1, None, None),
         ];
         for (status, enabled, expected) in cases {
-            assert_eq!(
-                hostbill_status(status, enabled),
-                expected,
-                "status {status}, isEnabled {enabled:?}"
-            );
+            assert_eq!(hostbill_status(status, enabled), expected, "status {status}, isEnabled {enabled:?}");
         }
     }
 

@@ -1,6 +1,8 @@
 //! The one seam between the CloudPe logic and the network: plain request/response values and a
 //! trait the wasm layer implements over wasi:http (and tests implement with canned replies).
 
+use std::time::Duration;
+
 use crate::config::Scheme;
 use crate::model::LogLevel;
 
@@ -45,16 +47,35 @@ pub trait Platform {
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError>;
 
     /// Sends several requests with at most `max_in_flight` outstanding at once; results are in
-    /// request order.
+    /// request order. `on_done` runs as each request finishes.
     fn send_all(
         &self,
         requests: &[HttpRequest],
         max_in_flight: usize,
+        on_done: &mut dyn FnMut(),
     ) -> Vec<Result<HttpResponse, TransportError>> {
         let _ = max_in_flight;
-        requests.iter().map(|r| self.send(r)).collect()
+        requests
+            .iter()
+            .map(|r| {
+                let result = self.send(r);
+                on_done();
+                result
+            })
+            .collect()
     }
+
+    /// Waits (between retries).
+    fn sleep(&self, duration: Duration);
+
+    /// A random number (for retry jitter).
+    fn random_u64(&self) -> u64;
 
     /// Records a log line for HostBill's system log.
     fn log(&self, level: LogLevel, message: &str);
+
+    /// Reports that `done` of `total` requests of a long operation have finished.
+    fn progress(&self, done: u32, total: u32) {
+        let _ = (done, total);
+    }
 }

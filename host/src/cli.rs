@@ -28,12 +28,7 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// The module component (.wasm) to run.
-    #[arg(
-        long,
-        global = true,
-        env = "HOSTBILL_MODULE_COMPONENT",
-        value_name = "FILE"
-    )]
+    #[arg(long, global = true, env = "HOSTBILL_MODULE_COMPONENT", value_name = "FILE")]
     pub component: Option<PathBuf>,
 
     /// Memory limit of the module, in MiB.
@@ -64,16 +59,11 @@ impl Global {
             if v.is_finite() && v > 0.0 && v <= 86_400.0 {
                 Ok(Duration::from_secs_f64(v))
             } else {
-                Err(format!(
-                    "--{name} must be between 0 and 86400 seconds, got {v}"
-                ))
+                Err(format!("--{name} must be between 0 and 86400 seconds, got {v}"))
             }
         };
         if self.memory_mib == 0 || self.memory_mib > 4096 {
-            return Err(format!(
-                "--memory-mib must be between 1 and 4096, got {}",
-                self.memory_mib
-            ));
+            return Err(format!("--memory-mib must be between 1 and 4096, got {}", self.memory_mib));
         }
         Ok(Limits {
             memory_bytes: self.memory_mib * 1024 * 1024,
@@ -109,6 +99,34 @@ pub struct SyncArgs {
     /// Most requests the module may have in flight at once.
     #[arg(long, env = "HOSTBILL_MODULE_MAX_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub max_concurrency: u32,
+
+    /// Accounts per page when the module pages through the remote account list.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub page_size: u32,
+
+    /// Attempts per read request (1 = no retry); retries back off exponentially with jitter.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub max_attempts: u32,
+
+    /// How the module reads the remote state.
+    #[arg(long, value_enum, default_value_t = Strategy::Auto)]
+    pub strategy: Strategy,
+
+    /// Report what would change without marking anything to apply: the report carries
+    /// `"dry_run": true` and `would-change` decisions, which HostBill must not write.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `--strategy` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Strategy {
+    /// Exact lookups for a few accounts, paging for many (by request count).
+    Auto,
+    /// Page through the whole remote account list.
+    PageAll,
+    /// One exact lookup per distinct remote account.
+    ExactLookups,
 }
 
 impl Command {

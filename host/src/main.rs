@@ -9,6 +9,7 @@
 mod bindings;
 mod cli;
 mod operation;
+mod progress;
 mod report;
 mod request;
 mod runtime;
@@ -43,11 +44,7 @@ fn main() -> ExitCode {
 fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
     let operation = cli.command.name();
     let bad_input = |message: String, scrubber: Scrubber| {
-        (
-            Report::failed(operation, ErrorReport::new(ErrorKind::BadInput, message)),
-            scrubber,
-            Exit::BadInput,
-        )
+        (Report::failed(operation, ErrorReport::new(ErrorKind::BadInput, message)), scrubber, Exit::BadInput)
     };
     let limits = match cli.global.limits() {
         Ok(limits) => limits,
@@ -55,8 +52,7 @@ fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
     };
     let Some(component) = cli.global.component.as_deref() else {
         return bad_input(
-            "no component given: pass --component FILE or set HOSTBILL_MODULE_COMPONENT"
-                .to_string(),
+            "no component given: pass --component FILE or set HOSTBILL_MODULE_COMPONENT".to_string(),
             Scrubber::default(),
         );
     };
@@ -64,10 +60,7 @@ fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
     if !matches!(cli.command, Command::Info)
         && let Err(e) = std::io::stdin().read_to_end(&mut stdin)
     {
-        return bad_input(
-            format!("cannot read the request from stdin: {e}"),
-            Scrubber::default(),
-        );
+        return bad_input(format!("cannot read the request from stdin: {e}"), Scrubber::default());
     }
     let request = match operation::Request::parse(&cli.command, &stdin) {
         Ok(request) => request,
@@ -80,36 +73,26 @@ fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
                 match &request {
                     operation::Request::App(app)
                     | operation::Request::Account(app, _)
-                    | operation::Request::Sync(app, _, _) => Some(app),
+                    | operation::Request::Sync(app, ..) => Some(app),
                     operation::Request::None => None,
                 },
                 None,
             );
             return (
-                Report::failed(
-                    operation,
-                    ErrorReport::new(ErrorKind::ModuleRefused, fault.to_string()),
-                ),
+                Report::failed(operation, ErrorReport::new(ErrorKind::ModuleRefused, fault.to_string())),
                 scrubber,
                 Exit::ModuleFault,
             );
         }
     };
     tracing::debug!("running {operation} with {}", runtime.path().display());
-    let tokio = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let tokio = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             return (
                 Report::failed(
                     operation,
-                    ErrorReport::new(
-                        ErrorKind::ModuleRefused,
-                        format!("cannot start the async runtime: {e}"),
-                    ),
+                    ErrorReport::new(ErrorKind::ModuleRefused, format!("cannot start the async runtime: {e}")),
                 ),
                 Scrubber::default(),
                 Exit::ModuleFault,

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use crate::bindings::hostbill::provisioning::types as wit;
 use crate::bindings::{WIT_PACKAGE, WIT_VERSION};
-use crate::cli::Command;
+use crate::cli::{Command, Strategy};
 use crate::report::{ErrorKind, ErrorReport, Exit, ModuleRef, Report};
 use crate::request::{self, AccountRequest, AppRequest, SyncRequest};
 use crate::runtime::{Fault, Runtime};
@@ -20,17 +20,19 @@ pub enum Request {
     None,
     App(wit::AppSettings),
     Account(wit::AppSettings, wit::Account),
-    Sync(wit::AppSettings, Vec<wit::Account>, wit::SyncOptions),
+    Sync(wit::AppSettings, Vec<wit::Account>, wit::SyncOptions, DryRun),
 }
+
+/// Whether a sync only reports what would change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DryRun(pub bool);
 
 impl Request {
     /// Parses stdin for `command`.
     pub fn parse(command: &Command, stdin: &[u8]) -> Result<Request, String> {
         Ok(match command {
             Command::Info => Request::None,
-            Command::TestConnection => {
-                Request::App(request::parse::<AppRequest>(stdin)?.app.into())
-            }
+            Command::TestConnection => Request::App(request::parse::<AppRequest>(stdin)?.app.into()),
             Command::Create | Command::Suspend | Command::Unsuspend | Command::Terminate => {
                 let r: AccountRequest = request::parse(stdin)?;
                 Request::Account(r.app.into(), r.account.into())
@@ -39,12 +41,16 @@ impl Request {
                 let r: SyncRequest = request::parse(stdin)?;
                 let options = wit::SyncOptions {
                     max_concurrency: args.max_concurrency,
+                    page_size: args.page_size,
+                    max_attempts: args.max_attempts,
+                    strategy: match args.strategy {
+                        Strategy::Auto => wit::SyncStrategy::Auto,
+                        Strategy::PageAll => wit::SyncStrategy::PageAll,
+                        Strategy::ExactLookups => wit::SyncStrategy::ExactLookups,
+                    },
                 };
-                Request::Sync(
-                    r.app.into(),
-                    r.accounts.into_iter().map(Into::into).collect(),
-                    options,
-                )
+                let accounts = r.accounts.into_iter().map(Into::into).collect();
+                Request::Sync(r.app.into(), accounts, options, DryRun(args.dry_run))
             }
         })
     }
@@ -52,7 +58,7 @@ impl Request {
     fn app(&self) -> Option<&wit::AppSettings> {
         match self {
             Request::None => None,
-            Request::App(app) | Request::Account(app, _) | Request::Sync(app, _, _) => Some(app),
+            Request::App(app) | Request::Account(app, _) | Request::Sync(app, ..) => Some(app),
         }
     }
 }
@@ -62,7 +68,7 @@ enum Output {
     Info,
     Outcome(Result<wit::Outcome, wit::ModuleError>),
     Checks(Result<wit::ConnectionReport, wit::ModuleError>),
-    Sync(Result<wit::SyncReport, wit::ModuleError>),
+    Sync(Result<wit::SyncReport, wit::ModuleError>, DryRun),
 }
 
 /// Runs `request` through `runtime`; returns the report, the scrubber for it, and the exit code.
@@ -74,13 +80,11 @@ pub async fn run(
 ) -> (Report, Scrubber, Exit) {
     let started = Instant::now();
     let (result, store) = runtime
-        .run(request.app(), limits, async |module, store| {
+        .run(operation, request.app(), limits, async |module, store| {
             let m = module.hostbill_provisioning_module();
             Ok(match &request {
                 Request::None => Output::Info,
-                Request::App(app) => {
-                    Output::Checks(m.call_test_connection(&mut *store, app).await?)
-                }
+                Request::App(app) => Output::Checks(m.call_test_connection(&mut *store, app).await?),
                 Request::Account(app, account) => Output::Outcome(match operation {
                     "create" => m.call_create(&mut *store, app, account).await?,
                     "suspend" => m.call_suspend(&mut *store, app, account).await?,
@@ -88,8 +92,8 @@ pub async fn run(
                     "terminate" => m.call_terminate(&mut *store, app, account).await?,
                     other => unreachable!("{other} takes no account"),
                 }),
-                Request::Sync(app, accounts, options) => {
-                    Output::Sync(m.call_sync(&mut *store, app, accounts, *options).await?)
+                Request::Sync(app, accounts, options, dry_run) => {
+                    Output::Sync(m.call_sync(&mut *store, app, accounts, *options).await?, *dry_run)
                 }
             })
         })
@@ -109,10 +113,7 @@ pub async fn run(
             Exit::ModuleFault
         }
         Ok((info, output)) => {
-            report.module = Some(ModuleRef {
-                name: info.name.clone(),
-                version: info.version.clone(),
-            });
+            report.module = Some(ModuleRef { name: info.name.clone(), version: info.version.clone() });
             fill(&mut report, &info, output, elapsed_ms)
         }
     };
@@ -136,37 +137,38 @@ fn fill(report: &mut Report, info: &wit::ModuleInfo, output: Output, elapsed_ms:
             Exit::Success
         }
         Output::Checks(Ok(checks)) => {
-            let failed: Vec<String> = checks
-                .checks
-                .iter()
-                .filter(|c| !c.passed)
-                .map(|c| format!("{}: {}", c.name, c.detail))
-                .collect();
+            let failed: Vec<String> =
+                checks.checks.iter().filter(|c| !c.passed).map(|c| format!("{}: {}", c.name, c.detail)).collect();
             p.insert(
                 "checks".into(),
-                checks
-                    .checks
-                    .iter()
-                    .map(|c| json!({"name": c.name, "passed": c.passed, "detail": c.detail}))
-                    .collect(),
+                checks.checks.iter().map(|c| json!({"name": c.name, "passed": c.passed, "detail": c.detail})).collect(),
             );
             if failed.is_empty() {
                 Exit::Success
             } else {
-                report.error = Some(ErrorReport::new(
-                    ErrorKind::ConnectionCheckFailed,
-                    failed.join("; "),
-                ));
+                report.error = Some(ErrorReport::new(ErrorKind::ConnectionCheckFailed, failed.join("; ")));
                 Exit::OperationFailed
             }
         }
-        Output::Sync(Ok(sync)) => {
-            let (decisions, summary) = sync_json(&sync, elapsed_ms);
+        Output::Sync(Ok(sync), dry_run) => {
+            let (decisions, summary) = sync_json(&sync, dry_run, elapsed_ms);
+            eprintln!(
+                "sync: {} accounts: {} change, {} unchanged, {} skipped, {} error; {} requests in {:.2} s{}",
+                summary["accounts"],
+                summary["change"],
+                summary["unchanged"],
+                summary["skipped"],
+                summary["error"],
+                summary["requests"],
+                elapsed_ms as f64 / 1000.0,
+                if dry_run.0 { " (dry run: nothing to apply)" } else { "" }
+            );
+            p.insert("dry_run".into(), Value::Bool(dry_run.0));
             p.insert("decisions".into(), decisions);
             p.insert("summary".into(), summary);
             Exit::Success
         }
-        Output::Outcome(Err(e)) | Output::Checks(Err(e)) | Output::Sync(Err(e)) => {
+        Output::Outcome(Err(e)) | Output::Checks(Err(e)) | Output::Sync(Err(e), _) => {
             report.error = Some(e.into());
             Exit::OperationFailed
         }
@@ -182,10 +184,7 @@ fn collect_logs(report: &mut Report, state: SandboxState, exit: Exit) -> Exit {
         report.logs.push(crate::sandbox::LogRecord {
             level: "warn",
             source: Source::Host,
-            message: format!(
-                "{} further log records from the module were dropped",
-                state.logs_dropped
-            ),
+            message: format!("{} further log records from the module were dropped", state.logs_dropped),
         });
     }
     if let Some(first) = state.egress.denials.first() {
@@ -197,10 +196,8 @@ fn collect_logs(report: &mut Report, state: SandboxState, exit: Exit) -> Exit {
             });
         }
         report.payload.clear();
-        report.error = Some(ErrorReport::new(
-            ErrorKind::EgressDenied,
-            format!("the module was stopped: the host {first}"),
-        ));
+        report.error =
+            Some(ErrorReport::new(ErrorKind::EgressDenied, format!("the module was stopped: the host {first}")));
         exit = Exit::ModuleFault;
     }
     exit
@@ -214,13 +211,7 @@ pub fn secrets(app: Option<&wit::AppSettings>, info: Option<&wit::ModuleInfo>) -
         return Scrubber::default();
     };
     let mut values: Vec<&str> = app.password.as_deref().into_iter().collect();
-    let free_form = [
-        &app.field1,
-        &app.field2,
-        &app.field3,
-        &app.field4,
-        &app.field5,
-    ];
+    let free_form = [&app.field1, &app.field2, &app.field3, &app.field4, &app.field5];
     match info {
         Some(info) => {
             for usage in info.app_fields.iter().filter(|u| u.secret) {
@@ -259,12 +250,7 @@ pub fn secrets_of_raw(stdin: &[u8]) -> Scrubber {
 }
 
 fn facts(facts: &[wit::Fact]) -> Value {
-    Value::Object(
-        facts
-            .iter()
-            .map(|f| (f.name.clone(), Value::from(f.value.clone())))
-            .collect::<Map<_, _>>(),
-    )
+    Value::Object(facts.iter().map(|f| (f.name.clone(), Value::from(f.value.clone()))).collect::<Map<_, _>>())
 }
 
 fn status_name(s: wit::HostbillStatus) -> &'static str {
@@ -279,7 +265,8 @@ fn status_name(s: wit::HostbillStatus) -> &'static str {
     }
 }
 
-fn sync_json(sync: &wit::SyncReport, elapsed_ms: u64) -> (Value, Value) {
+fn sync_json(sync: &wit::SyncReport, dry_run: DryRun, elapsed_ms: u64) -> (Value, Value) {
+    let change_kind = if dry_run.0 { "would-change" } else { "change" };
     let (mut unchanged, mut change, mut skipped, mut error) = (0u64, 0u64, 0u64, 0u64);
     let decisions: Vec<Value> = sync
         .decisions
@@ -291,7 +278,7 @@ fn sync_json(sync: &wit::SyncReport, elapsed_ms: u64) -> (Value, Value) {
             }
             wit::Decision::Change(c) => {
                 change += 1;
-                json!({"account_id": d.account_id, "decision": "change", "from": status_name(c.from), "to": status_name(c.to), "facts": facts(&c.facts)})
+                json!({"account_id": d.account_id, "decision": change_kind, "from": status_name(c.from), "to": status_name(c.to), "facts": facts(&c.facts)})
             }
             wit::Decision::Skipped(reason) => {
                 skipped += 1;

@@ -58,11 +58,7 @@ pub struct ErrorReport {
 
 impl ErrorReport {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ErrorReport {
-            kind,
-            message: message.into(),
-            code: None,
-        }
+        ErrorReport { kind, message: message.into(), code: None }
     }
 }
 
@@ -73,11 +69,7 @@ impl From<wit::ModuleError> for ErrorReport {
             E::Configuration(m) => ErrorReport::new(ErrorKind::Configuration, m),
             E::NotFound(m) => ErrorReport::new(ErrorKind::NotFound, m),
             E::Authentication(m) => ErrorReport::new(ErrorKind::Authentication, m),
-            E::RemoteApi(r) => ErrorReport {
-                kind: ErrorKind::RemoteApi,
-                message: r.message,
-                code: Some(r.code),
-            },
+            E::RemoteApi(r) => ErrorReport { kind: ErrorKind::RemoteApi, message: r.message, code: Some(r.code) },
             E::Transport(m) => ErrorReport::new(ErrorKind::Transport, m),
             E::Unexpected(m) => ErrorReport::new(ErrorKind::Unexpected, m),
         }
@@ -104,20 +96,11 @@ pub struct Report {
 
 impl Report {
     pub fn new(operation: &'static str) -> Self {
-        Report {
-            operation,
-            module: None,
-            payload: Map::new(),
-            error: None,
-            logs: Vec::new(),
-        }
+        Report { operation, module: None, payload: Map::new(), error: None, logs: Vec::new() }
     }
 
     pub fn failed(operation: &'static str, error: ErrorReport) -> Self {
-        Report {
-            error: Some(error),
-            ..Report::new(operation)
-        }
+        Report { error: Some(error), ..Report::new(operation) }
     }
 
     /// The JSON text, with every secret removed.
@@ -126,29 +109,15 @@ impl Report {
         object.insert("ok".into(), Value::Bool(self.error.is_none()));
         object.insert("operation".into(), Value::from(self.operation));
         if let Some(module) = &self.module {
-            object.insert(
-                "module".into(),
-                serde_json::to_value(module).expect("plain data"),
-            );
+            object.insert("module".into(), serde_json::to_value(module).expect("plain data"));
         }
         object.extend(self.payload.clone());
         if let Some(error) = &self.error {
-            object.insert(
-                "error".into(),
-                serde_json::to_value(error).expect("plain data"),
-            );
+            object.insert("error".into(), serde_json::to_value(error).expect("plain data"));
         }
-        object.insert(
-            "logs".into(),
-            serde_json::to_value(&self.logs).expect("plain data"),
-        );
+        object.insert("logs".into(), serde_json::to_value(&self.logs).expect("plain data"));
         let mut value = Value::Object(object);
         scrubber.json(&mut value);
-        if pretty {
-            serde_json::to_string_pretty(&value)
-        } else {
-            serde_json::to_string(&value)
-        }
-        .expect("plain data")
+        if pretty { serde_json::to_string_pretty(&value) } else { serde_json::to_string(&value) }.expect("plain data")
     }
 }

@@ -85,19 +85,14 @@ pub fn parse<T: de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let at = if path == "." {
-            String::new()
-        } else {
-            format!("{path}: ")
-        };
+        let at = if path == "." { String::new() } else { format!("{path}: ") };
         if inner.is_syntax() || inner.is_eof() {
             format!("the request on stdin is not valid JSON: {inner}")
         } else {
             format!("{at}{}", strip_position(&inner.to_string()))
         }
     })?;
-    de.end()
-        .map_err(|e| format!("the request on stdin has trailing data: {e}"))?;
+    de.end().map_err(|e| format!("the request on stdin has trailing data: {e}"))?;
     Ok(value)
 }
 
@@ -129,11 +124,7 @@ impl From<AccountRow> for wit::Account {
             id: a.id,
             client_id: a.client_id,
             status: a.status,
-            custom_fields: a
-                .custom_fields
-                .into_iter()
-                .map(|(code, value)| wit::CustomField { code, value })
-                .collect(),
+            custom_fields: a.custom_fields.into_iter().map(|(code, value)| wit::CustomField { code, value }).collect(),
         }
     }
 }
@@ -160,17 +151,12 @@ impl Scalar {
 }
 
 fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let value: Option<Scalar> =
-        Option::deserialize(d).map_err(|_| de::Error::custom("expected a string"))?;
-    Ok(value
-        .map(Scalar::into_text)
-        .filter(|s| !s.trim().is_empty()))
+    let value: Option<Scalar> = Option::deserialize(d).map_err(|_| de::Error::custom("expected a string"))?;
+    Ok(value.map(Scalar::into_text).filter(|s| !s.trim().is_empty()))
 }
 
 fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    match Option::<Scalar>::deserialize(d)
-        .map_err(|_| de::Error::custom("expected true/false, 1/0 or \"on\""))?
-    {
+    match Option::<Scalar>::deserialize(d).map_err(|_| de::Error::custom("expected true/false, 1/0 or \"on\""))? {
         None => Ok(false),
         Some(Scalar::Bool(b)) => Ok(b),
         Some(Scalar::Int(i)) => Ok(i != 0),
@@ -178,29 +164,23 @@ fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
         Some(Scalar::Text(s)) => match s.trim().to_ascii_lowercase().as_str() {
             "" | "0" | "false" | "off" | "no" => Ok(false),
             "1" | "true" | "on" | "yes" => Ok(true),
-            other => Err(de::Error::custom(format!(
-                "{other:?} is not a yes/no value"
-            ))),
+            other => Err(de::Error::custom(format!("{other:?} is not a yes/no value"))),
         },
     }
 }
 
 fn id<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    let value = Scalar::deserialize(d)
-        .map_err(|_| de::Error::custom("expected a positive whole number"))?;
+    let value = Scalar::deserialize(d).map_err(|_| de::Error::custom("expected a positive whole number"))?;
     let text = value.into_text();
     match text.trim().parse::<u64>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => Err(de::Error::custom(format!(
-            "{text:?} is not a positive whole number"
-        ))),
+        _ => Err(de::Error::custom(format!("{text:?} is not a positive whole number"))),
     }
 }
 
 fn status<'de, D: Deserializer<'de>>(d: D) -> Result<wit::HostbillStatus, D::Error> {
     use wit::HostbillStatus::*;
-    let text = String::deserialize(d)
-        .map_err(|_| de::Error::custom("expected a HostBill status string"))?;
+    let text = String::deserialize(d).map_err(|_| de::Error::custom("expected a HostBill status string"))?;
     Ok(match text.trim().to_ascii_lowercase().as_str() {
         "pending" => Pending,
         "active" => Active,
@@ -224,13 +204,8 @@ fn fields<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D
         Map(BTreeMap<String, Option<Scalar>>),
         Empty([(); 0]),
     }
-    match Fields::deserialize(d)
-        .map_err(|_| de::Error::custom("expected an object of field code to value"))?
-    {
-        Fields::Map(map) => Ok(map
-            .into_iter()
-            .filter_map(|(k, v)| Some((k, v?.into_text())))
-            .collect()),
+    match Fields::deserialize(d).map_err(|_| de::Error::custom("expected an object of field code to value"))? {
+        Fields::Map(map) => Ok(map.into_iter().filter_map(|(k, v)| Some((k, v?.into_text()))).collect()),
         Fields::Empty(_) => Ok(BTreeMap::new()),
     }
 }
@@ -251,13 +226,11 @@ mod tests {
         assert_eq!(r.account.id, 12);
         assert_eq!(r.account.client_id, 7);
         assert_eq!(r.account.status, wit::HostbillStatus::Active);
-        assert_eq!(
-            r.account.custom_fields.get("cloudpeid").map(String::as_str),
-            Some("1234")
-        );
+        assert_eq!(r.account.custom_fields.get("cloudpeid").map(String::as_str), Some("1234"));
         assert!(!r.account.custom_fields.contains_key("empty"));
         let r: AccountRequest =
-            parse(br#"{"app":{"host":"h2"},"account":{"id":1,"client_id":2,"status":"Pending","custom_fields":[]}}"#).unwrap();
+            parse(br#"{"app":{"host":"h2"},"account":{"id":1,"client_id":2,"status":"Pending","custom_fields":[]}}"#)
+                .unwrap();
         assert_eq!(r.app.host.as_deref(), Some("h2"));
     }
 
@@ -267,10 +240,7 @@ mod tests {
             (b"", "empty"),
             (b"{not json", "not valid JSON"),
             (br#"{"app":{}}"#, "missing field `account`"),
-            (
-                br#"{"app":{},"account":{"id":1,"status":"Active"}}"#,
-                "account: missing field `client_id`",
-            ),
+            (br#"{"app":{},"account":{"id":1,"status":"Active"}}"#, "account: missing field `client_id`"),
             (
                 br#"{"app":{},"account":{"id":"x1","client_id":2,"status":"Active"}}"#,
                 "account.id: \"x1\" is not a positive whole number",
@@ -279,19 +249,12 @@ mod tests {
                 br#"{"app":{},"account":{"id":1,"client_id":2,"status":"Actve"}}"#,
                 "account.status: \"Actve\" is not a HostBill status",
             ),
-            (
-                br#"{"app":{"ssl":"maybe"},"account":{"id":1,"client_id":2,"status":"Active"}}"#,
-                "app.ssl",
-            ),
+            (br#"{"app":{"ssl":"maybe"},"account":{"id":1,"client_id":2,"status":"Active"}}"#, "app.ssl"),
             (br#"{"app":{},"acount":{}}"#, "unknown field `acount`"),
         ];
         for (input, needle) in cases {
             let err = parse::<AccountRequest>(input).unwrap_err();
-            assert!(
-                err.contains(needle),
-                "{}: {err}",
-                String::from_utf8_lossy(input)
-            );
+            assert!(err.contains(needle), "{}: {err}", String::from_utf8_lossy(input));
         }
     }
 }

@@ -36,44 +36,31 @@ impl Runtime {
         let started = Instant::now();
         let mut config = Config::new();
         config.epoch_interruption(true);
-        let engine = Engine::new(&config)
-            .map_err(|e| Fault::Refused(format!("cannot start the wasm engine: {e:#}")))?;
+        let engine =
+            Engine::new(&config).map_err(|e| Fault::Refused(format!("cannot start the wasm engine: {e:#}")))?;
         let shown = path.display();
-        let bytes = std::fs::read(path)
-            .map_err(|e| Fault::Refused(format!("cannot read the component {shown}: {e}")))?;
-        let component = Component::from_binary(&engine, &bytes).map_err(|e| {
-            Fault::Refused(format!(
-                "{shown} is not a valid WebAssembly component: {e:#}"
-            ))
-        })?;
+        let bytes =
+            std::fs::read(path).map_err(|e| Fault::Refused(format!("cannot read the component {shown}: {e}")))?;
+        let component = Component::from_binary(&engine, &bytes)
+            .map_err(|e| Fault::Refused(format!("{shown} is not a valid WebAssembly component: {e:#}")))?;
         let mut linker = Linker::<SandboxState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_error)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_error)?;
-        crate::bindings::hostbill::provisioning::log::add_to_linker::<_, HasSelf<_>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(link_error)?;
+        crate::bindings::hostbill::provisioning::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(link_error)?;
         let not_a_module = |e: wasmtime::Error| {
             Fault::Refused(format!(
                 "{shown} is not a {WIT_PACKAGE}/hosting-module component this host can run ({}): {e:#}",
                 targeted_version(&engine, &component).map_or(
                     "it exports no hostbill:provisioning module".to_string(),
-                    |v| format!(
-                        "it targets {WIT_PACKAGE}@{v}, this host implements @{}",
-                        crate::bindings::WIT_VERSION
-                    )
+                    |v| format!("it targets {WIT_PACKAGE}@{v}, this host implements @{}", crate::bindings::WIT_VERSION)
                 )
             ))
         };
         let instance_pre = linker.instantiate_pre(&component).map_err(not_a_module)?;
         let pre = HostingModulePre::new(instance_pre).map_err(not_a_module)?;
         tracing::debug!("component {shown} loaded in {:?}", started.elapsed());
-        Ok(Runtime {
-            engine,
-            pre,
-            path: path.to_path_buf(),
-        })
+        Ok(Runtime { engine, pre, path: path.to_path_buf() })
     }
 
     /// The component's file.
@@ -86,26 +73,24 @@ impl Runtime {
     /// `app`. Returns the store too, for its log records and egress refusals.
     pub async fn run<R>(
         &self,
+        operation: &'static str,
         app: Option<&wit::AppSettings>,
         limits: &Limits,
         op: impl AsyncFnOnce(&HostingModule, &mut Store<SandboxState>) -> wasmtime::Result<R>,
     ) -> (Result<(wit::ModuleInfo, R), Fault>, Store<SandboxState>) {
-        let mut store = Store::new(&self.engine, SandboxState::new(limits));
+        let mut state = SandboxState::new(limits);
+        state.progress = Some(crate::progress::Progress::new(operation));
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(limits.deadline_ticks());
         store.epoch_deadline_trap();
         let ticker = EpochTicker::start(self.engine.clone());
         let run = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
-            let info = instance
-                .hostbill_provisioning_module()
-                .call_info(&mut store)
-                .await?;
+            let info = instance.hostbill_provisioning_module().call_info(&mut store).await?;
             if let Some(app) = app {
-                let allowed =
-                    endpoint(app, info.endpoint_field).and_then(|url| Origin::of_url(&url).ok());
-                store.data_mut().egress =
-                    EgressPolicy::new(allowed, limits.connect_timeout, limits.read_timeout);
+                let allowed = endpoint(app, info.endpoint_field).and_then(|url| Origin::of_url(&url).ok());
+                store.data_mut().egress = EgressPolicy::new(allowed, limits.connect_timeout, limits.read_timeout);
             }
             let result = op(&instance, &mut store).await?;
             Ok::<_, wasmtime::Error>((info, result))
@@ -119,6 +104,9 @@ impl Runtime {
             ))),
         };
         drop(ticker);
+        if let Some(progress) = &mut store.data_mut().progress {
+            progress.finish();
+        }
         (outcome, store)
     }
 }
@@ -130,10 +118,7 @@ fn link_error(e: wasmtime::Error) -> Fault {
 /// The `hostbill:provisioning` version a component's `module` export targets, if any.
 pub fn targeted_version(engine: &Engine, component: &Component) -> Option<String> {
     let prefix = format!("{WIT_PACKAGE}/module@");
-    component
-        .component_type()
-        .exports(engine)
-        .find_map(|(name, _)| name.strip_prefix(&prefix).map(str::to_string))
+    component.component_type().exports(engine).find_map(|(name, _)| name.strip_prefix(&prefix).map(str::to_string))
 }
 
 /// The value of the App field the module names as its endpoint.
@@ -158,13 +143,10 @@ fn endpoint(app: &wit::AppSettings, field: wit::AppField) -> Option<String> {
 fn classify(e: wasmtime::Error, limits: &Limits) -> Fault {
     let text = format!("{e:#}");
     let message = match e.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => format!(
-            "the module ran past its {} s deadline and was stopped",
-            limits.deadline.as_secs_f64()
-        ),
-        Some(Trap::UnreachableCodeReached) => {
-            "the module crashed (it panicked or aborted)".to_string()
+        Some(Trap::Interrupt) => {
+            format!("the module ran past its {} s deadline and was stopped", limits.deadline.as_secs_f64())
         }
+        Some(Trap::UnreachableCodeReached) => "the module crashed (it panicked or aborted)".to_string(),
         _ if text.contains("growing memory") => format!(
             "the module tried to use more than its {} MiB memory limit and was stopped",
             limits.memory_bytes / (1024 * 1024)

@@ -73,8 +73,7 @@ mod tests {
     #[test]
     fn json_strings_and_keys_are_scrubbed() {
         let s = Scrubber::new(["sekrit-123"]);
-        let mut v =
-            serde_json::json!({"a": ["x sekrit-123 y", 1], "sekrit-123": {"b": "sekrit-123"}});
+        let mut v = serde_json::json!({"a": ["x sekrit-123 y", 1], "sekrit-123": {"b": "sekrit-123"}});
         s.json(&mut v);
         let text = v.to_string();
         assert!(!text.contains("sekrit-123"), "{text}");

@@ -41,10 +41,7 @@ impl HostRun {
 
     /// `error.message` of the report, or "".
     pub fn error_message(&self) -> &str {
-        self.json
-            .pointer("/error/message")
-            .and_then(Value::as_str)
-            .unwrap_or("")
+        self.json.pointer("/error/message").and_then(Value::as_str).unwrap_or("")
     }
 
     /// Everything the process printed.
@@ -54,30 +51,18 @@ impl HostRun {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ is in the workspace")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").to_path_buf()
 }
 
 impl Host {
     /// The artifacts named by the environment, or the default build paths.
     pub fn from_env() -> Host {
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace_root().join("target"));
-        let pick = |var: &str, default: PathBuf| {
-            std::env::var_os(var).map(PathBuf::from).unwrap_or(default)
-        };
+        let target =
+            std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+        let pick = |var: &str, default: PathBuf| std::env::var_os(var).map(PathBuf::from).unwrap_or(default);
         let host = Host {
-            bin: pick(
-                "HOSTBILL_MODULE_HOST_BIN",
-                target.join("debug/hostbill-module-host"),
-            ),
-            component: pick(
-                "CLOUDPE_COMPONENT",
-                target.join("wasm32-wasip2/component/cloudpe_guest.wasm"),
-            ),
+            bin: pick("HOSTBILL_MODULE_HOST_BIN", target.join("debug/hostbill-module-host")),
+            component: pick("CLOUDPE_COMPONENT", target.join("wasm32-wasip2/component/cloudpe_guest.wasm")),
         };
         for path in [&host.bin, &host.component] {
             assert!(
@@ -93,22 +78,10 @@ impl Host {
     pub fn with_test_component(&self, name: &str) -> Host {
         let dir = std::env::var_os("HOSTBILL_TEST_COMPONENTS")
             .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                self.component
-                    .parent()
-                    .expect("component folder")
-                    .to_path_buf()
-            });
+            .unwrap_or_else(|| self.component.parent().expect("component folder").to_path_buf());
         let component = dir.join(format!("{}.wasm", name.replace('-', "_")));
-        assert!(
-            component.is_file(),
-            "{} does not exist: run the tests with `cargo xtask test`",
-            component.display()
-        );
-        Host {
-            bin: self.bin.clone(),
-            component,
-        }
+        assert!(component.is_file(), "{} does not exist: run the tests with `cargo xtask test`", component.display());
+        Host { bin: self.bin.clone(), component }
     }
 
     /// Runs `operation` with `request` on stdin.
@@ -131,8 +104,7 @@ impl Host {
     }
 
     fn spawn(&self, mut cmd: Command, stdin: &[u8], env: &[(&str, &str)]) -> HostRun {
-        cmd.env_remove("HOSTBILL_MODULE_COMPONENT")
-            .env_remove("RUST_BACKTRACE");
+        cmd.env_remove("HOSTBILL_MODULE_COMPONENT").env_remove("RUST_BACKTRACE");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -176,13 +148,7 @@ impl Host {
         let stdout = reader.join().unwrap_or_default();
         let stderr = err_reader.join().unwrap_or_default();
         let json = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
-        HostRun {
-            code,
-            stdout,
-            stderr,
-            json,
-            elapsed,
-        }
+        HostRun { code, stdout, stderr, json, elapsed }
     }
 }
 

@@ -63,14 +63,7 @@ fn main() -> Result<()> {
         Task::Demo { release } => {
             let artifacts = build(&root, release)?;
             let mut cargo = cargo();
-            cargo.args([
-                "run",
-                "--quiet",
-                "-p",
-                "cloudpe-e2e",
-                "--bin",
-                "cloudpe-demo",
-            ]);
+            cargo.args(["run", "--quiet", "-p", "cloudpe-e2e", "--bin", "cloudpe-demo"]);
             if release {
                 cargo.arg("--release");
             }
@@ -102,15 +95,7 @@ fn build(root: &Path, release: bool) -> Result<Artifacts> {
     ensure_wasm_target()?;
     eprintln!("xtask: building the component ({WASM_TARGET}, profile {COMPONENT_PROFILE})");
     let mut component = cargo();
-    component.args([
-        "build",
-        "--target",
-        WASM_TARGET,
-        "--profile",
-        COMPONENT_PROFILE,
-        "-p",
-        "cloudpe-guest",
-    ]);
+    component.args(["build", "--target", WASM_TARGET, "--profile", COMPONENT_PROFILE, "-p", "cloudpe-guest"]);
     for name in TEST_COMPONENTS {
         component.args(["-p", name]);
     }
@@ -140,17 +125,9 @@ fn build(root: &Path, release: bool) -> Result<Artifacts> {
 
 /// Installs the wasm target through rustup when it is missing (a no-op otherwise).
 fn ensure_wasm_target() -> Result<()> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output();
+    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
     match installed {
-        Ok(out)
-            if String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .any(|l| l.trim() == WASM_TARGET) =>
-        {
-            Ok(())
-        }
+        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == WASM_TARGET) => Ok(()),
         Ok(_) => {
             eprintln!("xtask: installing the {WASM_TARGET} target");
             run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
@@ -167,9 +144,7 @@ fn cargo() -> Command {
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let status = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed with {status}");
     }
@@ -177,14 +152,9 @@ fn run(cmd: &mut Command) -> Result<()> {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
 fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
 }

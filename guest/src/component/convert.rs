@@ -47,20 +47,28 @@ impl From<HostbillStatus> for wit::HostbillStatus {
     }
 }
 
+impl From<wit::SyncOptions> for SyncOptions {
+    fn from(o: wit::SyncOptions) -> Self {
+        SyncOptions {
+            max_concurrency: o.max_concurrency,
+            page_size: o.page_size,
+            max_attempts: o.max_attempts,
+            strategy: match o.strategy {
+                wit::SyncStrategy::Auto => SyncStrategy::Auto,
+                wit::SyncStrategy::PageAll => SyncStrategy::PageAll,
+                wit::SyncStrategy::ExactLookups => SyncStrategy::ExactLookups,
+            },
+        }
+    }
+}
+
 impl From<wit::Account> for Account {
     fn from(a: wit::Account) -> Self {
         Account {
             id: a.id,
             client_id: a.client_id,
             status: a.status.into(),
-            custom_fields: a
-                .custom_fields
-                .into_iter()
-                .map(|f| CustomField {
-                    code: f.code,
-                    value: f.value,
-                })
-                .collect(),
+            custom_fields: a.custom_fields.into_iter().map(|f| CustomField { code: f.code, value: f.value }).collect(),
         }
     }
 }
@@ -105,32 +113,18 @@ impl From<ModuleInfo> for wit::ModuleInfo {
 }
 
 fn facts(facts: Vec<Fact>) -> Vec<wit::Fact> {
-    facts
-        .into_iter()
-        .map(|f| wit::Fact {
-            name: f.name,
-            value: f.value,
-        })
-        .collect()
+    facts.into_iter().map(|f| wit::Fact { name: f.name, value: f.value }).collect()
 }
 
 impl From<Outcome> for wit::Outcome {
     fn from(o: Outcome) -> Self {
-        wit::Outcome {
-            message: o.message,
-            facts: facts(o.facts),
-            changed_remote: o.changed_remote,
-        }
+        wit::Outcome { message: o.message, facts: facts(o.facts), changed_remote: o.changed_remote }
     }
 }
 
 impl From<Check> for wit::Check {
     fn from(c: Check) -> Self {
-        wit::Check {
-            name: c.name,
-            passed: c.passed,
-            detail: c.detail,
-        }
+        wit::Check { name: c.name, passed: c.passed, detail: c.detail }
     }
 }
 
@@ -140,9 +134,7 @@ impl From<ModuleError> for wit::ModuleError {
             ModuleError::Configuration(m) => wit::ModuleError::Configuration(m),
             ModuleError::NotFound(m) => wit::ModuleError::NotFound(m),
             ModuleError::Authentication(m) => wit::ModuleError::Authentication(m),
-            ModuleError::RemoteApi { code, message } => {
-                wit::ModuleError::RemoteApi(wit::RemoteError { code, message })
-            }
+            ModuleError::RemoteApi { code, message } => wit::ModuleError::RemoteApi(wit::RemoteError { code, message }),
             ModuleError::Transport(m) => wit::ModuleError::Transport(m),
             ModuleError::Unexpected(m) => wit::ModuleError::Unexpected(m),
         }
@@ -159,13 +151,11 @@ impl From<SyncReport> for wit::SyncReport {
                     account_id: d.account_id,
                     decision: match d.decision {
                         Decision::Unchanged(f) => wit::Decision::Unchanged(facts(f)),
-                        Decision::Change { from, to, facts: f } => {
-                            wit::Decision::Change(wit::StatusChange {
-                                from: from.into(),
-                                to: to.into(),
-                                facts: facts(f),
-                            })
-                        }
+                        Decision::Change { from, to, facts: f } => wit::Decision::Change(wit::StatusChange {
+                            from: from.into(),
+                            to: to.into(),
+                            facts: facts(f),
+                        }),
                         Decision::Skipped(why) => wit::Decision::Skipped(why),
                         Decision::Failed(e) => wit::Decision::Failed(e.into()),
                     },

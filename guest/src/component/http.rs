@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
-    ErrorCode, Fields, FutureIncomingResponse, IncomingBody, IncomingResponse, Method,
-    OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+    ErrorCode, Fields, FutureIncomingResponse, IncomingBody, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
+    RequestOptions, Scheme,
 };
 use wasip2::io::poll::{self, Pollable};
 use wasip2::io::streams::{InputStream, StreamError};
@@ -57,7 +57,8 @@ enum Step {
 }
 
 /// Sends `requests` with at most `max_in_flight` outstanding; results are in request order.
-pub fn send_all(requests: &[HttpRequest], max_in_flight: usize) -> Vec<Outcome> {
+/// `on_done` runs as each request finishes.
+pub fn send_all(requests: &[HttpRequest], max_in_flight: usize, on_done: &mut dyn FnMut()) -> Vec<Outcome> {
     let max_in_flight = max_in_flight.max(1);
     let mut results: Vec<Option<Outcome>> = (0..requests.len()).map(|_| None).collect();
     let mut in_flight: Vec<(usize, InFlight)> = Vec::new();
@@ -66,7 +67,10 @@ pub fn send_all(requests: &[HttpRequest], max_in_flight: usize) -> Vec<Outcome> 
         while in_flight.len() < max_in_flight && next < requests.len() {
             match start(&requests[next]) {
                 Ok(state) => in_flight.push((next, state)),
-                Err(e) => results[next] = Some(Err(e)),
+                Err(e) => {
+                    results[next] = Some(Err(e));
+                    on_done();
+                }
             }
             next += 1;
         }
@@ -88,20 +92,18 @@ pub fn send_all(requests: &[HttpRequest], max_in_flight: usize) -> Vec<Outcome> 
             }
             match advance(state) {
                 Step::Pending(state) => in_flight.push((index, state)),
-                Step::Done(outcome) => results[index] = Some(outcome),
+                Step::Done(outcome) => {
+                    results[index] = Some(outcome);
+                    on_done();
+                }
             }
         }
     }
-    results
-        .into_iter()
-        .map(|r| r.expect("every request finished"))
-        .collect()
+    results.into_iter().map(|r| r.expect("every request finished")).collect()
 }
 
 fn fail(message: impl Into<String>) -> TransportError {
-    TransportError {
-        message: message.into(),
-    }
+    TransportError { message: message.into() }
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -125,21 +127,13 @@ fn start(request: &HttpRequest) -> Result<InFlight, TransportError> {
         config::Scheme::Http => Scheme::Http,
         config::Scheme::Https => Scheme::Https,
     };
-    outgoing
-        .set_method(&method)
-        .map_err(|()| fail("invalid method"))?;
-    outgoing
-        .set_scheme(Some(&scheme))
-        .map_err(|()| fail("invalid scheme"))?;
+    outgoing.set_method(&method).map_err(|()| fail("invalid method"))?;
+    outgoing.set_scheme(Some(&scheme)).map_err(|()| fail("invalid scheme"))?;
     outgoing
         .set_authority(Some(&request.authority))
         .map_err(|()| fail(format!("invalid host name {:?}", request.authority)))?;
-    outgoing
-        .set_path_with_query(Some(&request.path_and_query))
-        .map_err(|()| fail("invalid request path"))?;
-    let body = outgoing
-        .body()
-        .map_err(|()| fail("request body unavailable"))?;
+    outgoing.set_path_with_query(Some(&request.path_and_query)).map_err(|()| fail("invalid request path"))?;
+    let body = outgoing.body().map_err(|()| fail("request body unavailable"))?;
 
     let options = RequestOptions::new();
     // The host may refuse a value it does not support; the request then runs with its defaults.
@@ -147,26 +141,25 @@ fn start(request: &HttpRequest) -> Result<InFlight, TransportError> {
     let _ = options.set_first_byte_timeout(Some(nanos(FIRST_BYTE_TIMEOUT)));
     let _ = options.set_between_bytes_timeout(Some(nanos(BETWEEN_BYTES_TIMEOUT)));
 
-    let future =
-        outgoing_handler::handle(outgoing, Some(options)).map_err(|e| fail(describe(&e)))?;
-    if let Some(form) = &request.form_body {
-        let stream = body
-            .write()
-            .map_err(|()| fail("request body stream unavailable"))?;
-        for chunk in form.as_bytes().chunks(WRITE_CHUNK) {
-            stream.blocking_write_and_flush(chunk).map_err(|e| {
-                fail(format!(
-                    "sending the request body failed: {}",
-                    stream_error(e)
-                ))
-            })?;
-        }
+    let future = outgoing_handler::handle(outgoing, Some(options)).map_err(|e| fail(describe(&e)))?;
+    // If the connection fails while the body is written, the write only says "closed"; the
+    // response future then carries the real cause (refused, reset, ...), so it is what we report.
+    let written = match &request.form_body {
+        Some(form) => write_body(&body, form.as_bytes()),
+        None => true,
+    };
+    if written {
+        OutgoingBody::finish(body, None).map_err(|e| fail(describe(&e)))?;
+    } else {
+        drop(body);
     }
-    OutgoingBody::finish(body, None).map_err(|e| fail(describe(&e)))?;
-    Ok(InFlight::Waiting {
-        pollable: future.subscribe(),
-        future,
-    })
+    Ok(InFlight::Waiting { pollable: future.subscribe(), future })
+}
+
+/// Writes a request body; false if the stream closed early.
+fn write_body(body: &OutgoingBody, bytes: &[u8]) -> bool {
+    let Ok(stream) = body.write() else { return false };
+    bytes.chunks(WRITE_CHUNK).all(|chunk| stream.blocking_write_and_flush(chunk).is_ok())
 }
 
 /// Moves a ready request forward: from waiting to reading the body, or from reading to done.
@@ -183,11 +176,8 @@ fn advance(state: InFlight) -> Step {
                 Ok(Ok(response)) => response,
             };
             let status = response.status();
-            let content_type = response
-                .headers()
-                .get("content-type")
-                .first()
-                .map(|v| String::from_utf8_lossy(v).into_owned());
+            let content_type =
+                response.headers().get("content-type").first().map(|v| String::from_utf8_lossy(v).into_owned());
             let body = match response.consume() {
                 Ok(body) => body,
                 Err(()) => return Step::Done(Err(fail("response body unavailable"))),
@@ -213,15 +203,7 @@ fn advance(state: InFlight) -> Step {
 
 /// Reads what the body stream has without blocking; finishes at end of stream.
 fn read_available(state: InFlight) -> Step {
-    let InFlight::Reading {
-        pollable,
-        stream,
-        body,
-        _response: response,
-        status,
-        content_type,
-        mut bytes,
-    } = state
+    let InFlight::Reading { pollable, stream, body, _response: response, status, content_type, mut bytes } = state
     else {
         unreachable!("only called while reading")
     };
@@ -248,17 +230,10 @@ fn read_available(state: InFlight) -> Step {
                 }
             }
             Err(StreamError::Closed) => {
-                break Ok(HttpResponse {
-                    status,
-                    content_type,
-                    body: std::mem::take(&mut bytes),
-                });
+                break Ok(HttpResponse { status, content_type, body: std::mem::take(&mut bytes) });
             }
             Err(e) => {
-                break Err(fail(format!(
-                    "reading the reply failed: {}",
-                    stream_error(e)
-                )));
+                break Err(fail(format!("reading the reply failed: {}", stream_error(e))));
             }
         }
     };
@@ -287,20 +262,29 @@ fn describe(code: &ErrorCode) -> String {
         ErrorCode::HttpRequestDenied => {
             "the host refused this request: it is outside the App's Host URL (scheme, host and port)".to_string()
         }
-        ErrorCode::DnsError(e) => format!("DNS lookup failed{}", e.rcode.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()),
+        ErrorCode::DnsError(e) => {
+            format!("DNS lookup failed{}", e.rcode.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())
+        }
         ErrorCode::DnsTimeout => "DNS lookup timed out".to_string(),
         ErrorCode::ConnectionRefused => "connection refused".to_string(),
         ErrorCode::ConnectionTerminated => "the server closed the connection".to_string(),
         ErrorCode::ConnectionTimeout => "timed out connecting".to_string(),
-        ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => "timed out waiting for the reply".to_string(),
+        ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
+            "timed out waiting for the reply".to_string()
+        }
         ErrorCode::TlsCertificateError => "the server's TLS certificate is not trusted".to_string(),
         ErrorCode::TlsProtocolError => "TLS handshake failed".to_string(),
         ErrorCode::TlsAlertReceived(a) => {
-            format!("TLS alert from the server{}", a.alert_message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())
+            format!(
+                "TLS alert from the server{}",
+                a.alert_message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+            )
         }
         ErrorCode::HttpProtocolError => "the connection failed mid-reply (reset, or not HTTP)".to_string(),
         ErrorCode::HttpResponseIncomplete => "the reply was cut off".to_string(),
-        ErrorCode::InternalError(m) => format!("host error{}", m.as_deref().map(|m| format!(": {m}")).unwrap_or_default()),
+        ErrorCode::InternalError(m) => {
+            format!("host error{}", m.as_deref().map(|m| format!(": {m}")).unwrap_or_default())
+        }
         other => format!("{other:?}"),
     }
 }

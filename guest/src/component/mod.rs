@@ -30,17 +30,24 @@ struct WasiPlatform;
 
 impl Platform for WasiPlatform {
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
-        http::send_all(std::slice::from_ref(request), 1)
-            .pop()
-            .expect("one result per request")
+        http::send_all(std::slice::from_ref(request), 1, &mut || {}).pop().expect("one result per request")
     }
 
     fn send_all(
         &self,
         requests: &[HttpRequest],
         max_in_flight: usize,
+        on_done: &mut dyn FnMut(),
     ) -> Vec<Result<HttpResponse, TransportError>> {
-        http::send_all(requests, max_in_flight)
+        http::send_all(requests, max_in_flight, on_done)
+    }
+
+    fn sleep(&self, duration: std::time::Duration) {
+        wasip2::clocks::monotonic_clock::subscribe_duration(duration.as_nanos() as u64).block();
+    }
+
+    fn random_u64(&self) -> u64 {
+        wasip2::random::random::get_random_u64()
     }
 
     fn log(&self, level: LogLevel, message: &str) {
@@ -51,6 +58,10 @@ impl Platform for WasiPlatform {
             LogLevel::Error => log::Level::Error,
         };
         log::log(level, message);
+    }
+
+    fn progress(&self, done: u32, total: u32) {
+        log::progress(done, total);
     }
 }
 
@@ -65,9 +76,7 @@ impl Guest for CloudPeModule {
 
     fn test_connection(app: wit::AppSettings) -> OpResult<wit::ConnectionReport> {
         let checks = ops::test_connection(&WasiPlatform, &app.into())?;
-        Ok(wit::ConnectionReport {
-            checks: checks.into_iter().map(Into::into).collect(),
-        })
+        Ok(wit::ConnectionReport { checks: checks.into_iter().map(Into::into).collect() })
     }
 
     fn create(app: wit::AppSettings, account: wit::Account) -> OpResult<wit::Outcome> {
@@ -92,9 +101,7 @@ impl Guest for CloudPeModule {
         options: wit::SyncOptions,
     ) -> OpResult<wit::SyncReport> {
         let accounts: Vec<model::Account> = accounts.into_iter().map(Into::into).collect();
-        let options = model::SyncOptions {
-            max_concurrency: options.max_concurrency,
-        };
+        let options = options.into();
         Ok(ops::sync(&WasiPlatform, &app.into(), &accounts, options)?.into())
     }
 }

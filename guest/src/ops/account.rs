@@ -9,19 +9,12 @@ use crate::transport::Platform;
 
 /// Create: CloudPe users are created by hand, so this verifies that the client's CloudPe user
 /// exists and is usable, and reports its state. It changes nothing on CloudPe.
-pub fn create(
-    platform: &impl Platform,
-    app: &AppSettings,
-    account: &Account,
-) -> Result<Outcome, ModuleError> {
+pub fn create(platform: &impl Platform, app: &AppSettings, account: &Account) -> Result<Outcome, ModuleError> {
     let settings = settings(app)?;
     let uid = cloudpe_uid(&settings, account)?;
     let api = CloudPe::new(&settings, platform);
     let remote = api.find_account(uid)?.ok_or_else(|| {
-        ModuleError::NotFound(format!(
-            "CloudPe has no user with uid {uid} (client #{})",
-            account.client_id
-        ))
+        ModuleError::NotFound(format!("CloudPe has no user with uid {uid} (client #{})", account.client_id))
     })?;
     let facts = account_facts(&remote);
     let state = remote.status.ok_or_else(|| {
@@ -45,39 +38,23 @@ pub fn create(
                 now.as_str()
             );
             platform.log(LogLevel::Info, &format!("create: {message}"));
-            Ok(Outcome {
-                message,
-                facts,
-                changed_remote: false,
-            })
+            Ok(Outcome { message, facts, changed_remote: false })
         }
     }
 }
 
 /// Suspend: deactivates the CloudPe user (status 2), which stops its environments.
-pub fn suspend(
-    platform: &impl Platform,
-    app: &AppSettings,
-    account: &Account,
-) -> Result<Outcome, ModuleError> {
+pub fn suspend(platform: &impl Platform, app: &AppSettings, account: &Account) -> Result<Outcome, ModuleError> {
     set_status(platform, app, account, status::INACTIVE, "suspend")
 }
 
 /// Unsuspend: activates the CloudPe user (status 1), which wakes its environments up.
-pub fn unsuspend(
-    platform: &impl Platform,
-    app: &AppSettings,
-    account: &Account,
-) -> Result<Outcome, ModuleError> {
+pub fn unsuspend(platform: &impl Platform, app: &AppSettings, account: &Account) -> Result<Outcome, ModuleError> {
     set_status(platform, app, account, status::ACTIVE, "unsuspend")
 }
 
 /// Terminate: follows the App's explicit policy. By default it makes no API call and says so.
-pub fn terminate(
-    platform: &impl Platform,
-    app: &AppSettings,
-    account: &Account,
-) -> Result<Outcome, ModuleError> {
+pub fn terminate(platform: &impl Platform, app: &AppSettings, account: &Account) -> Result<Outcome, ModuleError> {
     let settings = settings(app)?;
     match settings.terminate_policy {
         TerminatePolicy::LeaveUntouched => {
@@ -89,18 +66,12 @@ pub fn terminate(
                 "terminate policy \"none\": {who} was left unchanged (no API call made); remove it on CloudPe by hand if required"
             );
             platform.log(LogLevel::Info, &format!("terminate: {message}"));
-            Ok(Outcome {
-                message,
-                facts: vec![Fact::new("terminate-policy", "none")],
-                changed_remote: false,
-            })
+            Ok(Outcome { message, facts: vec![Fact::new("terminate-policy", "none")], changed_remote: false })
         }
         TerminatePolicy::Deactivate => {
             let mut outcome = set_status(platform, app, account, status::INACTIVE, "terminate")?;
             outcome.message = format!("terminate policy \"deactivate\": {}", outcome.message);
-            outcome
-                .facts
-                .push(Fact::new("terminate-policy", "deactivate"));
+            outcome.facts.push(Fact::new("terminate-policy", "deactivate"));
             Ok(outcome)
         }
     }
@@ -117,38 +88,24 @@ fn set_status(
     let uid = cloudpe_uid(&settings, account)?;
     let api = CloudPe::new(&settings, platform);
     api.set_account_status(uid, target).map_err(|e| match e {
-        ModuleError::NotFound(_) => ModuleError::NotFound(format!(
-            "CloudPe has no user with uid {uid} (client #{})",
-            account.client_id
-        )),
+        ModuleError::NotFound(_) => {
+            ModuleError::NotFound(format!("CloudPe has no user with uid {uid} (client #{})", account.client_id))
+        }
         other => other,
     })?;
-    let effect = if target == status::INACTIVE {
-        "its environments are stopped"
-    } else {
-        "its environments are started"
-    };
-    let message = format!(
-        "CloudPe user {uid} set to status {}: {effect}",
-        status::describe(target)
-    );
+    let effect =
+        if target == status::INACTIVE { "its environments are stopped" } else { "its environments are started" };
+    let message = format!("CloudPe user {uid} set to status {}: {effect}", status::describe(target));
     platform.log(LogLevel::Info, &format!("{operation}: {message}"));
     Ok(Outcome {
         message,
-        facts: vec![
-            Fact::new("cloudpe-uid", uid.to_string()),
-            Fact::new("cloudpe-status", status::describe(target)),
-        ],
+        facts: vec![Fact::new("cloudpe-uid", uid.to_string()), Fact::new("cloudpe-status", status::describe(target))],
         changed_remote: true,
     })
 }
 
 fn describe_state(state: i64, is_enabled: Option<bool>) -> String {
-    let login = if is_enabled == Some(false) {
-        "login locked"
-    } else {
-        "login enabled"
-    };
+    let login = if is_enabled == Some(false) { "login locked" } else { "login enabled" };
     format!("status {}, {login}", status::describe(state))
 }
 
@@ -164,10 +121,7 @@ mod tests {
             id: 1,
             client_id: 7,
             status: HostbillStatus::Active,
-            custom_fields: vec![CustomField {
-                code: "cloudpeid".into(),
-                value: uid.into(),
-            }],
+            custom_fields: vec![CustomField { code: "cloudpeid".into(), value: uid.into() }],
         }
     }
 
@@ -181,25 +135,16 @@ mod tests {
         assert_eq!(cloud.writes(), vec![(12, 2), (12, 1)]);
         let requests = cloud.requests.borrow();
         assert_eq!(requests[0].method, HttpMethod::Post);
-        assert_eq!(
-            requests[0].path_and_query,
-            "/1.0/billing/account/rest/setaccountstatus"
-        );
+        assert_eq!(requests[0].path_and_query, "/1.0/billing/account/rest/setaccountstatus");
         let body = requests[0].form_body.as_deref().unwrap();
-        assert!(
-            body.contains("uid=12") && body.contains("status=2") && body.contains("appid=cluster"),
-            "{body}"
-        );
+        assert!(body.contains("uid=12") && body.contains("status=2") && body.contains("appid=cluster"), "{body}");
     }
 
     #[test]
     fn suspend_of_an_unknown_user_is_not_found() {
         let cloud = FakeCloudPe::new(&[(120, 1, None)]);
         let e = suspend(&cloud, &app(), &account("12")).unwrap_err();
-        assert!(
-            matches!(&e, ModuleError::NotFound(m) if m.contains("uid 12") && m.contains("client #7")),
-            "{e:?}"
-        );
+        assert!(matches!(&e, ModuleError::NotFound(m) if m.contains("uid 12") && m.contains("client #7")), "{e:?}");
     }
 
     #[test]
@@ -215,22 +160,11 @@ mod tests {
         let cloud = FakeCloudPe::new(&[(120, 2, None), (12, 1, Some(false))]);
         let out = create(&cloud, &app(), &account("12")).unwrap();
         assert!(!out.changed_remote);
-        assert!(
-            out.message.contains("login locked") && out.message.contains("Suspended"),
-            "{}",
-            out.message
-        );
-        assert!(
-            out.facts
-                .iter()
-                .any(|f| f.name == "cloudpe-uid" && f.value == "12")
-        );
+        assert!(out.message.contains("login locked") && out.message.contains("Suspended"), "{}", out.message);
+        assert!(out.facts.iter().any(|f| f.name == "cloudpe-uid" && f.value == "12"));
         // only the decoy exists: not found, not the decoy's state
         let cloud = FakeCloudPe::new(&[(120, 1, None)]);
-        assert!(matches!(
-            create(&cloud, &app(), &account("12")),
-            Err(ModuleError::NotFound(_))
-        ));
+        assert!(matches!(create(&cloud, &app(), &account("12")), Err(ModuleError::NotFound(_))));
         let cloud = FakeCloudPe::new(&[(12, 4, None)]);
         assert!(
             matches!(create(&cloud, &app(), &account("12")), Err(ModuleError::NotFound(m)) if m.contains("deleted"))
@@ -247,11 +181,7 @@ mod tests {
         let mut deactivate = app();
         deactivate.field4 = Some("deactivate".into());
         let out = terminate(&cloud, &deactivate, &account("12")).unwrap();
-        assert!(
-            out.changed_remote && out.message.starts_with("terminate policy \"deactivate\""),
-            "{}",
-            out.message
-        );
+        assert!(out.changed_remote && out.message.starts_with("terminate policy \"deactivate\""), "{}", out.message);
         assert_eq!(cloud.writes(), vec![(12, 2)]);
     }
 
@@ -261,16 +191,7 @@ mod tests {
         let mut bad = app();
         bad.field2 = Some("wrong-session-value".into());
         let e = suspend(&cloud, &bad, &account("12")).unwrap_err();
-        assert!(
-            matches!(&e, ModuleError::Authentication(m) if !m.contains("wrong-session-value")),
-            "{e:?}"
-        );
-        assert!(
-            cloud
-                .logs
-                .borrow()
-                .iter()
-                .all(|(_, m)| !m.contains("wrong-session-value") && !m.contains(SESSION))
-        );
+        assert!(matches!(&e, ModuleError::Authentication(m) if !m.contains("wrong-session-value")), "{e:?}");
+        assert!(cloud.logs.borrow().iter().all(|(_, m)| !m.contains("wrong-session-value") && !m.contains(SESSION)));
     }
 }

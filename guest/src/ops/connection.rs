@@ -7,54 +7,26 @@ use crate::transport::Platform;
 
 /// Runs two checks and reports both: `getchecksum` (the API answers; CloudPe may accept it with
 /// only a valid appid) and a one-row `getaccounts` (the session token works for admin calls).
-pub fn test_connection(
-    platform: &impl Platform,
-    app: &AppSettings,
-) -> Result<Vec<Check>, ModuleError> {
+pub fn test_connection(platform: &impl Platform, app: &AppSettings) -> Result<Vec<Check>, ModuleError> {
     let settings = settings(app)?;
     let api = CloudPe::new(&settings, platform);
     let origin = settings.base_url.origin();
     let reachable = match api.checksum() {
-        Ok(_) => Check {
-            name: "API reachable".into(),
-            passed: true,
-            detail: format!("{origin} answered getchecksum"),
-        },
-        Err(e) => Check {
-            name: "API reachable".into(),
-            passed: false,
-            detail: e.to_string(),
-        },
+        Ok(_) => Check { name: "API reachable".into(), passed: true, detail: format!("{origin} answered getchecksum") },
+        Err(e) => Check { name: "API reachable".into(), passed: false, detail: e.to_string() },
     };
     let admin = match api.accounts_page(None, 0, 1) {
         Ok(page) => Check {
             name: "Admin credentials".into(),
             passed: true,
-            detail: format!(
-                "the session token may list accounts ({} visible)",
-                page.total_count
-            ),
+            detail: format!("the session token may list accounts ({} visible)", page.total_count),
         },
-        Err(e) => Check {
-            name: "Admin credentials".into(),
-            passed: false,
-            detail: e.to_string(),
-        },
+        Err(e) => Check { name: "Admin credentials".into(), passed: false, detail: e.to_string() },
     };
     for check in [&reachable, &admin] {
-        let level = if check.passed {
-            LogLevel::Info
-        } else {
-            LogLevel::Error
-        };
+        let level = if check.passed { LogLevel::Info } else { LogLevel::Error };
         let verdict = if check.passed { "passed" } else { "FAILED" };
-        platform.log(
-            level,
-            &format!(
-                "test connection: {} {verdict}: {}",
-                check.name, check.detail
-            ),
-        );
+        platform.log(level, &format!("test connection: {} {verdict}: {}", check.name, check.detail));
     }
     Ok(vec![reachable, admin])
 }
@@ -82,8 +54,7 @@ mod tests {
         let checks = test_connection(&cloud, &bad).unwrap();
         assert!(!checks[1].passed);
         assert!(
-            checks[1].detail.contains("rejected the session token")
-                && !checks[1].detail.contains("nope-nope-nope")
+            checks[1].detail.contains("rejected the session token") && !checks[1].detail.contains("nope-nope-nope")
         );
     }
 
@@ -92,10 +63,7 @@ mod tests {
         let cloud = FakeCloudPe::new(&[]);
         let mut bad = app();
         bad.status_url = Some("api.example.com".into());
-        assert!(matches!(
-            test_connection(&cloud, &bad),
-            Err(ModuleError::Configuration(_))
-        ));
+        assert!(matches!(test_connection(&cloud, &bad), Err(ModuleError::Configuration(_))));
         assert!(cloud.requests.borrow().is_empty());
     }
 }

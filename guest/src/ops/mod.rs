@@ -62,10 +62,7 @@ fn account_facts(remote: &crate::api::RemoteAccount) -> Vec<Fact> {
     }
     facts.push(Fact::new(
         "cloudpe-status",
-        remote
-            .status
-            .map(crate::status::describe)
-            .unwrap_or_else(|| "absent".to_string()),
+        remote.status.map(crate::status::describe).unwrap_or_else(|| "absent".to_string()),
     ));
     let login = match remote.is_enabled {
         Some(false) => "locked",
@@ -87,10 +84,7 @@ mod tests {
             status: HostbillStatus::Active,
             custom_fields: fields
                 .iter()
-                .map(|(c, v)| CustomField {
-                    code: c.to_string(),
-                    value: v.to_string(),
-                })
+                .map(|(c, v)| CustomField { code: c.to_string(), value: v.to_string() })
                 .collect(),
         }
     }
@@ -101,19 +95,10 @@ mod tests {
 
     #[test]
     fn uid_is_read_from_the_configured_field() {
-        assert_eq!(
-            cloudpe_uid(
-                &settings(),
-                &account(&[("other", "9"), ("cloudpeid", " 1234 ")])
-            ),
-            Ok(1234)
-        );
+        assert_eq!(cloudpe_uid(&settings(), &account(&[("other", "9"), ("cloudpeid", " 1234 ")])), Ok(1234));
         let mut s = settings();
         s.id_field_code = "cpid".into();
-        assert_eq!(
-            cloudpe_uid(&s, &account(&[("cloudpeid", "1"), ("CPID", "55")])),
-            Ok(55)
-        );
+        assert_eq!(cloudpe_uid(&s, &account(&[("cloudpeid", "1"), ("CPID", "55")])), Ok(55));
     }
 
     #[test]
@@ -127,10 +112,7 @@ mod tests {
         }
         for bad in ["abc", "-3", "0", "12x", "1.5"] {
             let e = cloudpe_uid(&settings(), &account(&[("cloudpeid", bad)])).unwrap_err();
-            assert!(
-                matches!(&e, ModuleError::Configuration(m) if m.contains("client #7") && m.contains(bad)),
-                "{e:?}"
-            );
+            assert!(matches!(&e, ModuleError::Configuration(m) if m.contains("client #7") && m.contains(bad)), "{e:?}");
         }
     }
 }

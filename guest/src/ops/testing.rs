@@ -29,6 +29,8 @@ type User = (u64, i64, Option<bool>);
 pub struct FakeCloudPe {
     users: RefCell<Vec<User>>,
     fail_status: RefCell<Option<u16>>,
+    /// startRow -> CloudPe result code that page fails with.
+    failing_pages: RefCell<Vec<(u64, i64)>>,
     descending: RefCell<bool>,
     writes: RefCell<Vec<(u64, i64)>>,
     pub requests: RefCell<Vec<HttpRequest>>,
@@ -40,6 +42,7 @@ impl FakeCloudPe {
         FakeCloudPe {
             users: RefCell::new(users.to_vec()),
             fail_status: RefCell::new(None),
+            failing_pages: RefCell::new(vec![]),
             descending: RefCell::new(false),
             writes: RefCell::new(vec![]),
             requests: RefCell::new(vec![]),
@@ -49,6 +52,9 @@ impl FakeCloudPe {
     pub fn fail_all_with(&self, status: u16) {
         *self.fail_status.borrow_mut() = Some(status);
     }
+    pub fn fail_page(&self, start_row: u64, result: i64) {
+        self.failing_pages.borrow_mut().push((start_row, result));
+    }
     pub fn reverse_order(&self) {
         *self.descending.borrow_mut() = true;
     }
@@ -57,11 +63,7 @@ impl FakeCloudPe {
     }
 
     fn params(request: &HttpRequest) -> Vec<(String, String)> {
-        let query = request
-            .path_and_query
-            .split_once('?')
-            .map(|(_, q)| q)
-            .unwrap_or("");
+        let query = request.path_and_query.split_once('?').map(|(_, q)| q).unwrap_or("");
         let body = request.form_body.as_deref().unwrap_or("");
         form_urlencoded::parse(query.as_bytes())
             .chain(form_urlencoded::parse(body.as_bytes()))
@@ -71,30 +73,17 @@ impl FakeCloudPe {
 }
 
 fn json(body: serde_json::Value) -> Result<HttpResponse, TransportError> {
-    Ok(HttpResponse {
-        status: 200,
-        content_type: Some("application/json".into()),
-        body: body.to_string().into_bytes(),
-    })
+    Ok(HttpResponse { status: 200, content_type: Some("application/json".into()), body: body.to_string().into_bytes() })
 }
 
 impl Platform for FakeCloudPe {
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
         self.requests.borrow_mut().push(request.clone());
         if let Some(status) = *self.fail_status.borrow() {
-            return Ok(HttpResponse {
-                status,
-                content_type: None,
-                body: b"<html>down</html>".to_vec(),
-            });
+            return Ok(HttpResponse { status, content_type: None, body: b"<html>down</html>".to_vec() });
         }
         let params = Self::params(request);
-        let get = |name: &str| {
-            params
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        };
+        let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         if get("session").as_deref() != Some(SESSION) {
             return json(
                 serde_json::json!({"result": 702, "error": format!("session [{}] is not valid", get("session").unwrap_or_default())}),
@@ -105,16 +94,18 @@ impl Platform for FakeCloudPe {
             "getchecksum" => json(serde_json::json!({"result": 0, "checksum": "abc"})),
             "getaccounts" => {
                 assert_eq!(request.method, HttpMethod::Get);
+                let start_row: u64 = get("startRow").map(|s| s.parse().unwrap()).unwrap_or(0);
+                if get("filterValue").is_none()
+                    && let Some((_, result)) = self.failing_pages.borrow().iter().find(|(row, _)| *row == start_row)
+                {
+                    return json(serde_json::json!({"result": result, "error": "internal error"}));
+                }
                 let filter = get("filterValue");
                 let mut matches: Vec<User> = self
                     .users
                     .borrow()
                     .iter()
-                    .filter(|u| {
-                        filter
-                            .as_ref()
-                            .is_none_or(|f| u.0.to_string().contains(f.as_str()))
-                    })
+                    .filter(|u| filter.as_ref().is_none_or(|f| u.0.to_string().contains(f.as_str())))
                     .copied()
                     .collect();
                 matches.sort_by_key(|u| u.0);
@@ -123,11 +114,19 @@ impl Platform for FakeCloudPe {
                 }
                 let start: usize = get("startRow").map(|s| s.parse().unwrap()).unwrap_or(0);
                 let count: usize = get("resultCount").map(|s| s.parse().unwrap()).unwrap_or(0);
-                let page: Vec<_> = matches.iter().skip(start).take(if count == 0 { usize::MAX } else { count }).map(|(uid, status, enabled)| {
-                    let mut a = serde_json::json!({"uid": uid, "status": status, "email": format!("u{uid}@example.com")});
-                    if let Some(e) = enabled { a["isEnabled"] = (*e).into(); }
-                    a
-                }).collect();
+                let page: Vec<_> = matches
+                    .iter()
+                    .skip(start)
+                    .take(if count == 0 { usize::MAX } else { count })
+                    .map(|(uid, status, enabled)| {
+                        let mut a =
+                            serde_json::json!({"uid": uid, "status": status, "email": format!("u{uid}@example.com")});
+                        if let Some(e) = enabled {
+                            a["isEnabled"] = (*e).into();
+                        }
+                        a
+                    })
+                    .collect();
                 json(serde_json::json!({"result": 0, "totalCount": matches.len(), "array": page}))
             }
             "setaccountstatus" => {
@@ -141,17 +140,17 @@ impl Platform for FakeCloudPe {
                         self.writes.borrow_mut().push((uid, status));
                         json(serde_json::json!({"result": 0}))
                     }
-                    None => json(
-                        serde_json::json!({"result": 5, "error": format!("user with uid [{uid}] not found")}),
-                    ),
+                    None => json(serde_json::json!({"result": 5, "error": format!("user with uid [{uid}] not found")})),
                 }
             }
-            _ => Ok(HttpResponse {
-                status: 404,
-                content_type: None,
-                body: b"not found".to_vec(),
-            }),
+            _ => Ok(HttpResponse { status: 404, content_type: None, body: b"not found".to_vec() }),
         }
+    }
+
+    fn sleep(&self, _duration: std::time::Duration) {}
+
+    fn random_u64(&self) -> u64 {
+        4
     }
 
     fn log(&self, level: LogLevel, message: &str) {

@@ -18,24 +18,14 @@ pub struct Origin {
 impl Origin {
     /// The origin of an absolute `http(s)` URL.
     pub fn of_url(raw: &str) -> Result<Origin, String> {
-        let url =
-            url::Url::parse(raw.trim()).map_err(|e| format!("{raw:?} is not a valid URL ({e})"))?;
+        let url = url::Url::parse(raw.trim()).map_err(|e| format!("{raw:?} is not a valid URL ({e})"))?;
         let scheme = url.scheme().to_string();
         if scheme != "http" && scheme != "https" {
             return Err(format!("{raw:?} is not an http(s) URL"));
         }
-        let host = url
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| format!("{raw:?} has no host"))?;
-        let port = url
-            .port_or_known_default()
-            .ok_or_else(|| format!("{raw:?} has no port"))?;
-        Ok(Origin {
-            scheme,
-            host: host.to_ascii_lowercase(),
-            port,
-        })
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| format!("{raw:?} has no host"))?;
+        let port = url.port_or_known_default().ok_or_else(|| format!("{raw:?} has no port"))?;
+        Ok(Origin { scheme, host: host.to_ascii_lowercase(), port })
     }
 
     /// The origin a wasi:http request targets.
@@ -47,15 +37,8 @@ impl Origin {
             _ => return None,
         };
         // Normalised as the `url` crate does for the App's URL (IDNA, IP literals, case).
-        let host = url::Host::parse(uri.host()?)
-            .ok()?
-            .to_string()
-            .to_ascii_lowercase();
-        Some(Origin {
-            scheme,
-            host,
-            port: uri.port_u16().unwrap_or(default_port),
-        })
+        let host = url::Host::parse(uri.host()?).ok()?.to_string().to_ascii_lowercase();
+        Some(Origin { scheme, host, port: uri.port_u16().unwrap_or(default_port) })
     }
 }
 
@@ -76,11 +59,9 @@ pub struct Denial {
 impl fmt::Display for Denial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.allowed {
-            Some(allowed) => write!(
-                f,
-                "refused a request to {}: the App's endpoint allows only {allowed}",
-                self.requested
-            ),
+            Some(allowed) => {
+                write!(f, "refused a request to {}: the App's endpoint allows only {allowed}", self.requested)
+            }
             None => write!(
                 f,
                 "refused a request to {}: the App has no valid endpoint URL, so no egress is allowed",
@@ -101,12 +82,7 @@ pub struct EgressPolicy {
 
 impl EgressPolicy {
     pub fn new(allowed: Option<Origin>, connect_timeout: Duration, read_timeout: Duration) -> Self {
-        EgressPolicy {
-            allowed,
-            connect_timeout,
-            read_timeout,
-            denials: Vec::new(),
-        }
+        EgressPolicy { allowed, connect_timeout, read_timeout, denials: Vec::new() }
     }
 
     /// Whether a request to `uri` may go out; records the refusal otherwise.
@@ -117,25 +93,18 @@ impl EgressPolicy {
         }
         let requested = match target {
             Some(t) => t.to_string(),
-            None => format!(
-                "{}://{}",
-                uri.scheme_str().unwrap_or("?"),
-                uri.authority().map(|a| a.as_str()).unwrap_or("?")
-            ),
+            None => {
+                format!("{}://{}", uri.scheme_str().unwrap_or("?"), uri.authority().map(|a| a.as_str()).unwrap_or("?"))
+            }
         };
-        self.denials.push(Denial {
-            requested,
-            allowed: self.allowed.clone(),
-        });
+        self.denials.push(Denial { requested, allowed: self.allowed.clone() });
         false
     }
 
     /// The guest's timeouts, each capped by the host's ceiling (and set when the guest left one out).
     pub fn clamp(&self, options: Option<RequestOptions>) -> RequestOptions {
         let options = options.unwrap_or_default();
-        let cap = |value: Option<Duration>, ceiling: Duration| {
-            Some(value.map_or(ceiling, |v| v.min(ceiling)))
-        };
+        let cap = |value: Option<Duration>, ceiling: Duration| Some(value.map_or(ceiling, |v| v.min(ceiling)));
         RequestOptions {
             connect_timeout: cap(options.connect_timeout, self.connect_timeout),
             first_byte_timeout: cap(options.first_byte_timeout, self.read_timeout),
@@ -168,12 +137,8 @@ impl WasiHttpHooks for EgressPolicy {
         let options = self.clamp(options);
         Box::new(async move {
             use http_body_util::BodyExt;
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
-            ))
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
         })
     }
 }
@@ -183,21 +148,13 @@ mod tests {
     use super::*;
 
     fn policy(url: &str) -> EgressPolicy {
-        EgressPolicy::new(
-            Some(Origin::of_url(url).unwrap()),
-            Duration::from_secs(10),
-            Duration::from_secs(60),
-        )
+        EgressPolicy::new(Some(Origin::of_url(url).unwrap()), Duration::from_secs(10), Duration::from_secs(60))
     }
 
     #[test]
     fn only_the_app_origin_passes() {
         let mut p = policy("https://API.example.com/1.0");
-        for ok in [
-            "https://api.example.com/1.0/x",
-            "https://api.example.com:443/y",
-            "HTTPS://Api.Example.com/",
-        ] {
+        for ok in ["https://api.example.com/1.0/x", "https://api.example.com:443/y", "HTTPS://Api.Example.com/"] {
             assert!(p.check(&ok.parse().unwrap()), "{ok}");
         }
         for bad in [
@@ -246,15 +203,7 @@ mod tests {
 
     #[test]
     fn bad_endpoint_urls_are_named() {
-        assert!(
-            Origin::of_url("ftp://x")
-                .unwrap_err()
-                .contains("not an http(s) URL")
-        );
-        assert!(
-            Origin::of_url("nonsense")
-                .unwrap_err()
-                .contains("not a valid URL")
-        );
+        assert!(Origin::of_url("ftp://x").unwrap_err().contains("not an http(s) URL"));
+        assert!(Origin::of_url("nonsense").unwrap_err().contains("not a valid URL"));
     }
 }

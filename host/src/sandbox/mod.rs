@@ -41,6 +41,7 @@ pub struct SandboxState {
     pub logs: Vec<LogRecord>,
     /// Records dropped after [`MAX_LOG_RECORDS`].
     pub logs_dropped: usize,
+    pub progress: Option<crate::progress::Progress>,
 }
 
 impl SandboxState {
@@ -65,6 +66,7 @@ impl SandboxState {
                 .build(),
             logs: Vec::new(),
             logs_dropped: 0,
+            progress: None,
         }
     }
 
@@ -82,30 +84,19 @@ impl SandboxState {
             message.truncate(cut);
             message.push_str("… [cut]");
         }
-        self.logs.push(LogRecord {
-            level,
-            source,
-            message,
-        });
+        self.logs.push(LogRecord { level, source, message });
     }
 }
 
 impl WasiView for SandboxState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
 impl WasiHttpView for SandboxState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.egress,
-        }
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.egress }
     }
 }
 
@@ -118,5 +109,11 @@ impl log::Host for SandboxState {
             log::Level::Error => "error",
         };
         self.push_log(level, Source::Module, message);
+    }
+
+    fn progress(&mut self, done: u32, total: u32) {
+        if let Some(progress) = &mut self.progress {
+            progress.update(done, total);
+        }
     }
 }

@@ -13,19 +13,12 @@ const SESSION: &str = "demo-admin-session-7c1f04e2b9";
 
 fn main() -> Result<()> {
     let host = Host::from_env();
-    let sim = Simulator::start(SimConfig {
-        session: SESSION.into(),
-        accounts: sample_accounts(),
-        ..SimConfig::default()
-    })?;
+    let sim =
+        Simulator::start(SimConfig { session: SESSION.into(), accounts: sample_accounts(), ..SimConfig::default() })?;
     let size = std::fs::metadata(&host.component)?.len();
     println!("CloudPe module for HostBill: demo");
     println!("=================================");
-    println!(
-        "component   {} ({} KiB)",
-        host.component.display(),
-        size / 1024
-    );
+    println!("component   {} ({} KiB)", host.component.display(), size / 1024);
     println!("host        {}", host.bin.display());
     println!(
         "CloudPe     simulated at {} (App: Host URL = that, App Id = cluster, Session = a secret token)",
@@ -35,30 +28,15 @@ fn main() -> Result<()> {
     println!("CloudPe users:");
     print_users(&sample_accounts());
 
-    let mut demo = Demo {
-        host,
-        sim,
-        runs: vec![],
-        step: 0,
-    };
+    let mut demo = Demo { host, sim, runs: vec![], step: 0 };
     demo.section("HostBill operations, as the admin or the order flow triggers them");
     demo.info();
     demo.test_connection(SESSION, "Test Connection");
     let linked = account(101, 11, "Active", Some("12"));
-    demo.account_op(
-        "create",
-        "Create account #101 (client #11, cloudpeid 12)",
-        &linked,
-        Some(12),
-    );
+    demo.account_op("create", "Create account #101 (client #11, cloudpeid 12)", &linked, Some(12));
     demo.account_op("suspend", "Suspend account #101", &linked, Some(12));
     demo.account_op("unsuspend", "Unsuspend account #101", &linked, Some(12));
-    demo.account_op(
-        "terminate",
-        "Terminate account #101 (policy: default)",
-        &linked,
-        Some(12),
-    );
+    demo.account_op("terminate", "Terminate account #101 (policy: default)", &linked, Some(12));
 
     demo.section("What goes wrong, and what the admin is told");
     demo.account_op(
@@ -79,20 +57,15 @@ fn main() -> Result<()> {
         &account(104, 14, "Active", Some("1")),
         None,
     );
-    demo.test_connection(
-        "expired-session-0000",
-        "Test Connection with an expired session token",
-    );
-    demo.sim
-        .add_fault(FaultRule::new(FaultKind::Html502).times(1));
+    demo.test_connection("expired-session-0000", "Test Connection with an expired session token");
+    demo.sim.add_fault(FaultRule::new(FaultKind::Html502).times(1));
     demo.account_op(
         "suspend",
         "Suspend account #101 while CloudPe's proxy answers an HTML 502 page",
         &linked,
         Some(12),
     );
-    demo.sim
-        .add_fault(FaultRule::new(FaultKind::Timeout).times(1));
+    demo.sim.add_fault(FaultRule::new(FaultKind::Timeout).times(1));
     demo.account_op_args(
         &["suspend", "--read-timeout-secs", "1"],
         "Suspend account #101 while CloudPe hangs (read timeout 1 s)",
@@ -103,11 +76,7 @@ fn main() -> Result<()> {
     demo.section("Daily sync: which HostBill statuses to update from CloudPe");
     demo.sync();
 
-    let leaked = demo
-        .runs
-        .iter()
-        .filter(|r| r.all_output().contains(SESSION))
-        .count();
+    let leaked = demo.runs.iter().filter(|r| r.all_output().contains(SESSION)).count();
     println!();
     println!(
         "{} host runs, median {} ms per operation (whole process); session token printed: {}",
@@ -158,11 +127,7 @@ impl Demo {
             info["wit_package"].as_str().unwrap_or("?")
         );
         for field in info["app_fields"].as_array().into_iter().flatten() {
-            let secret = if field["secret"] == true {
-                ", secret"
-            } else {
-                ""
-            };
+            let secret = if field["secret"] == true { ", secret" } else { "" };
             println!(
                 "    App field {:<10} {:<18} {}{secret}",
                 field["field"].as_str().unwrap_or(""),
@@ -174,17 +139,10 @@ impl Demo {
     }
 
     fn test_connection(&mut self, session: &str, title: &str) {
-        let run = self.host.run(
-            "test-connection",
-            &json!({"app": app(&self.sim.api_url(), session)}),
-        );
+        let run = self.host.run("test-connection", &json!({"app": app(&self.sim.api_url(), session)}));
         self.headline(title, &run);
         for check in run.json["checks"].as_array().into_iter().flatten() {
-            let mark = if check["passed"] == true {
-                "pass"
-            } else {
-                "FAIL"
-            };
+            let mark = if check["passed"] == true { "pass" } else { "FAIL" };
             println!(
                 "    {mark}  {}: {}",
                 check["name"].as_str().unwrap_or(""),
@@ -192,9 +150,7 @@ impl Demo {
             );
         }
         if !run.all_output().contains(session) {
-            println!(
-                "    (the token appears nowhere in the output, although CloudPe echoed it in its error)"
-            );
+            println!("    (the token appears nowhere in the output, although CloudPe echoed it in its error)");
         }
         self.runs.push(run);
     }
@@ -206,9 +162,7 @@ impl Demo {
     fn account_op_args(&mut self, args: &[&str], title: &str, account: &Value, uid: Option<u64>) {
         let before = self.sim.status_changes().len();
         let request = json!({"app": app(&self.sim.api_url(), SESSION), "account": account});
-        let run = self
-            .host
-            .run_args(args, request.to_string().as_bytes(), &[]);
+        let run = self.host.run_args(args, request.to_string().as_bytes(), &[]);
         self.headline(title, &run);
         match run.json["outcome"]["message"].as_str() {
             Some(message) => println!("    {message}"),
@@ -220,11 +174,7 @@ impl Demo {
                 "    CloudPe now: user {} status {}{}",
                 remote.uid,
                 describe(remote.status),
-                if writes == 0 {
-                    " (no status write made)".to_string()
-                } else {
-                    format!(" ({writes} status write)")
-                }
+                if writes == 0 { " (no status write made)".to_string() } else { format!(" ({writes} status write)") }
             );
         }
         self.runs.push(run);
@@ -246,24 +196,12 @@ impl Demo {
         ]);
         let input = accounts.as_array().cloned().unwrap_or_default();
         let writes_before = self.sim.status_changes().len();
-        let run = self.host.run(
-            "sync",
-            &json!({"app": app(&self.sim.api_url(), SESSION), "accounts": accounts}),
-        );
+        let run = self.host.run("sync", &json!({"app": app(&self.sim.api_url(), SESSION), "accounts": accounts}));
         self.headline(&format!("Sync of {} HostBill accounts", input.len()), &run);
-        println!(
-            "    {:<9} {:<11} {:<10} {:<42} decision",
-            "account", "HostBill", "cloudpeid", "CloudPe says"
-        );
-        for (account, decision) in input
-            .iter()
-            .zip(run.json["decisions"].as_array().into_iter().flatten())
-        {
+        println!("    {:<9} {:<11} {:<10} {:<42} decision", "account", "HostBill", "cloudpeid", "CloudPe says");
+        for (account, decision) in input.iter().zip(run.json["decisions"].as_array().into_iter().flatten()) {
             let facts = &decision["facts"];
-            let remote = match (
-                facts["cloudpe-status"].as_str(),
-                facts["cloudpe-login"].as_str(),
-            ) {
+            let remote = match (facts["cloudpe-status"].as_str(), facts["cloudpe-login"].as_str()) {
                 (Some(status), Some(login)) => format!("status {status}, login {login}"),
                 _ => "-".to_string(),
             };
@@ -281,9 +219,7 @@ impl Demo {
                 "    #{:<8} {:<11} {:<10} {:<42} {verdict}",
                 account["id"].as_u64().unwrap_or(0),
                 account["status"].as_str().unwrap_or(""),
-                account["custom_fields"]["cloudpeid"]
-                    .as_str()
-                    .unwrap_or("(none)"),
+                account["custom_fields"]["cloudpeid"].as_str().unwrap_or("(none)"),
                 remote
             );
         }
@@ -316,26 +252,14 @@ fn describe(status: i64) -> String {
 fn print_users(users: &[Account]) {
     println!("    {:<5} {:<24} {:<20} login", "uid", "email", "status");
     for u in users {
-        let login = if u.is_enabled == Some(false) {
-            "locked"
-        } else {
-            "enabled"
-        };
-        println!(
-            "    {:<5} {:<24} {:<20} {login}",
-            u.uid,
-            u.email,
-            describe(u.status)
-        );
+        let login = if u.is_enabled == Some(false) { "locked" } else { "enabled" };
+        println!("    {:<5} {:<24} {:<20} {login}", u.uid, u.email, describe(u.status));
     }
 }
 
 fn median_ms(runs: &[HostRun]) -> u128 {
-    let mut ms: Vec<u128> = runs
-        .iter()
-        .filter(|r| r.elapsed < Duration::from_secs(1))
-        .map(|r| r.elapsed.as_millis())
-        .collect();
+    let mut ms: Vec<u128> =
+        runs.iter().filter(|r| r.elapsed < Duration::from_secs(1)).map(|r| r.elapsed.as_millis()).collect();
     ms.sort_unstable();
     ms.get(ms.len() / 2).copied().unwrap_or(0)
 }

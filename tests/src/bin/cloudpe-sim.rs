@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use cloudpe_e2e::{
-    Account, FaultKind, FaultRule, SimConfig, Simulator, population, sample_accounts,
-};
+use cloudpe_e2e::{Account, FaultKind, FaultRule, SimConfig, Simulator, population, sample_accounts};
 
 /// A simulated CloudPe (Virtuozzo Application Platform) admin API on 127.0.0.1.
 #[derive(Parser)]
@@ -60,13 +58,8 @@ fn fault(spec: &str) -> Result<FaultRule> {
         "reset" => FaultKind::Reset,
         "truncated" => FaultKind::TruncatedJson,
         other => match other.strip_prefix("result=").map(str::parse::<i64>) {
-            Some(Ok(result)) => FaultKind::ApiError {
-                result,
-                error: format!("simulated error {result}"),
-            },
-            _ => bail!(
-                "unknown fault {other:?}: use http500, html502, timeout, reset, truncated or result=N"
-            ),
+            Some(Ok(result)) => FaultKind::ApiError { result, error: format!("simulated error {result}") },
+            _ => bail!("unknown fault {other:?}: use http500, html502, timeout, reset, truncated or result=N"),
         },
     };
     let rule = FaultRule::new(kind);
@@ -80,19 +73,14 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let accounts: Vec<Account> = match (&args.accounts, args.generate) {
         (Some(path), _) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
             serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a JSON array of accounts", path.display()))?
         }
         (None, Some(n)) => population(n, args.first_uid),
         (None, None) => sample_accounts(),
     };
-    let rules = args
-        .fault
-        .iter()
-        .map(|s| fault(s))
-        .collect::<Result<Vec<_>>>()?;
+    let rules = args.fault.iter().map(|s| fault(s)).collect::<Result<Vec<_>>>()?;
     let count = accounts.len();
     let config = SimConfig {
         appid: args.appid,

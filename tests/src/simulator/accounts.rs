@@ -30,10 +30,7 @@ mod group_name {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     pub fn serialize<S: Serializer>(name: &str, s: S) -> Result<S::Ok, S::Error> {
-        Group {
-            name: name.to_string(),
-        }
-        .serialize(s)
+        Group { name: name.to_string() }.serialize(s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -82,10 +79,7 @@ pub fn population(count: usize, first_uid: u64) -> Vec<Account> {
 /// A small readable population for the demo: every status, a locked login, an unknown status
 /// value, and a decoy pair (12 and 120) for substring matching.
 pub fn sample_accounts() -> Vec<Account> {
-    let named = |uid: u64, status: i64, email: &str| Account {
-        email: email.to_string(),
-        ..Account::new(uid, status)
-    };
+    let named = |uid: u64, status: i64, email: &str| Account { email: email.to_string(), ..Account::new(uid, status) };
     vec![
         named(12, 1, "alice@example.com"),
         named(120, 2, "decoy-bob@example.com"),

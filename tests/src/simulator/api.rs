@@ -25,11 +25,8 @@ pub struct ApiState {
 }
 
 /// The API methods the simulator serves.
-pub const METHODS: [(&str, &str); 3] = [
-    ("marketplace/app", "getchecksum"),
-    ("billing/account", "getaccounts"),
-    ("billing/account", "setaccountstatus"),
-];
+pub const METHODS: [(&str, &str); 3] =
+    [("marketplace/app", "getchecksum"), ("billing/account", "getaccounts"), ("billing/account", "setaccountstatus")];
 
 fn failure(result: i64, error: String) -> Value {
     json!({"result": result, "error": error, "source": "JEL"})
@@ -43,12 +40,7 @@ pub fn call(state: &mut ApiState, method: &str, params: &Params) -> Value {
     let session_ok = !state.session.is_empty() && session == state.session;
     let appid_ok = params.get("appid").is_some_and(|a| *a == state.appid);
     // CloudPe echoes the rejected session in its error text; clients must scrub it.
-    let rejected = || {
-        failure(
-            RESULT_SESSION_INVALID,
-            format!("session [{session}] is not valid"),
-        )
-    };
+    let rejected = || failure(RESULT_SESSION_INVALID, format!("session [{session}] is not valid"));
     match method {
         "getchecksum" if session_ok || appid_ok => {
             json!({"result": 0, "checksum": format!("{:016x}", state.accounts.len() as u64 * 0x9e37_79b9 + 0x5eed)})
@@ -64,19 +56,14 @@ pub fn call(state: &mut ApiState, method: &str, params: &Params) -> Value {
 fn number(params: &Params, name: &str) -> Result<Option<u64>, String> {
     match params.get(name).map(|v| v.trim()) {
         None | Some("") => Ok(None),
-        Some(v) => v
-            .parse()
-            .map(Some)
-            .map_err(|_| format!("parameter [{name}] must be a number, got [{v}]")),
+        Some(v) => v.parse().map(Some).map_err(|_| format!("parameter [{name}] must be a number, got [{v}]")),
     }
 }
 
 fn get_accounts(state: &ApiState, params: &Params) -> Result<Value, String> {
     let filter = match params.get("filterField").map(|f| f.as_str()) {
         None | Some("") => None,
-        Some(f @ ("uid" | "email" | "group")) => {
-            Some((f, params.get("filterValue").cloned().unwrap_or_default()))
-        }
+        Some(f @ ("uid" | "email" | "group")) => Some((f, params.get("filterValue").cloned().unwrap_or_default())),
         Some(other) => return Err(format!("unknown filterField [{other}]")),
     };
     // Undocumented in VAP; a substring match is the cautious assumption (a uid 12 lookup also
@@ -93,11 +80,7 @@ fn get_accounts(state: &ApiState, params: &Params) -> Result<Value, String> {
         Some("email") => found.sort_by(|a, b| a.email.cmp(&b.email)),
         Some(other) => return Err(format!("unknown orderField [{other}]")),
     }
-    match params
-        .get("orderDirection")
-        .map(|d| d.to_ascii_uppercase())
-        .as_deref()
-    {
+    match params.get("orderDirection").map(|d| d.to_ascii_uppercase()).as_deref() {
         None | Some("") | Some("ASC") => {}
         Some("DESC") => found.reverse(),
         Some(other) => return Err(format!("orderDirection must be ASC or DESC, got [{other}]")),
@@ -121,10 +104,7 @@ fn set_account_status(state: &mut ApiState, params: &Params) -> Result<Value, Va
     let uid = required("uid")?;
     let status = required("status")? as i64;
     if !(1..=4).contains(&status) {
-        return Err(failure(
-            RESULT_FAILURE,
-            format!("invalid status [{status}]"),
-        ));
+        return Err(failure(RESULT_FAILURE, format!("invalid status [{status}]")));
     }
     let account = state
         .accounts
@@ -140,44 +120,24 @@ mod tests {
     use super::*;
 
     fn state() -> ApiState {
-        let accounts = [12, 120, 312, 13]
-            .into_iter()
-            .map(|uid| (uid, Account::new(uid, 1)))
-            .collect();
-        ApiState {
-            appid: "cluster".into(),
-            session: "tok".into(),
-            accounts,
-            status_changes: vec![],
-        }
+        let accounts = [12, 120, 312, 13].into_iter().map(|uid| (uid, Account::new(uid, 1))).collect();
+        ApiState { appid: "cluster".into(), session: "tok".into(), accounts, status_changes: vec![] }
     }
 
     fn params(pairs: &[(&str, &str)]) -> Params {
-        let mut p: Params = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let mut p: Params = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         p.entry("appid".into()).or_insert("cluster".into());
         p.entry("session".into()).or_insert("tok".into());
         p
     }
 
     fn uids(v: &Value) -> Vec<u64> {
-        v["array"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a["uid"].as_u64().unwrap())
-            .collect()
+        v["array"].as_array().unwrap().iter().map(|a| a["uid"].as_u64().unwrap()).collect()
     }
 
     #[test]
     fn uid_filter_is_a_substring_match() {
-        let v = call(
-            &mut state(),
-            "getaccounts",
-            &params(&[("filterField", "uid"), ("filterValue", "12")]),
-        );
+        let v = call(&mut state(), "getaccounts", &params(&[("filterField", "uid"), ("filterValue", "12")]));
         assert_eq!(v["result"], 0);
         assert_eq!(uids(&v), [12, 120, 312]);
         assert_eq!(v["totalCount"], 3);
@@ -186,18 +146,10 @@ mod tests {
     #[test]
     fn paging_keeps_the_total() {
         let mut s = state();
-        let v = call(
-            &mut s,
-            "getaccounts",
-            &params(&[("startRow", "1"), ("resultCount", "2")]),
-        );
+        let v = call(&mut s, "getaccounts", &params(&[("startRow", "1"), ("resultCount", "2")]));
         assert_eq!(uids(&v), [13, 120]);
         assert_eq!(v["totalCount"], 4);
-        let v = call(
-            &mut s,
-            "getaccounts",
-            &params(&[("orderDirection", "DESC"), ("resultCount", "1")]),
-        );
+        let v = call(&mut s, "getaccounts", &params(&[("orderDirection", "DESC"), ("resultCount", "1")]));
         assert_eq!(uids(&v), [312]);
         let v = call(&mut s, "getaccounts", &params(&[("startRow", "x")]));
         assert_eq!(v["result"], 1);
@@ -209,21 +161,13 @@ mod tests {
         let mut s = state();
         let v = call(&mut s, "getchecksum", &params(&[("session", "bad")]));
         assert_eq!(v["result"], 0);
-        let v = call(
-            &mut s,
-            "getchecksum",
-            &params(&[("session", "bad"), ("appid", "x")]),
-        );
+        let v = call(&mut s, "getchecksum", &params(&[("session", "bad"), ("appid", "x")]));
         assert_eq!(v["result"], 702);
         let v = call(&mut s, "getaccounts", &params(&[("session", "bad-one")]));
         assert_eq!(v["result"], 702);
         assert_eq!(v["error"], "session [bad-one] is not valid");
         assert_eq!(
-            call(
-                &mut s,
-                "setaccountstatus",
-                &params(&[("session", ""), ("uid", "12"), ("status", "2")])
-            )["result"],
+            call(&mut s, "setaccountstatus", &params(&[("session", ""), ("uid", "12"), ("status", "2")]))["result"],
             702
         );
         assert!(s.status_changes.is_empty());
@@ -234,29 +178,14 @@ mod tests {
         let mut s = state();
         for _ in 0..2 {
             assert_eq!(
-                call(
-                    &mut s,
-                    "setaccountstatus",
-                    &params(&[("uid", "12"), ("status", "2")])
-                ),
+                call(&mut s, "setaccountstatus", &params(&[("uid", "12"), ("status", "2")])),
                 json!({"result": 0})
             );
         }
         assert_eq!(s.accounts[&12].status, 2);
         assert_eq!(s.status_changes, [(12, 2), (12, 2)]);
-        assert_eq!(
-            call(
-                &mut s,
-                "setaccountstatus",
-                &params(&[("uid", "99"), ("status", "2")])
-            )["result"],
-            5
-        );
-        let v = call(
-            &mut s,
-            "setaccountstatus",
-            &params(&[("uid", "12"), ("status", "7")]),
-        );
+        assert_eq!(call(&mut s, "setaccountstatus", &params(&[("uid", "99"), ("status", "2")]))["result"], 5);
+        let v = call(&mut s, "setaccountstatus", &params(&[("uid", "12"), ("status", "7")]));
         assert_eq!(v["result"], 1);
         let v = call(&mut s, "setaccountstatus", &params(&[("status", "1")]));
         assert!(v["error"].as_str().unwrap().contains("[uid]"));

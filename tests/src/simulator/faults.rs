@@ -36,13 +36,7 @@ pub struct FaultRule {
 impl FaultRule {
     /// A rule hitting every request, forever.
     pub fn new(kind: FaultKind) -> Self {
-        FaultRule {
-            kind,
-            method: None,
-            start_row: None,
-            uid: None,
-            times: None,
-        }
+        FaultRule { kind, method: None, start_row: None, uid: None, times: None }
     }
 
     pub fn method(mut self, method: &str) -> Self {
@@ -66,25 +60,18 @@ impl FaultRule {
     }
 
     fn matches(&self, method: &str, params: &BTreeMap<String, String>) -> bool {
-        let param_is = |name: &str, want: u64| {
-            params.get(name).and_then(|v| v.trim().parse::<u64>().ok()) == Some(want)
-        };
+        let param_is =
+            |name: &str, want: u64| params.get(name).and_then(|v| v.trim().parse::<u64>().ok()) == Some(want);
         self.method.as_deref().is_none_or(|m| m == method)
-            && self.start_row.is_none_or(|row| {
-                param_is("startRow", row) || (row == 0 && !params.contains_key("startRow"))
-            })
             && self
-                .uid
-                .is_none_or(|uid| param_is("uid", uid) || param_is("filterValue", uid))
+                .start_row
+                .is_none_or(|row| param_is("startRow", row) || (row == 0 && !params.contains_key("startRow")))
+            && self.uid.is_none_or(|uid| param_is("uid", uid) || param_is("filterValue", uid))
     }
 }
 
 /// Picks the first rule matching a request and uses one of its hits.
-pub fn take(
-    rules: &mut Vec<FaultRule>,
-    method: &str,
-    params: &BTreeMap<String, String>,
-) -> Option<FaultKind> {
+pub fn take(rules: &mut Vec<FaultRule>, method: &str, params: &BTreeMap<String, String>) -> Option<FaultKind> {
     let index = rules.iter().position(|r| r.matches(method, params))?;
     let kind = rules[index].kind.clone();
     if let Some(times) = &mut rules[index].times {
@@ -101,34 +88,17 @@ mod tests {
     use super::*;
 
     fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn rules_match_and_run_out() {
-        let mut rules = vec![
-            FaultRule::new(FaultKind::Http500)
-                .method("getaccounts")
-                .start_row(100)
-                .times(2),
-        ];
+        let mut rules = vec![FaultRule::new(FaultKind::Http500).method("getaccounts").start_row(100).times(2)];
         let page = params(&[("startRow", "100")]);
         assert_eq!(take(&mut rules, "setaccountstatus", &page), None);
-        assert_eq!(
-            take(&mut rules, "getaccounts", &params(&[("startRow", "0")])),
-            None
-        );
-        assert_eq!(
-            take(&mut rules, "getaccounts", &page),
-            Some(FaultKind::Http500)
-        );
-        assert_eq!(
-            take(&mut rules, "getaccounts", &page),
-            Some(FaultKind::Http500)
-        );
+        assert_eq!(take(&mut rules, "getaccounts", &params(&[("startRow", "0")])), None);
+        assert_eq!(take(&mut rules, "getaccounts", &page), Some(FaultKind::Http500));
+        assert_eq!(take(&mut rules, "getaccounts", &page), Some(FaultKind::Http500));
         assert_eq!(take(&mut rules, "getaccounts", &page), None);
         assert!(rules.is_empty());
     }

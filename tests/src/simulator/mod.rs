@@ -108,30 +108,20 @@ impl Simulator {
             }),
             connections: AtomicUsize::new(0),
         });
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let server_shared = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("cloudpe-sim".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    match tokio::net::TcpListener::from_std(listener) {
-                        Ok(listener) => server::serve(listener, server_shared, stopped).await,
-                        Err(e) => eprintln!("cloudpe-sim: cannot listen: {e}"),
-                    }
-                });
-                // Dropping the runtime cancels every connection task, held (Timeout) ones included.
-                runtime.shutdown_timeout(Duration::from_millis(100));
-            })?;
-        Ok(Simulator {
-            addr,
-            shared,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        let thread = std::thread::Builder::new().name("cloudpe-sim".into()).spawn(move || {
+            runtime.block_on(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => server::serve(listener, server_shared, stopped).await,
+                    Err(e) => eprintln!("cloudpe-sim: cannot listen: {e}"),
+                }
+            });
+            // Dropping the runtime cancels every connection task, held (Timeout) ones included.
+            runtime.shutdown_timeout(Duration::from_millis(100));
+        })?;
+        Ok(Simulator { addr, shared, stop: Some(stop), thread: Some(thread) })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {

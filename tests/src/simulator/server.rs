@@ -37,11 +37,7 @@ impl std::fmt::Display for ResetConnection {
 impl std::error::Error for ResetConnection {}
 
 /// Accepts connections until `stop` fires.
-pub async fn serve(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut stop: tokio::sync::oneshot::Receiver<()>,
-) {
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: tokio::sync::oneshot::Receiver<()>) {
     loop {
         let stream = tokio::select! {
             _ = &mut stop => return,
@@ -97,16 +93,10 @@ async fn respond(
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
-            return Ok(text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "text/plain",
-                "request body too large",
-            ));
+            return Ok(text(StatusCode::PAYLOAD_TOO_LARGE, "text/plain", "request body too large"));
         }
     };
-    let mut params: BTreeMap<String, String> = form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect();
+    let mut params: BTreeMap<String, String> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
     params.extend(form_urlencoded::parse(&body).into_owned());
     let method = route(&path);
 
@@ -115,11 +105,7 @@ async fn respond(
         state.requests.push(RecordedRequest {
             http_method: http_method.clone(),
             api_method: path.rsplit('/').next().unwrap_or("").to_ascii_lowercase(),
-            path: if query.is_empty() {
-                path.clone()
-            } else {
-                format!("{path}?{query}")
-            },
+            path: if query.is_empty() { path.clone() } else { format!("{path}?{query}") },
             params: params.clone(),
         });
         let fault = method.and_then(|m| faults::take(&mut state.faults, m, &params));
@@ -132,20 +118,12 @@ async fn respond(
         return Ok(text(StatusCode::NOT_FOUND, "text/plain", "404 Not Found"));
     };
     if !matches!(http_method.as_str(), "GET" | "POST") {
-        return Ok(text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain",
-            "405 Method Not Allowed",
-        ));
+        return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "405 Method Not Allowed"));
     }
     match fault {
         None => {}
         Some(FaultKind::Http500) => {
-            return Ok(text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "text/plain",
-                "Internal Server Error",
-            ));
+            return Ok(text(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "Internal Server Error"));
         }
         Some(FaultKind::Html502) => {
             return Ok(text(StatusCode::BAD_GATEWAY, "text/html", BAD_GATEWAY_PAGE));
@@ -165,18 +143,10 @@ async fn respond(
         Some(FaultKind::TruncatedJson) => {
             let reply = answer(shared, method, &params);
             let cut = reply.len() / 2;
-            return Ok(text(
-                StatusCode::OK,
-                "application/json",
-                reply[..cut].to_string(),
-            ));
+            return Ok(text(StatusCode::OK, "application/json", reply[..cut].to_string()));
         }
     }
-    Ok(text(
-        StatusCode::OK,
-        "application/json",
-        answer(shared, method, &params),
-    ))
+    Ok(text(StatusCode::OK, "application/json", answer(shared, method, &params)))
 }
 
 fn answer(shared: &Shared, method: &str, params: &BTreeMap<String, String>) -> String {
@@ -188,10 +158,7 @@ fn answer(shared: &Shared, method: &str, params: &BTreeMap<String, String>) -> S
 fn route(path: &str) -> Option<&'static str> {
     let rest = path.strip_prefix("/1.0/")?;
     let (service, method) = rest.rsplit_once("/rest/")?;
-    METHODS
-        .iter()
-        .find(|(s, m)| *s == service && m.eq_ignore_ascii_case(method))
-        .map(|(_, m)| *m)
+    METHODS.iter().find(|(s, m)| *s == service && m.eq_ignore_ascii_case(method)).map(|(_, m)| *m)
 }
 
 #[cfg(test)]
@@ -200,18 +167,9 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert_eq!(
-            route("/1.0/billing/account/rest/getaccounts"),
-            Some("getaccounts")
-        );
-        assert_eq!(
-            route("/1.0/billing/account/rest/GetAccounts"),
-            Some("getaccounts")
-        );
-        assert_eq!(
-            route("/1.0/marketplace/app/rest/getchecksum"),
-            Some("getchecksum")
-        );
+        assert_eq!(route("/1.0/billing/account/rest/getaccounts"), Some("getaccounts"));
+        assert_eq!(route("/1.0/billing/account/rest/GetAccounts"), Some("getaccounts"));
+        assert_eq!(route("/1.0/marketplace/app/rest/getchecksum"), Some("getchecksum"));
         assert_eq!(route("/billing/account/rest/getaccounts"), None);
         assert_eq!(route("/1.0/billing/account/rest/deleteaccount"), None);
         assert_eq!(route("/1.0/marketplace/app/rest/getaccounts"), None);

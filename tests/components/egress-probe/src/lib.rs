@@ -37,12 +37,8 @@ fn get(url: &str) -> Result<u16, String> {
         other => Scheme::Other(other.to_string()),
     };
     request.set_scheme(Some(&scheme)).map_err(|()| "scheme")?;
-    request
-        .set_authority(Some(authority))
-        .map_err(|()| "authority")?;
-    request
-        .set_path_with_query(Some(path))
-        .map_err(|()| "path")?;
+    request.set_authority(Some(authority)).map_err(|()| "authority")?;
+    request.set_path_with_query(Some(path)).map_err(|()| "path")?;
     let body = request.body().map_err(|()| "body")?;
     let future = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
     OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))?;
@@ -84,11 +80,7 @@ impl Guest for Probe {
     fn suspend(app: AppSettings, _account: Account) -> Result<Outcome, ModuleError> {
         let url = app.field5.unwrap_or_default();
         match get(&url) {
-            Ok(status) => Ok(Outcome {
-                message: format!("HTTP {status}"),
-                facts: vec![],
-                changed_remote: false,
-            }),
+            Ok(status) => Ok(Outcome { message: format!("HTTP {status}"), facts: vec![], changed_remote: false }),
             Err(e) => Err(ModuleError::Transport(e)),
         }
     }
@@ -101,15 +93,8 @@ impl Guest for Probe {
         Self::suspend(app, account)
     }
 
-    fn sync(
-        _app: AppSettings,
-        _accounts: Vec<Account>,
-        _options: SyncOptions,
-    ) -> Result<SyncReport, ModuleError> {
-        Ok(SyncReport {
-            decisions: vec![],
-            requests: 0,
-        })
+    fn sync(_app: AppSettings, _accounts: Vec<Account>, _options: SyncOptions) -> Result<SyncReport, ModuleError> {
+        Ok(SyncReport { decisions: vec![], requests: 0 })
     }
 }
 

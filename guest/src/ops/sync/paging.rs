@@ -1,0 +1,250 @@
+//! Bulk reads: pages through CloudPe's whole account list (`startRow`/`resultCount`, ordered by
+//! uid), concurrently, and keeps the accounts whose uid is wanted.
+//!
+//! The first round fetches as many pages as the wanted set could fill (at most one round of
+//! concurrency); its `totalCount` tells how many more pages there are. A page that still fails
+//! after its retries leaves a gap: wanted uids that could lie in it are looked up one by one,
+//! never assumed absent.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Lookup, lookups};
+use crate::api::{AccountsPage, ApiMethod, CloudPe, RetryPolicy};
+use crate::model::{LogLevel, ModuleError};
+use crate::transport::Platform;
+
+/// Most uids looked up one by one to cover failed pages; beyond that they are reported as errors.
+pub const MAX_GAP_LOOKUPS: usize = 2000;
+
+/// One fetched page: its first row and what came back.
+struct Page {
+    start_row: u64,
+    result: Result<AccountsPage, ModuleError>,
+}
+
+/// Reads the wanted uids' accounts by paging through the list.
+pub(super) fn scan<P: Platform>(
+    api: &CloudPe<'_, P>,
+    wanted: &[u64],
+    page_size: u64,
+    max_in_flight: usize,
+    retry: RetryPolicy,
+    may_switch: bool,
+) -> BTreeMap<u64, Lookup> {
+    let first_round = (wanted.len() as u64).div_ceil(page_size).clamp(1, max_in_flight as u64);
+    let mut pages = fetch(api, (0..first_round).map(|i| i * page_size).collect(), page_size, max_in_flight, retry);
+
+    let total = pages.iter().filter_map(|p| p.result.as_ref().ok()).map(|p| p.total_count).max();
+    let Some(total) = total else {
+        // Not a single page could be read: every wanted uid fails with the first page's error.
+        let error = pages.remove(0).result.err().expect("no page succeeded");
+        return wanted.iter().map(|&uid| (uid, Err(error.clone()))).collect();
+    };
+    let rest: Vec<u64> = (first_round..total.div_ceil(page_size)).map(|i| i * page_size).collect();
+    let found_so_far = collect(&pages, wanted);
+    let unresolved: Vec<u64> = wanted.iter().copied().filter(|uid| !found_so_far.contains_key(uid)).collect();
+    if may_switch && rest.len() > unresolved.len() {
+        api.platform_log(
+            LogLevel::Info,
+            &format!(
+                "sync: CloudPe lists {total} accounts; {} exact lookups are cheaper than {} more pages",
+                unresolved.len(),
+                rest.len()
+            ),
+        );
+        let mut result = resolve(found_so_far, wanted, &BTreeMap::new());
+        result.extend(lookups::exact(api, &unresolved, max_in_flight, retry));
+        return result;
+    }
+    pages.extend(fetch(api, rest, page_size, max_in_flight, retry));
+    pages.sort_by_key(|p| p.start_row);
+
+    let found = collect(&pages, wanted);
+    let failed: Vec<&Page> = pages.iter().filter(|p| p.result.is_err()).collect();
+    for page in &failed {
+        if let Err(e) = &page.result {
+            api.platform_log(
+                LogLevel::Warn,
+                &format!("sync: the page at startRow {} could not be read: {e}", page.start_row),
+            );
+        }
+    }
+    let gaps = uncovered(&pages, wanted, &found);
+    let mut result = resolve(found, wanted, &gaps);
+    if gaps.is_empty() {
+        return result;
+    }
+    let gap_uids: Vec<u64> = gaps.keys().copied().collect();
+    if gap_uids.len() <= MAX_GAP_LOOKUPS {
+        api.platform_log(
+            LogLevel::Info,
+            &format!("sync: looking up {} users one by one to cover failed pages", gap_uids.len()),
+        );
+        result.extend(lookups::exact(api, &gap_uids, max_in_flight, retry));
+    } else {
+        for (uid, page) in gaps {
+            let error = pages.iter().find(|p| p.start_row == page).and_then(|p| p.result.as_ref().err()).cloned();
+            let reason = error.map(|e| e.to_string()).unwrap_or_default();
+            result.insert(
+                uid,
+                Err(ModuleError::Transport(format!(
+                    "the page of CloudPe's account list that may hold user {uid} (startRow {page}) could not be read: {reason}"
+                ))),
+            );
+        }
+    }
+    result
+}
+
+fn fetch<P: Platform>(
+    api: &CloudPe<'_, P>,
+    start_rows: Vec<u64>,
+    page_size: u64,
+    max_in_flight: usize,
+    retry: RetryPolicy,
+) -> Vec<Page> {
+    api.expect_requests(start_rows.len() as u32);
+    let requests: Vec<_> = start_rows
+        .iter()
+        .map(|&row| api.request(ApiMethod::GetAccounts, &api.page_params(None, row, page_size)))
+        .collect();
+    let results = api.fetch_all::<AccountsPage>(ApiMethod::GetAccounts, &requests, max_in_flight, retry);
+    start_rows.into_iter().zip(results).map(|(start_row, result)| Page { start_row, result }).collect()
+}
+
+/// The wanted accounts found on the pages read so far. A uid listed twice with different data
+/// (the list shifted while it was paged) is kept as an error: it is ambiguous.
+fn collect(pages: &[Page], wanted: &[u64]) -> BTreeMap<u64, Lookup> {
+    let wanted: BTreeSet<u64> = wanted.iter().copied().collect();
+    let mut found: BTreeMap<u64, Lookup> = BTreeMap::new();
+    for page in pages {
+        let Ok(page) = &page.result else { continue };
+        for account in page.array.iter().filter(|a| wanted.contains(&a.uid)) {
+            match found.get(&account.uid) {
+                Some(Ok(Some(seen))) if seen != account => {
+                    found.insert(
+                        account.uid,
+                        Err(ModuleError::Unexpected(format!(
+                            "CloudPe listed user {} twice with different states while the list was read: not decided",
+                            account.uid
+                        ))),
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    found.insert(account.uid, Ok(Some(account.clone())));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Wanted uids not found that may lie on a failed page, with that page's start row. When every
+/// page is sorted by uid and pages follow each other, a failed page can only hold uids between
+/// its successful neighbours; otherwise any missing uid may be on it.
+fn uncovered(pages: &[Page], wanted: &[u64], found: &BTreeMap<u64, Lookup>) -> BTreeMap<u64, u64> {
+    let Some(first_failed) = pages.iter().find(|p| p.result.is_err()) else { return BTreeMap::new() };
+    let missing = wanted.iter().copied().filter(|uid| !found.contains_key(uid));
+    let bounds: Vec<Option<(u64, u64)>> = pages
+        .iter()
+        .map(|p| {
+            let page = p.result.as_ref().ok()?;
+            Some((page.array.first()?.uid, page.array.last()?.uid))
+        })
+        .collect();
+    if !ordered(pages) {
+        return missing.map(|uid| (uid, first_failed.start_row)).collect();
+    }
+    missing
+        .filter_map(|uid| {
+            pages.iter().enumerate().filter(|(_, p)| p.result.is_err()).find_map(|(i, p)| {
+                let below = bounds[..i].iter().rev().find_map(|b| *b).map_or(0, |(_, last)| last);
+                let above = bounds[i + 1..].iter().find_map(|b| *b).map_or(u64::MAX, |(first, _)| first);
+                (below < uid && uid < above).then_some((uid, p.start_row))
+            })
+        })
+        .collect()
+}
+
+/// Whether the successful pages are sorted by uid, each within itself and against the next.
+fn ordered(pages: &[Page]) -> bool {
+    let uids: Vec<u64> =
+        pages.iter().filter_map(|p| p.result.as_ref().ok()).flat_map(|p| p.array.iter().map(|a| a.uid)).collect();
+    uids.windows(2).all(|w| w[0] < w[1])
+}
+
+/// Final lookups: found accounts, `None` for uids that are certainly absent, and nothing for the
+/// `gaps` (they are resolved separately).
+fn resolve(mut found: BTreeMap<u64, Lookup>, wanted: &[u64], gaps: &BTreeMap<u64, u64>) -> BTreeMap<u64, Lookup> {
+    for uid in wanted {
+        if !gaps.contains_key(uid) {
+            found.entry(*uid).or_insert(Ok(None));
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SyncOptions;
+    use crate::ops::testing::{FakeCloudPe, settings};
+
+    fn users(n: u64) -> Vec<(u64, i64, Option<bool>)> {
+        (1..=n).map(|uid| (uid * 10, if uid % 3 == 0 { 2 } else { 1 }, None)).collect()
+    }
+
+    fn run(cloud: &FakeCloudPe, wanted: &[u64], may_switch: bool) -> BTreeMap<u64, Lookup> {
+        let s = settings("https://api.example.com");
+        let api = CloudPe::new(&s, cloud);
+        let o = SyncOptions::default();
+        scan(&api, wanted, 10, o.max_concurrency as usize, RetryPolicy::attempts(2), may_switch)
+    }
+
+    #[test]
+    fn finds_every_wanted_uid_across_pages() {
+        let cloud = FakeCloudPe::new(&users(95));
+        let wanted = [10, 20, 300, 950, 955];
+        let got = run(&cloud, &wanted, false);
+        assert_eq!(got[&300].as_ref().unwrap().as_ref().unwrap().status, Some(2));
+        assert!(got[&950].as_ref().unwrap().is_some());
+        assert_eq!(got[&955], Ok(None), "absent uid, every page read: certainly absent");
+        // 95 accounts in pages of 10: 10 pages, no more
+        assert_eq!(cloud.requests.borrow().len(), 10);
+    }
+
+    #[test]
+    fn a_failed_page_is_retried_then_its_gap_is_looked_up() {
+        let cloud = FakeCloudPe::new(&users(95));
+        cloud.fail_page(30, 99); // startRow 30 fails forever (uids 310..400)
+        let wanted = [20, 350, 355, 800];
+        let got = run(&cloud, &wanted, false);
+        assert!(got[&350].as_ref().unwrap().is_some(), "found by an exact lookup: {:?}", got[&350]);
+        assert_eq!(got[&355], Ok(None), "exact lookup says absent");
+        assert!(got[&800].as_ref().unwrap().is_some());
+        let requests = cloud.requests.borrow();
+        let page_30 = requests.iter().filter(|r| r.path_and_query.contains("startRow=30&")).count();
+        assert_eq!(page_30, 2, "the failed page was tried twice (max_attempts 2)");
+        let lookups = requests.iter().filter(|r| r.path_and_query.contains("filterField=uid")).count();
+        assert_eq!(lookups, 2, "only 350 and 355 lie in the gap");
+    }
+
+    #[test]
+    fn without_any_page_every_uid_fails() {
+        let cloud = FakeCloudPe::new(&users(20));
+        cloud.fail_all_with(502);
+        let got = run(&cloud, &[10, 20], false);
+        assert!(got.values().all(|l| matches!(l, Err(ModuleError::Transport(_)))));
+    }
+
+    #[test]
+    fn switches_to_lookups_when_the_list_is_much_longer() {
+        let cloud = FakeCloudPe::new(&users(500)); // 50 pages
+        let got = run(&cloud, &[10, 4990, 5000, 3330, 1230, 7, 8, 9, 11, 12, 13, 14], true);
+        assert!(got[&4990].as_ref().unwrap().is_some());
+        assert_eq!(got[&7], Ok(None));
+        let requests = cloud.requests.borrow().len();
+        assert!(requests < 30, "{requests} requests: should have switched to lookups");
+    }
+}
