@@ -37,7 +37,7 @@ pub(super) fn scan<P: Platform>(
     let total = pages.iter().filter_map(|p| p.result.as_ref().ok()).map(|p| p.total_count).max();
     let Some(total) = total else {
         // Not a single page could be read: every wanted uid fails with the first page's error.
-        let error = pages.remove(0).result.err().expect("no page succeeded");
+        let error = pages.remove(0).result.expect_err("no page succeeded");
         return wanted.iter().map(|&uid| (uid, Err(error.clone()))).collect();
     };
     let rest: Vec<u64> = (first_round..total.div_ceil(page_size)).map(|i| i * page_size).collect();
