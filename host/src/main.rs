@@ -35,8 +35,9 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let (report, scrubber, exit) = execute(&cli);
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{}", report.render(&scrubber, cli.global.pretty));
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let _ = report.write(&scrubber, cli.global.pretty, &mut stdout);
+    let _ = writeln!(stdout);
     let _ = stdout.flush();
     ExitCode::from(exit as u8)
 }

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use crate::bindings::hostbill::provisioning::types as wit;
 use crate::bindings::{WIT_PACKAGE, WIT_VERSION};
 use crate::cli::{Command, Strategy};
-use crate::report::{ErrorKind, ErrorReport, Exit, ModuleRef, Report};
+use crate::report::{Decisions, ErrorKind, ErrorReport, Exit, ModuleRef, Report};
 use crate::request::{self, AccountRequest, AppRequest, SyncRequest};
 use crate::runtime::{Fault, Runtime};
 use crate::sandbox::limits::Limits;
@@ -151,7 +151,7 @@ fn fill(report: &mut Report, info: &wit::ModuleInfo, output: Output, elapsed_ms:
             }
         }
         Output::Sync(Ok(sync), dry_run) => {
-            let (decisions, summary) = sync_json(&sync, dry_run, elapsed_ms);
+            let summary = sync_summary(&sync, elapsed_ms);
             eprintln!(
                 "sync: {} accounts: {} change, {} unchanged, {} skipped, {} error; {} requests in {:.2} s{}",
                 summary["accounts"],
@@ -164,8 +164,8 @@ fn fill(report: &mut Report, info: &wit::ModuleInfo, output: Output, elapsed_ms:
                 if dry_run.0 { " (dry run: nothing to apply)" } else { "" }
             );
             p.insert("dry_run".into(), Value::Bool(dry_run.0));
-            p.insert("decisions".into(), decisions);
             p.insert("summary".into(), summary);
+            report.decisions = Some(Decisions { report: sync, dry_run: dry_run.0 });
             Exit::Success
         }
         Output::Outcome(Err(e)) | Output::Checks(Err(e)) | Output::Sync(Err(e), _) => {
@@ -196,6 +196,7 @@ fn collect_logs(report: &mut Report, state: SandboxState, exit: Exit) -> Exit {
             });
         }
         report.payload.clear();
+        report.decisions = None;
         report.error =
             Some(ErrorReport::new(ErrorKind::EgressDenied, format!("the module was stopped: the host {first}")));
         exit = Exit::ModuleFault;
@@ -253,48 +254,18 @@ fn facts(facts: &[wit::Fact]) -> Value {
     Value::Object(facts.iter().map(|f| (f.name.clone(), Value::from(f.value.clone()))).collect::<Map<_, _>>())
 }
 
-fn status_name(s: wit::HostbillStatus) -> &'static str {
-    use wit::HostbillStatus::*;
-    match s {
-        Pending => "Pending",
-        Active => "Active",
-        Suspended => "Suspended",
-        Terminated => "Terminated",
-        Cancelled => "Cancelled",
-        Fraud => "Fraud",
-    }
-}
-
-fn sync_json(sync: &wit::SyncReport, dry_run: DryRun, elapsed_ms: u64) -> (Value, Value) {
-    let change_kind = if dry_run.0 { "would-change" } else { "change" };
-    let (mut unchanged, mut change, mut skipped, mut error) = (0u64, 0u64, 0u64, 0u64);
-    let decisions: Vec<Value> = sync
-        .decisions
-        .iter()
-        .map(|d| match &d.decision {
-            wit::Decision::Unchanged(f) => {
-                unchanged += 1;
-                json!({"account_id": d.account_id, "decision": "unchanged", "facts": facts(f)})
-            }
-            wit::Decision::Change(c) => {
-                change += 1;
-                json!({"account_id": d.account_id, "decision": change_kind, "from": status_name(c.from), "to": status_name(c.to), "facts": facts(&c.facts)})
-            }
-            wit::Decision::Skipped(reason) => {
-                skipped += 1;
-                json!({"account_id": d.account_id, "decision": "skipped", "reason": reason})
-            }
-            wit::Decision::Failed(e) => {
-                error += 1;
-                json!({"account_id": d.account_id, "decision": "error", "error": ErrorReport::from(e.clone())})
-            }
-        })
-        .collect();
-    let summary = json!({
-        "accounts": sync.decisions.len(), "unchanged": unchanged, "change": change, "skipped": skipped,
-        "error": error, "requests": sync.requests, "elapsed_ms": elapsed_ms,
-    });
-    (Value::Array(decisions), summary)
+/// Counts per decision, requests and time.
+fn sync_summary(sync: &wit::SyncReport, elapsed_ms: u64) -> Value {
+    let count = |f: fn(&wit::Decision) -> bool| sync.decisions.iter().filter(|d| f(&d.decision)).count();
+    json!({
+        "accounts": sync.decisions.len(),
+        "unchanged": count(|d| matches!(d, wit::Decision::Unchanged(_))),
+        "change": count(|d| matches!(d, wit::Decision::Change(_))),
+        "skipped": count(|d| matches!(d, wit::Decision::Skipped(_))),
+        "error": count(|d| matches!(d, wit::Decision::Failed(_))),
+        "requests": sync.requests,
+        "elapsed_ms": elapsed_ms,
+    })
 }
 
 fn info_json(info: &wit::ModuleInfo) -> Value {

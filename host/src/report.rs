@@ -7,6 +7,7 @@
 //! ```
 
 use serde::Serialize;
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 
 use crate::bindings::hostbill::provisioning::types as wit;
@@ -83,41 +84,238 @@ pub struct ModuleRef {
     pub version: String,
 }
 
+/// The decisions of a sync, kept as the module returned them and serialised straight to stdout
+/// (a 100,000-account sync never exists as a JSON tree in memory).
+#[derive(Debug, Clone)]
+pub struct Decisions {
+    pub report: wit::SyncReport,
+    /// A dry run labels changes `would-change`, so they cannot be applied by mistake.
+    pub dry_run: bool,
+}
+
 /// The whole output of one run.
 #[derive(Debug, Clone)]
 pub struct Report {
     pub operation: &'static str,
     pub module: Option<ModuleRef>,
-    /// Operation-specific fields (`outcome`, `checks`, `decisions`, `summary`, `info`).
+    /// Operation-specific fields (`outcome`, `checks`, `summary`, `info`, `dry_run`).
     pub payload: Map<String, Value>,
+    pub decisions: Option<Decisions>,
     pub error: Option<ErrorReport>,
     pub logs: Vec<LogRecord>,
 }
 
 impl Report {
     pub fn new(operation: &'static str) -> Self {
-        Report { operation, module: None, payload: Map::new(), error: None, logs: Vec::new() }
+        Report { operation, module: None, payload: Map::new(), decisions: None, error: None, logs: Vec::new() }
     }
 
     pub fn failed(operation: &'static str, error: ErrorReport) -> Self {
         Report { error: Some(error), ..Report::new(operation) }
     }
 
-    /// The JSON text, with every secret removed.
-    pub fn render(&self, scrubber: &Scrubber, pretty: bool) -> String {
-        let mut object = Map::new();
-        object.insert("ok".into(), Value::Bool(self.error.is_none()));
-        object.insert("operation".into(), Value::from(self.operation));
-        if let Some(module) = &self.module {
-            object.insert("module".into(), serde_json::to_value(module).expect("plain data"));
+    /// Writes the JSON report to `out`, with every secret removed.
+    pub fn write(&self, scrubber: &Scrubber, pretty: bool, out: impl std::io::Write) -> std::io::Result<()> {
+        let rendered = Rendered { report: self, scrubber };
+        if pretty { serde_json::to_writer_pretty(out, &rendered) } else { serde_json::to_writer(out, &rendered) }
+            .map_err(std::io::Error::other)
+    }
+
+    /// The JSON report as text (tests and small reports).
+    #[cfg(test)]
+    pub fn render(&self, scrubber: &Scrubber) -> String {
+        let mut out = Vec::new();
+        self.write(scrubber, false, &mut out).expect("writing to memory");
+        String::from_utf8(out).expect("JSON is UTF-8")
+    }
+}
+
+/// A report bound to its scrubber, for serialisation.
+struct Rendered<'a> {
+    report: &'a Report,
+    scrubber: &'a Scrubber,
+}
+
+/// A string serialised with secrets removed.
+struct Clean<'a>(&'a str, &'a Scrubber);
+
+impl Serialize for Clean<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.1.text(self.0))
+    }
+}
+
+impl Serialize for Rendered<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (r, scrub) = (self.report, self.scrubber);
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("ok", &r.error.is_none())?;
+        map.serialize_entry("operation", r.operation)?;
+        if let Some(module) = &r.module {
+            map.serialize_entry(
+                "module",
+                &serde_json::json!({"name": Clean(&module.name, scrub), "version": Clean(&module.version, scrub)}),
+            )?;
         }
-        object.extend(self.payload.clone());
-        if let Some(error) = &self.error {
-            object.insert("error".into(), serde_json::to_value(error).expect("plain data"));
+        for (key, value) in &r.payload {
+            let mut value = value.clone();
+            scrub.json(&mut value);
+            map.serialize_entry(key, &value)?;
         }
-        object.insert("logs".into(), serde_json::to_value(&self.logs).expect("plain data"));
-        let mut value = Value::Object(object);
-        scrubber.json(&mut value);
-        if pretty { serde_json::to_string_pretty(&value) } else { serde_json::to_string(&value) }.expect("plain data")
+        if let Some(decisions) = &r.decisions {
+            map.serialize_entry("decisions", &DecisionList { decisions, scrub })?;
+        }
+        if let Some(error) = &r.error {
+            map.serialize_entry("error", &CleanError(error, scrub))?;
+        }
+        map.serialize_entry("logs", &LogList(&r.logs, scrub))?;
+        map.end()
+    }
+}
+
+struct CleanError<'a>(&'a ErrorReport, &'a Scrubber);
+
+impl Serialize for CleanError<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(3))?;
+        map.serialize_entry("kind", &self.0.kind)?;
+        map.serialize_entry("message", &Clean(&self.0.message, self.1))?;
+        map.serialize_entry("code", &self.0.code)?;
+        map.end()
+    }
+}
+
+struct LogList<'a>(&'a [LogRecord], &'a Scrubber);
+
+impl Serialize for LogList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for record in self.0 {
+            seq.serialize_element(&serde_json::json!({
+                "level": record.level, "source": record.source, "message": Clean(&record.message, self.1),
+            }))?;
+        }
+        seq.end()
+    }
+}
+
+struct DecisionList<'a> {
+    decisions: &'a Decisions,
+    scrub: &'a Scrubber,
+}
+
+struct Facts<'a>(&'a [wit::Fact], &'a Scrubber);
+
+impl Serialize for Facts<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for fact in self.0 {
+            map.serialize_entry(&Clean(&fact.name, self.1), &Clean(&fact.value, self.1))?;
+        }
+        map.end()
+    }
+}
+
+impl Serialize for DecisionList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let scrub = self.scrub;
+        let change = if self.decisions.dry_run { "would-change" } else { "change" };
+        let mut seq = s.serialize_seq(Some(self.decisions.report.decisions.len()))?;
+        for d in &self.decisions.report.decisions {
+            seq.serialize_element(&DecisionOut { d, change, scrub })?;
+        }
+        seq.end()
+    }
+}
+
+struct DecisionOut<'a> {
+    d: &'a wit::AccountDecision,
+    change: &'static str,
+    scrub: &'a Scrubber,
+}
+
+impl Serialize for DecisionOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let scrub = self.scrub;
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("account_id", &self.d.account_id)?;
+        match &self.d.decision {
+            wit::Decision::Unchanged(facts) => {
+                map.serialize_entry("decision", "unchanged")?;
+                map.serialize_entry("facts", &Facts(facts, scrub))?;
+            }
+            wit::Decision::Change(c) => {
+                map.serialize_entry("decision", self.change)?;
+                map.serialize_entry("from", status_name(c.from))?;
+                map.serialize_entry("to", status_name(c.to))?;
+                map.serialize_entry("facts", &Facts(&c.facts, scrub))?;
+            }
+            wit::Decision::Skipped(reason) => {
+                map.serialize_entry("decision", "skipped")?;
+                map.serialize_entry("reason", &Clean(reason, scrub))?;
+            }
+            wit::Decision::Failed(e) => {
+                map.serialize_entry("decision", "error")?;
+                map.serialize_entry("error", &CleanError(&ErrorReport::from(e.clone()), scrub))?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// HostBill's spelling of a status.
+pub fn status_name(s: wit::HostbillStatus) -> &'static str {
+    use wit::HostbillStatus::*;
+    match s {
+        Pending => "Pending",
+        Active => "Active",
+        Suspended => "Suspended",
+        Terminated => "Terminated",
+        Cancelled => "Cancelled",
+        Fraud => "Fraud",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_removed_from_every_part_of_a_report() {
+        let secret = "tok-5e3a-secret";
+        let scrub = Scrubber::new([secret]);
+        let mut report = Report::new("sync");
+        report.module = Some(ModuleRef { name: format!("m {secret}"), version: "1".into() });
+        report.payload.insert("summary".into(), serde_json::json!({"note": format!("x{secret}x")}));
+        report.decisions = Some(Decisions {
+            report: wit::SyncReport {
+                decisions: vec![
+                    wit::AccountDecision {
+                        account_id: 1,
+                        decision: wit::Decision::Change(wit::StatusChange {
+                            from: wit::HostbillStatus::Active,
+                            to: wit::HostbillStatus::Suspended,
+                            facts: vec![wit::Fact { name: secret.into(), value: format!("v={secret}") }],
+                        }),
+                    },
+                    wit::AccountDecision { account_id: 2, decision: wit::Decision::Skipped(secret.into()) },
+                    wit::AccountDecision {
+                        account_id: 3,
+                        decision: wit::Decision::Failed(wit::ModuleError::Transport(secret.into())),
+                    },
+                ],
+                requests: 1,
+            },
+            dry_run: true,
+        });
+        report.error = Some(ErrorReport::new(ErrorKind::Transport, secret));
+        report.logs.push(LogRecord { level: "info", source: crate::sandbox::Source::Module, message: secret.into() });
+        let text = report.render(&scrub);
+        assert!(!text.contains(secret), "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["decisions"][0]["decision"], "would-change");
+        assert_eq!(v["decisions"][0]["to"], "Suspended");
+        assert_eq!(v["decisions"][2]["error"]["kind"], "transport");
+        assert_eq!(v["ok"], false);
     }
 }

@@ -1,6 +1,8 @@
 //! Removes secrets (the App fields a module marks secret, and the App password) from everything
 //! the host prints. Applied once, at the output boundary, to every string of the response.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 /// Replacement text for a secret.
@@ -29,12 +31,12 @@ impl Scrubber {
         Scrubber { needles }
     }
 
-    /// `text` with every secret replaced.
-    pub fn text(&self, text: &str) -> String {
-        let mut out = text.to_string();
+    /// `text` with every secret replaced (borrowed when there is none).
+    pub fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out = Cow::Borrowed(text);
         for needle in &self.needles {
             if out.contains(needle.as_str()) {
-                out = out.replace(needle.as_str(), REDACTED);
+                out = Cow::Owned(out.replace(needle.as_str(), REDACTED));
             }
         }
         out
@@ -43,13 +45,17 @@ impl Scrubber {
     /// Scrubs every string (and object key) in a JSON value, in place.
     pub fn json(&self, value: &mut Value) {
         match value {
-            Value::String(s) => *s = self.text(s),
+            Value::String(s) => {
+                if let Cow::Owned(clean) = self.text(s) {
+                    *s = clean;
+                }
+            }
             Value::Array(items) => items.iter_mut().for_each(|v| self.json(v)),
             Value::Object(map) => {
                 let entries = std::mem::take(map);
                 for (key, mut v) in entries {
                     self.json(&mut v);
-                    map.insert(self.text(&key), v);
+                    map.insert(self.text(&key).into_owned(), v);
                 }
             }
             _ => {}
