@@ -31,6 +31,8 @@ pub struct HostRun {
     /// stdout parsed as JSON (`Value::Null` if it was not JSON).
     pub json: Value,
     pub elapsed: Duration,
+    /// Peak resident memory of the process, in KiB.
+    pub peak_rss_kib: u64,
 }
 
 impl HostRun {
@@ -132,23 +134,38 @@ impl Host {
             let _ = err.read_to_string(&mut s);
             s
         });
-        let code = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                break status.code().unwrap_or(-1);
-            }
-            if started.elapsed() > PROCESS_TIMEOUT {
-                let _ = child.kill();
-                let _ = child.wait();
-                break -1;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        };
+        let (code, peak_rss_kib) = wait_with_usage(&mut child, started);
         let elapsed = started.elapsed();
         let _ = writer.join();
         let stdout = reader.join().unwrap_or_default();
         let stderr = err_reader.join().unwrap_or_default();
         let json = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
-        HostRun { code, stdout, stderr, json, elapsed }
+        HostRun { code, stdout, stderr, json, elapsed, peak_rss_kib }
+    }
+}
+
+/// Waits for `child` (killing it after [`PROCESS_TIMEOUT`]) and returns its exit code (-1 if
+/// killed) and peak RSS in KiB, read from `wait4`'s resource usage.
+fn wait_with_usage(child: &mut std::process::Child, started: Instant) -> (i32, u64) {
+    let pid = child.id() as libc::pid_t;
+    loop {
+        let mut status = 0;
+        // SAFETY: rusage is plain data; wait4 fills it for our own child.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let flags = if started.elapsed() > PROCESS_TIMEOUT { 0 } else { libc::WNOHANG };
+        if flags == 0 {
+            let _ = child.kill();
+        }
+        // SAFETY: pid is our child, not yet reaped (std never waited on it).
+        let reaped = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
+        if reaped == pid {
+            let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
+            return (code, usage.ru_maxrss.max(0) as u64);
+        }
+        if reaped < 0 {
+            return (-1, 0);
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

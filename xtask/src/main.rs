@@ -5,6 +5,7 @@
 //! - `test`: `build`, then run every test of the workspace against those artifacts.
 //! - `demo`: `build`, then run every operation and a sync through the host against a simulated
 //!   CloudPe, and print what happened.
+//! - `bench`: release build, then the sync benchmark (new sync vs the old module's algorithm).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -44,6 +45,12 @@ enum Task {
         #[arg(long)]
         release: bool,
     },
+    /// Build in release, then time the sync of 10,000 accounts against the old algorithm.
+    Bench {
+        /// Extra arguments for the benchmark (after `--`; see `cloudpe-bench --help`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -67,6 +74,15 @@ fn main() -> Result<()> {
             if release {
                 cargo.arg("--release");
             }
+            artifacts.export(&mut cargo);
+            run(&mut cargo)?;
+        }
+        Task::Bench { args } => {
+            let artifacts = build(&root, true)?;
+            let mut cargo = cargo();
+            cargo
+                .args(["run", "--quiet", "--release", "-p", "cloudpe-e2e", "--bin", "cloudpe-bench", "--"])
+                .args(&args);
             artifacts.export(&mut cargo);
             run(&mut cargo)?;
         }

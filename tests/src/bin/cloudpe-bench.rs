@@ -1,0 +1,213 @@
+//! `cloudpe-bench` (run by `cargo xtask bench`): times the sync of 10,000 accounts against the
+//! simulated CloudPe, side by side in one run with the old PHP module's algorithm, and prints the
+//! table with ratios, the theoretical floor and the host's peak RSS; then the crossover between
+//! exact lookups and paging for small account sets.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use clap::Parser;
+use cloudpe_e2e::harness::{Host, HostRun, account, app};
+use cloudpe_e2e::{SimConfig, Simulator, population};
+use serde_json::{Value, json};
+
+const SESSION: &str = "bench-session-token-1e8f";
+const FIRST_UID: u64 = 1000;
+
+#[derive(Parser)]
+struct Args {
+    /// HostBill accounts (and CloudPe users) to sync.
+    #[arg(long, default_value_t = 10_000)]
+    accounts: usize,
+    /// Requests in flight at once for the new sync.
+    #[arg(long, default_value_t = 8)]
+    concurrency: u32,
+    /// Accounts per page.
+    #[arg(long, default_value_t = 1000)]
+    page_size: u32,
+    /// Runs of the new sync per latency (the median is shown).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Accounts the old algorithm is timed on at 20 ms (the result is scaled to all accounts).
+    #[arg(long, default_value_t = 1000)]
+    old_sample: usize,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let host = Host::from_env();
+    let users = population(args.accounts, FIRST_UID);
+    let sim = Simulator::start(SimConfig { session: SESSION.into(), accounts: users, ..SimConfig::default() })?;
+    let statuses = ["Active", "Suspended"];
+    let accounts: Vec<Value> = (0..args.accounts as u64)
+        .map(|i| account(i + 1, 50_000 + i, statuses[(i % 2) as usize], Some(&(FIRST_UID + i).to_string())))
+        .collect();
+    let request = json!({"app": app(&sim.api_url(), SESSION), "accounts": accounts}).to_string();
+
+    println!("Sync benchmark: {} HostBill accounts, simulated CloudPe with {} users", args.accounts, args.accounts);
+    println!(
+        "host {} | component {} ({} KiB) | concurrency {} | page size {} | median of {} runs",
+        host.bin.display(),
+        host.component.display(),
+        std::fs::metadata(&host.component)?.len() / 1024,
+        args.concurrency,
+        args.page_size,
+        args.runs
+    );
+    println!();
+    println!(
+        "{:>7} | {:>22} | {:>13} | {:>13} | {:>9} | {:>12} | {:>8} | {:>10} | {:>10} | {:>9}",
+        "latency",
+        "old way (sequential)",
+        "new, process",
+        "new, module",
+        "old/new",
+        "requests",
+        "floor",
+        "proc/floor",
+        "mod/floor",
+        "peak RSS"
+    );
+    let mut decisions_checked = false;
+    for latency_ms in [0u64, 20] {
+        sim.set_latency(Duration::from_millis(latency_ms));
+        let sync_args = [
+            "sync".to_string(),
+            "--max-concurrency".into(),
+            args.concurrency.to_string(),
+            "--page-size".into(),
+            args.page_size.to_string(),
+        ];
+        let sync_args: Vec<&str> = sync_args.iter().map(String::as_str).collect();
+        let mut runs: Vec<HostRun> =
+            (0..args.runs).map(|_| host.run_args(&sync_args, request.as_bytes(), &[])).collect();
+        for run in &runs {
+            ensure!(run.code == 0, "sync failed: {}", run.all_output());
+        }
+        if !decisions_checked {
+            check_decisions(&runs[0], &sim)?;
+            decisions_checked = true;
+        }
+        runs.sort_by_key(|r| r.elapsed);
+        let median = &runs[runs.len() / 2];
+        let module_ms = median.json["summary"]["elapsed_ms"].as_u64().unwrap_or(0) as f64;
+        let requests = median.json["summary"]["requests"].as_u64().unwrap_or(0);
+        let peak_rss = runs.iter().map(|r| r.peak_rss_kib).max().unwrap_or(0);
+
+        let sample = if latency_ms == 0 { args.accounts } else { args.old_sample.min(args.accounts) };
+        let old = old_algorithm(sim.addr(), sample)?;
+        let old_total = old.as_secs_f64() * args.accounts as f64 / sample as f64;
+        let old_label = if sample == args.accounts {
+            format!("{old_total:.2} s")
+        } else {
+            format!("{old_total:.1} s ({}k timed)", sample / 1000)
+        };
+        let new_s = median.elapsed.as_secs_f64();
+        let rounds = rounds(requests, args.concurrency as u64);
+        let floor_ms = (latency_ms * rounds) as f64;
+        let ratio = |t: f64| if floor_ms > 0.0 { format!("{:.1}x", t / floor_ms) } else { "-".to_string() };
+        println!(
+            "{:>5}ms | {:>22} | {:>11.0}ms | {:>11.0}ms | {:>8.0}x | {:>5} / {:>4} | {:>6.0}ms | {:>10} | {:>10} | {:>5.1} MiB",
+            latency_ms,
+            old_label,
+            new_s * 1000.0,
+            module_ms,
+            old_total / new_s,
+            args.accounts,
+            requests,
+            floor_ms,
+            ratio(new_s * 1000.0),
+            ratio(module_ms),
+            peak_rss as f64 / 1024.0
+        );
+    }
+    println!();
+    println!("old way: one filtered getaccounts per account, new TCP connection each, as the PHP module does;");
+    println!("new, process: whole host process (start, compile the component, sync, JSON out); new, module: the");
+    println!(
+        "sync call inside the host; floor: latency x sequential rounds ({} requests at concurrency {}).",
+        "N", args.concurrency
+    );
+
+    crossover(&host, &sim, args.concurrency)?;
+    Ok(())
+}
+
+/// Sequential rounds for `requests` at `concurrency`, counting the first round of pages, which
+/// must come back before the rest are known.
+fn rounds(requests: u64, concurrency: u64) -> u64 {
+    requests.div_ceil(concurrency.max(1)).max(1)
+}
+
+/// Every decision agrees with the simulator's data (the benchmark must not time a wrong answer).
+fn check_decisions(run: &HostRun, sim: &Simulator) -> Result<()> {
+    for d in run.json["decisions"].as_array().context("decisions")? {
+        let uid = FIRST_UID + d["account_id"].as_u64().context("id")? - 1;
+        let remote = sim.account(uid).context("user")?;
+        let expected = match (remote.status, remote.is_enabled) {
+            (1, Some(false)) | (2, _) => "Suspended",
+            (1, _) => "Active",
+            _ => "Terminated",
+        };
+        let decided = match d["decision"].as_str() {
+            Some("change") => d["to"].as_str().unwrap_or(""),
+            Some("unchanged") => {
+                if d["account_id"].as_u64().unwrap_or(0) % 2 == 1 {
+                    "Active"
+                } else {
+                    "Suspended"
+                }
+            }
+            other => anyhow::bail!("unexpected decision {other:?}: {d}"),
+        };
+        ensure!(decided == expected, "wrong decision for uid {uid}: {d}");
+    }
+    Ok(())
+}
+
+/// The old module's sync: for each account, a new connection and a GET
+/// `getaccounts?filterField=uid&filterValue=ID`, reading `array[0]`.
+fn old_algorithm(addr: SocketAddr, accounts: usize) -> Result<Duration> {
+    let started = Instant::now();
+    for i in 0..accounts as u64 {
+        let uid = FIRST_UID + i;
+        let mut stream = TcpStream::connect(addr)?;
+        write!(
+            stream,
+            "GET /1.0/billing/account/rest/getaccounts?appid=cluster&session={SESSION}&filterField=uid&filterValue={uid} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw)?;
+        let text = String::from_utf8_lossy(&raw);
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        let reply: Value = serde_json::from_str(body)?;
+        ensure!(reply["array"][0]["status"].is_i64(), "old algorithm got no account for {uid}");
+    }
+    Ok(started.elapsed())
+}
+
+/// Module time of a sync of the first `n` accounts with each strategy, at 20 ms latency.
+fn crossover(host: &Host, sim: &Simulator, concurrency: u32) -> Result<()> {
+    sim.set_latency(Duration::from_millis(20));
+    println!();
+    println!("Crossover at 20 ms latency, CloudPe with {} users: module time (requests)", "all");
+    println!("{:>9} | {:>18} | {:>18} | {:>18}", "accounts", "exact lookups", "page all", "auto");
+    for n in [1u64, 4, 8, 16, 32, 64, 128, 512] {
+        let accounts: Vec<Value> =
+            (0..n).map(|i| account(i + 1, 50_000 + i, "Active", Some(&(FIRST_UID + i * 7).to_string()))).collect();
+        let request = json!({"app": app(&sim.api_url(), SESSION), "accounts": accounts}).to_string();
+        let mut cells = Vec::new();
+        for strategy in ["exact-lookups", "page-all", "auto"] {
+            let c = concurrency.to_string();
+            let run =
+                host.run_args(&["sync", "--strategy", strategy, "--max-concurrency", &c], request.as_bytes(), &[]);
+            ensure!(run.code == 0, "{}", run.all_output());
+            let s = &run.json["summary"];
+            cells.push(format!("{:>6} ms ({:>4})", s["elapsed_ms"], s["requests"]));
+        }
+        println!("{n:>9} | {} | {} | {}", cells[0], cells[1], cells[2]);
+    }
+    Ok(())
+}
