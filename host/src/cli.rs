@@ -47,12 +47,27 @@ pub struct Global {
     #[arg(long, global = true, env = "HOSTBILL_MODULE_READ_TIMEOUT_SECS", value_name = "SECS", default_value_t = Limits::default().read_timeout.as_secs_f64())]
     pub read_timeout_secs: f64,
 
+    /// Folder of the compiled-component cache [default: $XDG_CACHE_HOME or ~/.cache, then
+    /// hostbill-module-host].
+    #[arg(long, global = true, env = "HOSTBILL_MODULE_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Compile the component in memory; neither read nor write the cache.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+
     /// Pretty-print the JSON report.
     #[arg(long, global = true)]
     pub pretty: bool,
 }
 
 impl Global {
+    /// The compiled-component cache to use, if any.
+    pub fn cache(&self) -> Option<crate::cache::Cache> {
+        (!self.no_cache)
+            .then(|| crate::cache::Cache::new(self.cache_dir.clone().unwrap_or_else(crate::cache::default_dir)))
+    }
+
     /// The limits these options describe; each value must be positive.
     pub fn limits(&self) -> Result<Limits, String> {
         let secs = |name: &str, v: f64| {
@@ -79,6 +94,11 @@ impl Global {
 pub enum Command {
     /// Print the module's name, version, WIT package version and the App fields it uses.
     Info,
+    /// Compile the component into the cache, so the next operations start fast.
+    Precompile,
+    /// Check the component, the cache, the App's URL, DNS, TCP reach and the credentials, one line
+    /// each (human-readable; exit 1 if any check fails). Stdin: {"app": {...}}
+    Doctor(DoctorArgs),
     /// Check that the App settings reach the API and the credentials work. Stdin: {"app": {...}}
     TestConnection,
     /// Link a new HostBill account. Stdin: {"app": {...}, "account": {...}}
@@ -91,6 +111,14 @@ pub enum Command {
     Terminate,
     /// Decide, per account, the HostBill status to record. Stdin: {"app": {...}, "accounts": [...]}
     Sync(SyncArgs),
+}
+
+/// Options of `doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Accept a plain-HTTP App URL (e.g. an API reachable only on a private network).
+    #[arg(long)]
+    pub allow_http: bool,
 }
 
 /// Options of `sync`.
@@ -134,6 +162,8 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::Info => "info",
+            Command::Precompile => "precompile",
+            Command::Doctor(_) => "doctor",
             Command::TestConnection => "test-connection",
             Command::Create => "create",
             Command::Suspend => "suspend",

@@ -7,7 +7,10 @@
 //! scrubbed from everything printed (`scrub.rs`).
 
 mod bindings;
+mod cache;
 mod cli;
+mod compat;
+mod doctor;
 mod operation;
 mod progress;
 mod report;
@@ -34,12 +37,43 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Command::Doctor(args) = &cli.command {
+        return ExitCode::from(run_doctor(&cli, args.allow_http) as u8);
+    }
     let (report, scrubber, exit) = execute(&cli);
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     let _ = report.write(&scrubber, cli.global.pretty, &mut stdout);
     let _ = writeln!(stdout);
     let _ = stdout.flush();
     ExitCode::from(exit as u8)
+}
+
+/// `doctor`: human-readable lines on stdout; exit 1 if any check fails, 2 on bad input.
+fn run_doctor(cli: &Cli, allow_http: bool) -> Exit {
+    let fail = |message: String| {
+        println!("FAIL  {:<18} {message}", "input");
+        Exit::BadInput
+    };
+    let (Ok(limits), Some(component)) = (cli.global.limits(), cli.global.component.as_deref()) else {
+        return fail("pass --component FILE (or set HOSTBILL_MODULE_COMPONENT) and valid limits".to_string());
+    };
+    let mut stdin = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut stdin) {
+        return fail(format!("cannot read the request from stdin: {e}"));
+    }
+    let app = match operation::Request::parse(&cli.command, &stdin) {
+        Ok(operation::Request::App(app)) => app,
+        Ok(_) => unreachable!("doctor takes an App"),
+        Err(message) => return fail(operation::secrets_of_raw(&stdin).text(&message).into_owned()),
+    };
+    let Ok(tokio) = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() else {
+        return fail("cannot start the async runtime".to_string());
+    };
+    let lines = tokio.block_on(doctor::run(component, cli.global.cache(), &app, allow_http, &limits));
+    for line in &lines {
+        println!("{line}");
+    }
+    if lines.iter().any(|l| l.verdict == doctor::Verdict::Fail) { Exit::OperationFailed } else { Exit::Success }
 }
 
 fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
@@ -58,7 +92,7 @@ fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
         );
     };
     let mut stdin = Vec::new();
-    if !matches!(cli.command, Command::Info)
+    if !matches!(cli.command, Command::Info | Command::Precompile)
         && let Err(e) = std::io::stdin().read_to_end(&mut stdin)
     {
         return bad_input(format!("cannot read the request from stdin: {e}"), Scrubber::default());
@@ -67,7 +101,7 @@ fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
         Ok(request) => request,
         Err(message) => return bad_input(message, operation::secrets_of_raw(&stdin)),
     };
-    let runtime = match runtime::Runtime::load(component) {
+    let runtime = match runtime::Runtime::load(component, cli.global.cache().as_ref()) {
         Ok(runtime) => runtime,
         Err(fault) => {
             let scrubber = operation::secrets(

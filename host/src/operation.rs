@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
+use crate::bindings::WIT_PACKAGE;
 use crate::bindings::hostbill::provisioning::types as wit;
-use crate::bindings::{WIT_PACKAGE, WIT_VERSION};
 use crate::cli::{Command, Strategy};
 use crate::report::{Decisions, ErrorKind, ErrorReport, Exit, ModuleRef, Report};
 use crate::request::{self, AccountRequest, AppRequest, SyncRequest};
@@ -31,8 +31,10 @@ impl Request {
     /// Parses stdin for `command`.
     pub fn parse(command: &Command, stdin: &[u8]) -> Result<Request, String> {
         Ok(match command {
-            Command::Info => Request::None,
-            Command::TestConnection => Request::App(request::parse::<AppRequest>(stdin)?.app.into()),
+            Command::Info | Command::Precompile => Request::None,
+            Command::TestConnection | Command::Doctor(_) => {
+                Request::App(request::parse::<AppRequest>(stdin)?.app.into())
+            }
             Command::Create | Command::Suspend | Command::Unsuspend | Command::Terminate => {
                 let r: AccountRequest = request::parse(stdin)?;
                 Request::Account(r.app.into(), r.account.into())
@@ -114,7 +116,10 @@ pub async fn run(
         }
         Ok((info, output)) => {
             report.module = Some(ModuleRef { name: info.name.clone(), version: info.version.clone() });
-            fill(&mut report, &info, output, elapsed_ms)
+            if operation == "precompile" {
+                report.payload.insert("compiled".into(), json!({"source": format!("{:?}", runtime.source())}));
+            }
+            fill(&mut report, &info, runtime.version(), output, elapsed_ms)
         }
     };
     let exit = collect_logs(&mut report, store.into_data(), exit);
@@ -122,11 +127,17 @@ pub async fn run(
 }
 
 /// Puts a module's output into the report; returns the exit code it implies.
-fn fill(report: &mut Report, info: &wit::ModuleInfo, output: Output, elapsed_ms: u64) -> Exit {
+fn fill(
+    report: &mut Report,
+    info: &wit::ModuleInfo,
+    wit_version: &semver::Version,
+    output: Output,
+    elapsed_ms: u64,
+) -> Exit {
     let p = &mut report.payload;
     match output {
         Output::Info => {
-            p.insert("info".into(), info_json(info));
+            p.insert("info".into(), info_json(info, wit_version));
             Exit::Success
         }
         Output::Outcome(Ok(outcome)) => {
@@ -268,12 +279,13 @@ fn sync_summary(sync: &wit::SyncReport, elapsed_ms: u64) -> Value {
     })
 }
 
-fn info_json(info: &wit::ModuleInfo) -> Value {
+fn info_json(info: &wit::ModuleInfo, wit_version: &semver::Version) -> Value {
     json!({
         "name": info.name,
         "version": info.version,
         "description": info.description,
-        "wit_package": format!("{WIT_PACKAGE}@{WIT_VERSION}"),
+        "wit_package": format!("{WIT_PACKAGE}@{wit_version}"),
+        "host_supports": format!("{WIT_PACKAGE} {}", crate::compat::supported_range()),
         "endpoint_field": field_name(info.endpoint_field),
         "app_fields": info.app_fields.iter().map(|u| json!({
             "field": field_name(u.field), "label": u.label, "description": u.description,

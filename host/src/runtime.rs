@@ -8,6 +8,8 @@ use wasmtime::{Config, Engine, Store, Trap};
 
 use crate::bindings::hostbill::provisioning::types as wit;
 use crate::bindings::{HostingModule, HostingModulePre, WIT_PACKAGE};
+use crate::cache::{self, Cache};
+use crate::compat;
 use crate::sandbox::SandboxState;
 use crate::sandbox::egress::{EgressPolicy, Origin};
 use crate::sandbox::limits::{EPOCH_TICK, Limits};
@@ -28,11 +30,13 @@ pub struct Runtime {
     engine: Engine,
     pre: HostingModulePre<SandboxState>,
     path: PathBuf,
+    source: cache::Source,
+    version: semver::Version,
 }
 
 impl Runtime {
     /// Compiles and links the component at `path`.
-    pub fn load(path: &Path) -> Result<Runtime, Fault> {
+    pub fn load(path: &Path, cache: Option<&Cache>) -> Result<Runtime, Fault> {
         let started = Instant::now();
         let mut config = Config::new();
         config.epoch_interruption(true);
@@ -41,8 +45,13 @@ impl Runtime {
         let shown = path.display();
         let bytes =
             std::fs::read(path).map_err(|e| Fault::Refused(format!("cannot read the component {shown}: {e}")))?;
-        let component = Component::from_binary(&engine, &bytes)
-            .map_err(|e| Fault::Refused(format!("{shown} is not a valid WebAssembly component: {e:#}")))?;
+        let (component, source) = match cache {
+            Some(cache) => cache.load_or_compile(&engine, &bytes),
+            None => Component::from_binary(&engine, &bytes).map(|c| (c, cache::Source::CompiledOnly)),
+        }
+        .map_err(|e| Fault::Refused(format!("{shown} is not a valid WebAssembly component: {e:#}")))?;
+        let version = compat::check(targeted_version(&engine, &component).as_deref())
+            .map_err(|why| Fault::Refused(format!("{shown} cannot run here: {why}")))?;
         let mut linker = Linker::<SandboxState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_error)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_error)?;
@@ -50,17 +59,23 @@ impl Runtime {
             .map_err(link_error)?;
         let not_a_module = |e: wasmtime::Error| {
             Fault::Refused(format!(
-                "{shown} is not a {WIT_PACKAGE}/hosting-module component this host can run ({}): {e:#}",
-                targeted_version(&engine, &component).map_or(
-                    "it exports no hostbill:provisioning module".to_string(),
-                    |v| format!("it targets {WIT_PACKAGE}@{v}, this host implements @{}", crate::bindings::WIT_VERSION)
-                )
+                "{shown} targets {WIT_PACKAGE}@{version} but is not a hosting-module component this host can run: {e:#}"
             ))
         };
         let instance_pre = linker.instantiate_pre(&component).map_err(not_a_module)?;
         let pre = HostingModulePre::new(instance_pre).map_err(not_a_module)?;
-        tracing::debug!("component {shown} loaded in {:?}", started.elapsed());
-        Ok(Runtime { engine, pre, path: path.to_path_buf() })
+        tracing::debug!("component {shown} ready in {:?} ({source:?})", started.elapsed());
+        Ok(Runtime { engine, pre, path: path.to_path_buf(), source, version })
+    }
+
+    /// Where the compiled component came from.
+    pub fn source(&self) -> cache::Source {
+        self.source
+    }
+
+    /// The `hostbill:provisioning` version the component targets.
+    pub fn version(&self) -> &semver::Version {
+        &self.version
     }
 
     /// The component's file.

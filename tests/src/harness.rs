@@ -56,11 +56,15 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").to_path_buf()
 }
 
+/// Cargo's target folder.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+}
+
 impl Host {
     /// The artifacts named by the environment, or the default build paths.
     pub fn from_env() -> Host {
-        let target =
-            std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+        let target = target_dir();
         let pick = |var: &str, default: PathBuf| std::env::var_os(var).map(PathBuf::from).unwrap_or(default);
         let host = Host {
             bin: pick("HOSTBILL_MODULE_HOST_BIN", target.join("debug/hostbill-module-host")),
@@ -106,7 +110,10 @@ impl Host {
     }
 
     fn spawn(&self, mut cmd: Command, stdin: &[u8], env: &[(&str, &str)]) -> HostRun {
-        cmd.env_remove("HOSTBILL_MODULE_COMPONENT").env_remove("RUST_BACKTRACE");
+        // Tests share one compiled-component cache under target/, never the user's.
+        cmd.env_remove("HOSTBILL_MODULE_COMPONENT")
+            .env_remove("RUST_BACKTRACE")
+            .env("HOSTBILL_MODULE_CACHE_DIR", target_dir().join("test-module-cache"));
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -18,7 +18,7 @@ const WASM_TARGET: &str = "wasm32-wasip2";
 /// The cargo profile the component is built with (small: opt-level "s", LTO, strip).
 const COMPONENT_PROFILE: &str = "component";
 /// Test-only components (under `tests/components/`), built for the end-to-end tests.
-const TEST_COMPONENTS: &[&str] = &["egress-probe"];
+const TEST_COMPONENTS: &[&str] = &["egress-probe", "future-module", "wrong-world"];
 
 #[derive(Parser)]
 #[command(about = "Build, test and demo the HostBill CloudPe module")]
@@ -58,17 +58,17 @@ fn main() -> Result<()> {
     std::env::set_current_dir(&root)?;
     match Xtask::parse().command {
         Task::Build { release } => {
-            build(&root, release)?;
+            build(&root, release, false)?;
         }
         Task::Test { args } => {
-            let artifacts = build(&root, false)?;
+            let artifacts = build(&root, false, true)?;
             let mut cargo = cargo();
             cargo.args(["test", "--workspace"]).args(&args);
             artifacts.export(&mut cargo);
             run(&mut cargo)?;
         }
         Task::Demo { release } => {
-            let artifacts = build(&root, release)?;
+            let artifacts = build(&root, release, false)?;
             let mut cargo = cargo();
             cargo.args(["run", "--quiet", "-p", "cloudpe-e2e", "--bin", "cloudpe-demo"]);
             if release {
@@ -78,7 +78,7 @@ fn main() -> Result<()> {
             run(&mut cargo)?;
         }
         Task::Bench { args } => {
-            let artifacts = build(&root, true)?;
+            let artifacts = build(&root, true, false)?;
             let mut cargo = cargo();
             cargo
                 .args(["run", "--quiet", "--release", "-p", "cloudpe-e2e", "--bin", "cloudpe-bench", "--"])
@@ -107,15 +107,21 @@ impl Artifacts {
     }
 }
 
-fn build(root: &Path, release: bool) -> Result<Artifacts> {
+/// Builds the component and the host; with `for_tests`, also the test-only components.
+fn build(root: &Path, release: bool, for_tests: bool) -> Result<Artifacts> {
     ensure_wasm_target()?;
     eprintln!("xtask: building the component ({WASM_TARGET}, profile {COMPONENT_PROFILE})");
     let mut component = cargo();
     component.args(["build", "--target", WASM_TARGET, "--profile", COMPONENT_PROFILE, "-p", "cloudpe-guest"]);
-    for name in TEST_COMPONENTS {
-        component.args(["-p", name]);
+    if for_tests {
+        for name in TEST_COMPONENTS {
+            component.args(["-p", name]);
+        }
     }
     run(&mut component)?;
+    if for_tests {
+        build_variant(root)?;
+    }
     let profile = if release { "release" } else { "debug" };
     eprintln!("xtask: building the host ({profile})");
     let mut host = cargo();
@@ -137,6 +143,21 @@ fn build(root: &Path, release: bool) -> Result<Artifacts> {
         }
     }
     Ok(artifacts)
+}
+
+/// The CloudPe component's `test-variant` build, for the swap test: built in its own target
+/// folder (so neither build invalidates the other) and copied beside the test components as
+/// `cloudpe_guest_variant.wasm`.
+fn build_variant(root: &Path) -> Result<()> {
+    let variant_target = target_dir(root).join("variant");
+    run(cargo()
+        .args(["build", "--target", WASM_TARGET, "--profile", COMPONENT_PROFILE, "-p", "cloudpe-guest"])
+        .args(["--features", "cloudpe-guest/test-variant", "--target-dir"])
+        .arg(&variant_target))?;
+    let built = variant_target.join(WASM_TARGET).join(COMPONENT_PROFILE).join("cloudpe_guest.wasm");
+    let copy = target_dir(root).join(WASM_TARGET).join(COMPONENT_PROFILE).join("cloudpe_guest_variant.wasm");
+    std::fs::copy(&built, &copy).with_context(|| format!("cannot copy {} to {}", built.display(), copy.display()))?;
+    Ok(())
 }
 
 /// Installs the wasm target through rustup when it is missing (a no-op otherwise).

@@ -62,9 +62,12 @@ pub fn terminate(platform: &impl Platform, app: &AppSettings, account: &Account)
                 Ok(uid) => format!("CloudPe user {uid}"),
                 Err(_) => format!("the CloudPe user of client #{}", account.client_id),
             };
-            let message = format!(
+            let mut message = format!(
                 "terminate policy \"none\": {who} was left unchanged (no API call made); remove it on CloudPe by hand if required"
             );
+            if cfg!(feature = "test-variant") {
+                message.push_str(" [test variant]");
+            }
             platform.log(LogLevel::Info, &format!("terminate: {message}"));
             Ok(Outcome { message, facts: vec![Fact::new("terminate-policy", "none")], changed_remote: false })
         }

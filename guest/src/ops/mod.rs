@@ -13,11 +13,18 @@ pub use sync::sync;
 use crate::config::{self, Settings};
 use crate::model::{Account, AppSettings, Fact, ModuleError, ModuleInfo};
 
+/// The module's version (a `test-variant` build reports another, for the swap test).
+pub const VERSION: &str = if cfg!(feature = "test-variant") {
+    concat!(env!("CARGO_PKG_VERSION"), "+test-variant")
+} else {
+    env!("CARGO_PKG_VERSION")
+};
+
 /// The module's metadata.
 pub fn info() -> ModuleInfo {
     ModuleInfo {
         name: "CloudPe",
-        version: env!("CARGO_PKG_VERSION"),
+        version: VERSION,
         description: "Suspends, unsuspends and syncs the status of CloudPe (Virtuozzo Application Platform) users",
         app_fields: config::app_fields(),
         endpoint_field: config::URL_FIELD,

@@ -125,11 +125,9 @@ fn main() -> Result<()> {
     }
     println!();
     println!("old way: one filtered getaccounts per account, new TCP connection each, as the PHP module does;");
-    println!("new, process: whole host process (start, compile the component, sync, JSON out); new, module: the");
-    println!(
-        "sync call inside the host; floor: latency x sequential rounds ({} requests at concurrency {}).",
-        "N", args.concurrency
-    );
+    println!("new, process: whole host process (start, load the component from the cache, sync, JSON out);");
+    println!("new, module: the sync call inside the host; floor: latency x sequential rounds of the requests the");
+    println!("new sync made, at concurrency {}.", args.concurrency);
 
     crossover(&host, &sim, args.concurrency)?;
     Ok(())
@@ -192,7 +190,7 @@ fn old_algorithm(addr: SocketAddr, accounts: usize) -> Result<Duration> {
 fn crossover(host: &Host, sim: &Simulator, concurrency: u32) -> Result<()> {
     sim.set_latency(Duration::from_millis(20));
     println!();
-    println!("Crossover at 20 ms latency, CloudPe with {} users: module time (requests)", "all");
+    println!("Crossover at 20 ms latency: module time (requests) for a few accounts, by strategy");
     println!("{:>9} | {:>18} | {:>18} | {:>18}", "accounts", "exact lookups", "page all", "auto");
     for n in [1u64, 4, 8, 16, 32, 64, 128, 512] {
         let accounts: Vec<Value> =
