@@ -190,27 +190,27 @@ impl<'a, P: Platform> CloudPe<'a, P> {
         response
     }
 
-    /// Sends prepared requests concurrently (at most `max_in_flight` at once), reporting progress.
-    pub fn send_all(
+    /// Sends prepared requests concurrently (at most `max_in_flight` at once), reporting progress,
+    /// and hands each response to `on_response` as it completes.
+    pub fn send_each(
         &self,
         method: ApiMethod,
         requests: &[HttpRequest],
         max_in_flight: usize,
-    ) -> Vec<Result<HttpResponse, TransportError>> {
-        let mut on_done = || {
+        on_response: &mut dyn FnMut(usize, Result<HttpResponse, TransportError>),
+    ) {
+        self.platform.send_each(requests, max_in_flight.max(1), &mut |index, response| {
             self.requests.set(self.requests.get() + 1);
             let done = self.requests.get();
             self.platform.progress(done, self.expected.get().max(done));
-        };
-        let responses = self.platform.send_all(requests, max_in_flight.max(1), &mut on_done);
-        for response in &responses {
-            self.log_exchange(method, response);
-        }
-        responses
+            self.log_exchange(method, &response);
+            on_response(index, response);
+        });
     }
 
-    /// Sends read requests concurrently and parses each reply, retrying the retryable failures
-    /// (all still failing ones together, after one backoff delay) up to `retry.max_attempts`.
+    /// Sends read requests concurrently and parses each reply as it arrives, retrying the
+    /// retryable failures (all still failing ones together, after one backoff delay) up to
+    /// `retry.max_attempts`.
     pub fn fetch_all<T: serde::de::DeserializeOwned>(
         &self,
         method: ApiMethod,
@@ -237,15 +237,16 @@ impl<'a, P: Platform> CloudPe<'a, P> {
                 self.platform.sleep(delay);
             }
             let batch: Vec<HttpRequest> = pending.iter().map(|&i| requests[i].clone()).collect();
-            let responses = self.send_all(method, &batch, max_in_flight);
             let mut still_failing = Vec::new();
-            for (&index, response) in pending.iter().zip(responses) {
+            self.send_each(method, &batch, max_in_flight, &mut |at, response| {
+                let index = pending[at];
                 let parsed = self.read::<T>(method, response);
                 if attempt < retry.max_attempts && matches!(&parsed, Err(e) if is_retryable(e)) {
                     still_failing.push(index);
                 }
                 results[index] = Some(parsed);
-            }
+            });
+            still_failing.sort_unstable();
             pending = still_failing;
             if pending.is_empty() {
                 break;

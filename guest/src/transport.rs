@@ -46,23 +46,19 @@ pub trait Platform {
     /// Sends one request and reads the whole response.
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError>;
 
-    /// Sends several requests with at most `max_in_flight` outstanding at once; results are in
-    /// request order. `on_done` runs as each request finishes.
-    fn send_all(
+    /// Sends several requests with at most `max_in_flight` outstanding at once, handing each
+    /// result to `on_response` (with the request's index) as soon as it is complete, so the
+    /// caller can work on it while the others are still in flight.
+    fn send_each(
         &self,
         requests: &[HttpRequest],
         max_in_flight: usize,
-        on_done: &mut dyn FnMut(),
-    ) -> Vec<Result<HttpResponse, TransportError>> {
+        on_response: &mut dyn FnMut(usize, Result<HttpResponse, TransportError>),
+    ) {
         let _ = max_in_flight;
-        requests
-            .iter()
-            .map(|r| {
-                let result = self.send(r);
-                on_done();
-                result
-            })
-            .collect()
+        for (index, request) in requests.iter().enumerate() {
+            on_response(index, self.send(request));
+        }
     }
 
     /// Waits (between retries).

@@ -265,6 +265,17 @@ fn facts(facts: &[wit::Fact]) -> Value {
     Value::Object(facts.iter().map(|f| (f.name.clone(), Value::from(f.value.clone()))).collect::<Map<_, _>>())
 }
 
+/// This process's peak resident memory so far (Linux `VmHWM`), in KiB; 0 where unknown.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches("kB").trim().to_string()))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Counts per decision, requests and time.
 fn sync_summary(sync: &wit::SyncReport, elapsed_ms: u64) -> Value {
     let count = |f: fn(&wit::Decision) -> bool| sync.decisions.iter().filter(|d| f(&d.decision)).count();
@@ -276,6 +287,7 @@ fn sync_summary(sync: &wit::SyncReport, elapsed_ms: u64) -> Value {
         "error": count(|d| matches!(d, wit::Decision::Failed(_))),
         "requests": sync.requests,
         "elapsed_ms": elapsed_ms,
+        "peak_rss_kib": peak_rss_kib(),
     })
 }
 

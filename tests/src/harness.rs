@@ -152,28 +152,31 @@ impl Host {
 }
 
 /// Waits for `child` (killing it after [`PROCESS_TIMEOUT`]) and returns its exit code (-1 if
-/// killed) and peak RSS in KiB, read from `wait4`'s resource usage.
-fn wait_with_usage(child: &mut std::process::Child, started: Instant) -> (i32, u64) {
-    let pid = child.id() as libc::pid_t;
+/// killed) and peak RSS in KiB. The peak is sampled from `/proc/PID/status` (`VmHWM`) while the
+/// child runs: `wait4`'s `ru_maxrss` would also count the parent's memory, which a child spawned
+/// with vfork shares until it execs.
+pub fn wait_with_usage(child: &mut std::process::Child, started: Instant) -> (i32, u64) {
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
     loop {
-        let mut status = 0;
-        // SAFETY: rusage is plain data; wait4 fills it for our own child.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        let flags = if started.elapsed() > PROCESS_TIMEOUT { 0 } else { libc::WNOHANG };
-        if flags == 0 {
+        if let Some(hwm) = std::fs::read_to_string(&status_file).ok().and_then(|s| vm_hwm_kib(&s)) {
+            peak = peak.max(hwm);
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            return (status.code().unwrap_or(-1), peak);
+        }
+        if started.elapsed() > PROCESS_TIMEOUT {
             let _ = child.kill();
-        }
-        // SAFETY: pid is our child, not yet reaped (std never waited on it).
-        let reaped = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
-        if reaped == pid {
-            let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
-            return (code, usage.ru_maxrss.max(0) as u64);
-        }
-        if reaped < 0 {
-            return (-1, 0);
+            let _ = child.wait();
+            return (-1, peak);
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// `VmHWM` of a `/proc/PID/status` text, in KiB.
+pub fn vm_hwm_kib(status: &str) -> Option<u64> {
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()
 }
 
 /// An App row as HostBill's `$connect` holds it, pointing at `url`.

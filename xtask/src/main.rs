@@ -6,6 +6,7 @@
 //! - `demo`: `build`, then run every operation and a sync through the host against a simulated
 //!   CloudPe, and print what happened.
 //! - `bench`: release build, then the sync benchmark (new sync vs the old module's algorithm).
+//! - `bench-startup`: release build, then one operation cold, warm and against a bare curl.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,6 +52,12 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Build in release, then time one operation cold, warm and against a bare curl.
+    BenchStartup {
+        /// Extra arguments for the benchmark (after `--`; see `cloudpe-startup-bench --help`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -77,17 +84,19 @@ fn main() -> Result<()> {
             artifacts.export(&mut cargo);
             run(&mut cargo)?;
         }
-        Task::Bench { args } => {
-            let artifacts = build(&root, true, false)?;
-            let mut cargo = cargo();
-            cargo
-                .args(["run", "--quiet", "--release", "-p", "cloudpe-e2e", "--bin", "cloudpe-bench", "--"])
-                .args(&args);
-            artifacts.export(&mut cargo);
-            run(&mut cargo)?;
-        }
+        Task::Bench { args } => bench(&root, "cloudpe-bench", &args)?,
+        Task::BenchStartup { args } => bench(&root, "cloudpe-startup-bench", &args)?,
     }
     Ok(())
+}
+
+/// Builds in release and runs the benchmark binary `bin` of the tests crate.
+fn bench(root: &Path, bin: &str, args: &[String]) -> Result<()> {
+    let artifacts = build(root, true, false)?;
+    let mut cargo = cargo();
+    cargo.args(["run", "--quiet", "--release", "-p", "cloudpe-e2e", "--bin", bin, "--"]).args(args);
+    artifacts.export(&mut cargo);
+    run(&mut cargo)
 }
 
 /// Paths of the built component and host.

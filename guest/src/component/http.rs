@@ -56,24 +56,14 @@ enum Step {
     Done(Outcome),
 }
 
-/// Sends `requests` with at most `max_in_flight` outstanding; results are in request order.
-/// `on_done` runs as each request finishes.
-pub fn send_all(requests: &[HttpRequest], max_in_flight: usize, on_done: &mut dyn FnMut()) -> Vec<Outcome> {
+/// Sends `requests` with at most `max_in_flight` outstanding, handing each result (with its
+/// request's index) to `on_response` as soon as it is complete.
+pub fn send_each(requests: &[HttpRequest], max_in_flight: usize, on_response: &mut dyn FnMut(usize, Outcome)) {
     let max_in_flight = max_in_flight.max(1);
-    let mut results: Vec<Option<Outcome>> = (0..requests.len()).map(|_| None).collect();
     let mut in_flight: Vec<(usize, InFlight)> = Vec::new();
     let mut next = 0;
     loop {
-        while in_flight.len() < max_in_flight && next < requests.len() {
-            match start(&requests[next]) {
-                Ok(state) => in_flight.push((next, state)),
-                Err(e) => {
-                    results[next] = Some(Err(e));
-                    on_done();
-                }
-            }
-            next += 1;
-        }
+        fill_window(requests, max_in_flight, &mut next, &mut in_flight, on_response);
         if in_flight.is_empty() {
             break;
         }
@@ -85,6 +75,9 @@ pub fn send_all(requests: &[HttpRequest], max_in_flight: usize, on_done: &mut dy
         for i in ready {
             is_ready[i as usize] = true;
         }
+        // Start the replacements of finished requests before handing results over, so the
+        // network stays busy while the caller works on them.
+        let mut finished = Vec::new();
         for ((index, state), ready) in std::mem::take(&mut in_flight).into_iter().zip(is_ready) {
             if !ready {
                 in_flight.push((index, state));
@@ -92,14 +85,31 @@ pub fn send_all(requests: &[HttpRequest], max_in_flight: usize, on_done: &mut dy
             }
             match advance(state) {
                 Step::Pending(state) => in_flight.push((index, state)),
-                Step::Done(outcome) => {
-                    results[index] = Some(outcome);
-                    on_done();
-                }
+                Step::Done(outcome) => finished.push((index, outcome)),
             }
         }
+        fill_window(requests, max_in_flight, &mut next, &mut in_flight, on_response);
+        for (index, outcome) in finished {
+            on_response(index, outcome);
+        }
     }
-    results.into_iter().map(|r| r.expect("every request finished")).collect()
+}
+
+/// Starts requests from `next` until `max_in_flight` are in flight.
+fn fill_window(
+    requests: &[HttpRequest],
+    max_in_flight: usize,
+    next: &mut usize,
+    in_flight: &mut Vec<(usize, InFlight)>,
+    on_response: &mut dyn FnMut(usize, Outcome),
+) {
+    while in_flight.len() < max_in_flight && *next < requests.len() {
+        match start(&requests[*next]) {
+            Ok(state) => in_flight.push((*next, state)),
+            Err(e) => on_response(*next, Err(e)),
+        }
+        *next += 1;
+    }
 }
 
 fn fail(message: impl Into<String>) -> TransportError {

@@ -30,16 +30,18 @@ struct WasiPlatform;
 
 impl Platform for WasiPlatform {
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
-        http::send_all(std::slice::from_ref(request), 1, &mut || {}).pop().expect("one result per request")
+        let mut result = None;
+        http::send_each(std::slice::from_ref(request), 1, &mut |_, response| result = Some(response));
+        result.expect("one result per request")
     }
 
-    fn send_all(
+    fn send_each(
         &self,
         requests: &[HttpRequest],
         max_in_flight: usize,
-        on_done: &mut dyn FnMut(),
-    ) -> Vec<Result<HttpResponse, TransportError>> {
-        http::send_all(requests, max_in_flight, on_done)
+        on_response: &mut dyn FnMut(usize, Result<HttpResponse, TransportError>),
+    ) {
+        http::send_each(requests, max_in_flight, on_response)
     }
 
     fn sleep(&self, duration: std::time::Duration) {

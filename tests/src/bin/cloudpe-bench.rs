@@ -94,7 +94,12 @@ fn main() -> Result<()> {
         let median = &runs[runs.len() / 2];
         let module_ms = median.json["summary"]["elapsed_ms"].as_u64().unwrap_or(0) as f64;
         let requests = median.json["summary"]["requests"].as_u64().unwrap_or(0);
-        let peak_rss = runs.iter().map(|r| r.peak_rss_kib).max().unwrap_or(0);
+        // The host's own VmHWM (in the summary) and the harness's samples of it; the larger.
+        let peak_rss = runs
+            .iter()
+            .map(|r| r.peak_rss_kib.max(r.json["summary"]["peak_rss_kib"].as_u64().unwrap_or(0)))
+            .max()
+            .unwrap_or(0);
 
         let sample = if latency_ms == 0 { args.accounts } else { args.old_sample.min(args.accounts) };
         let old = old_algorithm(sim.addr(), sample)?;
@@ -203,7 +208,8 @@ fn crossover(host: &Host, sim: &Simulator, concurrency: u32) -> Result<()> {
                 host.run_args(&["sync", "--strategy", strategy, "--max-concurrency", &c], request.as_bytes(), &[]);
             ensure!(run.code == 0, "{}", run.all_output());
             let s = &run.json["summary"];
-            cells.push(format!("{:>6} ms ({:>4})", s["elapsed_ms"], s["requests"]));
+            let (ms, requests) = (s["elapsed_ms"].as_u64().unwrap_or(0), s["requests"].as_u64().unwrap_or(0));
+            cells.push(format!("{ms:>6} ms ({requests:>4})"));
         }
         println!("{n:>9} | {} | {} | {}", cells[0], cells[1], cells[2]);
     }

@@ -16,6 +16,9 @@ use crate::transport::Platform;
 /// Most uids looked up one by one to cover failed pages; beyond that they are reported as errors.
 pub const MAX_GAP_LOOKUPS: usize = 2000;
 
+/// The first round fetches at most this many windows of `max_in_flight` pages.
+const FIRST_ROUND_WINDOWS: u64 = 4;
+
 /// One fetched page: its first row and what came back.
 struct Page {
     start_row: u64,
@@ -31,7 +34,9 @@ pub(super) fn scan<P: Platform>(
     retry: RetryPolicy,
     may_switch: bool,
 ) -> BTreeMap<u64, Lookup> {
-    let first_round = (wanted.len() as u64).div_ceil(page_size).clamp(1, max_in_flight as u64);
+    // Enough pages for the wanted set (the sliding window keeps `max_in_flight` busy), bounded in
+    // case CloudPe's list is far shorter than HostBill believes.
+    let first_round = (wanted.len() as u64).div_ceil(page_size).clamp(1, FIRST_ROUND_WINDOWS * max_in_flight as u64);
     let mut pages = fetch(api, (0..first_round).map(|i| i * page_size).collect(), page_size, max_in_flight, retry);
 
     let total = pages.iter().filter_map(|p| p.result.as_ref().ok()).map(|p| p.total_count).max();

@@ -1,0 +1,74 @@
+//! End to end: `doctor` against the simulated CloudPe, healthy and with each kind of problem.
+
+use cloudpe_e2e::harness::{Host, HostRun, app};
+use cloudpe_e2e::{SimConfig, Simulator};
+use serde_json::json;
+
+const TOKEN: &str = "doctor-session-token-5c2e";
+
+fn doctor(host: &Host, app: serde_json::Value, extra: &[&str]) -> HostRun {
+    let mut args = vec!["doctor"];
+    args.extend_from_slice(extra);
+    host.run_args(&args, json!({"app": app}).to_string().as_bytes(), &[])
+}
+
+/// The verdict of the line named `name`.
+fn verdict<'a>(run: &'a HostRun, name: &str) -> &'a str {
+    run.stdout
+        .lines()
+        .find(|l| l.get(6..).is_some_and(|rest| rest.starts_with(name)))
+        .map(|l| &l[..4])
+        .unwrap_or_else(|| panic!("no {name} line in:\n{}", run.stdout))
+}
+
+#[test]
+fn a_healthy_setup_passes_every_check() {
+    let host = Host::from_env();
+    let sim = Simulator::start(SimConfig { session: TOKEN.into(), ..SimConfig::default() }).unwrap();
+    let run = doctor(&host, app(&sim.api_url(), TOKEN), &["--allow-http"]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(verdict(&run, "component"), "PASS");
+    assert!(run.stdout.contains("targets hostbill:provisioning@1.0.0"), "{}", run.stdout);
+    assert_eq!(verdict(&run, "cache"), "PASS");
+    assert_eq!(verdict(&run, "App URL"), "WARN", "plain HTTP is allowed, not recommended");
+    assert_eq!(verdict(&run, "DNS"), "PASS");
+    assert_eq!(verdict(&run, "TCP"), "PASS");
+    assert_eq!(verdict(&run, "API answers"), "PASS");
+    assert_eq!(verdict(&run, "credentials"), "PASS");
+    assert!(!run.stdout.contains("hint:"), "{}", run.stdout);
+}
+
+#[test]
+fn each_problem_fails_its_check_with_a_hint() {
+    let host = Host::from_env();
+    let sim = Simulator::start(SimConfig { session: TOKEN.into(), ..SimConfig::default() }).unwrap();
+
+    let http = doctor(&host, app(&sim.api_url(), TOKEN), &[]);
+    assert_eq!(http.code, 1);
+    assert_eq!(verdict(&http, "App URL"), "FAIL");
+    assert!(http.stdout.contains("hint: use https://"), "{}", http.stdout);
+
+    let wrong = "wrong-doctor-token-9911";
+    let bad_session = doctor(&host, app(&sim.api_url(), wrong), &["--allow-http"]);
+    assert_eq!(bad_session.code, 1);
+    assert_eq!(verdict(&bad_session, "API answers"), "PASS");
+    assert_eq!(verdict(&bad_session, "credentials"), "FAIL");
+    assert!(bad_session.stdout.contains("rejected the session token"), "{}", bad_session.stdout);
+    assert!(!bad_session.all_output().contains(wrong), "token leaked:\n{}", bad_session.all_output());
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = doctor(&host, app(&format!("http://127.0.0.1:{port}/1.0"), TOKEN), &["--allow-http"]);
+    assert_eq!(closed.code, 1);
+    assert_eq!(verdict(&closed, "TCP"), "FAIL");
+    assert!(closed.stdout.contains("hint: check that the API is up"), "{}", closed.stdout);
+
+    let unknown = doctor(&host, app("https://no-such-host.invalid/1.0", TOKEN), &[]);
+    assert_eq!(unknown.code, 1);
+    assert_eq!(verdict(&unknown, "DNS"), "FAIL");
+
+    let incompatible =
+        doctor(&host.with_test_component("future-module"), app(&sim.api_url(), TOKEN), &["--allow-http"]);
+    assert_eq!(incompatible.code, 1);
+    assert_eq!(verdict(&incompatible, "component"), "FAIL");
+    assert!(incompatible.stdout.contains("@2.0.0"), "{}", incompatible.stdout);
+}
