@@ -36,15 +36,18 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    let started = std::time::Instant::now();
     let cli = Cli::parse();
     if let Command::Doctor(args) = &cli.command {
         return ExitCode::from(run_doctor(&cli, args.allow_http) as u8);
     }
     let (report, scrubber, exit) = execute(&cli);
+    let ran = started.elapsed();
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     let _ = report.write(&scrubber, cli.global.pretty, &mut stdout);
     let _ = writeln!(stdout);
     let _ = stdout.flush();
+    tracing::debug!("ran in {ran:?}, report written at {:?}", started.elapsed());
     ExitCode::from(exit as u8)
 }
 
@@ -97,7 +100,10 @@ fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
     {
         return bad_input(format!("cannot read the request from stdin: {e}"), Scrubber::default());
     }
-    let request = match operation::Request::parse(&cli.command, &stdin) {
+    let parse_started = std::time::Instant::now();
+    let parsed = operation::Request::parse(&cli.command, &stdin);
+    tracing::debug!("request of {} bytes parsed in {:?}", stdin.len(), parse_started.elapsed());
+    let request = match parsed {
         Ok(request) => request,
         Err(message) => return bad_input(message, operation::secrets_of_raw(&stdin)),
     };

@@ -81,6 +81,10 @@ pub fn parse<T: de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err("the request on stdin is empty: expected a JSON object".to_string());
     }
+    // Fast path; on failure parse again with path tracking, only to name the field.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -129,49 +133,60 @@ impl From<AccountRow> for wit::Account {
     }
 }
 
-/// A JSON scalar as text; `null` and `""` become `None`.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Scalar {
-    Text(String),
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-}
+/// A JSON scalar (string, number or boolean) as text, read without buffering.
+struct Text(String);
 
-impl Scalar {
-    fn into_text(self) -> String {
-        match self {
-            Scalar::Text(s) => s,
-            Scalar::Int(i) => i.to_string(),
-            Scalar::Float(f) => f.to_string(),
-            Scalar::Bool(b) => b.to_string(),
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Text;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text, E> {
+                Ok(Text(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
         }
+        d.deserialize_any(V)
     }
 }
 
 fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let value: Option<Scalar> = Option::deserialize(d).map_err(|_| de::Error::custom("expected a string"))?;
-    Ok(value.map(Scalar::into_text).filter(|s| !s.trim().is_empty()))
+    let value: Option<Text> = Option::deserialize(d).map_err(|_| de::Error::custom("expected a string"))?;
+    Ok(value.map(|t| t.0).filter(|s| !s.trim().is_empty()))
 }
 
 fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    match Option::<Scalar>::deserialize(d).map_err(|_| de::Error::custom("expected true/false, 1/0 or \"on\""))? {
-        None => Ok(false),
-        Some(Scalar::Bool(b)) => Ok(b),
-        Some(Scalar::Int(i)) => Ok(i != 0),
-        Some(Scalar::Float(f)) => Ok(f != 0.0),
-        Some(Scalar::Text(s)) => match s.trim().to_ascii_lowercase().as_str() {
-            "" | "0" | "false" | "off" | "no" => Ok(false),
-            "1" | "true" | "on" | "yes" => Ok(true),
-            other => Err(de::Error::custom(format!("{other:?} is not a yes/no value"))),
-        },
+    let Some(Text(text)) =
+        Option::<Text>::deserialize(d).map_err(|_| de::Error::custom("expected true/false, 1/0 or \"on\""))?
+    else {
+        return Ok(false);
+    };
+    match text.trim().to_ascii_lowercase().as_str() {
+        "" | "0" | "0.0" | "false" | "off" | "no" => Ok(false),
+        "1" | "1.0" | "true" | "on" | "yes" => Ok(true),
+        other => Err(de::Error::custom(format!("{other:?} is not a yes/no value"))),
     }
 }
 
 fn id<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    let value = Scalar::deserialize(d).map_err(|_| de::Error::custom("expected a positive whole number"))?;
-    let text = value.into_text();
+    let Text(text) = Text::deserialize(d).map_err(|_| de::Error::custom("expected a positive whole number"))?;
     match text.trim().parse::<u64>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(de::Error::custom(format!("{text:?} is not a positive whole number"))),
@@ -197,17 +212,30 @@ fn status<'de, D: Deserializer<'de>>(d: D) -> Result<wit::HostbillStatus, D::Err
 }
 
 fn fields<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
-    // PHP encodes an empty array as `[]`, so accept that as "no fields".
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Fields {
-        Map(BTreeMap<String, Option<Scalar>>),
-        Empty([(); 0]),
+    struct V;
+    impl<'de> de::Visitor<'de> for V {
+        type Value = BTreeMap<String, String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object of field code to value")
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut fields = BTreeMap::new();
+            while let Some((code, value)) = map.next_entry::<String, Option<Text>>()? {
+                if let Some(Text(value)) = value {
+                    fields.insert(code, value);
+                }
+            }
+            Ok(fields)
+        }
+        // PHP encodes an empty array as `[]`.
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            match seq.next_element::<de::IgnoredAny>()? {
+                None => Ok(BTreeMap::new()),
+                Some(_) => Err(de::Error::custom("expected an object of field code to value, not a list")),
+            }
+        }
     }
-    match Fields::deserialize(d).map_err(|_| de::Error::custom("expected an object of field code to value"))? {
-        Fields::Map(map) => Ok(map.into_iter().filter_map(|(k, v)| Some((k, v?.into_text()))).collect()),
-        Fields::Empty(_) => Ok(BTreeMap::new()),
-    }
+    d.deserialize_any(V)
 }
 
 #[cfg(test)]
