@@ -5,11 +5,14 @@
 //! - `test`: `build`, then run every test of the workspace against those artifacts.
 //! - `demo`: `build`, then run every operation and a sync through the host against a simulated
 //!   CloudPe, and print what happened.
+//! - `dist`: release build, then `dist/hostbill/`, the tree a provider copies into HostBill.
 //! - `bench`: release build, then the sync benchmark (new sync vs the old module's algorithm).
 //! - `bench-startup`: release build, then one operation cold, warm and against a bare curl.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+mod dist;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -52,6 +55,9 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Build the release host and the component, and lay out dist/hostbill/: the tree a provider
+    /// copies into HostBill's root.
+    Dist,
     /// Build in release, then time one operation cold, warm and against a bare curl.
     BenchStartup {
         /// Extra arguments for the benchmark (after `--`; see `cloudpe-startup-bench --help`).
@@ -73,6 +79,7 @@ fn main() -> Result<()> {
             cargo.args(["test", "--workspace"]).args(&args);
             artifacts.export(&mut cargo);
             run(&mut cargo)?;
+            php_tests(&root, &artifacts)?;
         }
         Task::Demo { release } => {
             let artifacts = build(&root, release, false)?;
@@ -84,10 +91,32 @@ fn main() -> Result<()> {
             artifacts.export(&mut cargo);
             run(&mut cargo)?;
         }
+        Task::Dist => {
+            let artifacts = build(&root, true, false)?;
+            let out = dist::dist(&root, &artifacts.component, &artifacts.host)?;
+            println!("{}:", out.display());
+            for file in dist::list(&out) {
+                println!("  {file}");
+            }
+            println!("Copy its contents into HostBill's root folder (see INSTALL in README.md).");
+        }
         Task::Bench { args } => bench(&root, "cloudpe-bench", &args)?,
         Task::BenchStartup { args } => bench(&root, "cloudpe-startup-bench", &args)?,
     }
     Ok(())
+}
+
+/// The HostBill module's PHPUnit suite, its end-to-end tests against the built host, component
+/// and simulator included.
+fn php_tests(root: &Path, artifacts: &Artifacts) -> Result<()> {
+    run(cargo().args(["build", "-p", "cloudpe-e2e", "--bin", "cloudpe-sim"]))?;
+    let mut phpunit = Command::new("phpunit");
+    phpunit
+        .args(["-c", "hostbill-module/tests/phpunit.xml"])
+        .env("CLOUDPE_SIM_BIN", target_dir(root).join("debug/cloudpe-sim"));
+    artifacts.export(&mut phpunit);
+    eprintln!("xtask: running the PHP tests (phpunit)");
+    run(&mut phpunit).context("the PHP tests need php-cli and phpunit (Debian: apt-get install php-cli phpunit)")
 }
 
 /// Builds in release and runs the benchmark binary `bin` of the tests crate.
