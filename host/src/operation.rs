@@ -103,8 +103,7 @@ pub async fn run(
     let elapsed_ms = started.elapsed().as_millis() as u64;
 
     let mut report = Report::new(operation);
-    let info = result.as_ref().ok().map(|(info, _)| info.clone());
-    let scrubber = secrets(request.app(), info.as_ref());
+    let scrubber = secrets(request.app(), store.data().module_info.as_ref());
     let exit = match result {
         Err(fault) => {
             let (kind, message) = match fault {

@@ -103,6 +103,7 @@ impl Runtime {
         let run = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             let info = instance.hostbill_provisioning_module().call_info(&mut store).await?;
+            store.data_mut().module_info = Some(info.clone());
             if let Some(app) = app {
                 let allowed = endpoint(app, info.endpoint_field).and_then(|url| Origin::of_url(&url).ok());
                 store.data_mut().egress = EgressPolicy::new(allowed, limits.connect_timeout, limits.read_timeout);

@@ -22,7 +22,7 @@ const WASM_TARGET: &str = "wasm32-wasip2";
 /// The cargo profile the component is built with (small: opt-level "s", LTO, strip).
 const COMPONENT_PROFILE: &str = "component";
 /// Test-only components (under `tests/components/`), built for the end-to-end tests.
-const TEST_COMPONENTS: &[&str] = &["egress-probe", "future-module", "wrong-world"];
+const TEST_COMPONENTS: &[&str] = &["egress-probe", "future-module", "wrong-world", "hostile"];
 
 #[derive(Parser)]
 #[command(about = "Build, test and demo the HostBill CloudPe module")]

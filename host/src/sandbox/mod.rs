@@ -42,6 +42,9 @@ pub struct SandboxState {
     /// Records dropped after [`MAX_LOG_RECORDS`].
     pub logs_dropped: usize,
     pub progress: Option<crate::progress::Progress>,
+    /// The module's info, once it gave it (kept even if a later call traps: it says which App
+    /// fields are secret).
+    pub module_info: Option<crate::bindings::hostbill::provisioning::types::ModuleInfo>,
 }
 
 impl SandboxState {
@@ -67,6 +70,7 @@ impl SandboxState {
             logs: Vec::new(),
             logs_dropped: 0,
             progress: None,
+            module_info: None,
         }
     }
 

@@ -1,0 +1,103 @@
+//! A test-only hosting module that misbehaves on purpose. `suspend` does what the App's `field5`
+//! says: `spin` (loops forever), `alloc` (allocates without bound), `panic`, `sleep` (waits an
+//! hour on a host clock), `leak-token` (logs the session token and returns it in an error),
+//! `log-flood` (logs without end). The host must stop or scrub each, within its limits.
+#![cfg(target_arch = "wasm32")]
+
+wit_bindgen::generate!({
+    path: "../../../wit",
+    world: "hostbill:provisioning/hosting-module",
+    with: {
+        "wasi:http/types@0.2.12": wasip2::http::types,
+        "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
+        "wasi:io/poll@0.2.12": wasip2::io::poll,
+        "wasi:io/streams@0.2.12": wasip2::io::streams,
+        "wasi:io/error@0.2.12": wasip2::io::error,
+        "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
+    },
+});
+
+use exports::hostbill::provisioning::module::Guest;
+use hostbill::provisioning::log;
+use hostbill::provisioning::types::*;
+
+struct Hostile;
+
+fn misbehave(app: &AppSettings) -> Result<Outcome, ModuleError> {
+    let token = app.field2.clone().unwrap_or_default();
+    match app.field5.as_deref().unwrap_or("") {
+        "spin" => {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        "alloc" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        "panic" => panic!("hostile module panics on purpose"),
+        "sleep" => {
+            wasip2::clocks::monotonic_clock::subscribe_duration(3_600_000_000_000).block();
+            Ok(Outcome { message: "woke up".into(), facts: vec![], changed_remote: false })
+        }
+        "leak-token" => {
+            log::log(log::Level::Info, &format!("the session is {token}"));
+            Err(ModuleError::Authentication(format!("rejected token {token}")))
+        }
+        "log-flood" => {
+            for i in 0..1_000_000u32 {
+                log::log(log::Level::Info, &format!("line {i} {}", "x".repeat(10_000)));
+            }
+            Ok(Outcome { message: "flooded".into(), facts: vec![], changed_remote: false })
+        }
+        other => Err(ModuleError::Configuration(format!("unknown mode {other:?}"))),
+    }
+}
+
+impl Guest for Hostile {
+    fn info() -> ModuleInfo {
+        ModuleInfo {
+            name: "hostile".into(),
+            version: "0.0.1".into(),
+            description: "misbehaves on purpose".into(),
+            app_fields: vec![AppFieldUsage {
+                field: AppField::Field2,
+                label: "Session".into(),
+                description: "secret".into(),
+                required: true,
+                secret: true,
+            }],
+            endpoint_field: AppField::StatusUrl,
+        }
+    }
+
+    fn test_connection(_app: AppSettings) -> Result<ConnectionReport, ModuleError> {
+        Ok(ConnectionReport { checks: vec![] })
+    }
+
+    fn create(app: AppSettings, _account: Account) -> Result<Outcome, ModuleError> {
+        misbehave(&app)
+    }
+
+    fn suspend(app: AppSettings, _account: Account) -> Result<Outcome, ModuleError> {
+        misbehave(&app)
+    }
+
+    fn unsuspend(app: AppSettings, _account: Account) -> Result<Outcome, ModuleError> {
+        misbehave(&app)
+    }
+
+    fn terminate(app: AppSettings, _account: Account) -> Result<Outcome, ModuleError> {
+        misbehave(&app)
+    }
+
+    fn sync(app: AppSettings, _accounts: Vec<Account>, _options: SyncOptions) -> Result<SyncReport, ModuleError> {
+        misbehave(&app).map(|_| SyncReport { decisions: vec![], requests: 0 })
+    }
+}
+
+export!(Hostile);

@@ -1,0 +1,75 @@
+//! End to end: components that misbehave on purpose. Whatever they do, the host answers with a
+//! clear error and its documented exit code within the deadline, prints no token, and never
+//! panics.
+
+use std::time::Duration;
+
+use cloudpe_e2e::harness::{Host, HostRun, account, app};
+use serde_json::json;
+
+const TOKEN: &str = "hostile-session-token-2f8d41";
+
+fn hostile(mode: &str, extra: &[&str]) -> HostRun {
+    let host = Host::from_env().with_test_component("hostile");
+    let mut app = app("http://127.0.0.1:9/1.0", TOKEN);
+    app["field5"] = json!(mode);
+    let request = json!({"app": app, "account": account(1, 2, "Active", Some("12"))});
+    let mut args = vec!["suspend"];
+    args.extend_from_slice(extra);
+    host.run_args(&args, request.to_string().as_bytes(), &[])
+}
+
+#[track_caller]
+fn assert_contained(run: &HostRun, code: i32, kind: &str, needle: &str, within: Duration) {
+    assert_eq!(run.code, code, "{}", run.all_output());
+    assert_eq!(run.error_kind(), Some(kind), "{}", run.stdout);
+    assert!(run.error_message().contains(needle), "{}", run.error_message());
+    assert!(run.elapsed < within, "took {:?}", run.elapsed);
+    assert!(!run.all_output().contains(TOKEN), "token leaked:\n{}", run.all_output());
+    assert!(!run.stderr.contains("panicked at"), "the host panicked:\n{}", run.stderr);
+}
+
+#[test]
+fn a_spinning_module_is_stopped_at_the_deadline() {
+    let run = hostile("spin", &["--deadline-secs", "1"]);
+    assert_contained(&run, 3, "module-trapped", "ran past its 1 s deadline", Duration::from_secs(5));
+    assert!(run.elapsed >= Duration::from_millis(900), "stopped before the deadline: {:?}", run.elapsed);
+}
+
+#[test]
+fn a_module_waiting_on_the_host_forever_is_stopped_at_the_deadline() {
+    let run = hostile("sleep", &["--deadline-secs", "1"]);
+    assert_contained(&run, 3, "module-trapped", "did not finish within the 1 s deadline", Duration::from_secs(5));
+}
+
+#[test]
+fn unbounded_allocation_hits_the_memory_limit() {
+    let run = hostile("alloc", &["--memory-mib", "32"]);
+    assert_contained(&run, 3, "module-trapped", "more than its 32 MiB memory limit", Duration::from_secs(20));
+    assert!(run.peak_rss_kib < 200 * 1024, "host grew to {} KiB", run.peak_rss_kib);
+}
+
+#[test]
+fn a_panicking_module_is_a_clear_fault() {
+    let run = hostile("panic", &[]);
+    assert_contained(&run, 3, "module-trapped", "crashed (it panicked or aborted)", Duration::from_secs(20));
+}
+
+#[test]
+fn a_module_leaking_the_token_in_logs_and_errors_is_scrubbed() {
+    let run = hostile("leak-token", &[]);
+    assert_contained(&run, 1, "authentication", "rejected token [REDACTED]", Duration::from_secs(20));
+    let logs = run.json["logs"].as_array().unwrap();
+    assert_eq!(logs[0]["message"], "the session is [REDACTED]");
+}
+
+#[test]
+fn a_log_flood_is_bounded_and_stopped() {
+    let run = hostile("log-flood", &["--deadline-secs", "2"]);
+    assert!(run.code == 0 || run.code == 3, "{}", run.stderr);
+    let logs = run.json["logs"].as_array().expect("logs");
+    assert!(logs.len() <= 10_001, "{} records kept", logs.len());
+    assert!(logs.iter().all(|l| l["message"].as_str().unwrap().len() <= 4096 + 16));
+    assert!(run.elapsed < Duration::from_secs(10), "took {:?}", run.elapsed);
+    assert!(!run.all_output().contains(TOKEN));
+}
