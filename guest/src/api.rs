@@ -74,6 +74,9 @@ struct ChecksumReply {
 #[derive(Deserialize)]
 struct Empty {}
 
+/// Attempts of a single call (operations on one account, connection checks).
+pub const CALL_ATTEMPTS: u32 = 3;
+
 /// Filtered lookups are read in pages of this many matches (a uid filter may match many uids).
 pub const LOOKUP_PAGE_SIZE: u64 = 100;
 
@@ -172,22 +175,18 @@ impl<'a, P: Platform> CloudPe<'a, P> {
     }
 
     /// Sends one call and parses its reply.
+    /// Sends one call and parses its reply, retrying transient failures. Every method this
+    /// module calls is safe to repeat: reads, and `setaccountstatus`, which is idempotent
+    /// (setting the status an account already has succeeds).
     fn call<T: serde::de::DeserializeOwned>(
         &self,
         method: ApiMethod,
         params: &[(&str, String)],
     ) -> Result<T, ModuleError> {
         let request = self.request(method, params);
-        let response = self.send(method, &request);
-        self.read(method, response)
-    }
-
-    /// Sends one prepared request, counting and logging it (never its parameters).
-    pub fn send(&self, method: ApiMethod, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
-        self.requests.set(self.requests.get() + 1);
-        let response = self.platform.send(request);
-        self.log_exchange(method, &response);
-        response
+        self.fetch_all(method, std::slice::from_ref(&request), 1, RetryPolicy::attempts(CALL_ATTEMPTS))
+            .pop()
+            .expect("one result per request")
     }
 
     /// Sends prepared requests concurrently (at most `max_in_flight` at once), reporting progress,
