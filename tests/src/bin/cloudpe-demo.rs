@@ -59,19 +59,23 @@ fn main() -> Result<()> {
     );
     demo.test_connection("expired-session-0000", "Test Connection with an expired session token");
     demo.sim.add_fault(FaultRule::new(FaultKind::Html502).times(1));
+    demo.account_op("suspend", "Suspend account #101; CloudPe's proxy answers one HTML 502 page", &linked, Some(12));
+    demo.sim.add_fault(FaultRule::new(FaultKind::Html502));
     demo.account_op(
-        "suspend",
-        "Suspend account #101 while CloudPe's proxy answers an HTML 502 page",
+        "unsuspend",
+        "Unsuspend account #101 while CloudPe's proxy keeps answering HTML 502",
         &linked,
         Some(12),
     );
-    demo.sim.add_fault(FaultRule::new(FaultKind::Timeout).times(1));
+    demo.sim.clear_faults();
+    demo.sim.add_fault(FaultRule::new(FaultKind::Timeout));
     demo.account_op_args(
-        &["suspend", "--read-timeout-secs", "1"],
-        "Suspend account #101 while CloudPe hangs (read timeout 1 s)",
+        &["unsuspend", "--read-timeout-secs", "1"],
+        "Unsuspend account #101 while CloudPe hangs (read timeout 1 s)",
         &linked,
         Some(12),
     );
+    demo.sim.clear_faults();
 
     demo.section("Daily sync: which HostBill statuses to update from CloudPe");
     demo.sync();
@@ -149,8 +153,8 @@ impl Demo {
                 check["detail"].as_str().unwrap_or("")
             );
         }
-        if !run.all_output().contains(session) {
-            println!("    (the token appears nowhere in the output, although CloudPe echoed it in its error)");
+        if run.code != 0 && !run.all_output().contains(session) {
+            println!("    (CloudPe echoed the rejected token in its error; the host printed it nowhere)");
         }
         self.runs.push(run);
     }
@@ -169,12 +173,25 @@ impl Demo {
             None => println!("    {}", run.error_message()),
         }
         let writes = self.sim.status_changes().len() - before;
+        let retries = run.json["logs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|l| l["message"].as_str().is_some_and(|m| m.contains("retrying")))
+            .count();
+        if retries > 0 {
+            println!("    ({retries} retries after transient failures, with backoff)");
+        }
         if let Some(remote) = uid.and_then(|uid| self.sim.account(uid)) {
             println!(
                 "    CloudPe now: user {} status {}{}",
                 remote.uid,
                 describe(remote.status),
-                if writes == 0 { " (no status write made)".to_string() } else { format!(" ({writes} status write)") }
+                if writes == 0 {
+                    " (no status write made)".to_string()
+                } else {
+                    format!(" ({writes} status writes received)")
+                }
             );
         }
         self.runs.push(run);
