@@ -191,3 +191,51 @@ mod tests {
         assert!(e.to_string().contains("unexpected shape"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::api::AccountsPage;
+
+    fn response(status: u16, body: Vec<u8>) -> HttpResponse {
+        HttpResponse { status, content_type: None, body }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Arbitrary bytes never panic the parser, and every rejection names the method.
+        #[test]
+        fn arbitrary_bodies_are_rejected_with_a_named_reason(status in 0u16..600, body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Err(e) = parse::<AccountsPage>("getaccounts", &response(status, body), "secret-token") {
+                let text = e.to_string();
+                prop_assert!(text.contains("getaccounts") || text.contains("CloudPe"), "{}", text);
+            }
+        }
+
+        /// Near-valid envelopes (random result codes, errors, shapes) never panic either, and a
+        /// success needs `result` 0 and no error.
+        #[test]
+        fn envelopes_with_random_fields(result in proptest::option::of(-5i64..10_000), error in proptest::option::of("[a-z \\[\\]]{0,20}"), total in proptest::option::of(any::<i64>()), uid in any::<i64>()) {
+            let mut v = serde_json::json!({"array": [{"uid": uid, "status": 1}]});
+            if let Some(r) = result { v["result"] = r.into(); }
+            if let Some(e) = &error { v["error"] = e.clone().into(); }
+            if let Some(t) = total { v["totalCount"] = t.into(); }
+            let parsed = parse::<AccountsPage>("getaccounts", &response(200, v.to_string().into_bytes()), "secret-token");
+            if parsed.is_ok() {
+                prop_assert_eq!(result, Some(0));
+                prop_assert!(error.as_deref().unwrap_or("").trim().is_empty());
+            }
+        }
+
+        /// Arbitrary Host URLs never panic, and a rejection quotes the Host URL.
+        #[test]
+        fn arbitrary_host_urls(raw in ".{0,80}") {
+            if let Err(e) = crate::config::BaseUrl::parse(&raw) {
+                prop_assert!(e.contains("Host URL"), "{}", e);
+            }
+        }
+    }
+}

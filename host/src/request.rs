@@ -286,3 +286,61 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Arbitrary JSON values, nested a few levels.
+    fn json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            "[a-zA-Z0-9 _]{0,12}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("app".to_string()),
+                        Just("account".to_string()),
+                        Just("id".to_string()),
+                        Just("client_id".to_string()),
+                        Just("status".to_string()),
+                        Just("custom_fields".to_string()),
+                        "[a-z_]{1,8}"
+                    ],
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Arbitrary bytes on stdin never panic, and every rejection says what is wrong.
+        #[test]
+        fn arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            if let Err(e) = parse::<AccountRequest>(&bytes) {
+                prop_assert!(!e.is_empty());
+            }
+        }
+
+        /// Arbitrary JSON documents are either a valid request or rejected with the field named
+        /// (or the document's overall problem).
+        #[test]
+        fn arbitrary_json(value in json()) {
+            if let Err(e) = parse::<AccountRequest>(value.to_string().as_bytes()) {
+                let named = e.contains('`') || e.contains(':') || e.contains("expected") || e.contains("empty");
+                prop_assert!(named, "{}", e);
+            }
+        }
+    }
+}
