@@ -47,6 +47,14 @@ pub struct Global {
     #[arg(long, global = true, env = "HOSTBILL_MODULE_READ_TIMEOUT_SECS", value_name = "SECS", default_value_t = Limits::default().read_timeout.as_secs_f64())]
     pub read_timeout_secs: f64,
 
+    /// Largest response body the module may receive, in MiB.
+    #[arg(long, global = true, env = "HOSTBILL_MODULE_MAX_RESPONSE_MIB", value_name = "MIB", default_value_t = Limits::default().max_response_bytes / (1024 * 1024))]
+    pub max_response_mib: usize,
+
+    /// Most outgoing requests the module may have in flight at once.
+    #[arg(long, global = true, env = "HOSTBILL_MODULE_MAX_CONNECTIONS", value_name = "N", default_value_t = Limits::default().max_connections)]
+    pub max_connections: usize,
+
     /// Folder of the compiled-component cache [default: $XDG_CACHE_HOME or ~/.cache, then
     /// hostbill-module-host].
     #[arg(long, global = true, env = "HOSTBILL_MODULE_CACHE_DIR", value_name = "DIR")]
@@ -80,7 +88,15 @@ impl Global {
         if self.memory_mib == 0 || self.memory_mib > 4096 {
             return Err(format!("--memory-mib must be between 1 and 4096, got {}", self.memory_mib));
         }
+        if self.max_response_mib == 0 || self.max_response_mib > 1024 {
+            return Err(format!("--max-response-mib must be between 1 and 1024, got {}", self.max_response_mib));
+        }
+        if self.max_connections == 0 || self.max_connections > 256 {
+            return Err(format!("--max-connections must be between 1 and 256, got {}", self.max_connections));
+        }
         Ok(Limits {
+            max_response_bytes: self.max_response_mib * 1024 * 1024,
+            max_connections: self.max_connections,
             memory_bytes: self.memory_mib * 1024 * 1024,
             deadline: secs("deadline-secs", self.deadline_secs)?,
             connect_timeout: secs("connect-timeout-secs", self.connect_timeout_secs)?,

@@ -106,7 +106,7 @@ impl Runtime {
             store.data_mut().module_info = Some(info.clone());
             if let Some(app) = app {
                 let allowed = endpoint(app, info.endpoint_field).and_then(|url| Origin::of_url(&url).ok());
-                store.data_mut().egress = EgressPolicy::new(allowed, limits.connect_timeout, limits.read_timeout);
+                store.data_mut().egress = EgressPolicy::new(allowed, limits);
             }
             let result = op(&instance, &mut store).await?;
             Ok::<_, wasmtime::Error>((info, result))

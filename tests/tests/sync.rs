@@ -176,3 +176,34 @@ fn one_hundred_thousand_accounts_sync_within_the_memory_cap() {
     assert_eq!(errors, 5);
     assert_eq!(run.json["summary"]["requests"], 101);
 }
+
+#[test]
+fn the_host_bounds_response_size_and_concurrent_requests() {
+    let host = Host::from_env();
+    let p = population_of(20_000);
+    // One page of 20,000 accounts is about 3 MiB: over a 1 MiB limit, the read fails cleanly.
+    let big = sync(
+        &host,
+        &p,
+        &["--strategy", "page-all", "--page-size", "20000", "--max-response-mib", "1", "--max-attempts", "1"],
+    );
+    assert_eq!(big.code, 0, "{}", big.stderr);
+    let first = &big.json["decisions"][0];
+    assert_eq!(first["decision"], "error", "{first}");
+    assert!(first["error"]["message"].as_str().unwrap().contains("body size exceeds limit: 1048576 bytes"), "{first}");
+
+    // The module asks for 16 requests at once; the host lets 2 through.
+    p.sim.set_latency(std::time::Duration::from_millis(30));
+    let before = p.sim.max_concurrent_requests();
+    assert!(before <= 2, "earlier runs were sequential: {before}");
+    let run = sync(
+        &host,
+        &p,
+        &["--strategy", "page-all", "--page-size", "1000", "--max-concurrency", "16", "--max-connections", "2"],
+    );
+    check(&p, &run, false);
+    assert_eq!(p.sim.max_concurrent_requests(), 2, "the host's connection limit held");
+    let run = sync(&host, &p, &["--strategy", "page-all", "--page-size", "1000", "--max-concurrency", "16"]);
+    check(&p, &run, false);
+    assert!(p.sim.max_concurrent_requests() > 2, "without the limit the module's concurrency shows");
+}

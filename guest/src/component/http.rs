@@ -292,6 +292,10 @@ fn describe(code: &ErrorCode) -> String {
         }
         ErrorCode::HttpProtocolError => "the connection failed mid-reply (reset, or not HTTP)".to_string(),
         ErrorCode::HttpResponseIncomplete => "the reply was cut off".to_string(),
+        ErrorCode::HttpResponseBodySize(limit) => format!(
+            "the reply was larger than the host allows{}",
+            limit.map(|l| format!(" ({} MiB)", l / (1024 * 1024))).unwrap_or_default()
+        ),
         ErrorCode::InternalError(m) => {
             format!("host error{}", m.as_deref().map(|m| format!(": {m}")).unwrap_or_default())
         }

@@ -3,9 +3,14 @@
 //! `send_request` hook of wasi:http, which also clamps the request timeouts.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
+
 use wasmtime_wasi_http::{RequestOptions, WasiHttpHooks};
+
+use super::limits::Limits;
 
 /// An origin: scheme, lower-case host and port (explicit or the scheme's default).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,12 +82,23 @@ pub struct EgressPolicy {
     allowed: Option<Origin>,
     connect_timeout: Duration,
     read_timeout: Duration,
+    max_response_bytes: usize,
+    /// One permit per request in flight, held until its connection is done.
+    connections: Arc<Semaphore>,
     pub denials: Vec<Denial>,
 }
 
 impl EgressPolicy {
-    pub fn new(allowed: Option<Origin>, connect_timeout: Duration, read_timeout: Duration) -> Self {
-        EgressPolicy { allowed, connect_timeout, read_timeout, denials: Vec::new() }
+    /// A policy allowing `allowed` only, within `limits`.
+    pub fn new(allowed: Option<Origin>, limits: &Limits) -> Self {
+        EgressPolicy {
+            allowed,
+            connect_timeout: limits.connect_timeout,
+            read_timeout: limits.read_timeout,
+            max_response_bytes: limits.max_response_bytes,
+            connections: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            denials: Vec::new(),
+        }
     }
 
     /// Whether a request to `uri` may go out; records the refusal otherwise.
@@ -135,10 +151,26 @@ impl WasiHttpHooks for EgressPolicy {
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
         let options = self.clamp(options);
+        let max = self.max_response_bytes;
+        let connections = self.connections.clone();
         Box::new(async move {
             use http_body_util::BodyExt;
+            let permit = connections
+                .acquire_owned()
+                .await
+                .map_err(|_| wasmtime_wasi_http::Error::InternalError(Some("connection limit closed".into())))?;
             let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
-            Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
+            let response = response.map(|body| {
+                http_body_util::Limited::new(body, max)
+                    .map_err(move |_| wasmtime_wasi_http::Error::HttpResponseBodySize(Some(max as u64)))
+                    .boxed_unsync()
+            });
+            let io = async move {
+                let done = io.await;
+                drop(permit);
+                done
+            };
+            Ok((response, Box::new(io) as Box<dyn Future<Output = _> + Send>))
         })
     }
 }
@@ -148,7 +180,7 @@ mod tests {
     use super::*;
 
     fn policy(url: &str) -> EgressPolicy {
-        EgressPolicy::new(Some(Origin::of_url(url).unwrap()), Duration::from_secs(10), Duration::from_secs(60))
+        EgressPolicy::new(Some(Origin::of_url(url).unwrap()), &Limits::default())
     }
 
     #[test]
@@ -183,7 +215,7 @@ mod tests {
 
     #[test]
     fn no_endpoint_denies_everything() {
-        let mut p = EgressPolicy::new(None, Duration::from_secs(1), Duration::from_secs(1));
+        let mut p = EgressPolicy::new(None, &Limits::default());
         assert!(!p.check(&"https://api.example.com/".parse().unwrap()));
         assert!(p.denials[0].to_string().contains("no valid endpoint"));
     }

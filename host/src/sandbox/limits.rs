@@ -15,6 +15,11 @@ pub struct Limits {
     pub connect_timeout: Duration,
     /// Ceiling on each outgoing request's first-byte and between-bytes timeouts (default 60 s).
     pub read_timeout: Duration,
+    /// Largest response body the module may receive, in bytes (default 64 MiB); a longer one
+    /// fails the read with a size error.
+    pub max_response_bytes: usize,
+    /// Most outgoing requests in flight at once (default 16); more wait for a free slot.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -24,6 +29,8 @@ impl Default for Limits {
             deadline: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
+            max_response_bytes: 64 * 1024 * 1024,
+            max_connections: 16,
         }
     }
 }

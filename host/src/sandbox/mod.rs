@@ -59,7 +59,7 @@ impl SandboxState {
             table: ResourceTable::new(),
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            egress: EgressPolicy::new(None, limits.connect_timeout, limits.read_timeout),
+            egress: EgressPolicy::new(None, limits),
             limits: wasmtime::StoreLimitsBuilder::new()
                 .memory_size(limits.memory_bytes)
                 .instances(16)

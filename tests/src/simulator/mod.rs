@@ -73,6 +73,9 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     connections: AtomicUsize,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
 }
 
 /// A running simulator.
@@ -107,6 +110,8 @@ impl Simulator {
                 requests: Vec::new(),
             }),
             connections: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
         });
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -178,6 +183,11 @@ impl Simulator {
     /// TCP connections accepted so far.
     pub fn connection_count(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// The most requests that were being answered at the same time.
+    pub fn max_concurrent_requests(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
     }
 
     /// Successful `setaccountstatus` calls (uid, status), in order.

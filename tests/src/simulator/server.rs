@@ -87,6 +87,7 @@ async fn respond(
     shared: &Shared,
     socket: &StdTcpStream,
 ) -> Result<Response<Full<Bytes>>, ResetConnection> {
+    let _counted = InFlight::enter(shared);
     let http_method = req.method().to_string();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
@@ -147,6 +148,23 @@ async fn respond(
         }
     }
     Ok(text(StatusCode::OK, "application/json", answer(shared, method, &params)))
+}
+
+/// Counts a request as in flight until dropped.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn answer(shared: &Shared, method: &str, params: &BTreeMap<String, String>) -> String {
