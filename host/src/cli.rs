@@ -55,6 +55,11 @@ pub struct Global {
     #[arg(long, global = true, env = "HOSTBILL_MODULE_MAX_CONNECTIONS", value_name = "N", default_value_t = Limits::default().max_connections)]
     pub max_connections: usize,
 
+    /// PEM file of extra CA certificates to trust for the API's TLS (a private CA); the standard
+    /// roots are always trusted.
+    #[arg(long, global = true, env = "HOSTBILL_MODULE_CA_BUNDLE", value_name = "FILE")]
+    pub ca_bundle: Option<PathBuf>,
+
     /// Folder of the compiled-component cache [default: $XDG_CACHE_HOME or ~/.cache, then
     /// hostbill-module-host].
     #[arg(long, global = true, env = "HOSTBILL_MODULE_CACHE_DIR", value_name = "DIR")]

@@ -61,10 +61,16 @@ pub async fn run(
     app: &wit::AppSettings,
     allow_http: bool,
     limits: &Limits,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 ) -> Vec<Line> {
     let mut lines = Vec::new();
     let runtime = match Runtime::load(component, cache.as_ref()) {
-        Ok(runtime) => runtime,
+        Ok(mut runtime) => {
+            if let Some(tls) = tls {
+                runtime.set_tls(tls);
+            }
+            runtime
+        }
         Err(fault) => {
             lines.push(line(
                 Verdict::Fail,

@@ -69,10 +69,14 @@ fn run_doctor(cli: &Cli, allow_http: bool) -> Exit {
         Ok(_) => unreachable!("doctor takes an App"),
         Err(message) => return fail(operation::secrets_of_raw(&stdin).text(&message).into_owned()),
     };
+    let tls = match cli.global.ca_bundle.as_deref().map(sandbox::tls::client_config).transpose() {
+        Ok(tls) => tls,
+        Err(message) => return fail(message),
+    };
     let Ok(tokio) = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() else {
         return fail("cannot start the async runtime".to_string());
     };
-    let lines = tokio.block_on(doctor::run(component, cli.global.cache(), &app, allow_http, &limits));
+    let lines = tokio.block_on(doctor::run(component, cli.global.cache(), &app, allow_http, &limits, tls));
     for line in &lines {
         println!("{line}");
     }
@@ -107,7 +111,11 @@ fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
         Ok(request) => request,
         Err(message) => return bad_input(message, operation::secrets_of_raw(&stdin)),
     };
-    let runtime = match runtime::Runtime::load(component, cli.global.cache().as_ref()) {
+    let tls = match cli.global.ca_bundle.as_deref().map(sandbox::tls::client_config).transpose() {
+        Ok(tls) => tls,
+        Err(message) => return bad_input(message, operation::secrets_of_raw(&stdin)),
+    };
+    let mut runtime = match runtime::Runtime::load(component, cli.global.cache().as_ref()) {
         Ok(runtime) => runtime,
         Err(fault) => {
             let scrubber = operation::secrets(
@@ -126,6 +134,9 @@ fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
             );
         }
     };
+    if let Some(tls) = tls {
+        runtime.set_tls(tls);
+    }
     tracing::debug!("running {operation} with {}", runtime.path().display());
     let tokio = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,

@@ -32,6 +32,7 @@ pub struct Runtime {
     path: PathBuf,
     source: cache::Source,
     version: semver::Version,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Runtime {
@@ -65,7 +66,12 @@ impl Runtime {
         let instance_pre = linker.instantiate_pre(&component).map_err(not_a_module)?;
         let pre = HostingModulePre::new(instance_pre).map_err(not_a_module)?;
         tracing::debug!("component {shown} ready in {:?} ({source:?})", started.elapsed());
-        Ok(Runtime { engine, pre, path: path.to_path_buf(), source, version })
+        Ok(Runtime { engine, pre, path: path.to_path_buf(), source, version, tls: None })
+    }
+
+    /// Verifies the API's TLS with `config` (standard roots plus a CA bundle).
+    pub fn set_tls(&mut self, config: std::sync::Arc<rustls::ClientConfig>) {
+        self.tls = Some(config);
     }
 
     /// Where the compiled component came from.
@@ -106,7 +112,7 @@ impl Runtime {
             store.data_mut().module_info = Some(info.clone());
             if let Some(app) = app {
                 let allowed = endpoint(app, info.endpoint_field).and_then(|url| Origin::of_url(&url).ok());
-                store.data_mut().egress = EgressPolicy::new(allowed, limits);
+                store.data_mut().egress = EgressPolicy::new(allowed, limits).with_tls(self.tls.clone());
             }
             let result = op(&instance, &mut store).await?;
             Ok::<_, wasmtime::Error>((info, result))

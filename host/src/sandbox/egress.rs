@@ -85,6 +85,8 @@ pub struct EgressPolicy {
     max_response_bytes: usize,
     /// One permit per request in flight, held until its connection is done.
     connections: Arc<Semaphore>,
+    /// TLS trusting an extra CA bundle; `None`: wasmtime-wasi-http's client (standard roots).
+    tls: Option<Arc<rustls::ClientConfig>>,
     pub denials: Vec<Denial>,
 }
 
@@ -97,8 +99,15 @@ impl EgressPolicy {
             read_timeout: limits.read_timeout,
             max_response_bytes: limits.max_response_bytes,
             connections: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            tls: None,
             denials: Vec::new(),
         }
+    }
+
+    /// Verifies TLS with `config` (standard roots plus a CA bundle) instead of the default client.
+    pub fn with_tls(mut self, config: Option<Arc<rustls::ClientConfig>>) -> Self {
+        self.tls = config;
+        self
     }
 
     /// Whether a request to `uri` may go out; records the refusal otherwise.
@@ -153,25 +162,44 @@ impl WasiHttpHooks for EgressPolicy {
         let options = self.clamp(options);
         let max = self.max_response_bytes;
         let connections = self.connections.clone();
+        let tls = self.tls.clone();
         Box::new(async move {
             use http_body_util::BodyExt;
             let permit = connections
                 .acquire_owned()
                 .await
                 .map_err(|_| wasmtime_wasi_http::Error::InternalError(Some("connection limit closed".into())))?;
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let (response, io): (http::Response<wasmtime_wasi_http::WasiBody>, Box<dyn Future<Output = _> + Send>) =
+                match tls {
+                    Some(config) => super::tls::send(request, options, config).await?,
+                    None => {
+                        let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+                        (response.map(|body| body.boxed_unsync()), Box::new(io))
+                    }
+                };
             let response = response.map(|body| {
                 http_body_util::Limited::new(body, max)
                     .map_err(move |_| wasmtime_wasi_http::Error::HttpResponseBodySize(Some(max as u64)))
                     .boxed_unsync()
             });
             let io = async move {
-                let done = io.await;
+                let done = Box::into_pin(io).await;
                 drop(permit);
                 done
             };
             Ok((response, Box::new(io) as Box<dyn Future<Output = _> + Send>))
         })
+    }
+
+    /// A certificate the roots do not vouch for (or a name mismatch) gets its own error code, so
+    /// the admin reads "certificate not trusted" rather than a generic handshake failure.
+    fn p2_error_from_tls(&mut self, err: &std::io::Error) -> wasmtime_wasi_http::p2::bindings::http::types::ErrorCode {
+        use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
+        let invalid_certificate = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+            .is_some_and(|e| matches!(e, rustls::Error::InvalidCertificate(_)));
+        if invalid_certificate { ErrorCode::TlsCertificateError } else { ErrorCode::TlsProtocolError }
     }
 }
 

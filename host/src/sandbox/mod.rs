@@ -4,6 +4,7 @@
 
 pub mod egress;
 pub mod limits;
+pub mod tls;
 
 use serde::Serialize;
 use wasmtime::StoreLimits;

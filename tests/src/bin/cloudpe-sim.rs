@@ -87,6 +87,7 @@ fn main() -> Result<()> {
         session: args.session,
         latency: Duration::from_millis(args.latency_ms),
         accounts,
+        tls: None,
     };
     let sim = Simulator::start_on(config, args.port).context("cannot start the simulator")?;
     for rule in rules {

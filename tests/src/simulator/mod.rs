@@ -16,6 +16,7 @@ mod accounts;
 mod api;
 mod faults;
 mod server;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 pub use accounts::{Account, population, sample_accounts};
 pub use faults::{FaultKind, FaultRule};
+pub use tls::{TestCa, TlsIdentity};
 
 /// How the simulator starts.
 #[derive(Debug, Clone)]
@@ -36,6 +38,8 @@ pub struct SimConfig {
     /// Delay before every answer.
     pub latency: Duration,
     pub accounts: Vec<Account>,
+    /// Serve HTTPS with this identity instead of plain HTTP.
+    pub tls: Option<TlsIdentity>,
 }
 
 impl Default for SimConfig {
@@ -45,6 +49,7 @@ impl Default for SimConfig {
             session: "sim-session-token-3f9a1c".to_string(),
             latency: Duration::ZERO,
             accounts: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -81,6 +86,7 @@ struct Shared {
 /// A running simulator.
 pub struct Simulator {
     addr: SocketAddr,
+    scheme: &'static str,
     shared: Arc<Shared>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -94,6 +100,8 @@ impl Simulator {
 
     /// Starts serving on `port` of 127.0.0.1 (0 picks a free one).
     pub fn start_on(config: SimConfig, port: u16) -> std::io::Result<Simulator> {
+        let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
         let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -119,23 +127,23 @@ impl Simulator {
         let thread = std::thread::Builder::new().name("cloudpe-sim".into()).spawn(move || {
             runtime.block_on(async move {
                 match tokio::net::TcpListener::from_std(listener) {
-                    Ok(listener) => server::serve(listener, server_shared, stopped).await,
+                    Ok(listener) => server::serve(listener, server_shared, acceptor, stopped).await,
                     Err(e) => eprintln!("cloudpe-sim: cannot listen: {e}"),
                 }
             });
             // Dropping the runtime cancels every connection task, held (Timeout) ones included.
             runtime.shutdown_timeout(Duration::from_millis(100));
         })?;
-        Ok(Simulator { addr, shared, stop: Some(stop), thread: Some(thread) })
+        Ok(Simulator { addr, scheme, shared, stop: Some(stop), thread: Some(thread) })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.shared.state.lock().expect("simulator state")
     }
 
-    /// `http://127.0.0.1:PORT` (no trailing slash, no `/1.0`).
+    /// `http://127.0.0.1:PORT` (`https` with TLS; no trailing slash, no `/1.0`).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// [`Simulator::base_url`] + `/1.0`, the API root.

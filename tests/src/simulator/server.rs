@@ -37,7 +37,12 @@ impl std::fmt::Display for ResetConnection {
 impl std::error::Error for ResetConnection {}
 
 /// Accepts connections until `stop` fires.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: tokio::sync::oneshot::Receiver<()>) {
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
     loop {
         let stream = tokio::select! {
             _ = &mut stop => return,
@@ -48,6 +53,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: tokio::
         };
         shared.connections.fetch_add(1, Ordering::SeqCst);
         let shared = shared.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             // A second handle on the socket, so a Reset fault can arm SO_LINGER=0: the kernel then
             // sends RST when hyper drops the connection.
@@ -66,10 +72,18 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: tokio::
                 let handle = handle.clone();
                 async move { respond(req, &shared, &handle).await }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let http = hyper::server::conn::http1::Builder::new().keep_alive(true).clone();
+            match tls {
+                None => {
+                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                }
+                Some(acceptor) => {
+                    // A failed handshake (the client does not trust us) just ends the connection.
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                    }
+                }
+            }
         });
     }
 }
