@@ -11,7 +11,7 @@ use crate::cli::{Command, Strategy};
 use crate::report::{Decisions, ErrorKind, ErrorReport, Exit, ModuleRef, Report};
 use crate::request::{self, AccountRequest, AppRequest, SyncRequest};
 use crate::runtime::{Fault, Runtime};
-use crate::sandbox::limits::Limits;
+use crate::sandbox::limits::{Limits, MAX_ANSWER_STRING_BYTES};
 use crate::sandbox::{SandboxState, Source};
 use crate::scrub::Scrubber;
 
@@ -113,6 +113,17 @@ pub async fn run(
             report.error = Some(ErrorReport::new(kind, message));
             Exit::ModuleFault
         }
+        Ok((_, output)) if longest_string(&output) > MAX_ANSWER_STRING_BYTES => {
+            report.error = Some(ErrorReport::new(
+                ErrorKind::ModuleTrapped,
+                format!(
+                    "the module answered with a {} KiB string; the host accepts at most {} KiB",
+                    longest_string(&output) / 1024,
+                    MAX_ANSWER_STRING_BYTES / 1024
+                ),
+            ));
+            Exit::ModuleFault
+        }
         Ok((info, output)) => {
             report.module = Some(ModuleRef { name: info.name.clone(), version: info.version.clone() });
             if operation == "precompile" {
@@ -123,6 +134,35 @@ pub async fn run(
     };
     let exit = collect_logs(&mut report, store.into_data(), exit);
     (report, scrubber, exit)
+}
+
+/// The longest string in a module's answer.
+fn longest_string(output: &Output) -> usize {
+    fn error(e: &wit::ModuleError) -> usize {
+        use wit::ModuleError::*;
+        match e {
+            Configuration(m) | NotFound(m) | Authentication(m) | Transport(m) | Unexpected(m) => m.len(),
+            RemoteApi(r) => r.message.len(),
+        }
+    }
+    let facts = |f: &[wit::Fact]| f.iter().map(|f| f.name.len().max(f.value.len())).max().unwrap_or(0);
+    match output {
+        Output::Info => 0,
+        Output::Outcome(Ok(o)) => o.message.len().max(facts(&o.facts)),
+        Output::Checks(Ok(c)) => c.checks.iter().map(|c| c.name.len().max(c.detail.len())).max().unwrap_or(0),
+        Output::Sync(Ok(s), _) => s
+            .decisions
+            .iter()
+            .map(|d| match &d.decision {
+                wit::Decision::Unchanged(f) => facts(f),
+                wit::Decision::Change(c) => facts(&c.facts),
+                wit::Decision::Skipped(reason) => reason.len(),
+                wit::Decision::Failed(e) => error(e),
+            })
+            .max()
+            .unwrap_or(0),
+        Output::Outcome(Err(e)) | Output::Checks(Err(e)) | Output::Sync(Err(e), _) => error(e),
+    }
 }
 
 /// Puts a module's output into the report; returns the exit code it implies.

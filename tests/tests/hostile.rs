@@ -73,3 +73,24 @@ fn a_log_flood_is_bounded_and_stopped() {
     assert!(run.elapsed < Duration::from_secs(10), "took {:?}", run.elapsed);
     assert!(!run.all_output().contains(TOKEN));
 }
+
+#[test]
+fn a_response_body_far_larger_than_any_answer_is_cut_at_the_host_limit() {
+    use cloudpe_e2e::{FaultKind, FaultRule, SimConfig, Simulator};
+    let sim = Simulator::start(SimConfig::default()).unwrap();
+    sim.add_fault(FaultRule::new(FaultKind::HugeBody(2 << 30)));
+    let host = Host::from_env().with_test_component("hostile");
+    let mut app = app(&sim.api_url(), TOKEN);
+    app["field5"] = json!("huge-body");
+    let request = json!({"app": app, "account": account(1, 2, "Active", Some("12"))});
+    let run = host.run_args(&["suspend", "--max-response-mib", "8"], request.to_string().as_bytes(), &[]);
+    assert_contained(&run, 1, "transport", "body size exceeds limit: 8388608 bytes", Duration::from_secs(30));
+    assert!(run.peak_rss_kib < 300 * 1024, "host grew to {} KiB", run.peak_rss_kib);
+}
+
+#[test]
+fn an_oversized_answer_is_refused() {
+    let run = hostile("huge-answer", &[]);
+    assert_contained(&run, 3, "module-trapped", "the host accepts at most 64 KiB", Duration::from_secs(30));
+    assert!(run.stdout.len() < 64 * 1024, "the oversized answer was printed");
+}

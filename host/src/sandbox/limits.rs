@@ -38,6 +38,10 @@ impl Default for Limits {
 /// How often the epoch ticks; the CPU deadline is enforced with this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Longest string the host accepts in a module's answer (an outcome message, a fact, an error):
+/// real answers are a sentence; a longer one makes the run a module fault.
+pub const MAX_ANSWER_STRING_BYTES: usize = 64 * 1024;
+
 /// Most log records kept from one operation; later ones are counted, not stored.
 pub const MAX_LOG_RECORDS: usize = 10_000;
 /// Longest log message kept; longer ones are cut.

@@ -17,6 +17,8 @@ pub enum FaultKind {
     TruncatedJson,
     /// HTTP 200 with this `result` and `error`.
     ApiError { result: i64, error: String },
+    /// HTTP 200 whose body streams this many bytes (far more than any real answer).
+    HugeBody(u64),
 }
 
 /// A fault and the requests it hits.

@@ -88,19 +88,44 @@ pub async fn serve(
     }
 }
 
-fn text(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+/// Every response body: whole, or streamed (the huge-body fault).
+type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+fn text(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", content_type)
-        .body(Full::new(body.into()))
+        .body(Full::new(body.into()).boxed())
         .expect("valid response")
+}
+
+/// A body of `left` spaces, produced 64 KiB at a time and never held whole.
+struct Spaces {
+    left: u64,
+}
+
+impl hyper::body::Body for Spaces {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        let n = self.left.min(64 * 1024);
+        self.left -= n;
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(vec![b' '; n as usize])))))
+    }
 }
 
 async fn respond(
     req: Request<Incoming>,
     shared: &Shared,
     socket: &StdTcpStream,
-) -> Result<Response<Full<Bytes>>, ResetConnection> {
+) -> Result<Response<Body>, ResetConnection> {
     let _counted = InFlight::enter(shared);
     let http_method = req.method().to_string();
     let path = req.uri().path().to_string();
@@ -154,6 +179,13 @@ async fn respond(
         Some(FaultKind::ApiError { result, error }) => {
             let reply = serde_json::json!({"result": result, "error": error, "source": "JEL"});
             return Ok(text(StatusCode::OK, "application/json", reply.to_string()));
+        }
+        Some(FaultKind::HugeBody(bytes)) => {
+            let body = Spaces { left: bytes }.boxed();
+            return Ok(Response::builder()
+                .header("content-type", "application/json")
+                .body(body)
+                .expect("valid response"));
         }
         Some(FaultKind::TruncatedJson) => {
             let reply = answer(shared, method, &params);

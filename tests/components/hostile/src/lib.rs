@@ -54,8 +54,48 @@ fn misbehave(app: &AppSettings) -> Result<Outcome, ModuleError> {
             }
             Ok(Outcome { message: "flooded".into(), facts: vec![], changed_remote: false })
         }
+        "huge-body" => read_everything(app.status_url.as_deref().unwrap_or("")),
+        "huge-answer" => Ok(Outcome { message: "x".repeat(48 << 20), facts: vec![], changed_remote: false }),
         other => Err(ModuleError::Configuration(format!("unknown mode {other:?}"))),
     }
+}
+
+/// GETs `{base}/billing/account/rest/getaccounts` and reads the whole body, however long.
+fn read_everything(base: &str) -> Result<Outcome, ModuleError> {
+    use wasip2::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
+    let rest = base.strip_prefix("http://").unwrap_or(base);
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let request = OutgoingRequest::new(Fields::new());
+    let fail = |what: &str| ModuleError::Transport(what.to_string());
+    request.set_method(&Method::Get).map_err(|()| fail("method"))?;
+    request.set_scheme(Some(&Scheme::Http)).map_err(|()| fail("scheme"))?;
+    request.set_authority(Some(authority)).map_err(|()| fail("authority"))?;
+    request
+        .set_path_with_query(Some(&format!("/{path}/billing/account/rest/getaccounts")))
+        .map_err(|()| fail("path"))?;
+    let body = request.body().map_err(|()| fail("body"))?;
+    let future = wasip2::http::outgoing_handler::handle(request, None).map_err(|e| fail(&format!("{e:?}")))?;
+    OutgoingBody::finish(body, None).map_err(|e| fail(&format!("{e:?}")))?;
+    let pollable = future.subscribe();
+    pollable.block();
+    drop(pollable);
+    let response = match future.get() {
+        Some(Ok(Ok(response))) => response,
+        other => return Err(fail(&format!("no response: {other:?}"))),
+    };
+    let incoming = response.consume().map_err(|()| fail("consume"))?;
+    let stream = incoming.stream().map_err(|()| fail("stream"))?;
+    let mut total: u64 = 0;
+    loop {
+        match stream.blocking_read(1 << 16) {
+            Ok(chunk) => total += chunk.len() as u64,
+            Err(wasip2::io::streams::StreamError::Closed) => break,
+            Err(wasip2::io::streams::StreamError::LastOperationFailed(e)) => {
+                return Err(ModuleError::Transport(format!("read {total} bytes, then: {}", e.to_debug_string())));
+            }
+        }
+    }
+    Ok(Outcome { message: format!("read {total} bytes"), facts: vec![], changed_remote: false })
 }
 
 impl Guest for Hostile {
