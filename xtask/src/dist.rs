@@ -2,8 +2,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail, ensure};
+
+use crate::elf;
 
 /// Where the module lives inside HostBill.
 const MODULE_DIR: &str = "includes/modules/Hosting/cloudpe";
@@ -23,6 +26,44 @@ pub fn dist(root: &Path, component: &Path, host: &Path) -> Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&bin, fs::Permissions::from_mode(0o755))?;
     Ok(out)
+}
+
+/// Checks the host binary in the laid-out tree as shipped: a static, stripped x86_64 executable
+/// (no dynamic loader, no shared library), that starts and runs the bundled component. Returns a
+/// one-line description for the log.
+pub fn verify(out: &Path) -> Result<String> {
+    let module = out.join(MODULE_DIR);
+    let bin = module.join("bin/hostbill-module-host");
+    let elf = elf::check_static(&bin)?;
+
+    let version = run_shipped(Command::new(&bin).arg("--version"))?;
+    ensure!(
+        version.starts_with("hostbill-module-host "),
+        "{} --version printed {version:?}, not its name and version",
+        bin.display()
+    );
+    let info = run_shipped(
+        Command::new(&bin).args(["--no-cache", "--component"]).arg(module.join("cloudpe.wasm")).arg("info"),
+    )?;
+    let compact: String = info.chars().filter(|c| !c.is_whitespace()).collect();
+    ensure!(
+        compact.contains(r#""ok":true"#) && compact.contains(r#""name":"CloudPe""#),
+        "`{} info` with the bundled component did not report the CloudPe module: {info}",
+        bin.display()
+    );
+    let size = fs::metadata(&bin)?.len();
+    Ok(format!("{elf}, {:.1} MiB, runs: {}", size as f64 / (1024.0 * 1024.0), version.trim()))
+}
+
+/// Runs the shipped binary with a clean environment; its stdout if it exits 0.
+fn run_shipped(cmd: &mut Command) -> Result<String> {
+    cmd.env_clear().env("PATH", "/usr/bin:/bin");
+    let output = cmd.output().with_context(|| format!("cannot start {cmd:?}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        bail!("{cmd:?} exited with {}: {stdout}{}", output.status, String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(stdout)
 }
 
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {

@@ -5,14 +5,18 @@
 //! - `test`: `build`, then run every test of the workspace against those artifacts.
 //! - `demo`: `build`, then run every operation and a sync through the host against a simulated
 //!   CloudPe, and print what happened.
-//! - `dist`: release build, then `dist/hostbill/`, the tree a provider copies into HostBill.
-//! - `bench`: release build, then the sync benchmark (new sync vs the old module's algorithm).
+//! - `dist`: the component and a static, stripped release host (`x86_64-unknown-linux-musl`),
+//!   laid out as `dist/hostbill/`, the tree a provider copies into HostBill; then checks the
+//!   shipped binary is static and runs it.
+//! - `bench`: release build, then the sync benchmark (new sync vs the old module's algorithm);
+//!   `--static` benchmarks the static host that `dist` ships.
 //! - `bench-startup`: release build, then one operation cold, warm and against a bare curl.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod dist;
+mod elf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -21,6 +25,10 @@ use clap::{Parser, Subcommand};
 const WASM_TARGET: &str = "wasm32-wasip2";
 /// The cargo profile the component is built with (small: opt-level "s", LTO, strip).
 const COMPONENT_PROFILE: &str = "component";
+/// The shipped host's rustc target: static, so it starts whatever the C library of the system.
+const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
+/// The variable telling the `cc` crate (`ring`'s build script) which C compiler targets musl.
+const MUSL_CC_VAR: &str = "CC_x86_64_unknown_linux_musl";
 /// Test-only components (under `tests/components/`), built for the end-to-end tests.
 const TEST_COMPONENTS: &[&str] = &["egress-probe", "future-module", "wrong-world", "hostile"];
 
@@ -51,12 +59,16 @@ enum Task {
     },
     /// Build in release, then time the sync of 10,000 accounts against the old algorithm.
     Bench {
+        /// Benchmark the static (musl) host that `dist` ships instead of the glibc release host.
+        #[arg(long = "static")]
+        static_host: bool,
         /// Extra arguments for the benchmark (after `--`; see `cloudpe-bench --help`).
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Build the release host and the component, and lay out dist/hostbill/: the tree a provider
-    /// copies into HostBill's root.
+    /// Build the component and a static release host (x86_64-unknown-linux-musl, needs
+    /// musl-gcc), lay out dist/hostbill/ (the tree a provider copies into HostBill's root), and
+    /// check the shipped host is static and runs.
     Dist,
     /// Build in release, then time one operation cold, warm and against a bare curl.
     BenchStartup {
@@ -74,6 +86,8 @@ fn main() -> Result<()> {
             build(&root, release, false)?;
         }
         Task::Test { args } => {
+            // xtask's own tests link a small program for musl, as `dist` does the host.
+            ensure_target(MUSL_TARGET)?;
             let artifacts = build(&root, false, true)?;
             let mut cargo = cargo();
             cargo.args(["test", "--workspace"]).args(&args);
@@ -92,16 +106,20 @@ fn main() -> Result<()> {
             run(&mut cargo)?;
         }
         Task::Dist => {
-            let artifacts = build(&root, true, false)?;
-            let out = dist::dist(&root, &artifacts.component, &artifacts.host)?;
+            let component = build_component(&root, false)?;
+            let host = build_static_host(&root)?;
+            let out = dist::dist(&root, &component, &host)?;
+            eprintln!("xtask: checking the shipped host");
+            let verdict = dist::verify(&out)?;
             println!("{}:", out.display());
             for file in dist::list(&out) {
                 println!("  {file}");
             }
+            println!("bin/hostbill-module-host: {verdict}");
             println!("Copy its contents into HostBill's root folder (see INSTALL in README.md).");
         }
-        Task::Bench { args } => bench(&root, "cloudpe-bench", &args)?,
-        Task::BenchStartup { args } => bench(&root, "cloudpe-startup-bench", &args)?,
+        Task::Bench { static_host, args } => bench(&root, "cloudpe-bench", static_host, &args)?,
+        Task::BenchStartup { args } => bench(&root, "cloudpe-startup-bench", false, &args)?,
     }
     Ok(())
 }
@@ -119,9 +137,13 @@ fn php_tests(root: &Path, artifacts: &Artifacts) -> Result<()> {
     run(&mut phpunit).context("the PHP tests need php-cli and phpunit (Debian: apt-get install php-cli phpunit)")
 }
 
-/// Builds in release and runs the benchmark binary `bin` of the tests crate.
-fn bench(root: &Path, bin: &str, args: &[String]) -> Result<()> {
-    let artifacts = build(root, true, false)?;
+/// Builds in release and runs the benchmark binary `bin` of the tests crate; with `static_host`,
+/// against the static host `dist` ships.
+fn bench(root: &Path, bin: &str, static_host: bool, args: &[String]) -> Result<()> {
+    let mut artifacts = build(root, true, false)?;
+    if static_host {
+        artifacts.host = build_static_host(root)?;
+    }
     let mut cargo = cargo();
     cargo.args(["run", "--quiet", "--release", "-p", "cloudpe-e2e", "--bin", bin, "--"]).args(args);
     artifacts.export(&mut cargo);
@@ -147,7 +169,28 @@ impl Artifacts {
 
 /// Builds the component and the host; with `for_tests`, also the test-only components.
 fn build(root: &Path, release: bool, for_tests: bool) -> Result<Artifacts> {
-    ensure_wasm_target()?;
+    let component = build_component(root, for_tests)?;
+    let profile = if release { "release" } else { "debug" };
+    eprintln!("xtask: building the host ({profile})");
+    let mut host = cargo();
+    host.args(["build", "-p", "hostbill-module-host"]);
+    if release {
+        host.arg("--release");
+    }
+    run(&mut host)?;
+    let artifacts = Artifacts {
+        test_components: component.parent().expect("the component is in a folder").to_path_buf(),
+        component,
+        host: target_dir(root).join(profile).join("hostbill-module-host"),
+    };
+    exists(&artifacts.host)?;
+    Ok(artifacts)
+}
+
+/// Builds the CloudPe component (with `for_tests`, also the test-only components and the
+/// variant); returns the `.wasm` file.
+fn build_component(root: &Path, for_tests: bool) -> Result<PathBuf> {
+    ensure_target(WASM_TARGET)?;
     eprintln!("xtask: building the component ({WASM_TARGET}, profile {COMPONENT_PROFILE})");
     let mut component = cargo();
     component.args(["build", "--target", WASM_TARGET, "--profile", COMPONENT_PROFILE, "-p", "cloudpe-guest"]);
@@ -160,27 +203,43 @@ fn build(root: &Path, release: bool, for_tests: bool) -> Result<Artifacts> {
     if for_tests {
         build_variant(root)?;
     }
-    let profile = if release { "release" } else { "debug" };
-    eprintln!("xtask: building the host ({profile})");
+    let component = target_dir(root).join(WASM_TARGET).join(COMPONENT_PROFILE).join("cloudpe_guest.wasm");
+    exists(&component)?;
+    Ok(component)
+}
+
+/// Builds the release host for musl, statically linked and stripped: the binary `dist` ships.
+/// `ring` (rustls) compiles C, so this needs a musl C compiler (`musl-gcc`, from musl-tools);
+/// `CC_x86_64_unknown_linux_musl` names it unless already set.
+fn build_static_host(root: &Path) -> Result<PathBuf> {
+    ensure_target(MUSL_TARGET)?;
     let mut host = cargo();
-    host.args(["build", "-p", "hostbill-module-host"]);
-    if release {
-        host.arg("--release");
-    }
-    run(&mut host)?;
-    let target = target_dir(root);
-    let components = target.join(WASM_TARGET).join(COMPONENT_PROFILE);
-    let artifacts = Artifacts {
-        component: components.join("cloudpe_guest.wasm"),
-        host: target.join(profile).join("hostbill-module-host"),
-        test_components: components,
-    };
-    for path in [&artifacts.component, &artifacts.host] {
-        if !path.is_file() {
-            bail!("the build did not produce {}", path.display());
+    if std::env::var_os(MUSL_CC_VAR).is_none() {
+        let found = Command::new("musl-gcc").arg("--version").output().is_ok_and(|out| out.status.success());
+        if !found {
+            bail!(
+                "the static host ({MUSL_TARGET}) needs musl-gcc, a C compiler for musl (ring, \
+                 used by rustls, compiles C): install musl-tools (Debian/Ubuntu: \
+                 `apt-get install musl-tools`; Fedora/EPEL: `dnf install musl-gcc`), or set \
+                 {MUSL_CC_VAR} to another musl C compiler"
+            );
         }
+        host.env(MUSL_CC_VAR, "musl-gcc");
     }
-    Ok(artifacts)
+    eprintln!("xtask: building the static host (release, {MUSL_TARGET}, stripped)");
+    host.args(["build", "--release", "--target", MUSL_TARGET, "-p", "hostbill-module-host"])
+        .env("CARGO_PROFILE_RELEASE_STRIP", "symbols");
+    run(&mut host)?;
+    let bin = target_dir(root).join(MUSL_TARGET).join("release/hostbill-module-host");
+    exists(&bin)?;
+    Ok(bin)
+}
+
+fn exists(path: &Path) -> Result<()> {
+    if !path.is_file() {
+        bail!("the build did not produce {}", path.display());
+    }
+    Ok(())
 }
 
 /// The CloudPe component's `test-variant` build, for the swap test: built in its own target
@@ -198,17 +257,19 @@ fn build_variant(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Installs the wasm target through rustup when it is missing (a no-op otherwise).
-fn ensure_wasm_target() -> Result<()> {
+/// Installs a rustc target through rustup (for the pinned toolchain) when it is missing (a no-op
+/// otherwise).
+fn ensure_target(target: &str) -> Result<()> {
     let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
     match installed {
-        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == WASM_TARGET) => Ok(()),
+        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == target) => Ok(()),
         Ok(_) => {
-            eprintln!("xtask: installing the {WASM_TARGET} target");
-            run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+            eprintln!("xtask: installing the {target} target");
+            run(Command::new("rustup").args(["target", "add", target]))
+                .with_context(|| format!("cannot install the {target} target; try `rustup target add {target}`"))
         }
         Err(_) => {
-            eprintln!("xtask: rustup not found; assuming the {WASM_TARGET} target is installed");
+            eprintln!("xtask: rustup not found; assuming the {target} target is installed");
             Ok(())
         }
     }
