@@ -1,97 +1,335 @@
 <?php
 
-/** The daily cron: paging, one id read per client, one host sync, only changes written. */
+/**
+ * The daily cron as HostBill runs it: the controller gets an UNCONNECTED module, finds every CloudPe
+ * App itself, connects one module instance per App and syncs each; one failing App does not stop
+ * the others. Also the cron task's registration on install/upgrade and the 1.0.x leftovers.
+ */
 class CronTest extends FakeHostTestCase
 {
-    private function controller(cloudpe $module)
+    const TOKEN_US = 'us/session"token\\77aa01';
+
+    /** @var array<string, callable> App id => fn(float $timeout): cloudpe_host */
+    private $hosts = array();
+    /** @var float[] App id => timeout each host was built with */
+    private $timeouts = array();
+
+    protected function setUp(): void
     {
+        parent::setUp();
+        $this->hosts = array();
+        $this->timeouts = array();
+        // App 4 (healthy), App 5 (the one that fails), App 9 of another module (ignored).
+        HbApps::add('4', 'CloudPe EU', array('host' => 'eu.cloudpe.example', 'status_url' => 'https://eu.cloudpe.example', 'field1' => 'cluster', 'field2' => self::TOKEN), array('Client field code' => 'cloudpeid', 'On terminate' => 'none'));
+        HbApps::add('5', 'CloudPe US', array('host' => 'us.cloudpe.example', 'status_url' => 'https://us.cloudpe.example', 'field1' => 'cluster', 'field2' => self::TOKEN_US), array('Client field code' => 'uscloudid', 'On terminate' => 'deactivate'));
+        HbApps::add('9', 'cPanel 1', array('host' => 'cp.example', 'username' => 'root', 'password' => 'cp-pass'), null, 'Cpanel', '12');
+        ApiWrapper::$accounts = array(
+            array('id' => '1', 'client_id' => '11', 'server_id' => '4', 'product_id' => '3', 'status' => 'Active'),
+            array('id' => '2', 'client_id' => '11', 'server_id' => '4', 'product_id' => '3', 'status' => 'Suspended'),
+            array('id' => '3', 'client_id' => '12', 'server_id' => '4', 'product_id' => '3', 'status' => 'Active'),
+            array('id' => '4', 'client_id' => '12', 'server_id' => '4', 'product_id' => '3', 'status' => 'Active'),
+            array('id' => '5', 'client_id' => '13', 'server_id' => '4', 'product_id' => '3', 'status' => 'Pending'),
+            array('id' => '8', 'client_id' => '13', 'server_id' => '4', 'product_id' => '3', 'status' => 'Terminated'),
+            array('id' => '6', 'client_id' => '14', 'server_id' => '5', 'product_id' => '3', 'status' => 'Active'),
+            array('id' => '7', 'client_id' => '14', 'server_id' => '5', 'product_id' => '3', 'status' => 'Suspended'),
+            array('id' => '10', 'client_id' => '15', 'server_id' => '9', 'product_id' => '8', 'status' => 'Active'),
+        );
+        ApiWrapper::$clients = array(
+            '11' => array('cloudpeid' => '100'), '12' => array('cloudpeid' => '200'), '13' => array(),
+            '14' => array('cloudpeid' => 'wrong', 'uscloudid' => '400'), '15' => array(),
+        );
+        ApiWrapper::$perPage = 2;
+    }
+
+    /** The controller as HostBill's cron gets it: module instance not connected to any App. */
+    private function controller()
+    {
+        $module = new cloudpe();
+        $hosts = &$this->hosts;
+        $timeouts = &$this->timeouts;
+        $module->useHostFactory(function ($connection, $timeout) use (&$hosts, &$timeouts) {
+            $timeouts[$connection['id']] = $timeout;
+            return call_user_func($hosts[$connection['id']], $timeout);
+        });
         $controller = new cloudpe_controller();
         $controller->module = $module;
         return $controller;
     }
 
-    private function accounts()
+    /** App `$id` answers with the fake host in `$mode`. */
+    private function app($id, $mode, array $report = array(), $exit = 0)
     {
-        // Five accounts on App 4 (clients 11 and 12 own two each), one on another App.
-        ApiWrapper::$accounts = array(
-            array('id' => 1, 'client_id' => 11, 'server_id' => 4, 'status' => 'Active'),
-            array('id' => 2, 'client_id' => 11, 'server_id' => 4, 'status' => 'Suspended'),
-            array('id' => 3, 'client_id' => 12, 'server_id' => 4, 'status' => 'Active'),
-            array('id' => 4, 'client_id' => 12, 'server_id' => 4, 'status' => 'Active'),
-            array('id' => 5, 'client_id' => 13, 'server_id' => 4, 'status' => 'Pending'),
-            array('id' => 6, 'client_id' => 14, 'server_id' => 9, 'status' => 'Active'),
+        $this->hosts[$id] = function ($timeout) use ($id, $mode, $report, $exit) {
+            return $this->fakeHost($mode, $report, $exit, $timeout, "app{$id}");
+        };
+    }
+
+    private function healthyApp4()
+    {
+        $decisions = array(
+            array('account_id' => '1', 'decision' => 'change', 'from' => 'Active', 'to' => 'Suspended', 'facts' => array()),
+            array('account_id' => '3', 'decision' => 'error', 'error' => array('kind' => 'not-found', 'message' => 'CloudPe has no user with uid 200')),
+            array('account_id' => '4', 'decision' => 'change', 'from' => 'Active', 'to' => 'Terminated', 'facts' => array()),
+            array('account_id' => '2', 'decision' => 'unchanged', 'facts' => array()),
         );
-        ApiWrapper::$clients = array(11 => array('cloudpeid' => '100'), 12 => array('cloudpeid' => '200'), 13 => array(), 14 => array('cloudpeid' => '400'));
-        ApiWrapper::$perPage = 2;
+        $summary = array('accounts' => 4, 'change' => 2, 'unchanged' => 1, 'skipped' => 0, 'error' => 1, 'requests' => 3, 'elapsed_ms' => 260);
+        $this->app('4', 'report', self::report('sync', array('dry_run' => false, 'decisions' => $decisions, 'summary' => $summary)));
     }
 
-    private function decisions()
+    /**
+     * Issue 9, break 1: two Apps, one failing. The healthy one is synced, the output has one line
+     * per App, and the failure is in the system log.
+     *
+     * @dataProvider failingApps
+     */
+    public function testDailySyncsEveryAppAndOneFailingAppDoesNotStopTheOthers($setup, $reason)
     {
-        return array(
-            array('account_id' => 1, 'decision' => 'change', 'from' => 'Active', 'to' => 'Suspended', 'facts' => array()),
-            array('account_id' => 2, 'decision' => 'unchanged', 'facts' => array()),
-            array('account_id' => 3, 'decision' => 'error', 'error' => array('kind' => 'not-found', 'message' => 'CloudPe has no user with uid 200')),
-            array('account_id' => 4, 'decision' => 'change', 'from' => 'Active', 'to' => 'Terminated', 'facts' => array()),
-            array('account_id' => 5, 'decision' => 'skipped', 'reason' => 'HostBill status Pending is not synced'),
-        );
-    }
+        $this->healthyApp4();
+        $setup($this);
+        $output = $this->controller()->call_Daily();
 
-    private static function summary()
-    {
-        return array('accounts' => 5, 'change' => 2, 'unchanged' => 1, 'skipped' => 1, 'error' => 1, 'requests' => 3, 'elapsed_ms' => 260);
-    }
-
-    public function testDailyReadsEveryPageOnceAndWritesOnlyTheChanges()
-    {
-        $this->accounts();
-        $report = self::report('sync', array('dry_run' => false, 'decisions' => $this->decisions(), 'summary' => self::summary()));
-        $module = $this->module($this->fakeHost('report', $report));
-        ApiWrapper::$clients = array(11 => array('cloudpeid' => '100'), 12 => array('cloudpeid' => '200'), 13 => array(), 14 => array('cloudpeid' => '400'));
-        $summary = $this->controller($module)->call_Daily();
-
-        $this->assertSame(3, ApiWrapper::count('getAccounts'), 'five accounts, two per page');
-        $pages = array_map(function ($c) { return $c[1]['page']; }, array_values(array_filter(ApiWrapper::$calls, function ($c) { return $c[0] === 'getAccounts'; })));
-        $this->assertSame(array(0, 1, 2), $pages);
-        $this->assertSame(3, ApiWrapper::count('getClientDetails'), 'each client once');
-        $this->assertSame('sync', $this->sentArgs()[0], 'one host sync');
-        $sent = $this->sentRequest()['accounts'];
-        $this->assertSame(array(1, 2, 3, 4, 5), array_column($sent, 'id'), 'only the App\'s accounts');
-        $this->assertSame(array('cloudpeid' => '200'), $sent[3]['custom_fields']);
-        $this->assertSame(array(), $sent[4]['custom_fields']);
-        $this->assertSame(array(array('id' => 1, 'status' => 'Suspended'), array('id' => 4, 'status' => 'Terminated')), ApiWrapper::$edits);
+        $lines = explode("\n", $output);
+        $this->assertCount(2, $lines, $output);
+        $this->assertSame('App #4 "CloudPe EU": 4 accounts read, 2 changed, 1 unchanged, 0 skipped, 1 errors; 3 CloudPe requests in 0.3 s', $lines[0]);
+        $this->assertMatchesRegularExpression('/^App #5 "CloudPe US": FAILED \([02] accounts read, 0 changed, 0 errors\): /', $lines[1]);
+        $this->assertStringContainsString($reason, $lines[1]);
+        $this->assertStringContainsString('sync App #5 "CloudPe US": ', HbLog::text());
+        $this->assertSame(array(array('id' => '1', 'status' => 'Suspended'), array('id' => '4', 'status' => 'Terminated')), ApiWrapper::$edits, 'only the healthy App\'s changes');
         $this->assertStringContainsString('account #3: CloudPe has no user with uid 200', HbLog::text());
-        $this->assertSame('CloudPe sync: 5 accounts, 2 updated, 1 unchanged, 1 skipped, 1 errors; 3 CloudPe requests in 0.3 s', $summary);
-        $this->assertNoToken($module);
+
+        $eu = $this->sentRequest('app4');
+        $this->assertSame(self::TOKEN, $eu['app']['field2']);
+        $this->assertSame(array('1', '3', '4', '2'), array_column($eu['accounts'], 'id'), 'App 4\'s candidates only (Active pages, then Suspended)');
+        $this->assertSame(array('cloudpeid' => '200'), $eu['accounts'][1]['custom_fields']);
+        $this->assertSame(array('Client field code' => 'cloudpeid', 'On terminate' => 'none'), $eu['app']['custom']);
+        $this->assertNoToken($this->controller()->module, $output);
+        foreach (array(self::TOKEN_US, rawurlencode(self::TOKEN_US), substr(json_encode(self::TOKEN_US), 1, -1), '77aa01') as $form) {
+            $this->assertStringNotContainsString($form, $output . HbLog::text());
+        }
+    }
+
+    public function failingApps()
+    {
+        $report = function ($kind, $message) {
+            return self::report('sync', array('error' => array('kind' => $kind, 'message' => $message, 'code' => null)));
+        };
+        return array(
+            'bad token' => array(function ($t) use ($report) {
+                $t->app('5', 'report', $report('authentication', 'CloudPe rejected the session token ' . CronTest::TOKEN_US), 1);
+            }, 'CloudPe rejected the session token [REDACTED]'),
+            'unreachable' => array(function ($t) use ($report) {
+                $t->app('5', 'report', $report('transport', 'cannot reach us.cloudpe.example: connection refused'), 1);
+            }, 'cannot reach us.cloudpe.example'),
+            'host refused (exit 3)' => array(function ($t) use ($report) {
+                $t->app('5', 'report', $report('module-refused', 'the component is not compatible'), 3);
+            }, 'the component is not compatible'),
+            'host crashed' => array(function ($t) {
+                $t->app('5', 'crash');
+            }, 'crashed during sync (signal 11)'),
+            'any Throwable' => array(function ($t) {
+                $t->hosts['5'] = function () {
+                    throw new RuntimeException('the factory broke with ' . CronTest::TOKEN_US);
+                };
+            }, 'stopped by an unexpected error: RuntimeException: the factory broke with [REDACTED]'),
+        );
+    }
+
+    public function testEachAppGetsItsOwnSettings()
+    {
+        $this->healthyApp4();
+        $this->app('5', 'report', self::report('sync', array('dry_run' => false, 'decisions' => array(), 'summary' => array())));
+        $this->controller()->call_Daily();
+        $us = $this->sentRequest('app5');
+        $this->assertSame(self::TOKEN_US, $us['app']['field2']);
+        $this->assertSame(array('Client field code' => 'uscloudid', 'On terminate' => 'deactivate'), $us['app']['custom']);
+        $this->assertSame(array('uscloudid' => '400'), $us['accounts'][0]['custom_fields'], 'App 5 reads its own client field');
+        $this->assertArrayNotHasKey('app9', array_flip(array_map('basename', glob($this->dir . '/args-*') ?: array())), 'the cPanel App is not touched');
+        $this->assertFileDoesNotExist($this->dir . '/args-app9.txt');
+    }
+
+    /** Issue 9, "also": the sync's 900 s deadline reaches the host from the cron. */
+    public function testTheCronsDeadlineReachesTheHost()
+    {
+        $this->healthyApp4();
+        $this->app('5', 'report', self::report('sync', array('dry_run' => false, 'decisions' => array(), 'summary' => array())));
+        $this->controller()->call_Daily();
+        $this->assertSame(array('4' => 900, '5' => 900), $this->timeouts);
+        $this->assertSame('810', $this->flag('--deadline-secs', 'app4'));
+        $this->assertSame('810', $this->flag('--deadline-secs', 'app5'));
+    }
+
+    public function testOnlyCandidateAccountsAreReadPageByPage()
+    {
+        $this->healthyApp4();
+        $this->app('5', 'report', self::report('sync', array('dry_run' => false, 'decisions' => array(), 'summary' => array())));
+        $this->controller()->call_Daily();
+        $calls = ApiWrapper::calls('getAccounts');
+        foreach ($calls as $params) {
+            $this->assertContains($params['filter']['status'], array('Active', 'Suspended'));
+        }
+        $app4 = array_values(array_filter($calls, function ($p) {
+            return $p['filter']['server_id'] === '4';
+        }));
+        $this->assertSame(array(array('Active', 0), array('Active', 1), array('Suspended', 0)), array_map(function ($p) {
+            return array($p['filter']['status'], $p['page']);
+        }, $app4), 'three Active accounts in pages of two, then one Suspended');
+        $this->assertSame(array('11', '12', '14'), array_column(ApiWrapper::calls('getClientDetails'), 'id'), 'each candidate\'s client once; client 13 has none');
+    }
+
+    public function testAHostBillIgnoringTheStatusFilterStillSendsOnlyCandidates()
+    {
+        ApiWrapper::$ignoreStatusFilter = true;
+        $this->healthyApp4();
+        $this->app('5', 'report', self::report('sync', array('dry_run' => false, 'decisions' => array(), 'summary' => array())));
+        $output = $this->controller()->call_Daily();
+        $ids = array_column($this->sentRequest('app4')['accounts'], 'id');
+        sort($ids);
+        $this->assertSame(array('1', '2', '3', '4'), $ids, 'no Pending or Terminated account reaches the host');
+        $this->assertStringContainsString('App #4 "CloudPe EU": 4 accounts read', $output);
     }
 
     public function testADryRunWritesNothing()
     {
-        $this->accounts();
-        $report = self::report('sync', array('dry_run' => true, 'decisions' => $this->decisions(), 'summary' => self::summary()));
-        $module = $this->module($this->fakeHost('report', $report));
-        $summary = (new cloudpe_sync($module))->run(true);
-        $this->assertContains('--dry-run', $this->sentArgs());
+        $this->healthyApp4();
+        $decisions = array(array('account_id' => '1', 'decision' => 'would-change', 'from' => 'Active', 'to' => 'Suspended', 'facts' => array()));
+        $this->app('4', 'report', self::report('sync', array('dry_run' => true, 'decisions' => $decisions, 'summary' => array('requests' => 1, 'elapsed_ms' => 10))));
+        $this->app('5', 'report', self::report('sync', array('dry_run' => true, 'decisions' => array(), 'summary' => array())));
+        $output = cloudpe_sync::daily($this->controller()->module, true);
+        $this->assertContains('--dry-run', $this->sentArgs('app4'));
         $this->assertSame(array(), ApiWrapper::$edits);
-        $this->assertStringContainsString('2 would change (dry run, nothing written)', $summary);
+        $this->assertStringContainsString('1 would change (dry run, nothing written)', $output);
     }
 
-    public function testAFailedSyncWritesNothingAndSaysSo()
+    public function testARefusedStatusWriteIsCountedAsAnError()
     {
-        $this->accounts();
-        $module = $this->module($this->fakeHost('report', self::report('sync', array('error' => array('kind' => 'authentication', 'message' => 'CloudPe rejected the session token', 'code' => null))), 1));
-        $this->assertSame('CloudPe sync failed: CloudPe rejected the session token', $this->controller($module)->call_Daily());
-        $this->assertSame(array(), ApiWrapper::$edits);
-
-        $module = $this->module($this->fakeHost('crash'));
-        $this->assertSame('CloudPe sync failed: see the system log', $this->controller($module)->call_Daily());
-        $this->assertStringContainsString('crashed during sync', HbLog::text());
+        ApiWrapper::$refuse['4'] = 'Account is locked';
+        $this->healthyApp4();
+        $this->app('5', 'report', self::report('sync', array('dry_run' => false, 'decisions' => array(), 'summary' => array())));
+        $output = $this->controller()->call_Daily();
+        $this->assertStringContainsString('App #4 "CloudPe EU": 4 accounts read, 1 changed, 1 unchanged, 0 skipped, 2 errors', $output);
+        $this->assertStringContainsString('account #4: HostBill did not record the status Terminated: Account is locked', HbLog::text());
     }
 
-    public function testWithoutAnAppNothingRuns()
+    /** Issue 9, break 4, for the cron: a disabled proc_open is named on every App's line. */
+    public function testADisabledProcOpenIsAClearMessageInTheCron()
+    {
+        foreach (array('4', '5') as $id) {
+            $this->hosts[$id] = function ($timeout) use ($id) {
+                $host = $this->fakeHost('report', array(), 0, $timeout, "app{$id}");
+                $host->checkEnvironmentWith(function ($function) {
+                    return $function !== 'proc_open';
+                });
+                return $host;
+            };
+        }
+        $output = $this->controller()->call_Daily();
+        $lines = explode("\n", $output);
+        $this->assertCount(2, $lines);
+        foreach ($lines as $line) {
+            $this->assertStringContainsString('FAILED', $line);
+            $this->assertStringContainsString('PHP cannot run the module host: proc_open is disabled (php.ini disable_functions)', $line);
+        }
+        $this->assertFileDoesNotExist($this->dir . '/args-app4.txt');
+    }
+
+    public function testWithoutAnyCloudpeAppNothingRuns()
+    {
+        HbApps::$rows = array_intersect_key(HbApps::$rows, array('9' => 1));
+        $this->assertSame('CloudPe sync: no CloudPe App is set up (Settings → Apps), nothing done', $this->controller()->call_Daily());
+        $this->assertSame(0, ApiWrapper::count('getAccounts'));
+    }
+
+    public function testAnAppWithoutDetailsIsReportedAndTheOthersSynced()
+    {
+        $this->healthyApp4();
+        HbApps::add('6', 'CloudPe broken', array(), null);
+        $servers = new class {
+            public function getServerDetails($id)
+            {
+                $model = new HbServersModel();
+                return (string) $id === '6' ? false : $model->getServerDetails($id);
+            }
+        };
+        $this->app('5', 'report', self::report('sync', array('dry_run' => false, 'decisions' => array(), 'summary' => array())));
+        $output = cloudpe_sync::daily($this->controller()->module, false, new cloudpe_apps(null, $servers));
+        $this->assertStringContainsString('App #6 "CloudPe broken": FAILED (0 accounts read, 0 changed, 0 errors): HostBill returned no details for App #6', $output);
+        $this->assertStringContainsString('App #4 "CloudPe EU": 4 accounts read, 2 changed', $output);
+    }
+
+    public function testTheOldEveryRunTaskDoesNotFail()
+    {
+        $this->assertStringContainsString('nothing to do', $this->controller()->call_EveryRun());
+    }
+
+    /** install() and upgrade() register the daily task once, in either hb_cron_tasks schema. */
+    public function testInstallAndUpgradeRegisterTheDailyTaskIdempotently()
+    {
+        foreach (array(false, true) as $profileId) {
+            HBRegistry::$db = new FakeDb($profileId);
+            HBRegistry::$db->tables['hb_modules_configuration'][] = array('id' => '7', 'module' => 'CloudPe', 'type' => 'Hosting', 'filename' => 'class.cloudpe.php', 'version' => '1.0.3', 'settings' => '', 'sort_order' => '0');
+            $everyRun = array_fill_keys(HBRegistry::$db->columns['hb_cron_tasks'], '');
+            $everyRun['task'] = 'custom:7:call_EveryRun';
+            HBRegistry::$db->tables['hb_cron_tasks'][] = $everyRun;
+            $module = new cloudpe();
+            $this->assertTrue($module->upgrade('1.0.3'));
+            $this->assertTrue($module->install());
+            $this->assertTrue($module->upgrade('2.1.0'));
+            $tasks = array_column(HBRegistry::$db->tables['hb_cron_tasks'], 'task');
+            $this->assertSame(array('custom:7:call_EveryRun', 'custom:7:call_Daily'), $tasks, $profileId ? 'with profile_id' : 'without profile_id');
+            $daily = HBRegistry::$db->tables['hb_cron_tasks'][1];
+            $this->assertSame(array('Module - CloudPe, daily cron call', '1', 'Time', '1200'), array($daily['name'], $daily['status'], $daily['run_every'], $daily['run_every_time']));
+            $this->assertStringContainsString('registered the daily sync task custom:7:call_Daily', HbLog::text());
+            $this->assertStringContainsString('the daily sync task custom:7:call_Daily is already registered', HbLog::text());
+            $this->assertSame(array(), $module->recordedErrors());
+        }
+    }
+
+    public function testUpgradeWithoutTheModuleRowSaysWhatToDo()
     {
         $module = new cloudpe();
-        $module->useHost($this->fakeHost('report', array()));
-        $this->assertSame('CloudPe sync: no App connected, nothing done', $this->controller($module)->call_Daily());
-        $this->assertFileDoesNotExist($this->dir . '/args.txt');
+        $this->assertTrue($module->upgrade('1.0.3'), 'an upgrade is never failed by the task');
+        $this->assertStringContainsString('HostBill has no module row for class.cloudpe.php (hb_modules_configuration): activate CloudPe', HbLog::text());
+        $this->assertSame(array(), HBRegistry::$db->tables['hb_cron_tasks']);
+    }
+
+    public function testLeftoverFilesOf10xAreFound()
+    {
+        $this->assertSame(array(), cloudpe::leftoverFiles(), 'the bundle itself has none');
+        mkdir($this->dir . '/admin');
+        touch($this->dir . '/admin/class.cloudpe_controller.php');
+        touch($this->dir . '/admin/default.tpl');
+        $this->assertSame(array('admin/class.cloudpe_controller.php', 'admin/default.tpl'), cloudpe::leftoverFiles($this->dir));
+        unlink($this->dir . '/admin/class.cloudpe_controller.php');
+        unlink($this->dir . '/admin/default.tpl');
+        rmdir($this->dir . '/admin');
+        $this->assertStringContainsString('delete includes/modules/Hosting/cloudpe/admin/class.cloudpe_controller.php and admin/default.tpl', cloudpe::leftoverMessage());
+    }
+
+    /**
+     * A leftover 1.0.x admin controller loaded before the cron controller: a system-log line, not
+     * PHP's fatal "Cannot declare class cloudpe_controller". Run in a separate PHP process, where
+     * the old class can be declared first.
+     */
+    public function testALeftoverAdminControllerIsAMessageNotAFatal()
+    {
+        $script = $this->dir . '/collision.php';
+        file_put_contents($script, '<?php
+require ' . var_export(__DIR__ . '/doubles.php', true) . ';
+HostBillDoubles::reset();
+// What 1.0.x\'s admin/class.cloudpe_controller.php declares, loaded first by HostBill:
+class cloudpe_controller extends HBController { public $module; }
+require ' . var_export(__DIR__ . '/../includes/modules/Hosting/cloudpe/cron/class.cloudpe_controller.php', true) . ';
+echo "still running\n", HbLog::text(), "\n";
+');
+        $pipes = array();
+        $process = proc_open(array(PHP_BINARY, $script), array(1 => array('pipe', 'w'), 2 => array('pipe', 'w')), $pipes);
+        $out = stream_get_contents($pipes[1]);
+        $err = stream_get_contents($pipes[2]);
+        $exit = proc_close($process);
+        $this->assertSame(0, $exit, $out . $err);
+        $this->assertStringNotContainsString('Fatal error', $out . $err);
+        $this->assertSame('', $err);
+        $this->assertStringContainsString('still running', $out);
+        $this->assertStringContainsString('error CloudPe Module: CloudPe module: files of version 1.0.x are still installed', $out);
     }
 }

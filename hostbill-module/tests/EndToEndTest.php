@@ -5,11 +5,12 @@ use PHPUnit\Framework\TestCase;
 /**
  * End to end: the PHP module drives the real hostbill-module-host, which runs the real CloudPe
  * component against the simulated CloudPe (`cloudpe-sim`). Needs HOSTBILL_MODULE_HOST_BIN,
- * CLOUDPE_COMPONENT and CLOUDPE_SIM_BIN (set by `cargo xtask test`).
+ * CLOUDPE_COMPONENT and CLOUDPE_SIM_BIN (set by `cargo xtask test`). Apps, accounts and clients
+ * live in the HostBill doubles, as HostBill stores them.
  */
 class EndToEndTest extends TestCase
 {
-    const SESSION = 'php-e2e-session-token-0b7e';
+    const SESSION = 'php-e2e-session/token"0b7e';
     const ACCOUNTS = 300;
     const FIRST_UID = 1000;
 
@@ -17,6 +18,8 @@ class EndToEndTest extends TestCase
     private static $sim;
     /** @var string */
     private static $url;
+    /** @var string a private compile cache for these tests (the host refuses shared folders) */
+    private static $cache;
 
     public static function setUpBeforeClass(): void
     {
@@ -33,6 +36,8 @@ class EndToEndTest extends TestCase
             throw new RuntimeException('cloudpe-sim did not start: ' . var_export($line, true));
         }
         self::$url = $m[1];
+        self::$cache = sys_get_temp_dir() . '/cloudpe-php-e2e-' . getmypid() . '-' . bin2hex(random_bytes(6)) . '/cache';
+        mkdir(dirname(self::$cache), 0700);
     }
 
     public static function tearDownAfterClass(): void
@@ -41,20 +46,37 @@ class EndToEndTest extends TestCase
             proc_terminate(self::$sim);
             proc_close(self::$sim);
         }
+        if (self::$cache !== null && is_dir(dirname(self::$cache))) {
+            exec('rm -rf ' . escapeshellarg(dirname(self::$cache)));
+        }
     }
 
     protected function setUp(): void
     {
-        ApiWrapper::reset();
-        HbLog::$lines = array();
+        HostBillDoubles::reset();
     }
 
-    private function module()
+    /** Builds every operation's host from the real binary and component, with the call's timeout. */
+    private static function realHosts(cloudpe $module)
     {
-        $module = new cloudpe();
-        $module->connect(array('id' => 7, 'hostname' => '127.0.0.1', 'status_url' => self::$url, 'field1' => 'cluster', 'field2' => self::SESSION));
-        $cache = sys_get_temp_dir() . '/cloudpe-php-e2e-cache';
-        $module->useHost(new cloudpe_host(getenv('HOSTBILL_MODULE_HOST_BIN'), getenv('CLOUDPE_COMPONENT'), 120, $module->secrets(), $cache));
+        $module->useHostFactory(function ($connection, $timeout, $secrets) {
+            return new cloudpe_host(getenv('HOSTBILL_MODULE_HOST_BIN'), getenv('CLOUDPE_COMPONENT'), $timeout, $secrets, self::$cache);
+        });
+        return $module;
+    }
+
+    /** Adds App `$id` pointing at the simulator, with `$custom` settings, and returns its row. */
+    private static function app($id, array $custom = array(), $session = self::SESSION)
+    {
+        HbApps::add($id, "CloudPe sim {$id}", array('host' => '127.0.0.1', 'status_url' => self::$url, 'field1' => 'cluster', 'field2' => $session, 'secure' => '0'), $custom);
+        $model = new HbServersModel();
+        return $model->getServerDetails($id);
+    }
+
+    private function module(array $custom = array())
+    {
+        $module = self::realHosts(new cloudpe());
+        $module->connect(self::app('7', $custom));
         return $module;
     }
 
@@ -80,12 +102,19 @@ class EndToEndTest extends TestCase
         return $account['status'] === 2 ? 'Suspended' : 'Terminated';
     }
 
+    private function assertNoSession($text)
+    {
+        foreach (array(self::SESSION, substr(json_encode(self::SESSION), 1, -1), rawurlencode(self::SESSION), '0b7e') as $form) {
+            $this->assertStringNotContainsString($form, $text);
+        }
+    }
+
     public function testSuspendAndUnsuspendChangeTheCloudpeUser()
     {
         $uid = self::FIRST_UID + 5;
         $module = $this->module();
-        $module->account_details = array('id' => 1, 'client_id' => 21, 'status' => 'Active');
-        ApiWrapper::$clients[21] = array('cloudpeid' => (string) $uid);
+        $module->account_details = array('id' => '1', 'client_id' => '21', 'server_id' => '7', 'status' => 'Active');
+        ApiWrapper::$clients['21'] = array('cloudpeid' => (string) $uid);
 
         $this->assertTrue($module->Suspend(), implode('; ', $module->recordedErrors()));
         $this->assertSame(2, $this->remote($uid)['status']);
@@ -93,34 +122,76 @@ class EndToEndTest extends TestCase
         $this->assertSame(1, $this->remote($uid)['status']);
         $this->assertStringContainsString("CloudPe user {$uid} set to status 1 (active)", $module->recordedInfos()[1]);
         $this->assertStringContainsString('CloudPe Module', HbLog::$lines[0][2]);
-        $this->assertStringNotContainsString(self::SESSION, HbLog::text());
+        $this->assertNoSession(HbLog::text());
     }
 
-    public function testAMissingCloudpeidIsReportedByTheRealModule()
+    /** Issue 9, break 2, end to end: "On terminate = deactivate", stored in `custom`, is honoured. */
+    public function testTerminateFollowsTheAppsCustomPolicy()
+    {
+        $uid = self::FIRST_UID + 11;
+        $module = $this->module(array('On terminate' => 'deactivate'));
+        $module->account_details = array('id' => '3', 'client_id' => '23', 'server_id' => '7', 'status' => 'Active');
+        ApiWrapper::$clients['23'] = array('cloudpeid' => (string) $uid);
+        $this->assertSame(1, $this->remote($uid)['status'], 'precondition: the user is active');
+        $this->assertTrue($module->Terminate(), implode('; ', $module->recordedErrors()));
+        $this->assertSame(2, $this->remote($uid)['status'], 'deactivated on terminate');
+
+        $other = self::FIRST_UID + 13;
+        $module = $this->module(array());
+        $module->account_details = array('id' => '4', 'client_id' => '24', 'server_id' => '7', 'status' => 'Active');
+        ApiWrapper::$clients['24'] = array('cloudpeid' => (string) $other);
+        $this->assertTrue($module->Terminate(), implode('; ', $module->recordedErrors()));
+        $this->assertSame(1, $this->remote($other)['status'], 'the default policy makes no call');
+    }
+
+    public function testTheClientFieldCodeComesFromTheAppsCustomSettings()
+    {
+        $uid = self::FIRST_UID + 17;
+        $module = $this->module(array('Client field code' => 'cpuser'));
+        $module->account_details = array('id' => '5', 'client_id' => '25', 'server_id' => '7', 'status' => 'Active');
+        ApiWrapper::$clients['25'] = array('cloudpeid' => '999999', 'cpuser' => (string) $uid);
+        $this->assertTrue($module->Suspend(), implode('; ', $module->recordedErrors()));
+        $this->assertSame(2, $this->remote($uid)['status']);
+        $this->assertTrue($module->Unsuspend(), implode('; ', $module->recordedErrors()));
+    }
+
+    public function testCreateFailsClearlyWhenTheClientHasNoCloudpeId()
     {
         $module = $this->module();
-        $module->account_details = array('id' => 2, 'client_id' => 22, 'status' => 'Active');
-        ApiWrapper::$clients[22] = array('firstname' => 'No Id');
-        $this->assertFalse($module->Suspend());
+        $module->account_details = array('id' => '2', 'client_id' => '22', 'server_id' => '7', 'status' => 'Pending');
+        ApiWrapper::$clients['22'] = array('firstname' => 'No Id');
+        $this->assertFalse($module->Create());
         $this->assertStringContainsString('client #22 has no `cloudpeid`', $module->recordedErrors()[0]);
     }
 
-    public function testTheDailyCronSyncsEveryAccountAndWritesOnlyChanges()
+    /**
+     * The daily cron through the real host: an unconnected module, two Apps (one with a rejected
+     * token). The healthy App's accounts are synced and only changes written; the other is a line
+     * in the output and the system log.
+     */
+    public function testTheDailyCronSyncsEveryAppAndWritesOnlyChanges()
     {
-        // HostBill believes every account is Active; CloudPe has a mix.
+        self::app('7');
+        self::app('8', array(), 'not-the-session/token');
+        // HostBill believes every account of App 7 is Active; CloudPe has a mix.
         for ($i = 0; $i < self::ACCOUNTS; $i++) {
-            ApiWrapper::$accounts[] = array('id' => 5000 + $i, 'client_id' => 9000 + intdiv($i, 2), 'server_id' => 7, 'status' => 'Active');
-            ApiWrapper::$clients[9000 + intdiv($i, 2)] = array('cloudpeid' => (string) (self::FIRST_UID + $i - ($i % 2)));
+            ApiWrapper::$accounts[] = array('id' => (string) (5000 + $i), 'client_id' => (string) (9000 + intdiv($i, 2)), 'server_id' => '7', 'status' => 'Active');
+            ApiWrapper::$clients[(string) (9000 + intdiv($i, 2))] = array('cloudpeid' => (string) (self::FIRST_UID + $i - ($i % 2)));
         }
+        ApiWrapper::$accounts[] = array('id' => '6000', 'client_id' => '9000', 'server_id' => '7', 'status' => 'Pending');
+        ApiWrapper::$accounts[] = array('id' => '6001', 'client_id' => '9000', 'server_id' => '8', 'status' => 'Active');
         ApiWrapper::$perPage = 50;
         $controller = new cloudpe_controller();
-        $controller->module = $this->module();
+        $controller->module = self::realHosts(new cloudpe());
         $started = microtime(true);
-        $summary = $controller->call_Daily();
+        $output = $controller->call_Daily();
         $elapsed = microtime(true) - $started;
 
-        $this->assertSame(6, ApiWrapper::count('getAccounts'), '300 accounts in pages of 50');
-        $this->assertSame(150, ApiWrapper::count('getClientDetails'), 'one read per client');
+        $lines = explode("\n", $output);
+        $this->assertCount(2, $lines, $output);
+        $this->assertMatchesRegularExpression('/^App #7 "CloudPe sim 7": 300 accounts read, \d+ changed, \d+ unchanged, 0 skipped, 0 errors; \d+ CloudPe requests/', $lines[0]);
+        $this->assertMatchesRegularExpression('/^App #8 "CloudPe sim 8": FAILED \(1 accounts read, 0 changed, 0 errors\): .*session/i', $lines[1]);
+        $this->assertSame(150 + 1, ApiWrapper::count('getClientDetails'), 'one read per client and App');
         $expectedEdits = 0;
         $edits = array();
         foreach (ApiWrapper::$edits as $edit) {
@@ -129,17 +200,19 @@ class EndToEndTest extends TestCase
         for ($i = 0; $i < self::ACCOUNTS; $i++) {
             $uid = self::FIRST_UID + $i - ($i % 2);
             $status = self::expected($this->remote($uid));
+            $id = (string) (5000 + $i);
             if ($status !== 'Active') {
                 $expectedEdits++;
-                $this->assertSame($status, isset($edits[5000 + $i]) ? $edits[5000 + $i] : null, "account " . (5000 + $i));
+                $this->assertSame($status, isset($edits[$id]) ? $edits[$id] : null, "account {$id}");
             } else {
-                $this->assertArrayNotHasKey(5000 + $i, $edits, 'unchanged accounts are not written');
+                $this->assertArrayNotHasKey($id, $edits, 'unchanged accounts are not written');
             }
         }
         $this->assertCount($expectedEdits, ApiWrapper::$edits);
         $this->assertGreaterThan(0, $expectedEdits);
-        $this->assertMatchesRegularExpression('/^CloudPe sync: 300 accounts, \d+ updated, \d+ unchanged, 0 skipped, 0 errors; \d+ CloudPe requests/', $summary);
-        $this->assertStringNotContainsString(self::SESSION, HbLog::text());
-        fwrite(STDERR, sprintf("\n[php e2e] cron: %s (%d statuses written, %.2f s whole call)\n", $summary, $expectedEdits, $elapsed));
+        $this->assertStringContainsString('sync App #8 "CloudPe sim 8": ', HbLog::text());
+        $this->assertNoSession($output . HbLog::text());
+        $this->assertStringNotContainsString('not-the-session/token', $output . HbLog::text());
+        fwrite(STDERR, sprintf("\n[php e2e] cron:\n%s\n(%d statuses written, %.2f s whole call)\n", $output, $expectedEdits, $elapsed));
     }
 }

@@ -3,28 +3,27 @@
 use PHPUnit\Framework\TestCase;
 
 /**
- * Base of the unit tests: a fake host binary whose behaviour each test sets, a scratch folder,
- * and fresh doubles.
+ * Base of the unit tests: fake host binaries whose behaviour each test sets (through the child's
+ * environment, the only channel: the runner passes nothing of PHP's own), a scratch folder, and
+ * fresh doubles.
  */
 abstract class FakeHostTestCase extends TestCase
 {
-    const TOKEN = 'php-unit-session-token-61f0c2';
+    /** A token with `/`, `"` and `\`: its JSON-escaped and URL-encoded forms differ from it. */
+    const TOKEN = 'php-unit/session"token\\61f0c2';
 
     /** @var string */
     protected $dir;
+    /** @var string|null FAKE_HOST_ECHO of the next fake hosts */
+    protected $echo = null;
 
     protected function setUp(): void
     {
-        ApiWrapper::reset();
-        HbLog::$lines = array();
+        HostBillDoubles::reset();
+        $this->echo = null;
         $this->dir = sys_get_temp_dir() . '/cloudpe-php-' . getmypid() . '-' . bin2hex(random_bytes(4));
         mkdir($this->dir, 0700, true);
         file_put_contents($this->dir . '/module.wasm', 'not used by the fake host');
-        foreach (array('FAKE_HOST_MODE', 'FAKE_HOST_REPORT', 'FAKE_HOST_EXIT', 'FAKE_HOST_ECHO') as $name) {
-            putenv($name);
-        }
-        putenv('FAKE_HOST_STDIN=' . $this->dir . '/stdin.json');
-        putenv('FAKE_HOST_ARGS=' . $this->dir . '/args.txt');
     }
 
     protected function tearDown(): void
@@ -35,43 +34,82 @@ abstract class FakeHostTestCase extends TestCase
         @rmdir($this->dir);
     }
 
-    /** The fake host, answering `$report` with exit code `$exit` (or another `$mode`). */
-    protected function fakeHost($mode = 'report', array $report = array(), $exit = 0, $timeout = 10)
+    /**
+     * The fake host, answering `$report` with exit code `$exit` (or another `$mode`). Each `$tag`
+     * keeps its own stdin/args/env files.
+     */
+    public function fakeHost($mode = 'report', array $report = array(), $exit = 0, $timeout = 10, $tag = 'host')
     {
-        putenv('FAKE_HOST_MODE=' . $mode);
-        putenv('FAKE_HOST_EXIT=' . $exit);
-        file_put_contents($this->dir . '/report.json', json_encode($report));
-        putenv('FAKE_HOST_REPORT=' . $this->dir . '/report.json');
-        return new cloudpe_host(__DIR__ . '/fixtures/fake-host', $this->dir . '/module.wasm', $timeout, array(self::TOKEN));
+        file_put_contents("{$this->dir}/report-{$tag}.json", json_encode($report));
+        $env = array(
+            'FAKE_HOST_MODE' => $mode,
+            'FAKE_HOST_EXIT' => (string) $exit,
+            'FAKE_HOST_REPORT' => "{$this->dir}/report-{$tag}.json",
+            'FAKE_HOST_STDIN' => "{$this->dir}/stdin-{$tag}.json",
+            'FAKE_HOST_ARGS' => "{$this->dir}/args-{$tag}.txt",
+            'FAKE_HOST_ENV_FILE' => "{$this->dir}/env-{$tag}.txt",
+        );
+        if ($this->echo !== null) {
+            $env['FAKE_HOST_ECHO'] = $this->echo;
+        }
+        return new cloudpe_host(__DIR__ . '/fixtures/fake-host', $this->dir . '/module.wasm', $timeout, array(self::TOKEN), null, $env);
     }
 
-    /** A module connected to a typical App, using `$host`. */
-    protected function module(cloudpe_host $host, array $connect = array())
+    /** A connect() row as HostBill's Servers model hands it: hb_servers columns, strings, `custom` unserialized. */
+    protected static function appRow(array $fields = array(), $custom = array())
     {
-        $module = new cloudpe();
-        $module->connect($connect + array(
-            'id' => 4,
+        HbApps::add(isset($fields['id']) ? $fields['id'] : '4', 'CloudPe EU', array_diff_key($fields, array('id' => 1)) + array(
             'host' => 'api.cloudpe.example.com',
             'status_url' => 'https://api.cloudpe.example.com',
             'field1' => 'cluster',
             'field2' => self::TOKEN,
-        ));
+        ), $custom);
+        $model = new HbServersModel();
+        return $model->getServerDetails(isset($fields['id']) ? $fields['id'] : '4');
+    }
+
+    /** A module connected to a typical App, using `$host`. */
+    protected function module(cloudpe_host $host, array $fields = array(), $custom = array())
+    {
+        $module = new cloudpe();
+        $module->connect(self::appRow($fields, $custom));
         $module->useHost($host);
-        $module->account_details = array('id' => 101, 'client_id' => 11, 'server_id' => 4, 'status' => 'Active');
-        ApiWrapper::$clients[11] = array('firstname' => 'Ann', 'cloudpeid' => '1234');
+        $module->account_details = array('id' => '101', 'client_id' => '11', 'server_id' => '4', 'status' => 'Active', 'product_id' => '3', 'domain' => '');
+        ApiWrapper::$clients['11'] = array('firstname' => 'Ann', 'cloudpeid' => '1234');
         return $module;
     }
 
     /** The JSON request the (fake) host received. */
-    protected function sentRequest()
+    protected function sentRequest($tag = 'host')
     {
-        return json_decode(file_get_contents($this->dir . '/stdin.json'), true);
+        return json_decode(file_get_contents("{$this->dir}/stdin-{$tag}.json"), true);
     }
 
     /** The arguments the (fake) host received. */
-    protected function sentArgs()
+    protected function sentArgs($tag = 'host')
     {
-        return file($this->dir . '/args.txt', FILE_IGNORE_NEW_LINES);
+        return file("{$this->dir}/args-{$tag}.txt", FILE_IGNORE_NEW_LINES);
+    }
+
+    /** The environment the (fake) host ran with, name => value. */
+    protected function sentEnv($tag = 'host')
+    {
+        $env = array();
+        foreach (file("{$this->dir}/env-{$tag}.txt", FILE_IGNORE_NEW_LINES) as $line) {
+            $parts = explode('=', $line, 2);
+            if (count($parts) === 2) {
+                $env[$parts[0]] = $parts[1];
+            }
+        }
+        return $env;
+    }
+
+    /** The value following `$flag` in the host's arguments, or null. */
+    protected function flag($flag, $tag = 'host')
+    {
+        $args = $this->sentArgs($tag);
+        $i = array_search($flag, $args, true);
+        return ($i === false || !isset($args[$i + 1])) ? null : $args[$i + 1];
     }
 
     /** A report as the host prints it. */
@@ -80,10 +118,12 @@ abstract class FakeHostTestCase extends TestCase
         return array('ok' => !isset($fields['error']), 'operation' => $operation) + $fields + array('logs' => $logs);
     }
 
-    /** Asserts the session token appears in no log line and no admin message. */
-    protected function assertNoToken(cloudpe $module)
+    /** Asserts the session token appears in no log line and no admin message, in any encoding. */
+    protected function assertNoToken(cloudpe $module, $extra = '')
     {
-        $everything = HbLog::text() . implode("\n", $module->recordedErrors()) . implode("\n", $module->recordedInfos());
-        $this->assertStringNotContainsString(self::TOKEN, $everything);
+        $everything = HbLog::text() . implode("\n", $module->recordedErrors()) . implode("\n", $module->recordedInfos()) . $extra;
+        foreach (array(self::TOKEN, 'session"token', 'session\\"token', 'php-unit\\/session', urlencode(self::TOKEN), rawurlencode(self::TOKEN), '61f0c2') as $form) {
+            $this->assertStringNotContainsString($form, $everything);
+        }
     }
 }

@@ -9,8 +9,68 @@ class HostTest extends FakeHostTestCase
         $result = $host->run('suspend', array('app' => array('field2' => self::TOKEN)), array('--pretty'));
         $this->assertSame(1, $result['exit']);
         $this->assertSame('done', $result['report']['outcome']['message']);
-        $this->assertSame(array('suspend', '--component', $this->dir . '/module.wasm', '--pretty'), $this->sentArgs());
+        $this->assertSame(array('suspend', '--component', $this->dir . '/module.wasm', '--deadline-secs', '5', '--pretty'), $this->sentArgs());
         $this->assertSame(array('app' => array('field2' => self::TOKEN)), $this->sentRequest());
+    }
+
+    public function testTheCacheFolderIsPassedWithItsFlag()
+    {
+        $this->fakeHost('report', self::report('info', array()));
+        $host = new cloudpe_host(__DIR__ . '/fixtures/fake-host', $this->dir . '/module.wasm', 120, array(), '/srv/hostbill/includes/modules/Hosting/cloudpe/cache', array(
+            'FAKE_HOST_MODE' => 'report', 'FAKE_HOST_REPORT' => $this->dir . '/report-host.json', 'FAKE_HOST_ARGS' => $this->dir . '/args-host.txt',
+        ));
+        $host->run('info', array());
+        $this->assertSame('/srv/hostbill/includes/modules/Hosting/cloudpe/cache', $this->flag('--cache-dir'));
+        $this->assertSame('108', $this->flag('--deadline-secs'));
+    }
+
+    /** @dataProvider deadlines */
+    public function testTheHostsDeadlineIsAlwaysShorterThanPhpsTimeout($timeout, $deadline)
+    {
+        $this->assertSame($deadline, cloudpe_host::deadlineFor($timeout));
+        $this->assertLessThan($timeout, cloudpe_host::deadlineFor($timeout));
+        $this->assertGreaterThan(0, cloudpe_host::deadlineFor($timeout));
+    }
+
+    public function deadlines()
+    {
+        return array('1 s' => array(1, 0.5), '10 s' => array(10, 5.0), '120 s' => array(120, 108.0), '900 s' => array(900, 810.0), '7200 s' => array(7200, 6480.0));
+    }
+
+    /** Issue 9, "also": the sync's 900 s reach the host as its deadline, below PHP's timeout. */
+    public function testTheSyncsDeadlineReachesTheHost()
+    {
+        $timeouts = array();
+        $module = $this->module($this->fakeHost());
+        $module->useHostFactory(function ($connection, $timeout, $secrets) use (&$timeouts) {
+            $timeouts[] = $timeout;
+            return $this->fakeHost('report', self::report('sync', array('decisions' => array(), 'summary' => array())), 0, $timeout);
+        });
+        $reflection = new ReflectionProperty('cloudpe', 'host');
+        $reflection->setAccessible(true);
+        $reflection->setValue($module, null);
+        $module->syncAccounts(array(array('id' => '1', 'client_id' => '2', 'status' => 'Active', 'custom_fields' => array())), array(), cloudpe_sync::SYNC_TIMEOUT);
+        $this->assertSame(array(900), $timeouts);
+        $deadline = (float) $this->flag('--deadline-secs');
+        $this->assertSame(810.0, $deadline);
+        $this->assertLessThan(900, $deadline);
+        $this->assertGreaterThan(120, $deadline, 'not the host\'s 120 s default');
+    }
+
+    public function testTheChildGetsAMinimalEnvironment()
+    {
+        putenv('CLOUDPE_TEST_SENTINEL=inherited');
+        try {
+            $this->fakeHost('report', self::report('info', array()))->run('info', array());
+        } finally {
+            putenv('CLOUDPE_TEST_SENTINEL');
+        }
+        $env = $this->sentEnv();
+        $this->assertSame('/usr/bin:/bin', $env['PATH']);
+        $this->assertSame('C', $env['LANG']);
+        $this->assertArrayNotHasKey('CLOUDPE_TEST_SENTINEL', $env);
+        $this->assertArrayNotHasKey('HOME', $env);
+        $this->assertSame('report', $env['FAKE_HOST_MODE'], 'what is passed on purpose arrives');
     }
 
     public function testShellCharactersInPathsAreNotInterpreted()
@@ -18,7 +78,9 @@ class HostTest extends FakeHostTestCase
         $odd = $this->dir . '/a b;touch pwned.wasm';
         copy($this->dir . '/module.wasm', $odd);
         $this->fakeHost('report', self::report('info', array()));
-        $host = new cloudpe_host(__DIR__ . '/fixtures/fake-host', $odd);
+        $host = new cloudpe_host(__DIR__ . '/fixtures/fake-host', $odd, 10, array(), null, array(
+            'FAKE_HOST_REPORT' => $this->dir . '/report-host.json', 'FAKE_HOST_ARGS' => $this->dir . '/args-host.txt',
+        ));
         $host->run('info', array());
         $this->assertSame($odd, $this->sentArgs()[2]);
         $this->assertFileDoesNotExist(getcwd() . '/pwned.wasm');
@@ -35,6 +97,7 @@ class HostTest extends FakeHostTestCase
         } catch (cloudpe_host_error $e) {
             $this->assertStringContainsString($needle, $e->getMessage());
             $this->assertStringNotContainsString(self::TOKEN, $e->getMessage());
+            $this->assertStringNotContainsString('61f0c2', $e->getMessage());
         }
     }
 
@@ -49,18 +112,29 @@ class HostTest extends FakeHostTestCase
             }, 'not executable'),
             'missing component' => array(function ($t) {
                 return new cloudpe_host(__DIR__ . '/fixtures/fake-host', '/nonexistent/cloudpe.wasm');
-            }, 'Component file'),
+            }, 'cloudpe.wasm does not exist or is not readable'),
             'crash' => array(function ($t) {
                 return $t->fakeHost('crash');
             }, 'crashed during suspend (signal 11)'),
             'garbage output, echoing the token' => array(function ($t) {
-                putenv('FAKE_HOST_ECHO=' . FakeHostTestCase::TOKEN);
+                $t->echo = FakeHostTestCase::TOKEN;
                 return $t->fakeHost('garbage');
             }, 'printed something that is not its report'),
+            'garbage output, echoing the JSON-escaped token' => array(function ($t) {
+                $t->echo = substr(json_encode(FakeHostTestCase::TOKEN), 1, -1);
+                return $t->fakeHost('garbage');
+            }, '502 Bad Gateway [REDACTED]'),
             'unknown exit code' => array(function ($t) {
                 return $t->fakeHost('exit7');
             }, 'exit code 7'),
         );
+    }
+
+    public function testAnOptionTheModuleSetsCannotBePassedAgain()
+    {
+        $this->expectException(cloudpe_host_error::class);
+        $this->expectExceptionMessage('--deadline-secs is set by the module itself');
+        $this->fakeHost()->run('sync', array(), array('--deadline-secs', '9999'));
     }
 
     public function testAHungHostIsKilledAtTheTimeout()
@@ -74,6 +148,85 @@ class HostTest extends FakeHostTestCase
             $this->assertStringContainsString('did not finish sync within 1 s', $e->getMessage());
         }
         $this->assertLessThan(5, microtime(true) - $started);
+    }
+
+    /** Issue 9, "also": output is capped; past the cap the host is killed with a clear message. */
+    public function testAnEndlessStdoutIsCutAtTheCapAndTheHostKilled()
+    {
+        $host = $this->fakeHost('flood', array(), 0, 60);
+        $started = microtime(true);
+        try {
+            $host->run('sync', array('accounts' => array()));
+            $this->fail('no error');
+        } catch (cloudpe_host_error $e) {
+            $this->assertStringContainsString('wrote more than 64 MiB to its standard output during sync and was stopped', $e->getMessage());
+        }
+        $this->assertLessThan(30, microtime(true) - $started, 'stopped by the cap, not the timeout');
+    }
+
+    public function testAnEndlessStderrIsCutAtItsCap()
+    {
+        $host = $this->fakeHost('flood-stderr', array(), 0, 60);
+        $host->limitOutput(cloudpe_host::MAX_STDOUT_BYTES, 4096);
+        try {
+            $host->run('suspend', array());
+            $this->fail('no error');
+        } catch (cloudpe_host_error $e) {
+            $this->assertStringContainsString('wrote more than 4 KiB to its standard error during suspend and was stopped', $e->getMessage());
+        }
+        $this->assertSame(1048576, cloudpe_host::MAX_STDERR_BYTES);
+    }
+
+    /** Completion is the host's exit, even when a child it left holds the pipes open. */
+    public function testTheExitEndsTheRunEvenIfThePipesStayOpen()
+    {
+        $host = $this->fakeHost('linger', self::report('suspend', array('outcome' => array('message' => 'done'))), 0, 20);
+        $started = microtime(true);
+        $result = $host->run('suspend', array());
+        $this->assertSame(0, $result['exit']);
+        $this->assertSame('done', $result['report']['outcome']['message']);
+        $this->assertLessThan(3, microtime(true) - $started, 'not waiting for EOF');
+    }
+
+    /** Issue 10 §3: the scrubber removes the token's JSON-escaped and URL-encoded forms too. */
+    public function testTheScrubberRemovesEveryEncodingOfTheToken()
+    {
+        $token = self::TOKEN;
+        $text = implode(' | ', array(
+            'plain ' . $token,
+            'json ' . json_encode(array('s' => $token)),
+            'json-unescaped-slashes ' . json_encode(array('s' => $token), JSON_UNESCAPED_SLASHES),
+            'url ' . urlencode($token),
+            'raw ' . rawurlencode($token),
+        ));
+        $scrubbed = cloudpe_host::scrubText($text, array($token));
+        foreach (array($token, 'session"token', 'session\\"token', 'unit\\/session', 'unit/session', '61f0c2') as $form) {
+            $this->assertStringNotContainsString($form, $scrubbed);
+        }
+        $this->assertSame(5, substr_count($scrubbed, '[REDACTED]'));
+        $this->assertStringContainsString('json {"s":"[REDACTED]"}', $scrubbed);
+        $this->assertSame('nothing secret', cloudpe_host::scrubText('nothing secret', array('', $token)));
+    }
+
+    public function testStderrIsScrubbedBeforeItIsReturned()
+    {
+        $module = $this->module($this->fakeHost());
+        $host = $this->fakeHost('report', self::report('suspend', array('outcome' => array('message' => 'ok'))));
+        $result = $host->run('suspend', array());
+        $this->assertSame('', $result['stderr']);
+        $leaky = new cloudpe_host(__DIR__ . '/fixtures/fake-host', $this->dir . '/module.wasm', 10, array(self::TOKEN), null, array(
+            'FAKE_HOST_MODE' => 'leak',
+            'FAKE_HOST_ECHO_JSON' => substr(json_encode(self::TOKEN), 1, -1),
+            'FAKE_HOST_ECHO_URL' => rawurlencode(self::TOKEN),
+        ));
+        try {
+            $leaky->run('suspend', array());
+            $this->fail('no error');
+        } catch (cloudpe_host_error $e) {
+            $this->assertStringContainsString('not its report', $e->getMessage());
+            $this->assertStringContainsString('{"progress": "[REDACTED]"} session=[REDACTED]', $e->getMessage());
+            $this->assertNoToken($module, $e->getMessage());
+        }
     }
 
     public function testLargeRequestsAndReportsDoNotDeadlock()

@@ -1,6 +1,6 @@
 <?php
 
-/** class cloudpe: every action, translated from the host's report into HostBill's terms. */
+/** class cloudpe: settings, every action, translated from the host's report into HostBill's terms. */
 class ModuleTest extends FakeHostTestCase
 {
     public function testSuspendSendsTheAppAndAccountAndReportsSuccess()
@@ -16,22 +16,136 @@ class ModuleTest extends FakeHostTestCase
         $sent = $this->sentRequest();
         $this->assertSame('https://api.cloudpe.example.com', $sent['app']['status_url']);
         $this->assertSame(self::TOKEN, $sent['app']['field2'], 'the host needs the token');
-        $this->assertSame(array('id' => 101, 'client_id' => 11, 'status' => 'Active', 'custom_fields' => array('cloudpeid' => '1234')), $sent['account']);
+        $this->assertSame(array('id' => '101', 'client_id' => '11', 'status' => 'Active', 'custom_fields' => array('cloudpeid' => '1234')), $sent['account']);
         $this->assertSame('suspend', $this->sentArgs()[0]);
         $this->assertSame(array(array('system', 'suspend: CloudPe user 1234 set to status 2', 'CloudPe Module')), HbLog::$lines, 'debug records stay out of the log');
+    }
+
+    public function testTheAppIsDeclaredWithHostBillsRealFields()
+    {
+        $module = new cloudpe();
+        $fields = $module->declared('serverFields');
+        foreach (array('field3', 'field4', 'field5') as $missing) {
+            $this->assertArrayNotHasKey($missing, $fields, "HostBill's App table has no {$missing}");
+        }
+        $this->assertTrue($fields[HostingModule::CONNECTION_FIELD_STATUSURL]);
+        $this->assertTrue($fields[HostingModule::CONNECTION_FIELD_INPUT1]);
+        $this->assertTrue($fields[HostingModule::CONNECTION_FIELD_INPUT2]);
+        $custom = $fields[HostingModule::CONNECTION_FIELD_CUSTOM];
+        $this->assertSame(array('Client field code', 'On terminate'), array_keys($custom));
+        $this->assertSame(array('type' => 'input', 'default' => 'cloudpeid'), array_intersect_key($custom['Client field code'], array('type' => 1, 'default' => 1)));
+        $this->assertSame(array('type' => 'select', 'default' => array('none', 'deactivate')), array_intersect_key($custom['On terminate'], array('type' => 1, 'default' => 1)));
+        $labels = $module->declared('serverFieldsDescription');
+        $this->assertSame('Host URL', $labels[HostingModule::CONNECTION_FIELD_STATUSURL]);
+        $this->assertSame('App Id', $labels[HostingModule::CONNECTION_FIELD_INPUT1]);
+        $this->assertSame('Session', $labels[HostingModule::CONNECTION_FIELD_INPUT2]);
+    }
+
+    /** @dataProvider customShapes */
+    public function testCustomSettingsReachTheHostWhateverShapeHostBillHandsThem($raw, $custom, $expected)
+    {
+        HbServersModel::$rawCustom = $raw;
+        $module = $this->module($this->fakeHost('report', self::report('terminate', array('outcome' => array('message' => 'ok')))), array(), $custom);
+        ApiWrapper::$clients['11'] = array('cpid' => '55', 'cloudpeid' => '1');
+        $this->assertTrue($module->Terminate(), implode('; ', $module->recordedErrors()));
+        $app = $this->sentRequest()['app'];
+        $this->assertSame($expected, $app['custom']);
+        foreach (array('field3', 'field4', 'field5') as $gone) {
+            $this->assertArrayNotHasKey($gone, $app);
+        }
+        $code = $expected['Client field code'];
+        $this->assertSame(array($code => $code === 'cpid' ? '55' : '1'), $this->sentRequest()['account']['custom_fields'], 'the client field is read by the configured code');
+    }
+
+    public function customShapes()
+    {
+        $set = array('Client field code' => ' cpid ', 'On terminate' => 'deactivate');
+        $expected = array('Client field code' => 'cpid', 'On terminate' => 'deactivate');
+        $defaults = array('Client field code' => 'cloudpeid', 'On terminate' => 'none');
+        return array(
+            'unserialized array' => array(false, $set, $expected),
+            'serialized column' => array(true, $set, $expected),
+            'absent (empty column)' => array(true, null, $defaults),
+            'empty array' => array(false, array(), $defaults),
+            'empty values' => array(false, array('Client field code' => '', 'On terminate' => ''), $defaults),
+        );
+    }
+
+    public function testAnUnreadableCustomColumnIsAClearError()
+    {
+        $module = $this->module($this->fakeHost('report', self::report('suspend', array('outcome' => array('message' => 'ok')))));
+        $row = self::appRow();
+        $row['custom'] = 'O:8:"stdClass":0:{}garbage';
+        $module->connect($row);
+        $this->assertFalse($module->Suspend());
+        $this->assertStringContainsString('custom settings (column `custom`)', $module->recordedErrors()[0]);
+        $this->assertFileDoesNotExist($this->dir . '/args-host.txt', 'nothing ran');
+        $this->assertSame(array('Client field code' => 'x'), cloudpe::parseCustom(serialize(array('Client field code' => array('value' => 'x')))));
     }
 
     /** @dataProvider actions */
     public function testEveryActionRunsItsOperation($method, $operation)
     {
-        $module = $this->module($this->fakeHost('report', self::report($operation, array('outcome' => array('message' => 'ok')))));
-        $this->assertTrue($module->$method());
+        $module = $this->module($this->fakeHost('report', self::report($operation, array('outcome' => array('message' => 'ok'), 'decisions' => array(array('account_id' => '101', 'decision' => 'unchanged'))))));
+        $this->assertNotFalse($module->$method(), implode('; ', $module->recordedErrors()));
         $this->assertSame($operation, $this->sentArgs()[0]);
     }
 
     public function actions()
     {
-        return array(array('Create', 'create'), array('Suspend', 'suspend'), array('Unsuspend', 'unsuspend'), array('Terminate', 'terminate'));
+        return array(
+            'Create' => array('Create', 'create'), 'Suspend' => array('Suspend', 'suspend'), 'Unsuspend' => array('Unsuspend', 'unsuspend'),
+            'Terminate' => array('Terminate', 'terminate'), 'testConnection' => array('testConnection', 'test-connection'), 'getSynchInfo' => array('getSynchInfo', 'sync'),
+        );
+    }
+
+    /**
+     * Issue 9, break 4: a disabled proc_open is a message naming disable_functions, for every
+     * action, not a fatal.
+     *
+     * @dataProvider actions
+     */
+    public function testADisabledProcOpenIsAClearMessageInEveryAction($method, $operation)
+    {
+        $host = $this->fakeHost('report', self::report($operation, array()));
+        $host->checkEnvironmentWith(function ($function) {
+            return !in_array($function, array('proc_open', 'proc_get_status'), true);
+        });
+        $module = $this->module($host);
+        $this->assertFalse($module->$method());
+        $error = $module->recordedErrors()[0];
+        $this->assertStringContainsString('proc_open, proc_get_status are disabled (php.ini disable_functions)', $error);
+        $this->assertStringContainsString('Remove proc_open, proc_get_status, proc_terminate, proc_close, stream_select, stream_set_blocking from disable_functions', $error);
+        $this->assertStringContainsString('disable_functions', HbLog::text());
+        $this->assertFileDoesNotExist($this->dir . '/args-host.txt', 'the host was never started');
+    }
+
+    public function testAnOldPhpIsAClearMessage()
+    {
+        $host = $this->fakeHost('report', self::report('suspend', array()));
+        $host->checkEnvironmentWith(null, 70333);
+        $module = $this->module($host);
+        $this->assertFalse($module->Suspend());
+        $this->assertStringContainsString('needs PHP 7.4 or newer', $module->recordedErrors()[0]);
+        $this->assertStringContainsString('this PHP is 7.3', $module->recordedErrors()[0]);
+        $this->assertNull(cloudpe_host::environmentProblem(), 'this PHP can run the host');
+        $this->assertTrue(cloudpe_host::functionAvailable('proc_open'));
+        $this->assertFalse(cloudpe_host::functionAvailable('no_such_function_at_all'));
+    }
+
+    /** @dataProvider actions */
+    public function testNoThrowableEscapesAnAction($method)
+    {
+        $module = $this->module($this->fakeHost());
+        $module->useHostFactory(function () {
+            throw new RuntimeException('surprise with ' . FakeHostTestCase::TOKEN);
+        });
+        $reflection = new ReflectionProperty('cloudpe', 'host');
+        $reflection->setAccessible(true);
+        $reflection->setValue($module, null);
+        $this->assertFalse($module->$method());
+        $this->assertStringContainsString('stopped by an unexpected error: RuntimeException: surprise with [REDACTED]', $module->recordedErrors()[0]);
+        $this->assertNoToken($module);
     }
 
     /** @dataProvider failures */
@@ -59,30 +173,22 @@ class ModuleTest extends FakeHostTestCase
         return $cases;
     }
 
-    public function testAClientWithoutCloudpeidIsSentWithoutIt()
+    public function testCreateFailsWhenTheClientHasNoCloudpeId()
     {
-        $module = $this->module($this->fakeHost('report', self::report('suspend', array('error' => array(
+        $module = $this->module($this->fakeHost('report', self::report('create', array('error' => array(
             'kind' => 'configuration', 'message' => 'client #11 has no `cloudpeid` custom field value', 'code' => null,
         ))), 1));
-        ApiWrapper::$clients[11] = array('firstname' => 'Ann');
-        $this->assertFalse($module->Suspend());
+        ApiWrapper::$clients['11'] = array('firstname' => 'Ann');
+        $this->assertFalse($module->Create());
         $this->assertSame(array(), $this->sentRequest()['account']['custom_fields']);
         $this->assertStringContainsString('client #11', $module->recordedErrors()[0]);
-    }
-
-    public function testTheClientFieldCodeIsConfigurable()
-    {
-        $module = $this->module($this->fakeHost('report', self::report('suspend', array('outcome' => array('message' => 'ok')))), array('field3' => 'cpid'));
-        ApiWrapper::$clients[11] = array('cpid' => '55', 'cloudpeid' => '1');
-        $module->Suspend();
-        $this->assertSame(array('cpid' => '55'), $this->sentRequest()['account']['custom_fields']);
-        $this->assertSame('cpid', $this->sentRequest()['app']['field3']);
     }
 
     /** @dataProvider spellings */
     public function testBothConnectSpellingsAreAccepted($connect, $host, $secure)
     {
-        $module = $this->module($this->fakeHost('report', self::report('test-connection', array('checks' => array()))), $connect);
+        $module = $this->module($this->fakeHost('report', self::report('test-connection', array('checks' => array()))));
+        $module->connect($connect + array('id' => '4', 'status_url' => 'https://x.example', 'field2' => self::TOKEN));
         $module->testConnection();
         $app = $this->sentRequest()['app'];
         $this->assertSame($host, $app['host']);
@@ -97,12 +203,18 @@ class ModuleTest extends FakeHostTestCase
         );
     }
 
-    public function testMissingBinaryFailsWithAClearMessage()
+    public function testTheBundledHostComponentAndCacheAreUsed()
     {
-        $module = $this->module(new cloudpe_host('/nonexistent/bin/hostbill-module-host', __FILE__, 5, array(self::TOKEN)));
-        $this->assertFalse($module->Suspend());
-        $this->assertStringContainsString('does not exist', $module->recordedErrors()[0]);
-        $this->assertStringContainsString('does not exist', HbLog::text());
+        $module = new cloudpe();
+        $module->connect(self::appRow());
+        $module->account_details = array('id' => '101', 'client_id' => '11', 'status' => 'Active');
+        $host = $module->host(120);
+        $dir = realpath(__DIR__ . '/../includes/modules/Hosting/cloudpe');
+        $this->assertSame($dir . '/cache', cloudpe::cacheDir());
+        $this->assertStringNotContainsString(sys_get_temp_dir(), cloudpe::cacheDir(), 'never a /tmp cache');
+        $this->assertFalse($module->Suspend(), 'no binary in the source tree');
+        $this->assertStringContainsString($dir . '/bin/hostbill-module-host does not exist', $module->recordedErrors()[0]);
+        $this->assertSame(108.0, $host->deadline());
     }
 
     public function testAHostTimeoutFailsTheAction()
@@ -124,12 +236,14 @@ class ModuleTest extends FakeHostTestCase
         $leaky = self::report('suspend', array('error' => array('kind' => 'authentication', 'message' => 'session [' . self::TOKEN . '] is not valid', 'code' => 702)), array(
             array('level' => 'info', 'source' => 'module', 'message' => 'token=' . self::TOKEN),
             array('level' => 'error', 'source' => 'module', 'message' => 'session=' . urlencode(self::TOKEN)),
+            array('level' => 'error', 'source' => 'module', 'message' => 'json ' . json_encode(self::TOKEN)),
         ));
         $module = $this->module($this->fakeHost('report', $leaky, 1));
         $this->assertFalse($module->Suspend());
-        putenv('FAKE_HOST_ECHO=' . self::TOKEN);
-        $this->fakeHost('garbage');
+        $this->echo = substr(json_encode(self::TOKEN), 1, -1);
+        $module->useHost($this->fakeHost('garbage'));
         $this->assertFalse($module->Suspend());
+        $this->assertStringContainsString('[REDACTED]', $module->recordedErrors()[1]);
         $this->assertNotEmpty(HbLog::$lines);
         $this->assertNoToken($module);
     }
@@ -148,23 +262,41 @@ class ModuleTest extends FakeHostTestCase
         $this->assertSame(array('Admin credentials: rejected'), $module->recordedErrors());
     }
 
-    public function testGetSynchInfoRecordsAChangedStatusWithEditAccountDetails()
+    public function testGetSynchInfoRecordsAChangeAndReturnsSuspendedLikeRealModules()
     {
-        $change = array('account_id' => 101, 'decision' => 'change', 'from' => 'Active', 'to' => 'Suspended', 'facts' => array());
+        $change = array('account_id' => '101', 'decision' => 'change', 'from' => 'Active', 'to' => 'Suspended', 'facts' => array());
         $module = $this->module($this->fakeHost('report', self::report('sync', array('decisions' => array($change), 'dry_run' => false))));
-        $this->assertSame(array('status' => 'Suspended'), $module->getSynchInfo());
-        $this->assertSame(array(array('id' => 101, 'status' => 'Suspended')), ApiWrapper::$edits);
+        $this->assertSame(array('suspended' => 1), $module->getSynchInfo());
+        $this->assertSame(array(array('id' => '101', 'status' => 'Suspended')), ApiWrapper::$edits);
+        $this->assertSame(array('Active'), array_column($this->sentRequest()['accounts'], 'status'));
 
-        $unchanged = array('account_id' => 101, 'decision' => 'unchanged', 'facts' => array());
+        $unchanged = array('account_id' => '101', 'decision' => 'unchanged', 'facts' => array());
         $module = $this->module($this->fakeHost('report', self::report('sync', array('decisions' => array($unchanged)))));
         ApiWrapper::$edits = array();
-        $this->assertSame(array('status' => 'Active'), $module->getSynchInfo());
+        $this->assertSame(array('suspended' => 0), $module->getSynchInfo());
         $this->assertSame(array(), ApiWrapper::$edits, 'nothing written when nothing changed');
 
-        $error = array('account_id' => 101, 'decision' => 'error', 'error' => array('kind' => 'not-found', 'message' => 'no user 1234'));
+        $terminated = array('account_id' => '101', 'decision' => 'change', 'from' => 'Active', 'to' => 'Terminated', 'facts' => array());
+        $module = $this->module($this->fakeHost('report', self::report('sync', array('decisions' => array($terminated)))));
+        $info = $module->getSynchInfo();
+        $this->assertArrayNotHasKey('suspended', $info, 'a terminated account is not "unsuspended"');
+        $this->assertNotEmpty($info);
+
+        $error = array('account_id' => '101', 'decision' => 'error', 'error' => array('kind' => 'not-found', 'message' => 'no user 1234'));
         $module = $this->module($this->fakeHost('report', self::report('sync', array('decisions' => array($error)))));
+        ApiWrapper::$edits = array();
         $this->assertFalse($module->getSynchInfo());
         $this->assertSame(array('no user 1234'), $module->recordedErrors());
+        $this->assertSame(array(), ApiWrapper::$edits);
+    }
+
+    public function testGetSynchInfoChecksThatHostBillRecordedTheStatus()
+    {
+        ApiWrapper::$refuse['101'] = 'Account is locked';
+        $change = array('account_id' => '101', 'decision' => 'change', 'from' => 'Active', 'to' => 'Suspended', 'facts' => array());
+        $module = $this->module($this->fakeHost('report', self::report('sync', array('decisions' => array($change)))));
+        $this->assertFalse($module->getSynchInfo());
+        $this->assertSame(array('HostBill did not record status Suspended for account #101: Account is locked'), $module->recordedErrors());
         $this->assertSame(array(), ApiWrapper::$edits);
     }
 }

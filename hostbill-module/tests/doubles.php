@@ -1,13 +1,42 @@
 <?php
 
 /**
- * Test doubles of HostBill's encoded core, faithful to shared/docs/hostbill-module.md: the
- * HostingModule base class, HBController, the in-process ApiWrapper and the hbm_log_* functions.
- * State is static because modules create `new ApiWrapper()` wherever they need it.
+ * Test doubles of HostBill's encoded core, written from public HostBill modules and HostBill's
+ * public API reference, not from this module (see shared/docs/hostbill-module.md). Each double
+ * names where its behaviour comes from. State is static because modules create `new ApiWrapper()`
+ * wherever they need it; HostBillDoubles::reset() clears it all.
+ *
+ * Conventions kept on purpose:
+ *  - App rows have only the columns of hb_servers (HostBill install.sql), every value a string,
+ *    `custom` serialized as HostBill stores it; there is no field3/field4/field5;
+ *  - a controller gets an UNCONNECTED module (no public controller relies on a connected one);
+ *  - Admin API replies carry strings, as admin/api.php's JSON does.
  */
 
+/**
+ * HostingModule. addError/addInfo and the account_details/client_data properties: HostBill's
+ * devkit (tallship/oop_devkit, includes/modules/Hosting/advancedexample/class.advancedexample.php).
+ * CONNECTION_FIELD_* constants: used by leodlsrt/wisp_hostbill class.wispgg.php and
+ * hitechcloud-vietnam/webnic_hostbill webnic_ssl/class.webnic_ssl.php; CONNECTION_FIELD_CUSTOM with
+ * `'Name' => ['type' => ..., 'default' => ..., 'description' => ...]` by HostBill's Tino reseller
+ * module (class.tino.php), which reads the value back as `$connect['custom']['Name']`. Their real
+ * values are encoded; here they are the devkit's key names.
+ */
 abstract class HostingModule
 {
+    const CONNECTION_FIELD_HOSTNAME = 'hostname';
+    const CONNECTION_FIELD_IPADDRESS = 'ip';
+    const CONNECTION_FIELD_MAXACCOUNTS = 'maxaccounts';
+    const CONNECTION_FIELD_STATUSURL = 'status_url';
+    const CONNECTION_FIELD_USERNAME = 'username';
+    const CONNECTION_FIELD_PASSWORD = 'password';
+    const CONNECTION_FIELD_INPUT1 = 'field1';
+    const CONNECTION_FIELD_INPUT2 = 'field2';
+    const CONNECTION_FIELD_CHECKBOX = 'ssl';
+    const CONNECTION_FIELD_TEXTAREA = 'textarea';
+    const CONNECTION_FIELD_NAMESERVERS = 'nameservers';
+    const CONNECTION_FIELD_CUSTOM = 'custom';
+
     /** @var array the account row HostBill fills before an action */
     public $account_details = array();
     /** @var array the client row (reliable only in Create) */
@@ -38,45 +67,154 @@ abstract class HostingModule
     {
         return $this->hbInfos;
     }
+
+    /** Test helper: a declared protected property (what HostBill reads, e.g. $serverFields). */
+    public function declared($property)
+    {
+        return $this->$property;
+    }
 }
 
+/** HBController: `var $module` set by HostBill (wisp_hostbill admin/class.wispgg_controller.php). */
 abstract class HBController
 {
 }
 
-/** HostBill's in-process Admin API: same params and replies as admin/api.php, no HTTP. */
+/**
+ * HBLoader::LoadModel('Servers')->getServerDetails($id): how public controllers get the App record
+ * they pass to connect() (webnic_ssl/admin/class.webnic_ssl_controller.php,
+ * wisp_hostbill admin/class.wispgg_controller.php).
+ */
+class HBLoader
+{
+    public static function LoadModel($name)
+    {
+        if ($name === 'Servers') {
+            return new HbServersModel();
+        }
+        throw new LogicException("the doubles have no HostBill model {$name}");
+    }
+}
+
+/**
+ * The Servers model over the hb_servers rows below. getServerDetails hands `custom` back
+ * unserialized (HostBill hands modules `$connect['custom']['Name']`, see the Tino module);
+ * `$rawCustom` makes it hand the column as stored, the other shape the module must accept.
+ */
+class HbServersModel
+{
+    /** @var bool */
+    public static $rawCustom = false;
+
+    public function getServerDetails($id)
+    {
+        if (!isset(HbApps::$rows[(string) $id])) {
+            return false;
+        }
+        $row = HbApps::$rows[(string) $id];
+        if (!self::$rawCustom) {
+            $custom = @unserialize($row['custom'], array('allowed_classes' => false));
+            $row['custom'] = is_array($custom) ? $custom : array();
+        }
+        return $row;
+    }
+}
+
+/**
+ * The Apps: hb_servers rows (columns of HostBill's install/install.sql, as in netway-devops/space)
+ * and App groups, each tied to a module (getAppGroups' `module` id and `modulename`).
+ */
+class HbApps
+{
+    /** @var array[] id => hb_servers row */
+    public static $rows = array();
+    /** @var array[] group id => ['id', 'name', 'module', 'modulename'] */
+    public static $groups = array();
+
+    /**
+     * Adds an App of module `$module` (group per module) and returns its row.
+     *
+     * @param array $fields hb_servers columns to set
+     * @param array|null $custom the custom settings, stored serialized (null: empty column)
+     */
+    public static function add($id, $name, array $fields, $custom = null, $module = 'CloudPe', $moduleId = '7')
+    {
+        $groupId = null;
+        foreach (self::$groups as $group) {
+            if ($group['modulename'] === $module) {
+                $groupId = $group['id'];
+            }
+        }
+        if ($groupId === null) {
+            $groupId = (string) (count(self::$groups) + 1);
+            self::$groups[$groupId] = array('id' => $groupId, 'name' => $module, 'module' => (string) $moduleId, 'modulename' => $module);
+        }
+        $row = array(
+            'id' => (string) $id, 'group_id' => $groupId, 'default' => '0', 'name' => (string) $name,
+            'username' => '', 'password' => '', 'ip' => '', 'host' => '', 'status_url' => '',
+            'ns1' => '', 'ns2' => '', 'ns3' => '', 'ns4' => '', 'ip1' => '', 'ip2' => '', 'ip3' => '', 'ip4' => '',
+            'max_accounts' => '0', 'default_module' => (string) $moduleId, 'hash' => '', 'secure' => '1', 'enable' => '1',
+            'field1' => '', 'field2' => '', 'custom' => $custom === null ? '' : serialize($custom), 'monthly_cost' => '0.00',
+        );
+        foreach ($fields as $column => $value) {
+            if (!array_key_exists($column, $row)) {
+                throw new LogicException("hb_servers has no column {$column}");
+            }
+            $row[$column] = (string) $value;
+        }
+        return self::$rows[(string) $id] = $row;
+    }
+}
+
+/**
+ * HostBill's in-process Admin API: same params and replies as admin/api.php, no HTTP. Calls and
+ * replies from HostBill's API reference (api2.hostbillapp.com): getAccounts (filter[server_id],
+ * filter[status], page; reply `accounts` + `sorter`), getClientDetails (`client`, custom fields by
+ * code), editAccountDetails, getAppGroups, getAppServers (group). Pages are numbered from 0, as
+ * public code reading `sorter.totalpages` counts them.
+ */
 class ApiWrapper
 {
-    /** @var array[] account rows (id, client_id, server_id, status, ...) */
+    /** @var array[] account rows (id, client_id, server_id, status, ...), all strings */
     public static $accounts = array();
     /** @var array[] client id => client row, custom fields keyed by code */
     public static $clients = array();
     /** @var int accounts per page of getAccounts */
     public static $perPage = 25;
+    /** @var bool an older HostBill that ignores filter[status] */
+    public static $ignoreStatusFilter = false;
+    /** @var array account id => error text: editAccountDetails refuses that account */
+    public static $refuse = array();
     /** @var array[] every call: [method, params] */
     public static $calls = array();
-    /** @var array[] params of every editAccountDetails */
+    /** @var array[] params of every accepted editAccountDetails */
     public static $edits = array();
-
-    public static function reset()
-    {
-        self::$accounts = array();
-        self::$clients = array();
-        self::$perPage = 25;
-        self::$calls = array();
-        self::$edits = array();
-    }
 
     /** @return int calls of `$method` */
     public static function count($method)
     {
-        return count(array_filter(self::$calls, function ($c) use ($method) { return $c[0] === $method; }));
+        return count(self::calls($method));
+    }
+
+    /** @return array[] params of every call of `$method` */
+    public static function calls($method)
+    {
+        $found = array();
+        foreach (self::$calls as $call) {
+            if ($call[0] === $method) {
+                $found[] = $call[1];
+            }
+        }
+        return $found;
     }
 
     public function getAccounts($params)
     {
         self::$calls[] = array('getAccounts', $params);
         $filter = isset($params['filter']) ? $params['filter'] : array();
+        if (self::$ignoreStatusFilter) {
+            unset($filter['status']);
+        }
         $rows = array_values(array_filter(self::$accounts, function ($a) use ($filter) {
             foreach ($filter as $key => $value) {
                 if (!isset($a[$key]) || (string) $a[$key] !== (string) $value) {
@@ -87,29 +225,240 @@ class ApiWrapper
         }));
         $page = isset($params['page']) ? (int) $params['page'] : 0;
         $pages = max(1, (int) ceil(count($rows) / self::$perPage));
+        $strings = array();
+        foreach (array_slice($rows, $page * self::$perPage, self::$perPage) as $row) {
+            $strings[] = array_map('strval', $row);
+        }
         return array(
             'success' => true,
             'call' => 'getAccounts',
-            'accounts' => array_slice($rows, $page * self::$perPage, self::$perPage),
-            'sorter' => array('perpage' => self::$perPage, 'totalpages' => $pages, 'sorterpage' => $page, 'sorterrecords' => count($rows)),
+            'server_time' => (string) time(),
+            'accounts' => $strings,
+            'sorter' => array('perpage' => (string) self::$perPage, 'totalpages' => (string) $pages, 'sorterpage' => (string) $page, 'sorterrecords' => (string) count($rows)),
         );
     }
 
     public function getClientDetails($params)
     {
         self::$calls[] = array('getClientDetails', $params);
-        $id = $params['id'];
+        $id = (string) $params['id'];
         if (!isset(self::$clients[$id])) {
             return array('success' => false, 'error' => array('Client not found'));
         }
-        return array('success' => true, 'call' => 'getClientDetails', 'client' => self::$clients[$id] + array('id' => $id));
+        return array('success' => true, 'call' => 'getClientDetails', 'client' => array_map('strval', self::$clients[$id] + array('id' => $id)));
     }
 
     public function editAccountDetails($params)
     {
         self::$calls[] = array('editAccountDetails', $params);
+        $id = (string) $params['id'];
+        if (isset(self::$refuse[$id])) {
+            return array('success' => false, 'error' => array(self::$refuse[$id]));
+        }
         self::$edits[] = $params;
         return array('success' => true, 'call' => 'editAccountDetails');
+    }
+
+    public function getAppGroups($params)
+    {
+        self::$calls[] = array('getAppGroups', $params);
+        $groups = array();
+        foreach (HbApps::$groups as $group) {
+            $count = count(array_filter(HbApps::$rows, function ($r) use ($group) {
+                return $r['group_id'] === $group['id'];
+            }));
+            $groups[] = $group + array('servers' => (string) $count);
+        }
+        return array('success' => true, 'servers' => $groups, 'call' => 'getAppGroups');
+    }
+
+    public function getAppServers($params)
+    {
+        self::$calls[] = array('getAppServers', $params);
+        if (!isset($params['group'], HbApps::$groups[(string) $params['group']])) {
+            return array('success' => false, 'error' => array('Invalid group'));
+        }
+        $group = HbApps::$groups[(string) $params['group']];
+        $servers = array();
+        foreach (HbApps::$rows as $row) {
+            if ($row['group_id'] === $group['id']) {
+                $servers[] = array(
+                    'id' => $row['id'], 'name' => $row['name'], 'host' => $row['host'], 'ip' => $row['ip'],
+                    'max_accounts' => $row['max_accounts'], 'accounts' => '0', 'module' => $group['modulename'],
+                    'type' => 'Hosting', 'default' => $row['default'],
+                );
+            }
+        }
+        return array('success' => true, 'servers' => $servers, 'call' => 'getAppServers');
+    }
+}
+
+/**
+ * HBRegistry::db(): HostBill's PDO handle, as the original CloudPe module's admin controller uses
+ * it (`HBRegistry::db()->prepare(...)`, `execute`, `fetch(PDO::FETCH_ASSOC)`, `closeCursor`).
+ */
+class HBRegistry
+{
+    /** @var FakeDb */
+    public static $db;
+
+    public static function db()
+    {
+        return self::$db;
+    }
+}
+
+/**
+ * A PDO-shaped in-memory database holding the two tables the module touches, with their real
+ * columns: hb_modules_configuration (HostBill's own upgrade SQL joins on its `id` and `filename`)
+ * and hb_cron_tasks (install.sql: task is the primary key; name, lastrun, status, metadata,
+ * output, run_every, run_every_time have no default). It understands `SELECT cols FROM t WHERE
+ * c = :p` and `INSERT INTO t (cols) VALUES (:params)`, and throws PDOException like MySQL's strict
+ * mode for an unknown column, a missing column without default, or a duplicate key. Any other SQL
+ * is a LogicException, so a test notices SQL it did not expect.
+ */
+class FakeDb
+{
+    /** @var array<string, array[]> table => rows */
+    public $tables = array();
+    /** @var array<string, string[]> table => columns */
+    public $columns = array();
+    /** @var array<string, string[]> table => columns without a default */
+    public $required = array();
+    /** @var string[] every statement prepared */
+    public $log = array();
+
+    /** @param bool $profileId the newer hb_cron_tasks with `profile_id` (no default) */
+    public function __construct($profileId = false)
+    {
+        $this->columns['hb_modules_configuration'] = array('id', 'module', 'type', 'filename', 'version', 'settings', 'sort_order');
+        $this->required['hb_modules_configuration'] = array();
+        $this->columns['hb_cron_tasks'] = array('task', 'name', 'lastrun', 'status', 'count', 'metadata', 'output', 'run_every', 'run_every_time');
+        $this->required['hb_cron_tasks'] = array('name', 'lastrun', 'status', 'metadata', 'output', 'run_every', 'run_every_time');
+        if ($profileId) {
+            $this->columns['hb_cron_tasks'][] = 'profile_id';
+            $this->required['hb_cron_tasks'][] = 'profile_id';
+        }
+        $this->tables = array('hb_modules_configuration' => array(), 'hb_cron_tasks' => array());
+    }
+
+    public function prepare($sql)
+    {
+        $this->log[] = $sql;
+        return new FakeDbStatement($this, $sql);
+    }
+
+    public function query($sql)
+    {
+        $statement = $this->prepare($sql);
+        $statement->execute(array());
+        return $statement;
+    }
+}
+
+class FakeDbStatement
+{
+    /** @var FakeDb */
+    private $db;
+    /** @var string */
+    private $sql;
+    /** @var array[] */
+    private $rows = array();
+
+    public function __construct(FakeDb $db, $sql)
+    {
+        $this->db = $db;
+        $this->sql = trim(preg_replace('/\s+/', ' ', $sql));
+    }
+
+    public function execute($params = array())
+    {
+        $value = function ($placeholder) use ($params) {
+            if (!array_key_exists($placeholder, $params)) {
+                throw new PDOException("SQLSTATE[HY093]: Invalid parameter number: {$placeholder} is not bound");
+            }
+            return (string) $params[$placeholder];
+        };
+        if (preg_match('/^SELECT (.+) FROM `?(\w+)`? WHERE `?(\w+)`? = (:\w+)$/i', $this->sql, $m)) {
+            $table = $this->table($m[2]);
+            $columns = array_map(function ($c) {
+                return trim($c, ' `');
+            }, explode(',', $m[1]));
+            $this->check($table, array_merge($columns, array($m[3])));
+            $wanted = $value($m[4]);
+            $this->rows = array();
+            foreach ($this->db->tables[$table] as $row) {
+                if ($row[$m[3]] === $wanted) {
+                    $this->rows[] = array_intersect_key($row, array_flip($columns));
+                }
+            }
+            return true;
+        }
+        if (preg_match('/^INSERT INTO `?(\w+)`? \(([^)]+)\) VALUES \(([^)]+)\)$/i', $this->sql, $m)) {
+            $table = $this->table($m[1]);
+            $columns = array_map(function ($c) {
+                return trim($c, ' `');
+            }, explode(',', $m[2]));
+            $placeholders = array_map('trim', explode(',', $m[3]));
+            $this->check($table, $columns);
+            foreach ($this->db->required[$table] as $column) {
+                if (!in_array($column, $columns, true)) {
+                    throw new PDOException("SQLSTATE[HY000]: General error: 1364 Field '{$column}' doesn't have a default value");
+                }
+            }
+            $row = array_fill_keys($this->db->columns[$table], '');
+            foreach ($columns as $i => $column) {
+                $row[$column] = $value($placeholders[$i]);
+            }
+            $key = $this->db->columns[$table][0];
+            foreach ($this->db->tables[$table] as $existing) {
+                if ($existing[$key] === $row[$key]) {
+                    throw new PDOException("SQLSTATE[23000]: Integrity constraint violation: 1062 Duplicate entry '{$row[$key]}' for key 'PRIMARY'");
+                }
+            }
+            $this->db->tables[$table][] = $row;
+            return true;
+        }
+        throw new LogicException("FakeDb does not understand this SQL: {$this->sql}");
+    }
+
+    public function fetch($mode = PDO::FETCH_ASSOC)
+    {
+        return $this->rows ? array_shift($this->rows) : false;
+    }
+
+    public function fetchAll($mode = PDO::FETCH_ASSOC)
+    {
+        $rows = $this->rows;
+        $this->rows = array();
+        return $rows;
+    }
+
+    public function closeCursor()
+    {
+        return true;
+    }
+
+    public function errorInfo()
+    {
+        return array('00000', null, null);
+    }
+
+    private function table($name)
+    {
+        if (!isset($this->db->tables[$name])) {
+            throw new PDOException("SQLSTATE[42S02]: Base table or view not found: 1146 Table '{$name}' doesn't exist");
+        }
+        return $name;
+    }
+
+    private function check($table, array $columns)
+    {
+        foreach ($columns as $column) {
+            if (!in_array($column, $this->db->columns[$table], true)) {
+                throw new PDOException("SQLSTATE[42S22]: Column not found: 1054 Unknown column '{$column}' in '{$table}'");
+            }
+        }
     }
 }
 
@@ -121,10 +470,13 @@ class HbLog
     /** Test helper: every message, one per line. */
     public static function text()
     {
-        return implode("\n", array_map(function ($l) { return $l[0] . ' ' . $l[2] . ': ' . $l[1]; }, self::$lines));
+        return implode("\n", array_map(function ($l) {
+            return $l[0] . ' ' . $l[2] . ': ' . $l[1];
+        }, self::$lines));
     }
 }
 
+/** HostBill's system log (Reports → Logs → System Log). */
 function hbm_log_system($message, $tag)
 {
     HbLog::$lines[] = array('system', $message, $tag);
@@ -133,4 +485,24 @@ function hbm_log_system($message, $tag)
 function hbm_log_error($message, $tag)
 {
     HbLog::$lines[] = array('error', $message, $tag);
+}
+
+/** Resets every double. */
+class HostBillDoubles
+{
+    public static function reset()
+    {
+        ApiWrapper::$accounts = array();
+        ApiWrapper::$clients = array();
+        ApiWrapper::$perPage = 25;
+        ApiWrapper::$ignoreStatusFilter = false;
+        ApiWrapper::$refuse = array();
+        ApiWrapper::$calls = array();
+        ApiWrapper::$edits = array();
+        HbApps::$rows = array();
+        HbApps::$groups = array();
+        HbServersModel::$rawCustom = false;
+        HBRegistry::$db = new FakeDb();
+        HbLog::$lines = array();
+    }
 }

@@ -1,144 +1,242 @@
 <?php
 
 require_once __DIR__ . '/class.cloudpe_host.php';
+require_once __DIR__ . '/class.cloudpe_apps.php';
 
 /**
  * CloudPe (Virtuozzo Application Platform) provisioning module for HostBill.
  *
  * A thin shell: every action runs one operation of the sandboxed CloudPe component through
  * `hostbill-module-host` (see class.cloudpe_host.php) and translates its report into HostBill's
- * terms (true/false, addError/addInfo, the system log).
+ * terms (true/false, addError/addInfo, the system log). No action lets an exception past it: each
+ * one ends in addError and false.
+ *
+ * App settings: Host URL (status_url), App Id (field1), Session (field2) in HostBill's own
+ * columns; "Client field code" and "On terminate" as custom App settings (CONNECTION_FIELD_CUSTOM),
+ * which HostBill stores serialized in the App's `custom` column and hands back in
+ * `$connect['custom']`. They are App settings, not product options, because the CloudPe platform
+ * (and so the client field that links a client to it, and what deleting there means) is a property
+ * of the App, shared by every product linked to it.
  */
 class cloudpe extends HostingModule
 {
     /** Tag of every system-log line. */
     const LOG_TAG = 'CloudPe Module';
+    /** Names of the custom App settings; the component reads them by these exact names. */
+    const SETTING_CLIENT_FIELD = 'Client field code';
+    const SETTING_ON_TERMINATE = 'On terminate';
     /** Default code of the client custom field holding the CloudPe user id. */
     const DEFAULT_ID_FIELD = 'cloudpeid';
-    /** Seconds an account operation may take before the host is stopped. */
+    /** Default terminate policy: no CloudPe call. */
+    const DEFAULT_ON_TERMINATE = 'none';
+    /** Seconds an account operation may take before PHP stops the host (the host stops itself earlier). */
     const OPERATION_TIMEOUT = 120;
 
     protected $modname = 'CloudPe';
-    protected $version = '2.0.0';
+    protected $version = '2.1.0';
     protected $description = 'Suspends, unsuspends and syncs CloudPe (Virtuozzo Application Platform) users, through a sandboxed WebAssembly module.';
     protected $options = array();
     protected $details = array();
     protected $serverFields = array(
-        'hostname' => false,
-        'ip' => false,
-        'maxaccounts' => false,
-        'status_url' => true,
-        'username' => false,
-        'password' => false,
-        'field1' => true,
-        'field2' => true,
-        'field3' => true,
-        'field4' => true,
-        'field5' => true,
-        'secure' => false,
+        self::CONNECTION_FIELD_HOSTNAME => false,
+        self::CONNECTION_FIELD_IPADDRESS => false,
+        self::CONNECTION_FIELD_MAXACCOUNTS => false,
+        self::CONNECTION_FIELD_STATUSURL => true,
+        self::CONNECTION_FIELD_USERNAME => false,
+        self::CONNECTION_FIELD_PASSWORD => false,
+        self::CONNECTION_FIELD_INPUT1 => true,
+        self::CONNECTION_FIELD_INPUT2 => true,
+        self::CONNECTION_FIELD_CHECKBOX => false,
+        self::CONNECTION_FIELD_TEXTAREA => false,
+        self::CONNECTION_FIELD_NAMESERVERS => false,
+        self::CONNECTION_FIELD_CUSTOM => array(
+            self::SETTING_CLIENT_FIELD => array(
+                'type' => 'input',
+                'default' => self::DEFAULT_ID_FIELD,
+                'description' => 'Code of the client custom field holding each client\'s CloudPe user id',
+            ),
+            self::SETTING_ON_TERMINATE => array(
+                'type' => 'select',
+                'default' => array('none', 'deactivate'),
+                'description' => 'What Terminate does on CloudPe: none (no call) or deactivate (user set inactive)',
+            ),
+        ),
     );
     protected $serverFieldsDescription = array(
-        'status_url' => 'Host URL',
-        'field1' => 'App Id',
-        'field2' => 'Session',
-        'field3' => 'Client field code (default: cloudpeid)',
-        'field4' => 'On terminate: none (default) or deactivate',
-        'field5' => 'Component file (default: cloudpe.wasm of this module)',
+        self::CONNECTION_FIELD_STATUSURL => 'Host URL',
+        self::CONNECTION_FIELD_INPUT1 => 'App Id',
+        self::CONNECTION_FIELD_INPUT2 => 'Session',
     );
 
     /** @var array the App row, as passed to connect() */
     protected $connection = array();
-    /** @var cloudpe_host|null injected host (tests); built from the App otherwise */
+    /** @var array<string, string> the App's custom settings, by name */
+    protected $customSettings = array();
+    /** @var string|null why the App's custom settings could not be read */
+    protected $customError = null;
+    /** @var cloudpe_host|null injected host (tests); built from the bundle otherwise */
     protected $host = null;
+    /** @var callable|null fn(array $connection, float $timeout, string[] $secrets): cloudpe_host */
+    protected $hostFactory = null;
     /** @var array client id => custom fields, read once per client */
     protected $clientFields = array();
+    /** @var string|null the last error added by call(), for callers that report it elsewhere */
+    protected $lastError = null;
 
     /** Called by HostBill with the App (server) row before any action. */
     public function connect($connect)
     {
         $this->connection = is_array($connect) ? $connect : array();
-        $this->host = null;
+        $this->clientFields = array();
+        $this->lastError = null;
+        $this->customError = null;
+        $this->customSettings = array();
+        try {
+            $this->customSettings = self::parseCustom(isset($this->connection['custom']) ? $this->connection['custom'] : null);
+        } catch (UnexpectedValueException $e) {
+            $this->customError = $e->getMessage();
+        }
     }
 
-    /** Uses `$host` instead of the bundled one (tests, custom installs). */
+    /** Uses `$host` for every operation instead of the bundled one (tests, custom installs). */
     public function useHost(cloudpe_host $host)
     {
         $this->host = $host;
     }
 
+    /** Builds each operation's host with `$factory` (tests: fake hosts with the call's timeout). */
+    public function useHostFactory($factory)
+    {
+        $this->hostFactory = $factory;
+    }
+
     public function testConnection()
     {
-        $result = $this->call('test-connection', array('app' => $this->app()));
-        if ($result === null) {
-            return false;
-        }
-        $checks = array();
-        foreach (isset($result['report']['checks']) ? $result['report']['checks'] : array() as $check) {
-            $checks[] = $check['name'] . ': ' . ($check['passed'] ? 'passed' : 'FAILED') . ' (' . $check['detail'] . ')';
-        }
-        if ($result['exit'] !== cloudpe_host::EXIT_SUCCESS) {
-            $this->addError($this->errorText($result['report']));
-            return false;
-        }
-        $this->addInfo('CloudPe connection OK: ' . implode('; ', $checks));
-        return true;
+        return $this->guard('test-connection', function () {
+            $result = $this->call('test-connection', array('app' => $this->app()));
+            if ($result === null) {
+                return false;
+            }
+            $checks = array();
+            foreach (isset($result['report']['checks']) ? $result['report']['checks'] : array() as $check) {
+                $checks[] = $check['name'] . ': ' . ($check['passed'] ? 'passed' : 'FAILED') . ' (' . $check['detail'] . ')';
+            }
+            if ($result['exit'] !== cloudpe_host::EXIT_SUCCESS) {
+                $this->fail($this->errorText($result['report']));
+                return false;
+            }
+            $this->addInfo($this->scrub('CloudPe connection OK: ' . implode('; ', $checks)));
+            if (self::leftoverFiles()) {
+                $this->addInfo(self::leftoverMessage());
+            }
+            return true;
+        });
     }
 
     public function Create()
     {
-        return $this->accountAction('create');
+        return $this->guard('create', function () {
+            return $this->accountAction('create');
+        });
     }
 
     public function Suspend()
     {
-        return $this->accountAction('suspend');
+        return $this->guard('suspend', function () {
+            return $this->accountAction('suspend');
+        });
     }
 
     public function Unsuspend()
     {
-        return $this->accountAction('unsuspend');
+        return $this->guard('unsuspend', function () {
+            return $this->accountAction('unsuspend');
+        });
     }
 
     public function Terminate()
     {
-        return $this->accountAction('terminate');
+        return $this->guard('terminate', function () {
+            return $this->accountAction('terminate');
+        });
     }
 
     /**
      * Reads this account's CloudPe status. Records a changed status with editAccountDetails (never
-     * accountSuspend/accountUnsuspend, which would call Suspend() again) and returns
-     * ['status' => ...]; returns false when CloudPe could not tell.
+     * accountSuspend/accountUnsuspend, which would call Suspend() again) and checks HostBill took
+     * it. Returns what public modules return (`suspended` 1/0), or false when CloudPe could not
+     * tell or HostBill refused the status.
      */
     public function getSynchInfo()
     {
-        $account = $this->account();
-        $result = $this->call('sync', array('app' => $this->app(), 'accounts' => array($account)));
-        if ($result === null) {
-            return false;
-        }
-        if ($result['exit'] !== cloudpe_host::EXIT_SUCCESS || empty($result['report']['decisions'])) {
-            $this->addError($this->errorText($result['report']));
-            return false;
-        }
-        $decision = $result['report']['decisions'][0];
-        switch ($decision['decision']) {
-            case 'change':
-                $api = new ApiWrapper();
-                $api->editAccountDetails(array('id' => $account['id'], 'status' => $decision['to']));
-                $this->log('info', "account #{$account['id']}: status {$decision['from']} -> {$decision['to']} (from CloudPe)");
-                return array('status' => $decision['to']);
-            case 'unchanged':
-            case 'skipped':
-                return array('status' => $account['status']);
-            default:
-                $this->addError($this->errorText($decision));
+        return $this->guard('sync', function () {
+            $account = $this->account();
+            $result = $this->call('sync', array('app' => $this->app(), 'accounts' => array($account)));
+            if ($result === null) {
                 return false;
+            }
+            if ($result['exit'] !== cloudpe_host::EXIT_SUCCESS || empty($result['report']['decisions'])) {
+                $this->fail($this->errorText($result['report']));
+                return false;
+            }
+            $decision = $result['report']['decisions'][0];
+            $status = (string) $account['status'];
+            switch ($decision['decision']) {
+                case 'change':
+                    $refused = cloudpe_sync::recordStatus(new ApiWrapper(), $account['id'], $decision['to']);
+                    if ($refused !== null) {
+                        $this->fail("HostBill did not record status {$decision['to']} for account #{$account['id']}: {$refused}");
+                        return false;
+                    }
+                    $this->log('info', "account #{$account['id']}: status {$decision['from']} -> {$decision['to']} (from CloudPe)");
+                    $status = (string) $decision['to'];
+                    break;
+                case 'unchanged':
+                case 'skipped':
+                    break;
+                default:
+                    $this->fail($this->errorText($decision));
+                    return false;
+            }
+            return self::synchInfo($status);
+        });
+    }
+
+    /**
+     * getSynchInfo's answer for a HostBill status: `suspended` 1/0 as public modules return it.
+     * For a status that is neither (Terminated), no `suspended` key: the status was already
+     * written, and a 0 must not read as "unsuspend".
+     */
+    public static function synchInfo($status)
+    {
+        if ($status === 'Suspended') {
+            return array('suspended' => 1);
         }
+        if ($status === 'Active') {
+            return array('suspended' => 0);
+        }
+        return array('cloudpe_status' => (string) $status);
+    }
+
+    /** Called by HostBill when the module is activated: registers the daily sync task. */
+    public function install()
+    {
+        return $this->guard('install', function () {
+            return $this->prepareCron('install');
+        });
+    }
+
+    /** Called by HostBill when $version is newer than the installed one (e.g. over 1.0.x). */
+    public function upgrade($previous)
+    {
+        return $this->guard('upgrade', function () use ($previous) {
+            return $this->prepareCron('upgrade from ' . (is_scalar($previous) ? (string) $previous : 'an older version'));
+        });
     }
 
     /**
      * Runs one host sync for `$accounts` (rows as the host expects them) and returns its report,
-     * or null when the host could not be used (the error is logged).
+     * or null when the host could not be used (the error is in lastError() and the system log).
      */
     public function syncAccounts(array $accounts, array $options = array(), $timeout = 900)
     {
@@ -149,7 +247,201 @@ class cloudpe extends HostingModule
     /** The id of the connected App, or null. */
     public function serverId()
     {
-        return isset($this->connection['id']) && $this->connection['id'] !== '' ? $this->connection['id'] : null;
+        return isset($this->connection['id']) && (string) $this->connection['id'] !== '' ? (string) $this->connection['id'] : null;
+    }
+
+    /** The last error call() reported, scrubbed. */
+    public function lastError()
+    {
+        return $this->lastError;
+    }
+
+    /**
+     * The App row as the host expects it: HostBill's columns (both spellings accepted) and the
+     * custom settings as `custom`, name => string, with the two known ones defaulted.
+     */
+    public function app()
+    {
+        if ($this->customError !== null) {
+            throw new cloudpe_host_error($this->customError);
+        }
+        $c = $this->connection;
+        $pick = function ($keys) use ($c) {
+            foreach ($keys as $key) {
+                if (isset($c[$key]) && is_scalar($c[$key]) && (string) $c[$key] !== '') {
+                    return (string) $c[$key];
+                }
+            }
+            return null;
+        };
+        $app = array(
+            'host' => $pick(array('host', 'hostname')),
+            'ip' => $pick(array('ip')),
+            'username' => $pick(array('username')),
+            'password' => $pick(array('password')),
+            'secure' => $pick(array('secure', 'ssl')),
+            'status_url' => $pick(array('status_url')),
+            'field1' => $pick(array('field1')),
+            'field2' => $pick(array('field2')),
+        );
+        $app = array_filter($app, function ($v) {
+            return $v !== null;
+        });
+        $app['custom'] = (object) $this->settings();
+        return $app;
+    }
+
+    /** The App's custom settings, with "Client field code" and "On terminate" defaulted. */
+    public function settings()
+    {
+        $settings = $this->customSettings;
+        if (!isset($settings[self::SETTING_CLIENT_FIELD]) || $settings[self::SETTING_CLIENT_FIELD] === '') {
+            $settings[self::SETTING_CLIENT_FIELD] = self::DEFAULT_ID_FIELD;
+        }
+        if (!isset($settings[self::SETTING_ON_TERMINATE]) || $settings[self::SETTING_ON_TERMINATE] === '') {
+            $settings[self::SETTING_ON_TERMINATE] = self::DEFAULT_ON_TERMINATE;
+        }
+        return $settings;
+    }
+
+    /**
+     * The App's `custom` settings as name => trimmed string, from the array HostBill hands over or
+     * from the serialized column itself. Missing or empty: no settings.
+     *
+     * @throws UnexpectedValueException when it is neither
+     */
+    public static function parseCustom($custom)
+    {
+        if ($custom === null || $custom === '' || $custom === false) {
+            return array();
+        }
+        if (is_string($custom)) {
+            $text = trim($custom);
+            if ($text === '') {
+                return array();
+            }
+            $value = @unserialize($text, array('allowed_classes' => false));
+            if ($value === false && $text !== serialize(false)) {
+                throw new UnexpectedValueException('the App\'s custom settings (column `custom`) are not a serialized array HostBill wrote: save the App again under Settings → Apps');
+            }
+            $custom = $value;
+        }
+        if (!is_array($custom)) {
+            throw new UnexpectedValueException('the App\'s custom settings (column `custom`) are a ' . gettype($custom) . ', not a list of settings: save the App again under Settings → Apps');
+        }
+        $settings = array();
+        foreach ($custom as $name => $value) {
+            if (is_array($value)) {
+                // A select may come back as its choices or as ['value' => ...]: take the chosen one.
+                $value = array_key_exists('value', $value) ? $value['value'] : reset($value);
+            }
+            if (is_scalar($value)) {
+                $settings[(string) $name] = trim((string) $value);
+            }
+        }
+        return $settings;
+    }
+
+    /** Code of the client custom field holding the CloudPe user id. */
+    public function idFieldCode()
+    {
+        $settings = $this->settings();
+        return $settings[self::SETTING_CLIENT_FIELD];
+    }
+
+    /** The client's CloudPe id custom field (read once per client), keyed by its code. */
+    public function clientFields($clientId)
+    {
+        $key = (string) $clientId;
+        if (!isset($this->clientFields[$key])) {
+            $code = $this->idFieldCode();
+            $api = new ApiWrapper();
+            $reply = $api->getClientDetails(array('id' => $clientId));
+            $value = isset($reply['client'][$code]) && is_scalar($reply['client'][$code]) ? trim((string) $reply['client'][$code]) : '';
+            $this->clientFields[$key] = $value === '' ? array() : array($code => $value);
+        }
+        return $this->clientFields[$key];
+    }
+
+    /** The host for an operation: injected, built by the factory, or the bundle's. */
+    public function host($timeout = self::OPERATION_TIMEOUT)
+    {
+        if ($this->host !== null) {
+            return $this->host;
+        }
+        if ($this->hostFactory !== null) {
+            return call_user_func($this->hostFactory, $this->connection, $timeout, $this->secrets());
+        }
+        $dir = self::bundleDir();
+        return new cloudpe_host($dir . '/bin/hostbill-module-host', $dir . '/cloudpe.wasm', $timeout, $this->secrets(), self::cacheDir());
+    }
+
+    /** The module's folder (includes/modules/Hosting/cloudpe). */
+    public static function bundleDir()
+    {
+        return __DIR__;
+    }
+
+    /**
+     * The compiled-component cache: a folder in the module's own tree, never /tmp. The host
+     * creates it 0700, keeps its key beside it (cache.key), refuses it if another user could write
+     * it, and compiles in memory when it cannot use it.
+     */
+    public static function cacheDir()
+    {
+        return self::bundleDir() . '/cache';
+    }
+
+    /** Files a 1.0.x install leaves behind that collide with this version. */
+    public static function leftoverFiles($dir = null)
+    {
+        $dir = $dir === null ? self::bundleDir() : (string) $dir;
+        $found = array();
+        foreach (array('admin/class.cloudpe_controller.php', 'admin/default.tpl') as $file) {
+            if (file_exists($dir . '/' . $file)) {
+                $found[] = $file;
+            }
+        }
+        return $found;
+    }
+
+    /** What the admin must do about them. */
+    public static function leftoverMessage()
+    {
+        return 'CloudPe module: files of version 1.0.x are still installed: delete includes/modules/Hosting/cloudpe/admin/class.cloudpe_controller.php and admin/default.tpl (the old controller declares the same class as the new cron controller, and PHP stops with "Cannot declare class cloudpe_controller" when both load)';
+    }
+
+    /** Values that must never reach a log or message. */
+    public function secrets()
+    {
+        $secrets = array();
+        foreach (array('field2', 'password') as $key) {
+            if (isset($this->connection[$key]) && is_scalar($this->connection[$key]) && (string) $this->connection[$key] !== '') {
+                $secrets[] = (string) $this->connection[$key];
+            }
+        }
+        return $secrets;
+    }
+
+    /** `$text` without secrets. */
+    public function scrub($text)
+    {
+        return cloudpe_host::scrubText((string) $text, $this->secrets());
+    }
+
+    /** Registers the daily task and reports leftovers of 1.0.x; never fails the (un)install. */
+    protected function prepareCron($why)
+    {
+        $apps = new cloudpe_apps();
+        try {
+            hbm_log_system("{$why}: " . $apps->ensureDailyTask(), self::LOG_TAG);
+        } catch (cloudpe_apps_error $e) {
+            hbm_log_error("{$why}: " . $e->getMessage() . '; the daily sync will not run until the task exists (see README, INSTALL step 6)', self::LOG_TAG);
+        }
+        if (self::leftoverFiles()) {
+            hbm_log_error(self::leftoverMessage(), self::LOG_TAG);
+        }
+        return true;
     }
 
     /** Runs an account operation and translates its report. */
@@ -160,11 +452,39 @@ class cloudpe extends HostingModule
             return false;
         }
         if ($result['exit'] !== cloudpe_host::EXIT_SUCCESS) {
-            $this->addError($this->errorText($result['report']));
+            $this->fail($this->errorText($result['report']));
             return false;
         }
-        $this->addInfo($this->scrub($result['report']['outcome']['message']));
+        $message = isset($result['report']['outcome']['message']) ? $result['report']['outcome']['message'] : "{$operation}: done";
+        $this->addInfo($this->scrub($message));
         return true;
+    }
+
+    /**
+     * Runs `$action` so that nothing escapes it: a Throwable becomes addError, a system-log line
+     * and `$failure`.
+     */
+    protected function guard($what, $action, $failure = false)
+    {
+        try {
+            return call_user_func($action);
+        } catch (cloudpe_host_error $e) {
+            $message = $this->scrub($e->getMessage());
+            hbm_log_error("{$what}: {$message}", self::LOG_TAG);
+            $this->fail("CloudPe module: {$message}");
+        } catch (\Throwable $e) {
+            $message = $this->scrub(get_class($e) . ': ' . $e->getMessage());
+            hbm_log_error("{$what} stopped by an unexpected error: {$message}", self::LOG_TAG);
+            $this->fail("CloudPe module: {$what} stopped by an unexpected error: {$message}");
+        }
+        return $failure;
+    }
+
+    /** addError, remembered for lastError(). */
+    protected function fail($message)
+    {
+        $this->lastError = $this->scrub($message);
+        $this->addError($this->lastError);
     }
 
     /**
@@ -180,7 +500,7 @@ class cloudpe extends HostingModule
         } catch (cloudpe_host_error $e) {
             $message = $this->scrub($e->getMessage());
             hbm_log_error("{$operation}: {$message}", self::LOG_TAG);
-            $this->addError("CloudPe module: {$message}");
+            $this->fail("CloudPe module: {$message}");
             return null;
         }
         $this->logRecords($operation, $result['report']);
@@ -190,13 +510,14 @@ class cloudpe extends HostingModule
     /** The module's log records, to HostBill's system log. Debug records are left out. */
     protected function logRecords($operation, array $report)
     {
-        foreach (isset($report['logs']) ? $report['logs'] : array() as $record) {
-            if ($record['level'] !== 'debug') {
+        foreach (isset($report['logs']) && is_array($report['logs']) ? $report['logs'] : array() as $record) {
+            if (isset($record['level'], $record['message']) && $record['level'] !== 'debug') {
                 $this->log($record['level'], $record['message']);
             }
         }
         if (empty($report['ok']) && isset($report['error']['message'])) {
-            $this->log('error', "{$operation} failed ({$report['error']['kind']}): {$report['error']['message']}");
+            $kind = isset($report['error']['kind']) ? $report['error']['kind'] : 'error';
+            $this->log('error', "{$operation} failed ({$kind}): {$report['error']['message']}");
         }
     }
 
@@ -211,107 +532,20 @@ class cloudpe extends HostingModule
         }
     }
 
-    /** The App row as the host expects it; accepts both spellings HostBill uses. */
-    public function app()
-    {
-        $c = $this->connection;
-        $pick = function ($keys) use ($c) {
-            foreach ($keys as $key) {
-                if (isset($c[$key]) && $c[$key] !== '') {
-                    return (string) $c[$key];
-                }
-            }
-            return null;
-        };
-        $app = array(
-            'host' => $pick(array('host', 'hostname')),
-            'ip' => $pick(array('ip')),
-            'username' => $pick(array('username')),
-            'password' => $pick(array('password')),
-            'secure' => $pick(array('secure', 'ssl')),
-            'status_url' => $pick(array('status_url')),
-        );
-        foreach (array('field1', 'field2', 'field3', 'field4') as $field) {
-            $app[$field] = $pick(array($field));
-        }
-        return array_filter($app, function ($v) { return $v !== null; });
-    }
-
     /** The current account, with its client's CloudPe id field. */
     protected function account()
     {
         $details = is_array($this->account_details) ? $this->account_details : array();
-        $clientId = isset($details['client_id']) ? $details['client_id'] : 0;
+        if (!isset($details['id']) || (string) $details['id'] === '') {
+            throw new cloudpe_host_error('HostBill passed no account to the action (account_details has no id)');
+        }
+        $clientId = isset($details['client_id']) ? $details['client_id'] : '0';
         return array(
-            'id' => isset($details['id']) ? $details['id'] : 0,
+            'id' => $details['id'],
             'client_id' => $clientId,
-            'status' => isset($details['status']) ? $details['status'] : 'Pending',
-            'custom_fields' => $this->clientFields($clientId),
+            'status' => isset($details['status']) && (string) $details['status'] !== '' ? (string) $details['status'] : 'Pending',
+            'custom_fields' => (object) $this->clientFields($clientId),
         );
-    }
-
-    /** The client's CloudPe id custom field (read once per client), keyed by its code. */
-    public function clientFields($clientId)
-    {
-        if (!isset($this->clientFields[$clientId])) {
-            $code = $this->idFieldCode();
-            $api = new ApiWrapper();
-            $reply = $api->getClientDetails(array('id' => $clientId));
-            $value = isset($reply['client'][$code]) ? $reply['client'][$code] : null;
-            $this->clientFields[$clientId] = ($value === null || $value === '') ? array() : array($code => (string) $value);
-        }
-        return $this->clientFields[$clientId];
-    }
-
-    /** Code of the client custom field holding the CloudPe user id. */
-    public function idFieldCode()
-    {
-        $code = isset($this->connection['field3']) ? trim((string) $this->connection['field3']) : '';
-        return $code === '' ? self::DEFAULT_ID_FIELD : $code;
-    }
-
-    /** The host for this App: the bundled binary and the App's (or the bundled) component. */
-    public function host($timeout = self::OPERATION_TIMEOUT)
-    {
-        if ($this->host !== null) {
-            return $this->host;
-        }
-        $component = isset($this->connection['field5']) ? trim((string) $this->connection['field5']) : '';
-        if ($component === '') {
-            $component = __DIR__ . '/cloudpe.wasm';
-        }
-        return new cloudpe_host(__DIR__ . '/bin/hostbill-module-host', $component, $timeout, $this->secrets(), self::cacheDir());
-    }
-
-    /**
-     * The compiled-component cache: a folder of the web server's user in the system temp dir (its
-     * home is rarely writable). The host creates it private and works without it.
-     */
-    public static function cacheDir()
-    {
-        $user = function_exists('posix_geteuid') ? (string) posix_geteuid() : get_current_user();
-        return sys_get_temp_dir() . '/hostbill-module-host-cache-' . $user;
-    }
-
-    /** Values that must never reach a log or message. */
-    public function secrets()
-    {
-        $secrets = array();
-        foreach (array('field2', 'password') as $key) {
-            if (isset($this->connection[$key]) && (string) $this->connection[$key] !== '') {
-                $secrets[] = (string) $this->connection[$key];
-            }
-        }
-        return $secrets;
-    }
-
-    /** `$text` without secrets. */
-    public function scrub($text)
-    {
-        foreach ($this->secrets() as $secret) {
-            $text = str_replace(array($secret, urlencode($secret), rawurlencode($secret)), '[REDACTED]', (string) $text);
-        }
-        return $text;
     }
 
     /** The admin-facing text of a failed report or decision. */
@@ -323,3 +557,5 @@ class cloudpe extends HostingModule
         return 'CloudPe module: the operation failed without a message';
     }
 }
+
+require_once __DIR__ . '/class.cloudpe_sync.php';

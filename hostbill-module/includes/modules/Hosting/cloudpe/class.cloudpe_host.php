@@ -10,12 +10,16 @@ class cloudpe_host_error extends Exception
 
 /**
  * Runs one operation of the sandboxed CloudPe module: starts `hostbill-module-host` (no shell:
- * the command is an argument array), writes the JSON request to its stdin, reads one JSON report
- * from its stdout, and enforces a timeout.
+ * the command is an argument array, the environment a minimal one), writes the JSON request to its
+ * stdin, reads one JSON report from its stdout, and bounds everything: PHP's own timeout, the
+ * deadline handed to the host (always shorter), and how much output is read.
  *
  * Exit codes of the host: 0 success, 1 the operation failed, 2 bad input, 3 the module was refused
  * or stopped. Anything else (a crash, a signal, output that is not the report) is a
  * cloudpe_host_error.
+ *
+ * Written for PHP 7.0 syntax so that an older PHP still reaches the version check and its message
+ * instead of a parse error.
  */
 class cloudpe_host
 {
@@ -24,31 +28,148 @@ class cloudpe_host
     const EXIT_BAD_INPUT = 2;
     const EXIT_MODULE_FAULT = 3;
 
+    /** The array form of proc_open (no shell) needs PHP 7.4. */
+    const MIN_PHP_VERSION_ID = 70400;
+    const MIN_PHP_VERSION = '7.4';
+
+    /** Most bytes read from the host's stdout (the report) and stderr (progress, diagnostics). */
+    const MAX_STDOUT_BYTES = 67108864;
+    const MAX_STDERR_BYTES = 1048576;
+
+    /** The environment the host gets; nothing of PHP's own environment is passed on. */
+    const CHILD_PATH = '/usr/bin:/bin';
+    const CHILD_LANG = 'C';
+
     /** @var string */
     private $binary;
     /** @var string */
     private $component;
-    /** @var int seconds */
+    /** @var float seconds before PHP kills the host */
     private $timeout;
     /** @var string[] values that must never appear in a message */
     private $secrets;
     /** @var string|null */
     private $cacheDir;
+    /** @var array<string, string> variables added to the minimal environment on purpose */
+    private $env;
+    /** @var int */
+    private $maxStdout = self::MAX_STDOUT_BYTES;
+    /** @var int */
+    private $maxStderr = self::MAX_STDERR_BYTES;
+    /** @var callable|null fn(string $function): bool, null: the real check */
+    private $isAvailable = null;
+    /** @var int */
+    private $phpVersionId = PHP_VERSION_ID;
 
     /**
      * @param string $binary path of hostbill-module-host
      * @param string $component path of the module's .wasm file
-     * @param int $timeout seconds before the host process is killed
+     * @param int|float $timeout seconds before PHP kills the host; the host's own deadline is shorter
      * @param string[] $secrets values scrubbed from every message (the session token)
-     * @param string|null $cacheDir compiled-component cache folder (null: the host's default)
+     * @param string|null $cacheDir compiled-component cache folder, passed as --cache-dir
+     * @param array<string, string> $env variables added to the child's minimal environment
      */
-    public function __construct($binary, $component, $timeout = 120, array $secrets = array(), $cacheDir = null)
+    public function __construct($binary, $component, $timeout = 120, array $secrets = array(), $cacheDir = null, array $env = array())
     {
         $this->binary = (string) $binary;
         $this->component = (string) $component;
-        $this->timeout = max(1, (int) $timeout);
+        $this->timeout = max(1.0, (float) $timeout);
         $this->secrets = array_values(array_filter(array_map('strval', $secrets), 'strlen'));
-        $this->cacheDir = $cacheDir;
+        $this->cacheDir = ($cacheDir === null || $cacheDir === '') ? null : (string) $cacheDir;
+        $this->env = array();
+        foreach ($env as $name => $value) {
+            $this->env[(string) $name] = (string) $value;
+        }
+    }
+
+    /** Caps how much of the host's stdout and stderr is read before it is killed (tests lower them). */
+    public function limitOutput($stdoutBytes, $stderrBytes)
+    {
+        $this->maxStdout = max(1, (int) $stdoutBytes);
+        $this->maxStderr = max(1, (int) $stderrBytes);
+    }
+
+    /**
+     * Replaces the check of which PHP functions may be called (tests simulate `disable_functions`
+     * and old PHP versions with it).
+     *
+     * @param callable|null $isAvailable fn(string $function): bool
+     * @param int|null $phpVersionId e.g. 70300
+     */
+    public function checkEnvironmentWith($isAvailable, $phpVersionId = null)
+    {
+        $this->isAvailable = $isAvailable;
+        if ($phpVersionId !== null) {
+            $this->phpVersionId = (int) $phpVersionId;
+        }
+    }
+
+    /** PHP's timeout for this host, in seconds. */
+    public function timeout()
+    {
+        return $this->timeout;
+    }
+
+    /** The deadline passed to the host (`--deadline-secs`): strictly shorter than PHP's timeout. */
+    public function deadline()
+    {
+        return self::deadlineFor($this->timeout);
+    }
+
+    /**
+     * The host's deadline for a PHP timeout of `$timeout` seconds: 10% shorter, at least 10 s
+     * shorter when that leaves half of it, so the host reports its own timeout (exit 3, a clear
+     * kind) before PHP has to kill it.
+     */
+    public static function deadlineFor($timeout)
+    {
+        $timeout = max(1.0, (float) $timeout);
+        $margin = max($timeout * 0.1, min(10.0, $timeout * 0.5));
+        return round($timeout - $margin, 3);
+    }
+
+    /** The functions the runner calls that shared hosting commonly lists in disable_functions. */
+    public static function requiredFunctions()
+    {
+        return array('proc_open', 'proc_get_status', 'proc_terminate', 'proc_close', 'stream_select', 'stream_set_blocking');
+    }
+
+    /** Whether PHP lets the module call `$function` (it exists and is not in disable_functions). */
+    public static function functionAvailable($function)
+    {
+        if (!function_exists($function)) {
+            return false;
+        }
+        $disabled = array_map('trim', explode(',', strtolower((string) ini_get('disable_functions'))));
+        return !in_array(strtolower($function), $disabled, true);
+    }
+
+    /**
+     * Why this PHP cannot run the host, as an admin-readable sentence, or null when it can.
+     *
+     * @param callable|null $isAvailable fn(string $function): bool (null: functionAvailable)
+     * @param int $phpVersionId
+     * @return string|null
+     */
+    public static function environmentProblem($isAvailable = null, $phpVersionId = PHP_VERSION_ID)
+    {
+        if ((int) $phpVersionId < self::MIN_PHP_VERSION_ID) {
+            $found = intdiv((int) $phpVersionId, 10000) . '.' . intdiv((int) $phpVersionId % 10000, 100);
+            return 'the CloudPe module needs PHP ' . self::MIN_PHP_VERSION . ' or newer (it runs the module host with the array form of proc_open); this PHP is ' . $found . ': upgrade the PHP that runs HostBill (web server and cron)';
+        }
+        $check = $isAvailable ?: array(__CLASS__, 'functionAvailable');
+        $missing = array();
+        foreach (self::requiredFunctions() as $function) {
+            if (!call_user_func($check, $function)) {
+                $missing[] = $function;
+            }
+        }
+        if (!$missing) {
+            return null;
+        }
+        return 'PHP cannot run the module host: ' . implode(', ', $missing) . (count($missing) === 1 ? ' is' : ' are')
+            . ' disabled (php.ini disable_functions). Remove ' . implode(', ', self::requiredFunctions())
+            . ' from disable_functions in the php.ini of the PHP that runs HostBill (the web server\'s and the cron\'s, which are often different files), then retry';
     }
 
     /**
@@ -62,43 +183,61 @@ class cloudpe_host
      */
     public function run($operation, array $request, array $options = array())
     {
+        $operation = (string) $operation;
+        $problem = self::environmentProblem($this->isAvailable, $this->phpVersionId);
+        if ($problem !== null) {
+            throw new cloudpe_host_error($problem);
+        }
         if (!is_file($this->binary)) {
-            throw new cloudpe_host_error("the module host {$this->binary} does not exist: reinstall the module bundle");
+            throw new cloudpe_host_error("the module host {$this->binary} does not exist: reinstall the module bundle (bin/hostbill-module-host)");
         }
         if (!is_executable($this->binary)) {
-            throw new cloudpe_host_error("the module host {$this->binary} is not executable: chmod +x it");
+            throw new cloudpe_host_error("the module host {$this->binary} is not executable by this PHP's user: chmod +x it");
         }
         if (!is_file($this->component) || !is_readable($this->component)) {
-            throw new cloudpe_host_error("the module component {$this->component} does not exist or is not readable: check the App's Component file field");
+            throw new cloudpe_host_error("the module component {$this->component} does not exist or is not readable: reinstall the module bundle (cloudpe.wasm)");
+        }
+        foreach ($options as $option) {
+            if (in_array($option, array('--deadline-secs', '--cache-dir', '--component'), true)) {
+                throw new cloudpe_host_error("the option {$option} is set by the module itself and cannot be passed again");
+            }
         }
         $input = json_encode($request);
         if ($input === false) {
             throw new cloudpe_host_error('the request cannot be encoded as JSON: ' . json_last_error_msg());
         }
-        $command = array_merge(array($this->binary, $operation, '--component', $this->component), $options);
-        $env = null;
+        $command = array($this->binary, $operation, '--component', $this->component, '--deadline-secs', self::number($this->deadline()));
         if ($this->cacheDir !== null) {
-            $env = array_merge(getenv(), array('HOSTBILL_MODULE_CACHE_DIR' => $this->cacheDir));
+            $command[] = '--cache-dir';
+            $command[] = $this->cacheDir;
         }
+        $command = array_merge($command, array_map('strval', $options));
+
         $pipes = array();
-        $process = proc_open($command, array(0 => array('pipe', 'r'), 1 => array('pipe', 'w'), 2 => array('pipe', 'w')), $pipes, null, $env);
+        $process = proc_open($command, array(0 => array('pipe', 'r'), 1 => array('pipe', 'w'), 2 => array('pipe', 'w')), $pipes, null, $this->childEnvironment());
         if (!is_resource($process)) {
             throw new cloudpe_host_error("the module host {$this->binary} could not be started");
         }
-        list($stdout, $stderr, $status) = $this->exchange($process, $pipes, $input);
-        if ($status['timed_out']) {
-            throw new cloudpe_host_error("the module host did not finish {$operation} within {$this->timeout} s and was stopped");
+        $result = $this->exchange($process, $pipes, $input);
+        $stdout = $result['stdout'];
+        $stderr = $result['stderr'];
+        if ($result['overflow'] !== null) {
+            list($stream, $limit) = $result['overflow'];
+            throw new cloudpe_host_error("the module host wrote more than " . self::bytes($limit) . " to its {$stream} during {$operation} and was stopped (a report is never that large: the module or host is faulty)" . $this->hint($stderr));
         }
-        if ($status['signaled']) {
-            throw new cloudpe_host_error("the module host crashed during {$operation} (signal {$status['termsig']})" . $this->hint($stderr));
+        if ($result['timed_out']) {
+            throw new cloudpe_host_error("the module host did not finish {$operation} within " . self::number($this->timeout) . " s and was stopped" . $this->hint($stderr));
         }
-        $exit = $status['exitcode'];
+        if ($result['signaled']) {
+            throw new cloudpe_host_error("the module host crashed during {$operation} (signal {$result['termsig']})" . $this->hint($stderr));
+        }
+        $exit = $result['exitcode'];
         if (!in_array($exit, array(0, 1, 2, 3), true)) {
             throw new cloudpe_host_error("the module host failed during {$operation} with exit code {$exit}" . $this->hint($stderr));
         }
         $report = json_decode($stdout, true);
         if (!is_array($report) || !array_key_exists('ok', $report) || !isset($report['operation'])) {
-            throw new cloudpe_host_error("the module host printed something that is not its report during {$operation}" . $this->hint($stdout . $stderr));
+            throw new cloudpe_host_error("the module host printed something that is not its report during {$operation}" . $this->hint($stdout . ' ' . $stderr));
         }
         return array('exit' => $exit, 'report' => $report, 'stderr' => $this->scrub($stderr));
     }
@@ -106,15 +245,65 @@ class cloudpe_host
     /** Replaces every secret in `$text`. */
     public function scrub($text)
     {
-        foreach ($this->secrets as $secret) {
-            $text = str_replace(array($secret, urlencode($secret), rawurlencode($secret)), '[REDACTED]', $text);
-        }
-        return $text;
+        return self::scrubText($text, $this->secrets);
     }
 
     /**
-     * Writes the request and reads both outputs without blocking on either, until the process
-     * exits or the timeout passes.
+     * `$text` with every secret replaced by [REDACTED]: its plain form, its URL-encoded forms and
+     * its JSON-escaped forms (a token with `/`, `"` or `\` appears as `\/`, `\"`, `\\` in JSON).
+     *
+     * @param string $text
+     * @param string[] $secrets
+     * @return string
+     */
+    public static function scrubText($text, array $secrets)
+    {
+        $forms = array();
+        foreach ($secrets as $secret) {
+            $secret = (string) $secret;
+            if ($secret === '') {
+                continue;
+            }
+            $forms[] = $secret;
+            $forms[] = urlencode($secret);
+            $forms[] = rawurlencode($secret);
+            foreach (array(0, JSON_UNESCAPED_SLASHES, JSON_UNESCAPED_UNICODE, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE) as $flags) {
+                $json = json_encode($secret, $flags);
+                if (is_string($json) && strlen($json) > 2) {
+                    $escaped = substr($json, 1, -1);
+                    $forms[] = $escaped;
+                    $forms[] = rawurlencode($escaped);
+                }
+            }
+        }
+        $forms = array_values(array_unique(array_filter($forms, 'strlen')));
+        // Longest first, so that a form containing another is replaced whole.
+        usort($forms, function ($a, $b) {
+            return strlen($b) - strlen($a);
+        });
+        return $forms ? str_replace($forms, '[REDACTED]', (string) $text) : (string) $text;
+    }
+
+    /** The child's environment: a fixed PATH and LANG, plus what the caller passed on purpose. */
+    private function childEnvironment()
+    {
+        $env = array('PATH' => self::CHILD_PATH, 'LANG' => self::CHILD_LANG);
+        foreach ($this->env as $name => $value) {
+            if ($name === '' || strpbrk($name, "=\0") !== false || strpos($value, "\0") !== false) {
+                throw new cloudpe_host_error("the environment variable name or value for {$name} is not valid");
+            }
+            $env[$name] = $value;
+        }
+        return $env;
+    }
+
+    /**
+     * Writes the request and reads both outputs without blocking on either. Completion is the
+     * process's exit (proc_get_status), not EOF: a child that exits while something else still
+     * holds its pipes open is done once what it wrote has been read. Stops the host at the timeout
+     * or when an output passes its cap.
+     *
+     * @return array{stdout: string, stderr: string, timed_out: bool, overflow: array|null, signaled: bool, termsig: int, exitcode: int}
      */
     private function exchange($process, array $pipes, $input)
     {
@@ -122,31 +311,57 @@ class cloudpe_host
             stream_set_blocking($pipe, false);
         }
         $deadline = microtime(true) + $this->timeout;
-        $stdout = '';
-        $stderr = '';
-        $written = 0;
+        $out = array(1 => '', 2 => '');
+        $caps = array(1 => $this->maxStdout, 2 => $this->maxStderr);
+        $names = array(1 => 'standard output', 2 => 'standard error');
         $open = array(1 => $pipes[1], 2 => $pipes[2]);
         $stdin = $pipes[0];
+        $written = 0;
+        $exited = null;
+        $overflow = null;
+        $timedOut = false;
         while (true) {
-            $read = array_values($open);
-            $write = ($stdin !== null) ? array($stdin) : array();
-            $except = array();
+            if ($exited === null) {
+                $status = proc_get_status($process);
+                if (!$status['running']) {
+                    $exited = $status; // exitcode is only reported by the first call that sees the exit
+                    if ($stdin !== null) {
+                        @fclose($stdin);
+                        $stdin = null;
+                    }
+                }
+            }
+            if ($exited !== null && !$open) {
+                break;
+            }
             $left = $deadline - microtime(true);
             if ($left <= 0) {
-                proc_terminate($process, 9);
-                $this->closeAll($pipes, $stdin, $open);
-                proc_close($process);
-                return array($stdout, $stderr, array('timed_out' => true, 'signaled' => false, 'termsig' => 0, 'exitcode' => -1));
+                $timedOut = true;
+                break;
             }
+            $read = array_values($open);
+            $write = $stdin !== null ? array($stdin) : array();
+            $except = array();
+            // While the host runs, wake up at least every 50 ms to notice its exit; once it has
+            // exited, whatever it wrote is already in the pipes, so a quiet pipe means done.
+            $wait = min($left, 0.05);
+            $ready = 0;
             if ($read || $write) {
-                $seconds = (int) floor(min($left, 1.0));
-                $micro = (int) ((min($left, 1.0) - $seconds) * 1000000);
-                @stream_select($read, $write, $except, $seconds, $micro);
+                $ready = @stream_select($read, $write, $except, 0, (int) ($wait * 1000000));
+                if ($ready === false) {
+                    $ready = 0;
+                    usleep(1000);
+                }
+            } else {
+                usleep((int) ($wait * 1000000));
+            }
+            if ($exited !== null && $ready === 0) {
+                break;
             }
             if ($write) {
-                $chunk = @fwrite($stdin, substr($input, $written, 65536));
+                $chunk = @fwrite($stdin, (string) substr($input, $written, 65536));
                 if ($chunk === false) {
-                    fclose($stdin);
+                    @fclose($stdin);
                     $stdin = null;
                 } else {
                     $written += $chunk;
@@ -157,8 +372,8 @@ class cloudpe_host
                 }
             }
             foreach ($read as $pipe) {
-                $data = fread($pipe, 65536);
                 $index = ($pipe === $pipes[1]) ? 1 : 2;
+                $data = fread($pipe, 65536);
                 if ($data === '' || $data === false) {
                     if (feof($pipe)) {
                         fclose($pipe);
@@ -166,57 +381,67 @@ class cloudpe_host
                     }
                     continue;
                 }
-                if ($index === 1) {
-                    $stdout .= $data;
-                } else {
-                    $stderr .= $data;
+                $out[$index] .= $data;
+                if (strlen($out[$index]) > $caps[$index]) {
+                    $out[$index] = substr($out[$index], 0, $caps[$index]);
+                    $overflow = array($names[$index], $caps[$index]);
+                    break 2;
                 }
             }
-            if (!$open) {
-                break;
-            }
         }
-        if ($stdin !== null) {
-            fclose($stdin);
+        $result = array('stdout' => $out[1], 'stderr' => $out[2], 'timed_out' => $timedOut, 'overflow' => $overflow, 'signaled' => false, 'termsig' => 0, 'exitcode' => -1);
+        if ($exited === null) {
+            // Timed out or flooding: stop it. SIGKILL, as a host past its own deadline is stuck.
+            proc_terminate($process, 9);
         }
-        // Both outputs are closed: the process is exiting; wait for its status.
-        do {
-            $status = proc_get_status($process);
-            if ($status['running']) {
-                if (microtime(true) > $deadline) {
-                    proc_terminate($process, 9);
-                    proc_close($process);
-                    return array($stdout, $stderr, array('timed_out' => true, 'signaled' => false, 'termsig' => 0, 'exitcode' => -1));
-                }
-                usleep(1000);
-            }
-        } while ($status['running']);
-        proc_close($process);
-        return array($stdout, $stderr, array(
-            'timed_out' => false,
-            'signaled' => (bool) $status['signaled'],
-            'termsig' => (int) $status['termsig'],
-            'exitcode' => (int) $status['exitcode'],
-        ));
-    }
-
-    private function closeAll(array $pipes, $stdin, array $open)
-    {
         if ($stdin !== null) {
             @fclose($stdin);
         }
         foreach ($open as $pipe) {
             @fclose($pipe);
         }
+        $closed = proc_close($process);
+        if ($exited !== null) {
+            $result['signaled'] = (bool) $exited['signaled'];
+            $result['termsig'] = (int) $exited['termsig'];
+            $result['exitcode'] = (int) $exited['exitcode'];
+            if ($result['exitcode'] === -1 && !$result['signaled'] && $closed !== -1) {
+                $result['exitcode'] = (int) $closed;
+            }
+        }
+        return $result;
     }
 
     /** A short, scrubbed excerpt of what the process printed, for an error message. */
     private function hint($output)
     {
-        $output = trim(preg_replace('/\s+/', ' ', $this->scrub((string) $output)));
+        $output = (string) $output;
+        if (strlen($output) > 4096) {
+            $output = substr($output, 0, 4096);
+        }
+        $output = trim((string) preg_replace('/\s+/', ' ', $this->scrub($output)));
         if ($output === '') {
             return '';
         }
         return ': ' . (strlen($output) > 200 ? substr($output, 0, 200) . '...' : $output);
+    }
+
+    /** `$seconds` as the host's flags take it: no exponent, no trailing zeros. */
+    private static function number($seconds)
+    {
+        $text = rtrim(rtrim(sprintf('%.3F', (float) $seconds), '0'), '.');
+        return $text === '' ? '0' : $text;
+    }
+
+    /** `$bytes` for a message: "64 MiB", "1 MiB", "512 KiB", "100 bytes". */
+    private static function bytes($bytes)
+    {
+        if ($bytes % 1048576 === 0) {
+            return ($bytes / 1048576) . ' MiB';
+        }
+        if ($bytes % 1024 === 0) {
+            return ($bytes / 1024) . ' KiB';
+        }
+        return $bytes . ' bytes';
     }
 }

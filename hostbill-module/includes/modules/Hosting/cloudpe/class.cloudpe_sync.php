@@ -3,19 +3,21 @@
 require_once __DIR__ . '/class.cloudpe.php';
 
 /**
- * The daily status pull, shared by cron controllers: reads every page of the App's accounts,
+ * The daily status pull. `daily()` syncs every App of the module (see cloudpe_apps for how they
+ * are found), each with its own connected module instance, so one failing App never stops the
+ * others. Per App, `run()` reads every page of the App's candidate accounts (Active, Suspended),
  * each client's CloudPe id once, runs ONE host sync for all of them (the host pages CloudPe and
  * chunks as needed), and records only the statuses that changed, with editAccountDetails (never
- * accountSuspend/accountUnsuspend, which would call Suspend() again).
+ * accountSuspend/accountUnsuspend, which would call Suspend() again), checking each reply.
  */
 class cloudpe_sync
 {
-    /** Seconds the whole sync may take before the host is stopped. */
+    /** Seconds one App's sync may take before PHP stops the host (the host stops itself earlier). */
     const SYNC_TIMEOUT = 900;
 
-    /** @var cloudpe */
+    /** @var cloudpe connected to one App */
     private $module;
-    /** @var ApiWrapper */
+    /** @var object ApiWrapper */
     private $api;
 
     public function __construct(cloudpe $module, $api = null)
@@ -24,102 +26,237 @@ class cloudpe_sync
         $this->api = $api ?: new ApiWrapper();
     }
 
-    /**
-     * Runs the sync for the module's App. Returns the one-line summary HostBill shows as the
-     * cron task's output; per-account errors go to the system log.
-     *
-     * @param bool $dryRun report what would change without writing anything
-     * @return string
-     */
-    public function run($dryRun = false)
+    /** The HostBill statuses a sync may change; the others are pending or final. */
+    public static function candidateStatuses()
     {
-        $serverId = $this->module->serverId();
-        if ($serverId === null) {
-            hbm_log_error('sync: the module is not connected to an App', cloudpe::LOG_TAG);
-            return 'CloudPe sync: no App connected, nothing done';
-        }
-        $accounts = $this->accounts($serverId);
-        if (!$accounts) {
-            return "CloudPe sync: no accounts on App #{$serverId}";
-        }
-        $options = $dryRun ? array('--dry-run') : array();
-        $report = $this->module->syncAccounts($accounts, $options, self::SYNC_TIMEOUT);
-        if ($report === null) {
-            return 'CloudPe sync failed: see the system log';
-        }
-        if (empty($report['ok'])) {
-            return 'CloudPe sync failed: ' . $this->module->scrub($report['error']['message']);
-        }
-        return $this->apply($report, $accounts);
+        return array('Active', 'Suspended');
     }
 
     /**
-     * Every account of the App, with each client's CloudPe id field, as the host expects them.
-     * HostBill pages getAccounts (`sorter.totalpages`); pages are numbered from 0.
+     * Syncs every App of the module. Returns the task output: one line per App (accounts read,
+     * changed, errors, or why it failed). Failures also go to the system log.
+     *
+     * @param cloudpe $prototype the module instance HostBill gives the controller (not connected)
+     * @param bool $dryRun report what would change without writing anything
+     * @param cloudpe_apps|null $apps
+     * @param object|null $api ApiWrapper
+     * @return string
+     */
+    public static function daily(cloudpe $prototype, $dryRun = false, $apps = null, $api = null)
+    {
+        $apps = $apps ?: new cloudpe_apps($api);
+        $lines = array();
+        if (cloudpe::leftoverFiles()) {
+            $lines[] = 'warning: ' . cloudpe::leftoverMessage();
+            hbm_log_error(cloudpe::leftoverMessage(), cloudpe::LOG_TAG);
+        }
+        try {
+            $list = $apps->all();
+        } catch (\Throwable $e) {
+            $message = 'CloudPe sync: could not list the CloudPe Apps: ' . $prototype->scrub($e->getMessage());
+            hbm_log_error($message, cloudpe::LOG_TAG);
+            $lines[] = $message;
+            return implode("\n", $lines);
+        }
+        if (!$list) {
+            $lines[] = 'CloudPe sync: no CloudPe App is set up (Settings → Apps), nothing done';
+            return implode("\n", $lines);
+        }
+        foreach ($list as $app) {
+            $label = "App #{$app['id']}" . ($app['name'] !== '' ? " \"{$app['name']}\"" : '');
+            $module = clone $prototype;
+            try {
+                $module->connect($apps->details($app['id']));
+                $sync = new cloudpe_sync($module, $api);
+                $result = $sync->run($dryRun);
+            } catch (\Throwable $e) {
+                $result = self::emptyResult($dryRun);
+                $result['failure'] = ($e instanceof cloudpe_host_error || $e instanceof cloudpe_apps_error)
+                    ? $e->getMessage()
+                    : 'stopped by an unexpected error: ' . get_class($e) . ': ' . $e->getMessage();
+            }
+            if ($result['failure'] !== null) {
+                $result['failure'] = $module->scrub($result['failure']);
+                hbm_log_error("sync {$label}: {$result['failure']}", cloudpe::LOG_TAG);
+            }
+            $lines[] = self::line($label, $result);
+        }
+        return implode("\n", $lines);
+    }
+
+    /**
+     * Syncs the connected App.
+     *
+     * @param bool $dryRun report what would change without writing anything
+     * @return array counts: read, written, would_change, unchanged, skipped, errors, requests,
+     *               elapsed_ms, dry_run; failure: null or why the App could not be synced
+     */
+    public function run($dryRun = false)
+    {
+        $result = self::emptyResult($dryRun);
+        $serverId = $this->module->serverId();
+        if ($serverId === null) {
+            $result['failure'] = 'the module is not connected to an App';
+            return $result;
+        }
+        $accounts = $this->accounts($serverId);
+        $result['read'] = count($accounts);
+        if (!$accounts) {
+            return $result;
+        }
+        $report = $this->module->syncAccounts($accounts, $dryRun ? array('--dry-run') : array(), self::SYNC_TIMEOUT);
+        if ($report === null) {
+            $result['failure'] = $this->module->lastError() ?: 'the module host could not be used (see the system log)';
+            return $result;
+        }
+        if (empty($report['ok'])) {
+            $result['failure'] = isset($report['error']['message']) ? $this->module->scrub($report['error']['message']) : 'the sync failed without a message';
+            return $result;
+        }
+        return $this->apply($report, $result);
+    }
+
+    /**
+     * The App's candidate accounts (Active, Suspended), with each client's CloudPe id field, as
+     * the host expects them. getAccounts is asked per status (`filter[status]`, documented in
+     * HostBill's API reference) and every page is read (`sorter.totalpages`, pages numbered from
+     * 0); rows that are not candidates anyway (a HostBill that ignores the status filter) are
+     * dropped here, so the host only ever sees candidates.
+     *
+     * @throws cloudpe_apps_error when HostBill refuses a page
      */
     public function accounts($serverId)
     {
+        $candidates = self::candidateStatuses();
         $rows = array();
-        $page = 0;
-        do {
-            $reply = $this->api->getAccounts(array('filter' => array('server_id' => $serverId), 'page' => $page));
-            foreach (isset($reply['accounts']) ? $reply['accounts'] : array() as $row) {
-                $rows[] = $row;
-            }
-            $pages = isset($reply['sorter']['totalpages']) ? (int) $reply['sorter']['totalpages'] : 1;
-            $page++;
-        } while ($page < $pages);
+        foreach ($candidates as $status) {
+            $page = 0;
+            $pages = 1;
+            do {
+                $reply = $this->api->getAccounts(array('filter' => array('server_id' => $serverId, 'status' => $status), 'page' => $page));
+                if (!is_array($reply) || (isset($reply['success']) && !$reply['success'])) {
+                    throw new cloudpe_apps_error("HostBill did not list the {$status} accounts of App #{$serverId} (getAccounts, page {$page}): " . self::apiError($reply));
+                }
+                $found = isset($reply['accounts']) && is_array($reply['accounts']) ? $reply['accounts'] : array();
+                foreach ($found as $row) {
+                    if (!isset($row['id'], $row['status']) || !in_array((string) $row['status'], $candidates, true)) {
+                        continue;
+                    }
+                    $rows[(string) $row['id']] = $row;
+                }
+                if ($page === 0) {
+                    $pages = isset($reply['sorter']['totalpages']) ? max(1, (int) $reply['sorter']['totalpages']) : 1;
+                }
+                $page++;
+            } while ($found && $page < $pages);
+        }
         $accounts = array();
         foreach ($rows as $row) {
+            $clientId = isset($row['client_id']) ? $row['client_id'] : '0';
             $accounts[] = array(
                 'id' => $row['id'],
-                'client_id' => $row['client_id'],
-                'status' => $row['status'],
-                'custom_fields' => $this->module->clientFields($row['client_id']),
+                'client_id' => $clientId,
+                'status' => (string) $row['status'],
+                'custom_fields' => (object) $this->module->clientFields($clientId),
             );
         }
         return $accounts;
     }
 
-    /** Writes the changed statuses; logs errors; returns the summary line. */
-    private function apply(array $report, array $accounts)
+    /**
+     * Records `$status` on account `$id` with editAccountDetails and checks HostBill's reply.
+     *
+     * @return string|null null when HostBill confirmed it, otherwise its error
+     */
+    public static function recordStatus($api, $id, $status)
     {
-        $dryRun = !empty($report['dry_run']);
-        $written = 0;
-        $failed = 0;
-        foreach ($report['decisions'] as $decision) {
-            $id = $decision['account_id'];
-            switch ($decision['decision']) {
+        $reply = $api->editAccountDetails(array('id' => $id, 'status' => $status));
+        if (is_array($reply) && !empty($reply['success'])) {
+            return null;
+        }
+        if (is_array($reply) && isset($reply['error'])) {
+            return self::apiError($reply);
+        }
+        return 'its reply (editAccountDetails) did not confirm the change';
+    }
+
+    /** The task output's line for one App. */
+    public static function line($label, array $r)
+    {
+        $changed = $r['dry_run'] ? "{$r['would_change']} would change (dry run, nothing written)" : "{$r['written']} changed";
+        if ($r['failure'] !== null) {
+            return "{$label}: FAILED ({$r['read']} accounts read, {$changed}, {$r['errors']} errors): {$r['failure']}";
+        }
+        if ($r['read'] === 0) {
+            return "{$label}: 0 accounts read (no Active or Suspended accounts), nothing to sync";
+        }
+        return sprintf(
+            '%s: %d accounts read, %s, %d unchanged, %d skipped, %d errors; %d CloudPe requests in %.1f s',
+            $label,
+            $r['read'],
+            $changed,
+            $r['unchanged'],
+            $r['skipped'],
+            $r['errors'],
+            $r['requests'],
+            $r['elapsed_ms'] / 1000
+        );
+    }
+
+    private static function emptyResult($dryRun)
+    {
+        return array(
+            'read' => 0, 'written' => 0, 'would_change' => 0, 'unchanged' => 0, 'skipped' => 0, 'errors' => 0,
+            'requests' => 0, 'elapsed_ms' => 0, 'dry_run' => (bool) $dryRun, 'failure' => null,
+        );
+    }
+
+    /** Writes the changed statuses; logs errors; fills the counts. */
+    private function apply(array $report, array $result)
+    {
+        $result['dry_run'] = !empty($report['dry_run']);
+        foreach (isset($report['decisions']) && is_array($report['decisions']) ? $report['decisions'] : array() as $decision) {
+            $id = isset($decision['account_id']) ? $decision['account_id'] : '?';
+            switch (isset($decision['decision']) ? $decision['decision'] : '') {
                 case 'change':
-                    if ($dryRun) {
+                case 'would-change':
+                    if ($result['dry_run'] || $decision['decision'] !== 'change') {
+                        $result['would_change']++;
                         break; // never apply a dry run's decisions, whatever their label
                     }
-                    $reply = $this->api->editAccountDetails(array('id' => $id, 'status' => $decision['to']));
-                    if (isset($reply['success']) && !$reply['success']) {
-                        $failed++;
-                        hbm_log_error("sync: account #{$id}: HostBill refused the status {$decision['to']}", cloudpe::LOG_TAG);
+                    $refused = self::recordStatus($this->api, $id, $decision['to']);
+                    if ($refused !== null) {
+                        $result['errors']++;
+                        hbm_log_error("sync: account #{$id}: HostBill did not record the status {$decision['to']}: " . $this->module->scrub($refused), cloudpe::LOG_TAG);
                         break;
                     }
-                    $written++;
+                    $result['written']++;
                     hbm_log_system("sync: account #{$id}: {$decision['from']} -> {$decision['to']}", cloudpe::LOG_TAG);
                     break;
-                case 'error':
-                    $failed++;
-                    hbm_log_error('sync: account #' . $id . ': ' . $this->module->scrub($decision['error']['message']), cloudpe::LOG_TAG);
+                case 'unchanged':
+                    $result['unchanged']++;
                     break;
+                case 'skipped':
+                    $result['skipped']++;
+                    break;
+                default:
+                    $result['errors']++;
+                    $why = isset($decision['error']['message']) ? $decision['error']['message'] : 'no decision';
+                    hbm_log_error('sync: account #' . $id . ': ' . $this->module->scrub($why), cloudpe::LOG_TAG);
             }
         }
-        $s = $report['summary'];
-        $what = $dryRun ? "{$s['change']} would change (dry run, nothing written)" : "{$written} updated";
-        return sprintf(
-            'CloudPe sync: %d accounts, %s, %d unchanged, %d skipped, %d errors; %d CloudPe requests in %.1f s',
-            count($accounts),
-            $what,
-            $s['unchanged'],
-            $s['skipped'],
-            $failed,
-            $s['requests'],
-            $s['elapsed_ms'] / 1000
-        );
+        $summary = isset($report['summary']) && is_array($report['summary']) ? $report['summary'] : array();
+        $result['requests'] = isset($summary['requests']) ? (int) $summary['requests'] : 0;
+        $result['elapsed_ms'] = isset($summary['elapsed_ms']) ? (int) $summary['elapsed_ms'] : 0;
+        return $result;
+    }
+
+    /** The error text of a failed Admin API reply. */
+    private static function apiError($reply)
+    {
+        if (is_array($reply) && isset($reply['error'])) {
+            return is_array($reply['error']) ? implode('; ', array_map('strval', $reply['error'])) : (string) $reply['error'];
+        }
+        return 'no usable reply';
     }
 }

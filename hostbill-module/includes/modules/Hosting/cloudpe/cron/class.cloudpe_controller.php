@@ -2,19 +2,53 @@
 
 require_once dirname(__DIR__) . '/class.cloudpe_sync.php';
 
-/**
- * HostBill's cron entry point for the CloudPe module. The logic lives in cloudpe_sync, so no other
- * controller ever needs to declare it again.
+/*
+ * HostBill's cron entry point for the CloudPe module. The logic lives in cloudpe_sync and
+ * cloudpe_apps, so no other controller ever needs to declare it again.
+ *
+ * Version 1.0.x shipped admin/class.cloudpe_controller.php, which declares the same class. If that
+ * leftover file was loaded first, declaring this class again would be a fatal "Cannot declare
+ * class"; the declaration is therefore conditional, and the collision becomes a system-log line
+ * telling the admin which files to delete (README, "Upgrading from 1.0.x").
  */
-class cloudpe_controller extends HBController
-{
-    /** @var cloudpe set by HostBill */
-    public $module;
-
-    /** Pulls every account's CloudPe status once a day and records the ones that changed. */
-    public function call_Daily()
+if (!class_exists('cloudpe_controller', false)) {
+    class cloudpe_controller extends HBController
     {
-        $sync = new cloudpe_sync($this->module);
-        return $sync->run();
+        /** Marks this controller as the 2.x one (the 1.0.x admin controller has no such constant). */
+        const GENERATION = 2;
+
+        /** @var cloudpe set by HostBill; not connected to any App */
+        public $module;
+
+        /**
+         * Once a day: syncs every CloudPe App's accounts. Returns one line per App; never throws.
+         */
+        public function call_Daily()
+        {
+            try {
+                if (!$this->module instanceof cloudpe) {
+                    $this->module = new cloudpe();
+                }
+                return cloudpe_sync::daily($this->module);
+            } catch (\Throwable $e) {
+                $message = 'CloudPe sync stopped by an unexpected error: ' . get_class($e) . ': ' . $e->getMessage();
+                if ($this->module instanceof cloudpe) {
+                    $message = $this->module->scrub($message);
+                }
+                hbm_log_error($message, cloudpe::LOG_TAG);
+                return $message;
+            }
+        }
+
+        /**
+         * Version 1.0.x registered an every-run task; it has nothing left to do, and must not fail
+         * while it is still registered. Disable it under Settings → Automation.
+         */
+        public function call_EveryRun()
+        {
+            return 'CloudPe: nothing to do on every run since version 2 (the sync is daily); this task can be disabled';
+        }
     }
+} elseif (!defined('cloudpe_controller::GENERATION')) {
+    hbm_log_error(cloudpe::leftoverMessage(), cloudpe::LOG_TAG);
 }

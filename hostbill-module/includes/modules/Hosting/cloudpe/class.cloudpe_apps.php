@@ -1,0 +1,238 @@
+<?php
+
+/** Raised when HostBill cannot tell which Apps or which module row are CloudPe's. Admin-readable. */
+class cloudpe_apps_error extends Exception
+{
+}
+
+/**
+ * Everything the module infers about HostBill itself that HostBill does not document for module
+ * authors, in one place:
+ *
+ *  - which Apps (servers) belong to this module: Admin API `getAppGroups` (each group names its
+ *    module: `module` is the module's id, `modulename` its name), keeping the groups whose module
+ *    name is "cloudpe" (case-insensitive), then `getAppServers` per group for the App ids;
+ *  - an App's full record, as HostBill hands it to `connect()`: the Servers model,
+ *    `HBLoader::LoadModel('Servers')->getServerDetails($id)`, as public controllers do
+ *    (webnic_ssl, wisp_hostbill);
+ *  - this module's id (`hb_modules_configuration` row whose `filename` is class.cloudpe.php) and
+ *    its daily cron task (`hb_cron_tasks` row `custom:<module id>:call_Daily`), read and written
+ *    through HostBill's PDO handle, `HBRegistry::db()`, as the original CloudPe module did.
+ *
+ * If HostBill turns out to list a module's Apps differently, `all()` is the one method to change.
+ */
+class cloudpe_apps
+{
+    /** The module's name as HostBill lists it (class and folder name; its $modname matches too). */
+    const MODULE_NAME = 'cloudpe';
+    /** The module's file, as hb_modules_configuration.filename records it. */
+    const MODULE_FILE = 'class.cloudpe.php';
+    /** Label of the daily task in Settings → Automation (HostBill's own rows read like this). */
+    const DAILY_TASK_NAME = 'Module - CloudPe, daily cron call';
+
+    /** @var object|null ApiWrapper */
+    private $api;
+    /** @var object|null the Servers model */
+    private $servers;
+    /** @var object|null PDO */
+    private $db;
+
+    /**
+     * @param object|null $api HostBill's in-process Admin API (default: new ApiWrapper())
+     * @param object|null $servers the Servers model (default: HBLoader::LoadModel('Servers'))
+     * @param object|null $db a PDO handle (default: HBRegistry::db())
+     */
+    public function __construct($api = null, $servers = null, $db = null)
+    {
+        $this->api = $api;
+        $this->servers = $servers;
+        $this->db = $db;
+    }
+
+    /**
+     * Every App of this module, ordered by id.
+     *
+     * @return array[] each ['id' => string, 'name' => string]
+     * @throws cloudpe_apps_error
+     */
+    public function all()
+    {
+        $groups = $this->api()->getAppGroups(array());
+        if (!is_array($groups) || empty($groups['success'])) {
+            throw new cloudpe_apps_error('HostBill did not list its App groups (getAppGroups): ' . self::apiError($groups));
+        }
+        $apps = array();
+        foreach (isset($groups['servers']) && is_array($groups['servers']) ? $groups['servers'] : array() as $group) {
+            $module = isset($group['modulename']) ? strtolower(trim((string) $group['modulename'])) : '';
+            if ($module !== self::MODULE_NAME || !isset($group['id'])) {
+                continue;
+            }
+            $servers = $this->api()->getAppServers(array('group' => $group['id']));
+            if (!is_array($servers) || empty($servers['success'])) {
+                throw new cloudpe_apps_error("HostBill did not list the Apps of group #{$group['id']} (getAppServers): " . self::apiError($servers));
+            }
+            foreach (isset($servers['servers']) && is_array($servers['servers']) ? $servers['servers'] : array() as $server) {
+                if (isset($server['id']) && (string) $server['id'] !== '') {
+                    $id = (string) $server['id'];
+                    $apps[$id] = array('id' => $id, 'name' => isset($server['name']) ? (string) $server['name'] : '');
+                }
+            }
+        }
+        uksort($apps, function ($a, $b) {
+            return (int) $a - (int) $b;
+        });
+        return array_values($apps);
+    }
+
+    /**
+     * The App's record as HostBill hands it to connect().
+     *
+     * @return array
+     * @throws cloudpe_apps_error
+     */
+    public function details($id)
+    {
+        $row = $this->servers()->getServerDetails($id);
+        if (!is_array($row) || !$row) {
+            throw new cloudpe_apps_error("HostBill returned no details for App #{$id} (Servers model getServerDetails)");
+        }
+        if (!isset($row['id']) || (string) $row['id'] === '') {
+            $row['id'] = (string) $id;
+        }
+        return $row;
+    }
+
+    /**
+     * This module's id in hb_modules_configuration.
+     *
+     * @return string
+     * @throws cloudpe_apps_error
+     */
+    public function moduleId()
+    {
+        $rows = $this->select('SELECT id FROM hb_modules_configuration WHERE filename = :filename', array(':filename' => self::MODULE_FILE));
+        if (!$rows || !isset($rows[0]['id']) || (string) $rows[0]['id'] === '') {
+            throw new cloudpe_apps_error('HostBill has no module row for ' . self::MODULE_FILE . ' (hb_modules_configuration): activate CloudPe under Settings → Modules → Hosting Modules first');
+        }
+        return (string) $rows[0]['id'];
+    }
+
+    /** The daily task's key in hb_cron_tasks. */
+    public function dailyTask()
+    {
+        return 'custom:' . $this->moduleId() . ':call_Daily';
+    }
+
+    /**
+     * Makes sure HostBill's cron runs the module's call_Daily: inserts its hb_cron_tasks row when
+     * missing, leaves an existing one (and the admin's schedule in it) alone.
+     *
+     * @return string what was done, for the system log
+     * @throws cloudpe_apps_error
+     */
+    public function ensureDailyTask()
+    {
+        $task = $this->dailyTask();
+        if ($this->select('SELECT task FROM hb_cron_tasks WHERE task = :task', array(':task' => $task))) {
+            return "the daily sync task {$task} is already registered";
+        }
+        $row = array(
+            'task' => $task,
+            'name' => self::DAILY_TASK_NAME,
+            'lastrun' => '0000-00-00 00:00:00',
+            'status' => '1',
+            'count' => '0',
+            'metadata' => '',
+            'output' => '',
+            'run_every' => 'Time',
+            'run_every_time' => '1200',
+        );
+        // Newer HostBill versions add `profile_id` (their own rows use 1); older ones lack the column.
+        $errors = array();
+        foreach (array($row + array('profile_id' => '1'), $row) as $attempt) {
+            $error = $this->insert('hb_cron_tasks', $attempt);
+            if ($error === null) {
+                return "registered the daily sync task {$task} (every day at 12:00; change it under Settings → Automation)";
+            }
+            $errors[] = $error;
+        }
+        throw new cloudpe_apps_error("could not register the daily sync task {$task} in hb_cron_tasks: " . implode('; ', array_unique($errors)));
+    }
+
+    private function api()
+    {
+        if ($this->api === null) {
+            $this->api = new ApiWrapper();
+        }
+        return $this->api;
+    }
+
+    private function servers()
+    {
+        if ($this->servers === null) {
+            $this->servers = HBLoader::LoadModel('Servers');
+        }
+        return $this->servers;
+    }
+
+    private function db()
+    {
+        if ($this->db === null) {
+            $this->db = HBRegistry::db();
+        }
+        if (!is_object($this->db)) {
+            throw new cloudpe_apps_error('HostBill gave the module no database handle (HBRegistry::db())');
+        }
+        return $this->db;
+    }
+
+    /** Rows of a prepared SELECT; works whatever PDO's error mode is. */
+    private function select($sql, array $params)
+    {
+        try {
+            $statement = $this->db()->prepare($sql);
+            if (!$statement || $statement->execute($params) === false) {
+                throw new cloudpe_apps_error("HostBill's database refused: {$sql}");
+            }
+            $rows = $statement->fetchAll(PDO::FETCH_ASSOC);
+            $statement->closeCursor();
+            return is_array($rows) ? $rows : array();
+        } catch (PDOException $e) {
+            throw new cloudpe_apps_error("HostBill's database refused {$sql}: " . $e->getMessage());
+        }
+    }
+
+    /** Inserts `$row`; returns null, or why it failed. */
+    private function insert($table, array $row)
+    {
+        $columns = array_keys($row);
+        $sql = "INSERT INTO {$table} (" . implode(', ', array_map(function ($c) {
+            return "`{$c}`";
+        }, $columns)) . ') VALUES (' . implode(', ', array_map(function ($c) {
+            return ":{$c}";
+        }, $columns)) . ')';
+        $params = array();
+        foreach ($row as $column => $value) {
+            $params[":{$column}"] = $value;
+        }
+        try {
+            $statement = $this->db()->prepare($sql);
+            if (!$statement || $statement->execute($params) === false) {
+                $info = $statement ? $statement->errorInfo() : array();
+                return isset($info[2]) ? (string) $info[2] : 'the insert was refused';
+            }
+            return null;
+        } catch (PDOException $e) {
+            return $e->getMessage();
+        }
+    }
+
+    /** The error text of a failed Admin API reply. */
+    private static function apiError($reply)
+    {
+        if (is_array($reply) && isset($reply['error'])) {
+            return is_array($reply['error']) ? implode('; ', array_map('strval', $reply['error'])) : (string) $reply['error'];
+        }
+        return 'no reply';
+    }
+}
