@@ -90,12 +90,12 @@ class CronTest extends FakeHostTestCase
 
         $lines = explode("\n", $output);
         $this->assertCount(2, $lines, $output);
-        $this->assertSame('App #4 "CloudPe EU": 4 accounts read, 2 changed, 1 unchanged, 0 skipped, 1 errors; 3 CloudPe requests in 0.3 s', $lines[0]);
+        $this->assertSame('App #4 "CloudPe EU": 4 accounts read, 2 changed, 1 unchanged, 0 skipped, 1 errors; 3 CloudPe requests in 0.3 s; first error: account #3: CloudPe has no user with uid 200', $lines[0]);
         $this->assertMatchesRegularExpression('/^App #5 "CloudPe US": FAILED \([02] accounts read, 0 changed, 0 errors\): /', $lines[1]);
         $this->assertStringContainsString($reason, $lines[1]);
         $this->assertStringContainsString('sync App #5 "CloudPe US": ', HbLog::text());
         $this->assertSame(array(array('id' => '1', 'status' => 'Suspended'), array('id' => '4', 'status' => 'Terminated')), ApiWrapper::$edits, 'only the healthy App\'s changes');
-        $this->assertStringContainsString('account #3: CloudPe has no user with uid 200', HbLog::text());
+        $this->assertStringContainsString('error CloudPe Module: sync App #4: account #3: CloudPe has no user with uid 200', HbLog::text());
 
         $eu = $this->sentRequest('app4');
         $this->assertSame(self::TOKEN, $eu['app']['field2']);
@@ -254,6 +254,19 @@ class CronTest extends FakeHostTestCase
         $output = cloudpe_sync::daily($this->controller()->module, false, new cloudpe_apps(null, $servers));
         $this->assertStringContainsString('App #6 "CloudPe broken": FAILED (0 accounts read, 0 changed, 0 errors): HostBill returned no details for App #6', $output);
         $this->assertStringContainsString('App #4 "CloudPe EU": 4 accounts read, 2 changed', $output);
+    }
+
+    public function testAppsThatCannotBeListedAreAClearMessage()
+    {
+        $api = new class {
+            public function getAppGroups($params)
+            {
+                return array('success' => false, 'error' => array('API access denied'));
+            }
+        };
+        $output = cloudpe_sync::daily($this->controller()->module, false, new cloudpe_apps($api));
+        $this->assertSame('CloudPe sync: could not list the CloudPe Apps: HostBill did not list its App groups (getAppGroups): API access denied', $output);
+        $this->assertStringContainsString('could not list the CloudPe Apps', HbLog::text());
     }
 
     public function testTheOldEveryRunTaskDoesNotFail()

@@ -190,7 +190,8 @@ class EndToEndTest extends TestCase
         $lines = explode("\n", $output);
         $this->assertCount(2, $lines, $output);
         $this->assertMatchesRegularExpression('/^App #7 "CloudPe sim 7": 300 accounts read, \d+ changed, \d+ unchanged, 0 skipped, 0 errors; \d+ CloudPe requests/', $lines[0]);
-        $this->assertMatchesRegularExpression('/^App #8 "CloudPe sim 8": FAILED \(1 accounts read, 0 changed, 0 errors\): .*session/i', $lines[1]);
+        // A rejected token fails each account's lookup: the line counts them and names the first.
+        $this->assertMatchesRegularExpression('/^App #8 "CloudPe sim 8": 1 accounts read, 0 changed, 0 unchanged, 0 skipped, 1 errors; .*; first error: account #6001: CloudPe rejected the session token/', $lines[1]);
         $this->assertSame(150 + 1, ApiWrapper::count('getClientDetails'), 'one read per client and App');
         $expectedEdits = 0;
         $edits = array();
@@ -210,7 +211,7 @@ class EndToEndTest extends TestCase
         }
         $this->assertCount($expectedEdits, ApiWrapper::$edits);
         $this->assertGreaterThan(0, $expectedEdits);
-        $this->assertStringContainsString('sync App #8 "CloudPe sim 8": ', HbLog::text());
+        $this->assertStringContainsString('sync App #8: account #6001: CloudPe rejected the session token', HbLog::text());
         $this->assertNoSession($output . HbLog::text());
         $this->assertStringNotContainsString('not-the-session/token', $output . HbLog::text());
         fwrite(STDERR, sprintf("\n[php e2e] cron:\n%s\n(%d statuses written, %.2f s whole call)\n", $output, $expectedEdits, $elapsed));

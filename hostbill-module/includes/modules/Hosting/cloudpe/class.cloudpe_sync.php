@@ -191,7 +191,7 @@ class cloudpe_sync
             return "{$label}: 0 accounts read (no Active or Suspended accounts), nothing to sync";
         }
         return sprintf(
-            '%s: %d accounts read, %s, %d unchanged, %d skipped, %d errors; %d CloudPe requests in %.1f s',
+            '%s: %d accounts read, %s, %d unchanged, %d skipped, %d errors; %d CloudPe requests in %.1f s%s',
             $label,
             $r['read'],
             $changed,
@@ -199,7 +199,8 @@ class cloudpe_sync
             $r['skipped'],
             $r['errors'],
             $r['requests'],
-            $r['elapsed_ms'] / 1000
+            $r['elapsed_ms'] / 1000,
+            $r['first_error'] !== null ? "; first error: {$r['first_error']}" : ''
         );
     }
 
@@ -207,7 +208,7 @@ class cloudpe_sync
     {
         return array(
             'read' => 0, 'written' => 0, 'would_change' => 0, 'unchanged' => 0, 'skipped' => 0, 'errors' => 0,
-            'requests' => 0, 'elapsed_ms' => 0, 'dry_run' => (bool) $dryRun, 'failure' => null,
+            'requests' => 0, 'elapsed_ms' => 0, 'dry_run' => (bool) $dryRun, 'failure' => null, 'first_error' => null,
         );
     }
 
@@ -215,6 +216,15 @@ class cloudpe_sync
     private function apply(array $report, array $result)
     {
         $result['dry_run'] = !empty($report['dry_run']);
+        $app = 'App #' . $this->module->serverId();
+        $error = function ($text) use (&$result, $app) {
+            $text = $this->module->scrub($text);
+            $result['errors']++;
+            if ($result['first_error'] === null) {
+                $result['first_error'] = strlen($text) > 300 ? substr($text, 0, 300) . '...' : $text;
+            }
+            hbm_log_error("sync {$app}: {$text}", cloudpe::LOG_TAG);
+        };
         foreach (isset($report['decisions']) && is_array($report['decisions']) ? $report['decisions'] : array() as $decision) {
             $id = isset($decision['account_id']) ? $decision['account_id'] : '?';
             switch (isset($decision['decision']) ? $decision['decision'] : '') {
@@ -226,12 +236,11 @@ class cloudpe_sync
                     }
                     $refused = self::recordStatus($this->api, $id, $decision['to']);
                     if ($refused !== null) {
-                        $result['errors']++;
-                        hbm_log_error("sync: account #{$id}: HostBill did not record the status {$decision['to']}: " . $this->module->scrub($refused), cloudpe::LOG_TAG);
+                        $error("account #{$id}: HostBill did not record the status {$decision['to']}: {$refused}");
                         break;
                     }
                     $result['written']++;
-                    hbm_log_system("sync: account #{$id}: {$decision['from']} -> {$decision['to']}", cloudpe::LOG_TAG);
+                    hbm_log_system("sync {$app}: account #{$id}: {$decision['from']} -> {$decision['to']}", cloudpe::LOG_TAG);
                     break;
                 case 'unchanged':
                     $result['unchanged']++;
@@ -240,9 +249,7 @@ class cloudpe_sync
                     $result['skipped']++;
                     break;
                 default:
-                    $result['errors']++;
-                    $why = isset($decision['error']['message']) ? $decision['error']['message'] : 'no decision';
-                    hbm_log_error('sync: account #' . $id . ': ' . $this->module->scrub($why), cloudpe::LOG_TAG);
+                    $error("account #{$id}: " . (isset($decision['error']['message']) ? $decision['error']['message'] : 'no decision'));
             }
         }
         $summary = isset($report['summary']) && is_array($report['summary']) ? $report['summary'] : array();
