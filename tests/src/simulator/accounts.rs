@@ -5,22 +5,29 @@ use serde::{Deserialize, Serialize};
 /// The `group` object of an account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Group {
+    /// The group's name, e.g. `default`.
     pub name: String,
 }
 
 /// One CloudPe account, in the JSON shape of a `getaccounts` element (null fields omitted).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Account {
+    /// The CloudPe user id.
     pub uid: u64,
+    /// The login email.
     pub email: String,
     /// 1 active, 2 inactive, 3 being destroyed, 4 deleted; any other value is kept as is.
     pub status: i64,
     #[serde(rename = "isEnabled", skip_serializing_if = "Option::is_none", default)]
+    /// `false` when the login is locked; `None` leaves the field out of the JSON.
     pub is_enabled: Option<bool>,
+    /// The group name, served as `{"name": ...}`.
     #[serde(with = "group_name")]
     pub group: String,
+    /// `yyyy-MM-dd HH:mm:ss`.
     #[serde(rename = "createdOn")]
     pub created_on: String,
+    /// Account balance (clients ignore it).
     #[serde(default)]
     pub balance: f64,
 }

@@ -191,4 +191,59 @@ mod tests {
         assert!(v["error"].as_str().unwrap().contains("[uid]"));
         assert_eq!(s.status_changes.len(), 2);
     }
+
+    #[test]
+    fn email_and_group_filters_match_substrings() {
+        let mut s = state();
+        s.accounts.get_mut(&13).unwrap().group = "resellers".into();
+        let v = call(&mut s, "getaccounts", &params(&[("filterField", "group"), ("filterValue", "resell")]));
+        assert_eq!(uids(&v), [13]);
+        let v = call(&mut s, "getaccounts", &params(&[("filterField", "email"), ("filterValue", "user12")]));
+        assert_eq!(uids(&v), [12, 120]);
+        let v = call(&mut s, "getaccounts", &params(&[("filterField", "uid"), ("filterValue", "999")]));
+        assert_eq!(v, json!({"result": 0, "totalCount": 0, "array": []}));
+    }
+
+    #[test]
+    fn accounts_are_served_in_the_api_shape_without_nulls() {
+        let mut s = state();
+        s.accounts.get_mut(&13).unwrap().is_enabled = None;
+        s.accounts.get_mut(&13).unwrap().status = 7;
+        let v = call(&mut s, "getaccounts", &params(&[("filterField", "uid"), ("filterValue", "13")]));
+        let account = &v["array"][0];
+        assert_eq!(account["uid"], 13);
+        assert_eq!(account["status"], 7, "unknown status values are served as stored");
+        assert_eq!(account["group"], json!({"name": "default"}));
+        assert!(account["createdOn"].is_string());
+        assert!(account.get("isEnabled").is_none(), "{account}");
+        assert!(!v.to_string().contains("null"), "{v}");
+        assert!(v.get("error").is_none());
+    }
+
+    #[test]
+    fn a_missing_session_is_rejected_with_empty_brackets() {
+        let mut s = state();
+        let mut p = params(&[]);
+        p.remove("session");
+        let v = call(&mut s, "getaccounts", &p);
+        assert_eq!(v, json!({"result": 702, "error": "session [] is not valid", "source": "JEL"}));
+        let v = call(&mut s, "getchecksum", &p);
+        assert_eq!(v["result"], 0, "getchecksum accepts the appid alone");
+        assert!(v["checksum"].as_str().unwrap().chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        let mut s = state();
+        let v = call(&mut s, "setaccountstatus", &params(&[("uid", "12")]));
+        assert_eq!(v["result"], 1);
+        assert!(v["error"].as_str().unwrap().contains("[status]"), "{v}");
+        let v = call(&mut s, "setaccountstatus", &params(&[("uid", "12"), ("status", "-1")]));
+        assert_eq!(v["result"], 1);
+        let v = call(&mut s, "setaccountstatus", &params(&[("uid", "99"), ("status", "1")]));
+        assert_eq!(v, json!({"result": 5, "error": "user with uid [99] not found", "source": "JEL"}));
+        let v = call(&mut s, "getaccounts", &params(&[("resultCount", "ten")]));
+        assert!(v["error"].as_str().unwrap().contains("resultCount"), "{v}");
+        assert!(s.status_changes.is_empty());
+    }
 }

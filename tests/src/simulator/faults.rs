@@ -41,21 +41,25 @@ impl FaultRule {
         FaultRule { kind, method: None, start_row: None, uid: None, times: None }
     }
 
+    /// Only requests to this API method (matched case-insensitively, e.g. `getaccounts`).
     pub fn method(mut self, method: &str) -> Self {
         self.method = Some(method.to_ascii_lowercase());
         self
     }
 
+    /// Only requests whose `startRow` is `row` (an absent `startRow` counts as 0).
     pub fn start_row(mut self, row: u64) -> Self {
         self.start_row = Some(row);
         self
     }
 
+    /// Only requests whose `uid` or `filterValue` is `uid`.
     pub fn uid(mut self, uid: u64) -> Self {
         self.uid = Some(uid);
         self
     }
 
+    /// Hits only the first `times` matching requests (0: never), then the rule is dropped.
     pub fn times(mut self, times: u32) -> Self {
         self.times = Some(times);
         self
@@ -64,7 +68,8 @@ impl FaultRule {
     fn matches(&self, method: &str, params: &BTreeMap<String, String>) -> bool {
         let param_is =
             |name: &str, want: u64| params.get(name).and_then(|v| v.trim().parse::<u64>().ok()) == Some(want);
-        self.method.as_deref().is_none_or(|m| m == method)
+        self.times != Some(0)
+            && self.method.as_deref().is_none_or(|m| m == method)
             && self
                 .start_row
                 .is_none_or(|row| param_is("startRow", row) || (row == 0 && !params.contains_key("startRow")))
@@ -77,7 +82,7 @@ pub fn take(rules: &mut Vec<FaultRule>, method: &str, params: &BTreeMap<String, 
     let index = rules.iter().position(|r| r.matches(method, params))?;
     let kind = rules[index].kind.clone();
     if let Some(times) = &mut rules[index].times {
-        *times -= 1;
+        *times = times.saturating_sub(1);
         if *times == 0 {
             rules.remove(index);
         }
@@ -103,6 +108,12 @@ mod tests {
         assert_eq!(take(&mut rules, "getaccounts", &page), Some(FaultKind::Http500));
         assert_eq!(take(&mut rules, "getaccounts", &page), None);
         assert!(rules.is_empty());
+    }
+
+    #[test]
+    fn a_rule_for_zero_times_never_hits() {
+        let mut rules = vec![FaultRule::new(FaultKind::Http500).times(0)];
+        assert_eq!(take(&mut rules, "getaccounts", &params(&[])), None);
     }
 
     #[test]

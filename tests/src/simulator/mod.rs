@@ -15,6 +15,8 @@
 mod accounts;
 mod api;
 mod faults;
+#[cfg(test)]
+mod http_tests;
 mod server;
 mod tls;
 
@@ -37,6 +39,7 @@ pub struct SimConfig {
     pub session: String,
     /// Delay before every answer.
     pub latency: Duration,
+    /// The accounts CloudPe knows at start.
     pub accounts: Vec<Account>,
     /// Serve HTTPS with this identity instead of plain HTTP.
     pub tls: Option<TlsIdentity>,
@@ -81,6 +84,14 @@ struct Shared {
     /// Requests being answered now, and the most there ever were at once.
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+}
+
+impl Shared {
+    /// The state, even after a panic elsewhere poisoned the lock: one failed request must not
+    /// take every later one down with it.
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// A running simulator.
@@ -138,7 +149,7 @@ impl Simulator {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.shared.state.lock().expect("simulator state")
+        self.shared.lock()
     }
 
     /// `http://127.0.0.1:PORT` (`https` with TLS; no trailing slash, no `/1.0`).
@@ -151,6 +162,7 @@ impl Simulator {
         format!("{}/1.0", self.base_url())
     }
 
+    /// The address the simulator listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -165,6 +177,7 @@ impl Simulator {
         self.state().faults.push(rule);
     }
 
+    /// Removes every fault rule.
     pub fn clear_faults(&self) {
         self.state().faults.clear();
     }
@@ -184,6 +197,7 @@ impl Simulator {
         self.state().requests.clone()
     }
 
+    /// How many requests were received.
     pub fn request_count(&self) -> usize {
         self.state().requests.len()
     }

@@ -48,7 +48,11 @@ pub async fn serve(
             _ = &mut stop => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
-                Err(_) => continue,
+                Err(_) => {
+                    // Out of descriptors, or the like: wait rather than spin.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
             },
         };
         shared.connections.fetch_add(1, Ordering::SeqCst);
@@ -138,10 +142,12 @@ async fn respond(
     };
     let mut params: BTreeMap<String, String> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
     params.extend(form_urlencoded::parse(&body).into_owned());
-    let method = route(&path);
+    // Only GET and POST reach the API (and so only they use up a fault's hits).
+    let method = route(&path).filter(|_| matches!(http_method.as_str(), "GET" | "POST"));
+    let known_path = route(&path).is_some();
 
     let (latency, fault) = {
-        let mut state = shared.state.lock().expect("simulator state");
+        let mut state = shared.lock();
         state.requests.push(RecordedRequest {
             http_method: http_method.clone(),
             api_method: path.rsplit('/').next().unwrap_or("").to_ascii_lowercase(),
@@ -155,11 +161,12 @@ async fn respond(
         tokio::time::sleep(latency).await;
     }
     let Some(method) = method else {
-        return Ok(text(StatusCode::NOT_FOUND, "text/plain", "404 Not Found"));
+        return Ok(if known_path {
+            text(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "405 Method Not Allowed")
+        } else {
+            text(StatusCode::NOT_FOUND, "text/plain", "404 Not Found")
+        });
     };
-    if !matches!(http_method.as_str(), "GET" | "POST") {
-        return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "405 Method Not Allowed"));
-    }
     match fault {
         None => {}
         Some(FaultKind::Http500) => {
@@ -214,7 +221,7 @@ impl Drop for InFlight<'_> {
 }
 
 fn answer(shared: &Shared, method: &str, params: &BTreeMap<String, String>) -> String {
-    let mut state = shared.state.lock().expect("simulator state");
+    let mut state = shared.lock();
     api::call(&mut state.api, method, params).to_string()
 }
 

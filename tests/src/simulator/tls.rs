@@ -8,7 +8,9 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, 
 /// A server certificate chain and its key, in PEM.
 #[derive(Debug, Clone)]
 pub struct TlsIdentity {
+    /// The server certificate followed by its issuer's.
     pub cert_chain_pem: String,
+    /// The server's private key.
     pub key_pem: String,
 }
 
