@@ -35,12 +35,11 @@ impl ApiMethod {
         }
     }
 
-    /// Reads use GET; state changes use POST with a form body.
+    /// Every call is a POST with a form body, so the session token never sits in a URL (where
+    /// access logs of CloudPe, proxies and WAFs, and error pages that echo the URL, would keep
+    /// it). The platform treats GET and POST alike (see docs/cloudpe-api.md).
     fn http_method(self) -> HttpMethod {
-        match self {
-            ApiMethod::SetAccountStatus => HttpMethod::Post,
-            ApiMethod::GetChecksum | ApiMethod::GetAccounts => HttpMethod::Get,
-        }
+        HttpMethod::Post
     }
 }
 

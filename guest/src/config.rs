@@ -9,10 +9,14 @@ pub const URL_FIELD: AppField = AppField::StatusUrl;
 pub const APPID_FIELD: AppField = AppField::Field1;
 /// App field holding the CloudPe `session` token (a secret).
 pub const SESSION_FIELD: AppField = AppField::Field2;
-/// App field naming the client custom field that holds the CloudPe user id.
-pub const ID_FIELD_CODE_FIELD: AppField = AppField::Field3;
-/// App field choosing what Terminate does.
-pub const TERMINATE_POLICY_FIELD: AppField = AppField::Field4;
+/// Custom App setting naming the client custom field that holds the CloudPe user id. A custom
+/// setting because HostBill's App table has no column for it (only `field1`, `field2` and the
+/// serialized `custom`); per App rather than per product because the daily sync, which works per
+/// App across products, needs it. The HostBill module declares it under the same name.
+pub const ID_FIELD_CODE_FIELD: AppField = AppField::Custom("Client field code");
+/// Custom App setting choosing what Terminate does (per App: it is a policy towards that
+/// CloudPe platform's data, and keeps the module's settings in one place).
+pub const TERMINATE_POLICY_FIELD: AppField = AppField::Custom("On terminate");
 
 /// Default code of the client custom field holding the CloudPe user id.
 pub const DEFAULT_ID_FIELD_CODE: &str = "cloudpeid";
@@ -249,12 +253,11 @@ mod tests {
         assert_eq!(s.id_field_code, "cloudpeid");
         assert_eq!(s.terminate_policy, TerminatePolicy::LeaveUntouched);
         let mut a = app("https://x");
-        a.field3 = Some("cpid".into());
-        a.field4 = Some("Deactivate".into());
+        a.custom = vec![("Client field code".into(), " cpid ".into()), ("On terminate".into(), "Deactivate".into())];
         let s = Settings::from_app(&a).unwrap();
         assert_eq!(s.id_field_code, "cpid");
         assert_eq!(s.terminate_policy, TerminatePolicy::Deactivate);
-        a.field4 = Some("delete".into());
+        a.custom[1].1 = "delete".into();
         assert!(Settings::from_app(&a).unwrap_err().to_string().contains("On terminate"));
     }
 }

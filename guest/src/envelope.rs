@@ -93,9 +93,33 @@ fn api_error(method: &str, code: i64, message: &str) -> ModuleError {
     }
 }
 
-/// Replaces every occurrence of `secret` in `text`.
+/// Replaces every occurrence of `secret` in `text`, and any `session=` parameter value whatever
+/// it is (a reply may echo a request with another token, or an encoded form of this one).
 pub fn scrub(text: &str, secret: &str) -> String {
-    if secret.is_empty() { text.to_string() } else { text.replace(secret, "[REDACTED]") }
+    let text = redact_session_params(text);
+    if secret.is_empty() { text } else { text.replace(secret, "[REDACTED]") }
+}
+
+/// `session=VALUE` with VALUE (up to `&`, whitespace, a quote or a bracket) replaced.
+fn redact_session_params(text: &str) -> String {
+    const KEY: &str = "session=";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.to_ascii_lowercase().find(KEY) {
+        let value_start = at + KEY.len();
+        out.push_str(&rest[..value_start]);
+        let tail = &rest[value_start..];
+        let end =
+            tail.find(|c: char| c == '&' || c.is_whitespace() || "\"'<>()[]{},;".contains(c)).unwrap_or(tail.len());
+        if end > 0 && &tail[..end] != "[REDACTED]" {
+            out.push_str("[REDACTED]");
+        } else {
+            out.push_str(&tail[..end]);
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn json_problem(e: &serde_json::Error) -> &'static str {
@@ -109,11 +133,14 @@ fn body_hint(body: &[u8], secret: &str) -> String {
     if text.is_empty() {
         return " with an empty body".to_string();
     }
+    // Scrub the whole text first: a token cut in half by the 80-character limit would no longer
+    // match, and its first half would be shown.
+    let text = scrub(&text, secret);
     let mut snippet: String = text.chars().take(80).collect();
     if text.chars().count() > 80 {
         snippet.push('…');
     }
-    format!(" (body starts: {:?})", scrub(&snippet, secret))
+    format!(" (body starts: {snippet:?})")
 }
 
 #[cfg(test)]
@@ -167,6 +194,24 @@ mod tests {
         assert!(matches!(e, ModuleError::Authentication(_)));
         assert!(text.contains("rejected the session token"), "{text}");
         assert!(!text.contains("tok-123"), "{text}");
+    }
+
+    #[test]
+    fn a_token_straddling_the_hint_cut_is_not_shown_in_part() {
+        // 70 characters, then the token: the 80-character cut falls inside it.
+        let body = format!("<html>{} session=SECRETTOKEN-1234567890&x=1</html>", "y".repeat(64));
+        let e = parse::<Checksum>("getaccounts", &reply(502, &body), "SECRETTOKEN-1234567890").unwrap_err();
+        let text = e.to_string();
+        assert!(!text.contains("SECRETTOK") && !text.contains("SECRET"), "{text}");
+        assert!(text.contains("session=["), "{text}");
+    }
+
+    #[test]
+    fn any_session_parameter_is_redacted() {
+        assert_eq!(scrub("GET /x?appid=a&session=other-token&b=2", "tok"), "GET /x?appid=a&session=[REDACTED]&b=2");
+        assert_eq!(scrub("Session=abc\"x session= y", ""), "Session=[REDACTED]\"x session= y");
+        assert_eq!(scrub("session=tok", "tok"), "session=[REDACTED]");
+        assert_eq!(scrub("no secrets", "tok"), "no secrets");
     }
 
     #[test]

@@ -12,12 +12,11 @@ pub struct AppSettings {
     pub status_url: Option<String>,
     pub field1: Option<String>,
     pub field2: Option<String>,
-    pub field3: Option<String>,
-    pub field4: Option<String>,
-    pub field5: Option<String>,
+    /// Custom App settings (HostBill's serialized `custom` column): (name, value).
+    pub custom: Vec<(String, String)>,
 }
 
-/// A column of the App record (see [`AppSettings`]).
+/// Where a setting lives in the App record (see [`AppSettings`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppField {
     Host,
@@ -27,9 +26,8 @@ pub enum AppField {
     StatusUrl,
     Field1,
     Field2,
-    Field3,
-    Field4,
-    Field5,
+    /// A custom App setting, by the name HostBill stores it under.
+    Custom(&'static str),
 }
 
 impl AppSettings {
@@ -43,9 +41,10 @@ impl AppSettings {
             AppField::StatusUrl => &self.status_url,
             AppField::Field1 => &self.field1,
             AppField::Field2 => &self.field2,
-            AppField::Field3 => &self.field3,
-            AppField::Field4 => &self.field4,
-            AppField::Field5 => &self.field5,
+            AppField::Custom(name) => {
+                let value = self.custom.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+                return value.map(str::trim).filter(|v| !v.is_empty());
+            }
         };
         value.as_deref().map(str::trim).filter(|v| !v.is_empty())
     }

@@ -1,25 +1,43 @@
 //! The on-disk cache of compiled components, so a warm start skips compilation (~75 ms in a
 //! release host) and only maps the artifact (~1 ms).
 //!
-//! - Key: SHA-256 of the component file and the engine's compatibility hash (wasmtime version and
-//!   settings), so another component or another host build never loads a stale artifact.
-//! - Each entry is `MAGIC`, the SHA-256 of the artifact, then the artifact; it is checked before
-//!   wasmtime sees it, and a corrupt, truncated or foreign entry is recompiled and replaced.
-//! - Entries are written to a temporary file in the cache folder and renamed into place, so a
-//!   reader sees a whole entry or none, and two hosts starting at once both succeed.
-//! - The folder is created private (0700). Without write access the host compiles in memory.
+//! A cache entry is native code that the host runs (`Component::deserialize` is `unsafe` for
+//! that reason), so nothing on disk is trusted on sight. The trust rule:
+//!
+//! - The folder is opened without following a symbolic link (its last component) and must be a
+//!   directory owned by the effective user with no group or other write bit. It is created 0700
+//!   when missing. Every later access goes through that open descriptor, so a folder swapped after
+//!   the check is never read.
+//! - An entry is opened without following links and without blocking (a FIFO), and must be a
+//!   regular file owned by the effective user, with no group or other write bit, and at most
+//!   [`MAX_ENTRY_BYTES`] long.
+//! - An entry is authenticated: `MAGIC`, then an HMAC-SHA256 over (the component's SHA-256, the
+//!   engine's compatibility hash, the artifact) under a per-install key, then the artifact. The key
+//!   (32 random bytes) lives outside the cache folder, in [`Cache::key_file`], under the same
+//!   owner and mode rules (no group or other access at all). An entry copied from another
+//!   component, forged, or written by another engine fails the check.
+//!
+//! Anything that fails these checks is ignored with a warning naming why, and the component is
+//! compiled in memory (and stored afresh when the folder itself is trusted). Entries are written
+//! to a temporary file and renamed into place, so a reader sees a whole entry or none.
 
-use std::fs;
-use std::hash::{Hash, Hasher};
-use std::io::Write;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use hmac::{Hmac, Mac};
+use rustix::fs::{self as rfs, FileType, Mode, OFlags};
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-/// First bytes of every cache entry.
-const MAGIC: &[u8; 8] = b"HBMCACH1";
+/// First bytes of every cache entry (version 2: authenticated entries).
+const MAGIC: &[u8; 8] = b"HBMCACH2";
+/// Length of the per-install key.
+const KEY_BYTES: usize = 32;
+/// Longest entry the host reads (a real one is a few MiB).
+pub const MAX_ENTRY_BYTES: u64 = 128 * 1024 * 1024;
 
 /// Where the compiled component came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,44 +54,109 @@ pub enum Source {
 #[derive(Debug, Clone)]
 pub struct Cache {
     dir: PathBuf,
+    key_file: PathBuf,
 }
 
 /// The default cache folder: `$XDG_CACHE_HOME/hostbill-module-host`, else
-/// `~/.cache/hostbill-module-host`, else a folder in the system temp dir.
-pub fn default_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("hostbill-module-host")
+/// `$HOME/.cache/hostbill-module-host`. `None` when neither is set: there is no folder known to
+/// belong to this user (a shared temporary folder is not one), so the host compiles in memory.
+pub fn default_dir() -> Option<PathBuf> {
+    let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let base = non_empty("XDG_CACHE_HOME").or_else(|| non_empty("HOME").map(|home| home.join(".cache")))?;
+    Some(base.join("hostbill-module-host"))
+}
+
+/// Why the cache (or one entry) is not used.
+#[derive(Debug, thiserror::Error)]
+pub enum Untrusted {
+    #[error("it is a symbolic link")]
+    Symlink,
+    #[error("it is not a {0}")]
+    WrongType(&'static str),
+    #[error("it belongs to uid {owner}, not to this user (uid {me})")]
+    Owner { owner: u32, me: u32 },
+    #[error("its mode {mode:04o} lets {who} {what} it")]
+    Mode { mode: u32, who: &'static str, what: &'static str },
+    #[error("it is {0} bytes long, more than the {MAX_ENTRY_BYTES} an entry may have")]
+    TooLarge(u64),
+    #[error("its authentication tag does not match (another component, another engine, or not written by this host)")]
+    BadTag,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<rustix::io::Errno> for Untrusted {
+    fn from(e: rustix::io::Errno) -> Self {
+        if e == rustix::io::Errno::LOOP { Untrusted::Symlink } else { Untrusted::Io(e.into()) }
+    }
 }
 
 impl Cache {
-    pub fn new(dir: PathBuf) -> Self {
-        Cache { dir }
+    /// A cache in `dir`, authenticated with the key in `key_file` (default: `dir` + `.key`,
+    /// beside the folder).
+    pub fn new(dir: PathBuf, key_file: Option<PathBuf>) -> Self {
+        let key_file = key_file.unwrap_or_else(|| {
+            let mut name = dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "cache".into());
+            name.push(".key");
+            dir.with_file_name(name)
+        });
+        Cache { dir, key_file }
     }
 
+    /// The cache folder.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// The entry path for a component with these bytes, in this engine.
-    pub fn entry(&self, engine: &Engine, component: &[u8]) -> PathBuf {
-        let mut compat = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut compat);
-        let digest = Sha256::digest(component);
-        self.dir.join(format!("{}-{:016x}.cwasm", hex(&digest[..16]), compat.finish()))
+    /// The file holding the per-install authentication key.
+    pub fn key_file(&self) -> &Path {
+        &self.key_file
     }
 
-    /// The compiled component: from the cache when a valid entry exists, otherwise compiled and
-    /// (if possible) stored. Compile errors are returned; cache problems only degrade to memory.
+    /// The entry's file name for a component with this SHA-256, in this engine.
+    fn entry_name(component_sha: &[u8], engine_hash: u64) -> String {
+        format!("{}-{engine_hash:016x}.cwasm", hex(&component_sha[..16]))
+    }
+
+    /// The compiled component: from the cache when a trusted, authentic entry exists, otherwise
+    /// compiled and (if the folder is trusted) stored. Compile errors are returned; cache
+    /// problems only degrade to compiling in memory, with a warning.
     pub fn load_or_compile(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<(Component, Source)> {
-        let entry = self.entry(engine, bytes);
-        if let Some(component) = self.load(engine, &entry) {
-            return Ok((component, Source::Cache));
+        let trusted = self.open_dir().and_then(|dir| Ok((self.key()?, dir)));
+        let (key, dir) = match trusted {
+            Ok(opened) => opened,
+            Err(why) => {
+                tracing::warn!("compiled-component cache {} not used: {why}; compiling in memory", self.dir.display());
+                return Ok((Component::from_binary(engine, bytes)?, Source::CompiledOnly));
+            }
+        };
+        let component_sha = Sha256::digest(bytes);
+        let engine_hash = compat_hash(engine);
+        let name = Self::entry_name(&component_sha, engine_hash);
+        let tag_key = TagKey { key: &key, component_sha: &component_sha, engine_hash };
+        match read_entry(&dir, &name) {
+            Ok(None) => {}
+            Ok(Some(data)) => match tag_key.open(&data) {
+                Some(artifact) => {
+                    // SAFETY: the artifact is authenticated (HMAC under this install's private key)
+                    // as written by this host for this component and this engine's compatibility
+                    // hash, read from a folder and file only this user can write; wasmtime
+                    // re-checks the version and settings and errors on a mismatch.
+                    match unsafe { Component::deserialize(engine, artifact) } {
+                        Ok(component) => return Ok((component, Source::Cache)),
+                        Err(e) => tracing::warn!("cache entry {name} not loadable ({e}); recompiling"),
+                    }
+                }
+                None => tracing::warn!("cache entry {name} not used: {}; recompiling", Untrusted::BadTag),
+            },
+            Err(why) => tracing::warn!("cache entry {name} not used: {why}; recompiling"),
         }
         let component = Component::from_binary(engine, bytes)?;
-        let source = match component.serialize().map_err(|e| e.to_string()).and_then(|a| self.store(&entry, &a)) {
+        let stored = component
+            .serialize()
+            .map_err(|e| Untrusted::Io(std::io::Error::other(e.to_string())))
+            .and_then(|artifact| store_entry(&dir, &name, &tag_key.seal(&artifact), &artifact).map_err(Untrusted::Io));
+        let source = match stored {
             Ok(()) => Source::CompiledAndStored,
             Err(e) => {
                 tracing::warn!("compiled component not cached in {}: {e}", self.dir.display());
@@ -83,57 +166,183 @@ impl Cache {
         Ok((component, source))
     }
 
-    /// Loads a valid entry, or `None` (missing, corrupt, or built by another wasmtime).
-    fn load(&self, engine: &Engine, entry: &Path) -> Option<Component> {
-        let data = fs::read(entry).ok()?;
-        let Some(artifact) = verified(&data) else {
-            tracing::warn!("cache entry {} is corrupt; recompiling", entry.display());
-            return None;
-        };
-        // SAFETY: the artifact was written by this host (checked against its SHA-256 above, in a
-        // private folder) for an engine with the same compatibility hash (part of the file name);
-        // wasmtime re-checks the version and settings and errors on a mismatch.
-        match unsafe { Component::deserialize(engine, artifact) } {
-            Ok(component) => Some(component),
-            Err(e) => {
-                tracing::warn!("cache entry {} not loadable ({e}); recompiling", entry.display());
-                None
+    /// Opens the folder (creating it 0700 when missing) and checks who may write it.
+    fn open_dir(&self) -> Result<OwnedFd, Untrusted> {
+        match std::fs::symlink_metadata(&self.dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&self.dir)
+                    .map_err(|e| std::io::Error::new(e.kind(), format!("cannot create the folder: {e}")))?;
             }
+            _ => {}
+        }
+        let fd = rfs::open(
+            &self.dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| if e == rustix::io::Errno::NOTDIR { self.not_dir() } else { e.into() })?;
+        check_owner_and_mode(&fd, FileType::Directory, "folder", 0o022)?;
+        Ok(fd)
+    }
+
+    /// `open` with `NOFOLLOW` reports a symlink to a directory as `ENOTDIR` on some systems.
+    fn not_dir(&self) -> Untrusted {
+        match std::fs::symlink_metadata(&self.dir) {
+            Ok(m) if m.file_type().is_symlink() => Untrusted::Symlink,
+            _ => Untrusted::WrongType("folder"),
         }
     }
 
-    /// Writes an entry atomically (temporary file, then rename).
-    fn store(&self, entry: &Path, artifact: &[u8]) -> Result<(), String> {
-        create_private_dir(&self.dir).map_err(|e| format!("cannot create the folder: {e}"))?;
-        let temp = self.dir.join(format!(".tmp-{}-{:x}", std::process::id(), nanos()));
-        let write = || -> std::io::Result<()> {
-            let mut file = fs::File::create(&temp)?;
-            file.write_all(MAGIC)?;
-            file.write_all(&Sha256::digest(artifact))?;
-            file.write_all(artifact)?;
-            file.sync_all()?;
-            fs::rename(&temp, entry)
+    /// The per-install key: read from [`Cache::key_file`], or made (32 random bytes, mode 0600)
+    /// when missing. A key file anyone else could read or write is not used.
+    fn key(&self) -> Result<[u8; KEY_BYTES], Untrusted> {
+        let why = |e: Untrusted| match e {
+            Untrusted::Io(io) => {
+                Untrusted::Io(std::io::Error::new(io.kind(), format!("key file {}: {io}", self.key_file.display())))
+            }
+            other => Untrusted::Io(std::io::Error::other(format!("key file {}: {other}", self.key_file.display()))),
         };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&temp);
-            e.to_string()
-        })
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        match rfs::open(&self.key_file, flags, Mode::empty()) {
+            Ok(fd) => {
+                check_owner_and_mode(&fd, FileType::RegularFile, "regular file", 0o077).map_err(why)?;
+                let mut key = [0u8; KEY_BYTES];
+                let mut file = File::from(fd);
+                file.read_exact(&mut key).map_err(|e| why(e.into()))?;
+                if file.read(&mut [0u8; 1]).map_err(|e| why(e.into()))? != 0 {
+                    return Err(why(Untrusted::WrongType("32-byte key")));
+                }
+                Ok(key)
+            }
+            Err(rustix::io::Errno::NOENT) => {
+                let mut key = [0u8; KEY_BYTES];
+                getrandom::fill(&mut key).map_err(|e| why(Untrusted::Io(std::io::Error::other(e.to_string()))))?;
+                let create = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                match rfs::open(&self.key_file, create, Mode::from_raw_mode(0o600)) {
+                    Ok(fd) => {
+                        let mut file = File::from(fd);
+                        file.write_all(&key).and_then(|()| file.sync_all()).map_err(|e| why(e.into()))?;
+                        Ok(key)
+                    }
+                    // Another host made it at the same moment: use theirs.
+                    Err(rustix::io::Errno::EXIST) => self.key(),
+                    Err(e) => Err(why(e.into())),
+                }
+            }
+            Err(e) => Err(why(e.into())),
+        }
     }
 }
 
-/// The artifact inside an entry, if the entry is whole and its checksum matches.
-fn verified(data: &[u8]) -> Option<&[u8]> {
-    let rest = data.strip_prefix(MAGIC.as_slice())?;
-    if rest.len() < 32 {
-        return None;
+/// Checks an open file's type, owner (the effective user) and that none of `forbidden` mode bits
+/// is set.
+fn check_owner_and_mode(
+    fd: impl AsFd,
+    kind: FileType,
+    kind_name: &'static str,
+    forbidden: u32,
+) -> Result<(), Untrusted> {
+    let stat = rfs::fstat(fd)?;
+    if FileType::from_raw_mode(stat.st_mode) != kind {
+        return Err(Untrusted::WrongType(kind_name));
     }
-    let (sum, artifact) = rest.split_at(32);
-    (Sha256::digest(artifact).as_slice() == sum).then_some(artifact)
+    let me = rustix::process::geteuid().as_raw();
+    if stat.st_uid != me {
+        return Err(Untrusted::Owner { owner: stat.st_uid, me });
+    }
+    let mode = stat.st_mode & 0o7777;
+    if mode & forbidden != 0 {
+        let who = if mode & forbidden & 0o070 != 0 { "its group" } else { "other users" };
+        let what = if forbidden & 0o044 != 0 { "read or write" } else { "write" };
+        return Err(Untrusted::Mode { mode, who, what });
+    }
+    Ok(())
 }
 
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+/// Reads entry `name` of the open folder: `None` when it does not exist.
+fn read_entry(dir: &OwnedFd, name: &str) -> Result<Option<Vec<u8>>, Untrusted> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let fd = match rfs::openat(dir, name, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    check_owner_and_mode(&fd, FileType::RegularFile, "regular file", 0o022)?;
+    let size = rfs::fstat(&fd)?.st_size as u64;
+    if size > MAX_ENTRY_BYTES {
+        return Err(Untrusted::TooLarge(size));
+    }
+    let mut data = Vec::with_capacity(size as usize);
+    // `take`: the file may grow after the check.
+    File::from(fd).take(MAX_ENTRY_BYTES + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > MAX_ENTRY_BYTES {
+        return Err(Untrusted::TooLarge(data.len() as u64));
+    }
+    Ok(Some(data))
+}
+
+/// Writes an entry atomically in the open folder (a new temporary file, then rename).
+fn store_entry(dir: &OwnedFd, name: &str, tag: &[u8], artifact: &[u8]) -> std::io::Result<()> {
+    let temp = format!(".tmp-{}-{:x}", std::process::id(), nanos());
+    let create = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rfs::openat(dir, temp.as_str(), create, Mode::from_raw_mode(0o600))?;
+    let write = || -> std::io::Result<()> {
+        let mut file = File::from(fd);
+        file.write_all(MAGIC)?;
+        file.write_all(tag)?;
+        file.write_all(artifact)?;
+        file.sync_all()?;
+        rfs::renameat(dir, temp.as_str(), dir, name)?;
+        Ok(())
+    };
+    write().inspect_err(|_| {
+        let _ = rfs::unlinkat(dir, temp.as_str(), rfs::AtFlags::empty());
+    })
+}
+
+/// What an entry's tag binds: the install's key, the component and the engine.
+struct TagKey<'a> {
+    key: &'a [u8],
+    component_sha: &'a [u8],
+    engine_hash: u64,
+}
+
+impl TagKey<'_> {
+    fn mac(&self, artifact: &[u8]) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key).expect("HMAC takes any key length");
+        mac.update(MAGIC);
+        mac.update(self.component_sha);
+        mac.update(&self.engine_hash.to_le_bytes());
+        mac.update(artifact);
+        mac
+    }
+
+    /// The tag of `artifact`.
+    fn seal(&self, artifact: &[u8]) -> Vec<u8> {
+        self.mac(artifact).finalize().into_bytes().to_vec()
+    }
+
+    /// The artifact inside an entry, if the entry is whole and its tag is authentic.
+    fn open<'d>(&self, data: &'d [u8]) -> Option<&'d [u8]> {
+        let rest = data.strip_prefix(MAGIC.as_slice())?;
+        if rest.len() < 32 {
+            return None;
+        }
+        let (tag, artifact) = rest.split_at(32);
+        self.mac(artifact).verify_slice(tag).ok().map(|()| artifact)
+    }
+}
+
+/// The engine's compatibility hash (wasmtime version and settings) as a number.
+fn compat_hash(engine: &Engine) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hasher.finish()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -149,17 +358,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn entries_are_checked_before_use() {
+    fn entries_are_authenticated_for_one_key_component_and_engine() {
+        let key = [7u8; KEY_BYTES];
+        let sha = Sha256::digest(b"component a");
+        let tags = TagKey { key: &key, component_sha: &sha, engine_hash: 1 };
         let artifact = b"artifact bytes".to_vec();
         let mut entry = MAGIC.to_vec();
-        entry.extend_from_slice(&Sha256::digest(&artifact));
+        entry.extend_from_slice(&tags.seal(&artifact));
         entry.extend_from_slice(&artifact);
-        assert_eq!(verified(&entry), Some(artifact.as_slice()));
+        assert_eq!(tags.open(&entry), Some(artifact.as_slice()));
+
         let mut flipped = entry.clone();
         *flipped.last_mut().unwrap() ^= 1;
-        assert_eq!(verified(&flipped), None);
-        assert_eq!(verified(&entry[..entry.len() - 1]), None);
-        assert_eq!(verified(&entry[..20]), None);
-        assert_eq!(verified(b"garbage"), None);
+        assert_eq!(tags.open(&flipped), None);
+        assert_eq!(tags.open(&entry[..entry.len() - 1]), None);
+        assert_eq!(tags.open(&entry[..20]), None);
+        assert_eq!(tags.open(b"garbage"), None);
+
+        let other_sha = Sha256::digest(b"component b");
+        let other_component = TagKey { key: &key, component_sha: &other_sha, engine_hash: 1 };
+        assert_eq!(other_component.open(&entry), None, "an entry copied from another component");
+        let other_engine = TagKey { key: &key, component_sha: &sha, engine_hash: 2 };
+        assert_eq!(other_engine.open(&entry), None, "an entry of another engine");
+        let other_key = [8u8; KEY_BYTES];
+        let other_install = TagKey { key: &other_key, component_sha: &sha, engine_hash: 1 };
+        assert_eq!(other_install.open(&entry), None, "an entry forged without this install's key");
+    }
+
+    #[test]
+    fn the_key_lives_beside_the_folder() {
+        let cache = Cache::new(PathBuf::from("/srv/hb/modules/cloudpe/cache"), None);
+        assert_eq!(cache.key_file(), Path::new("/srv/hb/modules/cloudpe/cache.key"));
+        let cache = Cache::new(PathBuf::from("/c"), Some(PathBuf::from("/k")));
+        assert_eq!(cache.key_file(), Path::new("/k"));
     }
 }

@@ -55,15 +55,38 @@ pub struct Global {
     #[arg(long, global = true, env = "HOSTBILL_MODULE_MAX_CONNECTIONS", value_name = "N", default_value_t = Limits::default().max_connections)]
     pub max_connections: usize,
 
+    /// Largest request read from stdin, in MiB.
+    #[arg(long, global = true, env = "HOSTBILL_MODULE_MAX_REQUEST_MIB", value_name = "MIB", default_value_t = Limits::default().max_request_bytes / (1024 * 1024))]
+    pub max_request_mib: usize,
+
+    /// Largest report printed on stdout, in MiB; a longer one is replaced by an error.
+    #[arg(long, global = true, env = "HOSTBILL_MODULE_MAX_REPORT_MIB", value_name = "MIB", default_value_t = Limits::default().max_report_bytes / (1024 * 1024))]
+    pub max_report_mib: usize,
+
+    /// Most host-side resources (HTTP requests, header sets, bodies, streams) the module may
+    /// hold at once.
+    #[arg(long, global = true, env = "HOSTBILL_MODULE_MAX_HOST_RESOURCES", value_name = "N", default_value_t = Limits::default().max_host_resources)]
+    pub max_host_resources: usize,
+
+    /// Largest header set the module may build or receive, in KiB.
+    #[arg(long, global = true, env = "HOSTBILL_MODULE_MAX_HEADER_KIB", value_name = "KIB", default_value_t = Limits::default().max_header_bytes / 1024)]
+    pub max_header_kib: usize,
+
     /// PEM file of extra CA certificates to trust for the API's TLS (a private CA); the standard
     /// roots are always trusted.
     #[arg(long, global = true, env = "HOSTBILL_MODULE_CA_BUNDLE", value_name = "FILE")]
     pub ca_bundle: Option<PathBuf>,
 
-    /// Folder of the compiled-component cache [default: $XDG_CACHE_HOME or ~/.cache, then
-    /// hostbill-module-host].
+    /// Folder of the compiled-component cache, owned by this user and writable by nobody else
+    /// (created 0700) [default: $XDG_CACHE_HOME or $HOME/.cache, then hostbill-module-host;
+    /// neither set: compile in memory].
     #[arg(long, global = true, env = "HOSTBILL_MODULE_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+
+    /// File of the cache's authentication key, outside the cache folder (created 0600 with a
+    /// random key when missing) [default: the cache folder's path plus ".key"].
+    #[arg(long, global = true, env = "HOSTBILL_MODULE_CACHE_KEY_FILE", value_name = "FILE")]
+    pub cache_key_file: Option<PathBuf>,
 
     /// Compile the component in memory; neither read nor write the cache.
     #[arg(long, global = true)]
@@ -75,10 +98,19 @@ pub struct Global {
 }
 
 impl Global {
-    /// The compiled-component cache to use, if any.
+    /// The compiled-component cache to use, if any. Without `--cache-dir` and without a home
+    /// folder there is none (a shared temporary folder is not safe): says so once on stderr.
     pub fn cache(&self) -> Option<crate::cache::Cache> {
-        (!self.no_cache)
-            .then(|| crate::cache::Cache::new(self.cache_dir.clone().unwrap_or_else(crate::cache::default_dir)))
+        if self.no_cache {
+            return None;
+        }
+        let Some(dir) = self.cache_dir.clone().or_else(crate::cache::default_dir) else {
+            tracing::warn!(
+                "no compiled-component cache: neither --cache-dir, XDG_CACHE_HOME nor HOME is set; compiling in memory"
+            );
+            return None;
+        };
+        Some(crate::cache::Cache::new(dir, self.cache_key_file.clone()))
     }
 
     /// The limits these options describe; each value must be positive.
@@ -99,7 +131,14 @@ impl Global {
         if self.max_connections == 0 || self.max_connections > 256 {
             return Err(format!("--max-connections must be between 1 and 256, got {}", self.max_connections));
         }
+        let range = |name: &str, v: usize, max: usize| {
+            if (1..=max).contains(&v) { Ok(v) } else { Err(format!("--{name} must be between 1 and {max}, got {v}")) }
+        };
         Ok(Limits {
+            max_request_bytes: range("max-request-mib", self.max_request_mib, 4096)? * 1024 * 1024,
+            max_report_bytes: range("max-report-mib", self.max_report_mib, 4096)? * 1024 * 1024,
+            max_host_resources: range("max-host-resources", self.max_host_resources, 1_000_000)?,
+            max_header_bytes: range("max-header-kib", self.max_header_kib, 64 * 1024)? * 1024,
             max_response_bytes: self.max_response_mib * 1024 * 1024,
             max_connections: self.max_connections,
             memory_bytes: self.memory_mib * 1024 * 1024,

@@ -209,33 +209,35 @@ fn cache_line(runtime: &Runtime, cache: Option<&Cache>) -> Line {
         (None, _) => {
             line(Verdict::Warn, "cache", "disabled (--no-cache): every operation compiles the component", None)
         }
-        (Some(c), cache::Source::Cache) => {
-            line(Verdict::Pass, "cache", format!("compiled component loaded from {}", c.dir().display()), None)
-        }
+        (Some(c), cache::Source::Cache) => line(
+            Verdict::Pass,
+            "cache",
+            format!("compiled component loaded from {} (key {})", c.dir().display(), c.key_file().display()),
+            None,
+        ),
         (Some(c), cache::Source::CompiledAndStored) => {
             line(Verdict::Pass, "cache", format!("compiled and stored in {}", c.dir().display()), None)
         }
         (Some(c), cache::Source::CompiledOnly) => line(
             Verdict::Warn,
             "cache",
-            format!("cannot write {}: every operation compiles the component", c.dir().display()),
-            Some("make the folder writable for the web server's user, or set HOSTBILL_MODULE_CACHE_DIR"),
+            format!("{} not used (see the warning above): every operation compiles the component", c.dir().display()),
+            Some(
+                "the folder and its key file must belong to the web server's user and be writable by nobody else \
+                 (chmod 700 on the folder, 600 on the key); or set HOSTBILL_MODULE_CACHE_DIR",
+            ),
         ),
     }
 }
 
-fn endpoint<'a>(app: &'a wit::AppSettings, field: &str) -> Option<&'a str> {
-    let value = match field {
-        "host" => &app.host,
-        "ip" => &app.ip,
-        "username" => &app.username,
-        "status_url" => &app.status_url,
-        "field1" => &app.field1,
-        "field2" => &app.field2,
-        "field3" => &app.field3,
-        "field4" => &app.field4,
-        "field5" => &app.field5,
-        _ => &None,
+/// The value of the App field HostBill names `name` (as `info` prints it).
+fn endpoint<'a>(app: &'a wit::AppSettings, name: &str) -> Option<&'a str> {
+    use wit::AppField::*;
+    let field = match name.strip_prefix("custom.") {
+        Some(setting) => Custom(setting.to_string()),
+        None => {
+            [Host, Ip, Username, Password, StatusUrl, Field1, Field2].into_iter().find(|f| f.hostbill_name() == name)?
+        }
     };
-    value.as_deref().filter(|v| !v.trim().is_empty())
+    app.get(&field)
 }

@@ -34,7 +34,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("HOSTBILL_MODULE_LOG")
                 .unwrap_or_else(|_| "warn,wasmtime_wasi_http=error".into()),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(scrub::ScrubbedStderr)
         .init();
     let started = std::time::Instant::now();
     let cli = Cli::parse();
@@ -43,6 +43,24 @@ fn main() -> ExitCode {
     }
     let (report, scrubber, exit) = execute(&cli);
     let ran = started.elapsed();
+    let max_report = cli.global.limits().unwrap_or_default().max_report_bytes;
+    let (report, exit) = match report.size(&scrubber, cli.global.pretty, max_report) {
+        Some(_) => (report, exit),
+        None => (
+            Report::failed(
+                report.operation,
+                ErrorReport::new(
+                    ErrorKind::ModuleTrapped,
+                    format!(
+                        "the report is larger than {} MiB (--max-report-mib) and was not printed",
+                        max_report / (1024 * 1024)
+                    ),
+                ),
+            ),
+            Exit::ModuleFault,
+        ),
+    };
+    // A closed stdout (`host ... | head`) is not an error worth a panic: nothing reads the rest.
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     let _ = report.write(&scrubber, cli.global.pretty, &mut stdout);
     let _ = writeln!(stdout);
@@ -54,16 +72,16 @@ fn main() -> ExitCode {
 /// `doctor`: human-readable lines on stdout; exit 1 if any check fails, 2 on bad input.
 fn run_doctor(cli: &Cli, allow_http: bool) -> Exit {
     let fail = |message: String| {
-        println!("FAIL  {:<18} {message}", "input");
+        let _ = writeln!(std::io::stdout(), "FAIL  {:<18} {message}", "input");
         Exit::BadInput
     };
     let (Ok(limits), Some(component)) = (cli.global.limits(), cli.global.component.as_deref()) else {
         return fail("pass --component FILE (or set HOSTBILL_MODULE_COMPONENT) and valid limits".to_string());
     };
-    let mut stdin = Vec::new();
-    if let Err(e) = std::io::stdin().read_to_end(&mut stdin) {
-        return fail(format!("cannot read the request from stdin: {e}"));
-    }
+    let stdin = match read_request(limits.max_request_bytes) {
+        Ok(stdin) => stdin,
+        Err(message) => return fail(message),
+    };
     let app = match operation::Request::parse(&cli.command, &stdin) {
         Ok(operation::Request::App(app)) => app,
         Ok(_) => unreachable!("doctor takes an App"),
@@ -77,8 +95,9 @@ fn run_doctor(cli: &Cli, allow_http: bool) -> Exit {
         return fail("cannot start the async runtime".to_string());
     };
     let lines = tokio.block_on(doctor::run(component, cli.global.cache(), &app, allow_http, &limits, tls));
+    let mut stdout = std::io::stdout().lock();
     for line in &lines {
-        println!("{line}");
+        let _ = writeln!(stdout, "{line}");
     }
     if lines.iter().any(|l| l.verdict == doctor::Verdict::Fail) { Exit::OperationFailed } else { Exit::Success }
 }
@@ -98,12 +117,15 @@ fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
             Scrubber::default(),
         );
     };
-    let mut stdin = Vec::new();
-    if !matches!(cli.command, Command::Info | Command::Precompile)
-        && let Err(e) = std::io::stdin().read_to_end(&mut stdin)
-    {
-        return bad_input(format!("cannot read the request from stdin: {e}"), Scrubber::default());
-    }
+    let stdin = if matches!(cli.command, Command::Info | Command::Precompile) {
+        Vec::new()
+    } else {
+        match read_request(limits.max_request_bytes) {
+            Ok(stdin) => stdin,
+            Err(message) => return bad_input(message, Scrubber::default()),
+        }
+    };
+    scrub::scrub_stderr_with(operation::secrets_of_raw(&stdin));
     let parse_started = std::time::Instant::now();
     let parsed = operation::Request::parse(&cli.command, &stdin);
     tracing::debug!("request of {} bytes parsed in {:?}", stdin.len(), parse_started.elapsed());
@@ -152,4 +174,20 @@ fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
         }
     };
     tokio.block_on(operation::run(operation, &runtime, request, &limits))
+}
+
+/// Reads the request from stdin, at most `max_bytes` of it.
+fn read_request(max_bytes: usize) -> Result<Vec<u8>, String> {
+    let mut stdin = Vec::new();
+    std::io::stdin()
+        .take(max_bytes as u64 + 1)
+        .read_to_end(&mut stdin)
+        .map_err(|e| format!("cannot read the request from stdin: {e}"))?;
+    if stdin.len() > max_bytes {
+        return Err(format!(
+            "the request on stdin is larger than {} MiB (--max-request-mib); nothing was run",
+            max_bytes / (1024 * 1024)
+        ));
+    }
+    Ok(stdin)
 }

@@ -202,7 +202,7 @@ fn fill(
         }
         Output::Sync(Ok(sync), dry_run) => {
             let summary = sync_summary(&sync, elapsed_ms);
-            eprintln!(
+            crate::scrub::stderr_line(&format!(
                 "sync: {} accounts: {} change, {} unchanged, {} skipped, {} error; {} requests in {:.2} s{}",
                 summary["accounts"],
                 summary["change"],
@@ -212,7 +212,7 @@ fn fill(
                 summary["requests"],
                 elapsed_ms as f64 / 1000.0,
                 if dry_run.0 { " (dry run: nothing to apply)" } else { "" }
-            );
+            ));
             p.insert("dry_run".into(), Value::Bool(dry_run.0));
             p.insert("summary".into(), summary);
             report.decisions = Some(Decisions { report: sync, dry_run: dry_run.0 });
@@ -245,6 +245,13 @@ fn collect_logs(report: &mut Report, state: SandboxState, exit: Exit) -> Exit {
                 message: denial.to_string(),
             });
         }
+        if state.egress.denials_dropped > 0 {
+            report.logs.push(crate::sandbox::LogRecord {
+                level: "error",
+                source: Source::Host,
+                message: format!("{} further refused requests not listed", state.egress.denials_dropped),
+            });
+        }
         report.payload.clear();
         report.decisions = None;
         report.error =
@@ -262,27 +269,9 @@ pub fn secrets(app: Option<&wit::AppSettings>, info: Option<&wit::ModuleInfo>) -
         return Scrubber::default();
     };
     let mut values: Vec<&str> = app.password.as_deref().into_iter().collect();
-    let free_form = [&app.field1, &app.field2, &app.field3, &app.field4, &app.field5];
     match info {
-        Some(info) => {
-            for usage in info.app_fields.iter().filter(|u| u.secret) {
-                use wit::AppField::*;
-                let value = match usage.field {
-                    Host => &app.host,
-                    Ip => &app.ip,
-                    Username => &app.username,
-                    Password => &app.password,
-                    StatusUrl => &app.status_url,
-                    Field1 => free_form[0],
-                    Field2 => free_form[1],
-                    Field3 => free_form[2],
-                    Field4 => free_form[3],
-                    Field5 => free_form[4],
-                };
-                values.extend(value.as_deref());
-            }
-        }
-        None => values.extend(free_form.iter().filter_map(|f| f.as_deref())),
+        Some(info) => values.extend(info.app_fields.iter().filter(|u| u.secret).filter_map(|u| app.get(&u.field))),
+        None => values.extend(app.free_form()),
     }
     Scrubber::new(values)
 }
@@ -293,9 +282,11 @@ pub fn secrets_of_raw(stdin: &[u8]) -> Scrubber {
         return Scrubber::default();
     };
     let app = value.get("app");
-    let texts: Vec<String> = ["password", "field1", "field2", "field3", "field4", "field5"]
+    let custom = app.and_then(|a| a.get("custom")).and_then(Value::as_object);
+    let texts: Vec<String> = ["password", "field1", "field2"]
         .iter()
         .filter_map(|k| app?.get(k)?.as_str().map(str::to_string))
+        .chain(custom.into_iter().flat_map(|c| c.values().filter_map(|v| v.as_str().map(str::to_string))))
         .collect();
     Scrubber::new(texts.iter().map(String::as_str))
 }
@@ -337,27 +328,10 @@ fn info_json(info: &wit::ModuleInfo, wit_version: &semver::Version) -> Value {
         "description": info.description,
         "wit_package": format!("{WIT_PACKAGE}@{wit_version}"),
         "host_supports": format!("{WIT_PACKAGE} {}", crate::compat::supported_range()),
-        "endpoint_field": field_name(info.endpoint_field),
+        "endpoint_field": info.endpoint_field.hostbill_name(),
         "app_fields": info.app_fields.iter().map(|u| json!({
-            "field": field_name(u.field), "label": u.label, "description": u.description,
+            "field": u.field.hostbill_name(), "label": u.label, "description": u.description,
             "required": u.required, "secret": u.secret,
         })).collect::<Vec<_>>(),
     })
-}
-
-/// The App field's column name as HostBill stores it.
-pub fn field_name(f: wit::AppField) -> &'static str {
-    use wit::AppField::*;
-    match f {
-        Host => "host",
-        Ip => "ip",
-        Username => "username",
-        Password => "password",
-        StatusUrl => "status_url",
-        Field1 => "field1",
-        Field2 => "field2",
-        Field3 => "field3",
-        Field4 => "field4",
-        Field5 => "field5",
-    }
 }

@@ -121,12 +121,34 @@ impl Report {
             .map_err(std::io::Error::other)
     }
 
+    /// The length of the JSON report, if it is at most `max_bytes` (counted, not kept).
+    pub fn size(&self, scrubber: &Scrubber, pretty: bool, max_bytes: usize) -> Option<usize> {
+        let mut counter = Counter { count: 0, max: max_bytes };
+        self.write(scrubber, pretty, &mut counter).ok().map(|()| counter.count)
+    }
+
     /// The JSON report as text (tests and small reports).
     #[cfg(test)]
     pub fn render(&self, scrubber: &Scrubber) -> String {
         let mut out = Vec::new();
         self.write(scrubber, false, &mut out).expect("writing to memory");
         String::from_utf8(out).expect("JSON is UTF-8")
+    }
+}
+
+/// Counts bytes written and fails past `max`.
+struct Counter {
+    count: usize,
+    max: usize,
+}
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.count += buf.len();
+        if self.count > self.max { Err(std::io::Error::other("report too large")) } else { Ok(buf.len()) }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -30,12 +30,10 @@ pub struct AppRow {
     pub field1: Option<String>,
     #[serde(default, deserialize_with = "opt_text")]
     pub field2: Option<String>,
-    #[serde(default, deserialize_with = "opt_text")]
-    pub field3: Option<String>,
-    #[serde(default, deserialize_with = "opt_text")]
-    pub field4: Option<String>,
-    #[serde(default, deserialize_with = "opt_text")]
-    pub field5: Option<String>,
+    /// Custom App settings by name: HostBill's serialized `custom` column, which the PHP side
+    /// unserializes (settings declared under `CONNECTION_FIELD_CUSTOM`).
+    #[serde(default, deserialize_with = "fields")]
+    pub custom: BTreeMap<String, String>,
 }
 
 /// One HostBill account and its client's custom fields.
@@ -115,9 +113,12 @@ impl From<AppRow> for wit::AppSettings {
             status_url: a.status_url,
             field1: a.field1,
             field2: a.field2,
-            field3: a.field3,
-            field4: a.field4,
-            field5: a.field5,
+            custom: a
+                .custom
+                .into_iter()
+                .filter(|(_, value)| !value.trim().is_empty())
+                .map(|(name, value)| wit::AppSetting { name, value })
+                .collect(),
         }
     }
 }
@@ -216,7 +217,7 @@ fn fields<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D
     impl<'de> de::Visitor<'de> for V {
         type Value = BTreeMap<String, String>;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an object of field code to value")
+            f.write_str("an object of name to value")
         }
         fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut fields = BTreeMap::new();
@@ -231,7 +232,7 @@ fn fields<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D
         fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             match seq.next_element::<de::IgnoredAny>()? {
                 None => Ok(BTreeMap::new()),
-                Some(_) => Err(de::Error::custom("expected an object of field code to value, not a list")),
+                Some(_) => Err(de::Error::custom("expected an object of name to value, not a list")),
             }
         }
     }
@@ -256,6 +257,14 @@ mod tests {
         assert_eq!(r.account.status, wit::HostbillStatus::Active);
         assert_eq!(r.account.custom_fields.get("cloudpeid").map(String::as_str), Some("1234"));
         assert!(!r.account.custom_fields.contains_key("empty"));
+        let r: AppRequest =
+            parse(br#"{"app":{"field1":"a","custom":{"On terminate":"deactivate","Client field code":" ","n":7}}}"#)
+                .unwrap();
+        let settings = wit::AppSettings::from(r.app);
+        assert_eq!(settings.get(&wit::AppField::Custom("On terminate".into())), Some("deactivate"));
+        assert_eq!(settings.get(&wit::AppField::Custom("Client field code".into())), None);
+        assert_eq!(settings.get(&wit::AppField::Custom("n".into())), Some("7"));
+        assert_eq!(settings.custom.len(), 2, "the blank setting is left out");
         let r: AccountRequest =
             parse(br#"{"app":{"host":"h2"},"account":{"id":1,"client_id":2,"status":"Pending","custom_fields":[]}}"#)
                 .unwrap();
@@ -264,7 +273,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let cases: [(&[u8], &str); 8] = [
+        let cases: [(&[u8], &str); 9] = [
             (b"", "empty"),
             (b"{not json", "not valid JSON"),
             (br#"{"app":{}}"#, "missing field `account`"),
@@ -279,6 +288,7 @@ mod tests {
             ),
             (br#"{"app":{"ssl":"maybe"},"account":{"id":1,"client_id":2,"status":"Active"}}"#, "app.ssl"),
             (br#"{"app":{},"acount":{}}"#, "unknown field `acount`"),
+            (br#"{"app":{"custom":"a:1:{}"},"account":{"id":1,"client_id":2,"status":"Active"}}"#, "app.custom"),
         ];
         for (input, needle) in cases {
             let err = parse::<AccountRequest>(input).unwrap_err();

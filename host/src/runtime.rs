@@ -101,29 +101,44 @@ impl Runtime {
     ) -> (Result<(wit::ModuleInfo, R), Fault>, Store<SandboxState>) {
         let mut state = SandboxState::new(limits);
         state.progress = Some(crate::progress::Progress::new(operation));
+        let stop = state.stop.clone();
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(limits.deadline_ticks());
-        store.epoch_deadline_trap();
+        // Checked every tick: the deadline, and whether a refused request ended the run (a module
+        // looping on refused requests never waits on the host, so only this check reaches it).
+        let ends = Instant::now() + limits.deadline;
+        let refused = stop.clone();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if refused.is_raised() || Instant::now() >= ends {
+                wasmtime::UpdateDeadline::Interrupt
+            } else {
+                wasmtime::UpdateDeadline::Continue(1)
+            })
+        });
         let ticker = EpochTicker::start(self.engine.clone());
         let run = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             let info = instance.hostbill_provisioning_module().call_info(&mut store).await?;
             store.data_mut().module_info = Some(info.clone());
             if let Some(app) = app {
-                let allowed = endpoint(app, info.endpoint_field).and_then(|url| Origin::of_url(&url).ok());
-                store.data_mut().egress = EgressPolicy::new(allowed, limits).with_tls(self.tls.clone());
+                let allowed = app.get(&info.endpoint_field).and_then(|url| Origin::of_url(url).ok());
+                let stop = store.data().stop.clone();
+                store.data_mut().egress = EgressPolicy::new(allowed, limits, stop).with_tls(self.tls.clone());
             }
             let result = op(&instance, &mut store).await?;
             Ok::<_, wasmtime::Error>((info, result))
         };
-        let outcome = match tokio::time::timeout(limits.deadline, run).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(classify(e, limits)),
-            Err(_) => Err(Fault::Trapped(format!(
-                "the module did not finish within the {} s deadline and was stopped",
-                limits.deadline.as_secs_f64()
-            ))),
+        let outcome = tokio::select! {
+            finished = tokio::time::timeout(limits.deadline, run) => match finished {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(e)) => Err(classify(e, limits, &stop)),
+                Err(_) => Err(Fault::Trapped(format!(
+                    "the module did not finish within the {} s deadline and was stopped",
+                    limits.deadline.as_secs_f64()
+                ))),
+            },
+            () = stop.raised() => Err(Fault::Trapped(STOPPED_FOR_EGRESS.to_string())),
         };
         drop(ticker);
         if let Some(progress) = &mut store.data_mut().progress {
@@ -143,32 +158,22 @@ pub fn targeted_version(engine: &Engine, component: &Component) -> Option<String
     component.component_type().exports(engine).find_map(|(name, _)| name.strip_prefix(&prefix).map(str::to_string))
 }
 
-/// The value of the App field the module names as its endpoint.
-fn endpoint(app: &wit::AppSettings, field: wit::AppField) -> Option<String> {
-    use wit::AppField::*;
-    let value = match field {
-        Host => &app.host,
-        Ip => &app.ip,
-        Username => &app.username,
-        Password => &app.password,
-        StatusUrl => &app.status_url,
-        Field1 => &app.field1,
-        Field2 => &app.field2,
-        Field3 => &app.field3,
-        Field4 => &app.field4,
-        Field5 => &app.field5,
-    };
-    value.clone()
-}
+/// Why a run that made a refused request ended (the report names the refusal itself).
+const STOPPED_FOR_EGRESS: &str = "the module was stopped after a request the App's endpoint does not allow";
 
 /// Words for a trap.
-fn classify(e: wasmtime::Error, limits: &Limits) -> Fault {
+fn classify(e: wasmtime::Error, limits: &Limits, stop: &crate::sandbox::egress::EgressStop) -> Fault {
     let text = format!("{e:#}");
     let message = match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) if stop.is_raised() => STOPPED_FOR_EGRESS.to_string(),
         Some(Trap::Interrupt) => {
             format!("the module ran past its {} s deadline and was stopped", limits.deadline.as_secs_f64())
         }
         Some(Trap::UnreachableCodeReached) => "the module crashed (it panicked or aborted)".to_string(),
+        _ if text.contains("resource table has no free keys") => format!(
+            "the module held more than {} host-side resources (HTTP requests, header sets, streams) and was stopped",
+            limits.max_host_resources
+        ),
         _ if text.contains("growing memory") => format!(
             "the module tried to use more than its {} MiB memory limit and was stopped",
             limits.memory_bytes / (1024 * 1024)

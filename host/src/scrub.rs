@@ -2,6 +2,8 @@
 //! the host prints. Applied once, at the output boundary, to every string of the response.
 
 use std::borrow::Cow;
+use std::io::Write;
+use std::sync::RwLock;
 
 use serde_json::Value;
 
@@ -61,6 +63,60 @@ impl Scrubber {
             _ => {}
         }
     }
+}
+
+/// The secrets scrubbed from everything written to stderr (log lines of the host and of the
+/// crates it uses, e.g. wasi-http's request traces).
+static STDERR_SECRETS: RwLock<Option<Scrubber>> = RwLock::new(None);
+
+/// Scrubs `scrubber`'s secrets from every later stderr line.
+pub fn scrub_stderr_with(scrubber: Scrubber) {
+    if let Ok(mut secrets) = STDERR_SECRETS.write() {
+        *secrets = Some(scrubber);
+    }
+}
+
+/// A `tracing` writer to stderr that scrubs each record before it is written, and ignores a
+/// closed stderr instead of failing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ScrubbedStderr;
+
+/// One record being written (see [`ScrubbedStderr`]).
+pub struct ScrubbedRecord(Vec<u8>);
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ScrubbedStderr {
+    type Writer = ScrubbedRecord;
+    fn make_writer(&'a self) -> ScrubbedRecord {
+        ScrubbedRecord(Vec::new())
+    }
+}
+
+impl Write for ScrubbedRecord {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ScrubbedRecord {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.0);
+        let clean = match STDERR_SECRETS.read().ok().as_deref().and_then(Option::as_ref) {
+            Some(scrubber) => scrubber.text(&text).into_owned(),
+            None => text.into_owned(),
+        };
+        let _ = std::io::stderr().write_all(clean.as_bytes());
+    }
+}
+
+/// Writes a line to stderr, scrubbed; a closed stderr is ignored.
+pub fn stderr_line(line: &str) {
+    let mut record = ScrubbedRecord(Vec::with_capacity(line.len() + 1));
+    record.0.extend_from_slice(line.as_bytes());
+    record.0.push(b'\n');
 }
 
 #[cfg(test)]

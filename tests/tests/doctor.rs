@@ -28,7 +28,7 @@ fn a_healthy_setup_passes_every_check() {
     let run = doctor(&host, app(&sim.api_url(), TOKEN), &["--allow-http"]);
     assert_eq!(run.code, 0, "{}", run.all_output());
     assert_eq!(verdict(&run, "component"), "PASS");
-    assert!(run.stdout.contains("targets hostbill:provisioning@1.0.0"), "{}", run.stdout);
+    assert!(run.stdout.contains("targets hostbill:provisioning@2.0.0"), "{}", run.stdout);
     assert_eq!(verdict(&run, "cache"), "PASS");
     assert_eq!(verdict(&run, "App URL"), "WARN", "plain HTTP is allowed, not recommended");
     assert_eq!(verdict(&run, "DNS"), "PASS");
@@ -70,5 +70,47 @@ fn each_problem_fails_its_check_with_a_hint() {
         doctor(&host.with_test_component("future-module"), app(&sim.api_url(), TOKEN), &["--allow-http"]);
     assert_eq!(incompatible.code, 1);
     assert_eq!(verdict(&incompatible, "component"), "FAIL");
-    assert!(incompatible.stdout.contains("@2.0.0"), "{}", incompatible.stdout);
+    assert!(incompatible.stdout.contains("@3.0.0"), "{}", incompatible.stdout);
+}
+
+/// Runs the host with stdin `input`, and closes the read end of stdout (or stderr) before the host
+/// writes: what `doctor | head -0` or a reader that went away does.
+fn run_with_closed(host: &Host, args: &[&str], input: &str, close_stdout: bool) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(&host.bin)
+        .args(args)
+        .arg("--component")
+        .arg(&host.component)
+        .env("HOSTBILL_MODULE_CACHE_DIR", cloudpe_e2e::harness::target_dir().join("test-module-cache"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if close_stdout {
+        drop(child.stdout.take());
+    } else {
+        drop(child.stderr.take());
+    }
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_closed_pipe_is_not_a_panic() {
+    let host = Host::from_env();
+    let sim = Simulator::start(SimConfig { session: TOKEN.into(), ..SimConfig::default() }).unwrap();
+    let input = json!({"app": app(&sim.api_url(), TOKEN)}).to_string();
+    let doctor = run_with_closed(&host, &["doctor", "--allow-http"], &input, true);
+    let stderr = String::from_utf8_lossy(&doctor.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(doctor.status.code(), Some(0), "{stderr}");
+
+    let accounts: Vec<_> = (1..=20).map(|i| cloudpe_e2e::harness::account(i, i, "Active", Some("12"))).collect();
+    let input = json!({"app": app(&sim.api_url(), TOKEN), "accounts": accounts}).to_string();
+    let sync = run_with_closed(&host, &["sync"], &input, false);
+    assert_eq!(sync.status.code(), Some(0), "{}", String::from_utf8_lossy(&sync.stdout));
+    let report: serde_json::Value = serde_json::from_slice(&sync.stdout).unwrap();
+    assert_eq!(report["summary"]["accounts"], 20);
 }

@@ -47,7 +47,7 @@ fn users() -> Vec<Account> {
 
 fn run(host: &Host, sim: &Simulator, op: &str) -> HostRun {
     let mut app = app(&sim.api_url(), TOKEN);
-    app["field4"] = json!("deactivate");
+    app["custom"] = json!({"On terminate": "deactivate"});
     let request = match op {
         "test-connection" => json!({"app": app}),
         "sync" => json!({"app": app, "accounts": [

@@ -12,7 +12,7 @@ const TOKEN: &str = "hostile-session-token-2f8d41";
 fn hostile(mode: &str, extra: &[&str]) -> HostRun {
     let host = Host::from_env().with_test_component("hostile");
     let mut app = app("http://127.0.0.1:9/1.0", TOKEN);
-    app["field5"] = json!(mode);
+    app["custom"] = json!({"mode": mode});
     let request = json!({"app": app, "account": account(1, 2, "Active", Some("12"))});
     let mut args = vec!["suspend"];
     args.extend_from_slice(extra);
@@ -81,7 +81,7 @@ fn a_response_body_far_larger_than_any_answer_is_cut_at_the_host_limit() {
     sim.add_fault(FaultRule::new(FaultKind::HugeBody(2 << 30)));
     let host = Host::from_env().with_test_component("hostile");
     let mut app = app(&sim.api_url(), TOKEN);
-    app["field5"] = json!("huge-body");
+    app["custom"] = json!({"mode": "huge-body"});
     let request = json!({"app": app, "account": account(1, 2, "Active", Some("12"))});
     let run = host.run_args(&["suspend", "--max-response-mib", "8"], request.to_string().as_bytes(), &[]);
     assert_contained(&run, 1, "transport", "body size exceeds limit: 8388608 bytes", Duration::from_secs(30));
@@ -93,4 +93,50 @@ fn an_oversized_answer_is_refused() {
     let run = hostile("huge-answer", &[]);
     assert_contained(&run, 3, "module-trapped", "the host accepts at most 64 KiB", Duration::from_secs(30));
     assert!(run.stdout.len() < 64 * 1024, "the oversized answer was printed");
+}
+
+#[test]
+fn host_side_resources_a_module_leaks_are_bounded() {
+    // 8 KiB header sets that are never dropped live in the host, outside the 16 MiB module limit:
+    // without a cap a million of them is 8 GB. The cap: 2,048 resources of at most 16 KiB each.
+    let run = hostile("leak-fields", &["--memory-mib", "16"]);
+    assert_contained(&run, 3, "module-trapped", "more than 2048 host-side resources", Duration::from_secs(30));
+    assert!(run.peak_rss_kib < 120 * 1024, "host grew to {} KiB", run.peak_rss_kib);
+    eprintln!("[hostile] leak-fields: host peak RSS {} KiB", run.peak_rss_kib);
+}
+
+#[test]
+fn the_first_refused_request_ends_the_run_and_few_are_reported() {
+    // The module would send 100,000 requests to a forbidden origin.
+    let run = hostile("refuse-flood", &[]);
+    assert_contained(&run, 3, "egress-denied", "refused a request to http://127.0.0.2:9", Duration::from_secs(20));
+    let host_errors = run.json["logs"].as_array().unwrap().iter().filter(|l| l["source"] == "host").count();
+    assert!((1..=4).contains(&host_errors), "{host_errors} host records");
+    assert!(run.stdout.len() < 4096, "stdout {} bytes", run.stdout.len());
+    assert!(run.stderr.len() < 4096, "stderr {} bytes:\n{}", run.stderr.len(), run.stderr);
+    assert!(!run.all_output().contains("leaked-in-path"), "a refused request's path was printed");
+    eprintln!("[hostile] refuse-flood: stdout {} B, stderr {} B", run.stdout.len(), run.stderr.len());
+}
+
+#[test]
+fn the_report_as_a_whole_is_bounded() {
+    // 100 facts of 30 KiB: each under the per-string cap, 3 MiB together.
+    let run = hostile("fact-flood", &["--max-report-mib", "1"]);
+    assert_contained(&run, 3, "module-trapped", "larger than 1 MiB (--max-report-mib)", Duration::from_secs(20));
+    assert!(run.stdout.len() < 4096, "stdout {} bytes", run.stdout.len());
+    let fits = hostile("fact-flood", &[]);
+    assert_eq!(fits.code, 0, "under the default limit the same report is printed: {}", fits.stderr);
+    assert!(fits.stdout.len() > 3_000_000);
+}
+
+#[test]
+fn the_request_read_from_stdin_is_bounded() {
+    let host = Host::from_env();
+    let mut app = app("http://127.0.0.1:9/1.0", TOKEN);
+    app["name"] = json!("n".repeat(2 << 20));
+    let request = json!({"app": app, "account": account(1, 2, "Active", Some("12"))});
+    let run = host.run_args(&["suspend", "--max-request-mib", "1"], request.to_string().as_bytes(), &[]);
+    assert_eq!(run.code, 2, "{}", run.all_output());
+    assert!(run.error_message().contains("larger than 1 MiB (--max-request-mib)"), "{}", run.stdout);
+    assert!(run.peak_rss_kib < 100 * 1024, "host grew to {} KiB", run.peak_rss_kib);
 }

@@ -72,7 +72,7 @@ fn incompatible_components_are_refused_before_anything_runs() {
     for (component, needle) in [
         (
             "future-module",
-            "it targets hostbill:provisioning@2.0.0; this host runs hostbill:provisioning >=1.0.0, <1.1.0",
+            "it targets hostbill:provisioning@3.0.0; this host runs hostbill:provisioning >=2.0.0, <2.1.0",
         ),
         ("wrong-world", "exports no hostbill:provisioning/module interface"),
     ] {
@@ -90,8 +90,8 @@ fn incompatible_components_are_refused_before_anything_runs() {
 #[test]
 fn info_names_the_targeted_wit_version_and_the_supported_range() {
     let run = Host::from_env().run_args(&["info"], b"", &[]);
-    assert_eq!(run.json["info"]["wit_package"], "hostbill:provisioning@1.0.0");
-    assert_eq!(run.json["info"]["host_supports"], "hostbill:provisioning >=1.0.0, <1.1.0");
+    assert_eq!(run.json["info"]["wit_package"], "hostbill:provisioning@2.0.0");
+    assert_eq!(run.json["info"]["host_supports"], "hostbill:provisioning >=2.0.0, <2.1.0");
 }
 
 #[test]
@@ -166,7 +166,173 @@ fn without_a_writable_cache_the_host_still_works() {
     std::fs::write(&file, b"x").unwrap();
     let run = with_cache(&host, &["info"], b"", &file.join("cache"));
     assert_eq!(run.code, 0, "{}", run.all_output());
-    assert!(run.stderr.contains("not cached"), "{}", run.stderr);
+    assert!(run.stderr.contains("not used: it is not a folder"), "{}", run.stderr);
     let no_cache = host.run_args(&["info", "--no-cache"], b"", &[]);
     assert_eq!(no_cache.code, 0);
+}
+
+/// Whether the tests run as root (CI does): a folder can then be given to another uid.
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false)
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[track_caller]
+fn assert_compiled_in_memory(run: &HostRun, why: &str) {
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(run.json["compiled"]["source"], "CompiledOnly", "{}", run.all_output());
+    assert!(run.stderr.contains(why), "expected {why:?} in:\n{}", run.stderr);
+}
+
+#[test]
+fn a_cache_folder_others_can_write_or_that_is_a_link_is_not_used() {
+    let host = Host::from_env();
+    let base = scratch("cache-folders");
+
+    // Anyone may write: an attacker could plant entries. Nothing is read from or written to it.
+    let open = base.join("world-writable");
+    std::fs::create_dir(&open).unwrap();
+    chmod(&open, 0o777);
+    assert_compiled_in_memory(&with_cache(&host, &["precompile"], b"", &open), "mode 0777 lets");
+    assert!(cache_entries(&open).is_empty(), "an entry was written to a world-writable folder");
+    chmod(&open, 0o770);
+    assert_compiled_in_memory(&with_cache(&host, &["precompile"], b"", &open), "mode 0770 lets its group write");
+
+    // A link to a folder (e.g. one another user made in /tmp).
+    let real = base.join("real");
+    std::fs::create_dir(&real).unwrap();
+    chmod(&real, 0o700);
+    let link = base.join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    assert_compiled_in_memory(&with_cache(&host, &["precompile"], b"", &link), "it is a symbolic link");
+    assert!(cache_entries(&real).is_empty());
+
+    if running_as_root() {
+        let theirs = base.join("someone-elses");
+        std::fs::create_dir(&theirs).unwrap();
+        chmod(&theirs, 0o700);
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        assert_compiled_in_memory(&with_cache(&host, &["precompile"], b"", &theirs), "belongs to uid 65534");
+    } else {
+        eprintln!("[cache] not root: the other-owner folder case is skipped");
+    }
+
+    // A proper folder is created 0700, with its key beside it (0600), not inside.
+    let fresh = base.join("fresh");
+    let run = with_cache(&host, &["precompile"], b"", &fresh);
+    assert_eq!(run.json["compiled"]["source"], "CompiledAndStored", "{}", run.all_output());
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777, 0o700);
+    let key = base.join("fresh.key");
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(&key).unwrap().len(), 32);
+    // A key others can read is not used.
+    chmod(&key, 0o644);
+    assert_compiled_in_memory(&with_cache(&host, &["precompile"], b"", &fresh), "fresh.key: its mode 0644");
+}
+
+#[test]
+fn cache_entries_that_are_links_fifos_oversized_or_writable_by_others_are_not_read() {
+    let host = Host::from_env();
+    let cache = scratch("cache-entries");
+    assert_eq!(with_cache(&host, &["precompile"], b"", &cache).code, 0);
+    let entry = cache_entries(&cache).pop().unwrap();
+    let good = std::fs::read(&entry).unwrap();
+    let elsewhere = cache.with_file_name("cache-entries-copy");
+    std::fs::write(&elsewhere, &good).unwrap();
+
+    type Plant<'a> = Box<dyn Fn(&Path) + 'a>;
+    let cases: Vec<(&str, Plant, &str)> = vec![
+        (
+            "a symbolic link",
+            Box::new(|e: &Path| std::os::unix::fs::symlink(&elsewhere, e).unwrap()),
+            "it is a symbolic link",
+        ),
+        (
+            "a FIFO",
+            Box::new(|e: &Path| {
+                let status = std::process::Command::new("mkfifo").arg(e).status().unwrap();
+                assert!(status.success());
+            }),
+            "it is not a regular file",
+        ),
+        (
+            "an oversized file",
+            Box::new(|e: &Path| std::fs::File::create(e).unwrap().set_len(200 << 20).unwrap()),
+            "209715200 bytes long",
+        ),
+        (
+            "a group-writable file",
+            Box::new(|e: &Path| {
+                std::fs::write(e, &good).unwrap();
+                chmod(e, 0o660);
+            }),
+            "mode 0660 lets its group write",
+        ),
+    ];
+    for (what, plant, why) in cases {
+        std::fs::remove_file(&entry).unwrap();
+        plant(&entry);
+        let run = with_cache(&host, &["precompile"], b"", &cache);
+        assert_eq!(run.code, 0, "{what}: {}", run.all_output());
+        assert!(run.stderr.contains(why), "{what}: expected {why:?} in:\n{}", run.stderr);
+        assert!(run.elapsed < std::time::Duration::from_secs(20), "{what}: took {:?}", run.elapsed);
+        // The folder is trusted, so the entry is replaced by a genuine one.
+        assert_eq!(run.json["compiled"]["source"], "CompiledAndStored", "{what}");
+        assert!(std::fs::symlink_metadata(&entry).unwrap().file_type().is_file(), "{what}");
+    }
+    assert_eq!(with_cache(&host, &["precompile"], b"", &cache).json["compiled"]["source"], "Cache");
+}
+
+#[test]
+fn an_entry_copied_from_another_component_is_refused_and_the_genuine_module_runs() {
+    let genuine = Host::from_env();
+    let other = genuine.with_test_component("cloudpe-guest-variant");
+    let cache = scratch("cache-copied");
+    let sim = Simulator::start(SimConfig {
+        session: TOKEN.into(),
+        accounts: vec![Account::new(12, 1)],
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let request = json!({"app": app(&sim.api_url(), TOKEN), "account": account(1, 2, "Active", Some("12"))});
+    let stdin = request.to_string();
+    assert_eq!(with_cache(&genuine, &["precompile"], b"", &cache).code, 0);
+    let genuine_entry = cache_entries(&cache).pop().unwrap();
+    assert_eq!(with_cache(&other, &["precompile"], b"", &cache).code, 0);
+    let other_entry = cache_entries(&cache).into_iter().find(|e| *e != genuine_entry).unwrap();
+    // A local user with write access to the folder swaps in the other component's native code.
+    std::fs::copy(&other_entry, &genuine_entry).unwrap();
+
+    let run = with_cache(&genuine, &["terminate"], stdin.as_bytes(), &cache);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert!(run.stderr.contains("authentication tag does not match"), "{}", run.stderr);
+    let message = run.json["outcome"]["message"].as_str().unwrap();
+    assert!(!message.ends_with("[test variant]"), "the copied entry ran: {message}");
+    let expected = with_cache(&genuine, &["info"], b"", &cache);
+    assert_eq!(run.json["module"]["version"], expected.json["info"]["version"]);
+}
+
+#[test]
+fn without_a_cache_folder_or_home_the_host_compiles_in_memory_and_says_so() {
+    let host = Host::from_env();
+    let output = std::process::Command::new(&host.bin)
+        .args(["info", "--component"])
+        .arg(&host.component)
+        .env_remove("HOME")
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("HOSTBILL_MODULE_CACHE_DIR")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(stderr.matches("no compiled-component cache").count(), 1, "{stderr}");
+    assert!(!stderr.contains("/tmp"), "{stderr}");
 }

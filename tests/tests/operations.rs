@@ -47,11 +47,19 @@ fn info_prints_the_module_metadata() {
     assert_exit(&run, 0);
     let info = &run.json["info"];
     assert_eq!(info["name"], "CloudPe");
-    assert_eq!(info["wit_package"], "hostbill:provisioning@1.0.0");
+    assert_eq!(info["wit_package"], "hostbill:provisioning@2.0.0");
     assert_eq!(info["endpoint_field"], "status_url");
     let session = info["app_fields"].as_array().unwrap().iter().find(|f| f["field"] == "field2").unwrap();
     assert_eq!(session["label"], "Session");
     assert_eq!(session["secret"], true);
+    // Settings beyond field1/field2 live in HostBill's serialized `custom` column.
+    let custom: Vec<&str> = info["app_fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["field"].as_str()?.strip_prefix("custom."))
+        .collect();
+    assert_eq!(custom, ["Client field code", "On terminate"]);
 }
 
 #[test]
@@ -64,6 +72,12 @@ fn test_connection_runs_both_checks() {
     assert!(checks.iter().all(|c| c["passed"] == true), "{checks:?}");
     let methods: Vec<String> = sim.requests().into_iter().map(|r| r.api_method).collect();
     assert_eq!(methods, ["getchecksum", "getaccounts"]);
+    // Reads too are POSTs: the token travels in the form body, never in a URL (access logs).
+    for request in sim.requests() {
+        assert_eq!(request.http_method, "POST", "{}", request.path);
+        assert!(!request.path.contains(TOKEN) && !request.path.contains('?'), "{}", request.path);
+        assert_eq!(request.params.get("session").map(String::as_str), Some(TOKEN));
+    }
     assert_eq!(sim.requests()[1].params.get("resultCount").map(String::as_str), Some("1"));
 }
 
@@ -168,7 +182,7 @@ fn terminate_makes_no_api_call_by_default_and_says_so() {
     assert_eq!(sim.request_count(), 0);
 
     let mut request = one(&sim, Some("12"));
-    request["app"]["field4"] = json!("deactivate");
+    request["app"]["custom"] = json!({"On terminate": "deactivate"});
     let run = host.run("terminate", &request);
     assert_exit(&run, 0);
     assert_eq!(sim.account(12).unwrap().status, 2);

@@ -9,7 +9,7 @@ const TOKEN: &str = "sandbox-session-token-8e21";
 
 fn probe(host: &Host, app_url: &str, target: &str) -> cloudpe_e2e::harness::HostRun {
     let mut app = app(app_url, TOKEN);
-    app["field5"] = json!(target);
+    app["custom"] = json!({"target": target});
     host.run("suspend", &json!({"app": app, "account": account(1, 2, "Active", Some("1"))}))
 }
 
@@ -41,4 +41,45 @@ fn requests_outside_the_app_origin_are_refused_before_connecting() {
         assert!(!run.all_output().contains(TOKEN));
     }
     assert_eq!(other_sim.connection_count(), 0, "the refused server was never contacted");
+}
+
+#[test]
+fn checked_and_connected_hosts_are_the_same_normalised_host() {
+    let host = Host::from_env().with_test_component("egress-probe");
+    let sim = Simulator::start(SimConfig::default()).unwrap();
+    let port = sim.addr().port();
+    // A trailing-dot IP literal and a URL with userinfo name the allowed origin: they passed the
+    // check before and then failed to resolve; now the connection goes where the check looked.
+    for target in
+        [format!("http://127.0.0.1.:{port}/anything"), format!("http://user:pa55word@127.0.0.1:{port}/anything")]
+    {
+        let run = probe(&host, &sim.api_url(), &target);
+        assert_eq!(run.code, 0, "{target}: {}", run.all_output());
+        assert_eq!(run.json["outcome"]["message"], "HTTP 404", "{target}");
+    }
+    let hosts: Vec<String> = sim.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(hosts.len(), 2, "{hosts:?}");
+}
+
+#[test]
+fn a_refusal_names_scheme_host_and_port_only() {
+    let host = Host::from_env().with_test_component("egress-probe");
+    let sim = Simulator::start(SimConfig::default()).unwrap();
+    let run = probe(&host, &sim.api_url(), "http://admin:pa55word@127.0.0.2:9/x?session=abc123");
+    assert_eq!(run.code, 3, "{}", run.all_output());
+    assert!(run.error_message().contains("refused a request to http://127.0.0.2:9:"), "{}", run.error_message());
+    for secret in ["pa55word", "admin", "abc123", "/x"] {
+        assert!(!run.all_output().contains(secret), "{secret} printed:\n{}", run.all_output());
+    }
+}
+
+#[test]
+fn stderr_is_scrubbed_even_at_trace_level() {
+    let host = Host::from_env();
+    let sim = Simulator::start(SimConfig { session: TOKEN.into(), ..SimConfig::default() }).unwrap();
+    let request = json!({"app": app(&sim.api_url(), TOKEN)});
+    let run = host.run_args(&["test-connection"], request.to_string().as_bytes(), &[("HOSTBILL_MODULE_LOG", "trace")]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert!(run.stderr.len() > 1000, "trace logging printed little:\n{}", run.stderr);
+    assert!(!run.all_output().contains(TOKEN), "token on stderr:\n{}", run.stderr);
 }

@@ -14,9 +14,7 @@ impl From<wit::AppSettings> for AppSettings {
             status_url: a.status_url,
             field1: a.field1,
             field2: a.field2,
-            field3: a.field3,
-            field4: a.field4,
-            field5: a.field5,
+            custom: a.custom.into_iter().map(|s| (s.name, s.value)).collect(),
         }
     }
 }
@@ -83,9 +81,7 @@ impl From<AppField> for wit::AppField {
             AppField::StatusUrl => wit::AppField::StatusUrl,
             AppField::Field1 => wit::AppField::Field1,
             AppField::Field2 => wit::AppField::Field2,
-            AppField::Field3 => wit::AppField::Field3,
-            AppField::Field4 => wit::AppField::Field4,
-            AppField::Field5 => wit::AppField::Field5,
+            AppField::Custom(name) => wit::AppField::Custom(name.to_string()),
         }
     }
 }

@@ -182,7 +182,7 @@ mod tests {
         assert!(out.message.contains("no API call made"), "{}", out.message);
         assert!(cloud.requests.borrow().is_empty());
         let mut deactivate = app();
-        deactivate.field4 = Some("deactivate".into());
+        deactivate.custom = vec![("On terminate".into(), "deactivate".into())];
         let out = terminate(&cloud, &deactivate, &account("12")).unwrap();
         assert!(out.changed_remote && out.message.starts_with("terminate policy \"deactivate\""), "{}", out.message);
         assert_eq!(cloud.writes(), vec![(12, 2)]);

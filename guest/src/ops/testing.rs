@@ -79,6 +79,9 @@ fn json(body: serde_json::Value) -> Result<HttpResponse, TransportError> {
 impl Platform for FakeCloudPe {
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
         self.requests.borrow_mut().push(request.clone());
+        // The token travels in the form body only, never in a URL.
+        assert_eq!(request.method, HttpMethod::Post, "{}", request.path_and_query);
+        assert!(!request.path_and_query.contains('?'), "{}", request.path_and_query);
         if let Some(status) = *self.fail_status.borrow() {
             return Ok(HttpResponse { status, content_type: None, body: b"<html>down</html>".to_vec() });
         }
@@ -93,7 +96,6 @@ impl Platform for FakeCloudPe {
         match path.rsplit('/').next().unwrap() {
             "getchecksum" => json(serde_json::json!({"result": 0, "checksum": "abc"})),
             "getaccounts" => {
-                assert_eq!(request.method, HttpMethod::Get);
                 let start_row: u64 = get("startRow").map(|s| s.parse().unwrap()).unwrap_or(0);
                 if get("filterValue").is_none()
                     && let Some((_, result)) = self.failing_pages.borrow().iter().find(|(row, _)| *row == start_row)

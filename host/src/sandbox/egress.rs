@@ -4,13 +4,41 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use wasmtime_wasi_http::{RequestOptions, WasiHttpHooks};
 
-use super::limits::Limits;
+use super::limits::{Limits, MAX_REPORTED_DENIALS};
+
+/// Raised by the first refused request: the run ends there (the module is stopped at its next
+/// epoch check, or at once if it is waiting on the host).
+#[derive(Debug, Default)]
+pub struct EgressStop {
+    raised: AtomicBool,
+    notify: Notify,
+}
+
+impl EgressStop {
+    fn raise(&self) {
+        self.raised.store(true, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
+    /// Whether a request was refused.
+    pub fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::SeqCst)
+    }
+
+    /// Completes once a request was refused.
+    pub async fn raised(&self) {
+        if !self.is_raised() {
+            self.notify.notified().await;
+        }
+    }
+}
 
 /// An origin: scheme, lower-case host and port (explicit or the scheme's default).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,9 +56,9 @@ impl Origin {
         if scheme != "http" && scheme != "https" {
             return Err(format!("{raw:?} is not an http(s) URL"));
         }
-        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| format!("{raw:?} has no host"))?;
+        let host = url.host().filter(|h| !h.to_string().is_empty()).ok_or_else(|| format!("{raw:?} has no host"))?;
         let port = url.port_or_known_default().ok_or_else(|| format!("{raw:?} has no port"))?;
-        Ok(Origin { scheme, host: host.to_ascii_lowercase(), port })
+        Ok(Origin { scheme, host: normalise_host(host), port })
     }
 
     /// The origin a wasi:http request targets.
@@ -41,9 +69,24 @@ impl Origin {
             "https" => 443,
             _ => return None,
         };
-        // Normalised as the `url` crate does for the App's URL (IDNA, IP literals, case).
-        let host = url::Host::parse(uri.host()?).ok()?.to_string().to_ascii_lowercase();
-        Some(Origin { scheme, host, port: uri.port_u16().unwrap_or(default_port) })
+        let host = url::Host::parse(uri.host()?).ok()?;
+        Some(Origin { scheme, host: normalise_host(host), port: uri.port_u16().unwrap_or(default_port) })
+    }
+
+    /// `host` or `host:port` (the port only when not the scheme's default), for a Host header.
+    pub fn authority(&self) -> String {
+        let default_port = if self.scheme == "https" { 443 } else { 80 };
+        if self.port == default_port { self.host.clone() } else { format!("{}:{}", self.host, self.port) }
+    }
+}
+
+/// A host as the `url` crate normalises it (IDNA, IP literals such as `127.0.0.1.`, case), with
+/// one trailing dot of a domain name removed: the form both the check and the connection use.
+fn normalise_host<S: AsRef<str>>(host: url::Host<S>) -> String {
+    let text = host.to_string().to_ascii_lowercase();
+    match host {
+        url::Host::Domain(_) => text.strip_suffix('.').filter(|t| !t.is_empty()).unwrap_or(&text).to_string(),
+        _ => text,
     }
 }
 
@@ -77,7 +120,7 @@ impl fmt::Display for Denial {
 }
 
 /// The wasi:http hooks of one operation: the allowed origin, timeout ceilings and the refusals
-/// seen so far.
+/// seen so far (the first [`MAX_REPORTED_DENIALS`]; the first one stops the run).
 pub struct EgressPolicy {
     allowed: Option<Origin>,
     connect_timeout: Duration,
@@ -88,11 +131,14 @@ pub struct EgressPolicy {
     /// TLS trusting an extra CA bundle; `None`: wasmtime-wasi-http's client (standard roots).
     tls: Option<Arc<rustls::ClientConfig>>,
     pub denials: Vec<Denial>,
+    /// Refused requests beyond those in `denials`.
+    pub denials_dropped: usize,
+    stop: Arc<EgressStop>,
 }
 
 impl EgressPolicy {
-    /// A policy allowing `allowed` only, within `limits`.
-    pub fn new(allowed: Option<Origin>, limits: &Limits) -> Self {
+    /// A policy allowing `allowed` only, within `limits`; a refusal raises `stop`.
+    pub fn new(allowed: Option<Origin>, limits: &Limits, stop: Arc<EgressStop>) -> Self {
         EgressPolicy {
             allowed,
             connect_timeout: limits.connect_timeout,
@@ -101,6 +147,8 @@ impl EgressPolicy {
             connections: Arc::new(Semaphore::new(limits.max_connections.max(1))),
             tls: None,
             denials: Vec::new(),
+            denials_dropped: 0,
+            stop,
         }
     }
 
@@ -110,20 +158,34 @@ impl EgressPolicy {
         self
     }
 
-    /// Whether a request to `uri` may go out; records the refusal otherwise.
-    pub fn check(&mut self, uri: &http::Uri) -> bool {
+    /// The normalised origin of `uri` if a request to it may go out; records the refusal and
+    /// raises the stop otherwise.
+    pub fn check(&mut self, uri: &http::Uri) -> Option<Origin> {
         let target = Origin::of_request(uri);
         if target.is_some() && target == self.allowed {
-            return true;
+            return target;
         }
+        self.stop.raise();
+        if self.denials.len() >= MAX_REPORTED_DENIALS {
+            self.denials_dropped += 1;
+            return None;
+        }
+        // Scheme, host and port only: a path, query or userinfo may carry credentials.
         let requested = match target {
             Some(t) => t.to_string(),
             None => {
-                format!("{}://{}", uri.scheme_str().unwrap_or("?"), uri.authority().map(|a| a.as_str()).unwrap_or("?"))
+                let host: String = uri.host().unwrap_or("?").chars().take(100).collect();
+                let scheme: String = uri.scheme_str().unwrap_or("?").chars().take(16).collect();
+                match uri.port_u16() {
+                    Some(port) => format!("{scheme}://{host}:{port}"),
+                    None => format!("{scheme}://{host}"),
+                }
             }
         };
-        self.denials.push(Denial { requested, allowed: self.allowed.clone() });
-        false
+        let denial = Denial { requested, allowed: self.allowed.clone() };
+        tracing::warn!("egress: {denial}");
+        self.denials.push(denial);
+        None
     }
 
     /// The guest's timeouts, each capped by the host's ceiling (and set when the guest left one out).
@@ -155,9 +217,13 @@ impl WasiHttpHooks for EgressPolicy {
         fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> ResponseFuture {
         drop(fut);
-        if !self.check(request.uri()) {
-            tracing::warn!("egress: {}", self.denials.last().expect("just recorded"));
+        let mut request = request;
+        let Some(origin) = self.check(request.uri()) else {
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        };
+        // Connect to exactly what was checked: the normalised host, no userinfo.
+        if let Err(e) = aim_at(&mut request, &origin) {
+            return Box::new(async move { Err(wasmtime_wasi_http::Error::InternalError(Some(e))) });
         }
         let options = self.clamp(options);
         let max = self.max_response_bytes;
@@ -203,29 +269,50 @@ impl WasiHttpHooks for EgressPolicy {
     }
 }
 
+/// Points `request` at `origin` (its path and query kept) and sets its Host header to match.
+fn aim_at<B>(request: &mut http::Request<B>, origin: &Origin) -> Result<(), String> {
+    let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    let uri: http::Uri = format!("{}://{}:{}{path}", origin.scheme, origin.host, origin.port)
+        .parse()
+        .map_err(|e| format!("cannot rebuild the request URL: {e}"))?;
+    let host = http::HeaderValue::from_str(&origin.authority()).map_err(|e| format!("bad Host header: {e}"))?;
+    *request.uri_mut() = uri;
+    request.headers_mut().insert(http::header::HOST, host);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn policy(url: &str) -> EgressPolicy {
-        EgressPolicy::new(Some(Origin::of_url(url).unwrap()), &Limits::default())
+        EgressPolicy::new(Some(Origin::of_url(url).unwrap()), &Limits::default(), Arc::default())
     }
 
     #[test]
     fn only_the_app_origin_passes() {
         let mut p = policy("https://API.example.com/1.0");
-        for ok in ["https://api.example.com/1.0/x", "https://api.example.com:443/y", "HTTPS://Api.Example.com/"] {
-            assert!(p.check(&ok.parse().unwrap()), "{ok}");
+        for ok in [
+            "https://api.example.com/1.0/x",
+            "https://api.example.com:443/y",
+            "HTTPS://Api.Example.com/",
+            "https://api.example.com./",
+            "https://user:pw@api.example.com/",
+        ] {
+            assert!(p.check(&ok.parse().unwrap()).is_some(), "{ok}");
         }
+        assert!(!p.stop.is_raised());
         for bad in [
             "http://api.example.com/1.0/x",
             "https://api.example.com:8443/",
             "https://evil.example.com/",
             "https://api.example.com.evil.example/",
         ] {
-            assert!(!p.check(&bad.parse().unwrap()), "{bad}");
+            assert!(p.check(&bad.parse().unwrap()).is_none(), "{bad}");
         }
-        assert_eq!(p.denials.len(), 4);
+        assert!(p.stop.is_raised(), "the first refusal stops the run");
+        assert_eq!(p.denials.len(), MAX_REPORTED_DENIALS);
+        assert_eq!(p.denials_dropped, 4 - MAX_REPORTED_DENIALS);
         assert_eq!(
             p.denials[0].to_string(),
             "refused a request to http://api.example.com:80: the App's endpoint allows only https://api.example.com:443"
@@ -235,16 +322,45 @@ mod tests {
     #[test]
     fn ip_hosts_compare_by_value() {
         let mut p = policy("http://127.0.0.1:8080");
-        assert!(p.check(&"http://127.0.0.1:8080/1.0".parse().unwrap()));
-        assert!(!p.check(&"http://127.0.0.2:8080/1.0".parse().unwrap()));
+        assert!(p.check(&"http://127.0.0.1:8080/1.0".parse().unwrap()).is_some());
+        assert!(p.check(&"http://127.0.0.2:8080/1.0".parse().unwrap()).is_none());
         let mut p = policy("http://[::1]:8080");
-        assert!(p.check(&"http://[::1]:8080/".parse().unwrap()));
+        assert!(p.check(&"http://[::1]:8080/".parse().unwrap()).is_some());
+    }
+
+    #[test]
+    fn the_connection_goes_to_the_checked_form() {
+        let mut p = policy("http://127.0.0.1:8080");
+        for raw in ["http://127.0.0.1.:8080/1.0/x?a=1", "http://u:secret@127.0.0.1:8080/1.0/x?a=1"] {
+            let mut request = http::Request::new(());
+            *request.uri_mut() = raw.parse().unwrap();
+            let origin = p.check(request.uri()).expect(raw);
+            aim_at(&mut request, &origin).unwrap();
+            assert_eq!(request.uri().to_string(), "http://127.0.0.1:8080/1.0/x?a=1", "{raw}");
+            assert_eq!(request.headers()[http::header::HOST], "127.0.0.1:8080");
+        }
+        let mut p = policy("https://API.example.com./1.0");
+        let mut request = http::Request::new(());
+        *request.uri_mut() = "https://api.example.com/1.0".parse().unwrap();
+        let origin = p.check(request.uri()).unwrap();
+        aim_at(&mut request, &origin).unwrap();
+        assert_eq!(request.uri().to_string(), "https://api.example.com:443/1.0");
+        assert_eq!(request.headers()[http::header::HOST], "api.example.com");
+    }
+
+    #[test]
+    fn refusals_name_no_credentials() {
+        let mut p = policy("http://127.0.0.1:8080");
+        assert!(p.check(&"http://user:pa55word@evil.example:9/x?session=tok".parse().unwrap()).is_none());
+        let text = p.denials[0].to_string();
+        assert!(text.starts_with("refused a request to http://evil.example:9:"), "{text}");
+        assert!(!text.contains("pa55") && !text.contains("user") && !text.contains("tok"), "{text}");
     }
 
     #[test]
     fn no_endpoint_denies_everything() {
-        let mut p = EgressPolicy::new(None, &Limits::default());
-        assert!(!p.check(&"https://api.example.com/".parse().unwrap()));
+        let mut p = EgressPolicy::new(None, &Limits::default(), Arc::default());
+        assert!(p.check(&"https://api.example.com/".parse().unwrap()).is_none());
         assert!(p.denials[0].to_string().contains("no valid endpoint"));
     }
 

@@ -20,6 +20,20 @@ pub struct Limits {
     pub max_response_bytes: usize,
     /// Most outgoing requests in flight at once (default 16); more wait for a free slot.
     pub max_connections: usize,
+    /// Largest request the host reads from stdin (default 64 MiB; a 100,000-account sync
+    /// request is about 10 MiB).
+    pub max_request_bytes: usize,
+    /// Largest report the host prints (default 48 MiB, below the HostBill side's 64 MiB read
+    /// cap; a 100,000-account sync report is about 18 MiB).
+    pub max_report_bytes: usize,
+    /// Most host-side resources (wasi:http requests, header sets, bodies, streams, pollables)
+    /// the module may hold at once (default 2,048). They live outside the module's memory
+    /// limit, so this and [`Limits::max_header_bytes`] bound what a module can make the host
+    /// hold: at most `max_host_resources × max_header_bytes` (32 MiB) of headers.
+    pub max_host_resources: usize,
+    /// Largest header set (a wasi:http `fields`), in bytes of its in-memory form (default
+    /// 16 KiB; web servers cap request headers at about 8 KiB).
+    pub max_header_bytes: usize,
 }
 
 impl Default for Limits {
@@ -31,6 +45,10 @@ impl Default for Limits {
             read_timeout: Duration::from_secs(60),
             max_response_bytes: 64 * 1024 * 1024,
             max_connections: 16,
+            max_request_bytes: 64 * 1024 * 1024,
+            max_report_bytes: 48 * 1024 * 1024,
+            max_host_resources: 2048,
+            max_header_bytes: 16 * 1024,
         }
     }
 }
@@ -47,9 +65,5 @@ pub const MAX_LOG_RECORDS: usize = 10_000;
 /// Longest log message kept; longer ones are cut.
 pub const MAX_LOG_MESSAGE_BYTES: usize = 4096;
 
-impl Limits {
-    /// The epoch ticks after which a running component is trapped.
-    pub fn deadline_ticks(&self) -> u64 {
-        (self.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
-    }
-}
+/// Most refused requests reported; the first one already ends the run.
+pub const MAX_REPORTED_DENIALS: usize = 3;

@@ -13,7 +13,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::hostbill::provisioning::log;
-use egress::EgressPolicy;
+use egress::{EgressPolicy, EgressStop};
 use limits::{Limits, MAX_LOG_MESSAGE_BYTES, MAX_LOG_RECORDS};
 
 /// Who wrote a log record.
@@ -38,6 +38,8 @@ pub struct SandboxState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     pub egress: EgressPolicy,
+    /// Raised by the first refused request.
+    pub stop: std::sync::Arc<EgressStop>,
     pub limits: StoreLimits,
     pub logs: Vec<LogRecord>,
     /// Records dropped after [`MAX_LOG_RECORDS`].
@@ -56,11 +58,19 @@ impl SandboxState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .socket_addr_check(|_, _| Box::pin(async { false }));
+        // Host-side resources live outside the module's memory limit: bound their number and the
+        // size of each header set (see `Limits::max_host_resources`).
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.max_host_resources);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(limits.max_header_bytes);
+        let stop = std::sync::Arc::new(EgressStop::default());
         SandboxState {
-            table: ResourceTable::new(),
+            table,
             wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            egress: EgressPolicy::new(None, limits),
+            http,
+            egress: EgressPolicy::new(None, limits, stop.clone()),
+            stop,
             limits: wasmtime::StoreLimitsBuilder::new()
                 .memory_size(limits.memory_bytes)
                 .instances(16)

@@ -229,9 +229,10 @@ mod tests {
         assert_eq!(got[&355], Ok(None), "exact lookup says absent");
         assert!(got[&800].as_ref().unwrap().is_some());
         let requests = cloud.requests.borrow();
-        let page_30 = requests.iter().filter(|r| r.path_and_query.contains("startRow=30&")).count();
+        let page_30 = requests.iter().filter(|r| r.form_body.as_deref().unwrap_or("").contains("startRow=30&")).count();
         assert_eq!(page_30, 2, "the failed page was tried twice (max_attempts 2)");
-        let lookups = requests.iter().filter(|r| r.path_and_query.contains("filterField=uid")).count();
+        let lookups =
+            requests.iter().filter(|r| r.form_body.as_deref().unwrap_or("").contains("filterField=uid")).count();
         assert_eq!(lookups, 2, "only 350 and 355 lie in the gap");
     }
 

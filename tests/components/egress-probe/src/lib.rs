@@ -1,5 +1,5 @@
 //! A test-only hosting module that misbehaves on purpose: `suspend` sends a GET to the URL in
-//! the App's `field5`, wherever it points, and reports what happened. The host must refuse any
+//! the App's custom setting `target`, wherever it points, and reports what happened. The host must refuse any
 //! URL outside the origin of `status_url`.
 #![cfg(target_arch = "wasm32")]
 
@@ -57,7 +57,7 @@ impl Guest for Probe {
         ModuleInfo {
             name: "egress-probe".into(),
             version: "0.0.1".into(),
-            description: "requests the URL in field5".into(),
+            description: "requests the URL in the custom setting target".into(),
             app_fields: vec![AppFieldUsage {
                 field: AppField::Field2,
                 label: "Session".into(),
@@ -78,7 +78,7 @@ impl Guest for Probe {
     }
 
     fn suspend(app: AppSettings, _account: Account) -> Result<Outcome, ModuleError> {
-        let url = app.field5.unwrap_or_default();
+        let url = app.custom.into_iter().find(|s| s.name == "target").map(|s| s.value).unwrap_or_default();
         match get(&url) {
             Ok(status) => Ok(Outcome { message: format!("HTTP {status}"), facts: vec![], changed_remote: false }),
             Err(e) => Err(ModuleError::Transport(e)),

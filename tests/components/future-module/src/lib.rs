@@ -1,4 +1,4 @@
-//! Test-only: targets `hostbill:provisioning@2.0.0`, a major version the host does not run.
+//! Test-only: targets `hostbill:provisioning@3.0.0`, a major version the host does not run.
 #![cfg(target_arch = "wasm32")]
 
 wit_bindgen::generate!({ path: "wit", world: "hosting-module" });

@@ -1,7 +1,10 @@
-//! A test-only hosting module that misbehaves on purpose. `suspend` does what the App's `field5`
-//! says: `spin` (loops forever), `alloc` (allocates without bound), `panic`, `sleep` (waits an
+//! A test-only hosting module that misbehaves on purpose. `suspend` does what the App's custom setting
+//! `mode` says: `spin` (loops forever), `alloc` (allocates without bound), `panic`, `sleep` (waits an
 //! hour on a host clock), `leak-token` (logs the session token and returns it in an error),
-//! `log-flood` (logs without end). The host must stop or scrub each, within its limits.
+//! `log-flood` (logs without end), `leak-fields` (makes 8 KiB header sets and never drops
+//! them: host-side memory), `refuse-flood` (requests a forbidden origin without end),
+//! `fact-flood` (answers with 100 facts of 30 KiB each). The host must stop or scrub each,
+//! within its limits.
 #![cfg(target_arch = "wasm32")]
 
 wit_bindgen::generate!({
@@ -25,7 +28,8 @@ struct Hostile;
 
 fn misbehave(app: &AppSettings) -> Result<Outcome, ModuleError> {
     let token = app.field2.clone().unwrap_or_default();
-    match app.field5.as_deref().unwrap_or("") {
+    let mode = app.custom.iter().find(|s| s.name == "mode").map(|s| s.value.as_str()).unwrap_or("");
+    match mode {
         "spin" => {
             let mut n: u64 = 0;
             loop {
@@ -55,9 +59,46 @@ fn misbehave(app: &AppSettings) -> Result<Outcome, ModuleError> {
             Ok(Outcome { message: "flooded".into(), facts: vec![], changed_remote: false })
         }
         "huge-body" => read_everything(app.status_url.as_deref().unwrap_or("")),
+        "leak-fields" => {
+            let value = vec![b'a'; 8 * 1024];
+            for i in 0..1_000_000u32 {
+                let entry = (format!("x-pad-{i}"), value.clone());
+                match wasip2::http::types::Fields::from_list(&[entry]) {
+                    Ok(fields) => std::mem::forget(fields),
+                    Err(e) => return Err(ModuleError::Unexpected(format!("fields {i} refused: {e:?}"))),
+                }
+            }
+            Ok(Outcome { message: "leaked a million header sets".into(), facts: vec![], changed_remote: false })
+        }
+        "refuse-flood" => {
+            for _ in 0..100_000u32 {
+                let _ = send_get("127.0.0.2:9", "/session=leaked-in-path");
+            }
+            Ok(Outcome { message: "sent 100000 forbidden requests".into(), facts: vec![], changed_remote: false })
+        }
+        "fact-flood" => Ok(Outcome {
+            message: "many facts".into(),
+            facts: (0..100).map(|i| Fact { name: format!("fact-{i}"), value: "f".repeat(30 * 1024) }).collect(),
+            changed_remote: false,
+        }),
         "huge-answer" => Ok(Outcome { message: "x".repeat(48 << 20), facts: vec![], changed_remote: false }),
         other => Err(ModuleError::Configuration(format!("unknown mode {other:?}"))),
     }
+}
+
+/// Starts a plain-HTTP GET of `path` at `authority` and drops the response future unread.
+fn send_get(authority: &str, path: &str) -> Result<(), ModuleError> {
+    use wasip2::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
+    let fail = |what: &str| ModuleError::Transport(what.to_string());
+    let request = OutgoingRequest::new(Fields::new());
+    request.set_method(&Method::Get).map_err(|()| fail("method"))?;
+    request.set_scheme(Some(&Scheme::Http)).map_err(|()| fail("scheme"))?;
+    request.set_authority(Some(authority)).map_err(|()| fail("authority"))?;
+    request.set_path_with_query(Some(path)).map_err(|()| fail("path"))?;
+    let body = request.body().map_err(|()| fail("body"))?;
+    let _future = wasip2::http::outgoing_handler::handle(request, None).map_err(|e| fail(&format!("{e:?}")))?;
+    OutgoingBody::finish(body, None).map_err(|e| fail(&format!("{e:?}")))?;
+    Ok(())
 }
 
 /// GETs `{base}/billing/account/rest/getaccounts` and reads the whole body, however long.
