@@ -9,7 +9,7 @@
 //!   laid out as `dist/hostbill/`, the tree a provider copies into HostBill; then checks the
 //!   shipped binary is static and runs it.
 //! - `bench`: release build, then the sync benchmark (new sync vs the old module's algorithm);
-//!   `--static` benchmarks the static host that `dist` ships.
+//!   `--static` benchmarks the static host that `dist` ships (`bench-startup` too).
 //! - `bench-startup`: release build, then one operation cold, warm and against a bare curl.
 
 use std::path::{Path, PathBuf};
@@ -72,6 +72,9 @@ enum Task {
     Dist,
     /// Build in release, then time one operation cold, warm and against a bare curl.
     BenchStartup {
+        /// Time the static (musl) host that `dist` ships instead of the glibc release host.
+        #[arg(long = "static")]
+        static_host: bool,
         /// Extra arguments for the benchmark (after `--`; see `cloudpe-startup-bench --help`).
         #[arg(last = true)]
         args: Vec<String>,
@@ -119,7 +122,7 @@ fn main() -> Result<()> {
             println!("Copy its contents into HostBill's root folder (see INSTALL in README.md).");
         }
         Task::Bench { static_host, args } => bench(&root, "cloudpe-bench", static_host, &args)?,
-        Task::BenchStartup { args } => bench(&root, "cloudpe-startup-bench", false, &args)?,
+        Task::BenchStartup { static_host, args } => bench(&root, "cloudpe-startup-bench", static_host, &args)?,
     }
     Ok(())
 }
