@@ -28,6 +28,12 @@ use cli::{Cli, Command};
 use report::{ErrorKind, ErrorReport, Exit, Report};
 use scrub::Scrubber;
 
+/// The static (musl) build uses jemalloc: musl's own allocator makes compiling a component about
+/// twice as slow (see host/Cargo.toml).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
