@@ -92,6 +92,16 @@ pub struct Global {
     #[arg(long, global = true)]
     pub no_cache: bool,
 
+    /// Public key(s) whose signatures are trusted: a PEM file (several keys may follow each
+    /// other) or a folder of `*.pem` / `*.pub` files. A component runs only if `<FILE>.sig`
+    /// verifies against one of them.
+    #[arg(long, global = true, env = "HOSTBILL_MODULE_TRUSTED_KEYS", value_name = "PATH")]
+    pub trusted_keys: Option<PathBuf>,
+
+    /// Run components that are unsigned or whose signature does not verify (development only).
+    #[arg(long, global = true, env = "HOSTBILL_MODULE_ALLOW_UNSIGNED", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    pub allow_unsigned: bool,
+
     /// Pretty-print the JSON report.
     #[arg(long, global = true)]
     pub pretty: bool,
@@ -111,6 +121,17 @@ impl Global {
             return None;
         };
         Some(crate::cache::Cache::new(dir, self.cache_key_file.clone()))
+    }
+
+    /// The signature policy these options describe.
+    pub fn trust(&self) -> Result<crate::trust::TrustPolicy, String> {
+        let keys = match &self.trusted_keys {
+            Some(path) => {
+                Some(component_signing::TrustedKeys::from_path(path).map_err(|e| format!("--trusted-keys: {e}"))?)
+            }
+            None => None,
+        };
+        Ok(crate::trust::TrustPolicy { keys, allow_unsigned: self.allow_unsigned })
     }
 
     /// The limits these options describe; each value must be positive.
@@ -171,6 +192,20 @@ pub enum Command {
     Terminate,
     /// Decide, per account, the HostBill status to record. Stdin: {"app": {...}, "accounts": [...]}
     Sync(SyncArgs),
+    /// Install a new component file as --component after checking it (signature, contract
+    /// version, compiles); the one it replaces is kept as `<component>.previous`.
+    Install(InstallArgs),
+    /// Switch --component back to the one it replaced (`<component>.previous`); running it again
+    /// switches forward.
+    Rollback,
+}
+
+/// Options of `install`.
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// The new component file (its signature is `<NEW>.sig`).
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
 }
 
 /// Options of `doctor`.
@@ -230,6 +265,8 @@ impl Command {
             Command::Unsuspend => "unsuspend",
             Command::Terminate => "terminate",
             Command::Sync(_) => "sync",
+            Command::Install(_) => "install",
+            Command::Rollback => "rollback",
         }
     }
 }

@@ -62,9 +62,10 @@ pub async fn run(
     allow_http: bool,
     limits: &Limits,
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    trust: &crate::trust::TrustPolicy,
 ) -> Vec<Line> {
     let mut lines = Vec::new();
-    let runtime = match Runtime::load(component, cache.as_ref()) {
+    let runtime = match Runtime::load(component, cache.as_ref(), trust) {
         Ok(mut runtime) => {
             if let Some(tls) = tls {
                 runtime.set_tls(tls);
@@ -76,12 +77,26 @@ pub async fn run(
                 Verdict::Fail,
                 "component",
                 fault.to_string(),
-                Some("install a component built for this host (see `info` of the new file)"),
+                Some(
+                    "install a component built and signed for this host (see `info` of the new file), \
+                     or roll back with `rollback`",
+                ),
             ));
             return lines;
         }
     };
     lines.push(cache_line(&runtime, cache.as_ref()));
+    lines.push(match runtime.verification() {
+        crate::trust::Verification::Verified { key_id } => {
+            line(Verdict::Pass, "signature", format!("verified: signed by trusted key {key_id}"), None)
+        }
+        crate::trust::Verification::Unverified { why } => line(
+            Verdict::Warn,
+            "signature",
+            format!("not verified ({why}); runs only because of --allow-unsigned"),
+            Some("install the vendor's signed component and pass --trusted-keys with its public key"),
+        ),
+    });
 
     let (report, _, _) = operation::run("info", &runtime, Request::None, limits).await;
     let Some(info) = report.payload.get("info") else {
@@ -136,6 +151,28 @@ pub async fn run(
             Some("use https://, or pass --allow-http if this API is only reachable on a private network"),
         ),
     });
+    if let Ok(origin) = crate::sandbox::egress::Origin::of_url(url) {
+        let p = &info["permissions"];
+        let list = |v: &serde_json::Value| {
+            v.as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+        };
+        let l = &p["limits"];
+        lines.push(line(
+            Verdict::Pass,
+            "permissions",
+            format!(
+                "may reach only {origin}; reads App fields {}; secret: {}; memory {}, deadline {}, response {}, \
+                 {} connections",
+                list(&p["reads"]),
+                list(&p["secret"]),
+                l["memory"].as_str().unwrap_or("?"),
+                l["deadline"].as_str().unwrap_or("?"),
+                l["response"].as_str().unwrap_or("?"),
+                l["connections"],
+            ),
+            None,
+        ));
+    }
 
     let host = parsed.host_str().unwrap_or_default().trim_matches(['[', ']']).to_string();
     let port = parsed.port_or_known_default().unwrap_or(443);

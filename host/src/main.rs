@@ -11,6 +11,7 @@ mod cache;
 mod cli;
 mod compat;
 mod doctor;
+mod install;
 mod operation;
 mod progress;
 mod report;
@@ -18,6 +19,7 @@ mod request;
 mod runtime;
 mod sandbox;
 mod scrub;
+mod trust;
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -49,20 +51,28 @@ fn main() -> ExitCode {
     }
     let (report, scrubber, exit) = execute(&cli);
     let ran = started.elapsed();
-    let max_report = cli.global.limits().unwrap_or_default().max_report_bytes;
-    let (report, exit) = match report.size(&scrubber, cli.global.pretty, max_report) {
+    let limits = cli.global.limits().unwrap_or_default();
+    let mut report = report;
+    // Every report carries a meter; one that never reached the module shows only the time.
+    let meter = report.meter.get_or_insert_with(Default::default);
+    meter.wall_ms = started.elapsed().as_millis() as u64;
+    let (report, exit) = match report.size(&scrubber, cli.global.pretty, limits.max_report_bytes) {
         Some(_) => (report, exit),
         None => (
-            Report::failed(
-                report.operation,
-                ErrorReport::new(
-                    ErrorKind::ModuleTrapped,
-                    format!(
-                        "the report is larger than {} MiB (--max-report-mib) and was not printed",
-                        max_report / (1024 * 1024)
-                    ),
-                ),
-            ),
+            Report {
+                meter: report.meter,
+                ..Report::failed(
+                    report.operation,
+                    ErrorReport::new(
+                        ErrorKind::ModuleTrapped,
+                        format!(
+                            "the report is larger than {} MiB (--max-report-mib) and was not printed",
+                            limits.max_report_bytes / (1024 * 1024)
+                        ),
+                    )
+                    .with_limit(Some(limits.named_report())),
+                )
+            },
             Exit::ModuleFault,
         ),
     };
@@ -84,9 +94,9 @@ fn run_doctor(cli: &Cli, allow_http: bool) -> Exit {
     let (Ok(limits), Some(component)) = (cli.global.limits(), cli.global.component.as_deref()) else {
         return fail("pass --component FILE (or set HOSTBILL_MODULE_COMPONENT) and valid limits".to_string());
     };
-    let stdin = match read_request(limits.max_request_bytes) {
+    let stdin = match read_request(&limits) {
         Ok(stdin) => stdin,
-        Err(message) => return fail(message),
+        Err(error) => return fail(error.message),
     };
     let app = match operation::Request::parse(&cli.command, &stdin) {
         Ok(operation::Request::App(app)) => app,
@@ -100,7 +110,11 @@ fn run_doctor(cli: &Cli, allow_http: bool) -> Exit {
     let Ok(tokio) = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() else {
         return fail("cannot start the async runtime".to_string());
     };
-    let lines = tokio.block_on(doctor::run(component, cli.global.cache(), &app, allow_http, &limits, tls));
+    let trust = match cli.global.trust() {
+        Ok(trust) => trust,
+        Err(message) => return fail(message),
+    };
+    let lines = tokio.block_on(doctor::run(component, cli.global.cache(), &app, allow_http, &limits, tls, &trust));
     let mut stdout = std::io::stdout().lock();
     for line in &lines {
         let _ = writeln!(stdout, "{line}");
@@ -123,12 +137,29 @@ fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
             Scrubber::default(),
         );
     };
-    let stdin = if matches!(cli.command, Command::Info | Command::Precompile) {
+    let trust = match cli.global.trust() {
+        Ok(trust) => trust,
+        Err(message) => return bad_input(message, Scrubber::default()),
+    };
+    // What is loaded: the component, or for install/rollback the one that is to become active.
+    let load_path = match &cli.command {
+        Command::Install(args) => args.new.clone(),
+        Command::Rollback => install::previous_path(component),
+        _ => component.to_path_buf(),
+    };
+    if matches!(cli.command, Command::Install(_) | Command::Rollback) && !load_path.is_file() {
+        return bad_input(
+            format!("{} does not exist: nothing to {operation}", load_path.display()),
+            Scrubber::default(),
+        );
+    }
+    let stdin = if matches!(cli.command, Command::Info | Command::Precompile | Command::Install(_) | Command::Rollback)
+    {
         Vec::new()
     } else {
-        match read_request(limits.max_request_bytes) {
+        match read_request(&limits) {
             Ok(stdin) => stdin,
-            Err(message) => return bad_input(message, Scrubber::default()),
+            Err(error) => return (Report::failed(operation, error), Scrubber::default(), Exit::BadInput),
         }
     };
     scrub::scrub_stderr_with(operation::secrets_of_raw(&stdin));
@@ -143,7 +174,7 @@ fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
         Ok(tls) => tls,
         Err(message) => return bad_input(message, operation::secrets_of_raw(&stdin)),
     };
-    let mut runtime = match runtime::Runtime::load(component, cli.global.cache().as_ref()) {
+    let mut runtime = match runtime::Runtime::load(&load_path, cli.global.cache().as_ref(), &trust) {
         Ok(runtime) => runtime,
         Err(fault) => {
             let scrubber = operation::secrets(
@@ -179,21 +210,46 @@ fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
             );
         }
     };
-    tokio.block_on(operation::run(operation, &runtime, request, &limits))
+    let (mut report, scrubber, exit) = tokio.block_on(operation::run(operation, &runtime, request, &limits));
+    // The new (or previous) component loaded and described itself: now it may become active.
+    let switched = match &cli.command {
+        Command::Install(args) if exit == Exit::Success => Some(install::install(component, &args.new)),
+        Command::Rollback if exit == Exit::Success => Some(install::rollback(component)),
+        _ => None,
+    };
+    match switched {
+        Some(Err(message)) => {
+            report.error = Some(ErrorReport::new(ErrorKind::BadInput, message));
+            (report, scrubber, Exit::BadInput)
+        }
+        Some(Ok(())) => {
+            report.payload.insert(
+                "active".into(),
+                serde_json::json!({
+                    "file": component.display().to_string(),
+                    "previous": install::previous_path(component).display().to_string(),
+                }),
+            );
+            (report, scrubber, exit)
+        }
+        None => (report, scrubber, exit),
+    }
 }
 
-/// Reads the request from stdin, at most `max_bytes` of it.
-fn read_request(max_bytes: usize) -> Result<Vec<u8>, String> {
+/// Reads the request from stdin, at most `--max-request-mib` of it.
+fn read_request(limits: &sandbox::limits::Limits) -> Result<Vec<u8>, ErrorReport> {
+    let max_bytes = limits.max_request_bytes;
     let mut stdin = Vec::new();
     std::io::stdin()
         .take(max_bytes as u64 + 1)
         .read_to_end(&mut stdin)
-        .map_err(|e| format!("cannot read the request from stdin: {e}"))?;
+        .map_err(|e| ErrorReport::new(ErrorKind::BadInput, format!("cannot read the request from stdin: {e}")))?;
     if stdin.len() > max_bytes {
-        return Err(format!(
+        let message = format!(
             "the request on stdin is larger than {} MiB (--max-request-mib); nothing was run",
             max_bytes / (1024 * 1024)
-        ));
+        );
+        return Err(ErrorReport::new(ErrorKind::BadInput, message).with_limit(Some(limits.named_request())));
     }
     Ok(stdin)
 }

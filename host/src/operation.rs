@@ -31,7 +31,7 @@ impl Request {
     /// Parses stdin for `command`.
     pub fn parse(command: &Command, stdin: &[u8]) -> Result<Request, String> {
         Ok(match command {
-            Command::Info | Command::Precompile => Request::None,
+            Command::Info | Command::Precompile | Command::Install(_) | Command::Rollback => Request::None,
             Command::TestConnection | Command::Doctor(_) => {
                 Request::App(request::parse::<AppRequest>(stdin)?.app.into())
             }
@@ -106,22 +106,26 @@ pub async fn run(
     let scrubber = secrets(request.app(), store.data().module_info.as_ref());
     let exit = match result {
         Err(fault) => {
-            let (kind, message) = match fault {
-                Fault::Refused(m) => (ErrorKind::ModuleRefused, m),
-                Fault::Trapped(m) => (ErrorKind::ModuleTrapped, m),
-            };
-            report.error = Some(ErrorReport::new(kind, message));
+            report.error = Some(match fault {
+                Fault::Refused(m) => ErrorReport::new(ErrorKind::ModuleRefused, m),
+                Fault::Trapped { message, limit } => {
+                    ErrorReport::new(ErrorKind::ModuleTrapped, message).with_limit(limit)
+                }
+            });
             Exit::ModuleFault
         }
         Ok((_, output)) if longest_string(&output) > MAX_ANSWER_STRING_BYTES => {
-            report.error = Some(ErrorReport::new(
-                ErrorKind::ModuleTrapped,
-                format!(
-                    "the module answered with a {} KiB string; the host accepts at most {} KiB",
-                    longest_string(&output) / 1024,
-                    MAX_ANSWER_STRING_BYTES / 1024
-                ),
-            ));
+            report.error = Some(
+                ErrorReport::new(
+                    ErrorKind::ModuleTrapped,
+                    format!(
+                        "the module answered with a {} KiB string; the host accepts at most {} KiB",
+                        longest_string(&output) / 1024,
+                        MAX_ANSWER_STRING_BYTES / 1024
+                    ),
+                )
+                .with_limit(Some(crate::sandbox::limits::named_answer_string())),
+            );
             Exit::ModuleFault
         }
         Ok((info, output)) => {
@@ -129,10 +133,19 @@ pub async fn run(
             if operation == "precompile" {
                 report.payload.insert("compiled".into(), json!({"source": format!("{:?}", runtime.source())}));
             }
-            fill(&mut report, &info, runtime.version(), output, elapsed_ms)
+            fill(&mut report, &info, runtime, limits, output, elapsed_ms)
         }
     };
-    let exit = collect_logs(&mut report, store.into_data(), exit);
+    let state = store.into_data();
+    report.meter = Some(state.usage.meter(elapsed_ms));
+    // A module error after a response was cut at the size limit names that limit.
+    if state.usage.response_cut.load(std::sync::atomic::Ordering::Relaxed)
+        && let Some(error) = report.error.as_mut()
+        && error.limit.is_none()
+    {
+        error.limit = Some(limits.named_response());
+    }
+    let exit = collect_logs(&mut report, state, exit);
     (report, scrubber, exit)
 }
 
@@ -169,14 +182,19 @@ fn longest_string(output: &Output) -> usize {
 fn fill(
     report: &mut Report,
     info: &wit::ModuleInfo,
-    wit_version: &semver::Version,
+    runtime: &Runtime,
+    limits: &Limits,
     output: Output,
     elapsed_ms: u64,
 ) -> Exit {
     let p = &mut report.payload;
     match output {
         Output::Info => {
-            p.insert("info".into(), info_json(info, wit_version));
+            p.insert("info".into(), info_json(info, runtime, limits));
+            if let Some(warning) = metadata_mismatch(info, runtime.metadata()) {
+                tracing::warn!("{warning}");
+                report.logs.push(crate::sandbox::LogRecord { level: "warn", source: Source::Host, message: warning });
+            }
             Exit::Success
         }
         Output::Outcome(Ok(outcome)) => {
@@ -229,7 +247,10 @@ fn fill(
 /// turns the run into an `egress-denied` module fault, whatever the module made of it.
 fn collect_logs(report: &mut Report, state: SandboxState, exit: Exit) -> Exit {
     let mut exit = exit;
-    report.logs = state.logs;
+    // The module's records first, then any the host added while building the report.
+    let mut logs = state.logs;
+    logs.append(&mut report.logs);
+    report.logs = logs;
     if state.logs_dropped > 0 {
         report.logs.push(crate::sandbox::LogRecord {
             level: "warn",
@@ -321,7 +342,9 @@ fn sync_summary(sync: &wit::SyncReport, elapsed_ms: u64) -> Value {
     })
 }
 
-fn info_json(info: &wit::ModuleInfo, wit_version: &semver::Version) -> Value {
+fn info_json(info: &wit::ModuleInfo, runtime: &Runtime, limits: &Limits) -> Value {
+    let wit_version = runtime.version();
+    let previous = crate::install::previous_path(runtime.path());
     json!({
         "name": info.name,
         "version": info.version,
@@ -333,5 +356,56 @@ fn info_json(info: &wit::ModuleInfo, wit_version: &semver::Version) -> Value {
             "field": u.field.hostbill_name(), "label": u.label, "description": u.description,
             "required": u.required, "secret": u.secret,
         })).collect::<Vec<_>>(),
+        "component": {
+            "file": runtime.path().display().to_string(),
+            "signature": runtime.verification().to_json(),
+            "metadata": runtime.metadata(),
+            "previous": previous.is_file().then(|| json!({
+                "file": previous.display().to_string(),
+                "metadata": crate::runtime::ComponentMetadata::read(&std::fs::read(&previous).unwrap_or_default()),
+            })),
+        },
+        "permissions": permissions(info, limits),
     })
+}
+
+/// What the module will be allowed to do, in the terms an operator decides on.
+pub fn permissions(info: &wit::ModuleInfo, limits: &Limits) -> Value {
+    let mib = |bytes: usize| format!("{} MiB", bytes / (1024 * 1024));
+    json!({
+        "network": format!(
+            "only the origin (scheme, host, port) of the App's {} field, through wasi:http; no sockets, files, \
+             environment or clock beyond time",
+            info.endpoint_field.hostbill_name()
+        ),
+        "reads": info.app_fields.iter().map(|u| u.field.hostbill_name()).collect::<Vec<_>>(),
+        "secret": info.app_fields.iter().filter(|u| u.secret).map(|u| u.field.hostbill_name()).collect::<Vec<_>>(),
+        "limits": {
+            "memory": mib(limits.memory_bytes),
+            "deadline": format!("{} s", limits.deadline.as_secs_f64()),
+            "response": mib(limits.max_response_bytes),
+            "connections": limits.max_connections,
+            "host_resources": limits.max_host_resources,
+            "request": mib(limits.max_request_bytes),
+            "report": mib(limits.max_report_bytes),
+        },
+    })
+}
+
+/// A warning when the component's metadata sections disagree with what the module says of itself.
+fn metadata_mismatch(info: &wit::ModuleInfo, metadata: &crate::runtime::ComponentMetadata) -> Option<String> {
+    let differs = |label: &str, said: &str, section: &Option<String>| {
+        section.as_deref().filter(|s| *s != said).map(|s| format!("{label} {s:?} in the metadata, {said:?} from info"))
+    };
+    let found: Vec<String> = [
+        differs("name", &info.name, &metadata.name.as_ref().map(|n| n.to_string())).filter(|_| {
+            // The metadata name is a package-style name (`cloudpe-guest`); compare loosely.
+            !metadata.name.as_deref().is_some_and(|n| n.to_ascii_lowercase().contains(&info.name.to_ascii_lowercase()))
+        }),
+        differs("version", &info.version, &metadata.version),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!found.is_empty()).then(|| format!("the component's metadata disagrees with the module: {}", found.join("; ")))
 }

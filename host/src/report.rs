@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::bindings::hostbill::provisioning::types as wit;
 use crate::sandbox::LogRecord;
+use crate::sandbox::limits::NamedLimit;
 use crate::scrub::Scrubber;
 
 /// The process exit code: distinguishes success, operation failure, bad input and a module the
@@ -55,11 +56,19 @@ pub struct ErrorReport {
     pub message: String,
     /// The remote API's result code, for `remote-api` errors.
     pub code: Option<i64>,
+    /// The host limit that stopped the module, if one did.
+    pub limit: Option<NamedLimit>,
 }
 
 impl ErrorReport {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ErrorReport { kind, message: message.into(), code: None }
+        ErrorReport { kind, message: message.into(), code: None, limit: None }
+    }
+
+    /// The same error, naming the limit behind it.
+    pub fn with_limit(mut self, limit: Option<NamedLimit>) -> Self {
+        self.limit = limit;
+        self
     }
 }
 
@@ -70,7 +79,9 @@ impl From<wit::ModuleError> for ErrorReport {
             E::Configuration(m) => ErrorReport::new(ErrorKind::Configuration, m),
             E::NotFound(m) => ErrorReport::new(ErrorKind::NotFound, m),
             E::Authentication(m) => ErrorReport::new(ErrorKind::Authentication, m),
-            E::RemoteApi(r) => ErrorReport { kind: ErrorKind::RemoteApi, message: r.message, code: Some(r.code) },
+            E::RemoteApi(r) => {
+                ErrorReport { kind: ErrorKind::RemoteApi, message: r.message, code: Some(r.code), limit: None }
+            }
             E::Transport(m) => ErrorReport::new(ErrorKind::Transport, m),
             E::Unexpected(m) => ErrorReport::new(ErrorKind::Unexpected, m),
         }
@@ -103,11 +114,30 @@ pub struct Report {
     pub decisions: Option<Decisions>,
     pub error: Option<ErrorReport>,
     pub logs: Vec<LogRecord>,
+    /// What the run used: wall time, requests, bytes received, peak module memory.
+    pub meter: Option<Meter>,
+}
+
+/// The `meter` of a report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Meter {
+    pub wall_ms: u64,
+    pub requests: u64,
+    pub bytes_received: u64,
+    pub peak_memory_bytes: u64,
 }
 
 impl Report {
     pub fn new(operation: &'static str) -> Self {
-        Report { operation, module: None, payload: Map::new(), decisions: None, error: None, logs: Vec::new() }
+        Report {
+            operation,
+            module: None,
+            payload: Map::new(),
+            decisions: None,
+            error: None,
+            logs: Vec::new(),
+            meter: None,
+        }
     }
 
     pub fn failed(operation: &'static str, error: ErrorReport) -> Self {
@@ -191,6 +221,7 @@ impl Serialize for Rendered<'_> {
             map.serialize_entry("error", &CleanError(error, scrub))?;
         }
         map.serialize_entry("logs", &LogList(&r.logs, scrub))?;
+        map.serialize_entry("meter", &r.meter.unwrap_or_default())?;
         map.end()
     }
 }
@@ -199,10 +230,13 @@ struct CleanError<'a>(&'a ErrorReport, &'a Scrubber);
 
 impl Serialize for CleanError<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(3))?;
+        let mut map = s.serialize_map(None)?;
         map.serialize_entry("kind", &self.0.kind)?;
         map.serialize_entry("message", &Clean(&self.0.message, self.1))?;
         map.serialize_entry("code", &self.0.code)?;
+        if let Some(limit) = &self.0.limit {
+            map.serialize_entry("limit", limit)?;
+        }
         map.end()
     }
 }

@@ -12,7 +12,8 @@ use crate::cache::{self, Cache};
 use crate::compat;
 use crate::sandbox::SandboxState;
 use crate::sandbox::egress::{EgressPolicy, Origin};
-use crate::sandbox::limits::{EPOCH_TICK, Limits};
+use crate::sandbox::limits::{EPOCH_TICK, Limits, NamedLimit};
+use crate::trust::{TrustPolicy, Verification};
 
 /// Why the component could not run the operation to completion.
 #[derive(Debug, thiserror::Error)]
@@ -20,9 +21,9 @@ pub enum Fault {
     /// The file is missing, not a component, or not a hosting module this host supports.
     #[error("{0}")]
     Refused(String),
-    /// The component trapped, ran out of memory or time.
-    #[error("{0}")]
-    Trapped(String),
+    /// The component trapped, ran out of memory or time; `limit` names the host limit behind it.
+    #[error("{message}")]
+    Trapped { message: String, limit: Option<NamedLimit> },
 }
 
 /// A loaded, linked component ready to instantiate.
@@ -32,12 +33,47 @@ pub struct Runtime {
     path: PathBuf,
     source: cache::Source,
     version: semver::Version,
+    verification: Verification,
+    metadata: ComponentMetadata,
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
+/// The standard metadata sections of a component (what `wasm-tools metadata show` prints), read
+/// without instantiating it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ComponentMetadata {
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub description: Option<String>,
+    pub licenses: Option<String>,
+    pub source: Option<String>,
+    pub revision: Option<String>,
+}
+
+impl ComponentMetadata {
+    /// The metadata of the component in `bytes` (empty if it has none or cannot be read).
+    pub fn read(bytes: &[u8]) -> ComponentMetadata {
+        let Ok(payload) = wasm_metadata::Payload::from_binary(bytes) else {
+            return ComponentMetadata::default();
+        };
+        let m = payload.metadata();
+        let text = |v: Option<String>| v.map(|s| s.chars().take(1024).collect());
+        ComponentMetadata {
+            name: text(m.name.clone()),
+            version: text(m.version.as_ref().map(ToString::to_string)),
+            description: text(m.description.as_ref().map(ToString::to_string)),
+            licenses: text(m.licenses.as_ref().map(ToString::to_string)),
+            source: text(m.source.as_ref().map(ToString::to_string)),
+            revision: text(m.revision.as_ref().map(ToString::to_string)),
+        }
+    }
+}
+
 impl Runtime {
-    /// Compiles and links the component at `path`.
-    pub fn load(path: &Path, cache: Option<&Cache>) -> Result<Runtime, Fault> {
+    /// Checks the component at `path` against the signature policy and the contract version,
+    /// then compiles (or loads from the cache) and links it. Nothing of an unverified component
+    /// is compiled or loaded unless the policy opts out.
+    pub fn load(path: &Path, cache: Option<&Cache>, trust: &TrustPolicy) -> Result<Runtime, Fault> {
         let started = Instant::now();
         let mut config = Config::new();
         config.epoch_interruption(true);
@@ -46,6 +82,8 @@ impl Runtime {
         let shown = path.display();
         let bytes =
             std::fs::read(path).map_err(|e| Fault::Refused(format!("cannot read the component {shown}: {e}")))?;
+        let verification = trust.check(path, &bytes).map_err(Fault::Refused)?;
+        let metadata = ComponentMetadata::read(&bytes);
         let (component, source) = match cache {
             Some(cache) => cache.load_or_compile(&engine, &bytes),
             None => Component::from_binary(&engine, &bytes).map(|c| (c, cache::Source::CompiledOnly)),
@@ -66,7 +104,7 @@ impl Runtime {
         let instance_pre = linker.instantiate_pre(&component).map_err(not_a_module)?;
         let pre = HostingModulePre::new(instance_pre).map_err(not_a_module)?;
         tracing::debug!("component {shown} ready in {:?} ({source:?})", started.elapsed());
-        Ok(Runtime { engine, pre, path: path.to_path_buf(), source, version, tls: None })
+        Ok(Runtime { engine, pre, path: path.to_path_buf(), source, version, verification, metadata, tls: None })
     }
 
     /// Verifies the API's TLS with `config` (standard roots plus a CA bundle).
@@ -82,6 +120,16 @@ impl Runtime {
     /// The `hostbill:provisioning` version the component targets.
     pub fn version(&self) -> &semver::Version {
         &self.version
+    }
+
+    /// Whether the component's signature was verified, and by which key.
+    pub fn verification(&self) -> &Verification {
+        &self.verification
+    }
+
+    /// The component's standard metadata.
+    pub fn metadata(&self) -> &ComponentMetadata {
+        &self.metadata
     }
 
     /// The component's file.
@@ -123,8 +171,8 @@ impl Runtime {
             store.data_mut().module_info = Some(info.clone());
             if let Some(app) = app {
                 let allowed = app.get(&info.endpoint_field).and_then(|url| Origin::of_url(url).ok());
-                let stop = store.data().stop.clone();
-                store.data_mut().egress = EgressPolicy::new(allowed, limits, stop).with_tls(self.tls.clone());
+                let (stop, usage) = (store.data().stop.clone(), store.data().usage.clone());
+                store.data_mut().egress = EgressPolicy::new(allowed, limits, stop, usage).with_tls(self.tls.clone());
             }
             let result = op(&instance, &mut store).await?;
             Ok::<_, wasmtime::Error>((info, result))
@@ -133,12 +181,15 @@ impl Runtime {
             finished = tokio::time::timeout(limits.deadline, run) => match finished {
                 Ok(Ok(value)) => Ok(value),
                 Ok(Err(e)) => Err(classify(e, limits, &stop)),
-                Err(_) => Err(Fault::Trapped(format!(
-                    "the module did not finish within the {} s deadline and was stopped",
-                    limits.deadline.as_secs_f64()
-                ))),
+                Err(_) => Err(Fault::Trapped {
+                    message: format!(
+                        "the module did not finish within the {} s deadline and was stopped",
+                        limits.deadline.as_secs_f64()
+                    ),
+                    limit: Some(limits.named_deadline()),
+                }),
             },
-            () = stop.raised() => Err(Fault::Trapped(STOPPED_FOR_EGRESS.to_string())),
+            () = stop.raised() => Err(Fault::Trapped { message: STOPPED_FOR_EGRESS.to_string(), limit: None }),
         };
         drop(ticker);
         if let Some(progress) = &mut store.data_mut().progress {
@@ -164,24 +215,31 @@ const STOPPED_FOR_EGRESS: &str = "the module was stopped after a request the App
 /// Words for a trap.
 fn classify(e: wasmtime::Error, limits: &Limits, stop: &crate::sandbox::egress::EgressStop) -> Fault {
     let text = format!("{e:#}");
-    let message = match e.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) if stop.is_raised() => STOPPED_FOR_EGRESS.to_string(),
-        Some(Trap::Interrupt) => {
-            format!("the module ran past its {} s deadline and was stopped", limits.deadline.as_secs_f64())
-        }
-        Some(Trap::UnreachableCodeReached) => "the module crashed (it panicked or aborted)".to_string(),
-        _ if text.contains("resource table has no free keys") => format!(
-            "the module held more than {} host-side resources (HTTP requests, header sets, streams) and was stopped",
-            limits.max_host_resources
+    let (message, limit) = match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) if stop.is_raised() => (STOPPED_FOR_EGRESS.to_string(), None),
+        Some(Trap::Interrupt) => (
+            format!("the module ran past its {} s deadline and was stopped", limits.deadline.as_secs_f64()),
+            Some(limits.named_deadline()),
         ),
-        _ if text.contains("growing memory") => format!(
-            "the module tried to use more than its {} MiB memory limit and was stopped",
-            limits.memory_bytes / (1024 * 1024)
+        Some(Trap::UnreachableCodeReached) => ("the module crashed (it panicked or aborted)".to_string(), None),
+        _ if text.contains("resource table has no free keys") => (
+            format!(
+                "the module held more than {} host-side resources (HTTP requests, header sets, streams) and was stopped",
+                limits.max_host_resources
+            ),
+            Some(limits.named_host_resources()),
         ),
-        Some(trap) => format!("the module trapped: {trap}"),
-        None => format!("the module failed: {text}"),
+        _ if text.contains("growing memory") => (
+            format!(
+                "the module tried to use more than its {} MiB memory limit and was stopped",
+                limits.memory_bytes / (1024 * 1024)
+            ),
+            Some(limits.named_memory()),
+        ),
+        Some(trap) => (format!("the module trapped: {trap}"), None),
+        None => (format!("the module failed: {text}"), None),
     };
-    Fault::Trapped(message)
+    Fault::Trapped { message, limit }
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] while alive.

@@ -110,9 +110,13 @@ impl Host {
     }
 
     fn spawn(&self, mut cmd: Command, stdin: &[u8], env: &[(&str, &str)]) -> HostRun {
-        // Tests share one compiled-component cache under target/, never the user's.
+        // Tests share one compiled-component cache under target/, never the user's. Components
+        // built for tests are unsigned: signatures have their own tests (`tests/trust.rs`), which
+        // turn verification back on.
         cmd.env_remove("HOSTBILL_MODULE_COMPONENT")
             .env_remove("RUST_BACKTRACE")
+            .env_remove("HOSTBILL_MODULE_TRUSTED_KEYS")
+            .env("HOSTBILL_MODULE_ALLOW_UNSIGNED", "true")
             .env("HOSTBILL_MODULE_CACHE_DIR", target_dir().join("test-module-cache"));
         for (k, v) in env {
             cmd.env(k, v);

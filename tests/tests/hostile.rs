@@ -85,6 +85,7 @@ fn a_response_body_far_larger_than_any_answer_is_cut_at_the_host_limit() {
     let request = json!({"app": app, "account": account(1, 2, "Active", Some("12"))});
     let run = host.run_args(&["suspend", "--max-response-mib", "8"], request.to_string().as_bytes(), &[]);
     assert_contained(&run, 1, "transport", "body size exceeds limit: 8388608 bytes", Duration::from_secs(30));
+    assert_eq!(run.json["error"]["limit"], json!({"name": "response", "value": "8 MiB"}));
     assert!(run.peak_rss_kib < 300 * 1024, "host grew to {} KiB", run.peak_rss_kib);
 }
 

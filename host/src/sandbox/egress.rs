@@ -134,11 +134,12 @@ pub struct EgressPolicy {
     /// Refused requests beyond those in `denials`.
     pub denials_dropped: usize,
     stop: Arc<EgressStop>,
+    usage: Arc<super::Usage>,
 }
 
 impl EgressPolicy {
     /// A policy allowing `allowed` only, within `limits`; a refusal raises `stop`.
-    pub fn new(allowed: Option<Origin>, limits: &Limits, stop: Arc<EgressStop>) -> Self {
+    pub fn new(allowed: Option<Origin>, limits: &Limits, stop: Arc<EgressStop>, usage: Arc<super::Usage>) -> Self {
         EgressPolicy {
             allowed,
             connect_timeout: limits.connect_timeout,
@@ -149,6 +150,7 @@ impl EgressPolicy {
             denials: Vec::new(),
             denials_dropped: 0,
             stop,
+            usage,
         }
     }
 
@@ -227,6 +229,8 @@ impl WasiHttpHooks for EgressPolicy {
         }
         let options = self.clamp(options);
         let max = self.max_response_bytes;
+        let usage = self.usage.clone();
+        usage.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let connections = self.connections.clone();
         let tls = self.tls.clone();
         Box::new(async move {
@@ -243,9 +247,19 @@ impl WasiHttpHooks for EgressPolicy {
                         (response.map(|body| body.boxed_unsync()), Box::new(io))
                     }
                 };
+            let cut = usage.clone();
             let response = response.map(|body| {
                 http_body_util::Limited::new(body, max)
-                    .map_err(move |_| wasmtime_wasi_http::Error::HttpResponseBodySize(Some(max as u64)))
+                    .map_err(move |_| {
+                        cut.response_cut.store(true, std::sync::atomic::Ordering::Relaxed);
+                        wasmtime_wasi_http::Error::HttpResponseBodySize(Some(max as u64))
+                    })
+                    .map_frame(move |frame| {
+                        if let Some(data) = frame.data_ref() {
+                            usage.bytes_received.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        frame
+                    })
                     .boxed_unsync()
             });
             let io = async move {
@@ -286,7 +300,7 @@ mod tests {
     use super::*;
 
     fn policy(url: &str) -> EgressPolicy {
-        EgressPolicy::new(Some(Origin::of_url(url).unwrap()), &Limits::default(), Arc::default())
+        EgressPolicy::new(Some(Origin::of_url(url).unwrap()), &Limits::default(), Arc::default(), Arc::default())
     }
 
     #[test]
@@ -359,7 +373,7 @@ mod tests {
 
     #[test]
     fn no_endpoint_denies_everything() {
-        let mut p = EgressPolicy::new(None, &Limits::default(), Arc::default());
+        let mut p = EgressPolicy::new(None, &Limits::default(), Arc::default(), Arc::default());
         assert!(p.check(&"https://api.example.com/".parse().unwrap()).is_none());
         assert!(p.denials[0].to_string().contains("no valid endpoint"));
     }

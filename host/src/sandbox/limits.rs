@@ -67,3 +67,42 @@ pub const MAX_LOG_MESSAGE_BYTES: usize = 4096;
 
 /// Most refused requests reported; the first one already ends the run.
 pub const MAX_REPORTED_DENIALS: usize = 3;
+
+/// A limit that stopped a module, named for the report: e.g. `deadline` / `120 s`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NamedLimit {
+    pub name: &'static str,
+    pub value: String,
+}
+
+impl Limits {
+    /// The deadline, named.
+    pub fn named_deadline(&self) -> NamedLimit {
+        NamedLimit { name: "deadline", value: format!("{} s", self.deadline.as_secs_f64()) }
+    }
+    /// The module's memory limit, named.
+    pub fn named_memory(&self) -> NamedLimit {
+        NamedLimit { name: "memory", value: format!("{} MiB", self.memory_bytes / (1024 * 1024)) }
+    }
+    /// The response body limit, named.
+    pub fn named_response(&self) -> NamedLimit {
+        NamedLimit { name: "response", value: format!("{} MiB", self.max_response_bytes / (1024 * 1024)) }
+    }
+    /// The host-side resource limit, named.
+    pub fn named_host_resources(&self) -> NamedLimit {
+        NamedLimit { name: "host-resources", value: self.max_host_resources.to_string() }
+    }
+    /// The report size limit, named.
+    pub fn named_report(&self) -> NamedLimit {
+        NamedLimit { name: "report", value: format!("{} MiB", self.max_report_bytes / (1024 * 1024)) }
+    }
+    /// The request size limit, named.
+    pub fn named_request(&self) -> NamedLimit {
+        NamedLimit { name: "request", value: format!("{} MiB", self.max_request_bytes / (1024 * 1024)) }
+    }
+}
+
+/// The answer-string limit, named.
+pub fn named_answer_string() -> NamedLimit {
+    NamedLimit { name: "answer-string", value: format!("{} KiB", MAX_ANSWER_STRING_BYTES / 1024) }
+}

@@ -6,9 +6,12 @@ pub mod egress;
 pub mod limits;
 pub mod tls;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
 use serde::Serialize;
-use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, StoreLimits};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -39,8 +42,10 @@ pub struct SandboxState {
     http: WasiHttpCtx,
     pub egress: EgressPolicy,
     /// Raised by the first refused request.
-    pub stop: std::sync::Arc<EgressStop>,
-    pub limits: StoreLimits,
+    pub stop: Arc<EgressStop>,
+    pub limits: MeteredLimits,
+    /// What the run used so far (shared with the egress hook's tasks).
+    pub usage: Arc<Usage>,
     pub logs: Vec<LogRecord>,
     /// Records dropped after [`MAX_LOG_RECORDS`].
     pub logs_dropped: usize,
@@ -64,20 +69,25 @@ impl SandboxState {
         table.set_max_capacity(limits.max_host_resources);
         let mut http = WasiHttpCtx::new();
         http.set_field_size_limit(limits.max_header_bytes);
-        let stop = std::sync::Arc::new(EgressStop::default());
+        let stop = Arc::new(EgressStop::default());
+        let usage = Arc::new(Usage::default());
         SandboxState {
             table,
             wasi: wasi.build(),
             http,
-            egress: EgressPolicy::new(None, limits, stop.clone()),
+            egress: EgressPolicy::new(None, limits, stop.clone(), usage.clone()),
             stop,
-            limits: wasmtime::StoreLimitsBuilder::new()
-                .memory_size(limits.memory_bytes)
-                .instances(16)
-                .tables(64)
-                .memories(16)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: MeteredLimits {
+                inner: wasmtime::StoreLimitsBuilder::new()
+                    .memory_size(limits.memory_bytes)
+                    .instances(16)
+                    .tables(64)
+                    .memories(16)
+                    .trap_on_grow_failure(true)
+                    .build(),
+                usage: usage.clone(),
+            },
+            usage,
             logs: Vec::new(),
             logs_dropped: 0,
             progress: None,
@@ -100,6 +110,68 @@ impl SandboxState {
             message.push_str("… [cut]");
         }
         self.logs.push(LogRecord { level, source, message });
+    }
+}
+
+/// What one run used: requests sent, response bytes received, the module's peak memory, and
+/// whether a response was cut at the size limit.
+#[derive(Debug, Default)]
+pub struct Usage {
+    pub requests: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub peak_memory_bytes: AtomicU64,
+    pub response_cut: AtomicBool,
+}
+
+impl Usage {
+    /// The figures, for a report.
+    pub fn meter(&self, wall_ms: u64) -> crate::report::Meter {
+        crate::report::Meter {
+            wall_ms,
+            requests: self.requests.load(Ordering::Relaxed),
+            bytes_received: self.bytes_received.load(Ordering::Relaxed),
+            peak_memory_bytes: self.peak_memory_bytes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The store's limits, recording the largest memory the module was granted.
+pub struct MeteredLimits {
+    inner: StoreLimits,
+    usage: Arc<Usage>,
+}
+
+impl ResourceLimiter for MeteredLimits {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let granted = self.inner.memory_growing(current, desired, maximum)?;
+        if granted {
+            self.usage.peak_memory_bytes.fetch_max(desired as u64, Ordering::Relaxed);
+        }
+        Ok(granted)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.memory_grow_failed(error)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
     }
 }
 
