@@ -24,23 +24,45 @@ abstract class FakeHostTestCase extends TestCase
         $this->dir = sys_get_temp_dir() . '/cloudpe-php-' . getmypid() . '-' . bin2hex(random_bytes(4));
         mkdir($this->dir, 0700, true);
         file_put_contents($this->dir . '/module.wasm', 'not used by the fake host');
+        // The runner checks that the trusted keys exist before it starts a host (the fake one
+        // never reads them).
+        mkdir($this->dir . '/keys', 0700);
+        file_put_contents($this->dir . '/keys/vendor.pub', "-----BEGIN PUBLIC KEY-----\nnot read by the fake host\n-----END PUBLIC KEY-----\n");
     }
 
     protected function tearDown(): void
     {
-        foreach (glob($this->dir . '/*') ?: array() as $file) {
-            @unlink($file);
+        self::removeTree($this->dir);
+    }
+
+    /** Deletes `$path` and everything under it. */
+    protected static function removeTree($path)
+    {
+        if (is_dir($path) && !is_link($path)) {
+            foreach (scandir($path) ?: array() as $entry) {
+                if ($entry !== '.' && $entry !== '..') {
+                    self::removeTree($path . '/' . $entry);
+                }
+            }
+            @rmdir($path);
+        } elseif (file_exists($path) || is_link($path)) {
+            @unlink($path);
         }
-        @rmdir($this->dir);
     }
 
     /**
      * The fake host, answering `$report` with exit code `$exit` (or another `$mode`). Each `$tag`
-     * keeps its own stdin/args/env files.
+     * keeps its own stdin/args/env files. `$info`, when given, is its answer to `info` (run after a
+     * successful Test Connection), which keeps its own files (`…-{$tag}.json.info` etc.).
      */
-    public function fakeHost($mode = 'report', array $report = array(), $exit = 0, $timeout = 10, $tag = 'host')
+    public function fakeHost($mode = 'report', array $report = array(), $exit = 0, $timeout = 10, $tag = 'host', $info = null)
     {
         file_put_contents("{$this->dir}/report-{$tag}.json", json_encode($report));
+        if ($info !== null) {
+            file_put_contents("{$this->dir}/report-{$tag}.json.info", json_encode($info));
+        } elseif (file_exists("{$this->dir}/report-{$tag}.json.info")) {
+            unlink("{$this->dir}/report-{$tag}.json.info");
+        }
         $env = array(
             'FAKE_HOST_MODE' => $mode,
             'FAKE_HOST_EXIT' => (string) $exit,

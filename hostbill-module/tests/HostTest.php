@@ -9,17 +9,17 @@ class HostTest extends FakeHostTestCase
         $result = $host->run('suspend', array('app' => array('field2' => self::TOKEN)), array('--pretty'));
         $this->assertSame(1, $result['exit']);
         $this->assertSame('done', $result['report']['outcome']['message']);
-        $this->assertSame(array('suspend', '--component', $this->dir . '/module.wasm', '--deadline-secs', '5', '--pretty'), $this->sentArgs());
+        $this->assertSame(array('suspend', '--component', $this->dir . '/module.wasm', '--trusted-keys', $this->dir . '/keys', '--deadline-secs', '5', '--pretty'), $this->sentArgs());
         $this->assertSame(array('app' => array('field2' => self::TOKEN)), $this->sentRequest());
     }
 
     public function testTheCacheFolderIsPassedWithItsFlag()
     {
-        $this->fakeHost('report', self::report('info', array()));
+        $this->fakeHost('report', self::report('suspend', array()));
         $host = new cloudpe_host(__DIR__ . '/fixtures/fake-host', $this->dir . '/module.wasm', 120, array(), '/srv/hostbill/includes/modules/Hosting/cloudpe/cache', array(
             'FAKE_HOST_MODE' => 'report', 'FAKE_HOST_REPORT' => $this->dir . '/report-host.json', 'FAKE_HOST_ARGS' => $this->dir . '/args-host.txt',
         ));
-        $host->run('info', array());
+        $host->run('suspend', array());
         $this->assertSame('/srv/hostbill/includes/modules/Hosting/cloudpe/cache', $this->flag('--cache-dir'));
         $this->assertSame('108', $this->flag('--deadline-secs'));
     }
@@ -61,7 +61,7 @@ class HostTest extends FakeHostTestCase
     {
         putenv('CLOUDPE_TEST_SENTINEL=inherited');
         try {
-            $this->fakeHost('report', self::report('info', array()))->run('info', array());
+            $this->fakeHost('report', self::report('suspend', array()))->run('suspend', array());
         } finally {
             putenv('CLOUDPE_TEST_SENTINEL');
         }
@@ -77,11 +77,11 @@ class HostTest extends FakeHostTestCase
     {
         $odd = $this->dir . '/a b;touch pwned.wasm';
         copy($this->dir . '/module.wasm', $odd);
-        $this->fakeHost('report', self::report('info', array()));
+        $this->fakeHost('report', self::report('suspend', array()));
         $host = new cloudpe_host(__DIR__ . '/fixtures/fake-host', $odd, 10, array(), null, array(
             'FAKE_HOST_REPORT' => $this->dir . '/report-host.json', 'FAKE_HOST_ARGS' => $this->dir . '/args-host.txt',
         ));
-        $host->run('info', array());
+        $host->run('suspend', array());
         $this->assertSame($odd, $this->sentArgs()[2]);
         $this->assertFileDoesNotExist(getcwd() . '/pwned.wasm');
         unlink($odd);

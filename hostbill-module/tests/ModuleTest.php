@@ -18,7 +18,10 @@ class ModuleTest extends FakeHostTestCase
         $this->assertSame(self::TOKEN, $sent['app']['field2'], 'the host needs the token');
         $this->assertSame(array('id' => '101', 'client_id' => '11', 'status' => 'Active', 'custom_fields' => array('cloudpeid' => '1234')), $sent['account']);
         $this->assertSame('suspend', $this->sentArgs()[0]);
-        $this->assertSame(array(array('system', 'suspend: CloudPe user 1234 set to status 2', 'CloudPe Module')), HbLog::$lines, 'debug records stay out of the log');
+        $this->assertSame(array(
+            array('system', 'suspend: CloudPe user 1234 set to status 2', 'CloudPe Module'),
+            array('system', 'suspend of account #101: ok', 'CloudPe Module'),
+        ), HbLog::$lines, 'debug records stay out of the log; one line for the action');
     }
 
     public function testTheAppIsDeclaredWithHostBillsRealFields()

@@ -126,6 +126,10 @@ class cloudpe extends HostingModule
                 return false;
             }
             $this->addInfo($this->scrub('CloudPe connection OK: ' . implode('; ', $checks)));
+            $summary = $this->permissionsSummary();
+            if ($summary !== null) {
+                $this->addInfo($summary);
+            }
             if (self::leftoverFiles()) {
                 $this->addInfo(self::leftoverMessage());
             }
@@ -363,6 +367,111 @@ class cloudpe extends HostingModule
         return $this->clientFields[$key];
     }
 
+    /**
+     * What the module is and may do with this App, as one line for the App page, from the host's
+     * `info` (`info.component.signature`, `info.permissions`), e.g. "Module CloudPe 0.1.0 (signed
+     * by key ab12...): may reach only https://api.example:443 (the Host URL's origin); reads Host
+     * URL, App Id, Session (secret), ...; limits: memory 128 MiB, deadline 108 s, responses 64 MiB,
+     * 16 connections". Null when the host could not tell (logged, never an error of the action).
+     *
+     * @return string|null
+     */
+    public function permissionsSummary()
+    {
+        try {
+            $result = $this->host()->run('info', array());
+        } catch (cloudpe_host_error $e) {
+            hbm_log_error('info: ' . $this->scrub($e->getMessage()), self::LOG_TAG);
+            return null;
+        }
+        $report = $result['report'];
+        if ($result['exit'] !== cloudpe_host::EXIT_SUCCESS || !isset($report['info']) || !is_array($report['info'])) {
+            hbm_log_error('info: ' . $this->errorText($report), self::LOG_TAG);
+            return null;
+        }
+        return $this->scrub(self::describeInfo($report['info'], $this->app()));
+    }
+
+    /**
+     * The permissions line for the host's `info` object and the App row sent to the host.
+     *
+     * @param array $info the report's `info`
+     * @param array $app as app() builds it
+     * @return string
+     */
+    public static function describeInfo(array $info, array $app)
+    {
+        $labels = array();
+        foreach (isset($info['app_fields']) && is_array($info['app_fields']) ? $info['app_fields'] : array() as $field) {
+            if (isset($field['field'], $field['label'])) {
+                $labels[(string) $field['field']] = (string) $field['label'];
+            }
+        }
+        $label = function ($field) use ($labels) {
+            return isset($labels[$field]) ? $labels[$field] : $field;
+        };
+        $name = trim((isset($info['name']) ? $info['name'] : 'module') . ' ' . (isset($info['version']) ? $info['version'] : ''));
+        $signature = isset($info['component']['signature']) && is_array($info['component']['signature']) ? $info['component']['signature'] : array();
+        if (!empty($signature['verified']) && isset($signature['key_id'])) {
+            $trust = "signed by key {$signature['key_id']}";
+        } else {
+            $trust = 'NOT verified' . (isset($signature['why']) ? ': ' . $signature['why'] : '');
+        }
+        $permissions = isset($info['permissions']) && is_array($info['permissions']) ? $info['permissions'] : array();
+
+        $endpoint = isset($info['endpoint_field']) ? (string) $info['endpoint_field'] : 'status_url';
+        $url = null;
+        if (strpos($endpoint, 'custom.') === 0) {
+            $custom = (array) (isset($app['custom']) ? $app['custom'] : array());
+            $key = substr($endpoint, 7);
+            $url = isset($custom[$key]) ? (string) $custom[$key] : null;
+        } elseif (isset($app[$endpoint])) {
+            $url = (string) $app[$endpoint];
+        }
+        $origin = $url === null ? null : self::origin($url);
+        $reach = $origin !== null
+            ? "may reach only {$origin} (the {$label($endpoint)}'s origin)"
+            : "may reach only the origin of the {$label($endpoint)}";
+
+        $secret = isset($permissions['secret']) && is_array($permissions['secret']) ? array_map('strval', $permissions['secret']) : array();
+        $reads = array();
+        foreach (isset($permissions['reads']) && is_array($permissions['reads']) ? $permissions['reads'] : array() as $field) {
+            $reads[] = $label((string) $field) . (in_array((string) $field, $secret, true) ? ' (secret)' : '');
+        }
+        $limits = isset($permissions['limits']) && is_array($permissions['limits']) ? $permissions['limits'] : array();
+        $parts = array();
+        foreach (array('memory' => 'memory %s', 'deadline' => 'deadline %s', 'response' => 'responses %s', 'connections' => '%s connections') as $key => $format) {
+            if (isset($limits[$key]) && is_scalar($limits[$key])) {
+                $parts[] = sprintf($format, $limits[$key]);
+            }
+        }
+        $line = "Module {$name} ({$trust}): {$reach}";
+        if ($reads) {
+            $line .= '; reads ' . implode(', ', $reads);
+        }
+        if ($parts) {
+            $line .= '; limits: ' . implode(', ', $parts);
+        }
+        if (!empty($info['component']['previous'])) {
+            $previous = $info['component']['previous'];
+            $version = isset($previous['metadata']['version']) && is_scalar($previous['metadata']['version']) ? ' (' . $previous['metadata']['version'] . ')' : '';
+            $line .= "; the previous component{$version} is kept for a rollback";
+        }
+        return $line;
+    }
+
+    /** `scheme://host:port` of `$url` (default ports made explicit), or null when it has none. */
+    public static function origin($url)
+    {
+        $parts = parse_url(trim((string) $url));
+        if (!is_array($parts) || !isset($parts['scheme'], $parts['host'])) {
+            return null;
+        }
+        $scheme = strtolower($parts['scheme']);
+        $port = isset($parts['port']) ? (int) $parts['port'] : ($scheme === 'https' ? 443 : ($scheme === 'http' ? 80 : null));
+        return $scheme . '://' . strtolower($parts['host']) . ($port !== null ? ':' . $port : '');
+    }
+
     /** The host for an operation: injected, built by the factory, or the bundle's. */
     public function host($timeout = self::OPERATION_TIMEOUT)
     {
@@ -373,7 +482,16 @@ class cloudpe extends HostingModule
             return call_user_func($this->hostFactory, $this->connection, $timeout, $this->secrets());
         }
         $dir = self::bundleDir();
-        return new cloudpe_host($dir . '/bin/hostbill-module-host', $dir . '/cloudpe.wasm', $timeout, $this->secrets(), self::cacheDir());
+        return new cloudpe_host($dir . '/bin/hostbill-module-host', $dir . '/cloudpe.wasm', $timeout, $this->secrets(), self::cacheDir(), array(), self::keysDir());
+    }
+
+    /**
+     * The public keys a component must be signed with (passed as --trusted-keys): the bundle's
+     * `keys` folder, which ships the vendor's key as keys/vendor.pub.
+     */
+    public static function keysDir()
+    {
+        return self::bundleDir() . '/keys';
     }
 
     /** The module's folder (includes/modules/Hosting/cloudpe). */
@@ -503,7 +621,14 @@ class cloudpe extends HostingModule
             $this->fail("CloudPe module: {$message}");
             return null;
         }
+        if (isset($result['advice']) && $result['advice'] !== null && isset($result['report']['error']) && is_array($result['report']['error'])) {
+            $result['report']['error']['advice'] = $result['advice'];
+        }
         $this->logRecords($operation, $result['report']);
+        if ($result['exit'] === cloudpe_host::EXIT_SUCCESS && !empty($result['report']['ok'])) {
+            $meter = cloudpe_host::meterNote($result['report']);
+            $this->log('info', self::subject($operation, $request) . ': ok' . ($meter !== null ? "; {$meter}" : ''));
+        }
         return $result;
     }
 
@@ -517,8 +642,22 @@ class cloudpe extends HostingModule
         }
         if (empty($report['ok']) && isset($report['error']['message'])) {
             $kind = isset($report['error']['kind']) ? $report['error']['kind'] : 'error';
-            $this->log('error', "{$operation} failed ({$kind}): {$report['error']['message']}");
+            $notes = array_filter(array(cloudpe_host::limitNote($report), cloudpe_host::meterNote($report)));
+            $this->log('error', "{$operation} failed ({$kind}): {$report['error']['message']}" . ($notes ? ' [' . implode('; ', $notes) . ']' : ''));
         }
+    }
+
+    /** What an operation's log line is about: "suspend of account #101", "sync of 3 accounts". */
+    protected static function subject($operation, array $request)
+    {
+        if (isset($request['account']['id']) && is_scalar($request['account']['id'])) {
+            return "{$operation} of account #{$request['account']['id']}";
+        }
+        if (isset($request['accounts']) && is_array($request['accounts'])) {
+            $count = count($request['accounts']);
+            return "{$operation} of {$count} account" . ($count === 1 ? '' : 's');
+        }
+        return $operation;
     }
 
     /** One line to the system log, scrubbed. */
@@ -548,10 +687,16 @@ class cloudpe extends HostingModule
         );
     }
 
-    /** The admin-facing text of a failed report or decision. */
-    protected function errorText(array $report)
+    /**
+     * The admin-facing text of a failed report or decision, with what to do when the component's
+     * signature was refused (`error.advice`, see cloudpe_host::advice).
+     */
+    public function errorText(array $report)
     {
         if (isset($report['error']['message'])) {
+            if (isset($report['error']['advice']) && is_string($report['error']['advice'])) {
+                return $this->scrub('CloudPe module: ' . rtrim((string) $report['error']['message'], '. ') . '. ' . $report['error']['advice']);
+            }
             return $this->scrub($report['error']['message']);
         }
         return 'CloudPe module: the operation failed without a message';

@@ -36,6 +36,14 @@ class cloudpe_host
     const MAX_STDOUT_BYTES = 67108864;
     const MAX_STDERR_BYTES = 1048576;
 
+    /** Operations that read nothing on stdin: the runner closes it at once. */
+    const NO_REQUEST = array('info', 'precompile', 'install', 'rollback');
+
+    /** Options and variables the runner sets itself, or never: no caller may pass them. */
+    const OWN_OPTIONS = array('--deadline-secs', '--cache-dir', '--component', '--trusted-keys');
+    const FORBIDDEN_OPTIONS = array('--allow-unsigned');
+    const FORBIDDEN_VARIABLES = array('HOSTBILL_MODULE_ALLOW_UNSIGNED', 'HOSTBILL_MODULE_TRUSTED_KEYS', 'HOSTBILL_MODULE_COMPONENT');
+
     /** The environment the host gets; nothing of PHP's own environment is passed on. */
     const CHILD_PATH = '/usr/bin:/bin';
     const CHILD_LANG = 'C';
@@ -50,6 +58,8 @@ class cloudpe_host
     private $secrets;
     /** @var string|null */
     private $cacheDir;
+    /** @var string public key(s) the component's signature must verify against (--trusted-keys) */
+    private $trustedKeys;
     /** @var array<string, string> variables added to the minimal environment on purpose */
     private $env;
     /** @var int */
@@ -68,14 +78,17 @@ class cloudpe_host
      * @param string[] $secrets values scrubbed from every message (the session token)
      * @param string|null $cacheDir compiled-component cache folder, passed as --cache-dir
      * @param array<string, string> $env variables added to the child's minimal environment
+     * @param string|null $trustedKeys PEM file or folder of the public keys trusted to sign the
+     *        component, passed as --trusted-keys (null: the `keys` folder beside the component)
      */
-    public function __construct($binary, $component, $timeout = 120, array $secrets = array(), $cacheDir = null, array $env = array())
+    public function __construct($binary, $component, $timeout = 120, array $secrets = array(), $cacheDir = null, array $env = array(), $trustedKeys = null)
     {
         $this->binary = (string) $binary;
         $this->component = (string) $component;
         $this->timeout = max(1.0, (float) $timeout);
         $this->secrets = array_values(array_filter(array_map('strval', $secrets), 'strlen'));
         $this->cacheDir = ($cacheDir === null || $cacheDir === '') ? null : (string) $cacheDir;
+        $this->trustedKeys = ($trustedKeys === null || $trustedKeys === '') ? dirname($this->component) . '/keys' : (string) $trustedKeys;
         $this->env = array();
         foreach ($env as $name => $value) {
             $this->env[(string) $name] = (string) $value;
@@ -102,6 +115,24 @@ class cloudpe_host
         if ($phpVersionId !== null) {
             $this->phpVersionId = (int) $phpVersionId;
         }
+    }
+
+    /** The host binary's path. */
+    public function binary()
+    {
+        return $this->binary;
+    }
+
+    /** The active component's path. */
+    public function component()
+    {
+        return $this->component;
+    }
+
+    /** What --trusted-keys names: the public key file or folder. */
+    public function trustedKeys()
+    {
+        return $this->trustedKeys;
     }
 
     /** PHP's timeout for this host, in seconds. */
@@ -197,16 +228,26 @@ class cloudpe_host
         if (!is_file($this->component) || !is_readable($this->component)) {
             throw new cloudpe_host_error("the module component {$this->component} does not exist or is not readable: reinstall the module bundle (cloudpe.wasm)");
         }
+        $problem = $this->keysProblem();
+        if ($problem !== null) {
+            throw new cloudpe_host_error($problem);
+        }
         foreach ($options as $option) {
-            if (in_array($option, array('--deadline-secs', '--cache-dir', '--component'), true)) {
+            if (in_array($option, self::OWN_OPTIONS, true)) {
                 throw new cloudpe_host_error("the option {$option} is set by the module itself and cannot be passed again");
             }
+            if (in_array($option, self::FORBIDDEN_OPTIONS, true)) {
+                throw new cloudpe_host_error("the option {$option} is never used by the module: it runs only components signed by a trusted key");
+            }
         }
-        $input = json_encode($request);
+        $input = in_array($operation, self::NO_REQUEST, true) ? '' : json_encode($request);
         if ($input === false) {
             throw new cloudpe_host_error('the request cannot be encoded as JSON: ' . json_last_error_msg());
         }
-        $command = array($this->binary, $operation, '--component', $this->component, '--deadline-secs', self::number($this->deadline()));
+        $command = array(
+            $this->binary, $operation, '--component', $this->component, '--trusted-keys', $this->trustedKeys,
+            '--deadline-secs', self::number($this->deadline()),
+        );
         if ($this->cacheDir !== null) {
             $command[] = '--cache-dir';
             $command[] = $this->cacheDir;
@@ -239,7 +280,99 @@ class cloudpe_host
         if (!is_array($report) || !array_key_exists('ok', $report) || !isset($report['operation'])) {
             throw new cloudpe_host_error("the module host printed something that is not its report during {$operation}" . $this->hint($stdout . ' ' . $stderr));
         }
-        return array('exit' => $exit, 'report' => $report, 'stderr' => $this->scrub($stderr));
+        return array('exit' => $exit, 'report' => $report, 'stderr' => $this->scrub($stderr), 'advice' => $this->advice($report));
+    }
+
+    /**
+     * Why the trusted keys cannot be used, as an admin-readable sentence, or null. Checked before
+     * the host starts so that a missing key is named as such, not as a refused component.
+     */
+    public function keysProblem()
+    {
+        $path = $this->trustedKeys;
+        $fix = 'reinstall the module bundle (includes/modules/Hosting/cloudpe/keys/vendor.pub, the vendor\'s public key): the module runs only components signed by a trusted key';
+        if (is_dir($path)) {
+            $keys = array_filter(glob(rtrim($path, '/') . '/*') ?: array(), function ($file) {
+                return is_file($file) && preg_match('/\.(pem|pub)$/', $file);
+            });
+            if (!$keys) {
+                return "the module's trusted keys folder {$path} holds no public key (*.pem, *.pub): {$fix}";
+            }
+            return null;
+        }
+        if (!is_file($path)) {
+            return "the module's trusted keys {$path} do not exist: {$fix}";
+        }
+        if (!is_readable($path)) {
+            return "the module's trusted keys {$path} are not readable by this PHP's user: chmod a+r it";
+        }
+        return null;
+    }
+
+    /**
+     * What the admin should do about a report, when it is a refusal of the component's signature
+     * or of the trusted keys; null for any other report.
+     *
+     * @return string|null
+     */
+    public function advice(array $report)
+    {
+        $kind = isset($report['error']['kind']) ? (string) $report['error']['kind'] : '';
+        $message = isset($report['error']['message']) ? (string) $report['error']['message'] : '';
+        if ($kind === 'bad-input' && strpos($message, '--trusted-keys') === 0) {
+            return 'The trusted public key cannot be read: reinstall keys/vendor.pub from the vendor\'s module bundle.';
+        }
+        if ($kind !== 'module-refused' || !preg_match('/is refused: (it is not signed|it is signed by key|it was modified after it was signed|no trusted keys|its signature file|cannot read its signature)/', $message)) {
+            return null;
+        }
+        $advice = 'Install the vendor\'s signed cloudpe.wasm together with its cloudpe.wasm.sig (both from the same release bundle) in ' . dirname($this->component) . '/';
+        if (is_file(self::previousOf($this->component))) {
+            $advice .= ', or switch back to the previous component, as the web server\'s user: ' . $this->command('rollback');
+        }
+        return $advice . ' (README: Upgrading the module).';
+    }
+
+    /** Where the host keeps the component an install replaced. */
+    public static function previousOf($component)
+    {
+        return $component . '.previous';
+    }
+
+    /**
+     * The shell command an admin runs for `$operation` (`rollback`, `info`, `install NEW`) on this
+     * host, component and keys; paths quoted only where a shell needs it.
+     */
+    public function command($operation, array $arguments = array())
+    {
+        $words = array_merge(array($this->binary, '--component', $this->component, '--trusted-keys', $this->trustedKeys, $operation), $arguments);
+        return implode(' ', array_map(function ($word) {
+            return preg_match('#^[A-Za-z0-9_./:=@%+-]+$#', (string) $word) ? (string) $word : escapeshellarg((string) $word);
+        }, $words));
+    }
+
+    /**
+     * The report's `error.limit` as a phrase ("stopped by the deadline limit (108 s)"), or null.
+     */
+    public static function limitNote(array $report)
+    {
+        if (!isset($report['error']['limit']['name']) || !is_scalar($report['error']['limit']['name'])) {
+            return null;
+        }
+        $limit = $report['error']['limit'];
+        $value = isset($limit['value']) && is_scalar($limit['value']) && (string) $limit['value'] !== '' ? ' (' . $limit['value'] . ')' : '';
+        return 'stopped by the ' . $limit['name'] . ' limit' . $value;
+    }
+
+    /** The report's `meter` as a phrase ("3 requests in 0.4 s"), or null. */
+    public static function meterNote(array $report)
+    {
+        if (!isset($report['meter']) || !is_array($report['meter'])) {
+            return null;
+        }
+        $meter = $report['meter'];
+        $requests = isset($meter['requests']) ? (int) $meter['requests'] : 0;
+        $seconds = isset($meter['wall_ms']) ? ((int) $meter['wall_ms']) / 1000 : 0.0;
+        return sprintf('%d request%s in %.1f s', $requests, $requests === 1 ? '' : 's', $seconds);
     }
 
     /** Replaces every secret in `$text`. */
@@ -291,6 +424,9 @@ class cloudpe_host
         foreach ($this->env as $name => $value) {
             if ($name === '' || strpbrk($name, "=\0") !== false || strpos($value, "\0") !== false) {
                 throw new cloudpe_host_error("the environment variable name or value for {$name} is not valid");
+            }
+            if (in_array(strtoupper($name), self::FORBIDDEN_VARIABLES, true)) {
+                throw new cloudpe_host_error("the environment variable {$name} is set by the module itself or never");
             }
             $env[$name] = $value;
         }

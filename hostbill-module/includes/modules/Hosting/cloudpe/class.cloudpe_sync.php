@@ -110,7 +110,12 @@ class cloudpe_sync
             return $result;
         }
         if (empty($report['ok'])) {
-            $result['failure'] = isset($report['error']['message']) ? $this->module->scrub($report['error']['message']) : 'the sync failed without a message';
+            $result['failure'] = isset($report['error']['message']) ? $this->module->errorText($report) : 'the sync failed without a message';
+            $limit = cloudpe_host::limitNote($report);
+            if ($limit !== null) {
+                $result['failure'] .= " ({$limit})";
+            }
+            self::measure($report, $result);
             return $result;
         }
         return $this->apply($report, $result);
@@ -185,7 +190,8 @@ class cloudpe_sync
     {
         $changed = $r['dry_run'] ? "{$r['would_change']} would change (dry run, nothing written)" : "{$r['written']} changed";
         if ($r['failure'] !== null) {
-            return "{$label}: FAILED ({$r['read']} accounts read, {$changed}, {$r['errors']} errors): {$r['failure']}";
+            $measured = !empty($r['measured']) ? sprintf('; %d CloudPe requests in %.1f s', $r['requests'], $r['elapsed_ms'] / 1000) : '';
+            return "{$label}: FAILED ({$r['read']} accounts read, {$changed}, {$r['errors']} errors{$measured}): {$r['failure']}";
         }
         if ($r['read'] === 0) {
             return "{$label}: 0 accounts read (no Active or Suspended accounts), nothing to sync";
@@ -208,7 +214,7 @@ class cloudpe_sync
     {
         return array(
             'read' => 0, 'written' => 0, 'would_change' => 0, 'unchanged' => 0, 'skipped' => 0, 'errors' => 0,
-            'requests' => 0, 'elapsed_ms' => 0, 'dry_run' => (bool) $dryRun, 'failure' => null, 'first_error' => null,
+            'requests' => 0, 'elapsed_ms' => 0, 'measured' => false, 'dry_run' => (bool) $dryRun, 'failure' => null, 'first_error' => null,
         );
     }
 
@@ -252,10 +258,21 @@ class cloudpe_sync
                     $error("account #{$id}: " . (isset($decision['error']['message']) ? $decision['error']['message'] : 'no decision'));
             }
         }
-        $summary = isset($report['summary']) && is_array($report['summary']) ? $report['summary'] : array();
-        $result['requests'] = isset($summary['requests']) ? (int) $summary['requests'] : 0;
-        $result['elapsed_ms'] = isset($summary['elapsed_ms']) ? (int) $summary['elapsed_ms'] : 0;
+        self::measure($report, $result);
         return $result;
+    }
+
+    /**
+     * Fills requests and elapsed_ms: the sync's own summary when it has one, otherwise the host's
+     * meter (every report carries one, failed ones included).
+     */
+    private static function measure(array $report, array &$result)
+    {
+        $summary = isset($report['summary']) && is_array($report['summary']) ? $report['summary'] : array();
+        $meter = isset($report['meter']) && is_array($report['meter']) ? $report['meter'] : array();
+        $result['requests'] = isset($summary['requests']) ? (int) $summary['requests'] : (isset($meter['requests']) ? (int) $meter['requests'] : 0);
+        $result['elapsed_ms'] = isset($summary['elapsed_ms']) ? (int) $summary['elapsed_ms'] : (isset($meter['wall_ms']) ? (int) $meter['wall_ms'] : 0);
+        $result['measured'] = $summary || $meter;
     }
 
     /** The error text of a failed Admin API reply. */
