@@ -134,6 +134,39 @@ class CronTest extends FakeHostTestCase
         );
     }
 
+    /** Issue 12 §5: a failed App's line names the limit that stopped it and the host's meter. */
+    public function testAFailedAppsLineNamesTheLimitAndTheMeter()
+    {
+        $this->healthyApp4();
+        $this->app('5', 'report', self::report('sync', array(
+            'error' => array('kind' => 'module-trapped', 'message' => 'the module did not finish within 810 s', 'code' => null, 'limit' => array('name' => 'deadline', 'value' => '810 s')),
+            'meter' => array('wall_ms' => 810004, 'requests' => 41, 'bytes_received' => 123456, 'peak_memory_bytes' => 9437184),
+        )), 3);
+        $lines = explode("\n", $this->controller()->call_Daily());
+        $this->assertSame('App #5 "CloudPe US": FAILED (2 accounts read, 0 changed, 0 errors; 41 CloudPe requests in 810.0 s): the module did not finish within 810 s (stopped by the deadline limit (810 s))', $lines[1]);
+        $this->assertStringContainsString('sync failed (module-trapped): the module did not finish within 810 s [stopped by the deadline limit (810 s); 41 requests in 810.0 s]', HbLog::text());
+    }
+
+    /** Issue 12 §5: without the sync's own summary, the line's counts come from the meter. */
+    public function testTheMeterStandsInForAMissingSummary()
+    {
+        $this->healthyApp4();
+        $this->app('5', 'report', self::report('sync', array('dry_run' => false, 'decisions' => array(array('account_id' => '6', 'decision' => 'unchanged')), 'meter' => array('wall_ms' => 1500, 'requests' => 2))));
+        $lines = explode("\n", $this->controller()->call_Daily());
+        $this->assertSame('App #5 "CloudPe US": 2 accounts read, 0 changed, 1 unchanged, 0 skipped, 0 errors; 2 CloudPe requests in 1.5 s', $lines[1]);
+    }
+
+    /** Issue 12 §1: a refused signature is the App's line, with what to do. */
+    public function testASignatureRefusalIsTheAppsLineWithWhatToDo()
+    {
+        $this->healthyApp4();
+        $this->app('5', 'report', self::report('sync', array('error' => array('kind' => 'module-refused', 'message' => "{$this->dir}/module.wasm is refused: it is not signed (no signature file) (expected {$this->dir}/module.wasm.sig)", 'code' => null))), 3);
+        $lines = explode("\n", $this->controller()->call_Daily());
+        $this->assertStringStartsWith('App #4 "CloudPe EU": 4 accounts read', $lines[0], 'the other App is synced');
+        $this->assertStringContainsString("FAILED (2 accounts read, 0 changed, 0 errors): CloudPe module: {$this->dir}/module.wasm is refused: it is not signed", $lines[1]);
+        $this->assertStringContainsString("Install the vendor's signed cloudpe.wasm together with its cloudpe.wasm.sig", $lines[1]);
+    }
+
     public function testEachAppGetsItsOwnSettings()
     {
         $this->healthyApp4();

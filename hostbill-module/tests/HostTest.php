@@ -241,4 +241,123 @@ class HostTest extends FakeHostTestCase
         $this->assertCount(20000, $result['report']['decisions']);
         $this->assertCount(20000, $this->sentRequest()['accounts']);
     }
+
+    /** Issue 12: --trusted-keys always names the keys: the folder beside the component, or the one given. */
+    public function testTheTrustedKeysAreAlwaysPassed()
+    {
+        $this->fakeHost('report', self::report('suspend', array()))->run('suspend', array());
+        $this->assertSame($this->dir . '/keys', $this->flag('--trusted-keys'), 'default: the keys folder beside the component');
+        $this->assertNotContains('--allow-unsigned', $this->sentArgs());
+
+        file_put_contents($this->dir . '/other.pem', "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----\n");
+        $host = new cloudpe_host(__DIR__ . '/fixtures/fake-host', $this->dir . '/module.wasm', 10, array(), null, array(
+            'FAKE_HOST_REPORT' => $this->dir . '/report-host.json', 'FAKE_HOST_ARGS' => $this->dir . '/args-host.txt',
+        ), $this->dir . '/other.pem');
+        $host->run('suspend', array());
+        $this->assertSame($this->dir . '/other.pem', $this->flag('--trusted-keys'));
+        $this->assertSame($this->dir . '/other.pem', $host->trustedKeys());
+    }
+
+    /** @dataProvider missingKeys */
+    public function testMissingTrustedKeysAreAClearErrorAndNothingRuns($setup, $needle)
+    {
+        $setup($this->dir);
+        try {
+            $this->fakeHost('report', self::report('suspend', array()))->run('suspend', array());
+            $this->fail('no error');
+        } catch (cloudpe_host_error $e) {
+            $this->assertStringContainsString($needle, $e->getMessage());
+            $this->assertStringContainsString('reinstall the module bundle (includes/modules/Hosting/cloudpe/keys/vendor.pub', $e->getMessage());
+        }
+        $this->assertFileDoesNotExist($this->dir . '/args-host.txt', 'the host was never started');
+    }
+
+    public function missingKeys()
+    {
+        return array(
+            'no keys folder' => array(function ($dir) {
+                unlink($dir . '/keys/vendor.pub');
+                rmdir($dir . '/keys');
+            }, 'keys do not exist'),
+            'an empty keys folder' => array(function ($dir) {
+                rename($dir . '/keys/vendor.pub', $dir . '/keys/vendor.txt');
+            }, 'holds no public key (*.pem, *.pub)'),
+        );
+    }
+
+    /** @dataProvider optOuts */
+    public function testUnsignedComponentsCanNeverBeAllowedFromPhp($options, $env, $needle)
+    {
+        $host = new cloudpe_host(__DIR__ . '/fixtures/fake-host', $this->dir . '/module.wasm', 10, array(), null, $env + array(
+            'FAKE_HOST_REPORT' => $this->dir . '/report-host.json', 'FAKE_HOST_ARGS' => $this->dir . '/args-host.txt',
+        ));
+        file_put_contents($this->dir . '/report-host.json', json_encode(self::report('suspend', array())));
+        try {
+            $host->run('suspend', array(), $options);
+            $this->fail('no error');
+        } catch (cloudpe_host_error $e) {
+            $this->assertStringContainsString($needle, $e->getMessage());
+        }
+        $this->assertFileDoesNotExist($this->dir . '/args-host.txt');
+    }
+
+    public function optOuts()
+    {
+        return array(
+            '--allow-unsigned' => array(array('--allow-unsigned'), array(), 'never used by the module: it runs only components signed by a trusted key'),
+            '--trusted-keys again' => array(array('--trusted-keys', '/tmp/mine.pem'), array(), '--trusted-keys is set by the module itself'),
+            'HOSTBILL_MODULE_ALLOW_UNSIGNED' => array(array(), array('HOSTBILL_MODULE_ALLOW_UNSIGNED' => 'true'), 'HOSTBILL_MODULE_ALLOW_UNSIGNED is set by the module itself or never'),
+            'HOSTBILL_MODULE_TRUSTED_KEYS' => array(array(), array('HOSTBILL_MODULE_TRUSTED_KEYS' => '/tmp'), 'HOSTBILL_MODULE_TRUSTED_KEYS is set by the module itself or never'),
+        );
+    }
+
+    public function testInfoIsSentNoRequest()
+    {
+        $this->fakeHost('report', self::report('suspend', array()), 0, 10, 'host', self::report('info', array('info' => array())))->run('info', array('ignored' => true));
+        $this->assertSame('', file_get_contents($this->dir . '/stdin-host.json.info'), 'the host reads nothing for info: stdin is closed at once');
+    }
+
+    /** Issue 12: what the admin is told when the host refused the component's signature. */
+    public function testASignatureRefusalComesWithAdvice()
+    {
+        $host = $this->fakeHost();
+        $refused = function ($message) {
+            return self::report('suspend', array('error' => array('kind' => 'module-refused', 'message' => $message)));
+        };
+        $component = $this->dir . '/module.wasm';
+        $advice = $host->advice($refused("{$component} is refused: it was modified after it was signed by key 0123456789abcdef (the signature does not match its bytes)"));
+        $this->assertSame("Install the vendor's signed cloudpe.wasm together with its cloudpe.wasm.sig (both from the same release bundle) in {$this->dir}/ (README: Upgrading the module).", $advice, 'no previous component: no rollback offered');
+
+        file_put_contents($component . '.previous', 'the previous component');
+        $advice = $host->advice($refused("{$component} is refused: it is not signed (no signature file) (expected {$component}.sig)"));
+        $command = __DIR__ . "/fixtures/fake-host --component {$component} --trusted-keys {$this->dir}/keys rollback";
+        $this->assertStringContainsString("or switch back to the previous component, as the web server's user: {$command}", $advice);
+        foreach (array('it is signed by key 1111222233334444, which this host does not trust (trusted: 0123456789abcdef)', 'no trusted keys are configured (pass --trusted-keys ...)', 'its signature file is not valid: expected value') as $why) {
+            $this->assertNotNull($host->advice($refused("{$component} is refused: {$why}")), $why);
+        }
+        $this->assertNotNull($host->advice(self::report('suspend', array('error' => array('kind' => 'bad-input', 'message' => '--trusted-keys: /x/keys holds no public key')))));
+        $this->assertNull($host->advice($refused('the component targets hostbill:provisioning@3.0.0')), 'other refusals: no signature advice');
+        $this->assertNull($host->advice(self::report('suspend', array('error' => array('kind' => 'transport', 'message' => 'it is not signed')))));
+        $this->assertNull($host->advice(self::report('suspend', array())));
+    }
+
+    public function testTheAdminsCommandQuotesOnlyWhatAShellWouldSplit()
+    {
+        $host = new cloudpe_host('/srv/hb/includes/modules/Hosting/cloudpe/bin/hostbill-module-host', '/srv/my hb/cloudpe.wasm', 10, array(), null, array(), '/srv/hb/keys');
+        $this->assertSame("/srv/hb/includes/modules/Hosting/cloudpe/bin/hostbill-module-host --component '/srv/my hb/cloudpe.wasm' --trusted-keys /srv/hb/keys install /tmp/new.wasm", $host->command('install', array('/tmp/new.wasm')));
+    }
+
+    /** Issue 12: the report's named limit and meter, as the short phrases of log and cron lines. */
+    public function testTheLimitAndTheMeterArePhrases()
+    {
+        $report = self::report('sync', array(
+            'error' => array('kind' => 'module-trapped', 'message' => 'the module did not finish within 108 s', 'limit' => array('name' => 'deadline', 'value' => '108 s')),
+            'meter' => array('wall_ms' => 108042, 'requests' => 7, 'bytes_received' => 1024, 'peak_memory_bytes' => 1114112),
+        ));
+        $this->assertSame('stopped by the deadline limit (108 s)', cloudpe_host::limitNote($report));
+        $this->assertSame('7 requests in 108.0 s', cloudpe_host::meterNote($report));
+        $this->assertSame('1 request in 0.3 s', cloudpe_host::meterNote(array('meter' => array('wall_ms' => 260, 'requests' => 1))));
+        $this->assertNull(cloudpe_host::limitNote(self::report('sync', array('error' => array('kind' => 'transport', 'message' => 'x')))));
+        $this->assertNull(cloudpe_host::meterNote(self::report('sync', array())));
+    }
 }

@@ -218,6 +218,8 @@ class ModuleTest extends FakeHostTestCase
         $this->assertFalse($module->Suspend(), 'no binary in the source tree');
         $this->assertStringContainsString($dir . '/bin/hostbill-module-host does not exist', $module->recordedErrors()[0]);
         $this->assertSame(108.0, $host->deadline());
+        $this->assertSame($dir . '/keys', cloudpe::keysDir());
+        $this->assertSame($dir . '/keys', $host->trustedKeys(), 'the bundle\'s keys folder (keys/vendor.pub) is what the host trusts');
     }
 
     public function testAHostTimeoutFailsTheAction()
@@ -301,5 +303,114 @@ class ModuleTest extends FakeHostTestCase
         $this->assertFalse($module->getSynchInfo());
         $this->assertSame(array('HostBill did not record status Suspended for account #101: Account is locked'), $module->recordedErrors());
         $this->assertSame(array(), ApiWrapper::$edits);
+    }
+
+    /** The host's `info` for the real CloudPe component (shape of hostbill-module-host 0.x `info`). */
+    public static function infoReport($signature = null, $previous = null)
+    {
+        $field = function ($field, $label, $secret = false) {
+            return array('field' => $field, 'label' => $label, 'required' => true, 'secret' => $secret, 'description' => '');
+        };
+        return self::report('info', array(
+            'module' => array('name' => 'CloudPe', 'version' => '0.1.0'),
+            'info' => array(
+                'name' => 'CloudPe', 'version' => '0.1.0', 'endpoint_field' => 'status_url',
+                'app_fields' => array($field('status_url', 'Host URL'), $field('field1', 'App Id'), $field('field2', 'Session', true), $field('custom.Client field code', 'Client field code'), $field('custom.On terminate', 'On terminate')),
+                'component' => array(
+                    'file' => '/srv/cloudpe.wasm',
+                    'signature' => $signature ?: array('verified' => true, 'key_id' => '5528843619268ca7'),
+                    'metadata' => array('name' => null, 'version' => null),
+                    'previous' => $previous,
+                ),
+                'permissions' => array(
+                    'network' => "only the origin (scheme, host, port) of the App's status_url field, through wasi:http",
+                    'reads' => array('status_url', 'field1', 'field2', 'custom.Client field code', 'custom.On terminate'),
+                    'secret' => array('field2'),
+                    'limits' => array('memory' => '128 MiB', 'deadline' => '108 s', 'response' => '64 MiB', 'connections' => 16, 'host_resources' => 2048, 'request' => '64 MiB', 'report' => '48 MiB'),
+                ),
+            ),
+        ));
+    }
+
+    /** Issue 12 §3: after a successful Test Connection, the App page shows what the module may do. */
+    public function testTestConnectionShowsThePermissionsSummary()
+    {
+        $checks = array(array('name' => 'API reachable', 'passed' => true, 'detail' => 'ok'));
+        $module = $this->module($this->fakeHost('report', self::report('test-connection', array('checks' => $checks)), 0, 10, 'host', self::infoReport()));
+        $this->assertTrue($module->testConnection(), implode('; ', $module->recordedErrors()));
+        $infos = $module->recordedInfos();
+        $this->assertCount(2, $infos);
+        $this->assertSame(
+            'Module CloudPe 0.1.0 (signed by key 5528843619268ca7): may reach only https://api.cloudpe.example.com:443 (the Host URL\'s origin); '
+            . 'reads Host URL, App Id, Session (secret), Client field code, On terminate; limits: memory 128 MiB, deadline 108 s, responses 64 MiB, 16 connections',
+            $infos[1]
+        );
+        $info = file($this->dir . '/args-host.txt.info', FILE_IGNORE_NEW_LINES);
+        $this->assertSame(array('info', '--component', $this->dir . '/module.wasm', '--trusted-keys', $this->dir . '/keys', '--deadline-secs', '5'), $info, 'info ran after the connection test, with the same trust');
+        $this->assertSame('test-connection', $this->sentArgs()[0], 'the action\'s own arguments are kept');
+        $this->assertNoToken($module);
+    }
+
+    public function testTheSummarySaysWhenTheComponentIsNotVerifiedOrARollbackIsKept()
+    {
+        $unverified = self::infoReport(array('verified' => false, 'why' => 'it is not signed (no signature file)', 'allowed_by' => '--allow-unsigned'), array('file' => '/srv/cloudpe.wasm.previous', 'metadata' => array('version' => '0.0.9')));
+        $module = $this->module($this->fakeHost('report', self::report('test-connection', array('checks' => array())), 0, 10, 'host', $unverified), array('status_url' => 'HTTP://Sim.Example:8080/jel'));
+        $this->assertTrue($module->testConnection());
+        $line = $module->recordedInfos()[1];
+        $this->assertStringStartsWith('Module CloudPe 0.1.0 (NOT verified: it is not signed (no signature file)): may reach only http://sim.example:8080 (the Host URL\'s origin)', $line);
+        $this->assertStringEndsWith('; the previous component (0.0.9) is kept for a rollback', $line);
+    }
+
+    public function testAFailedInfoLeavesTheConnectionTestAlone()
+    {
+        $failed = self::report('info', array('error' => array('kind' => 'module-trapped', 'message' => 'info trapped')));
+        $module = $this->module($this->fakeHost('report', self::report('test-connection', array('checks' => array())), 0, 10, 'host', $failed));
+        $this->assertTrue($module->testConnection());
+        $this->assertCount(1, $module->recordedInfos());
+        $this->assertSame(array(), $module->recordedErrors());
+        $this->assertStringContainsString('error CloudPe Module: info: info trapped', HbLog::text());
+    }
+
+    /**
+     * Issue 12 §1: a component refused for its signature fails every action with what to do; the
+     * module never throws.
+     *
+     * @dataProvider actions
+     */
+    public function testASignatureRefusalTellsTheAdminWhatToDo($method, $operation)
+    {
+        $component = $this->dir . '/module.wasm';
+        file_put_contents($component . '.previous', 'previous component');
+        $refused = self::report($operation, array(
+            'error' => array('kind' => 'module-refused', 'message' => "{$component} is refused: it was modified after it was signed by key 5528843619268ca7 (the signature does not match its bytes)", 'code' => null),
+            'meter' => array('wall_ms' => 3, 'requests' => 0, 'bytes_received' => 0, 'peak_memory_bytes' => 0),
+        ));
+        $module = $this->module($this->fakeHost('report', $refused, 3));
+        $this->assertFalse($module->$method());
+        $this->assertSame(array(
+            "CloudPe module: {$component} is refused: it was modified after it was signed by key 5528843619268ca7 (the signature does not match its bytes). "
+            . "Install the vendor's signed cloudpe.wasm together with its cloudpe.wasm.sig (both from the same release bundle) in {$this->dir}/, "
+            . "or switch back to the previous component, as the web server's user: " . __DIR__ . "/fixtures/fake-host --component {$component} --trusted-keys {$this->dir}/keys rollback (README: Upgrading the module).",
+        ), $module->recordedErrors());
+        $this->assertStringContainsString("{$operation} failed (module-refused): {$component} is refused: it was modified after it was signed", HbLog::text());
+    }
+
+    /** Issue 12 §5: each action's log line carries the meter; a failure names the limit that stopped it. */
+    public function testTheLogLinesCarryTheMeterAndTheLimit()
+    {
+        $meter = array('wall_ms' => 412, 'requests' => 2, 'bytes_received' => 900, 'peak_memory_bytes' => 1114112);
+        $module = $this->module($this->fakeHost('report', self::report('unsuspend', array('outcome' => array('message' => 'ok'), 'meter' => $meter))));
+        $this->assertTrue($module->Unsuspend());
+        $this->assertSame(array('system', 'unsuspend of account #101: ok; 2 requests in 0.4 s', 'CloudPe Module'), end(HbLog::$lines));
+
+        HbLog::$lines = array();
+        $stopped = self::report('suspend', array(
+            'error' => array('kind' => 'module-trapped', 'message' => 'the module did not finish within 108 s', 'code' => null, 'limit' => array('name' => 'deadline', 'value' => '108 s')),
+            'meter' => array('wall_ms' => 108003, 'requests' => 5, 'bytes_received' => 0, 'peak_memory_bytes' => 2097152),
+        ));
+        $module = $this->module($this->fakeHost('report', $stopped, 3));
+        $this->assertFalse($module->Suspend());
+        $this->assertSame(array(array('error', 'suspend failed (module-trapped): the module did not finish within 108 s [stopped by the deadline limit (108 s); 5 requests in 108.0 s]', 'CloudPe Module')), HbLog::$lines);
+        $this->assertSame(array('the module did not finish within 108 s'), $module->recordedErrors());
     }
 }
