@@ -11,8 +11,9 @@ use crate::elf;
 /// Where the module lives inside HostBill.
 const MODULE_DIR: &str = "includes/modules/Hosting/cloudpe";
 
-/// Builds `dist/hostbill/` from the PHP module, the component and the host binary; returns it.
-pub fn dist(root: &Path, component: &Path, host: &Path) -> Result<PathBuf> {
+/// Builds `dist/hostbill/` from the PHP module, the component (signed with `signing_key`, whose
+/// public key ships as `keys/vendor.pub`) and the host binary; returns it.
+pub fn dist(root: &Path, component: &Path, host: &Path, signing_key: &Path) -> Result<PathBuf> {
     let out = root.join("dist").join("hostbill");
     if out.exists() {
         fs::remove_dir_all(&out).with_context(|| format!("cannot clear {}", out.display()))?;
@@ -20,6 +21,10 @@ pub fn dist(root: &Path, component: &Path, host: &Path) -> Result<PathBuf> {
     let module = out.join(MODULE_DIR);
     copy_tree(&root.join("hostbill-module").join(MODULE_DIR), &module)?;
     fs::copy(component, module.join("cloudpe.wasm")).context("cannot copy the component")?;
+    let key_id = crate::sign::sign(&module.join("cloudpe.wasm"), signing_key)?;
+    fs::create_dir_all(module.join("keys"))?;
+    fs::write(module.join("keys/vendor.pub"), crate::sign::public_key_of(signing_key)?)?;
+    eprintln!("xtask: cloudpe.wasm signed by key {key_id}");
     fs::create_dir_all(module.join("bin"))?;
     let bin = module.join("bin/hostbill-module-host");
     fs::copy(host, &bin).context("cannot copy the host")?;
@@ -43,13 +48,22 @@ pub fn verify(out: &Path) -> Result<String> {
         bin.display()
     );
     let info = run_shipped(
-        Command::new(&bin).args(["--no-cache", "--component"]).arg(module.join("cloudpe.wasm")).arg("info"),
+        Command::new(&bin)
+            .args(["--no-cache", "--component"])
+            .arg(module.join("cloudpe.wasm"))
+            .arg("--trusted-keys")
+            .arg(module.join("keys"))
+            .arg("info"),
     )?;
     let compact: String = info.chars().filter(|c| !c.is_whitespace()).collect();
     ensure!(
         compact.contains(r#""ok":true"#) && compact.contains(r#""name":"CloudPe""#),
         "`{} info` with the bundled component did not report the CloudPe module: {info}",
         bin.display()
+    );
+    ensure!(
+        compact.contains(r#""verified":true"#) && compact.contains(r#""licenses":"Apache-2.0""#),
+        "the bundled component is not verified against keys/vendor.pub, or carries no metadata: {info}"
     );
     let size = fs::metadata(&bin)?.len();
     Ok(format!("{elf}, {:.1} MiB, runs: {}", size as f64 / (1024.0 * 1024.0), version.trim()))

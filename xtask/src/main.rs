@@ -5,9 +5,11 @@
 //! - `test`: `build`, then run every test of the workspace against those artifacts.
 //! - `demo`: `build`, then run every operation and a sync through the host against a simulated
 //!   CloudPe, and print what happened.
-//! - `dist`: the component and a static, stripped release host (`x86_64-unknown-linux-musl`),
-//!   laid out as `dist/hostbill/`, the tree a provider copies into HostBill; then checks the
-//!   shipped binary is static and runs it.
+//! - `dist`: the component (with its metadata, signed with `--signing-key`) and a static,
+//!   stripped release host (`x86_64-unknown-linux-musl`), laid out as `dist/hostbill/`, the tree a
+//!   provider copies into HostBill; then checks the shipped binary is static and runs the bundled
+//!   component, verified against the bundled public key.
+//! - `keygen`: a new signing key pair.
 //! - `bench`: release build, then the sync benchmark (new sync vs the old module's algorithm);
 //!   `--static` benchmarks the static host that `dist` ships (`bench-startup` too).
 //! - `bench-startup`: release build, then one operation cold, warm and against a bare curl.
@@ -17,6 +19,7 @@ use std::process::Command;
 
 mod dist;
 mod elf;
+mod sign;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -67,9 +70,21 @@ enum Task {
         args: Vec<String>,
     },
     /// Build the component and a static release host (x86_64-unknown-linux-musl, needs
-    /// musl-gcc), lay out dist/hostbill/ (the tree a provider copies into HostBill's root), and
-    /// check the shipped host is static and runs.
-    Dist,
+    /// musl-gcc), lay out dist/hostbill/ (the tree a provider copies into HostBill's root) with the
+    /// component signed and the public key to verify it, and check the shipped host is static
+    /// and runs the component, verified.
+    Dist {
+        /// The vendor's private signing key (PKCS#8 PEM, from `cargo xtask keygen`). Without it
+        /// the bundle is signed with a development key kept in target/dev-signing-key.
+        #[arg(long, env = "CLOUDPE_SIGNING_KEY", value_name = "FILE")]
+        signing_key: Option<PathBuf>,
+    },
+    /// Make a signing key pair: DIR/signing.key (private, 0600: keep it off the servers) and
+    /// DIR/signing.pub (ship it; the host trusts it with --trusted-keys).
+    Keygen {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Build in release, then time one operation cold, warm and against a bare curl.
     BenchStartup {
         /// Time the static (musl) host that `dist` ships instead of the glibc release host.
@@ -108,10 +123,22 @@ fn main() -> Result<()> {
             artifacts.export(&mut cargo);
             run(&mut cargo)?;
         }
-        Task::Dist => {
+        Task::Dist { signing_key } => {
             let component = build_component(&root, false)?;
             let host = build_static_host(&root)?;
-            let out = dist::dist(&root, &component, &host)?;
+            let key = match signing_key {
+                Some(key) => key,
+                None => {
+                    let (key, _) = sign::local_key(&target_dir(&root), "dev-signing-key")?;
+                    eprintln!(
+                        "xtask: WARNING: no --signing-key: the bundle is signed with the DEVELOPMENT key {} \
+                         (make a release key with `cargo xtask keygen`)",
+                        key.display()
+                    );
+                    key
+                }
+            };
+            let out = dist::dist(&root, &component, &host, &key)?;
             eprintln!("xtask: checking the shipped host");
             let verdict = dist::verify(&out)?;
             println!("{}:", out.display());
@@ -120,6 +147,11 @@ fn main() -> Result<()> {
             }
             println!("bin/hostbill-module-host: {verdict}");
             println!("Copy its contents into HostBill's root folder (see INSTALL in README.md).");
+        }
+        Task::Keygen { out } => {
+            let (private, public) = sign::keygen(&out)?;
+            println!("private key: {} (keep it secret, off the servers)", private.display());
+            println!("public key:  {} (ship it: dist puts it in keys/vendor.pub)", public.display());
         }
         Task::Bench { static_host, args } => bench(&root, "cloudpe-bench", static_host, &args)?,
         Task::BenchStartup { static_host, args } => bench(&root, "cloudpe-startup-bench", static_host, &args)?,
@@ -159,6 +191,8 @@ struct Artifacts {
     host: PathBuf,
     /// Folder of the built test-only components.
     test_components: PathBuf,
+    /// Public key that signed the built components (test builds).
+    trusted_keys: Option<PathBuf>,
 }
 
 impl Artifacts {
@@ -167,6 +201,9 @@ impl Artifacts {
         cmd.env("CLOUDPE_COMPONENT", &self.component)
             .env("HOSTBILL_MODULE_HOST_BIN", &self.host)
             .env("HOSTBILL_TEST_COMPONENTS", &self.test_components);
+        if let Some(keys) = &self.trusted_keys {
+            cmd.env("CLOUDPE_TRUSTED_KEYS", keys);
+        }
     }
 }
 
@@ -181,10 +218,13 @@ fn build(root: &Path, release: bool, for_tests: bool) -> Result<Artifacts> {
         host.arg("--release");
     }
     run(&mut host)?;
+    let test_components = component.parent().expect("the component is in a folder").to_path_buf();
+    let trusted_keys = if for_tests { Some(sign_test_components(root, &test_components)?) } else { None };
     let artifacts = Artifacts {
-        test_components: component.parent().expect("the component is in a folder").to_path_buf(),
+        test_components,
         component,
         host: target_dir(root).join(profile).join("hostbill-module-host"),
+        trusted_keys,
     };
     exists(&artifacts.host)?;
     Ok(artifacts)
@@ -203,12 +243,27 @@ fn build_component(root: &Path, for_tests: bool) -> Result<PathBuf> {
         }
     }
     run(&mut component)?;
+    let version = sign::crate_version(&root.join("guest/Cargo.toml"))?;
     if for_tests {
-        build_variant(root)?;
+        build_variant(root, &version)?;
     }
     let component = target_dir(root).join(WASM_TARGET).join(COMPONENT_PROFILE).join("cloudpe_guest.wasm");
     exists(&component)?;
+    sign::embed_metadata(root, &component, &version)?;
     Ok(component)
+}
+
+/// Signs every built component in `dir` with the test key (made once under target/); returns the
+/// public key file that verifies them.
+fn sign_test_components(root: &Path, dir: &Path) -> Result<PathBuf> {
+    let (private, public) = sign::local_key(&target_dir(root), "test-signing-key")?;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|x| x == "wasm") {
+            sign::sign(&path, &private)?;
+        }
+    }
+    Ok(public)
 }
 
 /// Builds the release host for musl, statically linked and stripped: the binary `dist` ships.
@@ -248,7 +303,7 @@ fn exists(path: &Path) -> Result<()> {
 /// The CloudPe component's `test-variant` build, for the swap test: built in its own target
 /// folder (so neither build invalidates the other) and copied beside the test components as
 /// `cloudpe_guest_variant.wasm`.
-fn build_variant(root: &Path) -> Result<()> {
+fn build_variant(root: &Path, version: &str) -> Result<()> {
     let variant_target = target_dir(root).join("variant");
     run(cargo()
         .args(["build", "--target", WASM_TARGET, "--profile", COMPONENT_PROFILE, "-p", "cloudpe-guest"])
@@ -257,7 +312,7 @@ fn build_variant(root: &Path) -> Result<()> {
     let built = variant_target.join(WASM_TARGET).join(COMPONENT_PROFILE).join("cloudpe_guest.wasm");
     let copy = target_dir(root).join(WASM_TARGET).join(COMPONENT_PROFILE).join("cloudpe_guest_variant.wasm");
     std::fs::copy(&built, &copy).with_context(|| format!("cannot copy {} to {}", built.display(), copy.display()))?;
-    Ok(())
+    sign::embed_metadata(root, &copy, &format!("{version}+test-variant"))
 }
 
 /// Installs a rustc target through rustup (for the pinned toolchain) when it is missing (a no-op
