@@ -1,76 +1,25 @@
 <?php
 
-use PHPUnit\Framework\TestCase;
-
 /**
- * End to end: the PHP module drives the real hostbill-module-host, which runs the real CloudPe
- * component against the simulated CloudPe (`cloudpe-sim`). Needs HOSTBILL_MODULE_HOST_BIN,
- * CLOUDPE_COMPONENT and CLOUDPE_SIM_BIN (set by `cargo xtask test`). Apps, accounts and clients
- * live in the HostBill doubles, as HostBill stores them.
+ * End to end with the component `cargo xtask test` built and signed: the PHP module drives the real
+ * hostbill-module-host, which verifies the component against CLOUDPE_TRUSTED_KEYS and runs it
+ * against the simulated CloudPe (see RealHostTestCase).
  */
-class EndToEndTest extends TestCase
+class EndToEndTest extends RealHostTestCase
 {
-    const SESSION = 'php-e2e-session/token"0b7e';
-    const ACCOUNTS = 300;
-    const FIRST_UID = 1000;
-
-    /** @var resource */
-    private static $sim;
-    /** @var string */
-    private static $url;
-    /** @var string a private compile cache for these tests (the host refuses shared folders) */
-    private static $cache;
-
-    public static function setUpBeforeClass(): void
+    /** The component must be signed by the key in CLOUDPE_TRUSTED_KEYS (`cargo xtask test` signs it). */
+    protected static function requiredEnv()
     {
-        foreach (array('HOSTBILL_MODULE_HOST_BIN', 'CLOUDPE_COMPONENT', 'CLOUDPE_SIM_BIN') as $name) {
-            if (!getenv($name)) {
-                self::markTestSkipped("{$name} is not set: run the PHP tests through `cargo xtask test`");
-            }
-        }
-        $command = array(getenv('CLOUDPE_SIM_BIN'), '--generate', (string) self::ACCOUNTS, '--first-uid', (string) self::FIRST_UID, '--session', self::SESSION);
-        $pipes = array();
-        self::$sim = proc_open($command, array(1 => array('pipe', 'w'), 2 => array('file', '/dev/null', 'w')), $pipes);
-        $line = fgets($pipes[1]);
-        if (!preg_match('#^listening on (http://127\.0\.0\.1:\d+)#', (string) $line, $m)) {
-            throw new RuntimeException('cloudpe-sim did not start: ' . var_export($line, true));
-        }
-        self::$url = $m[1];
-        self::$cache = sys_get_temp_dir() . '/cloudpe-php-e2e-' . getmypid() . '-' . bin2hex(random_bytes(6)) . '/cache';
-        mkdir(dirname(self::$cache), 0700);
-    }
-
-    public static function tearDownAfterClass(): void
-    {
-        if (is_resource(self::$sim)) {
-            proc_terminate(self::$sim);
-            proc_close(self::$sim);
-        }
-        if (self::$cache !== null && is_dir(dirname(self::$cache))) {
-            exec('rm -rf ' . escapeshellarg(dirname(self::$cache)));
-        }
-    }
-
-    protected function setUp(): void
-    {
-        HostBillDoubles::reset();
+        return array_merge(parent::requiredEnv(), array('CLOUDPE_TRUSTED_KEYS'));
     }
 
     /** Builds every operation's host from the real binary and component, with the call's timeout. */
     private static function realHosts(cloudpe $module)
     {
         $module->useHostFactory(function ($connection, $timeout, $secrets) {
-            return new cloudpe_host(getenv('HOSTBILL_MODULE_HOST_BIN'), getenv('CLOUDPE_COMPONENT'), $timeout, $secrets, self::$cache);
+            return new cloudpe_host(getenv('HOSTBILL_MODULE_HOST_BIN'), getenv('CLOUDPE_COMPONENT'), $timeout, $secrets, self::cache(), array(), getenv('CLOUDPE_TRUSTED_KEYS'));
         });
         return $module;
-    }
-
-    /** Adds App `$id` pointing at the simulator, with `$custom` settings, and returns its row. */
-    private static function app($id, array $custom = array(), $session = self::SESSION)
-    {
-        HbApps::add($id, "CloudPe sim {$id}", array('host' => '127.0.0.1', 'status_url' => self::$url, 'field1' => 'cluster', 'field2' => $session, 'secure' => '0'), $custom);
-        $model = new HbServersModel();
-        return $model->getServerDetails($id);
     }
 
     private function module(array $custom = array())
@@ -80,19 +29,6 @@ class EndToEndTest extends TestCase
         return $module;
     }
 
-    /** The simulated CloudPe's record of `$uid`, read over its API. */
-    private function remote($uid)
-    {
-        $query = http_build_query(array('appid' => 'cluster', 'session' => self::SESSION, 'filterField' => 'uid', 'filterValue' => $uid));
-        $reply = json_decode(file_get_contents(self::$url . '/1.0/billing/account/rest/getaccounts?' . $query), true);
-        foreach ($reply['array'] as $account) {
-            if ($account['uid'] === $uid) {
-                return $account;
-            }
-        }
-        return null;
-    }
-
     /** The HostBill status CloudPe's record maps to. */
     private static function expected(array $account)
     {
@@ -100,13 +36,6 @@ class EndToEndTest extends TestCase
             return (isset($account['isEnabled']) && $account['isEnabled'] === false) ? 'Suspended' : 'Active';
         }
         return $account['status'] === 2 ? 'Suspended' : 'Terminated';
-    }
-
-    private function assertNoSession($text)
-    {
-        foreach (array(self::SESSION, substr(json_encode(self::SESSION), 1, -1), rawurlencode(self::SESSION), '0b7e') as $form) {
-            $this->assertStringNotContainsString($form, $text);
-        }
     }
 
     public function testSuspendAndUnsuspendChangeTheCloudpeUser()
@@ -122,7 +51,21 @@ class EndToEndTest extends TestCase
         $this->assertSame(1, $this->remote($uid)['status']);
         $this->assertStringContainsString("CloudPe user {$uid} set to status 1 (active)", $module->recordedInfos()[1]);
         $this->assertStringContainsString('CloudPe Module', HbLog::$lines[0][2]);
+        $this->assertMatchesRegularExpression('/system CloudPe Module: suspend of account #1: ok; [1-9]\\d* requests? in \\d+\\.\\d s/', HbLog::text(), 'the action\'s line carries the meter');
         $this->assertNoSession(HbLog::text());
+    }
+
+    /** Issue 12 §3 end to end: Test Connection shows what the signed module may do with this App. */
+    public function testTestConnectionShowsWhatTheSignedModuleMayDo()
+    {
+        $module = $this->module();
+        $this->assertTrue($module->testConnection(), implode('; ', $module->recordedErrors()));
+        $infos = $module->recordedInfos();
+        $this->assertCount(2, $infos, implode("\n", $infos));
+        $origin = cloudpe::origin(self::$url);
+        $this->assertMatchesRegularExpression('/^Module CloudPe \\d+\\.\\d+\\.\\d+ \\(signed by key [0-9a-f]{16}\\): may reach only ' . preg_quote($origin, '/') . ' \\(the Host URL\'s origin\\); '
+            . 'reads Host URL, App Id, Session \\(secret\\), Client field code, On terminate; limits: memory 128 MiB, deadline 108 s, responses 64 MiB, 16 connections/', $infos[1]);
+        $this->assertNoSession(implode("\n", $infos) . HbLog::text());
     }
 
     /** Issue 9, break 2, end to end: "On terminate = deactivate", stored in `custom`, is honoured. */

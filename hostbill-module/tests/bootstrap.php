@@ -5,4 +5,5 @@ require_once __DIR__ . '/../includes/modules/Hosting/cloudpe/class.cloudpe.php';
 require_once __DIR__ . '/../includes/modules/Hosting/cloudpe/class.cloudpe_sync.php';
 require_once __DIR__ . '/../includes/modules/Hosting/cloudpe/cron/class.cloudpe_controller.php';
 require_once __DIR__ . '/FakeHostTestCase.php';
+require_once __DIR__ . '/RealHostTestCase.php';
 HostBillDoubles::reset();
