@@ -221,15 +221,24 @@ impl Cache {
             Err(rustix::io::Errno::NOENT) => {
                 let mut key = [0u8; KEY_BYTES];
                 getrandom::fill(&mut key).map_err(|e| why(Untrusted::Io(std::io::Error::other(e.to_string()))))?;
+                // Written whole to a temporary file, then linked into place: a host starting at the
+                // same moment sees no key or a whole one, and linking never replaces one.
+                let mut temp_name = self.key_file.as_os_str().to_os_string();
+                temp_name.push(format!(".tmp-{}-{:x}", std::process::id(), nanos()));
+                let temp = PathBuf::from(temp_name);
                 let create = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-                match rfs::open(&self.key_file, create, Mode::from_raw_mode(0o600)) {
-                    Ok(fd) => {
+                let written =
+                    rfs::open(&temp, create, Mode::from_raw_mode(0o600)).map_err(std::io::Error::from).and_then(|fd| {
                         let mut file = File::from(fd);
-                        file.write_all(&key).and_then(|()| file.sync_all()).map_err(|e| why(e.into()))?;
-                        Ok(key)
-                    }
+                        file.write_all(&key)?;
+                        file.sync_all()
+                    });
+                let linked = written.and_then(|()| std::fs::hard_link(&temp, &self.key_file));
+                let _ = std::fs::remove_file(&temp);
+                match linked {
+                    Ok(()) => Ok(key),
                     // Another host made it at the same moment: use theirs.
-                    Err(rustix::io::Errno::EXIST) => self.key(),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self.key(),
                     Err(e) => Err(why(e.into())),
                 }
             }
