@@ -169,7 +169,14 @@ fn php_tests(root: &Path, artifacts: &Artifacts) -> Result<()> {
         .env("CLOUDPE_SIM_BIN", target_dir(root).join("debug/cloudpe-sim"));
     artifacts.export(&mut phpunit);
     eprintln!("xtask: running the PHP tests (phpunit)");
-    run(&mut phpunit).context("the PHP tests need php-cli and phpunit (Debian: apt-get install php-cli phpunit)")
+    match phpunit.status() {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => bail!("the PHP tests failed ({status})"),
+        Err(err) => Err(err).context(
+            "cannot run phpunit: the PHP tests need php-cli and phpunit \
+             (Debian: apt-get install php-cli phpunit php-xml php-mbstring)",
+        ),
+    }
 }
 
 /// Builds in release and runs the benchmark binary `bin` of the tests crate; with `static_host`,
