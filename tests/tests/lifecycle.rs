@@ -323,6 +323,7 @@ fn an_entry_copied_from_another_component_is_refused_and_the_genuine_module_runs
 #[test]
 fn without_a_cache_folder_or_home_the_host_compiles_in_memory_and_says_so() {
     let host = Host::from_env();
+    let started = std::time::SystemTime::now();
     let output = std::process::Command::new(&host.bin)
         .args(["info", "--component"])
         .arg(&host.component)
@@ -335,5 +336,11 @@ fn without_a_cache_folder_or_home_the_host_compiles_in_memory_and_says_so() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert_eq!(stderr.matches("no compiled-component cache").count(), 1, "{stderr}");
-    assert!(!stderr.contains("/tmp"), "{stderr}");
+    // No fallback into the shared temporary folder (the old default was `$TMPDIR/hostbill-module-host`).
+    let fallback = std::env::temp_dir().join("hostbill-module-host");
+    assert!(!stderr.contains(fallback.to_str().unwrap()), "{stderr}");
+    assert!(
+        !fallback.exists() || fallback.metadata().unwrap().modified().unwrap() < started,
+        "the host wrote {fallback:?}"
+    );
 }

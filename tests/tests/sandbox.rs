@@ -65,10 +65,10 @@ fn checked_and_connected_hosts_are_the_same_normalised_host() {
 fn a_refusal_names_scheme_host_and_port_only() {
     let host = Host::from_env().with_test_component("egress-probe");
     let sim = Simulator::start(SimConfig::default()).unwrap();
-    let run = probe(&host, &sim.api_url(), "http://admin:pa55word@127.0.0.2:9/x?session=abc123");
+    let run = probe(&host, &sim.api_url(), "http://admin-7f3e:pa55word@127.0.0.2:9/x-path-91c?session=abc123def");
     assert_eq!(run.code, 3, "{}", run.all_output());
     assert!(run.error_message().contains("refused a request to http://127.0.0.2:9:"), "{}", run.error_message());
-    for secret in ["pa55word", "admin", "abc123", "/x"] {
+    for secret in ["pa55word", "admin-7f3e", "abc123def", "x-path-91c"] {
         assert!(!run.all_output().contains(secret), "{secret} printed:\n{}", run.all_output());
     }
 }
