@@ -162,14 +162,19 @@ fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
             Err(error) => return (Report::failed(operation, error), Scrubber::default(), Exit::BadInput),
         }
     };
-    scrub::scrub_stderr_with(operation::secrets_of_raw(&stdin));
     let parse_started = std::time::Instant::now();
     let parsed = operation::Request::parse(&cli.command, &stdin);
     tracing::debug!("request of {} bytes parsed in {:?}", stdin.len(), parse_started.elapsed());
     let request = match parsed {
         Ok(request) => request,
-        Err(message) => return bad_input(message, operation::secrets_of_raw(&stdin)),
+        Err(message) => {
+            scrub::scrub_stderr_with(operation::secrets_of_raw(&stdin));
+            return bad_input(message, operation::secrets_of_raw(&stdin));
+        }
     };
+    // Every free-form App value is secret on stderr (the module's own list is not known yet);
+    // taken from the parsed request, not by parsing a large request a second time.
+    scrub::scrub_stderr_with(operation::secrets(request.app(), None));
     let tls = match cli.global.ca_bundle.as_deref().map(sandbox::tls::client_config).transpose() {
         Ok(tls) => tls,
         Err(message) => return bad_input(message, operation::secrets_of_raw(&stdin)),

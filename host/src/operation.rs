@@ -57,7 +57,8 @@ impl Request {
         })
     }
 
-    fn app(&self) -> Option<&wit::AppSettings> {
+    /// The App of the request, if it has one.
+    pub fn app(&self) -> Option<&wit::AppSettings> {
         match self {
             Request::None => None,
             Request::App(app) | Request::Account(app, _) | Request::Sync(app, ..) => Some(app),
