@@ -103,22 +103,20 @@ pub fn scrub(text: &str, secret: &str) -> String {
 /// `session=VALUE` with VALUE (up to `&`, whitespace, a quote or a bracket) replaced.
 fn redact_session_params(text: &str) -> String {
     const KEY: &str = "session=";
+    // ASCII lowercasing keeps every byte offset, so positions found in `lower` index `text`.
+    let lower = text.to_ascii_lowercase();
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.to_ascii_lowercase().find(KEY) {
-        let value_start = at + KEY.len();
-        out.push_str(&rest[..value_start]);
-        let tail = &rest[value_start..];
+    let mut pos = 0;
+    while let Some(at) = lower[pos..].find(KEY) {
+        let value_start = pos + at + KEY.len();
+        out.push_str(&text[pos..value_start]);
+        let tail = &text[value_start..];
         let end =
             tail.find(|c: char| c == '&' || c.is_whitespace() || "\"'<>()[]{},;".contains(c)).unwrap_or(tail.len());
-        if end > 0 && &tail[..end] != "[REDACTED]" {
-            out.push_str("[REDACTED]");
-        } else {
-            out.push_str(&tail[..end]);
-        }
-        rest = &tail[end..];
+        out.push_str(if end > 0 && &tail[..end] != "[REDACTED]" { "[REDACTED]" } else { &tail[..end] });
+        pos = value_start + end;
     }
-    out.push_str(rest);
+    out.push_str(&text[pos..]);
     out
 }
 

@@ -127,6 +127,7 @@ impl Global {
     pub fn trust(&self) -> Result<crate::trust::TrustPolicy, String> {
         let keys = match &self.trusted_keys {
             Some(path) => {
+                crate::trust::check_key_path(path).map_err(|e| format!("--trusted-keys: {e}"))?;
                 Some(component_signing::TrustedKeys::from_path(path).map_err(|e| format!("--trusted-keys: {e}"))?)
             }
             None => None,

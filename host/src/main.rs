@@ -168,8 +168,9 @@ fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
     let request = match parsed {
         Ok(request) => request,
         Err(message) => {
-            scrub::scrub_stderr_with(operation::secrets_of_raw(&stdin));
-            return bad_input(message, operation::secrets_of_raw(&stdin));
+            let secrets = operation::secrets_of_raw(&stdin);
+            scrub::scrub_stderr_with(secrets.clone());
+            return bad_input(message, secrets);
         }
     };
     // Every free-form App value is secret on stderr (the module's own list is not known yet);

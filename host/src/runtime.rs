@@ -34,7 +34,9 @@ pub struct Runtime {
     source: cache::Source,
     version: semver::Version,
     verification: Verification,
-    metadata: ComponentMetadata,
+    /// The component file's bytes, kept only to read its metadata if asked (`info`).
+    bytes: Vec<u8>,
+    metadata: std::sync::OnceLock<ComponentMetadata>,
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
@@ -83,7 +85,6 @@ impl Runtime {
         let bytes =
             std::fs::read(path).map_err(|e| Fault::Refused(format!("cannot read the component {shown}: {e}")))?;
         let verification = trust.check(path, &bytes).map_err(Fault::Refused)?;
-        let metadata = ComponentMetadata::read(&bytes);
         let (component, source) = match cache {
             Some(cache) => cache.load_or_compile(&engine, &bytes),
             None => Component::from_binary(&engine, &bytes).map(|c| (c, cache::Source::CompiledOnly)),
@@ -104,7 +105,17 @@ impl Runtime {
         let instance_pre = linker.instantiate_pre(&component).map_err(not_a_module)?;
         let pre = HostingModulePre::new(instance_pre).map_err(not_a_module)?;
         tracing::debug!("component {shown} ready in {:?} ({source:?})", started.elapsed());
-        Ok(Runtime { engine, pre, path: path.to_path_buf(), source, version, verification, metadata, tls: None })
+        Ok(Runtime {
+            engine,
+            pre,
+            path: path.to_path_buf(),
+            source,
+            version,
+            verification,
+            bytes,
+            metadata: std::sync::OnceLock::new(),
+            tls: None,
+        })
     }
 
     /// Verifies the API's TLS with `config` (standard roots plus a CA bundle).
@@ -127,9 +138,10 @@ impl Runtime {
         &self.verification
     }
 
-    /// The component's standard metadata.
+    /// The component's standard metadata, read on first use (only `info` needs it, so an
+    /// ordinary operation does not parse the component's sections).
     pub fn metadata(&self) -> &ComponentMetadata {
-        &self.metadata
+        self.metadata.get_or_init(|| ComponentMetadata::read(&self.bytes))
     }
 
     /// The component's file.

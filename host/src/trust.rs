@@ -8,6 +8,43 @@ use std::path::Path;
 
 use component_signing::{TrustedKeys, VerifyError, signature_path};
 
+/// Checks that the trusted-keys file or folder (and every key file in it) belongs to root or to
+/// the user running the host and that nobody else can write it: a key another local user could
+/// add would let them sign their own component.
+pub fn check_key_path(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid().as_raw();
+    let check = |p: &Path| -> Result<(), String> {
+        let meta = std::fs::metadata(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+        if meta.uid() != 0 && meta.uid() != me {
+            return Err(format!(
+                "{} belongs to uid {}, neither root nor this user (uid {me}): it could hold anyone's key",
+                p.display(),
+                meta.uid()
+            ));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(format!(
+                "{} is writable by other users (mode {:04o}): anyone could add a key to it",
+                p.display(),
+                meta.mode() & 0o7777
+            ));
+        }
+        Ok(())
+    };
+    check(path)?;
+    if path.is_dir() {
+        let entries = std::fs::read_dir(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        for entry in entries.flatten() {
+            let file = entry.path();
+            if file.extension().is_some_and(|x| x == "pem" || x == "pub") {
+                check(&file)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The operator's policy.
 #[derive(Debug, Clone, Default)]
 pub struct TrustPolicy {

@@ -57,6 +57,15 @@ fn workspace_root() -> PathBuf {
 }
 
 /// Cargo's target folder.
+/// A fresh, empty folder under target/test-scratch/ for one test (named after `name` and this
+/// process).
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = target_dir().join("test-scratch").join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch folder under target/");
+    dir
+}
+
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
 }

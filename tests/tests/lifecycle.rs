@@ -3,19 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use cloudpe_e2e::harness::{Host, HostRun, account, app};
+use cloudpe_e2e::harness::{Host, HostRun, account, app, scratch};
 use cloudpe_e2e::{Account, SimConfig, Simulator};
 use serde_json::json;
 
 const TOKEN: &str = "lifecycle-session-token-77ab";
-
-/// A fresh folder under target/ for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = cloudpe_e2e::harness::target_dir().join("test-scratch").join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn with_cache(host: &Host, args: &[&str], stdin: &[u8], cache: &Path) -> HostRun {
     host.run_args(args, stdin, &[("HOSTBILL_MODULE_CACHE_DIR", cache.to_str().unwrap())])

@@ -4,20 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use cloudpe_e2e::harness::{Host, HostRun, account, app};
+use cloudpe_e2e::harness::{Host, HostRun, account, app, scratch};
 use cloudpe_e2e::{Account, SimConfig, Simulator};
 use component_signing::{Signer, generate_key_pair, signature_path};
 use serde_json::json;
 
 const TOKEN: &str = "trust-session-token-61c0";
-
-/// A fresh folder under target/ for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = cloudpe_e2e::harness::target_dir().join("test-scratch").join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// A key pair in `dir`: (signer, public key file).
 fn keys(dir: &Path, name: &str) -> (Signer, PathBuf) {
@@ -102,6 +94,28 @@ fn only_components_signed_by_a_trusted_key_and_unmodified_run() {
     let no_keys = host.run_args(&["info"], b"", &[("HOSTBILL_MODULE_ALLOW_UNSIGNED", "false")]);
     assert_eq!(no_keys.code, 3, "{}", no_keys.all_output());
     assert!(no_keys.error_message().contains("no trusted keys are configured"), "{}", no_keys.error_message());
+    // A keys folder or key file another user could write is not trusted at all.
+    let shared = dir.join("shared-keys");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::copy(&vendor_pub, shared.join("vendor.pub")).unwrap();
+    let with_keys = |keys: &Path| verified(&base.bin, &good, keys, &cache, &["info"], "");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let run = with_keys(&shared);
+    assert_eq!(run.code, 2, "{}", run.all_output());
+    assert!(run.error_message().contains("is writable by other users (mode 0777)"), "{}", run.error_message());
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(shared.join("vendor.pub"), std::fs::Permissions::from_mode(0o664)).unwrap();
+    let run = with_keys(&shared);
+    assert_eq!(run.code, 2, "{}", run.all_output());
+    assert!(
+        run.error_message().contains("vendor.pub is writable by other users (mode 0664)"),
+        "{}",
+        run.error_message()
+    );
+    std::fs::set_permissions(shared.join("vendor.pub"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(with_keys(&shared).code, 0, "the same folder, no longer writable by others");
+
     let opted_out = host.run_args(
         &["info", "--allow-unsigned"],
         b"",
