@@ -1,6 +1,6 @@
 //! The CloudPe calls this module makes: where each request is built and each reply is read.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::config::Settings;
 use crate::envelope;
 use crate::model::{LogLevel, ModuleError};
-use crate::transport::{HttpMethod, HttpRequest, HttpResponse, Platform, TransportError};
+use crate::transport::{FailureKind, Flow, HttpMethod, HttpRequest, HttpResponse, Platform, TransportError};
 
 /// A CloudPe API method: its service path, name and HTTP verb.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +86,11 @@ pub struct CloudPe<'a, P: Platform> {
     requests: Cell<u32>,
     /// Requests expected in the current long operation, for progress reports.
     expected: Cell<u32>,
+    /// Whether any request got an HTTP answer: until one does, a round of unreachable requests
+    /// means the API is down.
+    answered: Cell<bool>,
+    /// Why no further request is worth sending (credentials rejected, API unreachable).
+    halt: RefCell<Option<ModuleError>>,
 }
 
 /// How failed reads are retried: exponential backoff from `base_delay`, capped at `max_delay`,
@@ -117,6 +122,15 @@ impl RetryPolicy {
     }
 }
 
+/// The error of a request the module's time did not allow.
+pub fn deadline_error() -> ModuleError {
+    ModuleError::Transport(DEADLINE_MESSAGE.to_string())
+}
+
+/// The words of [`deadline_error`].
+pub const DEADLINE_MESSAGE: &str =
+    "not read before the deadline: the module stopped sending requests in time to return what it had";
+
 /// Whether a failed read is worth repeating: transport failures and CloudPe's internal-error and
 /// timeout codes are; authentication, configuration and not-found answers are not.
 pub fn is_retryable(error: &ModuleError) -> bool {
@@ -131,7 +145,14 @@ pub fn is_retryable(error: &ModuleError) -> bool {
 
 impl<'a, P: Platform> CloudPe<'a, P> {
     pub fn new(settings: &'a Settings, platform: &'a P) -> Self {
-        CloudPe { settings, platform, requests: Cell::new(0), expected: Cell::new(0) }
+        CloudPe {
+            settings,
+            platform,
+            requests: Cell::new(0),
+            expected: Cell::new(0),
+            answered: Cell::new(false),
+            halt: RefCell::new(None),
+        }
     }
 
     /// Announces `n` more requests of the current long operation (for progress reports).
@@ -173,7 +194,6 @@ impl<'a, P: Platform> CloudPe<'a, P> {
         }
     }
 
-    /// Sends one call and parses its reply.
     /// Sends one call and parses its reply, retrying transient failures. Every method this
     /// module calls is safe to repeat: reads, and `setaccountstatus`, which is idempotent
     /// (setting the status an account already has succeeds).
@@ -188,27 +208,43 @@ impl<'a, P: Platform> CloudPe<'a, P> {
             .expect("one result per request")
     }
 
+    /// Why the operation sent no further request, if it stopped early: the credentials were
+    /// rejected, or a first round of requests found the API unreachable.
+    pub fn halted(&self) -> Option<ModuleError> {
+        self.halt.borrow().clone()
+    }
+
     /// Sends prepared requests concurrently (at most `max_in_flight` at once), reporting progress,
-    /// and hands each response to `on_response` as it completes.
+    /// and hands each response to `on_response` as it completes; stops when it breaks.
     pub fn send_each(
         &self,
         method: ApiMethod,
         requests: &[HttpRequest],
         max_in_flight: usize,
-        on_response: &mut dyn FnMut(usize, Result<HttpResponse, TransportError>),
+        on_response: &mut dyn FnMut(usize, Result<HttpResponse, TransportError>) -> Flow,
     ) {
         self.platform.send_each(requests, max_in_flight.max(1), &mut |index, response| {
-            self.requests.set(self.requests.get() + 1);
+            if response.is_ok() {
+                self.answered.set(true);
+            }
+            if !matches!(&response, Err(e) if e.kind == FailureKind::Deadline) {
+                self.requests.set(self.requests.get() + 1);
+            }
             let done = self.requests.get();
             self.platform.progress(done, self.expected.get().max(done));
             self.log_exchange(method, &response);
-            on_response(index, response);
+            on_response(index, response)
         });
     }
 
     /// Sends read requests concurrently and parses each reply as it arrives, retrying the
     /// retryable failures (all still failing ones together, after one backoff delay) up to
-    /// `retry.max_attempts`.
+    /// `retry.max_attempts`, while the module's time allows.
+    ///
+    /// Until the API has answered once, the first `max_in_flight` requests go alone (with their
+    /// retries): if none of them can connect, the API is unreachable and the rest are not sent.
+    /// A rejected credential stops everything at once. Either way [`CloudPe::halted`] says why,
+    /// and the requests not sent get that error.
     pub fn fetch_all<T: serde::de::DeserializeOwned>(
         &self,
         method: ApiMethod,
@@ -217,10 +253,61 @@ impl<'a, P: Platform> CloudPe<'a, P> {
         retry: RetryPolicy,
     ) -> Vec<Result<T, ModuleError>> {
         let mut results: Vec<Option<Result<T, ModuleError>>> = (0..requests.len()).map(|_| None).collect();
-        let mut pending: Vec<usize> = (0..requests.len()).collect();
+        let probe = if self.answered.get() { 0 } else { requests.len().min(max_in_flight.max(1)) };
+        if probe > 0 && self.halted().is_none() {
+            let indices: Vec<usize> = (0..probe).collect();
+            let unreachable = self.fetch_rounds(method, requests, &indices, &mut results, max_in_flight, retry);
+            if unreachable == probe && !self.answered.get() {
+                let cause = results[0].as_ref().and_then(|r| r.as_ref().err()).map(ToString::to_string);
+                let error = ModuleError::Transport(format!(
+                    "CloudPe at {} is unreachable: none of the first {probe} requests could connect ({}); nothing more was sent",
+                    self.settings.base_url.origin(),
+                    cause.unwrap_or_default()
+                ));
+                self.platform.log(LogLevel::Error, &error.to_string());
+                *self.halt.borrow_mut() = Some(error);
+            }
+        }
+        if self.halted().is_none() {
+            let rest: Vec<usize> = (probe..requests.len()).collect();
+            self.fetch_rounds(method, requests, &rest, &mut results, max_in_flight, retry);
+        }
+        let halt = self.halted();
+        results
+            .into_iter()
+            .map(|r| match r {
+                Some(result) => result,
+                None => Err(halt.clone().unwrap_or_else(deadline_error)),
+            })
+            .collect()
+    }
+
+    /// Sends the requests at `indices` and their retries into `results`; returns how many of them
+    /// still fail as unreachable at the end.
+    fn fetch_rounds<T: serde::de::DeserializeOwned>(
+        &self,
+        method: ApiMethod,
+        requests: &[HttpRequest],
+        indices: &[usize],
+        results: &mut [Option<Result<T, ModuleError>>],
+        max_in_flight: usize,
+        retry: RetryPolicy,
+    ) -> usize {
+        let mut pending: Vec<usize> = indices.to_vec();
+        let mut unreachable = 0;
         for attempt in 1..=retry.max_attempts {
+            if pending.is_empty() || self.halted().is_some() {
+                break;
+            }
             if attempt > 1 {
                 let delay = retry.delay(attempt - 1, self.platform.random_u64());
+                if self.platform.time_left().is_some_and(|left| left <= delay) {
+                    self.platform.log(
+                        LogLevel::Warn,
+                        &format!("{}: {} failed requests not retried: the deadline is near", method.name(), pending.len()),
+                    );
+                    break;
+                }
                 self.platform.log(
                     LogLevel::Warn,
                     &format!(
@@ -236,21 +323,29 @@ impl<'a, P: Platform> CloudPe<'a, P> {
             }
             let batch: Vec<HttpRequest> = pending.iter().map(|&i| requests[i].clone()).collect();
             let mut still_failing = Vec::new();
+            unreachable = 0;
             self.send_each(method, &batch, max_in_flight, &mut |at, response| {
                 let index = pending[at];
+                if matches!(&response, Err(e) if e.kind == FailureKind::Unreachable) {
+                    unreachable += 1;
+                }
                 let parsed = self.read::<T>(method, response);
+                if let Err(e @ ModuleError::Authentication(_)) = &parsed {
+                    // The same credentials go with every request: none can succeed.
+                    *self.halt.borrow_mut() = Some(e.clone());
+                    results[index] = Some(parsed);
+                    return Flow::Break(());
+                }
                 if attempt < retry.max_attempts && matches!(&parsed, Err(e) if is_retryable(e)) {
                     still_failing.push(index);
                 }
                 results[index] = Some(parsed);
+                Flow::Continue(())
             });
             still_failing.sort_unstable();
             pending = still_failing;
-            if pending.is_empty() {
-                break;
-            }
         }
-        results.into_iter().map(|r| r.expect("every request ran at least once")).collect()
+        unreachable
     }
 
     /// Parses a reply to `method`.
@@ -261,6 +356,9 @@ impl<'a, P: Platform> CloudPe<'a, P> {
     ) -> Result<T, ModuleError> {
         let origin = self.settings.base_url.origin();
         let response = response.map_err(|e| {
+            if e.kind == FailureKind::Deadline {
+                return deadline_error();
+            }
             ModuleError::Transport(format!(
                 "could not reach CloudPe at {origin} for {}: {}",
                 method.name(),

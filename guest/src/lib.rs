@@ -7,6 +7,7 @@
 //! the wasm layer implements over `wasi:http`.
 
 pub mod api;
+pub mod budget;
 pub mod config;
 pub mod envelope;
 pub mod model;

@@ -1,6 +1,7 @@
 //! The one seam between the CloudPe logic and the network: plain request/response values and a
 //! trait the wasm layer implements over wasi:http (and tests implement with canned replies).
 
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use crate::config::Scheme;
@@ -36,7 +37,36 @@ pub struct HttpResponse {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransportError {
     pub message: String,
+    pub kind: FailureKind,
 }
+
+/// What a transport failure says about the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// No connection could be made (DNS, refused, connect timeout, TLS): the request never
+    /// reached the API.
+    Unreachable,
+    /// The module's time ran out before the request was sent or its reply read.
+    Deadline,
+    /// Anything else (reset, timeout waiting for the reply, cut-off reply): the request may have
+    /// reached the API.
+    Other,
+}
+
+impl TransportError {
+    /// A failure of kind [`FailureKind::Other`].
+    pub fn other(message: impl Into<String>) -> Self {
+        TransportError { message: message.into(), kind: FailureKind::Other }
+    }
+
+    /// The request was not sent, or its reply not read, before the module's deadline.
+    pub fn deadline() -> Self {
+        TransportError { message: "not read before the deadline".to_string(), kind: FailureKind::Deadline }
+    }
+}
+
+/// Whether to go on sending the rest of a batch.
+pub type Flow = ControlFlow<()>;
 
 /// Largest response body the module reads; a real page of accounts is far smaller.
 pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
@@ -49,16 +79,33 @@ pub trait Platform {
     /// Sends several requests with at most `max_in_flight` outstanding at once, handing each
     /// result to `on_response` (with the request's index) as soon as it is complete, so the
     /// caller can work on it while the others are still in flight.
+    ///
+    /// When `on_response` breaks, nothing more is started and what is in flight is abandoned
+    /// (those requests get no result). When the module's time runs out ([`Platform::time_left`]
+    /// is zero), every request not yet answered gets a [`FailureKind::Deadline`] error.
     fn send_each(
         &self,
         requests: &[HttpRequest],
         max_in_flight: usize,
-        on_response: &mut dyn FnMut(usize, Result<HttpResponse, TransportError>),
+        on_response: &mut dyn FnMut(usize, Result<HttpResponse, TransportError>) -> Flow,
     ) {
         let _ = max_in_flight;
         for (index, request) in requests.iter().enumerate() {
-            on_response(index, self.send(request));
+            let response = if self.time_left() == Some(Duration::ZERO) {
+                Err(TransportError::deadline())
+            } else {
+                self.send(request)
+            };
+            if on_response(index, response).is_break() {
+                return;
+            }
         }
+    }
+
+    /// How long the module may still start work and wait for replies (`None`: no limit). The
+    /// host's deadline minus a reserve to build and return the result (see [`crate::budget`]).
+    fn time_left(&self) -> Option<Duration> {
+        None
     }
 
     /// Waits (between retries).

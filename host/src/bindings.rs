@@ -13,7 +13,7 @@ wasmtime::component::bindgen!({
 /// The WIT package this host implements.
 pub const WIT_PACKAGE: &str = "hostbill:provisioning";
 /// Its version, as declared in `wit/hosting-module.wit`.
-pub const WIT_VERSION: &str = "2.0.0";
+pub const WIT_VERSION: &str = "2.1.0";
 
 use hostbill::provisioning::types::{AppField, AppSettings};
 

@@ -14,7 +14,7 @@ pub fn host_version() -> Version {
     Version::parse(WIT_VERSION).expect("WIT_VERSION is semver")
 }
 
-/// The supported range, for messages: `>=2.0.0, <2.1.0`.
+/// The supported range, for messages: `>=2.0.0, <2.2.0`.
 pub fn supported_range() -> String {
     let v = host_version();
     format!(">={}.0.0, <{}.{}.0", v.major, v.major, v.minor + 1)
@@ -46,8 +46,9 @@ mod tests {
     fn same_major_and_no_newer_minor() {
         assert!(check(Some("2.0.0")).is_ok());
         assert!(check(Some("2.0.7")).is_ok());
-        let newer = check(Some("2.1.0")).unwrap_err();
-        assert!(newer.contains("@2.1.0") && newer.contains(">=2.0.0, <2.1.0"), "{newer}");
+        assert!(check(Some("2.1.0")).is_ok());
+        let newer = check(Some("2.2.0")).unwrap_err();
+        assert!(newer.contains("@2.2.0") && newer.contains(">=2.0.0, <2.2.0"), "{newer}");
         assert!(check(Some("3.0.0")).unwrap_err().contains("@3.0.0"));
         // 1.x had App fields field3..field5, which HostBill's App table does not have.
         assert!(check(Some("1.0.0")).unwrap_err().contains("@1.0.0"));

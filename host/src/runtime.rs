@@ -97,6 +97,8 @@ impl Runtime {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_error)?;
         crate::bindings::hostbill::provisioning::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(link_error)?;
+        crate::bindings::hostbill::provisioning::budget::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(link_error)?;
         let not_a_module = |e: wasmtime::Error| {
             Fault::Refused(format!(
                 "{shown} targets {WIT_PACKAGE}@{version} but is not a hosting-module component this host can run: {e:#}"
@@ -160,13 +162,13 @@ impl Runtime {
         op: impl AsyncFnOnce(&HostingModule, &mut Store<SandboxState>) -> wasmtime::Result<R>,
     ) -> (Result<(wit::ModuleInfo, R), Fault>, Store<SandboxState>) {
         let mut state = SandboxState::new(limits);
+        let ends = state.deadline;
         state.progress = Some(crate::progress::Progress::new(operation));
         let stop = state.stop.clone();
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         // Checked every tick: the deadline, and whether a refused request ended the run (a module
         // looping on refused requests never waits on the host, so only this check reaches it).
-        let ends = Instant::now() + limits.deadline;
         let refused = stop.clone();
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {

@@ -64,7 +64,7 @@ fn incompatible_components_are_refused_before_anything_runs() {
     for (component, needle) in [
         (
             "future-module",
-            "it targets hostbill:provisioning@3.0.0; this host runs hostbill:provisioning >=2.0.0, <2.1.0",
+            "it targets hostbill:provisioning@3.0.0; this host runs hostbill:provisioning >=2.0.0, <2.2.0",
         ),
         ("wrong-world", "exports no hostbill:provisioning/module interface"),
     ] {
@@ -80,10 +80,25 @@ fn incompatible_components_are_refused_before_anything_runs() {
 }
 
 #[test]
+fn a_module_built_for_an_older_minor_contract_still_runs() {
+    // contract-2-0 imports `log@2.0.0` and exports `module@2.0.0`; this host defines 2.1.0 (which
+    // added `budget`). Semver matching must link it, and its operations must work unchanged.
+    let host = Host::from_env().with_test_component("contract-2-0");
+    let sim = Simulator::start(SimConfig::default()).unwrap();
+    let request = json!({"app": app(&sim.api_url(), TOKEN), "account": account(7, 2, "Active", Some("12"))});
+    let run = host.run_args(&["suspend"], request.to_string().as_bytes(), &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(run.json["outcome"]["message"], "suspended account 7 (2.0 module)", "{}", run.all_output());
+    assert!(run.all_output().contains("2.0 module: suspend of account 7"), "{}", run.all_output());
+    let info = host.run_args(&["info"], b"", &[]);
+    assert_eq!(info.json["info"]["wit_package"], "hostbill:provisioning@2.0.0", "{}", info.all_output());
+}
+
+#[test]
 fn info_names_the_targeted_wit_version_and_the_supported_range() {
     let run = Host::from_env().run_args(&["info"], b"", &[]);
-    assert_eq!(run.json["info"]["wit_package"], "hostbill:provisioning@2.0.0");
-    assert_eq!(run.json["info"]["host_supports"], "hostbill:provisioning >=2.0.0, <2.1.0");
+    assert_eq!(run.json["info"]["wit_package"], "hostbill:provisioning@2.1.0");
+    assert_eq!(run.json["info"]["host_supports"], "hostbill:provisioning >=2.0.0, <2.2.0");
 }
 
 #[test]

@@ -8,11 +8,12 @@ use wasip2::http::types::{
     ErrorCode, Fields, FutureIncomingResponse, IncomingBody, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
     RequestOptions, Scheme,
 };
+use wasip2::clocks::monotonic_clock;
 use wasip2::io::poll::{self, Pollable};
 use wasip2::io::streams::{InputStream, StreamError};
 
 use crate::config;
-use crate::transport::{HttpMethod, HttpRequest, HttpResponse, MAX_RESPONSE_BYTES, TransportError};
+use crate::transport::{FailureKind, Flow, HttpMethod, HttpRequest, HttpResponse, MAX_RESPONSE_BYTES, TransportError};
 
 /// Timeouts the module asks for; the host may clamp them further.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,27 +58,57 @@ enum Step {
 }
 
 /// Sends `requests` with at most `max_in_flight` outstanding, handing each result (with its
-/// request's index) to `on_response` as soon as it is complete.
-pub fn send_each(requests: &[HttpRequest], max_in_flight: usize, on_response: &mut dyn FnMut(usize, Outcome)) {
+/// request's index) to `on_response` as soon as it is complete. Stops when `on_response` breaks
+/// (what is in flight is dropped), and at `stop_at` (a monotonic-clock instant): from then on
+/// every request not yet answered gets a deadline error.
+pub fn send_each(
+    requests: &[HttpRequest],
+    max_in_flight: usize,
+    stop_at: Option<u64>,
+    on_response: &mut dyn FnMut(usize, Outcome) -> Flow,
+) {
     let max_in_flight = max_in_flight.max(1);
     let mut in_flight: Vec<(usize, InFlight)> = Vec::new();
+    let mut finished: Vec<(usize, Outcome)> = Vec::new();
     let mut next = 0;
+    // One timer for the whole batch: it wakes the poll below when the time is up.
+    let timer = stop_at.map(monotonic_clock::subscribe_instant);
     loop {
-        fill_window(requests, max_in_flight, &mut next, &mut in_flight, on_response);
+        if stop_at.is_some_and(|at| monotonic_clock::now() >= at) {
+            // Abandon what is in flight (dropping a request cancels it) and start nothing more.
+            let unanswered = in_flight.drain(..).map(|(index, _)| index).chain(next..requests.len());
+            for index in unanswered {
+                if on_response(index, Err(TransportError::deadline())).is_break() {
+                    return;
+                }
+            }
+            return;
+        }
+        fill_window(requests, max_in_flight, &mut next, &mut in_flight, &mut finished);
+        for (index, outcome) in finished.drain(..) {
+            if on_response(index, outcome).is_break() {
+                return;
+            }
+        }
         if in_flight.is_empty() {
-            break;
+            if next >= requests.len() {
+                break;
+            }
+            continue;
         }
         let ready = {
-            let pollables: Vec<&Pollable> = in_flight.iter().map(|(_, s)| s.pollable()).collect();
+            let mut pollables: Vec<&Pollable> = in_flight.iter().map(|(_, s)| s.pollable()).collect();
+            pollables.extend(timer.as_ref());
             poll::poll(&pollables)
         };
         let mut is_ready = vec![false; in_flight.len()];
         for i in ready {
-            is_ready[i as usize] = true;
+            if let Some(slot) = is_ready.get_mut(i as usize) {
+                *slot = true;
+            }
         }
         // Start the replacements of finished requests before handing results over, so the
         // network stays busy while the caller works on them.
-        let mut finished = Vec::new();
         for ((index, state), ready) in std::mem::take(&mut in_flight).into_iter().zip(is_ready) {
             if !ready {
                 in_flight.push((index, state));
@@ -88,32 +119,35 @@ pub fn send_each(requests: &[HttpRequest], max_in_flight: usize, on_response: &m
                 Step::Done(outcome) => finished.push((index, outcome)),
             }
         }
-        fill_window(requests, max_in_flight, &mut next, &mut in_flight, on_response);
-        for (index, outcome) in finished {
-            on_response(index, outcome);
+        fill_window(requests, max_in_flight, &mut next, &mut in_flight, &mut finished);
+        for (index, outcome) in finished.drain(..) {
+            if on_response(index, outcome).is_break() {
+                return;
+            }
         }
     }
 }
 
-/// Starts requests from `next` until `max_in_flight` are in flight.
+/// Starts requests from `next` until `max_in_flight` are in flight; a request that cannot start
+/// goes straight to `finished`.
 fn fill_window(
     requests: &[HttpRequest],
     max_in_flight: usize,
     next: &mut usize,
     in_flight: &mut Vec<(usize, InFlight)>,
-    on_response: &mut dyn FnMut(usize, Outcome),
+    finished: &mut Vec<(usize, Outcome)>,
 ) {
     while in_flight.len() < max_in_flight && *next < requests.len() {
         match start(&requests[*next]) {
             Ok(state) => in_flight.push((*next, state)),
-            Err(e) => on_response(*next, Err(e)),
+            Err(e) => finished.push((*next, Err(e))),
         }
         *next += 1;
     }
 }
 
 fn fail(message: impl Into<String>) -> TransportError {
-    TransportError { message: message.into() }
+    TransportError::other(message)
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -151,7 +185,7 @@ fn start(request: &HttpRequest) -> Result<InFlight, TransportError> {
     let _ = options.set_first_byte_timeout(Some(nanos(FIRST_BYTE_TIMEOUT)));
     let _ = options.set_between_bytes_timeout(Some(nanos(BETWEEN_BYTES_TIMEOUT)));
 
-    let future = outgoing_handler::handle(outgoing, Some(options)).map_err(|e| fail(describe(&e)))?;
+    let future = outgoing_handler::handle(outgoing, Some(options)).map_err(|e| from_code(&e))?;
     // If the connection fails while the body is written, the write only says "closed"; the
     // response future then carries the real cause (refused, reset, ...), so it is what we report.
     let written = match &request.form_body {
@@ -182,7 +216,7 @@ fn advance(state: InFlight) -> Step {
             drop(pollable);
             let response = match got {
                 Err(()) => return Step::Done(Err(fail("response already taken"))),
-                Ok(Err(code)) => return Step::Done(Err(fail(describe(&code)))),
+                Ok(Err(code)) => return Step::Done(Err(from_code(&code))),
                 Ok(Ok(response)) => response,
             };
             let status = response.status();
@@ -264,6 +298,25 @@ fn stream_error(e: StreamError) -> String {
             None => err.to_debug_string(),
         },
     }
+}
+
+/// The error for a wasi:http error code, with whether the request could have reached the API.
+fn from_code(code: &ErrorCode) -> TransportError {
+    let kind = match code {
+        ErrorCode::DnsError(_)
+        | ErrorCode::DnsTimeout
+        | ErrorCode::ConnectionRefused
+        | ErrorCode::ConnectionTimeout
+        | ErrorCode::DestinationNotFound
+        | ErrorCode::DestinationUnavailable
+        | ErrorCode::DestinationIpProhibited
+        | ErrorCode::DestinationIpUnroutable
+        | ErrorCode::TlsCertificateError
+        | ErrorCode::TlsProtocolError
+        | ErrorCode::TlsAlertReceived(_) => FailureKind::Unreachable,
+        _ => FailureKind::Other,
+    };
+    TransportError { message: describe(code), kind }
 }
 
 /// Words for a wasi:http error code.

@@ -6,7 +6,7 @@ mod http;
 
 use crate::model::{self, LogLevel};
 use crate::ops;
-use crate::transport::{HttpRequest, HttpResponse, Platform, TransportError};
+use crate::transport::{Flow, HttpRequest, HttpResponse, Platform, TransportError};
 
 wit_bindgen::generate!({
     path: "../wit",
@@ -26,12 +26,29 @@ use hostbill::provisioning::log;
 use hostbill::provisioning::types as wit;
 
 /// The host, as the operations see it.
-struct WasiPlatform;
+struct WasiPlatform {
+    /// The monotonic-clock instant (ns) after which the module starts no request and waits for
+    /// no reply: the host's deadline minus the reserve of [`crate::budget`].
+    stop_at: u64,
+}
+
+impl WasiPlatform {
+    /// Reads the time budget of the call that starts now.
+    fn new() -> Self {
+        let left = std::time::Duration::from_millis(hostbill::provisioning::budget::time_left_ms());
+        let working = crate::budget::working_time(left);
+        let now = wasip2::clocks::monotonic_clock::now();
+        WasiPlatform { stop_at: now.saturating_add(u64::try_from(working.as_nanos()).unwrap_or(u64::MAX)) }
+    }
+}
 
 impl Platform for WasiPlatform {
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
         let mut result = None;
-        http::send_each(std::slice::from_ref(request), 1, &mut |_, response| result = Some(response));
+        http::send_each(std::slice::from_ref(request), 1, Some(self.stop_at), &mut |_, response| {
+            result = Some(response);
+            Flow::Continue(())
+        });
         result.expect("one result per request")
     }
 
@@ -39,9 +56,14 @@ impl Platform for WasiPlatform {
         &self,
         requests: &[HttpRequest],
         max_in_flight: usize,
-        on_response: &mut dyn FnMut(usize, Result<HttpResponse, TransportError>),
+        on_response: &mut dyn FnMut(usize, Result<HttpResponse, TransportError>) -> Flow,
     ) {
-        http::send_each(requests, max_in_flight, on_response)
+        http::send_each(requests, max_in_flight, Some(self.stop_at), on_response)
+    }
+
+    fn time_left(&self) -> Option<std::time::Duration> {
+        let now = wasip2::clocks::monotonic_clock::now();
+        Some(std::time::Duration::from_nanos(self.stop_at.saturating_sub(now)))
     }
 
     fn sleep(&self, duration: std::time::Duration) {
@@ -77,24 +99,24 @@ impl Guest for CloudPeModule {
     }
 
     fn test_connection(app: wit::AppSettings) -> OpResult<wit::ConnectionReport> {
-        let checks = ops::test_connection(&WasiPlatform, &app.into())?;
+        let checks = ops::test_connection(&WasiPlatform::new(), &app.into())?;
         Ok(wit::ConnectionReport { checks: checks.into_iter().map(Into::into).collect() })
     }
 
     fn create(app: wit::AppSettings, account: wit::Account) -> OpResult<wit::Outcome> {
-        Ok(ops::create(&WasiPlatform, &app.into(), &account.into())?.into())
+        Ok(ops::create(&WasiPlatform::new(), &app.into(), &account.into())?.into())
     }
 
     fn suspend(app: wit::AppSettings, account: wit::Account) -> OpResult<wit::Outcome> {
-        Ok(ops::suspend(&WasiPlatform, &app.into(), &account.into())?.into())
+        Ok(ops::suspend(&WasiPlatform::new(), &app.into(), &account.into())?.into())
     }
 
     fn unsuspend(app: wit::AppSettings, account: wit::Account) -> OpResult<wit::Outcome> {
-        Ok(ops::unsuspend(&WasiPlatform, &app.into(), &account.into())?.into())
+        Ok(ops::unsuspend(&WasiPlatform::new(), &app.into(), &account.into())?.into())
     }
 
     fn terminate(app: wit::AppSettings, account: wit::Account) -> OpResult<wit::Outcome> {
-        Ok(ops::terminate(&WasiPlatform, &app.into(), &account.into())?.into())
+        Ok(ops::terminate(&WasiPlatform::new(), &app.into(), &account.into())?.into())
     }
 
     fn sync(
@@ -104,7 +126,7 @@ impl Guest for CloudPeModule {
     ) -> OpResult<wit::SyncReport> {
         let accounts: Vec<model::Account> = accounts.into_iter().map(Into::into).collect();
         let options = options.into();
-        Ok(ops::sync(&WasiPlatform, &app.into(), &accounts, options)?.into())
+        Ok(ops::sync(&WasiPlatform::new(), &app.into(), &accounts, options)?.into())
     }
 }
 

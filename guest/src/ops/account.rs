@@ -1,7 +1,7 @@
 //! Create, Suspend, Unsuspend and Terminate for one HostBill account.
 
 use super::{account_facts, cloudpe_uid, settings};
-use crate::api::CloudPe;
+use crate::api::{CloudPe, is_retryable};
 use crate::config::TerminatePolicy;
 use crate::model::{Account, AppSettings, Fact, HostbillStatus, LogLevel, ModuleError, Outcome};
 use crate::status;
@@ -90,21 +90,54 @@ fn set_status(
     let settings = settings(app)?;
     let uid = cloudpe_uid(&settings, account)?;
     let api = CloudPe::new(&settings, platform);
-    api.set_account_status(uid, target).map_err(|e| match e {
+    let written = api.set_account_status(uid, target).map_err(|e| match e {
         ModuleError::NotFound(_) => {
             ModuleError::NotFound(format!("CloudPe has no user with uid {uid} (client #{})", account.client_id))
         }
         other => other,
-    })?;
+    });
+    let mut reply_lost = false;
+    if let Err(error) = written {
+        if !is_retryable(&error) || api.halted().is_some() {
+            // Refused, or never reached CloudPe (it could not connect): certainly not applied.
+            return Err(error);
+        }
+        // The write may have been applied and only its reply lost: what CloudPe holds now says.
+        check_write(&api, uid, target, &error)?;
+        reply_lost = true;
+        platform.log(LogLevel::Warn, &format!("{operation}: setaccountstatus failed ({error}), but CloudPe user {uid} has the status: applied (reply lost)"));
+    }
     let effect =
         if target == status::INACTIVE { "its environments are stopped" } else { "its environments are started" };
-    let message = format!("CloudPe user {uid} set to status {}: {effect}", status::describe(target));
+    let mut message = format!("CloudPe user {uid} set to status {}: {effect}", status::describe(target));
+    let mut facts =
+        vec![Fact::new("cloudpe-uid", uid.to_string()), Fact::new("cloudpe-status", status::describe(target))];
+    if reply_lost {
+        message.push_str(" (applied, reply lost: confirmed by reading the user back)");
+        facts.push(Fact::new("write", "applied (reply lost)"));
+    }
     platform.log(LogLevel::Info, &format!("{operation}: {message}"));
-    Ok(Outcome {
-        message,
-        facts: vec![Fact::new("cloudpe-uid", uid.to_string()), Fact::new("cloudpe-status", status::describe(target))],
-        changed_remote: true,
-    })
+    Ok(Outcome { message, facts, changed_remote: true })
+}
+
+/// After a `setaccountstatus` whose reply was lost (timeout, reset, 5xx), reads the user back:
+/// `Ok` when it has the `target` status (the write was applied), otherwise an error saying it was
+/// not applied, or that it could not be told.
+fn check_write<P: Platform>(api: &CloudPe<'_, P>, uid: u64, target: i64, error: &ModuleError) -> Result<(), ModuleError> {
+    let wanted = status::describe(target);
+    match api.find_account(uid) {
+        Ok(Some(remote)) if remote.status == Some(target) => Ok(()),
+        Ok(Some(remote)) => Err(ModuleError::Transport(format!(
+            "not applied: CloudPe user {uid} still has status {} after setting it to {wanted} failed ({error})",
+            remote.status.map_or_else(|| "none".to_string(), status::describe)
+        ))),
+        Ok(None) => Err(ModuleError::NotFound(format!(
+            "CloudPe has no user with uid {uid}: setting it to {wanted} failed ({error})"
+        ))),
+        Err(read) => Err(ModuleError::Transport(format!(
+            "unknown whether CloudPe user {uid} was set to {wanted}: the write failed ({error}) and reading it back failed too ({read})"
+        ))),
+    }
 }
 
 fn describe_state(state: i64, is_enabled: Option<bool>) -> String {
@@ -141,6 +174,28 @@ mod tests {
         assert_eq!(requests[0].path_and_query, "/1.0/billing/account/rest/setaccountstatus");
         let body = requests[0].form_body.as_deref().unwrap();
         assert!(body.contains("uid=12") && body.contains("status=2") && body.contains("appid=cluster"), "{body}");
+    }
+
+    #[test]
+    fn a_write_whose_replies_were_lost_is_read_back() {
+        // Applied every time, answered with HTTP 500 every time (3 attempts): the read-back
+        // shows status 2, so the suspend succeeded.
+        let cloud = FakeCloudPe::new(&[(12, 1, None)]);
+        cloud.lose_write_replies(3);
+        let out = suspend(&cloud, &app(), &account("12")).unwrap();
+        assert!(out.message.contains("applied, reply lost"), "{}", out.message);
+        assert!(out.facts.iter().any(|f| f.name == "write" && f.value == "applied (reply lost)"));
+        // Nothing answers (HTTP 502 everywhere): the write and its check both fail, and say so.
+        let cloud = FakeCloudPe::new(&[(12, 1, None)]);
+        cloud.fail_all_with(502);
+        let e = suspend(&cloud, &app(), &account("12")).unwrap_err();
+        assert!(matches!(&e, ModuleError::Transport(m) if m.starts_with("unknown whether")), "{e:?}");
+        // Unreachable: never sent, so not read back.
+        let cloud = FakeCloudPe::new(&[(12, 1, None)]);
+        cloud.unreachable();
+        let e = suspend(&cloud, &app(), &account("12")).unwrap_err();
+        assert!(matches!(&e, ModuleError::Transport(m) if m.contains("connection refused")), "{e:?}");
+        assert_eq!(cloud.requests.borrow().len(), 3, "three attempts of the write, no read-back");
     }
 
     #[test]

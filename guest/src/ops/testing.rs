@@ -4,7 +4,7 @@ use std::cell::RefCell;
 
 use crate::config::Settings;
 use crate::model::{AppSettings, LogLevel};
-use crate::transport::{HttpMethod, HttpRequest, HttpResponse, Platform, TransportError};
+use crate::transport::{FailureKind, HttpMethod, HttpRequest, HttpResponse, Platform, TransportError};
 
 pub const SESSION: &str = "unit-test-session-token";
 
@@ -33,6 +33,12 @@ pub struct FakeCloudPe {
     failing_pages: RefCell<Vec<(u64, i64)>>,
     descending: RefCell<bool>,
     writes: RefCell<Vec<(u64, i64)>>,
+    /// Every request fails to connect.
+    unreachable: std::cell::Cell<bool>,
+    /// `setaccountstatus` is applied, then its reply is lost (HTTP 500) this many times.
+    lose_write_replies: std::cell::Cell<u32>,
+    /// What [`Platform::time_left`] answers.
+    time_left: std::cell::Cell<Option<std::time::Duration>>,
     pub requests: RefCell<Vec<HttpRequest>>,
     pub logs: RefCell<Vec<(LogLevel, String)>>,
 }
@@ -45,6 +51,9 @@ impl FakeCloudPe {
             failing_pages: RefCell::new(vec![]),
             descending: RefCell::new(false),
             writes: RefCell::new(vec![]),
+            unreachable: std::cell::Cell::new(false),
+            lose_write_replies: std::cell::Cell::new(0),
+            time_left: std::cell::Cell::new(None),
             requests: RefCell::new(vec![]),
             logs: RefCell::new(vec![]),
         }
@@ -54,6 +63,15 @@ impl FakeCloudPe {
     }
     pub fn fail_page(&self, start_row: u64, result: i64) {
         self.failing_pages.borrow_mut().push((start_row, result));
+    }
+    pub fn unreachable(&self) {
+        self.unreachable.set(true);
+    }
+    pub fn lose_write_replies(&self, times: u32) {
+        self.lose_write_replies.set(times);
+    }
+    pub fn set_time_left(&self, left: Option<std::time::Duration>) {
+        self.time_left.set(left);
     }
     pub fn reverse_order(&self) {
         *self.descending.borrow_mut() = true;
@@ -82,6 +100,9 @@ impl Platform for FakeCloudPe {
         // The token travels in the form body only, never in a URL.
         assert_eq!(request.method, HttpMethod::Post, "{}", request.path_and_query);
         assert!(!request.path_and_query.contains('?'), "{}", request.path_and_query);
+        if self.unreachable.get() {
+            return Err(TransportError { message: "connection refused".into(), kind: FailureKind::Unreachable });
+        }
         if let Some(status) = *self.fail_status.borrow() {
             return Ok(HttpResponse { status, content_type: None, body: b"<html>down</html>".to_vec() });
         }
@@ -140,6 +161,10 @@ impl Platform for FakeCloudPe {
                     Some(u) => {
                         u.1 = status;
                         self.writes.borrow_mut().push((uid, status));
+                        if self.lose_write_replies.get() > 0 {
+                            self.lose_write_replies.set(self.lose_write_replies.get() - 1);
+                            return Ok(HttpResponse { status: 500, content_type: None, body: b"oops".to_vec() });
+                        }
                         json(serde_json::json!({"result": 0}))
                     }
                     None => json(serde_json::json!({"result": 5, "error": format!("user with uid [{uid}] not found")})),
@@ -150,6 +175,10 @@ impl Platform for FakeCloudPe {
     }
 
     fn sleep(&self, _duration: std::time::Duration) {}
+
+    fn time_left(&self) -> Option<std::time::Duration> {
+        self.time_left.get()
+    }
 
     fn random_u64(&self) -> u64 {
         4

@@ -15,7 +15,7 @@ use wasmtime::{ResourceLimiter, StoreLimits};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::bindings::hostbill::provisioning::log;
+use crate::bindings::hostbill::provisioning::{budget, log};
 use egress::{EgressPolicy, EgressStop};
 use limits::{Limits, MAX_LOG_MESSAGE_BYTES, MAX_LOG_RECORDS};
 
@@ -53,6 +53,9 @@ pub struct SandboxState {
     /// The module's info, once it gave it (kept even if a later call traps: it says which App
     /// fields are secret).
     pub module_info: Option<crate::bindings::hostbill::provisioning::types::ModuleInfo>,
+    /// When the host stops the current call (`--deadline-secs` after the run began); the module
+    /// asks how long it has left through `budget`.
+    pub deadline: std::time::Instant,
 }
 
 impl SandboxState {
@@ -92,6 +95,7 @@ impl SandboxState {
             logs_dropped: 0,
             progress: None,
             module_info: None,
+            deadline: std::time::Instant::now() + limits.deadline,
         }
     }
 
@@ -202,5 +206,12 @@ impl log::Host for SandboxState {
         if let Some(progress) = &mut self.progress {
             progress.update(done, total);
         }
+    }
+}
+
+impl budget::Host for SandboxState {
+    fn time_left_ms(&mut self) -> u64 {
+        let left = self.deadline.saturating_duration_since(std::time::Instant::now());
+        u64::try_from(left.as_millis()).unwrap_or(u64::MAX)
     }
 }

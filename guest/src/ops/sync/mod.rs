@@ -7,7 +7,7 @@ mod paging;
 use std::collections::BTreeMap;
 
 use super::{account_facts, cloudpe_uid, settings};
-use crate::api::{CloudPe, RemoteAccount, RetryPolicy};
+use crate::api::{CloudPe, DEADLINE_MESSAGE, RemoteAccount, RetryPolicy};
 use crate::model::{
     Account, AccountDecision, AppSettings, Decision, HostbillStatus, LogLevel, ModuleError, SyncOptions, SyncReport,
     SyncStrategy,
@@ -73,6 +73,12 @@ pub fn sync(
             paging::scan(&api, &wanted, options.page_size.max(1) as u64, max_in_flight, retry, may_switch)
         }
     };
+    if let Some(error) = api.halted() {
+        // The credentials were rejected or CloudPe could not be reached at all: one error for the
+        // whole sync says so, instead of the same failure repeated for every account.
+        platform.log(LogLevel::Error, &format!("sync stopped after {} requests: {error}", api.requests()));
+        return Err(error);
+    }
 
     let decisions: Vec<AccountDecision> = accounts
         .iter()
@@ -89,6 +95,13 @@ pub fn sync(
 
     let changes = decisions.iter().filter(|d| matches!(d.decision, Decision::Change { .. })).count();
     let failures = decisions.iter().filter(|d| matches!(d.decision, Decision::Failed(_))).count();
+    let late = lookups.values().filter(|l| matches!(l, Err(ModuleError::Transport(m)) if m == DEADLINE_MESSAGE)).count();
+    if late > 0 {
+        platform.log(
+            LogLevel::Warn,
+            &format!("sync: {late} CloudPe users were not read before the deadline; their accounts are left unchanged"),
+        );
+    }
     platform.log(
         LogLevel::Info,
         &format!(
@@ -201,6 +214,45 @@ mod tests {
         assert!(
             matches!(&report.decisions[0].decision, Decision::Failed(ModuleError::Transport(m)) if m.contains("502"))
         );
+    }
+
+    #[test]
+    fn a_rejected_token_stops_the_sync_after_one_request() {
+        let cloud = FakeCloudPe::new(&[(12, 1, None), (13, 1, None)]);
+        let mut bad = app();
+        bad.field2 = Some("wrong-token".into());
+        let accounts: Vec<Account> = (1..=40).map(|i| account(i, &(i + 10).to_string(), HostbillStatus::Active)).collect();
+        let lookups = SyncOptions { strategy: SyncStrategy::ExactLookups, ..opts() };
+        let error = sync(&cloud, &bad, &accounts, lookups).unwrap_err();
+        assert!(matches!(error, ModuleError::Authentication(_)), "{error:?}");
+        assert_eq!(cloud.requests.borrow().len(), 1, "no request after the first rejection");
+    }
+
+    #[test]
+    fn an_unreachable_api_stops_the_sync_after_one_round() {
+        let cloud = FakeCloudPe::new(&[(12, 1, None)]);
+        cloud.unreachable();
+        let accounts: Vec<Account> = (1..=40).map(|i| account(i, &(i + 10).to_string(), HostbillStatus::Active)).collect();
+        let lookups = SyncOptions { strategy: SyncStrategy::ExactLookups, max_attempts: 3, ..opts() };
+        let error = sync(&cloud, &app(), &accounts, lookups).unwrap_err();
+        assert!(matches!(&error, ModuleError::Transport(m) if m.contains("unreachable")), "{error:?}");
+        // One round of max_concurrency (4) requests, each tried max_attempts (3) times.
+        assert_eq!(cloud.requests.borrow().len(), 4 * 3);
+    }
+
+    #[test]
+    fn with_no_time_left_nothing_is_sent_and_every_candidate_says_so() {
+        let cloud = FakeCloudPe::new(&[(12, 1, None)]);
+        cloud.set_time_left(Some(std::time::Duration::ZERO));
+        let accounts = vec![account(1, "12", HostbillStatus::Active), account(2, "13", HostbillStatus::Pending)];
+        let report = sync(&cloud, &app(), &accounts, opts()).unwrap();
+        assert!(
+            matches!(&report.decisions[0].decision, Decision::Failed(ModuleError::Transport(m)) if m == DEADLINE_MESSAGE),
+            "{:?}",
+            report.decisions[0]
+        );
+        assert!(matches!(report.decisions[1].decision, Decision::Skipped(_)));
+        assert!(cloud.requests.borrow().is_empty());
     }
 
     #[test]

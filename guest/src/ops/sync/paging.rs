@@ -74,7 +74,21 @@ pub(super) fn scan<P: Platform>(
             );
         }
     }
-    let gaps = uncovered(&pages, wanted, &found);
+    let mut gaps = uncovered(&pages, wanted, &found);
+    if let Some((low, high)) = list_changed(&pages) {
+        // Rows shifted between pages: a user may have moved onto a page read before the shift
+        // and been missed. Whoever was not found is looked up by itself, never assumed absent.
+        let missed: Vec<u64> =
+            wanted.iter().copied().filter(|uid| !found.contains_key(uid) && !gaps.contains_key(uid)).collect();
+        api.platform_log(
+            LogLevel::Info,
+            &format!(
+                "sync: CloudPe's list changed while it was read (totalCount {low} to {high}); looking up the {} users not found",
+                missed.len()
+            ),
+        );
+        gaps.extend(missed.into_iter().map(|uid| (uid, CHANGED_LIST)));
+    }
     let mut result = resolve(found, wanted, &gaps);
     if gaps.is_empty() {
         return result;
@@ -83,22 +97,36 @@ pub(super) fn scan<P: Platform>(
     if gap_uids.len() <= MAX_GAP_LOOKUPS {
         api.platform_log(
             LogLevel::Info,
-            &format!("sync: looking up {} users one by one to cover failed pages", gap_uids.len()),
+            &format!("sync: looking up {} users one by one to cover failed pages or a changed list", gap_uids.len()),
         );
         result.extend(lookups::exact(api, &gap_uids, max_in_flight, retry));
     } else {
         for (uid, page) in gaps {
-            let error = pages.iter().find(|p| p.start_row == page).and_then(|p| p.result.as_ref().err()).cloned();
-            let reason = error.map(|e| e.to_string()).unwrap_or_default();
-            result.insert(
-                uid,
-                Err(ModuleError::Transport(format!(
-                    "the page of CloudPe's account list that may hold user {uid} (startRow {page}) could not be read: {reason}"
-                ))),
-            );
+            let reason = if page == CHANGED_LIST {
+                "CloudPe's list changed while it was read, and too many users were missing to look each up".to_string()
+            } else {
+                let error =
+                    pages.iter().find(|p| p.start_row == page).and_then(|p| p.result.as_ref().err()).cloned();
+                format!(
+                    "the page of CloudPe's account list that may hold user {uid} (startRow {page}) could not be read: {}",
+                    error.map(|e| e.to_string()).unwrap_or_default()
+                )
+            };
+            result.insert(uid, Err(ModuleError::Transport(reason)));
         }
     }
     result
+}
+
+/// The gap marker of a uid missed because the list changed (not a failed page's start row).
+const CHANGED_LIST: u64 = u64::MAX;
+
+/// The lowest and highest `totalCount` of the pages read, when they differ: users were added or
+/// removed while the list was paged.
+fn list_changed(pages: &[Page]) -> Option<(u64, u64)> {
+    let totals = pages.iter().filter_map(|p| p.result.as_ref().ok()).map(|p| p.total_count);
+    let (low, high) = totals.fold((u64::MAX, 0), |(low, high), t| (low.min(t), high.max(t)));
+    (low < high).then_some((low, high))
 }
 
 fn fetch<P: Platform>(
