@@ -86,9 +86,9 @@ pub struct CloudPe<'a, P: Platform> {
     requests: Cell<u32>,
     /// Requests expected in the current long operation, for progress reports.
     expected: Cell<u32>,
-    /// Whether any request got an HTTP answer: until one does, a round of unreachable requests
-    /// means the API is down.
-    answered: Cell<bool>,
+    /// Whether any request reached the API (connected, whatever happened next): until one does,
+    /// a round of requests that could not connect means the API is down.
+    reached: Cell<bool>,
     /// Why no further request is worth sending (credentials rejected, API unreachable).
     halt: RefCell<Option<ModuleError>>,
 }
@@ -150,7 +150,7 @@ impl<'a, P: Platform> CloudPe<'a, P> {
             platform,
             requests: Cell::new(0),
             expected: Cell::new(0),
-            answered: Cell::new(false),
+            reached: Cell::new(false),
             halt: RefCell::new(None),
         }
     }
@@ -208,6 +208,11 @@ impl<'a, P: Platform> CloudPe<'a, P> {
             .expect("one result per request")
     }
 
+    /// Whether any request of this operation reached the API (if none did, no write was applied).
+    pub fn reached(&self) -> bool {
+        self.reached.get()
+    }
+
     /// Why the operation sent no further request, if it stopped early: the credentials were
     /// rejected, or a first round of requests found the API unreachable.
     pub fn halted(&self) -> Option<ModuleError> {
@@ -224,8 +229,8 @@ impl<'a, P: Platform> CloudPe<'a, P> {
         on_response: &mut dyn FnMut(usize, Result<HttpResponse, TransportError>) -> Flow,
     ) {
         self.platform.send_each(requests, max_in_flight.max(1), &mut |index, response| {
-            if response.is_ok() {
-                self.answered.set(true);
+            if response.as_ref().is_ok() || response.as_ref().is_err_and(|e| e.kind == FailureKind::Other) {
+                self.reached.set(true);
             }
             if !matches!(&response, Err(e) if e.kind == FailureKind::Deadline) {
                 self.requests.set(self.requests.get() + 1);
@@ -241,10 +246,11 @@ impl<'a, P: Platform> CloudPe<'a, P> {
     /// retryable failures (all still failing ones together, after one backoff delay) up to
     /// `retry.max_attempts`, while the module's time allows.
     ///
-    /// Until the API has answered once, the first `max_in_flight` requests go alone (with their
-    /// retries): if none of them can connect, the API is unreachable and the rest are not sent.
-    /// A rejected credential stops everything at once. Either way [`CloudPe::halted`] says why,
-    /// and the requests not sent get that error.
+    /// Two answers stop everything: a rejected credential (the same one goes with every
+    /// request), and, when there are more requests than one round (`max_in_flight`), a first
+    /// round in which not one request could connect while none ever has: the API is
+    /// unreachable. Then [`CloudPe::halted`] says why, and the requests not answered get that
+    /// error. (A single round is retried as usual: there is nothing to save by stopping it.)
     pub fn fetch_all<T: serde::de::DeserializeOwned>(
         &self,
         method: ApiMethod,
@@ -253,48 +259,8 @@ impl<'a, P: Platform> CloudPe<'a, P> {
         retry: RetryPolicy,
     ) -> Vec<Result<T, ModuleError>> {
         let mut results: Vec<Option<Result<T, ModuleError>>> = (0..requests.len()).map(|_| None).collect();
-        let probe = if self.answered.get() { 0 } else { requests.len().min(max_in_flight.max(1)) };
-        if probe > 0 && self.halted().is_none() {
-            let indices: Vec<usize> = (0..probe).collect();
-            let unreachable = self.fetch_rounds(method, requests, &indices, &mut results, max_in_flight, retry);
-            if unreachable == probe && !self.answered.get() {
-                let cause = results[0].as_ref().and_then(|r| r.as_ref().err()).map(ToString::to_string);
-                let error = ModuleError::Transport(format!(
-                    "CloudPe at {} is unreachable: none of the first {probe} requests could connect ({}); nothing more was sent",
-                    self.settings.base_url.origin(),
-                    cause.unwrap_or_default()
-                ));
-                self.platform.log(LogLevel::Error, &error.to_string());
-                *self.halt.borrow_mut() = Some(error);
-            }
-        }
-        if self.halted().is_none() {
-            let rest: Vec<usize> = (probe..requests.len()).collect();
-            self.fetch_rounds(method, requests, &rest, &mut results, max_in_flight, retry);
-        }
-        let halt = self.halted();
-        results
-            .into_iter()
-            .map(|r| match r {
-                Some(result) => result,
-                None => Err(halt.clone().unwrap_or_else(deadline_error)),
-            })
-            .collect()
-    }
-
-    /// Sends the requests at `indices` and their retries into `results`; returns how many of them
-    /// still fail as unreachable at the end.
-    fn fetch_rounds<T: serde::de::DeserializeOwned>(
-        &self,
-        method: ApiMethod,
-        requests: &[HttpRequest],
-        indices: &[usize],
-        results: &mut [Option<Result<T, ModuleError>>],
-        max_in_flight: usize,
-        retry: RetryPolicy,
-    ) -> usize {
-        let mut pending: Vec<usize> = indices.to_vec();
-        let mut unreachable = 0;
+        let first_round = requests.len().min(max_in_flight.max(1));
+        let mut pending: Vec<usize> = (0..requests.len()).collect();
         for attempt in 1..=retry.max_attempts {
             if pending.is_empty() || self.halted().is_some() {
                 break;
@@ -304,7 +270,11 @@ impl<'a, P: Platform> CloudPe<'a, P> {
                 if self.platform.time_left().is_some_and(|left| left <= delay) {
                     self.platform.log(
                         LogLevel::Warn,
-                        &format!("{}: {} failed requests not retried: the deadline is near", method.name(), pending.len()),
+                        &format!(
+                            "{}: {} failed requests not retried: the deadline is near",
+                            method.name(),
+                            pending.len()
+                        ),
                     );
                     break;
                 }
@@ -323,18 +293,30 @@ impl<'a, P: Platform> CloudPe<'a, P> {
             }
             let batch: Vec<HttpRequest> = pending.iter().map(|&i| requests[i].clone()).collect();
             let mut still_failing = Vec::new();
-            unreachable = 0;
+            let mut unreachable = 0;
             self.send_each(method, &batch, max_in_flight, &mut |at, response| {
                 let index = pending[at];
-                if matches!(&response, Err(e) if e.kind == FailureKind::Unreachable) {
-                    unreachable += 1;
-                }
+                let connect_failure = matches!(&response, Err(e) if e.kind == FailureKind::Unreachable);
                 let parsed = self.read::<T>(method, response);
                 if let Err(e @ ModuleError::Authentication(_)) = &parsed {
                     // The same credentials go with every request: none can succeed.
                     *self.halt.borrow_mut() = Some(e.clone());
                     results[index] = Some(parsed);
                     return Flow::Break(());
+                }
+                if connect_failure && !self.reached.get() {
+                    unreachable += 1;
+                    if unreachable >= first_round && requests.len() > first_round {
+                        let error = ModuleError::Transport(format!(
+                            "CloudPe at {} is unreachable: none of the first {first_round} requests could connect ({}); nothing more was sent",
+                            self.settings.base_url.origin(),
+                            parsed.as_ref().err().map(ToString::to_string).unwrap_or_default()
+                        ));
+                        self.platform.log(LogLevel::Error, &error.to_string());
+                        *self.halt.borrow_mut() = Some(error);
+                        results[index] = Some(parsed);
+                        return Flow::Break(());
+                    }
                 }
                 if attempt < retry.max_attempts && matches!(&parsed, Err(e) if is_retryable(e)) {
                     still_failing.push(index);
@@ -345,7 +327,14 @@ impl<'a, P: Platform> CloudPe<'a, P> {
             still_failing.sort_unstable();
             pending = still_failing;
         }
-        unreachable
+        let halt = self.halted();
+        results
+            .into_iter()
+            .map(|r| match r {
+                Some(result) => result,
+                None => Err(halt.clone().unwrap_or_else(deadline_error)),
+            })
+            .collect()
     }
 
     /// Parses a reply to `method`.

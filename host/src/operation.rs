@@ -139,6 +139,9 @@ pub async fn run(
     };
     let state = store.into_data();
     report.meter = Some(state.usage.meter(elapsed_ms));
+    if let Some(warning) = plain_http_warning(&state) {
+        report.payload.insert("warnings".into(), json!([warning]));
+    }
     // A module error after a response was cut at the size limit names that limit.
     if state.usage.response_cut.load(std::sync::atomic::Ordering::Relaxed)
         && let Some(error) = report.error.as_mut()
@@ -148,6 +151,24 @@ pub async fn run(
     }
     let exit = collect_logs(&mut report, state, exit);
     (report, scrubber, exit)
+}
+
+/// The warning for a run that sent requests over plain http: whatever credentials the module
+/// put in them (its secret App fields) crossed the network unencrypted. Such a run is allowed
+/// (test setups use it), but never silently.
+fn plain_http_warning(state: &crate::sandbox::SandboxState) -> Option<String> {
+    let origin = state.egress.allowed().filter(|o| o.scheme == "http")?;
+    let sent = state.usage.requests.load(std::sync::atomic::Ordering::Relaxed);
+    if sent == 0 {
+        return None;
+    }
+    let secrets: Vec<String> = state
+        .module_info
+        .iter()
+        .flat_map(|info| info.app_fields.iter().filter(|f| f.secret).map(|f| format!("\"{}\"", f.label)))
+        .collect();
+    let what = if secrets.is_empty() { String::new() } else { format!(" and the App's {}", secrets.join(", ")) };
+    Some(format!("plain http: {sent} requests{what} crossed the network to {origin} unencrypted; use an https:// URL"))
 }
 
 /// The longest string in a module's answer.

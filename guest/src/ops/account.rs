@@ -98,8 +98,8 @@ fn set_status(
     });
     let mut reply_lost = false;
     if let Err(error) = written {
-        if !is_retryable(&error) || api.halted().is_some() {
-            // Refused, or never reached CloudPe (it could not connect): certainly not applied.
+        if !is_retryable(&error) || !api.reached() {
+            // Refused, or never reached CloudPe (no attempt could connect): certainly not applied.
             return Err(error);
         }
         // The write may have been applied and only its reply lost: what CloudPe holds now says.
@@ -121,21 +121,35 @@ fn set_status(
 }
 
 /// After a `setaccountstatus` whose reply was lost (timeout, reset, 5xx), reads the user back:
-/// `Ok` when it has the `target` status (the write was applied), otherwise an error saying it was
-/// not applied, or that it could not be told.
-fn check_write<P: Platform>(api: &CloudPe<'_, P>, uid: u64, target: i64, error: &ModuleError) -> Result<(), ModuleError> {
+/// `Ok` when it has the `target` status (the write was applied), otherwise the write's error,
+/// of the same kind, saying that it was not applied or that this could not be told.
+fn check_write<P: Platform>(
+    api: &CloudPe<'_, P>,
+    uid: u64,
+    target: i64,
+    error: &ModuleError,
+) -> Result<(), ModuleError> {
     let wanted = status::describe(target);
+    let explained = |message: String| match error {
+        ModuleError::RemoteApi { code, .. } => ModuleError::RemoteApi { code: *code, message },
+        _ => ModuleError::Transport(message),
+    };
+    let cause = match error {
+        ModuleError::RemoteApi { message, .. } => message.as_str(),
+        ModuleError::Transport(message) => message.as_str(),
+        other => return Err(other.clone()),
+    };
     match api.find_account(uid) {
         Ok(Some(remote)) if remote.status == Some(target) => Ok(()),
-        Ok(Some(remote)) => Err(ModuleError::Transport(format!(
-            "not applied: CloudPe user {uid} still has status {} after setting it to {wanted} failed ({error})",
+        Ok(Some(remote)) => Err(explained(format!(
+            "not applied: CloudPe user {uid} still has status {} after setting it to {wanted} failed ({cause})",
             remote.status.map_or_else(|| "none".to_string(), status::describe)
         ))),
         Ok(None) => Err(ModuleError::NotFound(format!(
-            "CloudPe has no user with uid {uid}: setting it to {wanted} failed ({error})"
+            "CloudPe has no user with uid {uid}: setting it to {wanted} failed ({cause})"
         ))),
-        Err(read) => Err(ModuleError::Transport(format!(
-            "unknown whether CloudPe user {uid} was set to {wanted}: the write failed ({error}) and reading it back failed too ({read})"
+        Err(read) => Err(explained(format!(
+            "unknown whether CloudPe user {uid} was set to {wanted}: the write failed ({cause}) and reading it back failed too ({read})"
         ))),
     }
 }
@@ -195,7 +209,7 @@ mod tests {
         cloud.unreachable();
         let e = suspend(&cloud, &app(), &account("12")).unwrap_err();
         assert!(matches!(&e, ModuleError::Transport(m) if m.contains("connection refused")), "{e:?}");
-        assert_eq!(cloud.requests.borrow().len(), 3, "three attempts of the write, no read-back");
+        assert_eq!(cloud.requests.borrow().len(), 3, "three attempts of the write, none connected: no read-back");
     }
 
     #[test]

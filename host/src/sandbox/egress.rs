@@ -138,6 +138,11 @@ pub struct EgressPolicy {
 }
 
 impl EgressPolicy {
+    /// The one origin this policy allows, if any.
+    pub fn allowed(&self) -> Option<&Origin> {
+        self.allowed.as_ref()
+    }
+
     /// A policy allowing `allowed` only, within `limits`; a refusal raises `stop`.
     pub fn new(allowed: Option<Origin>, limits: &Limits, stop: Arc<EgressStop>, usage: Arc<super::Usage>) -> Self {
         EgressPolicy {

@@ -19,6 +19,19 @@ pub enum FaultKind {
     ApiError { result: i64, error: String },
     /// HTTP 200 whose body streams this many bytes (far more than any real answer).
     HugeBody(u64),
+    /// The call is carried out, then answered with the inner fault: a write applied whose reply
+    /// is lost (a timeout, a reset, a 5xx from a proxy after CloudPe did the work).
+    AfterApplying(Box<FaultKind>),
+    /// Not a failure: these users are deleted just before the request is answered, as if another
+    /// admin removed them while the list was being paged (rows shift between pages).
+    ConcurrentDelete(Vec<u64>),
+}
+
+impl FaultKind {
+    /// This fault, after the call has been carried out.
+    pub fn after_applying(self) -> FaultKind {
+        FaultKind::AfterApplying(Box::new(self))
+    }
 }
 
 /// A fault and the requests it hits.

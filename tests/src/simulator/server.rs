@@ -167,8 +167,22 @@ async fn respond(
             text(StatusCode::NOT_FOUND, "text/plain", "404 Not Found")
         });
     };
+    let fault = match fault {
+        Some(FaultKind::AfterApplying(inner)) => {
+            answer(shared, method, &params);
+            Some(*inner)
+        }
+        Some(FaultKind::ConcurrentDelete(uids)) => {
+            let mut state = shared.lock();
+            for uid in uids {
+                state.api.accounts.remove(&uid);
+            }
+            None
+        }
+        other => other,
+    };
     match fault {
-        None => {}
+        None | Some(FaultKind::AfterApplying(_) | FaultKind::ConcurrentDelete(_)) => {}
         Some(FaultKind::Http500) => {
             return Ok(text(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "Internal Server Error"));
         }

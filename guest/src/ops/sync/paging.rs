@@ -105,8 +105,7 @@ pub(super) fn scan<P: Platform>(
             let reason = if page == CHANGED_LIST {
                 "CloudPe's list changed while it was read, and too many users were missing to look each up".to_string()
             } else {
-                let error =
-                    pages.iter().find(|p| p.start_row == page).and_then(|p| p.result.as_ref().err()).cloned();
+                let error = pages.iter().find(|p| p.start_row == page).and_then(|p| p.result.as_ref().err()).cloned();
                 format!(
                     "the page of CloudPe's account list that may hold user {uid} (startRow {page}) could not be read: {}",
                     error.map(|e| e.to_string()).unwrap_or_default()
