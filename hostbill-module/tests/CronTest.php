@@ -147,6 +147,20 @@ class CronTest extends FakeHostTestCase
         $this->assertStringContainsString('sync failed (module-trapped): the module did not finish within 810 s [stopped by the deadline limit (810 s); 41 requests in 810.0 s]', HbLog::text());
     }
 
+    /** Issue 11 §6: the report's warning (plain http) ends the App's line. */
+    public function testAWarningEndsTheAppsLine()
+    {
+        $this->healthyApp4();
+        $this->app('5', 'report', self::report('sync', array(
+            'dry_run' => false,
+            'decisions' => array(array('account_id' => '6', 'decision' => 'unchanged')),
+            'meter' => array('wall_ms' => 1500, 'requests' => 2),
+            'warnings' => array('plain http: 2 requests crossed the network unencrypted'),
+        )));
+        $lines = explode("\n", $this->controller()->call_Daily());
+        $this->assertSame('App #5 "CloudPe US": 2 accounts read, 0 changed, 1 unchanged, 0 skipped, 0 errors; 2 CloudPe requests in 1.5 s; warning: plain http: 2 requests crossed the network unencrypted', $lines[1]);
+    }
+
     /** Issue 12 §5: without the sync's own summary, the line's counts come from the meter. */
     public function testTheMeterStandsInForAMissingSummary()
     {

@@ -49,7 +49,11 @@ class EndToEndTest extends RealHostTestCase
         $this->assertSame(2, $this->remote($uid)['status']);
         $this->assertTrue($module->Unsuspend(), implode('; ', $module->recordedErrors()));
         $this->assertSame(1, $this->remote($uid)['status']);
-        $this->assertStringContainsString("CloudPe user {$uid} set to status 1 (active)", $module->recordedInfos()[1]);
+        $infos = $module->recordedInfos();
+        $this->assertStringContainsString("CloudPe user {$uid} set to status 1 (active)", $infos[2]);
+        // The simulator speaks plain http: each action says the token crossed it unencrypted.
+        $this->assertStringStartsWith('Warning: plain http: ', $infos[1]);
+        $this->assertStringContainsString('"Session" crossed the network to ' . cloudpe::origin(self::$url), $infos[3]);
         $this->assertStringContainsString('CloudPe Module', HbLog::$lines[0][2]);
         $this->assertMatchesRegularExpression('/system CloudPe Module: suspend of account #1: ok; [1-9]\\d* requests? in \\d+\\.\\d s/', HbLog::text(), 'the action\'s line carries the meter');
         $this->assertNoSession(HbLog::text());
@@ -61,10 +65,11 @@ class EndToEndTest extends RealHostTestCase
         $module = $this->module();
         $this->assertTrue($module->testConnection(), implode('; ', $module->recordedErrors()));
         $infos = $module->recordedInfos();
-        $this->assertCount(2, $infos, implode("\n", $infos));
+        $this->assertCount(3, $infos, implode("\n", $infos));
+        $this->assertStringStartsWith('Warning: plain http: ', $infos[1]);
         $origin = cloudpe::origin(self::$url);
         $this->assertMatchesRegularExpression('/^Module CloudPe \\d+\\.\\d+\\.\\d+ \\(signed by key [0-9a-f]{16}\\): may reach only ' . preg_quote($origin, '/') . ' \\(the Host URL\'s origin\\); '
-            . 'reads Host URL, App Id, Session \\(secret\\), Client field code, On terminate; limits: memory 128 MiB, deadline 108 s, responses 64 MiB, 16 connections/', $infos[1]);
+            . 'reads Host URL, App Id, Session \\(secret\\), Client field code, On terminate; limits: memory 128 MiB, deadline 108 s, responses 64 MiB, 16 connections/', $infos[2]);
         $this->assertNoSession(implode("\n", $infos) . HbLog::text());
     }
 
@@ -133,8 +138,8 @@ class EndToEndTest extends RealHostTestCase
         $lines = explode("\n", $output);
         $this->assertCount(2, $lines, $output);
         $this->assertMatchesRegularExpression('/^App #7 "CloudPe sim 7": 300 accounts read, \d+ changed, \d+ unchanged, 0 skipped, 0 errors; \d+ CloudPe requests/', $lines[0]);
-        // A rejected token fails each account's lookup: the line counts them and names the first.
-        $this->assertMatchesRegularExpression('/^App #8 "CloudPe sim 8": 1 accounts read, 0 changed, 0 unchanged, 0 skipped, 1 errors; .*; first error: account #6001: CloudPe rejected the session token/', $lines[1]);
+        // A rejected token stops the App's sync with one error (issue 11 §3), after one request.
+        $this->assertMatchesRegularExpression('/^App #8 "CloudPe sim 8": FAILED \(1 accounts read, 0 changed, 0 errors; 1 CloudPe requests in \d+\.\d s\): CloudPe rejected the session token/', $lines[1]);
         $this->assertSame(150 + 1, ApiWrapper::count('getClientDetails'), 'one read per client and App');
         $expectedEdits = 0;
         $edits = array();
@@ -154,7 +159,7 @@ class EndToEndTest extends RealHostTestCase
         }
         $this->assertCount($expectedEdits, ApiWrapper::$edits);
         $this->assertGreaterThan(0, $expectedEdits);
-        $this->assertStringContainsString('sync App #8: account #6001: CloudPe rejected the session token', HbLog::text());
+        $this->assertStringContainsString('sync failed (authentication): CloudPe rejected the session token', HbLog::text());
         $this->assertNoSession($output . HbLog::text());
         $this->assertStringNotContainsString('not-the-session/token', $output . HbLog::text());
         fwrite(STDERR, sprintf("\n[php e2e] cron:\n%s\n(%d statuses written, %.2f s whole call)\n", $output, $expectedEdits, $elapsed));

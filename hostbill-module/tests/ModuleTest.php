@@ -414,4 +414,25 @@ class ModuleTest extends FakeHostTestCase
         $this->assertSame(array(array('error', 'suspend failed (module-trapped): the module did not finish within 108 s [stopped by the deadline limit (108 s); 5 requests in 108.0 s]', 'CloudPe Module')), HbLog::$lines);
         $this->assertSame(array('the module did not finish within 108 s'), $module->recordedErrors());
     }
+
+    /** Issue 11 §6: a run over plain http warns the admin beside the action's message, and the log. */
+    public function testAPlainHttpWarningReachesTheAdminAndTheLog()
+    {
+        $warning = 'plain http: 1 requests and the App\'s "Session" crossed the network to http://10.0.0.5:80 unencrypted; use an https:// URL';
+        $module = $this->module($this->fakeHost('report', self::report('suspend', array('outcome' => array('message' => 'suspended'), 'warnings' => array($warning, 42)))));
+        $this->assertTrue($module->Suspend());
+        $this->assertSame(array('suspended', "Warning: {$warning}"), $module->recordedInfos());
+        $this->assertContains(array('error', "suspend: warning: {$warning}", 'CloudPe Module'), HbLog::$lines);
+
+        // A failed action shows it too; a report without warnings shows none.
+        HbLog::$lines = array();
+        $failed = self::report('unsuspend', array('error' => array('kind' => 'transport', 'message' => 'HTTP 500', 'code' => null), 'warnings' => array($warning)));
+        $module = $this->module($this->fakeHost('report', $failed, 1));
+        $this->assertFalse($module->Unsuspend());
+        $this->assertSame(array("Warning: {$warning}"), $module->recordedInfos());
+        $this->assertSame(array('HTTP 500'), $module->recordedErrors());
+        $module = $this->module($this->fakeHost('report', self::report('suspend', array('outcome' => array('message' => 'suspended')))));
+        $this->assertTrue($module->Suspend());
+        $this->assertSame(array('suspended'), $module->recordedInfos());
+    }
 }

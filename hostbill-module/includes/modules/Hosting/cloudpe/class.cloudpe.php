@@ -122,10 +122,12 @@ class cloudpe extends HostingModule
                 $checks[] = $check['name'] . ': ' . ($check['passed'] ? 'passed' : 'FAILED') . ' (' . $check['detail'] . ')';
             }
             if ($result['exit'] !== cloudpe_host::EXIT_SUCCESS) {
+                $this->showWarnings($result['report']);
                 $this->fail($this->errorText($result['report']));
                 return false;
             }
             $this->addInfo($this->scrub('CloudPe connection OK: ' . implode('; ', $checks)));
+            $this->showWarnings($result['report']);
             $summary = $this->permissionsSummary();
             if ($summary !== null) {
                 $this->addInfo($summary);
@@ -570,11 +572,13 @@ class cloudpe extends HostingModule
             return false;
         }
         if ($result['exit'] !== cloudpe_host::EXIT_SUCCESS) {
+            $this->showWarnings($result['report']);
             $this->fail($this->errorText($result['report']));
             return false;
         }
         $message = isset($result['report']['outcome']['message']) ? $result['report']['outcome']['message'] : "{$operation}: done";
         $this->addInfo($this->scrub($message));
+        $this->showWarnings($result['report']);
         return true;
     }
 
@@ -632,9 +636,23 @@ class cloudpe extends HostingModule
         return $result;
     }
 
-    /** The module's log records, to HostBill's system log. Debug records are left out. */
+    /** Shows the report's warnings to the admin, beside the action's own message. */
+    protected function showWarnings(array $report)
+    {
+        foreach (cloudpe_host::warnings($report) as $warning) {
+            $this->addInfo($this->scrub("Warning: {$warning}"));
+        }
+    }
+
+    /**
+     * The module's log records, to HostBill's system log (debug records are left out), and the
+     * report's warnings.
+     */
     protected function logRecords($operation, array $report)
     {
+        foreach (cloudpe_host::warnings($report) as $warning) {
+            $this->log('warn', "{$operation}: warning: {$warning}");
+        }
         foreach (isset($report['logs']) && is_array($report['logs']) ? $report['logs'] : array() as $record) {
             if (isset($record['level'], $record['message']) && $record['level'] !== 'debug') {
                 $this->log($record['level'], $record['message']);

@@ -363,6 +363,23 @@ class cloudpe_host
         return 'stopped by the ' . $limit['name'] . ' limit' . $value;
     }
 
+    /**
+     * The report's `warnings` (e.g. the token crossed the network over plain http): strings only,
+     * at most 5, each cut to 500 characters.
+     *
+     * @return string[]
+     */
+    public static function warnings(array $report)
+    {
+        $warnings = array();
+        foreach (isset($report['warnings']) && is_array($report['warnings']) ? $report['warnings'] : array() as $warning) {
+            if (is_string($warning) && $warning !== '' && count($warnings) < 5) {
+                $warnings[] = strlen($warning) > 500 ? substr($warning, 0, 500) . '...' : $warning;
+            }
+        }
+        return $warnings;
+    }
+
     /** The report's `meter` as a phrase ("3 requests in 0.4 s"), or null. */
     public static function meterNote(array $report)
     {

@@ -109,6 +109,7 @@ class cloudpe_sync
             $result['failure'] = $this->module->lastError() ?: 'the module host could not be used (see the system log)';
             return $result;
         }
+        $result['warnings'] = cloudpe_host::warnings($report);
         if (empty($report['ok'])) {
             $result['failure'] = isset($report['error']['message']) ? $this->module->errorText($report) : 'the sync failed without a message';
             $limit = cloudpe_host::limitNote($report);
@@ -188,6 +189,16 @@ class cloudpe_sync
     /** The task output's line for one App. */
     public static function line($label, array $r)
     {
+        $warned = '';
+        foreach (isset($r['warnings']) ? $r['warnings'] : array() as $warning) {
+            $warned .= "; warning: {$warning}";
+        }
+        return self::outcome($label, $r) . $warned;
+    }
+
+    /** The task output's line for one App, without its warnings. */
+    private static function outcome($label, array $r)
+    {
         $changed = $r['dry_run'] ? "{$r['would_change']} would change (dry run, nothing written)" : "{$r['written']} changed";
         if ($r['failure'] !== null) {
             $measured = !empty($r['measured']) ? sprintf('; %d CloudPe requests in %.1f s', $r['requests'], $r['elapsed_ms'] / 1000) : '';
@@ -215,6 +226,7 @@ class cloudpe_sync
         return array(
             'read' => 0, 'written' => 0, 'would_change' => 0, 'unchanged' => 0, 'skipped' => 0, 'errors' => 0,
             'requests' => 0, 'elapsed_ms' => 0, 'measured' => false, 'dry_run' => (bool) $dryRun, 'failure' => null, 'first_error' => null,
+            'warnings' => array(),
         );
     }
 
