@@ -335,7 +335,11 @@ class CronTest extends FakeHostTestCase
             $this->assertTrue($module->install());
             $this->assertTrue($module->upgrade('2.1.0'));
             $tasks = array_column(HBRegistry::$db->tables['hb_cron_tasks'], 'task');
-            $this->assertSame(array('custom:7:call_EveryRun', 'custom:7:call_Daily'), $tasks, $profileId ? 'with profile_id' : 'without profile_id');
+            $this->assertSame(array('custom:7:call_EveryRun', 'custom:7:call_Daily', 'custom:7:call_Monthly'), $tasks, $profileId ? 'with profile_id' : 'without profile_id');
+            $monthly = HBRegistry::$db->tables['hb_cron_tasks'][2];
+            $this->assertSame(array('Module - CloudPe, monthly reconciliation', 'Month', '1'), array($monthly['name'], $monthly['run_every'], $monthly['run_every_time']));
+            $this->assertStringContainsString('the task custom:7:call_EveryRun is already registered', HbLog::text(), '1.0.x\'s every-run row is kept, with its schedule');
+            $this->assertArrayHasKey('hb_cloudpe_retries', HBRegistry::$db->tables, 'the retry queue exists');
             $daily = HBRegistry::$db->tables['hb_cron_tasks'][1];
             $this->assertSame(array('Module - CloudPe, daily cron call', '1', 'Time', '1200'), array($daily['name'], $daily['status'], $daily['run_every'], $daily['run_every_time']));
             $this->assertStringContainsString('registered the daily sync task custom:7:call_Daily', HbLog::text());

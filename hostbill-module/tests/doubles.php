@@ -189,6 +189,12 @@ class ApiWrapper
     public static $calls = array();
     /** @var array[] params of every accepted editAccountDetails */
     public static $edits = array();
+    /** @var array[] params of every accepted addTicket */
+    public static $tickets = array();
+    /** @var array[] params of every accepted addAdminNote */
+    public static $notes = array();
+    /** @var string|null addTicket refuses with this error */
+    public static $refuseTickets = null;
 
     /** @return int calls of `$method` */
     public static function count($method)
@@ -256,7 +262,59 @@ class ApiWrapper
             return array('success' => false, 'error' => array(self::$refuse[$id]));
         }
         self::$edits[] = $params;
+        foreach (self::$accounts as $i => $row) {
+            if ((string) $row['id'] === $id && isset($params['status'])) {
+                self::$accounts[$i]['status'] = (string) $params['status'];
+            }
+        }
         return array('success' => true, 'call' => 'editAccountDetails');
+    }
+
+    /**
+     * getAccountDetails (`id`; reply `details`: the hb_accounts row, strings), as HostBill's API
+     * reference shows it (api.hostbillapp.com/accounts/getAccountDetails).
+     */
+    public function getAccountDetails($params)
+    {
+        self::$calls[] = array('getAccountDetails', $params);
+        foreach (self::$accounts as $row) {
+            if ((string) $row['id'] === (string) $params['id']) {
+                return array('success' => true, 'call' => 'getAccountDetails', 'details' => array_map('strval', $row));
+            }
+        }
+        return array('success' => false, 'error' => array('Account not found'));
+    }
+
+    /**
+     * addTicket: required `name`, `subject`, `body`, `email`, or `client_id` instead of name and
+     * email; optional `dept_id`, `isinternal` (1: staff only), `priority` (0-3), `notes`...; reply
+     * `ticket_id` (api2.hostbillapp.com/tickets/addTicket.html). `$refuseTickets` makes it fail.
+     */
+    public function addTicket($params)
+    {
+        self::$calls[] = array('addTicket', $params);
+        if (self::$refuseTickets !== null) {
+            return array('success' => false, 'error' => array(self::$refuseTickets));
+        }
+        if (!isset($params['subject'], $params['body']) || (!isset($params['client_id']) && !isset($params['name'], $params['email']))) {
+            return array('success' => false, 'error' => array('Missing required parameters'));
+        }
+        self::$tickets[] = $params;
+        return array('success' => true, 'ticket_id' => 700 + count(self::$tickets), 'call' => 'addTicket', 'info' => array('New ticket has been created'));
+    }
+
+    /**
+     * addAdminNote: `item_id`, `item_type` (account, client, ...), `note`; optional `flags` (2: the
+     * customer sees it); reply `note_id` (api2.hostbillapp.com/misc/addAdminNote.html).
+     */
+    public function addAdminNote($params)
+    {
+        self::$calls[] = array('addAdminNote', $params);
+        if (!isset($params['item_id'], $params['item_type'], $params['note'])) {
+            return array('success' => false, 'error' => array('Missing required parameters'));
+        }
+        self::$notes[] = $params;
+        return array('success' => true, 'note_id' => (string) (10 + count(self::$notes)), 'call' => 'addAdminNote');
     }
 
     public function getAppGroups($params)
@@ -309,13 +367,20 @@ class HBRegistry
 }
 
 /**
- * A PDO-shaped in-memory database holding the two tables the module touches, with their real
- * columns: hb_modules_configuration (HostBill's own upgrade SQL joins on its `id` and `filename`)
- * and hb_cron_tasks (install.sql: task is the primary key; name, lastrun, status, metadata,
- * output, run_every, run_every_time have no default). It understands `SELECT cols FROM t WHERE
- * c = :p` and `INSERT INTO t (cols) VALUES (:params)`, and throws PDOException like MySQL's strict
- * mode for an unknown column, a missing column without default, or a duplicate key. Any other SQL
- * is a LogicException, so a test notices SQL it did not expect.
+ * A PDO-shaped in-memory database holding HostBill's tables the module touches, with their real
+ * columns: hb_modules_configuration (HostBill's own upgrade SQL joins on its `id` and `filename`),
+ * hb_cron_tasks (install.sql: task is the primary key; name, lastrun, status, metadata, output,
+ * run_every, run_every_time have no default) and hb_account_logs (install.sql of
+ * netway-devops/space: `id` auto-increment; date, account_id, admin_login, module, manual, action,
+ * `change`, result, error NOT NULL without default; `event` and, in newer versions, `ip` default
+ * ''; public modules insert rows with `change` = serialize(['serialized' => '1', 'data' =>
+ * [['name', 'from', 'to'], ...]]), result 1/0, admin_login 'Automation' for unattended runs).
+ * Tables a module creates itself come from `CREATE TABLE IF NOT EXISTS`.
+ * It understands `SELECT cols FROM t WHERE c = :p`, `INSERT INTO t (cols) VALUES (:params)`,
+ * `UPDATE t SET c = :p, ... WHERE c = :p`, `DELETE FROM t WHERE c = :p` and `CREATE TABLE IF NOT
+ * EXISTS`, and throws PDOException like MySQL's strict mode for an unknown column, a missing
+ * column without default, or a duplicate key. Any other SQL is a LogicException, so a test
+ * notices SQL it did not expect.
  */
 class FakeDb
 {
@@ -327,6 +392,12 @@ class FakeDb
     public $required = array();
     /** @var string[] every statement prepared */
     public $log = array();
+    /** @var array<string, string> table => primary key column (default: its first column) */
+    public $primary = array();
+    /** @var array<string, string> table => auto-increment column */
+    public $autoIncrement = array();
+    /** @var bool every statement fails (a database that is down or refuses the module) */
+    public $broken = false;
 
     /** @param bool $profileId the newer hb_cron_tasks with `profile_id` (no default) */
     public function __construct($profileId = false)
@@ -339,7 +410,23 @@ class FakeDb
             $this->columns['hb_cron_tasks'][] = 'profile_id';
             $this->required['hb_cron_tasks'][] = 'profile_id';
         }
-        $this->tables = array('hb_modules_configuration' => array(), 'hb_cron_tasks' => array());
+        $this->columns['hb_account_logs'] = array('id', 'date', 'account_id', 'admin_login', 'module', 'manual', 'action', 'change', 'result', 'error', 'event', 'ip');
+        $this->required['hb_account_logs'] = array('date', 'account_id', 'admin_login', 'module', 'manual', 'action', 'change', 'result', 'error');
+        $this->autoIncrement['hb_account_logs'] = 'id';
+        $this->tables = array('hb_modules_configuration' => array(), 'hb_cron_tasks' => array(), 'hb_account_logs' => array());
+    }
+
+    /** Test helper: the rows of hb_account_logs for `$accountId`, `change` unserialized. */
+    public function accountLog($accountId)
+    {
+        $rows = array();
+        foreach ($this->tables['hb_account_logs'] as $row) {
+            if ($row['account_id'] === (string) $accountId) {
+                $row['change'] = unserialize($row['change'], array('allowed_classes' => false));
+                $rows[] = $row;
+            }
+        }
+        return $rows;
     }
 
     public function prepare($sql)
@@ -373,6 +460,9 @@ class FakeDbStatement
 
     public function execute($params = array())
     {
+        if ($this->db->broken) {
+            throw new PDOException('SQLSTATE[HY000] [2002] Connection refused');
+        }
         $value = function ($placeholder) use ($params) {
             if (!array_key_exists($placeholder, $params)) {
                 throw new PDOException("SQLSTATE[HY093]: Invalid parameter number: {$placeholder} is not bound");
@@ -394,6 +484,57 @@ class FakeDbStatement
             }
             return true;
         }
+        if (preg_match('/^CREATE TABLE IF NOT EXISTS `?(\w+)`? \((.+)\)( ENGINE=\w+)?( DEFAULT CHARSET=\w+)?$/i', $this->sql, $m)) {
+            if (isset($this->db->tables[$m[1]])) {
+                return true;
+            }
+            $columns = array();
+            $required = array();
+            foreach (preg_split('/,(?![^(]*\))/', $m[2]) as $definition) {
+                $definition = trim($definition);
+                if (preg_match('/^PRIMARY KEY \(`?(\w+)`?\)$/i', $definition, $k)) {
+                    $this->db->primary[$m[1]] = $k[1];
+                } elseif (preg_match('/^`?(\w+)`? \w+/', $definition, $c) && !preg_match('/^(KEY|INDEX|UNIQUE)\b/i', $definition)) {
+                    $columns[] = $c[1];
+                    if (stripos($definition, 'NOT NULL') !== false && stripos($definition, 'DEFAULT') === false && stripos($definition, 'AUTO_INCREMENT') === false) {
+                        $required[] = $c[1];
+                    }
+                } else {
+                    throw new LogicException("FakeDb does not understand this column definition: {$definition}");
+                }
+            }
+            $this->db->columns[$m[1]] = $columns;
+            $this->db->required[$m[1]] = $required;
+            $this->db->tables[$m[1]] = array();
+            return true;
+        }
+        if (preg_match('/^UPDATE `?(\w+)`? SET (.+) WHERE `?(\w+)`? = (:\w+)$/i', $this->sql, $m)) {
+            $table = $this->table($m[1]);
+            $sets = array();
+            foreach (explode(',', $m[2]) as $assignment) {
+                if (!preg_match('/^\s*`?(\w+)`? = (:\w+)\s*$/', $assignment, $a)) {
+                    throw new LogicException("FakeDb does not understand this assignment: {$assignment}");
+                }
+                $sets[$a[1]] = $value($a[2]);
+            }
+            $this->check($table, array_merge(array_keys($sets), array($m[3])));
+            $wanted = $value($m[4]);
+            foreach ($this->db->tables[$table] as $i => $row) {
+                if ($row[$m[3]] === $wanted) {
+                    $this->db->tables[$table][$i] = array_merge($row, $sets);
+                }
+            }
+            return true;
+        }
+        if (preg_match('/^DELETE FROM `?(\w+)`? WHERE `?(\w+)`? = (:\w+)$/i', $this->sql, $m)) {
+            $table = $this->table($m[1]);
+            $this->check($table, array($m[2]));
+            $wanted = $value($m[3]);
+            $this->db->tables[$table] = array_values(array_filter($this->db->tables[$table], function ($row) use ($m, $wanted) {
+                return $row[$m[2]] !== $wanted;
+            }));
+            return true;
+        }
         if (preg_match('/^INSERT INTO `?(\w+)`? \(([^)]+)\) VALUES \(([^)]+)\)$/i', $this->sql, $m)) {
             $table = $this->table($m[1]);
             $columns = array_map(function ($c) {
@@ -410,7 +551,10 @@ class FakeDbStatement
             foreach ($columns as $i => $column) {
                 $row[$column] = $value($placeholders[$i]);
             }
-            $key = $this->db->columns[$table][0];
+            $key = isset($this->db->primary[$table]) ? $this->db->primary[$table] : $this->db->columns[$table][0];
+            if (isset($this->db->autoIncrement[$table]) && $row[$this->db->autoIncrement[$table]] === '') {
+                $row[$this->db->autoIncrement[$table]] = (string) (count($this->db->tables[$table]) + 1);
+            }
             foreach ($this->db->tables[$table] as $existing) {
                 if ($existing[$key] === $row[$key]) {
                     throw new PDOException("SQLSTATE[23000]: Integrity constraint violation: 1062 Duplicate entry '{$row[$key]}' for key 'PRIMARY'");
@@ -487,6 +631,35 @@ function hbm_log_error($message, $tag)
     HbLog::$lines[] = array('error', $message, $tag);
 }
 
+/**
+ * hbm_logged_admin(): the staff member logged in to the admin area, as an array (`id`, `email`,
+ * `firstname`, ...), read by public modules as `isset($aAdmin['id'])` to tell an admin's request
+ * from the cron's (netway-devops/space: googleresellerprogramhandle and invoicefilter cron
+ * controllers, cpaneldnszonehandle admin controller). By default an admin is logged in, as when
+ * the module's actions are run from the account page; the cron's tests set NONE.
+ */
+class HbAdmin
+{
+    const STAFF = array('id' => '1', 'username' => 'ann.admin', 'email' => 'ann@provider.example', 'firstname' => 'Ann', 'lastname' => 'Admin');
+    const NONE = array();
+    /** @var array */
+    public static $logged = self::STAFF;
+}
+
+function hbm_logged_admin()
+{
+    return HbAdmin::$logged;
+}
+
+/**
+ * hbm_log_account($message, $accountId): a line in the account's own log (netway-devops/space,
+ * Hosting/dnssechandle/class.dnssechandle.php). Recorded as kind `account`, the tag being the id.
+ */
+function hbm_log_account($message, $accountId)
+{
+    HbLog::$lines[] = array('account', $message, (string) $accountId);
+}
+
 /** Resets every double. */
 class HostBillDoubles
 {
@@ -499,6 +672,10 @@ class HostBillDoubles
         ApiWrapper::$refuse = array();
         ApiWrapper::$calls = array();
         ApiWrapper::$edits = array();
+        ApiWrapper::$tickets = array();
+        ApiWrapper::$notes = array();
+        ApiWrapper::$refuseTickets = null;
+        HbAdmin::$logged = HbAdmin::STAFF;
         HbApps::$rows = array();
         HbApps::$groups = array();
         HbServersModel::$rawCustom = false;

@@ -2,6 +2,7 @@
 
 require_once __DIR__ . '/class.cloudpe_host.php';
 require_once __DIR__ . '/class.cloudpe_apps.php';
+require_once __DIR__ . '/class.cloudpe_audit.php';
 
 /**
  * CloudPe (Virtuozzo Application Platform) provisioning module for HostBill.
@@ -25,6 +26,8 @@ class cloudpe extends HostingModule
     /** Names of the custom App settings; the component reads them by these exact names. */
     const SETTING_CLIENT_FIELD = 'Client field code';
     const SETTING_ON_TERMINATE = 'On terminate';
+    /** Opt-in per-call log: `on` writes each CloudPe call to the system log (see cloudpe_audit::call). */
+    const SETTING_CALL_LOG = 'Call log';
     /** Default code of the client custom field holding the CloudPe user id. */
     const DEFAULT_ID_FIELD = 'cloudpeid';
     /** Default terminate policy: no CloudPe call. */
@@ -36,7 +39,6 @@ class cloudpe extends HostingModule
     protected $version = '2.1.0';
     protected $description = 'Suspends, unsuspends and syncs CloudPe (Virtuozzo Application Platform) users, through a sandboxed WebAssembly module.';
     protected $options = array();
-    protected $details = array();
     protected $serverFields = array(
         self::CONNECTION_FIELD_HOSTNAME => false,
         self::CONNECTION_FIELD_IPADDRESS => false,
@@ -60,7 +62,31 @@ class cloudpe extends HostingModule
                 'default' => array('none', 'deactivate'),
                 'description' => 'What Terminate does on CloudPe: none (no call) or deactivate (user set inactive)',
             ),
+            self::SETTING_CALL_LOG => array(
+                'type' => 'select',
+                'default' => array('off', 'on'),
+                'description' => 'on: every CloudPe call (method, parameters with secrets masked, HTTP status, duration, result, the start of the reply) goes to the system log, lines starting "call:"',
+            ),
         ),
+    );
+    /**
+     * The linked CloudPe user's facts on the account page: module details, shown by HostBill with
+     * their `name` as label and stored with the account (keys other than option1..N go to the
+     * account's extra details, as public modules' own keys do). getSynchInfo fills them.
+     */
+    protected $details = array(
+        'cloudpe_uid' => array('name' => 'CloudPe user id', 'value' => '', 'type' => 'input', 'default' => false),
+        'cloudpe_email' => array('name' => 'CloudPe email', 'value' => '', 'type' => 'input', 'default' => false),
+        'cloudpe_status' => array('name' => 'CloudPe status', 'value' => '', 'type' => 'input', 'default' => false),
+        'cloudpe_login' => array('name' => 'CloudPe login', 'value' => '', 'type' => 'input', 'default' => false),
+        'cloudpe_group' => array('name' => 'CloudPe group', 'value' => '', 'type' => 'input', 'default' => false),
+        'cloudpe_created' => array('name' => 'CloudPe user created', 'value' => '', 'type' => 'input', 'default' => false),
+        'cloudpe_synced' => array('name' => 'Last CloudPe sync', 'value' => '', 'type' => 'input', 'default' => false),
+    );
+    /** Which report fact fills which detail. */
+    const FACT_DETAILS = array(
+        'cloudpe-uid' => 'cloudpe_uid', 'cloudpe-email' => 'cloudpe_email', 'cloudpe-status' => 'cloudpe_status',
+        'cloudpe-login' => 'cloudpe_login', 'cloudpe-group' => 'cloudpe_group', 'cloudpe-created' => 'cloudpe_created',
     );
     protected $serverFieldsDescription = array(
         self::CONNECTION_FIELD_STATUSURL => 'Host URL',
@@ -78,8 +104,10 @@ class cloudpe extends HostingModule
     protected $host = null;
     /** @var callable|null fn(array $connection, float $timeout, string[] $secrets): cloudpe_host */
     protected $hostFactory = null;
-    /** @var array client id => custom fields, read once per client */
+    /** @var array client id => the client row (getClientDetails' `client`), read once per client */
     protected $clientFields = array();
+    /** @var cloudpe_retries|null the retry queue (tests inject one with a clock) */
+    protected $retries = null;
     /** @var string|null the last error added by call(), for callers that report it elsewhere */
     protected $lastError = null;
 
@@ -168,44 +196,88 @@ class cloudpe extends HostingModule
     }
 
     /**
-     * Reads this account's CloudPe status. Records a changed status with editAccountDetails (never
-     * accountSuspend/accountUnsuspend, which would call Suspend() again) and checks HostBill took
-     * it. Returns what public modules return (`suspended` 1/0), or false when CloudPe could not
-     * tell or HostBill refused the status.
+     * Reads this account's CloudPe user with ONE request (`--strategy exact-lookups`), shows its
+     * facts in the account's CloudPe details (uid, email, status, login, group, created, and this
+     * sync's time and result), and records a changed status with editAccountDetails (never
+     * accountSuspend/accountUnsuspend, which would call Suspend() again), checking HostBill took
+     * it and writing the change, with the facts behind it, to the account's log. Returns what
+     * public modules return (`suspended` 1/0), or false when CloudPe could not tell or HostBill
+     * refused the status.
      */
     public function getSynchInfo()
     {
         return $this->guard('sync', function () {
             $account = $this->account();
-            $result = $this->call('sync', array('app' => $this->app(), 'accounts' => array($account)));
+            $result = $this->call('sync', array('app' => $this->app(), 'accounts' => array($account)), array('--strategy', 'exact-lookups'));
             if ($result === null) {
+                $this->showSync('FAILED: ' . $this->lastError);
                 return false;
             }
             if ($result['exit'] !== cloudpe_host::EXIT_SUCCESS || empty($result['report']['decisions'])) {
                 $this->fail($this->errorText($result['report']));
+                $this->showSync(self::failure($result['report']['error'] ?? array(), $this->lastError));
                 return false;
             }
             $decision = $result['report']['decisions'][0];
+            $this->showFacts(isset($decision['facts']) ? $decision['facts'] : array());
             $status = (string) $account['status'];
             switch ($decision['decision']) {
                 case 'change':
                     $refused = cloudpe_sync::recordStatus(new ApiWrapper(), $account['id'], $decision['to']);
+                    $changes = array_merge(array(array('name' => 'status', 'from' => $decision['from'], 'to' => $decision['to'])), cloudpe_audit::factChanges($decision['facts'] ?? array()));
                     if ($refused !== null) {
                         $this->fail("HostBill did not record status {$decision['to']} for account #{$account['id']}: {$refused}");
+                        $this->audit()->account($account['id'], 'CloudPe sync (account page): status from CloudPe not recorded', 'CloudPeSync', false, $changes, $this->lastError);
+                        $this->showSync("FAILED: {$this->lastError}");
                         return false;
                     }
                     $this->log('info', "account #{$account['id']}: status {$decision['from']} -> {$decision['to']} (from CloudPe)");
+                    $this->audit()->account($account['id'], 'CloudPe sync (account page): status from CloudPe', 'CloudPeSync', true, $changes);
                     $status = (string) $decision['to'];
+                    $this->showSync("ok, status {$decision['from']} -> {$status} recorded");
                     break;
                 case 'unchanged':
                 case 'skipped':
+                    $this->showSync("ok, status {$status} " . ($decision['decision'] === 'unchanged' ? 'unchanged' : 'not synced (' . ($decision['reason'] ?? 'not a candidate') . ')'));
                     break;
                 default:
                     $this->fail($this->errorText($decision));
+                    $this->showSync(self::failure($decision['error'] ?? array(), $this->lastError));
                     return false;
             }
             return self::synchInfo($status);
         });
+    }
+
+    /** The account's CloudPe details as this instance holds them: detail key => value. */
+    public function detailValues()
+    {
+        $values = array();
+        foreach ($this->details as $key => $detail) {
+            $values[$key] = isset($detail['value']) ? (string) $detail['value'] : '';
+        }
+        return $values;
+    }
+
+    /** Fills the CloudPe details from a decision's facts (absent facts leave their detail empty). */
+    protected function showFacts(array $facts)
+    {
+        foreach (self::FACT_DETAILS as $fact => $key) {
+            $this->details[$key]['value'] = isset($facts[$fact]) && is_scalar($facts[$fact]) ? $this->scrub((string) $facts[$fact]) : '';
+        }
+    }
+
+    /** Sets "Last CloudPe sync" to now (UTC) and `$result`. */
+    protected function showSync($result)
+    {
+        $this->details['cloudpe_synced']['value'] = gmdate('Y-m-d H:i:s') . ' UTC: ' . $this->scrub((string) $result);
+    }
+
+    /** "FAILED (kind): message" for a report's or decision's error. */
+    protected static function failure($error, $message)
+    {
+        $kind = is_array($error) && isset($error['kind']) ? " ({$error['kind']})" : '';
+        return "FAILED{$kind}: {$message}";
     }
 
     /**
@@ -247,6 +319,17 @@ class cloudpe extends HostingModule
     public function syncAccounts(array $accounts, array $options = array(), $timeout = 900)
     {
         $result = $this->call('sync', array('app' => $this->app(), 'accounts' => $accounts), $options, $timeout);
+        return $result === null ? null : $result['report'];
+    }
+
+    /**
+     * Runs the host's read-only `reconcile` for `$accounts` (the sync's rows plus each client's
+     * `email`) and returns its report, or null when the host could not be used (the error is in
+     * lastError() and the system log).
+     */
+    public function reconcileAccounts(array $accounts, $timeout = 900)
+    {
+        $result = $this->call('reconcile', array('app' => $this->app(), 'accounts' => $accounts), array(), $timeout);
         return $result === null ? null : $result['report'];
     }
 
@@ -358,15 +441,57 @@ class cloudpe extends HostingModule
     /** The client's CloudPe id custom field (read once per client), keyed by its code. */
     public function clientFields($clientId)
     {
+        $client = $this->client($clientId);
+        $code = $this->idFieldCode();
+        $value = isset($client[$code]) && is_scalar($client[$code]) ? trim((string) $client[$code]) : '';
+        return $value === '' ? array() : array($code => $value);
+    }
+
+    /** The client's email address in HostBill (getClientDetails' `client.email`), or ''. */
+    public function clientEmail($clientId)
+    {
+        $client = $this->client($clientId);
+        return isset($client['email']) && is_scalar($client['email']) ? trim((string) $client['email']) : '';
+    }
+
+    /** The client row (getClientDetails' `client`), read once per client; empty when HostBill has none. */
+    protected function client($clientId)
+    {
         $key = (string) $clientId;
         if (!isset($this->clientFields[$key])) {
-            $code = $this->idFieldCode();
             $api = new ApiWrapper();
             $reply = $api->getClientDetails(array('id' => $clientId));
-            $value = isset($reply['client'][$code]) && is_scalar($reply['client'][$code]) ? trim((string) $reply['client'][$code]) : '';
-            $this->clientFields[$key] = $value === '' ? array() : array($code => $value);
+            $this->clientFields[$key] = isset($reply['client']) && is_array($reply['client']) ? $reply['client'] : array();
         }
         return $this->clientFields[$key];
+    }
+
+    /** Uses `$queue` for failed actions instead of the one on HostBill's database (tests). */
+    public function useRetries(cloudpe_retries $queue)
+    {
+        $this->retries = $queue;
+    }
+
+    /** The retry queue. */
+    public function retries()
+    {
+        if ($this->retries === null) {
+            $this->retries = new cloudpe_retries();
+        }
+        return $this->retries;
+    }
+
+    /** The account log and staff notices, scrubbed with this App's secrets. */
+    public function audit()
+    {
+        return new cloudpe_audit(array($this, 'scrub'));
+    }
+
+    /** Whether the App's "Call log" setting is on. */
+    public function callLogOn()
+    {
+        $settings = $this->settings();
+        return isset($settings[self::SETTING_CALL_LOG]) && strtolower($settings[self::SETTING_CALL_LOG]) === 'on';
     }
 
     /**
@@ -555,8 +680,16 @@ class cloudpe extends HostingModule
         $apps = new cloudpe_apps();
         try {
             hbm_log_system("{$why}: " . $apps->ensureDailyTask(), self::LOG_TAG);
+            foreach ($apps->ensureOtherTasks() as $done) {
+                hbm_log_system("{$why}: {$done}", self::LOG_TAG);
+            }
         } catch (cloudpe_apps_error $e) {
-            hbm_log_error("{$why}: " . $e->getMessage() . '; the daily sync will not run until the task exists (see README, INSTALL step 6)', self::LOG_TAG);
+            hbm_log_error("{$why}: " . $e->getMessage() . '; the daily sync, the retries and the reconciliation will not run until their tasks exist (see README, INSTALL step 6)', self::LOG_TAG);
+        }
+        try {
+            $this->retries()->ensureTable();
+        } catch (\Throwable $e) {
+            hbm_log_error("{$why}: could not create the retry queue " . cloudpe_retries::TABLE . ': ' . $this->scrub($e->getMessage()) . '; it is created on first use', self::LOG_TAG);
         }
         if (self::leftoverFiles()) {
             hbm_log_error(self::leftoverMessage(), self::LOG_TAG);
@@ -564,22 +697,102 @@ class cloudpe extends HostingModule
         return true;
     }
 
-    /** Runs an account operation and translates its report. */
+    /**
+     * Runs an account operation and translates its report. A failure goes to the account's log;
+     * one that HostBill's automation ran and that may pass (cloudpe_retries::isTransient) is
+     * queued for the cron to retry. A success clears the account's queued retry.
+     */
     protected function accountAction($operation)
     {
-        $result = $this->call($operation, array('app' => $this->app(), 'account' => $this->account()));
+        $account = $this->account();
+        $result = $this->call($operation, array('app' => $this->app(), 'account' => $account));
         if ($result === null) {
+            $this->afterFailure($operation, $account, array('error' => array('kind' => 'host', 'message' => (string) $this->lastError)));
             return false;
         }
         if ($result['exit'] !== cloudpe_host::EXIT_SUCCESS) {
             $this->showWarnings($result['report']);
             $this->fail($this->errorText($result['report']));
+            $this->afterFailure($operation, $account, $result['report']);
             return false;
         }
         $message = isset($result['report']['outcome']['message']) ? $result['report']['outcome']['message'] : "{$operation}: done";
         $this->addInfo($this->scrub($message));
         $this->showWarnings($result['report']);
+        $this->afterSuccess($operation, $account);
         return true;
+    }
+
+    /**
+     * Runs `$operation` again for the cron's retry queue, on the account in account_details.
+     * Nothing is queued and nothing is shown to an admin.
+     *
+     * @return array{ok: bool, kind: string, message: string, transient: bool, facts: array}
+     */
+    public function retry($operation)
+    {
+        try {
+            $result = $this->call($operation, array('app' => $this->app(), 'account' => $this->account()), array(), cloudpe_retries::RETRY_TIMEOUT);
+        } catch (cloudpe_host_error $e) {
+            return array('ok' => false, 'kind' => 'configuration', 'message' => $this->scrub($e->getMessage()), 'transient' => false, 'facts' => array());
+        }
+        if ($result === null) {
+            return array('ok' => false, 'kind' => 'host', 'message' => (string) $this->lastError, 'transient' => false, 'facts' => array());
+        }
+        $report = $result['report'];
+        if ($result['exit'] !== cloudpe_host::EXIT_SUCCESS) {
+            $kind = isset($report['error']['kind']) ? (string) $report['error']['kind'] : 'unknown';
+            return array('ok' => false, 'kind' => $kind, 'message' => $this->errorText($report), 'transient' => cloudpe_retries::isTransient($report), 'facts' => array());
+        }
+        $facts = isset($report['outcome']['facts']) && is_array($report['outcome']['facts']) ? $report['outcome']['facts'] : array();
+        $message = isset($report['outcome']['message']) ? $this->scrub($report['outcome']['message']) : "{$operation}: done";
+        return array('ok' => true, 'kind' => '', 'message' => $message, 'transient' => false, 'facts' => $facts);
+    }
+
+    /**
+     * A failed action: a row in the account's log (who, the error, and whether it is retried),
+     * and the retry queue when HostBill's automation ran it and the failure may pass.
+     */
+    protected function afterFailure($operation, array $account, array $report)
+    {
+        $kind = isset($report['error']['kind']) ? (string) $report['error']['kind'] : 'unknown';
+        $message = (string) $this->lastError;
+        $actor = cloudpe_audit::actor();
+        $retry = 'not retried (run by ' . $actor['login'] . ')';
+        if (!$actor['manual'] && in_array($operation, cloudpe_retries::OPERATIONS, true)) {
+            if (!cloudpe_retries::isTransient($report)) {
+                $retry = "not retried: {$kind} is not a failure that passes by itself";
+            } else {
+                try {
+                    $row = $this->retries()->queue($account['id'], (string) $this->serverId(), $operation, $kind, $message);
+                    $retry = $row['state'] === 'given-up'
+                        ? "failed {$row['failures']} times: retries stopped"
+                        : "queued: the CloudPe cron retries it after {$row['next_at']} UTC (failure {$row['failures']} of " . cloudpe_retries::MAX_FAILURES . ')';
+                    $this->addError("CloudPe module: {$retry}");
+                } catch (\Throwable $e) {
+                    $retry = 'NOT queued for a retry: ' . $this->scrub($e->getMessage());
+                    $this->log('error', "{$operation} of account #{$account['id']}: {$retry}");
+                }
+            }
+        }
+        $this->audit()->account($account['id'], "CloudPe: {$operation} failed; {$retry}", 'CloudPe' . ucfirst($operation), false, array(
+            array('name' => 'status', 'from' => $account['status'], 'to' => $account['status']),
+            array('name' => 'error kind', 'from' => '', 'to' => $kind),
+        ), $message, $actor);
+    }
+
+    /** A successful action clears the account's queued retry, if it had one (logged there). */
+    protected function afterSuccess($operation, array $account)
+    {
+        try {
+            $row = $this->retries()->clear($account['id']);
+        } catch (\Throwable $e) {
+            $this->log('error', "{$operation} of account #{$account['id']}: could not read the retry queue: " . $this->scrub($e->getMessage()));
+            return;
+        }
+        if ($row !== null) {
+            $this->audit()->account($account['id'], "CloudPe: queued {$row['operation']} ({$row['state']}, {$row['failures']} failures) cleared: {$operation} succeeded", 'CloudPeRetry', true);
+        }
     }
 
     /**
@@ -629,11 +842,26 @@ class cloudpe extends HostingModule
             $result['report']['error']['advice'] = $result['advice'];
         }
         $this->logRecords($operation, $result['report']);
+        $this->logCalls($result['report']);
         if ($result['exit'] === cloudpe_host::EXIT_SUCCESS && !empty($result['report']['ok'])) {
             $meter = cloudpe_host::meterNote($result['report']);
             $this->log('info', self::subject($operation, $request) . ': ok' . ($meter !== null ? "; {$meter}" : ''));
         }
         return $result;
+    }
+
+    /** With "Call log" on, each of the report's `calls` as a system-log line; off: nothing. */
+    protected function logCalls(array $report)
+    {
+        if (!$this->callLogOn() || !isset($report['calls']) || !is_array($report['calls'])) {
+            return;
+        }
+        $audit = $this->audit();
+        foreach ($report['calls'] as $call) {
+            if (is_array($call)) {
+                $audit->call($call);
+            }
+        }
     }
 
     /** Shows the report's warnings to the admin, beside the action's own message. */
@@ -722,3 +950,5 @@ class cloudpe extends HostingModule
 }
 
 require_once __DIR__ . '/class.cloudpe_sync.php';
+require_once __DIR__ . '/class.cloudpe_retries.php';
+require_once __DIR__ . '/class.cloudpe_reconcile.php';

@@ -29,6 +29,14 @@ class cloudpe_apps
     const MODULE_FILE = 'class.cloudpe.php';
     /** Label of the daily task in Settings → Automation (HostBill's own rows read like this). */
     const DAILY_TASK_NAME = 'Module - CloudPe, daily cron call';
+    /**
+     * The other tasks: method => [label, run_every, run_every_time]. `Run`/`1200` (every cron run)
+     * and `Month`/`1` are how HostBill's install.sql schedules its own every-run and monthly tasks.
+     */
+    const OTHER_TASKS = array(
+        'call_EveryRun' => array('Module - CloudPe, retries of failed actions (every run)', 'Run', '1200'),
+        'call_Monthly' => array('Module - CloudPe, monthly reconciliation', 'Month', '1'),
+    );
 
     /** @var object|null ApiWrapper */
     private $api;
@@ -133,30 +141,63 @@ class cloudpe_apps
     public function ensureDailyTask()
     {
         $task = $this->dailyTask();
-        if ($this->select('SELECT task FROM hb_cron_tasks WHERE task = :task', array(':task' => $task))) {
+        if (!$this->registerTask($task, self::DAILY_TASK_NAME, 'Time', '1200')) {
             return "the daily sync task {$task} is already registered";
+        }
+        return "registered the daily sync task {$task} (every day at 12:00; change it under Settings → Automation)";
+    }
+
+    /**
+     * Makes sure the every-run task (retries of failed actions) and the monthly task
+     * (reconciliation) exist, like ensureDailyTask.
+     *
+     * @return string[] what was done, for the system log
+     * @throws cloudpe_apps_error
+     */
+    public function ensureOtherTasks()
+    {
+        $done = array();
+        foreach (self::OTHER_TASKS as $method => $task) {
+            $key = 'custom:' . $this->moduleId() . ':' . $method;
+            $done[] = $this->registerTask($key, $task[0], $task[1], $task[2])
+                ? "registered the task {$key} ({$task[0]}; change it under Settings → Automation)"
+                : "the task {$key} is already registered";
+        }
+        return $done;
+    }
+
+    /**
+     * Inserts the hb_cron_tasks row `$task` unless it exists (an existing row, and the admin's
+     * schedule in it, is left alone). Returns whether it was inserted.
+     *
+     * @throws cloudpe_apps_error
+     */
+    private function registerTask($task, $name, $runEvery, $runEveryTime)
+    {
+        if ($this->select('SELECT task FROM hb_cron_tasks WHERE task = :task', array(':task' => $task))) {
+            return false;
         }
         $row = array(
             'task' => $task,
-            'name' => self::DAILY_TASK_NAME,
+            'name' => $name,
             'lastrun' => '0000-00-00 00:00:00',
             'status' => '1',
             'count' => '0',
             'metadata' => '',
             'output' => '',
-            'run_every' => 'Time',
-            'run_every_time' => '1200',
+            'run_every' => $runEvery,
+            'run_every_time' => $runEveryTime,
         );
         // Newer HostBill versions add `profile_id` (their own rows use 1); older ones lack the column.
         $errors = array();
         foreach (array($row + array('profile_id' => '1'), $row) as $attempt) {
             $error = $this->insert('hb_cron_tasks', $attempt);
             if ($error === null) {
-                return "registered the daily sync task {$task} (every day at 12:00; change it under Settings → Automation)";
+                return true;
             }
             $errors[] = $error;
         }
-        throw new cloudpe_apps_error("could not register the daily sync task {$task} in hb_cron_tasks: " . implode('; ', array_unique($errors)));
+        throw new cloudpe_apps_error("could not register the task {$task} in hb_cron_tasks: " . implode('; ', array_unique($errors)));
     }
 
     private function api()

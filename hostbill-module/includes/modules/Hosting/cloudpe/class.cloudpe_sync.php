@@ -235,6 +235,8 @@ class cloudpe_sync
     {
         $result['dry_run'] = !empty($report['dry_run']);
         $app = 'App #' . $this->module->serverId();
+        $audit = $this->module->audit();
+        $automation = cloudpe_audit::actor();
         $error = function ($text) use (&$result, $app) {
             $text = $this->module->scrub($text);
             $result['errors']++;
@@ -253,12 +255,18 @@ class cloudpe_sync
                         break; // never apply a dry run's decisions, whatever their label
                     }
                     $refused = self::recordStatus($this->api, $id, $decision['to']);
+                    $changes = array_merge(
+                        array(array('name' => 'status', 'from' => $decision['from'], 'to' => $decision['to'])),
+                        cloudpe_audit::factChanges(isset($decision['facts']) ? $decision['facts'] : array())
+                    );
                     if ($refused !== null) {
                         $error("account #{$id}: HostBill did not record the status {$decision['to']}: {$refused}");
+                        $audit->account($id, 'CloudPe daily sync: status from CloudPe not recorded', 'CloudPeSync', false, $changes, $refused, $automation);
                         break;
                     }
                     $result['written']++;
                     hbm_log_system("sync {$app}: account #{$id}: {$decision['from']} -> {$decision['to']}", cloudpe::LOG_TAG);
+                    $audit->account($id, 'CloudPe daily sync: status from CloudPe', 'CloudPeSync', true, $changes, '', $automation);
                     break;
                 case 'unchanged':
                     $result['unchanged']++;

@@ -41,12 +41,43 @@ if (!class_exists('cloudpe_controller', false)) {
         }
 
         /**
-         * Version 1.0.x registered an every-run task; it has nothing left to do, and must not fail
-         * while it is still registered. Disable it under Settings → Automation.
+         * Every cron run: retries the failed actions of HostBill's automation that are due (see
+         * cloudpe_retries). One SELECT when nothing is queued; never throws.
          */
         public function call_EveryRun()
         {
-            return 'CloudPe: nothing to do on every run since version 2 (the sync is daily); this task can be disabled';
+            return $this->guarded('retries', function (cloudpe $module) {
+                return cloudpe_retries::everyRun($module);
+            });
+        }
+
+        /**
+         * Once a month: reconciles every CloudPe App's accounts with CloudPe's users (read-only,
+         * see cloudpe_reconcile). One line per App; never throws.
+         */
+        public function call_Monthly()
+        {
+            return $this->guarded('reconciliation', function (cloudpe $module) {
+                return cloudpe_reconcile::monthly($module);
+            });
+        }
+
+        /** Runs `$task` with the module, turning any Throwable into the task's output and a log line. */
+        private function guarded($what, $task)
+        {
+            try {
+                if (!$this->module instanceof cloudpe) {
+                    $this->module = new cloudpe();
+                }
+                return call_user_func($task, $this->module);
+            } catch (\Throwable $e) {
+                $message = "CloudPe {$what} stopped by an unexpected error: " . get_class($e) . ': ' . $e->getMessage();
+                if ($this->module instanceof cloudpe) {
+                    $message = $this->module->scrub($message);
+                }
+                hbm_log_error($message, cloudpe::LOG_TAG);
+                return $message;
+            }
         }
     }
 } elseif (!defined('cloudpe_controller::GENERATION')) {

@@ -1,0 +1,198 @@
+<?php
+
+require_once __DIR__ . '/class.cloudpe.php';
+
+/**
+ * The reconciliation of HostBill's accounts with CloudPe's users, one App at a time (the cron's
+ * monthly task). Per App: every account of the App, whatever its status, with its client's
+ * CloudPe id and email (one getClientDetails per client), goes to the host's read-only
+ * `reconcile`, which pages through CloudPe's users once. The task output has one line per App:
+ * the counts of each finding and its first entries. Nothing is written on either side.
+ */
+class cloudpe_reconcile
+{
+    /** Seconds one App's reconciliation may take before PHP stops the host. */
+    const TIMEOUT = 900;
+    /** Entries of each list shown on the App's line. */
+    const SHOWN = 5;
+    /** The findings, in the order the line tells them: list key => label. */
+    const FINDINGS = array(
+        'without_id' => 'without a valid CloudPe id',
+        'missing_on_cloudpe' => 'pointing at ids CloudPe does not have',
+        'shared_users' => 'CloudPe users shared by 2+ accounts',
+        'unlinked_users' => 'CloudPe users no account points at',
+        'email_differences' => 'email differences',
+    );
+
+    /** @var cloudpe connected to one App */
+    private $module;
+    /** @var object ApiWrapper */
+    private $api;
+
+    public function __construct(cloudpe $module, $api = null)
+    {
+        $this->module = $module;
+        $this->api = $api ?: new ApiWrapper();
+    }
+
+    /**
+     * Reconciles every App of the module; one line per App, failures in the system log too.
+     *
+     * @param cloudpe $prototype the controller's module (not connected)
+     * @param cloudpe_apps|null $apps
+     * @param object|null $api ApiWrapper
+     * @return string
+     */
+    public static function monthly(cloudpe $prototype, $apps = null, $api = null)
+    {
+        $apps = $apps ?: new cloudpe_apps($api);
+        try {
+            $list = $apps->all();
+        } catch (\Throwable $e) {
+            $message = 'CloudPe reconciliation: could not list the CloudPe Apps: ' . $prototype->scrub($e->getMessage());
+            hbm_log_error($message, cloudpe::LOG_TAG);
+            return $message;
+        }
+        if (!$list) {
+            return 'CloudPe reconciliation: no CloudPe App is set up (Settings → Apps), nothing done';
+        }
+        $lines = array();
+        foreach ($list as $app) {
+            $label = "App #{$app['id']}" . ($app['name'] !== '' ? " \"{$app['name']}\"" : '');
+            $module = clone $prototype;
+            try {
+                $module->connect($apps->details($app['id']));
+                $line = $label . ' reconciliation: ' . (new cloudpe_reconcile($module, $api))->run();
+                hbm_log_system($line, cloudpe::LOG_TAG);
+            } catch (\Throwable $e) {
+                $why = ($e instanceof cloudpe_host_error || $e instanceof cloudpe_apps_error) ? $e->getMessage() : 'stopped by an unexpected error: ' . get_class($e) . ': ' . $e->getMessage();
+                $line = "{$label} reconciliation: FAILED: " . $module->scrub($why);
+                hbm_log_error($line, cloudpe::LOG_TAG);
+            }
+            $lines[] = $line;
+        }
+        return implode("\n", $lines);
+    }
+
+    /**
+     * Reconciles the connected App: the findings as one line.
+     *
+     * @throws cloudpe_host_error|cloudpe_apps_error when it could not run
+     */
+    public function run()
+    {
+        $serverId = $this->module->serverId();
+        if ($serverId === null) {
+            throw new cloudpe_apps_error('the module is not connected to an App');
+        }
+        $accounts = $this->accounts($serverId);
+        $report = $this->module->reconcileAccounts($accounts, self::TIMEOUT);
+        if ($report === null) {
+            throw new cloudpe_host_error($this->module->lastError() ?: 'the module host could not be used (see the system log)');
+        }
+        if (empty($report['ok']) || !isset($report['reconciliation']) || !is_array($report['reconciliation'])) {
+            $why = isset($report['error']['message']) ? $this->module->errorText($report) : 'the host answered without a reconciliation';
+            $limit = cloudpe_host::limitNote($report);
+            throw new cloudpe_host_error($why . ($limit !== null ? " ({$limit})" : ''));
+        }
+        return $this->module->scrub(self::describe($report['reconciliation'], cloudpe_host::warnings($report)));
+    }
+
+    /**
+     * Every account of the App, any status, as `reconcile` takes them: id, client_id, status,
+     * custom_fields (the client's CloudPe id field) and email (the client's). Every page is read.
+     *
+     * @throws cloudpe_apps_error when HostBill refuses a page
+     */
+    public function accounts($serverId)
+    {
+        $rows = array();
+        $page = 0;
+        $pages = 1;
+        do {
+            $reply = $this->api->getAccounts(array('filter' => array('server_id' => $serverId), 'page' => $page));
+            if (!is_array($reply) || (isset($reply['success']) && !$reply['success'])) {
+                $error = is_array($reply) && isset($reply['error']) ? (is_array($reply['error']) ? implode('; ', $reply['error']) : (string) $reply['error']) : 'no usable reply';
+                throw new cloudpe_apps_error("HostBill did not list the accounts of App #{$serverId} (getAccounts, page {$page}): {$error}");
+            }
+            $found = isset($reply['accounts']) && is_array($reply['accounts']) ? $reply['accounts'] : array();
+            foreach ($found as $row) {
+                if (isset($row['id'])) {
+                    $rows[(string) $row['id']] = $row;
+                }
+            }
+            if ($page === 0) {
+                $pages = isset($reply['sorter']['totalpages']) ? max(1, (int) $reply['sorter']['totalpages']) : 1;
+            }
+            $page++;
+        } while ($found && $page < $pages);
+        $accounts = array();
+        foreach ($rows as $row) {
+            $clientId = isset($row['client_id']) ? $row['client_id'] : '0';
+            $accounts[] = array(
+                'id' => $row['id'],
+                'client_id' => $clientId,
+                'status' => isset($row['status']) ? (string) $row['status'] : '',
+                'custom_fields' => (object) $this->module->clientFields($clientId),
+                'email' => $this->module->clientEmail($clientId),
+            );
+        }
+        return $accounts;
+    }
+
+    /**
+     * The line for a report's `reconciliation`: "N accounts, M CloudPe users (R requests); a
+     * without a valid CloudPe id: #5 (no id); ...". Each list shows its first SHOWN entries and
+     * how many more the counts (the true totals, when the host capped a list) hold.
+     */
+    public static function describe(array $r, array $warnings = array())
+    {
+        $counts = isset($r['counts']) && is_array($r['counts']) ? $r['counts'] : array();
+        $count = function ($key) use ($counts) {
+            return isset($counts[$key]) ? (int) $counts[$key] : 0;
+        };
+        $line = sprintf('%d accounts, %d CloudPe users', $count('accounts'), $count('cloudpe_users'));
+        if (isset($r['requests'])) {
+            $line .= sprintf(' (%d CloudPe requests)', (int) $r['requests']);
+        }
+        $found = array();
+        foreach (self::FINDINGS as $key => $label) {
+            $n = $count($key);
+            if ($n === 0) {
+                continue;
+            }
+            $entries = array();
+            foreach (array_slice(isset($r[$key]) && is_array($r[$key]) ? $r[$key] : array(), 0, self::SHOWN) as $entry) {
+                $entries[] = self::entry($key, is_array($entry) ? $entry : array());
+            }
+            $more = $n - count($entries);
+            $found[] = "{$n} {$label}" . ($entries ? ': ' . implode(', ', $entries) : '') . ($more > 0 && $entries ? ", +{$more} more" : '');
+        }
+        $line .= $found ? '; ' . implode('; ', $found) : '; everything matches';
+        foreach ($warnings as $warning) {
+            $line .= "; warning: {$warning}";
+        }
+        return $line;
+    }
+
+    /** One list entry as text. */
+    private static function entry($key, array $e)
+    {
+        $v = function ($name) use ($e) {
+            return isset($e[$name]) && is_scalar($e[$name]) ? (string) $e[$name] : '?';
+        };
+        switch ($key) {
+            case 'without_id':
+                return "#{$v('account_id')}" . (isset($e['detail']) && is_scalar($e['detail']) ? " ({$e['detail']})" : '');
+            case 'missing_on_cloudpe':
+                return "#{$v('account_id')} -> uid {$v('uid')}";
+            case 'shared_users':
+                $ids = isset($e['account_ids']) && is_array($e['account_ids']) ? $e['account_ids'] : array();
+                return "uid {$v('uid')} by #" . implode('+#', array_map('strval', $ids));
+            case 'unlinked_users':
+                return "uid {$v('uid')}" . (isset($e['email']) && is_scalar($e['email']) ? " {$e['email']}" : '');
+            default:
+                return "#{$v('account_id')} uid {$v('uid')}: HostBill {$v('hostbill_email')}, CloudPe {$v('cloudpe_email')}";
+        }
+    }
+}
