@@ -8,7 +8,9 @@ use serde::Deserialize;
 use crate::config::Settings;
 use crate::envelope;
 use crate::model::{LogLevel, ModuleError};
-use crate::transport::{FailureKind, Flow, HttpMethod, HttpRequest, HttpResponse, Platform, TransportError};
+use crate::transport::{
+    CallRecord, FailureKind, Flow, HttpMethod, HttpRequest, HttpResponse, Platform, TransportError,
+};
 
 /// A CloudPe API method: its service path, name and HTTP verb.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +55,21 @@ pub struct RemoteAccount {
     pub status: Option<i64>,
     #[serde(default, rename = "isEnabled")]
     pub is_enabled: Option<bool>,
+    /// The user's group: an object `{"name": ...}` (a bare name is accepted too).
+    #[serde(default, deserialize_with = "group_name")]
+    pub group: Option<String>,
+    /// `yyyy-MM-dd HH:mm:ss`, as CloudPe prints it.
+    #[serde(default, rename = "createdOn")]
+    pub created_on: Option<String>,
+}
+
+/// The name of a `group` value: `{"name": "default"}` or `"default"`; anything else is no name.
+fn group_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(name) => Some(name),
+        serde_json::Value::Object(group) => group.get("name").and_then(|n| n.as_str()).map(str::to_string),
+        _ => None,
+    })
 }
 
 /// One page of `getaccounts`.
@@ -72,6 +89,11 @@ struct ChecksumReply {
 
 #[derive(Deserialize)]
 struct Empty {}
+
+/// Request parameters the call log never shows: masked by name, whatever their value.
+const SECRET_PARAMS: &[&str] = &["session", "password"];
+/// What a masked parameter shows: always the same length, so it tells nothing of the secret.
+const MASK: &str = "********";
 
 /// Attempts of a single call (operations on one account, connection checks).
 pub const CALL_ATTEMPTS: u32 = 3;
@@ -219,8 +241,9 @@ impl<'a, P: Platform> CloudPe<'a, P> {
         self.halt.borrow().clone()
     }
 
-    /// Sends prepared requests concurrently (at most `max_in_flight` at once), reporting progress,
-    /// and hands each response to `on_response` as it completes; stops when it breaks.
+    /// Sends prepared requests concurrently (at most `max_in_flight` at once), reporting progress
+    /// (and each exchange to the call log, when the App keeps one), and hands each response to
+    /// `on_response` as it completes; stops when it breaks.
     pub fn send_each(
         &self,
         method: ApiMethod,
@@ -228,7 +251,7 @@ impl<'a, P: Platform> CloudPe<'a, P> {
         max_in_flight: usize,
         on_response: &mut dyn FnMut(usize, Result<HttpResponse, TransportError>) -> Flow,
     ) {
-        self.platform.send_each(requests, max_in_flight.max(1), &mut |index, response| {
+        self.platform.send_each(requests, max_in_flight.max(1), &mut |index, response, elapsed| {
             if response.as_ref().is_ok() || response.as_ref().is_err_and(|e| e.kind == FailureKind::Other) {
                 self.reached.set(true);
             }
@@ -238,8 +261,35 @@ impl<'a, P: Platform> CloudPe<'a, P> {
             let done = self.requests.get();
             self.platform.progress(done, self.expected.get().max(done));
             self.log_exchange(method, &response);
+            if self.settings.call_log {
+                self.platform.record_call(self.call_record(method, &requests[index], &response, elapsed));
+            }
             on_response(index, response)
         });
+    }
+
+    /// The call-log record of one exchange. Secrets are masked by parameter name, to a fixed
+    /// length, whatever their value; the reply is scrubbed too, then cut.
+    fn call_record(
+        &self,
+        method: ApiMethod,
+        request: &HttpRequest,
+        response: &Result<HttpResponse, TransportError>,
+        elapsed: Duration,
+    ) -> CallRecord {
+        let params = form_urlencoded::parse(request.form_body.as_deref().unwrap_or("").as_bytes())
+            .map(|(name, value)| {
+                let value = if SECRET_PARAMS.contains(&name.as_ref()) { MASK.to_string() } else { value.into_owned() };
+                (name.into_owned(), value)
+            })
+            .collect();
+        let (http_status, result_code, reply) = match response {
+            Ok(r) => {
+                (Some(r.status), envelope::result_code(&r.body), envelope::reply_start(&r.body, &self.settings.session))
+            }
+            Err(e) => (None, None, format!("no reply: {}", envelope::scrub(&e.message, &self.settings.session))),
+        };
+        CallRecord { method: method.name().to_string(), params, http_status, duration: elapsed, result_code, reply }
     }
 
     /// Sends read requests concurrently and parses each reply as it arrives, retrying the

@@ -17,6 +17,9 @@ pub const ID_FIELD_CODE_FIELD: AppField = AppField::Custom("Client field code");
 /// Custom App setting choosing what Terminate does (per App: it is a policy towards that
 /// CloudPe platform's data, and keeps the module's settings in one place).
 pub const TERMINATE_POLICY_FIELD: AppField = AppField::Custom("On terminate");
+/// Custom App setting turning on the call log (every CloudPe call, parameters masked, to
+/// HostBill's module log): per App, because it is for debugging one platform's connection.
+pub const CALL_LOG_FIELD: AppField = AppField::Custom("Call log");
 
 /// Default code of the client custom field holding the CloudPe user id.
 pub const DEFAULT_ID_FIELD_CODE: &str = "cloudpeid";
@@ -60,6 +63,13 @@ pub fn app_fields() -> Vec<AppFieldUsage> {
             field: TERMINATE_POLICY_FIELD,
             label: "On terminate",
             description: "\"none\" (default): leave the CloudPe user untouched; \"deactivate\": set it inactive",
+            required: false,
+            secret: false,
+        },
+        AppFieldUsage {
+            field: CALL_LOG_FIELD,
+            label: "Call log",
+            description: "\"off\" (default); \"on\": log every CloudPe call (method, parameters with the session masked, HTTP status, duration, result code, the start of the reply) to HostBill's module log",
             required: false,
             secret: false,
         },
@@ -156,6 +166,8 @@ pub struct Settings {
     pub session: String,
     pub id_field_code: String,
     pub terminate_policy: TerminatePolicy,
+    /// Whether every call is recorded for the App's call log.
+    pub call_log: bool,
 }
 
 impl Settings {
@@ -180,7 +192,17 @@ impl Settings {
                 )));
             }
         };
-        Ok(Settings { base_url, appid, session, id_field_code, terminate_policy })
+        let call_log = match app.get(CALL_LOG_FIELD).map(str::to_ascii_lowercase).as_deref() {
+            None | Some("off") => false,
+            Some("on") => true,
+            Some(other) => {
+                return Err(ModuleError::Configuration(format!(
+                    "the App's Call log field is {:?}: use \"off\" or \"on\"",
+                    other.chars().take(40).collect::<String>()
+                )));
+            }
+        };
+        Ok(Settings { base_url, appid, session, id_field_code, terminate_policy, call_log })
     }
 }
 
@@ -259,5 +281,9 @@ mod tests {
         assert_eq!(s.terminate_policy, TerminatePolicy::Deactivate);
         a.custom[1].1 = "delete".into();
         assert!(Settings::from_app(&a).unwrap_err().to_string().contains("On terminate"));
+        a.custom = vec![("Call log".into(), "On".into())];
+        assert!(Settings::from_app(&a).unwrap().call_log);
+        a.custom = vec![("Call log".into(), "verbose".into())];
+        assert!(Settings::from_app(&a).unwrap_err().to_string().contains("Call log field is \"verbose\""));
     }
 }

@@ -68,6 +68,27 @@ pub fn parse<T: DeserializeOwned>(method: &str, response: &HttpResponse, secret:
     })
 }
 
+/// The `result` code of a reply, if it is a JSON envelope carrying one (for the call log).
+pub fn result_code(body: &[u8]) -> Option<i64> {
+    serde_json::from_slice::<Envelope>(body).ok()?.result
+}
+
+/// Longest start of a reply the call log keeps.
+pub const REPLY_START_CHARS: usize = 500;
+
+/// The start of a reply for the call log: whitespace runs collapsed, secrets scrubbed from the
+/// whole text first (so no half of a token survives the cut), then cut to
+/// [`REPLY_START_CHARS`].
+pub fn reply_start(body: &[u8], secret: &str) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = scrub(&text.split_whitespace().collect::<Vec<_>>().join(" "), secret);
+    let mut start: String = text.chars().take(REPLY_START_CHARS).collect();
+    if text.chars().count() > REPLY_START_CHARS {
+        start.push('…');
+    }
+    start
+}
+
 /// The error for a non-zero `result`, in words an admin can act on.
 fn api_error(method: &str, code: i64, message: &str) -> ModuleError {
     let quoted = if message.is_empty() { String::new() } else { format!(": {message}") };

@@ -214,6 +214,44 @@ pub struct SyncReport {
     pub requests: u32,
 }
 
+/// An account with its client's email, for a reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAccount {
+    pub account: Account,
+    pub client_email: Option<String>,
+}
+
+/// An account and what is wrong with its link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountIssue {
+    pub account_id: u64,
+    pub detail: String,
+}
+
+/// A linked account whose client's email differs from the CloudPe user's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailDifference {
+    pub account_id: u64,
+    pub uid: u64,
+    pub hostbill_email: String,
+    pub remote_email: String,
+}
+
+/// What a reconciliation found (see the WIT `reconciliation` record).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reconciliation {
+    pub without_id: Vec<AccountIssue>,
+    /// (account id, uid) of accounts linked to a user CloudPe does not have.
+    pub missing_remote: Vec<(u64, u64)>,
+    /// Users linked from two or more accounts, with those accounts.
+    pub shared_users: Vec<(u64, Vec<u64>)>,
+    /// Users no account is linked to, with their email.
+    pub unlinked_users: Vec<(u64, Option<String>)>,
+    pub email_differences: Vec<EmailDifference>,
+    pub remote_users: u64,
+    pub requests: u32,
+}
+
 /// Log levels of the host's log interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogLevel {

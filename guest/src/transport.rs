@@ -68,6 +68,22 @@ impl TransportError {
 /// Whether to go on sending the rest of a batch.
 pub type Flow = ControlFlow<()>;
 
+/// What [`Platform::send_each`] hands over per request: its index, its outcome, and how long it
+/// took from being sent to its outcome.
+pub type OnResponse<'a> = dyn FnMut(usize, Result<HttpResponse, TransportError>, Duration) -> Flow + 'a;
+
+/// One exchange, for the App's call log. Secret parameters are already masked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    pub method: String,
+    pub params: Vec<(String, String)>,
+    pub http_status: Option<u16>,
+    pub duration: Duration,
+    pub result_code: Option<i64>,
+    /// The start of the reply, or why there was none.
+    pub reply: String,
+}
+
 /// Largest response body the module reads; a real page of accounts is far smaller.
 pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 
@@ -83,12 +99,7 @@ pub trait Platform {
     /// When `on_response` breaks, nothing more is started and what is in flight is abandoned
     /// (those requests get no result). When the module's time runs out ([`Platform::time_left`]
     /// is zero), every request not yet answered gets a [`FailureKind::Deadline`] error.
-    fn send_each(
-        &self,
-        requests: &[HttpRequest],
-        max_in_flight: usize,
-        on_response: &mut dyn FnMut(usize, Result<HttpResponse, TransportError>) -> Flow,
-    ) {
+    fn send_each(&self, requests: &[HttpRequest], max_in_flight: usize, on_response: &mut OnResponse<'_>) {
         let _ = max_in_flight;
         for (index, request) in requests.iter().enumerate() {
             let response = if self.time_left() == Some(Duration::ZERO) {
@@ -96,7 +107,7 @@ pub trait Platform {
             } else {
                 self.send(request)
             };
-            if on_response(index, response).is_break() {
+            if on_response(index, response, Duration::ZERO).is_break() {
                 return;
             }
         }
@@ -116,6 +127,11 @@ pub trait Platform {
 
     /// Records a log line for HostBill's system log.
     fn log(&self, level: LogLevel, message: &str);
+
+    /// Records one exchange in the App's call log (only called when the App turned it on).
+    fn record_call(&self, record: CallRecord) {
+        let _ = record;
+    }
 
     /// Reports that `done` of `total` requests of a long operation have finished.
     fn progress(&self, done: u32, total: u32) {

@@ -1,14 +1,33 @@
-//! Host bindings of the `hostbill:provisioning/hosting-module` world (from `wit/`).
+//! Host bindings of the `hostbill:provisioning` worlds (from `wit/`): `hosting-module-core`, what
+//! every 2.x module exports (so a 2.0 module still links), and in [`since_2_1`] the interfaces
+//! added by 2.1.0 that a module may lack.
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "hostbill:provisioning/hosting-module",
+    world: "hostbill:provisioning/hosting-module-core",
     exports: { default: async },
     with: {
         "wasi": wasmtime_wasi::p2::bindings,
         "wasi:http": wasmtime_wasi_http::p2::bindings::http,
     },
 });
+
+/// The whole 2.1 world, for the exports a 2.0 module does not have (`reconciliation`): looked up
+/// one by one when an operation needs them. Shared interfaces are the core bindings' own.
+pub mod since_2_1 {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "hostbill:provisioning/hosting-module",
+        exports: { default: async },
+        with: {
+            "wasi": wasmtime_wasi::p2::bindings,
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "hostbill:provisioning/types": super::hostbill::provisioning::types,
+            "hostbill:provisioning/log": super::hostbill::provisioning::log,
+            "hostbill:provisioning/budget": super::hostbill::provisioning::budget,
+        },
+    });
+}
 
 /// The WIT package this host implements.
 pub const WIT_PACKAGE: &str = "hostbill:provisioning";

@@ -193,6 +193,9 @@ pub enum Command {
     Terminate,
     /// Decide, per account, the HostBill status to record. Stdin: {"app": {...}, "accounts": [...]}
     Sync(SyncArgs),
+    /// Compare the accounts (with their clients' emails) with the remote users; read-only on
+    /// both sides. Stdin: {"app": {...}, "accounts": [{..., "email": "..."}]}
+    Reconcile(ReconcileArgs),
     /// Install a new component file as --component after checking it (signature, contract
     /// version, compiles); the one it replaces is kept as `<component>.previous`.
     Install(InstallArgs),
@@ -242,6 +245,22 @@ pub struct SyncArgs {
     pub dry_run: bool,
 }
 
+/// Options of `reconcile`.
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Most requests the module may have in flight at once.
+    #[arg(long, env = "HOSTBILL_MODULE_MAX_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub max_concurrency: u32,
+
+    /// Users per page when the module pages through the remote user list.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub page_size: u32,
+
+    /// Attempts per read request (1 = no retry); retries back off exponentially with jitter.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub max_attempts: u32,
+}
+
 /// `--strategy` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Strategy {
@@ -266,6 +285,7 @@ impl Command {
             Command::Unsuspend => "unsuspend",
             Command::Terminate => "terminate",
             Command::Sync(_) => "sync",
+            Command::Reconcile(_) => "reconcile",
             Command::Install(_) => "install",
             Command::Rollback => "rollback",
         }

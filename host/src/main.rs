@@ -183,15 +183,7 @@ fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
     let mut runtime = match runtime::Runtime::load(&load_path, cli.global.cache().as_ref(), &trust) {
         Ok(runtime) => runtime,
         Err(fault) => {
-            let scrubber = operation::secrets(
-                match &request {
-                    operation::Request::App(app)
-                    | operation::Request::Account(app, _)
-                    | operation::Request::Sync(app, ..) => Some(app),
-                    operation::Request::None => None,
-                },
-                None,
-            );
+            let scrubber = operation::secrets(request.app(), None);
             return (
                 Report::failed(operation, ErrorReport::new(ErrorKind::ModuleRefused, fault.to_string())),
                 scrubber,

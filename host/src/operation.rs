@@ -21,6 +21,7 @@ pub enum Request {
     App(wit::AppSettings),
     Account(wit::AppSettings, wit::Account),
     Sync(wit::AppSettings, Vec<wit::Account>, wit::SyncOptions, DryRun),
+    Reconcile(wit::AppSettings, Vec<wit::ClientAccount>, wit::SyncOptions),
 }
 
 /// Whether a sync only reports what would change.
@@ -54,6 +55,16 @@ impl Request {
                 let accounts = r.accounts.into_iter().map(Into::into).collect();
                 Request::Sync(r.app.into(), accounts, options, DryRun(args.dry_run))
             }
+            Command::Reconcile(args) => {
+                let r: SyncRequest = request::parse(stdin)?;
+                let options = wit::SyncOptions {
+                    max_concurrency: args.max_concurrency,
+                    page_size: args.page_size,
+                    max_attempts: args.max_attempts,
+                    strategy: wit::SyncStrategy::PageAll,
+                };
+                Request::Reconcile(r.app.into(), r.accounts.into_iter().map(Into::into).collect(), options)
+            }
         })
     }
 
@@ -61,7 +72,9 @@ impl Request {
     pub fn app(&self) -> Option<&wit::AppSettings> {
         match self {
             Request::None => None,
-            Request::App(app) | Request::Account(app, _) | Request::Sync(app, ..) => Some(app),
+            Request::App(app) | Request::Account(app, _) | Request::Sync(app, ..) | Request::Reconcile(app, ..) => {
+                Some(app)
+            }
         }
     }
 }
@@ -72,6 +85,9 @@ enum Output {
     Outcome(Result<wit::Outcome, wit::ModuleError>),
     Checks(Result<wit::ConnectionReport, wit::ModuleError>),
     Sync(Result<wit::SyncReport, wit::ModuleError>, DryRun),
+    Reconciliation(Result<wit::Reconciliation, wit::ModuleError>),
+    /// The module was built before the operation existed (contract 2.0).
+    Unsupported(&'static str),
 }
 
 /// Runs `request` through `runtime`; returns the report, the scrubber for it, and the exit code.
@@ -84,7 +100,7 @@ pub async fn run(
     let started = Instant::now();
     let (result, store) = runtime
         .run(operation, request.app(), limits, async |module, store| {
-            let m = module.hostbill_provisioning_module();
+            let m = module.core.hostbill_provisioning_module();
             Ok(match &request {
                 Request::None => Output::Info,
                 Request::App(app) => Output::Checks(m.call_test_connection(&mut *store, app).await?),
@@ -98,6 +114,10 @@ pub async fn run(
                 Request::Sync(app, accounts, options, dry_run) => {
                     Output::Sync(m.call_sync(&mut *store, app, accounts, *options).await?, *dry_run)
                 }
+                Request::Reconcile(app, accounts, options) => match &module.reconciliation {
+                    Some(r) => Output::Reconciliation(r.call_reconcile(&mut *store, app, accounts, *options).await?),
+                    None => Output::Unsupported("reconcile (added in hostbill:provisioning 2.1.0)"),
+                },
             })
         })
         .await;
@@ -142,6 +162,12 @@ pub async fn run(
     if let Some(warning) = plain_http_warning(&state) {
         report.payload.insert("warnings".into(), json!([warning]));
     }
+    if !state.calls.is_empty() {
+        report.payload.insert("calls".into(), calls_json(&state.calls));
+        if state.calls_dropped > 0 {
+            report.payload.insert("calls_dropped".into(), json!(state.calls_dropped));
+        }
+    }
     // A module error after a response was cut at the size limit names that limit.
     if state.usage.response_cut.load(std::sync::atomic::Ordering::Relaxed)
         && let Some(error) = report.error.as_mut()
@@ -182,7 +208,14 @@ fn longest_string(output: &Output) -> usize {
     }
     let facts = |f: &[wit::Fact]| f.iter().map(|f| f.name.len().max(f.value.len())).max().unwrap_or(0);
     match output {
-        Output::Info => 0,
+        Output::Info | Output::Unsupported(_) => 0,
+        Output::Reconciliation(Ok(r)) => {
+            let issues = r.without_id.iter().map(|i| i.detail.len());
+            let emails = r.email_differences.iter().map(|d| d.hostbill_email.len().max(d.remote_email.len()));
+            let users = r.unlinked_users.iter().map(|u| u.email.as_ref().map_or(0, String::len));
+            issues.chain(emails).chain(users).max().unwrap_or(0)
+        }
+        Output::Reconciliation(Err(e)) => error(e),
         Output::Outcome(Ok(o)) => o.message.len().max(facts(&o.facts)),
         Output::Checks(Ok(c)) => c.checks.iter().map(|c| c.name.len().max(c.detail.len())).max().unwrap_or(0),
         Output::Sync(Ok(s), _) => s
@@ -258,11 +291,61 @@ fn fill(
             report.decisions = Some(Decisions { report: sync, dry_run: dry_run.0 });
             Exit::Success
         }
-        Output::Outcome(Err(e)) | Output::Checks(Err(e)) | Output::Sync(Err(e), _) => {
+        Output::Reconciliation(Ok(r)) => {
+            p.insert("reconciliation".into(), reconciliation_json(&r));
+            Exit::Success
+        }
+        Output::Unsupported(what) => {
+            report.error = Some(ErrorReport::new(
+                ErrorKind::ModuleRefused,
+                format!("the module ({} {}) does not implement {what}: install a newer one", info.name, info.version),
+            ));
+            Exit::ModuleFault
+        }
+        Output::Outcome(Err(e)) | Output::Checks(Err(e)) | Output::Sync(Err(e), _) | Output::Reconciliation(Err(e)) => {
             report.error = Some(e.into());
             Exit::OperationFailed
         }
     }
+}
+
+/// The App's call log, as the report prints it (scrubbed with the rest of the payload).
+fn calls_json(calls: &[wit::ApiCall]) -> Value {
+    calls
+        .iter()
+        .map(|c| {
+            json!({
+                "method": c.method,
+                "params": facts(&c.params),
+                "http_status": c.http_status,
+                "duration_ms": c.duration_ms,
+                "result": c.result_code,
+                "reply": c.reply,
+            })
+        })
+        .collect()
+}
+
+/// The `reconciliation` of a report: counts, then each list.
+fn reconciliation_json(r: &wit::Reconciliation) -> Value {
+    json!({
+        "counts": {
+            "without_id": r.without_id.len(),
+            "missing_remote": r.missing_remote.len(),
+            "shared_users": r.shared_users.len(),
+            "unlinked_users": r.unlinked_users.len(),
+            "email_differences": r.email_differences.len(),
+            "remote_users": r.remote_users,
+        },
+        "without_id": r.without_id.iter().map(|i| json!({"account_id": i.account_id, "detail": i.detail})).collect::<Vec<_>>(),
+        "missing_remote": r.missing_remote.iter().map(|m| json!({"account_id": m.account_id, "uid": m.uid})).collect::<Vec<_>>(),
+        "shared_users": r.shared_users.iter().map(|u| json!({"uid": u.uid, "account_ids": u.account_ids})).collect::<Vec<_>>(),
+        "unlinked_users": r.unlinked_users.iter().map(|u| json!({"uid": u.uid, "email": u.email})).collect::<Vec<_>>(),
+        "email_differences": r.email_differences.iter().map(|d| json!({
+            "account_id": d.account_id, "uid": d.uid, "hostbill_email": d.hostbill_email, "remote_email": d.remote_email,
+        })).collect::<Vec<_>>(),
+        "requests": r.requests,
+    })
 }
 
 /// Appends the module's log records and the host's own (egress refusals). A refused request

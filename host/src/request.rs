@@ -49,6 +49,9 @@ pub struct AccountRow {
     /// Client custom fields by code, e.g. `{"cloudpeid": "1234"}`.
     #[serde(default, deserialize_with = "fields")]
     pub custom_fields: BTreeMap<String, String>,
+    /// The client's email (`reconcile` compares it; other operations ignore it).
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 /// Request of an operation on one account.
@@ -120,6 +123,13 @@ impl From<AppRow> for wit::AppSettings {
                 .map(|(name, value)| wit::AppSetting { name, value })
                 .collect(),
         }
+    }
+}
+
+impl From<AccountRow> for wit::ClientAccount {
+    fn from(mut a: AccountRow) -> Self {
+        let client_email = a.email.take().map(|e| e.trim().to_string()).filter(|e| !e.is_empty());
+        wit::ClientAccount { account: a.into(), client_email }
     }
 }
 

@@ -7,7 +7,8 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
 
 use crate::bindings::hostbill::provisioning::types as wit;
-use crate::bindings::{HostingModule, HostingModulePre, WIT_PACKAGE};
+use crate::bindings::since_2_1::exports::hostbill::provisioning::reconciliation;
+use crate::bindings::{HostingModuleCore, HostingModuleCoreIndices, HostingModuleCorePre, WIT_PACKAGE};
 use crate::cache::{self, Cache};
 use crate::compat;
 use crate::sandbox::SandboxState;
@@ -26,10 +27,19 @@ pub enum Fault {
     Trapped { message: String, limit: Option<NamedLimit> },
 }
 
+/// The exports of an instantiated module: what every 2.x module has, and what 2.1 added.
+pub struct Exports {
+    pub core: HostingModuleCore,
+    /// `None` for a module built before 2.1.0.
+    pub reconciliation: Option<reconciliation::Guest>,
+}
+
 /// A loaded, linked component ready to instantiate.
 pub struct Runtime {
     engine: Engine,
-    pre: HostingModulePre<SandboxState>,
+    pre: HostingModuleCorePre<SandboxState>,
+    core: HostingModuleCoreIndices,
+    reconciliation: Option<reconciliation::GuestIndices>,
     path: PathBuf,
     source: cache::Source,
     version: semver::Version,
@@ -105,11 +115,15 @@ impl Runtime {
             ))
         };
         let instance_pre = linker.instantiate_pre(&component).map_err(not_a_module)?;
-        let pre = HostingModulePre::new(instance_pre).map_err(not_a_module)?;
+        let core = HostingModuleCoreIndices::new(&instance_pre).map_err(not_a_module)?;
+        let reconciliation = reconciliation::GuestIndices::new(&instance_pre).ok();
+        let pre = HostingModuleCorePre::new(instance_pre).map_err(not_a_module)?;
         tracing::debug!("component {shown} ready in {:?} ({source:?})", started.elapsed());
         Ok(Runtime {
             engine,
             pre,
+            core,
+            reconciliation,
             path: path.to_path_buf(),
             source,
             version,
@@ -159,7 +173,7 @@ impl Runtime {
         operation: &'static str,
         app: Option<&wit::AppSettings>,
         limits: &Limits,
-        op: impl AsyncFnOnce(&HostingModule, &mut Store<SandboxState>) -> wasmtime::Result<R>,
+        op: impl AsyncFnOnce(&Exports, &mut Store<SandboxState>) -> wasmtime::Result<R>,
     ) -> (Result<(wit::ModuleInfo, R), Fault>, Store<SandboxState>) {
         let mut state = SandboxState::new(limits);
         let ends = state.deadline;
@@ -180,15 +194,22 @@ impl Runtime {
         });
         let ticker = EpochTicker::start(self.engine.clone());
         let run = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
-            let info = instance.hostbill_provisioning_module().call_info(&mut store).await?;
+            let instance = self.pre.instance_pre().instantiate_async(&mut store).await?;
+            let exports = Exports {
+                core: self.core.load(&mut store, &instance)?,
+                reconciliation: match &self.reconciliation {
+                    Some(indices) => Some(indices.load(&mut store, &instance)?),
+                    None => None,
+                },
+            };
+            let info = exports.core.hostbill_provisioning_module().call_info(&mut store).await?;
             store.data_mut().module_info = Some(info.clone());
             if let Some(app) = app {
                 let allowed = app.get(&info.endpoint_field).and_then(|url| Origin::of_url(url).ok());
                 let (stop, usage) = (store.data().stop.clone(), store.data().usage.clone());
                 store.data_mut().egress = EgressPolicy::new(allowed, limits, stop, usage).with_tls(self.tls.clone());
             }
-            let result = op(&instance, &mut store).await?;
+            let result = op(&exports, &mut store).await?;
             Ok::<_, wasmtime::Error>((info, result))
         };
         let outcome = tokio::select! {

@@ -161,3 +161,44 @@ impl From<SyncReport> for wit::SyncReport {
         }
     }
 }
+
+impl From<wit::ClientAccount> for ClientAccount {
+    fn from(c: wit::ClientAccount) -> Self {
+        ClientAccount { account: c.account.into(), client_email: c.client_email }
+    }
+}
+
+impl From<Reconciliation> for wit::Reconciliation {
+    fn from(r: Reconciliation) -> Self {
+        wit::Reconciliation {
+            without_id: r
+                .without_id
+                .into_iter()
+                .map(|i| wit::AccountIssue { account_id: i.account_id, detail: i.detail })
+                .collect(),
+            missing_remote: r
+                .missing_remote
+                .into_iter()
+                .map(|(account_id, uid)| wit::MissingUser { account_id, uid })
+                .collect(),
+            shared_users: r
+                .shared_users
+                .into_iter()
+                .map(|(uid, account_ids)| wit::SharedUser { uid, account_ids })
+                .collect(),
+            unlinked_users: r.unlinked_users.into_iter().map(|(uid, email)| wit::RemoteUser { uid, email }).collect(),
+            email_differences: r
+                .email_differences
+                .into_iter()
+                .map(|d| wit::EmailDifference {
+                    account_id: d.account_id,
+                    uid: d.uid,
+                    hostbill_email: d.hostbill_email,
+                    remote_email: d.remote_email,
+                })
+                .collect(),
+            remote_users: r.remote_users,
+            requests: r.requests,
+        }
+    }
+}

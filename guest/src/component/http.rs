@@ -13,7 +13,9 @@ use wasip2::io::poll::{self, Pollable};
 use wasip2::io::streams::{InputStream, StreamError};
 
 use crate::config;
-use crate::transport::{FailureKind, Flow, HttpMethod, HttpRequest, HttpResponse, MAX_RESPONSE_BYTES, TransportError};
+use crate::transport::{
+    FailureKind, HttpMethod, HttpRequest, HttpResponse, MAX_RESPONSE_BYTES, OnResponse, TransportError,
+};
 
 /// Timeouts the module asks for; the host may clamp them further.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,28 +67,33 @@ pub fn send_each(
     requests: &[HttpRequest],
     max_in_flight: usize,
     stop_at: Option<u64>,
-    on_response: &mut dyn FnMut(usize, Outcome) -> Flow,
+    on_response: &mut OnResponse<'_>,
 ) {
     let max_in_flight = max_in_flight.max(1);
-    let mut in_flight: Vec<(usize, InFlight)> = Vec::new();
-    let mut finished: Vec<(usize, Outcome)> = Vec::new();
+    // Each in-flight request with the instant (monotonic ns) it was sent.
+    let mut in_flight: Vec<(usize, u64, InFlight)> = Vec::new();
+    let mut finished: Vec<(usize, u64, Outcome)> = Vec::new();
     let mut next = 0;
     // One timer for the whole batch: it wakes the poll below when the time is up.
     let timer = stop_at.map(monotonic_clock::subscribe_instant);
     loop {
         if stop_at.is_some_and(|at| monotonic_clock::now() >= at) {
             // Abandon what is in flight (dropping a request cancels it) and start nothing more.
-            let unanswered = in_flight.drain(..).map(|(index, _)| index).chain(next..requests.len());
-            for index in unanswered {
-                if on_response(index, Err(TransportError::deadline())).is_break() {
+            let now = monotonic_clock::now();
+            let unanswered = in_flight
+                .drain(..)
+                .map(|(index, sent, _)| (index, sent))
+                .chain((next..requests.len()).map(|i| (i, now)));
+            for (index, sent) in unanswered {
+                if on_response(index, Err(TransportError::deadline()), since(sent)).is_break() {
                     return;
                 }
             }
             return;
         }
         fill_window(requests, max_in_flight, &mut next, &mut in_flight, &mut finished);
-        for (index, outcome) in finished.drain(..) {
-            if on_response(index, outcome).is_break() {
+        for (index, sent, outcome) in finished.drain(..) {
+            if on_response(index, outcome, since(sent)).is_break() {
                 return;
             }
         }
@@ -97,7 +104,7 @@ pub fn send_each(
             continue;
         }
         let ready = {
-            let mut pollables: Vec<&Pollable> = in_flight.iter().map(|(_, s)| s.pollable()).collect();
+            let mut pollables: Vec<&Pollable> = in_flight.iter().map(|(_, _, s)| s.pollable()).collect();
             pollables.extend(timer.as_ref());
             poll::poll(&pollables)
         };
@@ -109,19 +116,19 @@ pub fn send_each(
         }
         // Start the replacements of finished requests before handing results over, so the
         // network stays busy while the caller works on them.
-        for ((index, state), ready) in std::mem::take(&mut in_flight).into_iter().zip(is_ready) {
+        for ((index, sent, state), ready) in std::mem::take(&mut in_flight).into_iter().zip(is_ready) {
             if !ready {
-                in_flight.push((index, state));
+                in_flight.push((index, sent, state));
                 continue;
             }
             match advance(state) {
-                Step::Pending(state) => in_flight.push((index, state)),
-                Step::Done(outcome) => finished.push((index, outcome)),
+                Step::Pending(state) => in_flight.push((index, sent, state)),
+                Step::Done(outcome) => finished.push((index, sent, outcome)),
             }
         }
         fill_window(requests, max_in_flight, &mut next, &mut in_flight, &mut finished);
-        for (index, outcome) in finished.drain(..) {
-            if on_response(index, outcome).is_break() {
+        for (index, sent, outcome) in finished.drain(..) {
+            if on_response(index, outcome, since(sent)).is_break() {
                 return;
             }
         }
@@ -134,16 +141,22 @@ fn fill_window(
     requests: &[HttpRequest],
     max_in_flight: usize,
     next: &mut usize,
-    in_flight: &mut Vec<(usize, InFlight)>,
-    finished: &mut Vec<(usize, Outcome)>,
+    in_flight: &mut Vec<(usize, u64, InFlight)>,
+    finished: &mut Vec<(usize, u64, Outcome)>,
 ) {
     while in_flight.len() < max_in_flight && *next < requests.len() {
+        let sent = monotonic_clock::now();
         match start(&requests[*next]) {
-            Ok(state) => in_flight.push((*next, state)),
-            Err(e) => finished.push((*next, Err(e))),
+            Ok(state) => in_flight.push((*next, sent, state)),
+            Err(e) => finished.push((*next, sent, Err(e))),
         }
         *next += 1;
     }
+}
+
+/// Time since the monotonic instant `sent`.
+fn since(sent: u64) -> Duration {
+    Duration::from_nanos(monotonic_clock::now().saturating_sub(sent))
 }
 
 fn fail(message: impl Into<String>) -> TransportError {

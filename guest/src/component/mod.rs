@@ -6,7 +6,7 @@ mod http;
 
 use crate::model::{self, LogLevel};
 use crate::ops;
-use crate::transport::{Flow, HttpRequest, HttpResponse, Platform, TransportError};
+use crate::transport::{CallRecord, Flow, HttpRequest, HttpResponse, OnResponse, Platform, TransportError};
 
 wit_bindgen::generate!({
     path: "../wit",
@@ -45,20 +45,26 @@ impl WasiPlatform {
 impl Platform for WasiPlatform {
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
         let mut result = None;
-        http::send_each(std::slice::from_ref(request), 1, Some(self.stop_at), &mut |_, response| {
+        http::send_each(std::slice::from_ref(request), 1, Some(self.stop_at), &mut |_, response, _| {
             result = Some(response);
             Flow::Continue(())
         });
         result.expect("one result per request")
     }
 
-    fn send_each(
-        &self,
-        requests: &[HttpRequest],
-        max_in_flight: usize,
-        on_response: &mut dyn FnMut(usize, Result<HttpResponse, TransportError>) -> Flow,
-    ) {
+    fn send_each(&self, requests: &[HttpRequest], max_in_flight: usize, on_response: &mut OnResponse<'_>) {
         http::send_each(requests, max_in_flight, Some(self.stop_at), on_response)
+    }
+
+    fn record_call(&self, record: CallRecord) {
+        log::call(&wit::ApiCall {
+            method: record.method,
+            params: record.params.into_iter().map(|(name, value)| wit::Fact { name, value }).collect(),
+            http_status: record.http_status,
+            duration_ms: u32::try_from(record.duration.as_millis()).unwrap_or(u32::MAX),
+            result_code: record.result_code,
+            reply: record.reply,
+        });
     }
 
     fn time_left(&self) -> Option<std::time::Duration> {
@@ -127,6 +133,17 @@ impl Guest for CloudPeModule {
         let accounts: Vec<model::Account> = accounts.into_iter().map(Into::into).collect();
         let options = options.into();
         Ok(ops::sync(&WasiPlatform::new(), &app.into(), &accounts, options)?.into())
+    }
+}
+
+impl exports::hostbill::provisioning::reconciliation::Guest for CloudPeModule {
+    fn reconcile(
+        app: wit::AppSettings,
+        accounts: Vec<wit::ClientAccount>,
+        options: wit::SyncOptions,
+    ) -> OpResult<wit::Reconciliation> {
+        let accounts: Vec<model::ClientAccount> = accounts.into_iter().map(Into::into).collect();
+        Ok(ops::reconcile(&WasiPlatform::new(), &app.into(), &accounts, options.into())?.into())
     }
 }
 

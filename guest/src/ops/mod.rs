@@ -2,12 +2,14 @@
 
 mod account;
 mod connection;
+mod reconcile;
 mod sync;
 #[cfg(test)]
 pub(crate) mod testing;
 
 pub use account::{create, suspend, terminate, unsuspend};
 pub use connection::test_connection;
+pub use reconcile::reconcile;
 pub use sync::sync;
 
 use crate::config::{self, Settings};
@@ -76,6 +78,12 @@ fn account_facts(remote: &crate::api::RemoteAccount) -> Vec<Fact> {
         Some(true) | None => "enabled",
     };
     facts.push(Fact::new("cloudpe-login", login));
+    if let Some(group) = &remote.group {
+        facts.push(Fact::new("cloudpe-group", group.clone()));
+    }
+    if let Some(created) = &remote.created_on {
+        facts.push(Fact::new("cloudpe-created", created.clone()));
+    }
     facts
 }
 

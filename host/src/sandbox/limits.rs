@@ -62,6 +62,9 @@ pub const MAX_ANSWER_STRING_BYTES: usize = 64 * 1024;
 
 /// Most log records kept from one operation; later ones are counted, not stored.
 pub const MAX_LOG_RECORDS: usize = 10_000;
+/// Most records of the App's call log one run keeps (a sync of many accounts makes one call per
+/// page or lookup; beyond this the report says how many were left out).
+pub const MAX_CALL_RECORDS: usize = 10_000;
 /// Longest log message kept; longer ones are cut.
 pub const MAX_LOG_MESSAGE_BYTES: usize = 4096;
 

@@ -15,9 +15,10 @@ use wasmtime::{ResourceLimiter, StoreLimits};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::bindings::hostbill::provisioning::types::ApiCall;
 use crate::bindings::hostbill::provisioning::{budget, log};
 use egress::{EgressPolicy, EgressStop};
-use limits::{Limits, MAX_LOG_MESSAGE_BYTES, MAX_LOG_RECORDS};
+use limits::{Limits, MAX_CALL_RECORDS, MAX_LOG_MESSAGE_BYTES, MAX_LOG_RECORDS};
 
 /// Who wrote a log record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -53,6 +54,10 @@ pub struct SandboxState {
     /// The module's info, once it gave it (kept even if a later call traps: it says which App
     /// fields are secret).
     pub module_info: Option<crate::bindings::hostbill::provisioning::types::ModuleInfo>,
+    /// The App's call log, when the module keeps one (at most [`MAX_CALL_RECORDS`]).
+    pub calls: Vec<ApiCall>,
+    /// Call records dropped after [`MAX_CALL_RECORDS`].
+    pub calls_dropped: usize,
     /// When the host stops the current call (`--deadline-secs` after the run began); the module
     /// asks how long it has left through `budget`.
     pub deadline: std::time::Instant,
@@ -95,6 +100,8 @@ impl SandboxState {
             logs_dropped: 0,
             progress: None,
             module_info: None,
+            calls: Vec::new(),
+            calls_dropped: 0,
             deadline: std::time::Instant::now() + limits.deadline,
         }
     }
@@ -115,6 +122,34 @@ impl SandboxState {
         }
         self.logs.push(LogRecord { level, source, message });
     }
+}
+
+impl ApiCall {
+    /// The record within the log bounds: its reply and each parameter cut to
+    /// [`MAX_LOG_MESSAGE_BYTES`], at most 32 parameters.
+    fn bounded(mut self) -> ApiCall {
+        self.method = cut(self.method, 64);
+        self.reply = cut(self.reply, MAX_LOG_MESSAGE_BYTES);
+        self.params.truncate(32);
+        for param in &mut self.params {
+            param.name = cut(std::mem::take(&mut param.name), 64);
+            param.value = cut(std::mem::take(&mut param.value), 1024);
+        }
+        self
+    }
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }
 
 /// What one run used: requests sent, response bytes received, the module's peak memory, and
@@ -206,6 +241,14 @@ impl log::Host for SandboxState {
         if let Some(progress) = &mut self.progress {
             progress.update(done, total);
         }
+    }
+
+    fn call(&mut self, entry: ApiCall) {
+        if self.calls.len() >= MAX_CALL_RECORDS {
+            self.calls_dropped += 1;
+            return;
+        }
+        self.calls.push(entry.bounded());
     }
 }
 

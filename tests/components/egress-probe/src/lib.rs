@@ -5,7 +5,7 @@
 
 wit_bindgen::generate!({
     path: "../../../wit",
-    world: "hostbill:provisioning/hosting-module",
+    world: "hostbill:provisioning/hosting-module-core",
     with: {
         "wasi:http/types@0.2.12": wasip2::http::types,
         "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,

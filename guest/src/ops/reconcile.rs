@@ -1,0 +1,194 @@
+//! Reconciliation: reads CloudPe's whole user list once and compares it with HostBill's accounts
+//! and their clients' emails. Read-only on both sides; a list that could not be read completely
+//! (or changed while it was read) is an error, never a partial report.
+
+use std::collections::BTreeMap;
+
+use super::{cloudpe_uid, settings};
+use crate::api::{AccountsPage, ApiMethod, CloudPe, RemoteAccount, RetryPolicy};
+use crate::model::{
+    AccountIssue, AppSettings, ClientAccount, EmailDifference, LogLevel, ModuleError, Reconciliation, SyncOptions,
+};
+use crate::transport::Platform;
+
+/// The first round fetches at most this many windows of `max_in_flight` pages.
+const FIRST_ROUND_WINDOWS: u64 = 4;
+
+/// Compares `accounts` with every CloudPe user.
+pub fn reconcile(
+    platform: &impl Platform,
+    app: &AppSettings,
+    accounts: &[ClientAccount],
+    options: SyncOptions,
+) -> Result<Reconciliation, ModuleError> {
+    let settings = settings(app)?;
+    let api = CloudPe::new(&settings, platform);
+    let page_size = u64::from(options.page_size.max(1));
+    let max_in_flight = options.max_concurrency.max(1) as usize;
+    let retry = RetryPolicy::attempts(options.max_attempts);
+
+    let mut report = Reconciliation::default();
+    let mut linked: BTreeMap<u64, Vec<&ClientAccount>> = BTreeMap::new();
+    for client in accounts {
+        match cloudpe_uid(&settings, &client.account) {
+            Ok(uid) => linked.entry(uid).or_default().push(client),
+            Err(e) => report.without_id.push(AccountIssue { account_id: client.account.id, detail: e.to_string() }),
+        }
+    }
+    let users = read_all(&api, accounts.len() as u64, page_size, max_in_flight, retry)?;
+
+    for (&uid, clients) in &linked {
+        let ids: Vec<u64> = clients.iter().map(|c| c.account.id).collect();
+        if ids.len() > 1 {
+            report.shared_users.push((uid, ids.clone()));
+        }
+        let Some(user) = users.get(&uid) else {
+            report.missing_remote.extend(ids.iter().map(|&id| (id, uid)));
+            continue;
+        };
+        for client in clients {
+            if let (Some(ours), Some(theirs)) = (client.client_email.as_deref(), user.email.as_deref())
+                && !ours.trim().eq_ignore_ascii_case(theirs.trim())
+            {
+                report.email_differences.push(EmailDifference {
+                    account_id: client.account.id,
+                    uid,
+                    hostbill_email: ours.to_string(),
+                    remote_email: theirs.to_string(),
+                });
+            }
+        }
+    }
+    report.unlinked_users =
+        users.values().filter(|u| !linked.contains_key(&u.uid)).map(|u| (u.uid, u.email.clone())).collect();
+    report.remote_users = users.len() as u64;
+    report.requests = api.requests();
+    platform.log(
+        LogLevel::Info,
+        &format!(
+            "reconcile: {} accounts, {} CloudPe users: {} without an id, {} missing on CloudPe, {} shared users, {} unlinked users, {} email differences; {} requests",
+            accounts.len(),
+            report.remote_users,
+            report.without_id.len(),
+            report.missing_remote.len(),
+            report.shared_users.len(),
+            report.unlinked_users.len(),
+            report.email_differences.len(),
+            report.requests
+        ),
+    );
+    Ok(report)
+}
+
+/// Every CloudPe user, by uid. The first round reads as many pages as HostBill's accounts could
+/// fill; its `totalCount` says how many more there are.
+fn read_all<P: Platform>(
+    api: &CloudPe<'_, P>,
+    hint: u64,
+    page_size: u64,
+    max_in_flight: usize,
+    retry: RetryPolicy,
+) -> Result<BTreeMap<u64, RemoteAccount>, ModuleError> {
+    let first_round = hint.div_ceil(page_size).clamp(1, FIRST_ROUND_WINDOWS * max_in_flight as u64);
+    let mut pages = fetch(api, (0..first_round).map(|i| i * page_size).collect(), page_size, max_in_flight, retry)?;
+    let total = pages.iter().map(|(_, p)| p.total_count).max().unwrap_or(0);
+    let rest: Vec<u64> = (first_round..total.div_ceil(page_size)).map(|i| i * page_size).collect();
+    pages.extend(fetch(api, rest, page_size, max_in_flight, retry)?);
+    let (low, high) = pages.iter().fold((u64::MAX, 0), |(l, h), (_, p)| (l.min(p.total_count), h.max(p.total_count)));
+    if low < high {
+        return Err(ModuleError::Transport(format!(
+            "CloudPe's user list changed while it was read (totalCount {low} to {high}): nothing is reported from a shifting list; run the reconciliation again"
+        )));
+    }
+    Ok(pages.into_iter().flat_map(|(_, page)| page.array).map(|user| (user.uid, user)).collect())
+}
+
+/// The pages at `start_rows`, or the first failure (a partial list would report users as
+/// missing or unlinked that are neither).
+fn fetch<P: Platform>(
+    api: &CloudPe<'_, P>,
+    start_rows: Vec<u64>,
+    page_size: u64,
+    max_in_flight: usize,
+    retry: RetryPolicy,
+) -> Result<Vec<(u64, AccountsPage)>, ModuleError> {
+    api.expect_requests(start_rows.len() as u32);
+    let requests: Vec<_> = start_rows
+        .iter()
+        .map(|&row| api.request(ApiMethod::GetAccounts, &api.page_params(None, row, page_size)))
+        .collect();
+    let results = api.fetch_all::<AccountsPage>(ApiMethod::GetAccounts, &requests, max_in_flight, retry);
+    if let Some(error) = api.halted() {
+        return Err(error);
+    }
+    start_rows
+        .into_iter()
+        .zip(results)
+        .map(|(row, result)| {
+            result.map(|page| (row, page)).map_err(|e| {
+                ModuleError::Transport(format!(
+                    "CloudPe's user list could not be read completely (the page at startRow {row}: {e}); nothing is reported from a partial list"
+                ))
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Account, CustomField, HostbillStatus};
+    use crate::ops::testing::{FakeCloudPe, app};
+
+    fn client(id: u64, uid: &str, email: Option<&str>) -> ClientAccount {
+        ClientAccount {
+            account: Account {
+                id,
+                client_id: id + 100,
+                status: HostbillStatus::Active,
+                custom_fields: vec![CustomField { code: "cloudpeid".into(), value: uid.into() }],
+            },
+            client_email: email.map(str::to_string),
+        }
+    }
+
+    fn opts() -> SyncOptions {
+        SyncOptions { page_size: 2, max_concurrency: 2, ..SyncOptions::default() }
+    }
+
+    #[test]
+    fn every_kind_of_broken_link_is_found() {
+        // The fake serves u{uid}@example.com for every user.
+        let cloud = FakeCloudPe::new(&[(10, 1, None), (11, 1, None), (12, 2, None), (13, 1, None), (14, 1, None)]);
+        let accounts = vec![
+            client(1, "10", Some("u10@example.com")),
+            client(2, "11", Some("someone@else.com")),
+            client(3, "11", None),
+            client(4, "99", None),
+            client(5, "", None),
+            client(6, "x", None),
+            client(7, "12", Some(" U12@Example.com ")),
+        ];
+        let r = reconcile(&cloud, &app(), &accounts, opts()).unwrap();
+        assert_eq!(r.without_id.iter().map(|i| i.account_id).collect::<Vec<_>>(), vec![5, 6]);
+        assert_eq!(r.missing_remote, vec![(4, 99)]);
+        assert_eq!(r.shared_users, vec![(11, vec![2, 3])]);
+        let unlinked: Vec<u64> = r.unlinked_users.iter().map(|u| u.0).collect();
+        assert_eq!(unlinked, vec![13, 14]);
+        assert_eq!(r.email_differences.len(), 1, "case and spaces are not a difference: {:?}", r.email_differences);
+        assert_eq!(r.email_differences[0].remote_email, "u11@example.com");
+        assert_eq!(r.remote_users, 5);
+        // 7 accounts could fill 4 pages of 2, so the first round reads 4; it shows 5 users (3
+        // pages), so nothing more is read.
+        assert_eq!(r.requests, 4);
+        assert!(cloud.writes().is_empty());
+    }
+
+    #[test]
+    fn a_page_that_cannot_be_read_is_an_error_not_a_partial_report() {
+        let cloud = FakeCloudPe::new(&[(10, 1, None), (11, 1, None), (12, 1, None)]);
+        cloud.fail_page(2, 99);
+        let e = reconcile(&cloud, &app(), &[client(1, "10", None)], opts()).unwrap_err();
+        assert!(matches!(&e, ModuleError::Transport(m) if m.contains("startRow 2") && m.contains("partial")), "{e:?}");
+    }
+}
