@@ -154,7 +154,13 @@ pub async fn run(
             if operation == "precompile" {
                 report.payload.insert("compiled".into(), json!({"source": format!("{:?}", runtime.source())}));
             }
-            fill(&mut report, &info, runtime, limits, output, elapsed_ms)
+            let exit = fill(&mut report, &info, runtime, limits, output, elapsed_ms);
+            if let (Request::Reconcile(_, accounts, _), Some(counts)) =
+                (&request, report.payload.get_mut("reconciliation").and_then(|r| r.get_mut("counts")))
+            {
+                counts["accounts"] = json!(accounts.len());
+            }
+            exit
         }
     };
     let state = store.into_data();

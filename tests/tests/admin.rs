@@ -46,7 +46,7 @@ fn reconciliation_reports_every_broken_link_and_changes_nothing() {
     let r = &run.json["reconciliation"];
     assert_eq!(
         r["counts"],
-        json!({"without_id": 2, "missing_remote": 1, "shared_users": 1, "unlinked_users": 10, "email_differences": 1, "remote_users": 20}),
+        json!({"accounts": 14, "without_id": 2, "missing_remote": 1, "shared_users": 1, "unlinked_users": 10, "email_differences": 1, "remote_users": 20}),
         "{r}"
     );
     let without: Vec<u64> =
