@@ -16,8 +16,11 @@ class cloudpe_apps_error extends Exception
  *    `HBLoader::LoadModel('Servers')->getServerDetails($id)`, as public controllers do
  *    (webnic_ssl, wisp_hostbill);
  *  - this module's id (`hb_modules_configuration` row whose `filename` is class.cloudpe.php) and
- *    its daily cron task (`hb_cron_tasks` row `custom:<module id>:call_Daily`), read and written
- *    through HostBill's PDO handle, `HBRegistry::db()`, as the original CloudPe module did.
+ *    its cron tasks (`hb_cron_tasks` rows `custom:<module id>:call_Daily`, `call_EveryRun`,
+ *    `call_Monthly`), read and written through HostBill's PDO handle, `HBRegistry::db()`, as the
+ *    original CloudPe module did.
+ *
+ * (How the module logs and notifies, and who ran an action, is inferred in cloudpe_audit.)
  *
  * If HostBill turns out to list a module's Apps differently, `all()` is the one method to change.
  */

@@ -95,7 +95,11 @@ class cloudpe_reconcile
             $limit = cloudpe_host::limitNote($report);
             throw new cloudpe_host_error($why . ($limit !== null ? " ({$limit})" : ''));
         }
-        return $this->module->scrub(self::describe($report['reconciliation'], cloudpe_host::warnings($report)));
+        $reconciliation = $report['reconciliation'];
+        if (!isset($reconciliation['counts']['accounts']) && isset($reconciliation['counts']) && is_array($reconciliation['counts'])) {
+            $reconciliation['counts']['accounts'] = count($accounts);
+        }
+        return $this->module->scrub(self::describe($reconciliation, cloudpe_host::warnings($report)));
     }
 
     /**
@@ -141,12 +145,45 @@ class cloudpe_reconcile
     }
 
     /**
+     * Other names a report may use for the same findings (the component's own `remote_*` words,
+     * before the host renames them): alias => name. Only here.
+     */
+    const ALIASES = array('remote_users' => 'cloudpe_users', 'missing_remote' => 'missing_on_cloudpe', 'remote_email' => 'cloudpe_email');
+
+    /** `$r` with ALIASES' names turned into the contract's, in the counts, the lists and their entries. */
+    public static function normalize(array $r)
+    {
+        $rename = function (array $map) {
+            foreach (self::ALIASES as $alias => $name) {
+                if (array_key_exists($alias, $map) && !array_key_exists($name, $map)) {
+                    $map[$name] = $map[$alias];
+                }
+                unset($map[$alias]);
+            }
+            return $map;
+        };
+        $r = $rename($r);
+        if (isset($r['counts']) && is_array($r['counts'])) {
+            $r['counts'] = $rename($r['counts']);
+        }
+        foreach (array_keys(self::FINDINGS) as $key) {
+            if (isset($r[$key]) && is_array($r[$key])) {
+                $r[$key] = array_map(function ($entry) use ($rename) {
+                    return is_array($entry) ? $rename($entry) : $entry;
+                }, $r[$key]);
+            }
+        }
+        return $r;
+    }
+
+    /**
      * The line for a report's `reconciliation`: "N accounts, M CloudPe users (R requests); a
      * without a valid CloudPe id: #5 (no id); ...". Each list shows its first SHOWN entries and
      * how many more the counts (the true totals, when the host capped a list) hold.
      */
     public static function describe(array $r, array $warnings = array())
     {
+        $r = self::normalize($r);
         $counts = isset($r['counts']) && is_array($r['counts']) ? $r['counts'] : array();
         $count = function ($key) use ($counts) {
             return isset($counts[$key]) ? (int) $counts[$key] : 0;
