@@ -58,7 +58,7 @@ class AdminViewTest extends FakeHostTestCase
 
     private static function outage($operation)
     {
-        return array('error' => array('kind' => 'transport', 'message' => 'could not reach CloudPe at https://api.cloudpe.example.com:443 for setaccountstatus: connection refused', 'code' => null));
+        return array('error' => array('kind' => 'transport', 'message' => 'could not reach CloudPe at https://api.cloudpe.example.com:443 for setaccountstatus: connection refused (session ' . self::TOKEN . ')', 'code' => null));
     }
 
     // ---- item 2: CloudPe facts on the account page ----
@@ -208,6 +208,8 @@ class AdminViewTest extends FakeHostTestCase
         $this->assertStringContainsString('nothing to do', cloudpe_retries::everyRun($module, null, null, $this->queue()), 'no more retries');
         $this->assertSame(array(), ApiWrapper::$edits);
         $this->assertCount(5, HBRegistry::$db->accountLog('101'), 'the failure and each retry');
+        $this->assertStringContainsString('(session [REDACTED])', $this->queue()->find('101')['last_error']);
+        $this->assertNoToken($module, $output . serialize(HBRegistry::$db->tables) . serialize(ApiWrapper::$tickets));
     }
 
     public function testWhenHostBillRefusesTheTicketTheStaffGetAnAdminNote()
@@ -319,13 +321,14 @@ class AdminViewTest extends FakeHostTestCase
                 'reply' => json_encode(array('result' => 0, 'session' => 'a-session-the-module-never-saw', 'array' => array(array('uid' => 1234, 'email' => 'ann@client.example', 'note' => str_repeat('x', 600)))))),
             array('method' => 'setaccountstatus', 'params' => array('session' => self::TOKEN, 'status' => '2'), 'http_status' => 500, 'duration_ms' => 5, 'result' => null, 'reply' => 'error near ' . self::TOKEN),
         );
-        $this->answer('suspend', array('outcome' => array('message' => 'ok'), 'calls' => $calls));
+        $this->answer('suspend', array('outcome' => array('message' => 'ok'), 'calls' => $calls, 'calls_dropped' => 3));
         $module = $this->scripted(array(), array('Call log' => 'on'));
         $this->assertTrue($module->Suspend());
         $lines = array_values(array_filter(HbLog::$lines, function ($l) {
             return strpos($l[1], 'call: ') === 0;
         }));
-        $this->assertCount(2, $lines);
+        $this->assertCount(3, $lines);
+        $this->assertSame('call: 3 more calls of this run are not logged (the report keeps at most 2)', $lines[2][1]);
         $this->assertSame(array('system', 'CloudPe Module'), array($lines[0][0], $lines[0][2]));
         $this->assertStringStartsWith('call: getaccounts {"appid":"cluster","session":"********","uid":"1234","password":"********","nested":{"apikey":"********"}} -> HTTP 200 in 23 ms, result 0: {"result":0,"session":"********","array":[{"uid":1234,"email":"ann@client.example","note":"xxx', $lines[0][1]);
         $this->assertStringEndsWith('...', $lines[0][1]);
@@ -364,12 +367,12 @@ class AdminViewTest extends FakeHostTestCase
         );
         ApiWrapper::$clients = array('21' => array('email' => 'a@x.example'), '22' => array('email' => 'b@x.example', 'cloudpeid' => '123'), '23' => array('email' => 'c@x.example', 'cloudpeid' => '124'), '24' => array('email' => 'd@x.example', 'cloudpeid' => '9'));
         $report = array('reconciliation' => array(
-            'counts' => array('accounts' => 4, 'cloudpe_users' => 40, 'without_id' => 1, 'missing_on_cloudpe' => 1, 'shared_users' => 1, 'unlinked_users' => 38, 'email_differences' => 1),
+            'counts' => array('accounts' => 4, 'remote_users' => 40, 'without_id' => 1, 'missing_remote' => 1, 'shared_users' => 1, 'unlinked_users' => 38, 'email_differences' => 1),
             'without_id' => array(array('account_id' => 5, 'detail' => 'no `cloudpeid`')),
-            'missing_on_cloudpe' => array(array('account_id' => 6, 'uid' => 123)),
+            'missing_remote' => array(array('account_id' => 6, 'uid' => 123)),
             'shared_users' => array(array('uid' => 124, 'account_ids' => array(7, 8))),
             'unlinked_users' => array(array('uid' => 1, 'email' => 'u1@y'), array('uid' => 2, 'email' => 'u2@y'), array('uid' => 3, 'email' => 'u3@y'), array('uid' => 4, 'email' => 'u4@y'), array('uid' => 5, 'email' => 'u5@y'), array('uid' => 6, 'email' => 'u6@y')),
-            'email_differences' => array(array('account_id' => 7, 'uid' => 124, 'hostbill_email' => 'c@x.example', 'cloudpe_email' => 'other@y')),
+            'email_differences' => array(array('account_id' => 7, 'uid' => 124, 'hostbill_email' => 'c@x.example', 'remote_email' => 'other@y')),
             'requests' => 1,
         ));
         $hosts = array(
@@ -405,13 +408,13 @@ class AdminViewTest extends FakeHostTestCase
     public function testAReconciliationWithNoFindingsSaysSo()
     {
         $this->assertSame('3 accounts, 3 CloudPe users; everything matches', cloudpe_reconcile::describe(array('counts' => array('accounts' => 3, 'cloudpe_users' => 3))));
-        // The component's own words for the same findings read the same.
+        // The names of the issue's contract read the same as the report's.
         $this->assertSame(
             '2 accounts, 5 CloudPe users; 1 pointing at ids CloudPe does not have: #2 -> uid 999; 1 email differences: #1 uid 1002: HostBill zz@x, CloudPe u@y',
             cloudpe_reconcile::describe(array(
-                'counts' => array('accounts' => 2, 'remote_users' => 5, 'missing_remote' => 1, 'email_differences' => 1),
-                'missing_remote' => array(array('account_id' => 2, 'uid' => 999)),
-                'email_differences' => array(array('account_id' => 1, 'uid' => 1002, 'hostbill_email' => 'zz@x', 'remote_email' => 'u@y')),
+                'counts' => array('accounts' => 2, 'cloudpe_users' => 5, 'missing_on_cloudpe' => 1, 'email_differences' => 1),
+                'missing_on_cloudpe' => array(array('account_id' => 2, 'uid' => 999)),
+                'email_differences' => array(array('account_id' => 1, 'uid' => 1002, 'hostbill_email' => 'zz@x', 'cloudpe_email' => 'u@y')),
             ))
         );
     }

@@ -862,6 +862,9 @@ class cloudpe extends HostingModule
                 $audit->call($call);
             }
         }
+        if (isset($report['calls_dropped']) && (int) $report['calls_dropped'] > 0) {
+            hbm_log_system(cloudpe_audit::CALL_PREFIX . (int) $report['calls_dropped'] . ' more calls of this run are not logged (the report keeps at most ' . count($report['calls']) . ')', self::LOG_TAG);
+        }
     }
 
     /** Shows the report's warnings to the admin, beside the action's own message. */

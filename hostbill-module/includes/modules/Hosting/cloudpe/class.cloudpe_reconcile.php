@@ -145,8 +145,8 @@ class cloudpe_reconcile
     }
 
     /**
-     * Other names a report may use for the same findings (the component's own `remote_*` words,
-     * before the host renames them): alias => name. Only here.
+     * The report's names (README, "Reconciliation (`reconcile`)": `remote_users`,
+     * `missing_remote`, `remote_email`) => the names this class uses; both spellings are read.
      */
     const ALIASES = array('remote_users' => 'cloudpe_users', 'missing_remote' => 'missing_on_cloudpe', 'remote_email' => 'cloudpe_email');
 
