@@ -228,6 +228,21 @@ class AdminViewTest extends FakeHostTestCase
         $this->assertStringContainsString('failed permanently (authentication)', ApiWrapper::$notes[0]['note']);
     }
 
+    public function testARetryWhoseAppIsGoneStopsAndTellsTheStaff()
+    {
+        HbAdmin::$logged = HbAdmin::NONE;
+        ApiWrapper::$accounts = array(array('id' => '101', 'client_id' => '11', 'server_id' => '4', 'status' => 'Pending'));
+        $module = $this->scripted();
+        $this->answer('create', self::outage('create'), 1);
+        $this->assertFalse($module->Create());
+        unset(HbApps::$rows['4']);
+        $this->now += 300;
+        $output = cloudpe_retries::everyRun($module, null, null, $this->queue());
+        $this->assertSame('CloudPe retries: account #101 create: failed permanently (configuration), retries stopped; staff told (internal ticket #701): HostBill returned no details for App #4 (Servers model getServerDetails)', $output);
+        $this->assertSame('given-up', $this->queue()->find('101')['state']);
+        $this->assertSame(array(), $this->answers, 'the outage answer was used by Create, nothing else ran');
+    }
+
     /** @dataProvider permanentFailures */
     public function testPermanentFailuresAndAdminsFailuresAreNotQueued($kind, $admin, $limit, $why)
     {

@@ -129,6 +129,7 @@ class EndToEndTest extends RealHostTestCase
         ApiWrapper::$accounts[] = array('id' => '6000', 'client_id' => '9000', 'server_id' => '7', 'status' => 'Pending');
         ApiWrapper::$accounts[] = array('id' => '6001', 'client_id' => '9000', 'server_id' => '8', 'status' => 'Active');
         ApiWrapper::$perPage = 50;
+        HbAdmin::$logged = HbAdmin::NONE; // HostBill's cron: no staff member logged in
         $controller = new cloudpe_controller();
         $controller->module = self::realHosts(new cloudpe());
         $started = microtime(true);
@@ -153,7 +154,14 @@ class EndToEndTest extends RealHostTestCase
             if ($status !== 'Active') {
                 $expectedEdits++;
                 $this->assertSame($status, isset($edits[$id]) ? $edits[$id] : null, "account {$id}");
+                // Issue 13 §3: the write is in the account's own log, with who and the facts behind it.
+                $log = HBRegistry::$db->accountLog($id);
+                $this->assertCount(1, $log, "account {$id}'s log");
+                $this->assertSame(array('Automation', '1', 'CloudPeSync'), array($log[0]['admin_login'], $log[0]['result'], $log[0]['event']));
+                $this->assertSame(array('name' => 'status', 'from' => 'Active', 'to' => $status), $log[0]['change']['data'][0]);
+                $this->assertContains(array('name' => 'cloudpe-uid', 'from' => '', 'to' => (string) $uid), $log[0]['change']['data']);
             } else {
+                $this->assertSame(array(), HBRegistry::$db->accountLog($id), 'nothing written, nothing logged');
                 $this->assertArrayNotHasKey($id, $edits, 'unchanged accounts are not written');
             }
         }

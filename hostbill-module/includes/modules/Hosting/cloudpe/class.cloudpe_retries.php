@@ -16,7 +16,8 @@ require_once __DIR__ . '/class.cloudpe.php';
  * Every step is a row in the account's own log.
  *
  * The table is created by install()/upgrade() and, if missing, on first use
- * (CREATE TABLE IF NOT EXISTS, as public HostBill modules create theirs).
+ * (CREATE TABLE IF NOT EXISTS, as public HostBill modules create their own tables, e.g.
+ * netway-devops/space includes/modules/Other/gatewayperclient/class.gatewayperclient.php).
  */
 class cloudpe_retries
 {
@@ -255,9 +256,14 @@ class cloudpe_retries
             return "{$subject}: dropped (the account is {$status})";
         }
         $serverId = isset($details['server_id']) && (string) $details['server_id'] !== '' ? (string) $details['server_id'] : (string) $row['server_id'];
-        $module->connect($apps->details($serverId));
-        $module->account_details = $details;
-        $result = $module->retry($operation);
+        try {
+            $module->connect($apps->details($serverId));
+            $module->account_details = $details;
+            $result = $module->retry($operation);
+        } catch (cloudpe_apps_error $e) {
+            // The account's App is gone or unreadable: a person has to look, retrying cannot help.
+            $result = array('ok' => false, 'kind' => 'configuration', 'message' => $e->getMessage(), 'transient' => false, 'facts' => array());
+        }
         if ($result['ok']) {
             $this->clear($id);
             $target = self::TARGET_STATUS[$operation];
