@@ -13,7 +13,7 @@ require_once __DIR__ . '/class.cloudpe_audit.php';
  * one ends in addError and false.
  *
  * App settings: Host URL (status_url), App Id (field1), Session (field2) in HostBill's own
- * columns; "Client field code" and "On terminate" as custom App settings (CONNECTION_FIELD_CUSTOM),
+ * columns; "Client field code", "On terminate" and "Call log" as custom App settings (CONNECTION_FIELD_CUSTOM),
  * which HostBill stores serialized in the App's `custom` column and hands back in
  * `$connect['custom']`. They are App settings, not product options, because the CloudPe platform
  * (and so the client field that links a client to it, and what deleting there means) is a property
