@@ -55,6 +55,11 @@ pub struct Global {
     #[arg(long, global = true, env = "HOSTBILL_MODULE_MAX_CONNECTIONS", value_name = "N", default_value_t = Limits::default().max_connections)]
     pub max_connections: usize,
 
+    /// Open a new connection for every request instead of keeping connections open for reuse
+    /// (by default up to --max-connections are kept, per origin).
+    #[arg(long, global = true, env = "HOSTBILL_MODULE_NO_KEEP_ALIVE", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    pub no_keep_alive: bool,
+
     /// Largest request read from stdin, in MiB.
     #[arg(long, global = true, env = "HOSTBILL_MODULE_MAX_REQUEST_MIB", value_name = "MIB", default_value_t = Limits::default().max_request_bytes / (1024 * 1024))]
     pub max_request_mib: usize,
@@ -163,6 +168,7 @@ impl Global {
             max_header_bytes: range("max-header-kib", self.max_header_kib, 64 * 1024)? * 1024,
             max_response_bytes: self.max_response_mib * 1024 * 1024,
             max_connections: self.max_connections,
+            keep_alive: !self.no_keep_alive,
             memory_bytes: self.memory_mib * 1024 * 1024,
             deadline: secs("deadline-secs", self.deadline_secs)?,
             connect_timeout: secs("connect-timeout-secs", self.connect_timeout_secs)?,

@@ -1,17 +1,19 @@
 //! The egress policy: a component may reach exactly one origin (scheme, host and port), derived
 //! from the App field the module names as its endpoint. It is enforced in one place, the
-//! `send_request` hook of wasi:http, which also clamps the request timeouts.
+//! `send_request` hook of wasi:http, which also clamps the request timeouts; a request it lets
+//! out is sent by the connection pool (`pool.rs`), the only send path.
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
 use wasmtime_wasi_http::{RequestOptions, WasiHttpHooks};
 
 use super::limits::{Limits, MAX_REPORTED_DENIALS};
+use super::pool::Pool;
 
 /// Raised by the first refused request: the run ends there (the module is stopped at its next
 /// epoch check, or at once if it is waiting on the host).
@@ -126,10 +128,10 @@ pub struct EgressPolicy {
     connect_timeout: Duration,
     read_timeout: Duration,
     max_response_bytes: usize,
-    /// One permit per request in flight, held until its connection is done.
-    connections: Arc<Semaphore>,
-    /// TLS trusting an extra CA bundle; `None`: wasmtime-wasi-http's client (standard roots).
-    tls: Option<Arc<rustls::ClientConfig>>,
+    max_connections: usize,
+    keep_alive: bool,
+    /// Sends every request this policy lets out (at most `max_connections` at once).
+    pool: Arc<Pool>,
     pub denials: Vec<Denial>,
     /// Refused requests beyond those in `denials`.
     pub denials_dropped: usize,
@@ -150,8 +152,9 @@ impl EgressPolicy {
             connect_timeout: limits.connect_timeout,
             read_timeout: limits.read_timeout,
             max_response_bytes: limits.max_response_bytes,
-            connections: Arc::new(Semaphore::new(limits.max_connections.max(1))),
-            tls: None,
+            max_connections: limits.max_connections,
+            keep_alive: limits.keep_alive,
+            pool: Arc::new(Pool::new(limits.max_connections, limits.keep_alive, None)),
             denials: Vec::new(),
             denials_dropped: 0,
             stop,
@@ -159,9 +162,9 @@ impl EgressPolicy {
         }
     }
 
-    /// Verifies TLS with `config` (standard roots plus a CA bundle) instead of the default client.
+    /// Verifies TLS with `config` (standard roots plus a CA bundle) instead of the standard roots.
     pub fn with_tls(mut self, config: Option<Arc<rustls::ClientConfig>>) -> Self {
-        self.tls = config;
+        self.pool = Arc::new(Pool::new(self.max_connections, self.keep_alive, config));
         self
     }
 
@@ -236,22 +239,10 @@ impl WasiHttpHooks for EgressPolicy {
         let max = self.max_response_bytes;
         let usage = self.usage.clone();
         usage.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let connections = self.connections.clone();
-        let tls = self.tls.clone();
+        let pool = self.pool.clone();
         Box::new(async move {
             use http_body_util::BodyExt;
-            let permit = connections
-                .acquire_owned()
-                .await
-                .map_err(|_| wasmtime_wasi_http::Error::InternalError(Some("connection limit closed".into())))?;
-            let (response, io): (http::Response<wasmtime_wasi_http::WasiBody>, Box<dyn Future<Output = _> + Send>) =
-                match tls {
-                    Some(config) => super::tls::send(request, options, config).await?,
-                    None => {
-                        let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
-                        (response.map(|body| body.boxed_unsync()), Box::new(io))
-                    }
-                };
+            let (response, io) = pool.send(origin, request, options).await?;
             let cut = usage.clone();
             let response = response.map(|body| {
                 http_body_util::Limited::new(body, max)
@@ -267,12 +258,7 @@ impl WasiHttpHooks for EgressPolicy {
                     })
                     .boxed_unsync()
             });
-            let io = async move {
-                let done = Box::into_pin(io).await;
-                drop(permit);
-                done
-            };
-            Ok((response, Box::new(io) as Box<dyn Future<Output = _> + Send>))
+            Ok((response, io))
         })
     }
 

@@ -18,8 +18,12 @@ pub struct Limits {
     /// Largest response body the module may receive, in bytes (default 64 MiB); a longer one
     /// fails the read with a size error.
     pub max_response_bytes: usize,
-    /// Most outgoing requests in flight at once (default 16); more wait for a free slot.
+    /// Most outgoing requests in flight at once, and most connections open, in use or idle
+    /// (default 16); more requests wait for a free slot.
     pub max_connections: usize,
+    /// Whether connections are kept open for further requests (default true); false
+    /// (`--no-keep-alive`) opens one connection per request.
+    pub keep_alive: bool,
     /// Largest request the host reads from stdin (default 64 MiB; a 100,000-account sync
     /// request is about 10 MiB).
     pub max_request_bytes: usize,
@@ -45,6 +49,7 @@ impl Default for Limits {
             read_timeout: Duration::from_secs(60),
             max_response_bytes: 64 * 1024 * 1024,
             max_connections: 16,
+            keep_alive: true,
             max_request_bytes: 64 * 1024 * 1024,
             max_report_bytes: 48 * 1024 * 1024,
             max_host_resources: 2048,
@@ -52,6 +57,10 @@ impl Default for Limits {
         }
     }
 }
+
+/// Longest an idle connection is kept for reuse (servers commonly close theirs after 60-75 s;
+/// one dropped silently on the way would otherwise cost a read timeout).
+pub const IDLE_CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
 
 /// How often the epoch ticks; the CPU deadline is enforced with this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);

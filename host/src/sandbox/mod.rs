@@ -4,6 +4,7 @@
 
 pub mod egress;
 pub mod limits;
+mod pool;
 pub mod tls;
 
 use std::sync::Arc;

@@ -1,7 +1,8 @@
 //! `cloudpe-bench` (run by `cargo xtask bench`): times the sync of 10,000 accounts against the
 //! simulated CloudPe, side by side in one run with the old PHP module's algorithm, and prints the
 //! table with ratios, the theoretical floor and the host's peak RSS; then the crossover between
-//! exact lookups and paging for small account sets.
+//! exact lookups and paging for small account sets; then kept-alive connections against one
+//! connection per request, over HTTP and HTTPS (`keep_alive`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -33,11 +34,17 @@ struct Args {
     /// Accounts the old algorithm is timed on at 20 ms (the result is scaled to all accounts).
     #[arg(long, default_value_t = 1000)]
     old_sample: usize,
+    /// Only the keep-alive comparison (skips the sync table and the crossover).
+    #[arg(long)]
+    keep_alive_only: bool,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
     let host = Host::from_env();
+    if args.keep_alive_only {
+        return keep_alive(&host, args.concurrency, args.runs);
+    }
     let users = population(args.accounts, FIRST_UID);
     let sim = Simulator::start(SimConfig { session: SESSION.into(), accounts: users, ..SimConfig::default() })?;
     let statuses = ["Active", "Suspended"];
@@ -135,7 +142,7 @@ fn main() -> Result<()> {
     println!("new sync made, at concurrency {}.", args.concurrency);
 
     crossover(&host, &sim, args.concurrency)?;
-    Ok(())
+    keep_alive(&host, args.concurrency, args.runs)
 }
 
 /// Sequential rounds for `requests` at `concurrency`, counting the first round of pages, which
@@ -213,5 +220,90 @@ fn crossover(host: &Host, sim: &Simulator, concurrency: u32) -> Result<()> {
         }
         println!("{n:>9} | {} | {} | {}", cells[0], cells[1], cells[2]);
     }
+    Ok(())
+}
+
+/// Exact lookups of [`POOL_ACCOUNTS`] accounts at 20 ms latency (TCP and TLS handshakes cost a
+/// round trip each in the simulator): plain HTTP and HTTPS with the host's keep-alive pool, and
+/// HTTPS with one connection per request (`--no-keep-alive`), side by side.
+fn keep_alive(host: &Host, concurrency: u32, runs: usize) -> Result<()> {
+    const POOL_ACCOUNTS: u64 = 200;
+    const LATENCY: Duration = Duration::from_millis(20);
+    let ca = cloudpe_e2e::TestCa::new();
+    let bundle = cloudpe_e2e::harness::target_dir().join(format!("bench-ca-{}.pem", std::process::id()));
+    std::fs::write(&bundle, ca.pem())?;
+    let bundle_arg = bundle.to_str().context("bundle path")?.to_string();
+    let start = |tls: bool| {
+        Simulator::start(SimConfig {
+            session: SESSION.into(),
+            accounts: population(POOL_ACCOUNTS as usize, FIRST_UID),
+            latency: LATENCY,
+            tls: tls.then(|| ca.server(&["127.0.0.1"])),
+            ..SimConfig::default()
+        })
+    };
+    let accounts: Vec<Value> =
+        (0..POOL_ACCOUNTS).map(|i| account(i + 1, 50_000 + i, "Active", Some(&(FIRST_UID + i).to_string()))).collect();
+
+    println!();
+    println!(
+        "Connections: exact lookups of {POOL_ACCOUNTS} accounts at {} ms latency, concurrency {concurrency}, median of {runs} runs",
+        LATENCY.as_millis()
+    );
+    println!("(the simulator charges a round trip per TCP connection, per TLS handshake and per request)");
+    println!(
+        "{:>26} | {:>9} | {:>9} | {:>11} | {:>14} | {:>8} | {:>11}",
+        "", "process", "module", "connections", "TLS handshakes", "requests", "round trips"
+    );
+    let cases: [(&str, bool, bool); 3] =
+        [("HTTP, kept alive", false, true), ("HTTPS, kept alive", true, true), ("HTTPS, one per request", true, false)];
+    let mut walls = Vec::new();
+    let mut trips = Vec::new();
+    for (label, tls, keep_alive) in cases {
+        let sim = start(tls)?;
+        let request = json!({"app": app(&sim.api_url(), SESSION), "accounts": accounts}).to_string();
+        let c = concurrency.to_string();
+        let mut sync_args = vec!["sync", "--strategy", "exact-lookups", "--max-concurrency", &c];
+        if tls {
+            sync_args.extend(["--ca-bundle", &bundle_arg]);
+        }
+        if !keep_alive {
+            sync_args.push("--no-keep-alive");
+        }
+        let mut measured = Vec::new();
+        for _ in 0..runs.max(1) {
+            let before = (sim.connection_count(), sim.tls_handshake_count(), sim.request_count());
+            let run = host.run_args(&sync_args, request.as_bytes(), &[]);
+            ensure!(run.code == 0, "{label}: sync failed: {}", run.all_output());
+            let decisions = run.json["decisions"].as_array().context("decisions")?;
+            ensure!(
+                decisions.iter().all(|d| matches!(d["decision"].as_str(), Some("change" | "unchanged"))),
+                "{label}: a lookup failed: {}",
+                run.stdout
+            );
+            let module_ms = run.json["summary"]["elapsed_ms"].as_u64().unwrap_or(0);
+            let counts = (
+                sim.connection_count() - before.0,
+                sim.tls_handshake_count() - before.1,
+                sim.request_count() - before.2,
+            );
+            measured.push((run.elapsed, module_ms, counts));
+        }
+        measured.sort_by_key(|m| m.0);
+        let (wall, module_ms, (connections, handshakes, requests)) = measured[measured.len() / 2];
+        let round_trips = connections + handshakes + requests;
+        println!(
+            "{label:>26} | {:>7.0}ms | {module_ms:>7}ms | {connections:>11} | {handshakes:>14} | {requests:>8} | {round_trips:>11}",
+            wall.as_secs_f64() * 1000.0
+        );
+        walls.push(wall.as_secs_f64());
+        trips.push(round_trips as f64);
+    }
+    println!(
+        "HTTPS kept alive / HTTP kept alive, wall time: {:.2}x (target <= 1.3x); round trips, one per request / kept alive: {:.1}x (target >= 2x)",
+        walls[1] / walls[0],
+        trips[2] / trips[1]
+    );
+    let _ = std::fs::remove_file(bundle);
     Ok(())
 }

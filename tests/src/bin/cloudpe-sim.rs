@@ -22,7 +22,8 @@ struct Args {
     /// The admin session token.
     #[arg(long, default_value_t = SimConfig::default().session)]
     session: String,
-    /// Delay before every answer, in milliseconds.
+    /// Round-trip time, in milliseconds: delay before every answer, and before each new
+    /// connection and TLS handshake is served.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
     /// Accounts from a JSON file (an array in the API's account shape).

@@ -37,7 +37,8 @@ pub struct SimConfig {
     pub appid: String,
     /// The admin session token every admin call must carry.
     pub session: String,
-    /// Delay before every answer.
+    /// Round-trip time: delay before every answer, and before each new connection and TLS
+    /// handshake is served.
     pub latency: Duration,
     /// The accounts CloudPe knows at start.
     pub accounts: Vec<Account>,
@@ -68,11 +69,15 @@ pub struct RecordedRequest {
     pub path: String,
     /// Query and form parameters merged (form wins), the session included.
     pub params: BTreeMap<String, String>,
+    /// Which connection it came on: 1 for the first one accepted, 2 for the next, ...
+    pub connection: usize,
 }
 
 struct State {
     api: api::ApiState,
     latency: Duration,
+    idle_timeout: Option<Duration>,
+    keepalive_requests: Option<usize>,
     faults: Vec<FaultRule>,
     requests: Vec<RecordedRequest>,
 }
@@ -81,6 +86,8 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     connections: AtomicUsize,
+    /// TLS handshakes completed.
+    tls_handshakes: AtomicUsize,
     /// Requests being answered now, and the most there ever were at once.
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -125,10 +132,13 @@ impl Simulator {
                     status_changes: Vec::new(),
                 },
                 latency: config.latency,
+                idle_timeout: None,
+                keepalive_requests: None,
                 faults: Vec::new(),
                 requests: Vec::new(),
             }),
             connections: AtomicUsize::new(0),
+            tls_handshakes: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
         });
@@ -167,9 +177,22 @@ impl Simulator {
         self.addr
     }
 
-    /// Sets the delay before every answer.
+    /// Sets the network's round-trip time: the delay before every answer, and before a new
+    /// connection is served (its TCP handshake) and before its TLS handshake.
     pub fn set_latency(&self, latency: Duration) {
         self.state().latency = latency;
+    }
+
+    /// Closes a connection of later accepts that waits longer than `idle` for its next request
+    /// (as a server's keep-alive timeout does); `None`: never.
+    pub fn set_idle_timeout(&self, idle: Option<Duration>) {
+        self.state().idle_timeout = idle;
+    }
+
+    /// Closes a connection of later accepts after `max` requests, answering the last one with
+    /// `Connection: close` (as nginx's `keepalive_requests`); `None`: never.
+    pub fn set_keepalive_requests(&self, max: Option<usize>) {
+        self.state().keepalive_requests = max;
     }
 
     /// Adds a fault rule (rules are tried in the order added).
@@ -205,6 +228,17 @@ impl Simulator {
     /// TCP connections accepted so far.
     pub fn connection_count(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// TLS handshakes completed so far.
+    pub fn tls_handshake_count(&self) -> usize {
+        self.shared.tls_handshakes.load(Ordering::SeqCst)
+    }
+
+    /// Network round trips so far: one per TCP connection, TLS handshake and request (the
+    /// latency each costs).
+    pub fn round_trips(&self) -> usize {
+        self.connection_count() + self.tls_handshake_count() + self.request_count()
     }
 
     /// The most requests that were being answered at the same time.

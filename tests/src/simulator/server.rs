@@ -1,18 +1,21 @@
 //! The HTTP side: accepts connections on 127.0.0.1, parses GET query strings and POST form
 //! bodies, applies latency and faults, and routes to [`super::api`].
+//!
+//! Latency costs what it would on a network: one round trip before a new connection is
+//! served (the TCP handshake), one more before its TLS handshake, and one per request.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::TcpStream as StdTcpStream;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use super::api::{self, METHODS};
@@ -55,7 +58,7 @@ pub async fn serve(
                 }
             },
         };
-        shared.connections.fetch_add(1, Ordering::SeqCst);
+        let connection = shared.connections.fetch_add(1, Ordering::SeqCst) + 1;
         let shared = shared.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
@@ -71,19 +74,44 @@ pub async fn serve(
             let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) else {
                 return;
             };
+            let (latency, idle_timeout, keepalive_requests) = {
+                let state = shared.lock();
+                (state.latency, state.idle_timeout, state.keepalive_requests)
+            };
+            // The TCP handshake's round trip.
+            tokio::time::sleep(latency).await;
+            let served = Arc::new(AtomicUsize::new(0));
+            let service_shared = shared.clone();
             let service = hyper::service::service_fn(move |req| {
-                let shared = shared.clone();
+                let shared = service_shared.clone();
                 let handle = handle.clone();
-                async move { respond(req, &shared, &handle).await }
+                let served = served.clone();
+                async move {
+                    let mut response = respond(req, &shared, &handle, connection).await?;
+                    // As nginx's `keepalive_requests`: the last answer a connection gets says so.
+                    let count = served.fetch_add(1, Ordering::SeqCst) + 1;
+                    if keepalive_requests.is_some_and(|max| count >= max) {
+                        response.headers_mut().insert(hyper::header::CONNECTION, "close".parse().expect("valid"));
+                    }
+                    Ok::<_, ResetConnection>(response)
+                }
             });
-            let http = hyper::server::conn::http1::Builder::new().keep_alive(true).clone();
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.keep_alive(true);
+            if let Some(idle) = idle_timeout {
+                // Waiting for the next request's head longer than this closes the connection.
+                http.timer(TokioTimer::new()).header_read_timeout(idle);
+            }
             match tls {
                 None => {
                     let _ = http.serve_connection(TokioIo::new(stream), service).await;
                 }
                 Some(acceptor) => {
+                    // The TLS handshake's round trip.
+                    tokio::time::sleep(latency).await;
                     // A failed handshake (the client does not trust us) just ends the connection.
                     if let Ok(stream) = acceptor.accept(stream).await {
+                        shared.tls_handshakes.fetch_add(1, Ordering::SeqCst);
                         let _ = http.serve_connection(TokioIo::new(stream), service).await;
                     }
                 }
@@ -129,6 +157,7 @@ async fn respond(
     req: Request<Incoming>,
     shared: &Shared,
     socket: &StdTcpStream,
+    connection: usize,
 ) -> Result<Response<Body>, ResetConnection> {
     let _counted = InFlight::enter(shared);
     let http_method = req.method().to_string();
@@ -153,6 +182,7 @@ async fn respond(
             api_method: path.rsplit('/').next().unwrap_or("").to_ascii_lowercase(),
             path: if query.is_empty() { path.clone() } else { format!("{path}?{query}") },
             params: params.clone(),
+            connection,
         });
         let fault = method.and_then(|m| faults::take(&mut state.faults, m, &params));
         (state.latency, fault)
