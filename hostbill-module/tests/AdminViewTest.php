@@ -422,14 +422,13 @@ class AdminViewTest extends FakeHostTestCase
 
     public function testAReconciliationWithNoFindingsSaysSo()
     {
-        $this->assertSame('3 accounts, 3 CloudPe users; everything matches', cloudpe_reconcile::describe(array('counts' => array('accounts' => 3, 'cloudpe_users' => 3))));
-        // The names of the issue's contract read the same as the report's.
+        $this->assertSame('3 accounts, 3 CloudPe users; everything matches', cloudpe_reconcile::describe(array('counts' => array('accounts' => 3, 'remote_users' => 3))));
         $this->assertSame(
             '2 accounts, 5 CloudPe users; 1 pointing at ids CloudPe does not have: #2 -> uid 999; 1 email differences: #1 uid 1002: HostBill zz@x, CloudPe u@y',
             cloudpe_reconcile::describe(array(
-                'counts' => array('accounts' => 2, 'cloudpe_users' => 5, 'missing_on_cloudpe' => 1, 'email_differences' => 1),
-                'missing_on_cloudpe' => array(array('account_id' => 2, 'uid' => 999)),
-                'email_differences' => array(array('account_id' => 1, 'uid' => 1002, 'hostbill_email' => 'zz@x', 'cloudpe_email' => 'u@y')),
+                'counts' => array('accounts' => 2, 'remote_users' => 5, 'missing_remote' => 1, 'email_differences' => 1),
+                'missing_remote' => array(array('account_id' => 2, 'uid' => 999)),
+                'email_differences' => array(array('account_id' => 1, 'uid' => 1002, 'hostbill_email' => 'zz@x', 'remote_email' => 'u@y')),
             ))
         );
     }

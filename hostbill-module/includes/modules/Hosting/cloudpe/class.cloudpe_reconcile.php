@@ -18,7 +18,7 @@ class cloudpe_reconcile
     /** The findings, in the order the line tells them: list key => label. */
     const FINDINGS = array(
         'without_id' => 'without a valid CloudPe id',
-        'missing_on_cloudpe' => 'pointing at ids CloudPe does not have',
+        'missing_remote' => 'pointing at ids CloudPe does not have',
         'shared_users' => 'CloudPe users shared by 2+ accounts',
         'unlinked_users' => 'CloudPe users no account points at',
         'email_differences' => 'email differences',
@@ -145,50 +145,17 @@ class cloudpe_reconcile
     }
 
     /**
-     * The report's names (README, "Reconciliation (`reconcile`)": `remote_users`,
-     * `missing_remote`, `remote_email`) => the names this class uses; both spellings are read.
-     */
-    const ALIASES = array('remote_users' => 'cloudpe_users', 'missing_remote' => 'missing_on_cloudpe', 'remote_email' => 'cloudpe_email');
-
-    /** `$r` with ALIASES' names turned into the contract's, in the counts, the lists and their entries. */
-    public static function normalize(array $r)
-    {
-        $rename = function (array $map) {
-            foreach (self::ALIASES as $alias => $name) {
-                if (array_key_exists($alias, $map) && !array_key_exists($name, $map)) {
-                    $map[$name] = $map[$alias];
-                }
-                unset($map[$alias]);
-            }
-            return $map;
-        };
-        $r = $rename($r);
-        if (isset($r['counts']) && is_array($r['counts'])) {
-            $r['counts'] = $rename($r['counts']);
-        }
-        foreach (array_keys(self::FINDINGS) as $key) {
-            if (isset($r[$key]) && is_array($r[$key])) {
-                $r[$key] = array_map(function ($entry) use ($rename) {
-                    return is_array($entry) ? $rename($entry) : $entry;
-                }, $r[$key]);
-            }
-        }
-        return $r;
-    }
-
-    /**
      * The line for a report's `reconciliation`: "N accounts, M CloudPe users (R requests); a
      * without a valid CloudPe id: #5 (no id); ...". Each list shows its first SHOWN entries and
      * how many more the counts (the true totals, when the host capped a list) hold.
      */
     public static function describe(array $r, array $warnings = array())
     {
-        $r = self::normalize($r);
         $counts = isset($r['counts']) && is_array($r['counts']) ? $r['counts'] : array();
         $count = function ($key) use ($counts) {
             return isset($counts[$key]) ? (int) $counts[$key] : 0;
         };
-        $line = sprintf('%d accounts, %d CloudPe users', $count('accounts'), $count('cloudpe_users'));
+        $line = sprintf('%d accounts, %d CloudPe users', $count('accounts'), $count('remote_users'));
         if (isset($r['requests'])) {
             $line .= sprintf(' (%d CloudPe requests)', (int) $r['requests']);
         }
@@ -221,7 +188,7 @@ class cloudpe_reconcile
         switch ($key) {
             case 'without_id':
                 return "#{$v('account_id')}" . (isset($e['detail']) && is_scalar($e['detail']) ? " ({$e['detail']})" : '');
-            case 'missing_on_cloudpe':
+            case 'missing_remote':
                 return "#{$v('account_id')} -> uid {$v('uid')}";
             case 'shared_users':
                 $ids = isset($e['account_ids']) && is_array($e['account_ids']) ? $e['account_ids'] : array();
@@ -229,7 +196,7 @@ class cloudpe_reconcile
             case 'unlinked_users':
                 return "uid {$v('uid')}" . (isset($e['email']) && is_scalar($e['email']) ? " {$e['email']}" : '');
             default:
-                return "#{$v('account_id')} uid {$v('uid')}: HostBill {$v('hostbill_email')}, CloudPe {$v('cloudpe_email')}";
+                return "#{$v('account_id')} uid {$v('uid')}: HostBill {$v('hostbill_email')}, CloudPe {$v('remote_email')}";
         }
     }
 }
