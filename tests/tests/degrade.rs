@@ -96,9 +96,10 @@ fn rejected_credentials_stop_the_sync_with_one_error() {
     assert_eq!(run.error_kind(), Some("authentication"), "{}", run.all_output());
     assert!(run.json["decisions"].is_null(), "{}", run.stdout);
     assert!(!run.all_output().contains("not-the-token"), "the rejected token is never printed");
-    // At most the first window of concurrent lookups (default 8) was in flight when the first
-    // rejection arrived; before, every account was looked up (300 requests).
-    assert!(sim.request_count() <= 8, "{} requests", sim.request_count());
+    // The first window of concurrent lookups (default 8), and the replacements the module starts
+    // for finished lookups before it reads their replies (less than two more windows). Before,
+    // every account was looked up (300 requests).
+    assert!(sim.request_count() < 3 * 8, "{} requests", sim.request_count());
 }
 
 #[test]
@@ -118,10 +119,12 @@ fn an_unreachable_api_stops_the_sync_after_one_round() {
     assert_eq!(run.error_kind(), Some("transport"));
     assert!(run.error_message().contains("unreachable"), "{}", run.error_message());
     assert!(run.error_message().contains("connection refused"), "{}", run.error_message());
-    // The first round of 8 lookups (and at most 8 started while they failed), no retries;
-    // before, 3 attempts for each of the 2,000.
+    // The module stops after the first round of 8 lookups failed to connect, without retries;
+    // the host also counts the replacements the module started for finished lookups before it
+    // read their failures (less than two more rounds). Before, 3 attempts for each of the 2,000.
     let requests = run.json["meter"]["requests"].as_u64().unwrap();
-    assert!(requests <= 2 * 8, "{requests} requests");
+    assert!(requests < 3 * 8, "{requests} requests");
+    assert!(run.error_message().contains("none of the first 8 requests could connect"), "{}", run.error_message());
 }
 
 #[test]

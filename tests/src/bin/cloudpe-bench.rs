@@ -142,7 +142,37 @@ fn main() -> Result<()> {
     println!("new sync made, at concurrency {}.", args.concurrency);
 
     crossover(&host, &sim, args.concurrency)?;
+    reconcile_vs_sync(&host, &sim, &request, &args)?;
     keep_alive(&host, args.concurrency, args.runs)
+}
+
+/// The reconciliation of all accounts next to their sync, at 20 ms latency, same concurrency and
+/// page size (median of `runs` each): it reads the whole list once, as a paging sync does.
+fn reconcile_vs_sync(host: &Host, sim: &Simulator, request: &str, args: &Args) -> Result<()> {
+    sim.set_latency(Duration::from_millis(20));
+    let (c, p) = (args.concurrency.to_string(), args.page_size.to_string());
+    let median = |operation: &str| -> Result<(Duration, u64)> {
+        let mut runs = Vec::new();
+        for _ in 0..args.runs {
+            let run = host.run_args(&[operation, "--max-concurrency", &c, "--page-size", &p], request.as_bytes(), &[]);
+            ensure!(run.code == 0, "{operation} failed: {}", run.all_output());
+            let requests = run.json["meter"]["requests"].as_u64().unwrap_or(0);
+            runs.push((run.elapsed, requests));
+        }
+        runs.sort();
+        Ok(runs[runs.len() / 2])
+    };
+    let (sync, sync_requests) = median("sync")?;
+    let (reconcile, reconcile_requests) = median("reconcile")?;
+    println!();
+    println!("Reconciliation of {} accounts at 20 ms latency, whole process, median of {} runs:", args.accounts, args.runs);
+    println!(
+        "  sync {:.0} ms ({sync_requests} requests) | reconcile {:.0} ms ({reconcile_requests} requests) | reconcile/sync {:.2}x",
+        sync.as_secs_f64() * 1000.0,
+        reconcile.as_secs_f64() * 1000.0,
+        reconcile.as_secs_f64() / sync.as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Sequential rounds for `requests` at `concurrency`, counting the first round of pages, which
