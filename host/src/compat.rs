@@ -5,7 +5,7 @@
 //! since; a newer minor may import functions this host does not provide, and another major is a
 //! different contract. The patch level never matters. The check runs before any instantiation.
 
-use semver::Version;
+use semver::{Version, VersionReq};
 
 use crate::bindings::{WIT_PACKAGE, WIT_VERSION};
 
@@ -14,10 +14,15 @@ pub fn host_version() -> Version {
     Version::parse(WIT_VERSION).expect("WIT_VERSION is semver")
 }
 
+/// The supported range: `>=2.0.0, <2.2.0` for a 2.1 host (a pre-release never matches it).
+pub fn supported() -> VersionReq {
+    let v = host_version();
+    VersionReq::parse(&format!(">={}.0.0, <{}.{}.0", v.major, v.major, v.minor + 1)).expect("a valid range")
+}
+
 /// The supported range, for messages: `>=2.0.0, <2.2.0`.
 pub fn supported_range() -> String {
-    let v = host_version();
-    format!(">={}.0.0, <{}.{}.0", v.major, v.major, v.minor + 1)
+    supported().to_string()
 }
 
 /// Checks a component's targeted version (`None`: it exports no `hostbill:provisioning` module).
@@ -30,8 +35,7 @@ pub fn check(targeted: Option<&str>) -> Result<Version, String> {
     };
     let version = Version::parse(raw)
         .map_err(|e| format!("it targets {WIT_PACKAGE}@{raw}, which is not a semver version ({e})"))?;
-    let host = host_version();
-    if version.major == host.major && version.minor <= host.minor && version.pre.is_empty() {
+    if supported().matches(&version) {
         Ok(version)
     } else {
         Err(format!("it targets {WIT_PACKAGE}@{version}; this host runs {WIT_PACKAGE} {range}"))
