@@ -57,7 +57,7 @@ pub struct Global {
     pub max_connections: usize,
 
     /// Open a new connection for every request instead of keeping connections open for reuse
-    /// (by default up to --max-connections are kept, per origin).
+    /// (by default connections stay open, at most --max-connections of them).
     #[arg(long, global = true, env = "HOSTBILL_MODULE_NO_KEEP_ALIVE", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
     pub no_keep_alive: bool,
 
