@@ -51,12 +51,13 @@ pub struct Global {
     #[arg(long, global = true, env = "HOSTBILL_MODULE_MAX_RESPONSE_MIB", value_name = "MIB", default_value_t = Limits::default().max_response_bytes / (1024 * 1024))]
     pub max_response_mib: usize,
 
-    /// Most outgoing requests the module may have in flight at once.
+    /// Most outgoing requests the module may have in flight at once, and most connections the
+    /// host keeps open (in use or idle).
     #[arg(long, global = true, env = "HOSTBILL_MODULE_MAX_CONNECTIONS", value_name = "N", default_value_t = Limits::default().max_connections)]
     pub max_connections: usize,
 
     /// Open a new connection for every request instead of keeping connections open for reuse
-    /// (by default up to --max-connections are kept, per origin).
+    /// (by default connections stay open, at most --max-connections of them).
     #[arg(long, global = true, env = "HOSTBILL_MODULE_NO_KEEP_ALIVE", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
     pub no_keep_alive: bool,
 

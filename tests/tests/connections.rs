@@ -145,3 +145,37 @@ fn connections_the_server_closed_while_idle_are_not_reused() {
     );
     assert!(sim.connection_count() <= 5, "{} connections", sim.connection_count());
 }
+
+#[test]
+fn a_stalled_body_over_https_ends_with_the_read_timeout() {
+    let host = Host::from_env();
+    let ca = TestCa::new();
+    let bundle = ca_bundle(&ca);
+    let sim = sim(Some(&ca));
+    // The answer for one account starts, then never continues: the between-bytes timeout (1 s
+    // here) must end that read, not the 30 s deadline.
+    sim.add_fault(FaultRule::new(FaultKind::StalledBody).uid(FIRST_UID + 2));
+    let run = sync(
+        &host,
+        &sim,
+        6,
+        &[
+            "--ca-bundle",
+            bundle.to_str().unwrap(),
+            "--read-timeout-secs",
+            "1",
+            "--deadline-secs",
+            "30",
+            "--max-attempts",
+            "1",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert!(run.elapsed < Duration::from_secs(20), "stopped by the deadline: {:?}", run.elapsed);
+    let decisions = run.json["decisions"].as_array().expect("decisions");
+    for d in decisions {
+        let stalled = d["account_id"] == 3;
+        assert_eq!(d["decision"] == "error", stalled, "{d}");
+    }
+    let _ = std::fs::remove_file(bundle);
+}

@@ -4,7 +4,8 @@
 //! Bounds: at most `max_connections` requests in flight (one slot each), and at most
 //! `max_connections` connections open, in use or idle. The slot is held until the connection
 //! is back in the pool or closed, and a new connection is opened only when the origin has no
-//! usable idle one; so every open connection is either idle or tied to a held slot.
+//! usable idle one (a request first waits for one on its way back); so every open connection is
+//! either idle or tied to a held slot.
 //!
 //! Reuse: a connection goes back to the pool only after its response body was read to the end
 //! and hyper says it can take another request (not after `Connection: close`, an error, a
@@ -18,6 +19,7 @@
 //! between-bytes timeout; here each rule is a few lines on hyper's `client::conn`.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
@@ -27,7 +29,7 @@ use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
 
@@ -47,6 +49,10 @@ pub struct Pool {
     /// One permit per request in flight, held until its connection is idle again or closed.
     slots: Arc<Semaphore>,
     idle: Mutex<Vec<Idle>>,
+    /// Connections whose response was read and that are on their way back to `idle`.
+    returning: AtomicUsize,
+    /// Woken when one of those is back in `idle` or closed.
+    returned: Notify,
     /// `false` (`--no-keep-alive`): every connection is closed after one request.
     keep_alive: bool,
     /// TLS trusting the standard roots plus `--ca-bundle`, if given.
@@ -88,6 +94,8 @@ impl Pool {
         Pool {
             slots: Arc::new(Semaphore::new(max_connections.max(1))),
             idle: Mutex::new(Vec::new()),
+            returning: AtomicUsize::new(0),
+            returned: Notify::new(),
             keep_alive,
             bundle,
             standard: OnceLock::new(),
@@ -118,6 +126,7 @@ impl Pool {
         loop {
             let (mut conn, reused) = match self.take_idle(&origin) {
                 Some(conn) => (conn, true),
+                None if self.wait_for_return().await => continue,
                 None => (self.connect(&origin, &options).await?, false),
             };
             let response = match tokio::time::timeout(first_byte, conn.sender.try_send_request(request)).await {
@@ -146,6 +155,20 @@ impl Pool {
             });
             return Ok((response, Box::new(async { Ok(()) }) as Io));
         }
+    }
+
+    /// When a connection is on its way back to the pool (its response was just read, hyper has
+    /// yet to say it is ready), waits for it rather than opening another: true once it is back or
+    /// closed, false at once when none is coming.
+    async fn wait_for_return(&self) -> bool {
+        let returned = self.returned.notified();
+        tokio::pin!(returned);
+        returned.as_mut().enable();
+        if self.returning.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        let _ = tokio::time::timeout(RETURN_WAIT, returned).await;
+        true
     }
 
     /// The most recently used idle connection to `origin` that can take a request. Drops the
@@ -224,12 +247,15 @@ impl Lease {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        self.pool.returning.fetch_add(1, Ordering::SeqCst);
         runtime.spawn(async move {
             let Lease { pool, origin, mut conn, slot } = self;
             if let Ok(Ok(())) = tokio::time::timeout(RETURN_WAIT, conn.sender.ready()).await {
                 pool.put_idle(origin, conn);
             }
             drop(slot);
+            pool.returning.fetch_sub(1, Ordering::SeqCst);
+            pool.returned.notify_waiters();
         });
     }
 }

@@ -58,9 +58,10 @@ fn fault(spec: &str) -> Result<FaultRule> {
         "timeout" => FaultKind::Timeout,
         "reset" => FaultKind::Reset,
         "truncated" => FaultKind::TruncatedJson,
+        "stalled" => FaultKind::StalledBody,
         other => match other.strip_prefix("result=").map(str::parse::<i64>) {
             Some(Ok(result)) => FaultKind::ApiError { result, error: format!("simulated error {result}") },
-            _ => bail!("unknown fault {other:?}: use http500, html502, timeout, reset, truncated or result=N"),
+            _ => bail!("unknown fault {other:?}: use http500, html502, timeout, reset, truncated, stalled or result=N"),
         },
     };
     let rule = FaultRule::new(kind);

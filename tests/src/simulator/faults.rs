@@ -19,6 +19,8 @@ pub enum FaultKind {
     ApiError { result: i64, error: String },
     /// HTTP 200 whose body streams this many bytes (far more than any real answer).
     HugeBody(u64),
+    /// HTTP 200 whose body starts, then never continues (the connection stays open).
+    StalledBody,
     /// The call is carried out, then answered with the inner fault: a write applied whose reply
     /// is lost (a timeout, a reset, a 5xx from a proxy after CloudPe did the work).
     AfterApplying(Box<FaultKind>),

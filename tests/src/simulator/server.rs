@@ -153,6 +153,27 @@ impl hyper::body::Body for Spaces {
     }
 }
 
+/// A body that sends its first bytes, then nothing more, ever.
+struct Stalled {
+    started: bool,
+}
+
+impl hyper::body::Body for Stalled {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        if self.started {
+            return std::task::Poll::Pending;
+        }
+        self.started = true;
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from_static(b"{\"result\": 0, \"array\": [")))))
+    }
+}
+
 async fn respond(
     req: Request<Incoming>,
     shared: &Shared,
@@ -236,6 +257,12 @@ async fn respond(
             return Ok(Response::builder()
                 .header("content-type", "application/json")
                 .body(body)
+                .expect("valid response"));
+        }
+        Some(FaultKind::StalledBody) => {
+            return Ok(Response::builder()
+                .header("content-type", "application/json")
+                .body(Stalled { started: false }.boxed())
                 .expect("valid response"));
         }
         Some(FaultKind::TruncatedJson) => {
