@@ -180,6 +180,7 @@ impl Runtime {
         let run = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             let info = instance.hostbill_provisioning_module().call_info(&mut store).await?;
+            crate::timings::mark("instantiate");
             store.data_mut().module_info = Some(info.clone());
             if let Some(app) = app {
                 let allowed = app.get(&info.endpoint_field).and_then(|url| Origin::of_url(url).ok());
@@ -187,6 +188,7 @@ impl Runtime {
                 store.data_mut().egress = EgressPolicy::new(allowed, limits, stop, usage).with_tls(self.tls.clone());
             }
             let result = op(&instance, &mut store).await?;
+            crate::timings::mark("module");
             Ok::<_, wasmtime::Error>((info, result))
         };
         let outcome = tokio::select! {
