@@ -164,6 +164,10 @@ impl Runtime {
         let stop = state.stop.clone();
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
+        // What one call may copy out of the module (wasmtime's default: 128 MiB) follows its
+        // memory limit: a module never holds more than that, and a large sync's decisions are
+        // one result list.
+        store.set_hostcall_fuel(limits.memory_bytes.max(store.hostcall_fuel()));
         // Checked every tick: the deadline, and whether a refused request ended the run (a module
         // looping on refused requests never waits on the host, so only this check reaches it).
         let ends = Instant::now() + limits.deadline;

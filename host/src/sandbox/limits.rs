@@ -61,12 +61,13 @@ impl Default for Limits {
 /// would fail large syncs, and a large fixed one would let every small run grow that far.
 pub fn default_sync_memory_bytes(accounts: usize) -> usize {
     let base = Limits::default().memory_bytes;
-    (base + accounts.saturating_sub(100_000) * SYNC_MEMORY_PER_ACCOUNT).min(MAX_DEFAULT_MEMORY_BYTES)
+    base.saturating_add(accounts.saturating_sub(100_000).saturating_mul(SYNC_MEMORY_PER_ACCOUNT))
+        .min(MAX_DEFAULT_MEMORY_BYTES)
 }
 
-/// Module memory allowed per sync account past the first 100,000 (measured: about 330 bytes per
+/// Module memory allowed per sync account past the first 100,000 (measured: about 600 bytes per
 /// account; README, Benchmark).
-pub const SYNC_MEMORY_PER_ACCOUNT: usize = 512;
+pub const SYNC_MEMORY_PER_ACCOUNT: usize = 768;
 
 /// The most memory a default limit grants a module (a larger sync needs `--memory-mib`).
 pub const MAX_DEFAULT_MEMORY_BYTES: usize = 1024 * 1024 * 1024;
@@ -75,7 +76,7 @@ pub const MAX_DEFAULT_MEMORY_BYTES: usize = 1024 * 1024 * 1024;
 /// 48 MiB of any report, or [`REPORT_BYTES_PER_DECISION`] per decision when that is more, at
 /// most 1 GiB.
 pub fn default_report_bytes(decisions: usize) -> usize {
-    (decisions * REPORT_BYTES_PER_DECISION).clamp(Limits::default().max_report_bytes, 1024 * 1024 * 1024)
+    decisions.saturating_mul(REPORT_BYTES_PER_DECISION).clamp(Limits::default().max_report_bytes, 1024 * 1024 * 1024)
 }
 
 /// Report bytes allowed per sync decision (an unchanged decision with its four facts is about
@@ -134,4 +135,21 @@ impl Limits {
 /// The answer-string limit, named.
 pub fn named_answer_string() -> NamedLimit {
     NamedLimit { name: "answer-string", value: format!("{} KiB", MAX_ANSWER_STRING_BYTES / 1024) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_defaults_follow_the_input_within_bounds() {
+        let mib = 1024 * 1024;
+        assert_eq!(default_sync_memory_bytes(0), 128 * mib);
+        assert_eq!(default_sync_memory_bytes(100_000), 128 * mib);
+        assert_eq!(default_sync_memory_bytes(1_000_000), 128 * mib + 900_000 * SYNC_MEMORY_PER_ACCOUNT);
+        assert_eq!(default_sync_memory_bytes(100_000_000), MAX_DEFAULT_MEMORY_BYTES);
+        assert_eq!(default_report_bytes(10), 48 * mib);
+        assert_eq!(default_report_bytes(1_000_000), 1_000_000 * REPORT_BYTES_PER_DECISION);
+        assert_eq!(default_report_bytes(usize::MAX / 1024), 1024 * mib);
+    }
 }
