@@ -5,8 +5,11 @@
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
+/// Each phase's name and length in milliseconds.
+type Phases = Vec<(&'static str, f64)>;
+
 /// The phases so far, and when the last one ended.
-static PHASES: Mutex<(Vec<(&'static str, f64)>, Option<Instant>)> = Mutex::new((Vec::new(), None));
+static PHASES: Mutex<(Phases, Option<Instant>)> = Mutex::new((Vec::new(), None));
 
 fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
