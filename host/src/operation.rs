@@ -203,7 +203,8 @@ fn longest_string(output: &Output) -> usize {
         Output::Info => 0,
         Output::Outcome(Ok(o)) => o.message.len().max(facts_longest(&o.facts)),
         Output::Checks(Ok(c)) => c.checks.iter().map(|c| c.name.len().max(c.detail.len())).max().unwrap_or(0),
-        Output::Sync(Ok(s), _) => s.decisions.iter().map(|d| decision_longest(&d.decision)).max().unwrap_or(0),
+        // Each decision was bounded on its own (`bound_decisions`).
+        Output::Sync(Ok(_), _) => 0,
         Output::Outcome(Err(e)) | Output::Checks(Err(e)) | Output::Sync(Err(e), _) => error_longest(e),
     }
 }
