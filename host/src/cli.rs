@@ -31,9 +31,10 @@ pub struct Global {
     #[arg(long, global = true, env = "HOSTBILL_MODULE_COMPONENT", value_name = "FILE")]
     pub component: Option<PathBuf>,
 
-    /// Memory limit of the module, in MiB.
-    #[arg(long, global = true, env = "HOSTBILL_MODULE_MEMORY_MIB", value_name = "MIB", default_value_t = Limits::default().memory_bytes / (1024 * 1024))]
-    pub memory_mib: usize,
+    /// Memory limit of the module, in MiB [default: 128; for a sync, 128 plus 768 bytes per
+    /// account past 100,000, at most 1024].
+    #[arg(long, global = true, env = "HOSTBILL_MODULE_MEMORY_MIB", value_name = "MIB")]
+    pub memory_mib: Option<usize>,
 
     /// Wall-clock deadline of the whole operation, in seconds.
     #[arg(long, global = true, env = "HOSTBILL_MODULE_DEADLINE_SECS", value_name = "SECS", default_value_t = Limits::default().deadline.as_secs_f64())]
@@ -65,9 +66,10 @@ pub struct Global {
     #[arg(long, global = true, env = "HOSTBILL_MODULE_MAX_REQUEST_MIB", value_name = "MIB", default_value_t = Limits::default().max_request_bytes / (1024 * 1024))]
     pub max_request_mib: usize,
 
-    /// Largest report printed on stdout, in MiB; a longer one is replaced by an error.
-    #[arg(long, global = true, env = "HOSTBILL_MODULE_MAX_REPORT_MIB", value_name = "MIB", default_value_t = Limits::default().max_report_bytes / (1024 * 1024))]
-    pub max_report_mib: usize,
+    /// Largest report printed on stdout, in MiB; a longer one is replaced by an error [default:
+    /// 48; for a sync, 512 bytes per decision when that is more, at most 1024].
+    #[arg(long, global = true, env = "HOSTBILL_MODULE_MAX_REPORT_MIB", value_name = "MIB")]
+    pub max_report_mib: Option<usize>,
 
     /// Most host-side resources (HTTP requests, header sets, bodies, streams) the module may
     /// hold at once.
@@ -141,6 +143,19 @@ impl Global {
         Ok(crate::trust::TrustPolicy { keys, allow_unsigned: self.allow_unsigned })
     }
 
+    /// The limits for a sync of `accounts` accounts: those of [`Self::limits`], with the memory
+    /// and report limits that were not given following the input (see `limits.rs`).
+    pub fn sync_limits(&self, accounts: usize) -> Result<Limits, String> {
+        let mut limits = self.limits()?;
+        if self.memory_mib.is_none() {
+            limits.memory_bytes = crate::sandbox::limits::default_sync_memory_bytes(accounts);
+        }
+        if self.max_report_mib.is_none() {
+            limits.max_report_bytes = crate::sandbox::limits::default_report_bytes(accounts);
+        }
+        Ok(limits)
+    }
+
     /// The limits these options describe; each value must be positive.
     pub fn limits(&self) -> Result<Limits, String> {
         let secs = |name: &str, v: f64| {
@@ -150,9 +165,12 @@ impl Global {
                 Err(format!("--{name} must be between 0 and 86400 seconds, got {v}"))
             }
         };
-        if self.memory_mib == 0 || self.memory_mib > 4096 {
-            return Err(format!("--memory-mib must be between 1 and 4096, got {}", self.memory_mib));
+        let defaults = Limits::default();
+        let memory_mib = self.memory_mib.unwrap_or(defaults.memory_bytes / (1024 * 1024));
+        if memory_mib == 0 || memory_mib > 4096 {
+            return Err(format!("--memory-mib must be between 1 and 4096, got {memory_mib}"));
         }
+        let max_report_mib = self.max_report_mib.unwrap_or(defaults.max_report_bytes / (1024 * 1024));
         if self.max_response_mib == 0 || self.max_response_mib > 1024 {
             return Err(format!("--max-response-mib must be between 1 and 1024, got {}", self.max_response_mib));
         }
@@ -164,13 +182,13 @@ impl Global {
         };
         Ok(Limits {
             max_request_bytes: range("max-request-mib", self.max_request_mib, 4096)? * 1024 * 1024,
-            max_report_bytes: range("max-report-mib", self.max_report_mib, 4096)? * 1024 * 1024,
+            max_report_bytes: range("max-report-mib", max_report_mib, 4096)? * 1024 * 1024,
             max_host_resources: range("max-host-resources", self.max_host_resources, 1_000_000)?,
             max_header_bytes: range("max-header-kib", self.max_header_kib, 64 * 1024)? * 1024,
             max_response_bytes: self.max_response_mib * 1024 * 1024,
             max_connections: self.max_connections,
             keep_alive: !self.no_keep_alive,
-            memory_bytes: self.memory_mib * 1024 * 1024,
+            memory_bytes: memory_mib * 1024 * 1024,
             deadline: secs("deadline-secs", self.deadline_secs)?,
             connect_timeout: secs("connect-timeout-secs", self.connect_timeout_secs)?,
             read_timeout: secs("read-timeout-secs", self.read_timeout_secs)?,

@@ -19,6 +19,7 @@ mod request;
 mod runtime;
 mod sandbox;
 mod scrub;
+mod timings;
 mod trust;
 
 use std::io::{Read, Write};
@@ -37,6 +38,7 @@ use scrub::Scrubber;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
+    timings::start();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HOSTBILL_MODULE_LOG")
@@ -46,17 +48,24 @@ fn main() -> ExitCode {
         .init();
     let started = std::time::Instant::now();
     let cli = Cli::parse();
+    timings::mark("args");
     if let Command::Doctor(args) = &cli.command {
         return ExitCode::from(run_doctor(&cli, args.allow_http) as u8);
     }
     let (report, scrubber, exit) = execute(&cli);
     let ran = started.elapsed();
-    let limits = cli.global.limits().unwrap_or_default();
+    let limits = match report.decisions.as_ref() {
+        Some(d) => cli.global.sync_limits(d.report.decisions.len() + d.invalid.len()),
+        None => cli.global.limits(),
+    }
+    .unwrap_or_default();
     let mut report = report;
     // Every report carries a meter; one that never reached the module shows only the time.
     let meter = report.meter.get_or_insert_with(Default::default);
     meter.wall_ms = started.elapsed().as_millis() as u64;
-    let (report, exit) = match report.size(&scrubber, cli.global.pretty, limits.max_report_bytes) {
+    let size = report.size(&scrubber, cli.global.pretty, limits.max_report_bytes);
+    timings::mark("report-size");
+    let (report, exit) = match size {
         Some(_) => (report, exit),
         None => (
             Report {
@@ -81,7 +90,9 @@ fn main() -> ExitCode {
     let _ = report.write(&scrubber, cli.global.pretty, &mut stdout);
     let _ = writeln!(stdout);
     let _ = stdout.flush();
+    timings::mark("report-write");
     tracing::debug!("ran in {ran:?}, report written at {:?}", started.elapsed());
+    timings::print();
     ExitCode::from(exit as u8)
 }
 
@@ -162,9 +173,11 @@ fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
             Err(error) => return (Report::failed(operation, error), Scrubber::default(), Exit::BadInput),
         }
     };
+    timings::mark("read");
     let parse_started = std::time::Instant::now();
     let parsed = operation::Request::parse(&cli.command, &stdin);
     tracing::debug!("request of {} bytes parsed in {:?}", stdin.len(), parse_started.elapsed());
+    timings::mark("parse");
     let request = match parsed {
         Ok(request) => request,
         Err(message) => {
@@ -173,12 +186,21 @@ fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
             return bad_input(message, secrets);
         }
     };
+    // The raw request is no longer needed: a large sync's bytes are not kept beside its rows.
+    drop(stdin);
+    // A sync's memory limit follows its size, unless given.
+    let limits = match &request {
+        operation::Request::Sync(_, accounts, _, _, invalid) => {
+            cli.global.sync_limits(accounts.len() + invalid.len()).unwrap_or(limits)
+        }
+        _ => limits,
+    };
     // Every free-form App value is secret on stderr (the module's own list is not known yet);
     // taken from the parsed request, not by parsing a large request a second time.
     scrub::scrub_stderr_with(operation::secrets(request.app(), None));
     let tls = match cli.global.ca_bundle.as_deref().map(sandbox::tls::client_config).transpose() {
         Ok(tls) => tls,
-        Err(message) => return bad_input(message, operation::secrets_of_raw(&stdin)),
+        Err(message) => return bad_input(message, operation::secrets(request.app(), None)),
     };
     let mut runtime = match runtime::Runtime::load(&load_path, cli.global.cache().as_ref(), &trust) {
         Ok(runtime) => runtime,
@@ -194,6 +216,7 @@ fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
     if let Some(tls) = tls {
         runtime.set_tls(tls);
     }
+    timings::mark("load");
     tracing::debug!("running {operation} with {}", runtime.path().display());
     let tokio = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
@@ -208,7 +231,9 @@ fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
             );
         }
     };
+    timings::mark("tokio");
     let (mut report, scrubber, exit) = tokio.block_on(operation::run(operation, &runtime, request, &limits));
+    timings::mark("report-build");
     // The new (or previous) component loaded and described itself: now it may become active.
     let switched = match &cli.command {
         Command::Install(args) if exit == Exit::Success => Some(install::install(component, &args.new)),

@@ -9,7 +9,7 @@ use crate::bindings::WIT_PACKAGE;
 use crate::bindings::hostbill::provisioning::types as wit;
 use crate::cli::{Command, Strategy};
 use crate::report::{Decisions, ErrorKind, ErrorReport, Exit, ModuleRef, Report};
-use crate::request::{self, AccountRequest, AppRequest, SyncRequest};
+use crate::request::{self, AccountRequest, AppRequest, InvalidRow, ReconcileRequest, SyncRequest};
 use crate::runtime::{Fault, Runtime};
 use crate::sandbox::limits::{Limits, MAX_ANSWER_STRING_BYTES};
 use crate::sandbox::{SandboxState, Source};
@@ -20,7 +20,9 @@ pub enum Request {
     None,
     App(wit::AppSettings),
     Account(wit::AppSettings, wit::Account),
-    Sync(wit::AppSettings, Vec<wit::Account>, wit::SyncOptions, DryRun),
+    /// A sync: the valid accounts go to the module; the invalid rows, each with its place in the
+    /// request, get their `error` decisions from the host.
+    Sync(wit::AppSettings, Vec<wit::Account>, wit::SyncOptions, DryRun, Vec<(usize, InvalidRow)>),
     Reconcile(wit::AppSettings, Vec<wit::ClientAccount>, wit::SyncOptions),
 }
 
@@ -52,11 +54,10 @@ impl Request {
                         Strategy::ExactLookups => wit::SyncStrategy::ExactLookups,
                     },
                 };
-                let accounts = r.accounts.into_iter().map(Into::into).collect();
-                Request::Sync(r.app.into(), accounts, options, DryRun(args.dry_run))
+                Request::Sync(r.app.into(), r.accounts.valid, options, DryRun(args.dry_run), r.accounts.invalid)
             }
             Command::Reconcile(args) => {
-                let r: SyncRequest = request::parse(stdin)?;
+                let r: ReconcileRequest = request::parse(stdin)?;
                 let options = wit::SyncOptions {
                     max_concurrency: args.max_concurrency,
                     page_size: args.page_size,
@@ -94,10 +95,14 @@ enum Output {
 pub async fn run(
     operation: &'static str,
     runtime: &Runtime,
-    request: Request,
+    mut request: Request,
     limits: &Limits,
 ) -> (Report, Scrubber, Exit) {
     let started = Instant::now();
+    let invalid = match &mut request {
+        Request::Sync(.., invalid) => std::mem::take(invalid),
+        _ => Vec::new(),
+    };
     let (result, store) = runtime
         .run(operation, request.app(), limits, async |module, store| {
             let m = module.core.hostbill_provisioning_module();
@@ -111,7 +116,7 @@ pub async fn run(
                     "terminate" => m.call_terminate(&mut *store, app, account).await?,
                     other => unreachable!("{other} takes no account"),
                 }),
-                Request::Sync(app, accounts, options, dry_run) => {
+                Request::Sync(app, accounts, options, dry_run, _) => {
                     Output::Sync(m.call_sync(&mut *store, app, accounts, *options).await?, *dry_run)
                 }
                 Request::Reconcile(app, accounts, options) => match &module.reconciliation {
@@ -125,6 +130,7 @@ pub async fn run(
 
     let mut report = Report::new(operation);
     let scrubber = secrets(request.app(), store.data().module_info.as_ref());
+    let result = result.map(|(info, output)| (info, bound_decisions(output)));
     let exit = match result {
         Err(fault) => {
             report.error = Some(match fault {
@@ -154,7 +160,7 @@ pub async fn run(
             if operation == "precompile" {
                 report.payload.insert("compiled".into(), json!({"source": format!("{:?}", runtime.source())}));
             }
-            let exit = fill(&mut report, &info, runtime, limits, output, elapsed_ms);
+            let exit = fill(&mut report, &info, runtime, limits, output, invalid, elapsed_ms);
             if let (Request::Reconcile(_, accounts, _), Some(counts)) =
                 (&request, report.payload.get_mut("reconciliation").and_then(|r| r.get_mut("counts")))
             {
@@ -203,16 +209,49 @@ fn plain_http_warning(state: &crate::sandbox::SandboxState) -> Option<String> {
     Some(format!("plain http: {sent} requests{what} crossed the network to {origin} unencrypted; use an https:// URL"))
 }
 
-/// The longest string in a module's answer.
-fn longest_string(output: &Output) -> usize {
-    fn error(e: &wit::ModuleError) -> usize {
-        use wit::ModuleError::*;
-        match e {
-            Configuration(m) | NotFound(m) | Authentication(m) | Transport(m) | Unexpected(m) => m.len(),
-            RemoteApi(r) => r.message.len(),
+/// A sync's decision holding a string longer than the host accepts becomes that account's error
+/// (the others stand); in any other answer such a string makes the run a module fault.
+fn bound_decisions(output: Output) -> Output {
+    let Output::Sync(Ok(mut sync), dry_run) = output else {
+        return output;
+    };
+    for d in &mut sync.decisions {
+        let longest = decision_longest(&d.decision);
+        if longest > MAX_ANSWER_STRING_BYTES {
+            d.decision = wit::Decision::Failed(wit::ModuleError::Unexpected(format!(
+                "the module's decision for this account held a {} KiB string; the host accepts at most {} KiB: \
+                 HostBill left unchanged",
+                longest / 1024,
+                MAX_ANSWER_STRING_BYTES / 1024
+            )));
         }
     }
-    let facts = |f: &[wit::Fact]| f.iter().map(|f| f.name.len().max(f.value.len())).max().unwrap_or(0);
+    Output::Sync(Ok(sync), dry_run)
+}
+
+fn decision_longest(d: &wit::Decision) -> usize {
+    match d {
+        wit::Decision::Unchanged(f) => facts_longest(f),
+        wit::Decision::Change(c) => facts_longest(&c.facts),
+        wit::Decision::Skipped(reason) => reason.len(),
+        wit::Decision::Failed(e) => error_longest(e),
+    }
+}
+
+fn facts_longest(facts: &[wit::Fact]) -> usize {
+    facts.iter().map(|f| f.name.len().max(f.value.len())).max().unwrap_or(0)
+}
+
+fn error_longest(e: &wit::ModuleError) -> usize {
+    use wit::ModuleError::*;
+    match e {
+        Configuration(m) | NotFound(m) | Authentication(m) | Transport(m) | Unexpected(m) => m.len(),
+        RemoteApi(r) => r.message.len(),
+    }
+}
+
+/// The longest string in a module's answer.
+fn longest_string(output: &Output) -> usize {
     match output {
         Output::Info | Output::Unsupported(_) => 0,
         Output::Reconciliation(Ok(r)) => {
@@ -221,21 +260,12 @@ fn longest_string(output: &Output) -> usize {
             let users = r.unlinked_users.iter().map(|u| u.email.as_ref().map_or(0, String::len));
             issues.chain(emails).chain(users).max().unwrap_or(0)
         }
-        Output::Reconciliation(Err(e)) => error(e),
-        Output::Outcome(Ok(o)) => o.message.len().max(facts(&o.facts)),
+        Output::Reconciliation(Err(e)) => error_longest(e),
+        Output::Outcome(Ok(o)) => o.message.len().max(facts_longest(&o.facts)),
         Output::Checks(Ok(c)) => c.checks.iter().map(|c| c.name.len().max(c.detail.len())).max().unwrap_or(0),
-        Output::Sync(Ok(s), _) => s
-            .decisions
-            .iter()
-            .map(|d| match &d.decision {
-                wit::Decision::Unchanged(f) => facts(f),
-                wit::Decision::Change(c) => facts(&c.facts),
-                wit::Decision::Skipped(reason) => reason.len(),
-                wit::Decision::Failed(e) => error(e),
-            })
-            .max()
-            .unwrap_or(0),
-        Output::Outcome(Err(e)) | Output::Checks(Err(e)) | Output::Sync(Err(e), _) => error(e),
+        // Each decision was bounded on its own (`bound_decisions`).
+        Output::Sync(Ok(_), _) => 0,
+        Output::Outcome(Err(e)) | Output::Checks(Err(e)) | Output::Sync(Err(e), _) => error_longest(e),
     }
 }
 
@@ -246,6 +276,7 @@ fn fill(
     runtime: &Runtime,
     limits: &Limits,
     output: Output,
+    invalid: Vec<(usize, InvalidRow)>,
     elapsed_ms: u64,
 ) -> Exit {
     let p = &mut report.payload;
@@ -280,7 +311,7 @@ fn fill(
             }
         }
         Output::Sync(Ok(sync), dry_run) => {
-            let summary = sync_summary(&sync, elapsed_ms);
+            let summary = sync_summary(&sync, invalid.len(), elapsed_ms);
             crate::scrub::stderr_line(&format!(
                 "sync: {} accounts: {} change, {} unchanged, {} skipped, {} error; {} requests in {:.2} s{}",
                 summary["accounts"],
@@ -294,7 +325,7 @@ fn fill(
             ));
             p.insert("dry_run".into(), Value::Bool(dry_run.0));
             p.insert("summary".into(), summary);
-            report.decisions = Some(Decisions { report: sync, dry_run: dry_run.0 });
+            report.decisions = Some(Decisions { report: sync, dry_run: dry_run.0, invalid });
             Exit::Success
         }
         Output::Reconciliation(Ok(r)) => {
@@ -314,7 +345,6 @@ fn fill(
         }
     }
 }
-
 /// The App's call log, as the report prints it (scrubbed with the rest of the payload).
 fn calls_json(calls: &[wit::ApiCall]) -> Value {
     calls
@@ -353,6 +383,7 @@ fn reconciliation_json(r: &wit::Reconciliation) -> Value {
         "requests": r.requests,
     })
 }
+
 
 /// Appends the module's log records and the host's own (egress refusals). A refused request
 /// turns the run into an `egress-denied` module fault, whatever the module made of it.
@@ -439,14 +470,14 @@ fn peak_rss_kib() -> u64 {
 }
 
 /// Counts per decision, requests and time.
-fn sync_summary(sync: &wit::SyncReport, elapsed_ms: u64) -> Value {
+fn sync_summary(sync: &wit::SyncReport, invalid: usize, elapsed_ms: u64) -> Value {
     let count = |f: fn(&wit::Decision) -> bool| sync.decisions.iter().filter(|d| f(&d.decision)).count();
     json!({
-        "accounts": sync.decisions.len(),
+        "accounts": sync.decisions.len() + invalid,
         "unchanged": count(|d| matches!(d, wit::Decision::Unchanged(_))),
         "change": count(|d| matches!(d, wit::Decision::Change(_))),
         "skipped": count(|d| matches!(d, wit::Decision::Skipped(_))),
-        "error": count(|d| matches!(d, wit::Decision::Failed(_))),
+        "error": count(|d| matches!(d, wit::Decision::Failed(_))) + invalid,
         "requests": sync.requests,
         "elapsed_ms": elapsed_ms,
         "peak_rss_kib": peak_rss_kib(),

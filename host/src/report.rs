@@ -11,6 +11,7 @@ use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 
 use crate::bindings::hostbill::provisioning::types as wit;
+use crate::request::InvalidRow;
 use crate::sandbox::LogRecord;
 use crate::sandbox::limits::NamedLimit;
 use crate::scrub::Scrubber;
@@ -102,6 +103,9 @@ pub struct Decisions {
     pub report: wit::SyncReport,
     /// A dry run labels changes `would-change`, so they cannot be applied by mistake.
     pub dry_run: bool,
+    /// Rows the host could not read, by their place in the request (ascending); each is printed
+    /// there as an `error` decision of kind `bad-input`, between the module's decisions.
+    pub invalid: Vec<(usize, InvalidRow)>,
 }
 
 /// The whole output of one run.
@@ -276,9 +280,20 @@ impl Serialize for DecisionList<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let scrub = self.scrub;
         let change = if self.decisions.dry_run { "would-change" } else { "change" };
-        let mut seq = s.serialize_seq(Some(self.decisions.report.decisions.len()))?;
-        for d in &self.decisions.report.decisions {
+        let decided = &self.decisions.report.decisions;
+        let mut seq = s.serialize_seq(Some(decided.len() + self.decisions.invalid.len()))?;
+        let mut invalid = self.decisions.invalid.iter().peekable();
+        let mut place = 0;
+        for d in decided {
+            while let Some((index, row)) = invalid.next_if(|(index, _)| *index <= place) {
+                seq.serialize_element(&InvalidOut { index: *index, row, scrub })?;
+                place += 1;
+            }
             seq.serialize_element(&DecisionOut { d, change, scrub })?;
+            place += 1;
+        }
+        for (index, row) in invalid {
+            seq.serialize_element(&InvalidOut { index: *index, row, scrub })?;
         }
         seq.end()
     }
@@ -315,6 +330,31 @@ impl Serialize for DecisionOut<'_> {
                 map.serialize_entry("error", &CleanError(&ErrorReport::from(e.clone()), scrub))?;
             }
         }
+        map.end()
+    }
+}
+
+/// The `error` decision of a row the host could not read.
+struct InvalidOut<'a> {
+    index: usize,
+    row: &'a InvalidRow,
+    scrub: &'a Scrubber,
+}
+
+impl Serialize for InvalidOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let error = ErrorReport::new(
+            ErrorKind::BadInput,
+            format!(
+                "account row {} of the request is not valid: {}; HostBill left unchanged",
+                self.index + 1,
+                self.row.problem
+            ),
+        );
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("account_id", &self.row.account_id)?;
+        map.serialize_entry("decision", "error")?;
+        map.serialize_entry("error", &CleanError(&error, self.scrub))?;
         map.end()
     }
 }
@@ -363,6 +403,7 @@ mod tests {
                 requests: 1,
             },
             dry_run: true,
+            invalid: vec![(1, InvalidRow { account_id: Some(9), problem: format!("status {secret:?}") })],
         });
         report.error = Some(ErrorReport::new(ErrorKind::Transport, secret));
         report.logs.push(LogRecord { level: "info", source: crate::sandbox::Source::Module, message: secret.into() });
@@ -371,7 +412,9 @@ mod tests {
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["decisions"][0]["decision"], "would-change");
         assert_eq!(v["decisions"][0]["to"], "Suspended");
-        assert_eq!(v["decisions"][2]["error"]["kind"], "transport");
+        assert_eq!(v["decisions"][1]["account_id"], 9, "the invalid row keeps its place");
+        assert_eq!(v["decisions"][1]["error"]["kind"], "bad-input");
+        assert_eq!(v["decisions"][3]["error"]["kind"], "transport");
         assert_eq!(v["ok"], false);
     }
 }

@@ -1,5 +1,8 @@
 //! The JSON request HostBill's PHP side writes to the host's stdin. Parsing errors name the field
-//! (`account.client_id: missing field`), and nothing runs until the whole request is valid.
+//! (`account.client_id: missing field`), and nothing runs until the whole request is valid, except
+//! in a sync: there each account row is judged on its own ([`SyncRow`]), and a bad row becomes that
+//! account's `error` decision instead of failing the others. Values are quoted short in errors
+//! ([`quote`]): a 10 MB status never becomes a 10 MB message.
 //!
 //! HostBill hands PHP strings for most columns, so ids accept `12` or `"12"`, and the App row
 //! accepts both key spellings HostBill uses (`host`/`hostname`, `secure`/`ssl`).
@@ -69,12 +72,47 @@ pub struct AppRequest {
     pub app: AppRow,
 }
 
-/// Request of a sync.
+/// Request of a sync. Only a request that is not an object with `app` and a list `accounts` fails
+/// as a whole; each row is valid or invalid on its own.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncRequest {
     pub app: AppRow,
+    pub accounts: SyncRows,
+}
+
+/// Request of a reconciliation: the App's accounts, each with its client's `email`. Read
+/// strictly (a bad row is bad input): the report is about the links, not about broken rows.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileRequest {
+    pub app: AppRow,
     pub accounts: Vec<AccountRow>,
+}
+
+/// A sync's `accounts`, split as they are read: the valid rows, ready for the module, and the
+/// invalid ones with their place in the list.
+#[derive(Debug, Default)]
+pub struct SyncRows {
+    pub valid: Vec<wit::Account>,
+    /// `(index in the request, why)`, ascending.
+    pub invalid: Vec<(usize, InvalidRow)>,
+}
+
+/// One row of a sync's `accounts`: an account, or why it is not one.
+#[derive(Debug, Clone)]
+enum SyncRow {
+    Valid(wit::Account),
+    Invalid(InvalidRow),
+}
+
+/// An account row the host could not read; it gets an `error` decision of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidRow {
+    /// The row's `id`, when that much was readable.
+    pub account_id: Option<u64>,
+    /// Every problem of the row, values quoted short (`status "Deleted" is not a HostBill status ...`).
+    pub problem: String,
 }
 
 /// Parses `bytes` as `T`; the error names the offending field by its path.
@@ -198,28 +236,334 @@ fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 
 fn id<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let Text(text) = Text::deserialize(d).map_err(|_| de::Error::custom("expected a positive whole number"))?;
+    parse_id(&text).map_err(de::Error::custom)
+}
+
+fn parse_id(text: &str) -> Result<u64, String> {
     match text.trim().parse::<u64>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => Err(de::Error::custom(format!("{text:?} is not a positive whole number"))),
+        _ => Err(format!("{} is not a positive whole number", quote(text))),
     }
 }
 
 fn status<'de, D: Deserializer<'de>>(d: D) -> Result<wit::HostbillStatus, D::Error> {
-    use wit::HostbillStatus::*;
     let text = String::deserialize(d).map_err(|_| de::Error::custom("expected a HostBill status string"))?;
-    Ok(match text.trim().to_ascii_lowercase().as_str() {
-        "pending" => Pending,
-        "active" => Active,
-        "suspended" => Suspended,
-        "terminated" => Terminated,
-        "cancelled" => Cancelled,
-        "fraud" => Fraud,
-        _ => {
-            return Err(de::Error::custom(format!(
-                "{text:?} is not a HostBill status (Pending, Active, Suspended, Terminated, Cancelled, Fraud)"
-            )));
+    parse_status(&text).map_err(de::Error::custom)
+}
+
+const STATUSES: &str = "Pending, Active, Suspended, Terminated, Cancelled, Fraud";
+
+fn parse_status(text: &str) -> Result<wit::HostbillStatus, String> {
+    use wit::HostbillStatus::*;
+    let trimmed = text.trim();
+    [Pending, Active, Suspended, Terminated, Cancelled, Fraud]
+        .into_iter()
+        .find(|s| crate::report::status_name(*s).eq_ignore_ascii_case(trimmed))
+        .ok_or_else(|| format!("{} is not a HostBill status ({STATUSES})", quote(text)))
+}
+
+/// Longest part of a value an error message quotes, in characters.
+const QUOTED_CHARS: usize = 40;
+
+/// `value` as an error message quotes it: JSON-style, cut after 40 characters, with its length
+/// when cut (`"xxxx…" (10485760 bytes)`).
+pub fn quote(value: &str) -> String {
+    match value.char_indices().nth(QUOTED_CHARS) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &value[..cut], value.len()),
+    }
+}
+
+/// A JSON value as a sync row reads it: never a parse error, whatever its type (a nested value
+/// is skipped and named), so one bad row cannot stop the others from being read.
+enum Loose {
+    Text(String),
+    Number(u64),
+    Null,
+    /// What else it was: `a number`, `a boolean`, `an object`, `a list`.
+    Other(&'static str, String),
+}
+
+impl Loose {
+    /// The value in a problem description.
+    fn describe(&self) -> String {
+        match self {
+            Loose::Text(t) => quote(t),
+            Loose::Number(n) => n.to_string(),
+            Loose::Null => "null".to_string(),
+            Loose::Other(_, shown) => shown.clone(),
         }
-    })
+    }
+
+    /// A scalar's text (`None` for null and nested values).
+    fn text(self) -> Option<String> {
+        match self {
+            Loose::Text(t) => Some(t),
+            Loose::Number(n) => Some(n.to_string()),
+            Loose::Other("a number" | "a boolean", shown) => Some(shown),
+            Loose::Null | Loose::Other(..) => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Loose {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = Loose;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Loose, E> {
+                Ok(Loose::Text(v.to_string()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Loose, E> {
+                Ok(Loose::Text(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Loose, E> {
+                Ok(Loose::Number(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Loose, E> {
+                Ok(Loose::Other("a number", v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Loose, E> {
+                Ok(Loose::Other("a number", v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Loose, E> {
+                Ok(Loose::Other("a boolean", v.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Loose, E> {
+                Ok(Loose::Null)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Loose, E> {
+                Ok(Loose::Null)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Loose, D::Error> {
+                Loose::deserialize(d)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Loose, A::Error> {
+                while map.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+                Ok(Loose::Other("an object", "an object".to_string()))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Loose, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(Loose::Other("a list", "a list".to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A row's `custom_fields`, read loosely: a value that is not a scalar is a problem of the row.
+/// Sorted by code, a repeated code keeping its last value (as [`AccountRow`]'s map does).
+struct LooseFields(Result<Vec<wit::CustomField>, String>);
+
+impl<'de> Deserialize<'de> for LooseFields {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = LooseFields;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of name to value")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<LooseFields, A::Error> {
+                let mut fields = Vec::new();
+                let mut problem = None;
+                while let Some((code, value)) = map.next_entry::<String, Loose>()? {
+                    match value {
+                        Loose::Null => {}
+                        Loose::Other(kind @ ("an object" | "a list"), _) => {
+                            problem
+                                .get_or_insert_with(|| format!("custom field {} is {kind}, not a value", quote(&code)));
+                        }
+                        scalar => fields.push(wit::CustomField { code, value: scalar.text().unwrap_or_default() }),
+                    }
+                }
+                if fields.len() > 1 {
+                    fields.reverse();
+                    fields.sort_by(|a, b| a.code.cmp(&b.code));
+                    fields.dedup_by(|later, kept| later.code == kept.code);
+                }
+                Ok(LooseFields(problem.map_or(Ok(fields), Err)))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<LooseFields, A::Error> {
+                let mut empty = true;
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {
+                    empty = false;
+                }
+                Ok(LooseFields(if empty {
+                    Ok(Vec::new())
+                } else {
+                    Err("custom_fields is a list, not an object of name to value".to_string())
+                }))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<LooseFields, E> {
+                Ok(LooseFields(Ok(Vec::new())))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<LooseFields, E> {
+                Ok(LooseFields(Ok(Vec::new())))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<LooseFields, D::Error> {
+                LooseFields::deserialize(d)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<LooseFields, E> {
+                Ok(LooseFields(Err(format!("custom_fields is {}, not an object of name to value", quote(v)))))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<LooseFields, E> {
+                Ok(LooseFields(Err(format!("custom_fields is {v}, not an object of name to value"))))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<LooseFields, E> {
+                Ok(LooseFields(Err(format!("custom_fields is {v}, not an object of name to value"))))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<LooseFields, E> {
+                Ok(LooseFields(Err(format!("custom_fields is {v}, not an object of name to value"))))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<LooseFields, E> {
+                Ok(LooseFields(Err(format!("custom_fields is {v}, not an object of name to value"))))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for SyncRow {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = SyncRow;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an account row")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<SyncRow, A::Error> {
+                let (mut id, mut client_id, mut status, mut custom_fields) = (None, None, None, None);
+                let mut problems: Vec<String> = Vec::new();
+                while let Some(key) = map.next_key::<RowKey>()? {
+                    match key {
+                        RowKey::Id => id = Some(map.next_value::<Loose>()?),
+                        RowKey::ClientId => client_id = Some(map.next_value::<Loose>()?),
+                        RowKey::Status => status = Some(map.next_value::<Loose>()?),
+                        RowKey::CustomFields => custom_fields = Some(map.next_value::<LooseFields>()?.0),
+                        RowKey::Other(name) => {
+                            map.next_value::<de::IgnoredAny>()?;
+                            problems.push(format!("unknown field {}", quote(&name)));
+                        }
+                    }
+                }
+                let mut number = |name: &str, value: Option<Loose>| match value {
+                    None => {
+                        problems.push(format!("missing field `{name}`"));
+                        None
+                    }
+                    Some(Loose::Number(n)) if n > 0 => Some(n),
+                    Some(Loose::Text(t)) => parse_id(&t).map_err(|e| problems.push(format!("{name} {e}"))).ok(),
+                    Some(other) => {
+                        problems.push(format!("{name} {} is not a positive whole number", other.describe()));
+                        None
+                    }
+                };
+                let id = number("id", id);
+                let client_id = number("client_id", client_id);
+                let status = match status {
+                    None => Err("missing field `status`".to_string()),
+                    Some(Loose::Text(t)) => parse_status(&t).map_err(|e| format!("status {e}")),
+                    Some(other) => Err(format!("status {} is not a HostBill status ({STATUSES})", other.describe())),
+                }
+                .map_err(|e| problems.push(e))
+                .ok();
+                let custom_fields = custom_fields.unwrap_or(Ok(Vec::new())).map_err(|e| problems.push(e)).ok();
+                Ok(match (id, client_id, status, custom_fields) {
+                    (Some(id), Some(client_id), Some(status), Some(custom_fields)) if problems.is_empty() => {
+                        SyncRow::Valid(wit::Account { id, client_id, status, custom_fields })
+                    }
+                    _ => SyncRow::Invalid(InvalidRow { account_id: id, problem: problems.join("; ") }),
+                })
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<SyncRow, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(SyncRow::not_an_object("a list"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SyncRow, E> {
+                Ok(SyncRow::not_an_object(&quote(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<SyncRow, E> {
+                Ok(SyncRow::not_an_object(&v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<SyncRow, E> {
+                Ok(SyncRow::not_an_object(&v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<SyncRow, E> {
+                Ok(SyncRow::not_an_object(&v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<SyncRow, E> {
+                Ok(SyncRow::not_an_object(&v.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<SyncRow, E> {
+                Ok(SyncRow::not_an_object("null"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for SyncRows {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = SyncRows;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of account rows")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<SyncRows, A::Error> {
+                let mut rows =
+                    SyncRows { valid: Vec::with_capacity(seq.size_hint().unwrap_or(0)), invalid: Vec::new() };
+                while let Some(row) = seq.next_element::<SyncRow>()? {
+                    match row {
+                        SyncRow::Valid(account) => rows.valid.push(account),
+                        SyncRow::Invalid(why) => rows.invalid.push((rows.valid.len() + rows.invalid.len(), why)),
+                    }
+                }
+                Ok(rows)
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+impl SyncRow {
+    fn not_an_object(what: &str) -> SyncRow {
+        SyncRow::Invalid(InvalidRow { account_id: None, problem: format!("the row is {what}, not an account object") })
+    }
+}
+
+/// A key of an account row, read without allocating for the known ones.
+enum RowKey {
+    Id,
+    ClientId,
+    Status,
+    CustomFields,
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for RowKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = RowKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RowKey, E> {
+                Ok(match v {
+                    "id" => RowKey::Id,
+                    "client_id" => RowKey::ClientId,
+                    "status" => RowKey::Status,
+                    "custom_fields" => RowKey::CustomFields,
+                    other => RowKey::Other(other.to_string()),
+                })
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 fn fields<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
@@ -304,6 +648,59 @@ mod tests {
             let err = parse::<AccountRequest>(input).unwrap_err();
             assert!(err.contains(needle), "{}: {err}", String::from_utf8_lossy(input));
         }
+    }
+}
+
+#[cfg(test)]
+mod sync_rows {
+    use super::*;
+
+    fn rows(accounts: &str) -> SyncRows {
+        parse::<SyncRequest>(format!(r#"{{"app":{{}},"accounts":{accounts}}}"#).as_bytes()).unwrap().accounts
+    }
+
+    #[test]
+    fn bad_rows_are_kept_apart_in_place() {
+        let r = rows(
+            r#"[{"id":1,"client_id":2,"status":"active","custom_fields":{"b":"2","a":1,"b":"3","n":null}},
+                {"id":"7","client_id":2,"status":"Deleted"},
+                {"id":3,"client_id":2,"status":null,"custom_fields":[],"extra":{"x":[1]}},
+                null,
+                {"id":4,"client_id":"4","status":" Suspended ","custom_fields":[]}]"#,
+        );
+        assert_eq!(r.valid.len(), 2);
+        assert_eq!(r.valid[0].status, wit::HostbillStatus::Active);
+        let fields: Vec<(&str, &str)> =
+            r.valid[0].custom_fields.iter().map(|f| (f.code.as_str(), f.value.as_str())).collect();
+        assert_eq!(fields, [("a", "1"), ("b", "3")], "sorted, the last of a repeated code kept");
+        assert_eq!(r.valid[1].id, 4);
+        let invalid: Vec<(usize, Option<u64>, &str)> =
+            r.invalid.iter().map(|(i, row)| (*i, row.account_id, row.problem.as_str())).collect();
+        assert_eq!(invalid[0].0, 1);
+        assert_eq!(invalid[0].1, Some(7));
+        assert!(invalid[0].2.starts_with("status \"Deleted\" is not a HostBill status (Pending"), "{invalid:?}");
+        assert_eq!(invalid[1].0, 2);
+        assert!(
+            invalid[1].2.contains("unknown field \"extra\"") && invalid[1].2.contains("status null"),
+            "{invalid:?}"
+        );
+        assert_eq!((invalid[2].0, invalid[2].1), (3, None));
+        assert!(invalid[2].2.contains("the row is null"), "{invalid:?}");
+    }
+
+    #[test]
+    fn long_values_are_quoted_short() {
+        let long = "x".repeat(1 << 20);
+        let r = rows(&format!(r#"[{{"id":1,"client_id":2,"status":"{long}"}}]"#));
+        let problem = &r.invalid[0].1.problem;
+        assert!(problem.len() < 200 && problem.contains("(1048576 bytes)"), "{problem}");
+        assert_eq!(quote("short"), "\"short\"");
+    }
+
+    #[test]
+    fn a_request_that_is_not_a_list_of_rows_still_fails_whole() {
+        let err = parse::<SyncRequest>(br#"{"app":{},"accounts":{"id":1}}"#).unwrap_err();
+        assert!(err.contains("accounts"), "{err}");
     }
 }
 

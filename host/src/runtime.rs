@@ -181,6 +181,10 @@ impl Runtime {
         let stop = state.stop.clone();
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
+        // What one call may copy out of the module (wasmtime's default: 128 MiB) follows its
+        // memory limit: a module never holds more than that, and a large sync's decisions are
+        // one result list.
+        store.set_hostcall_fuel(limits.memory_bytes.max(store.hostcall_fuel()));
         // Checked every tick: the deadline, and whether a refused request ended the run (a module
         // looping on refused requests never waits on the host, so only this check reaches it).
         let refused = stop.clone();
@@ -203,6 +207,7 @@ impl Runtime {
                 },
             };
             let info = exports.core.hostbill_provisioning_module().call_info(&mut store).await?;
+            crate::timings::mark("instantiate");
             store.data_mut().module_info = Some(info.clone());
             if let Some(app) = app {
                 let allowed = app.get(&info.endpoint_field).and_then(|url| Origin::of_url(url).ok());
@@ -210,6 +215,7 @@ impl Runtime {
                 store.data_mut().egress = EgressPolicy::new(allowed, limits, stop, usage).with_tls(self.tls.clone());
             }
             let result = op(&exports, &mut store).await?;
+            crate::timings::mark("module");
             Ok::<_, wasmtime::Error>((info, result))
         };
         let outcome = tokio::select! {

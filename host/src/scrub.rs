@@ -14,6 +14,9 @@ pub const REDACTED: &str = "[REDACTED]";
 #[derive(Debug, Default, Clone)]
 pub struct Scrubber {
     needles: Vec<String>,
+    /// The shortest needle's length: a shorter text holds none (most strings of a sync report are
+    /// shorter than any session token, so they cost one comparison).
+    shortest: usize,
 }
 
 impl Scrubber {
@@ -30,12 +33,16 @@ impl Scrubber {
         // Longest first, so an encoded form is replaced whole before a plain one inside it.
         needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
         needles.dedup();
-        Scrubber { needles }
+        let shortest = needles.iter().map(String::len).min().unwrap_or(usize::MAX);
+        Scrubber { needles, shortest }
     }
 
     /// `text` with every secret replaced (borrowed when there is none).
     pub fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
+        if text.len() < self.shortest {
+            return out;
+        }
         for needle in &self.needles {
             if out.contains(needle.as_str()) {
                 out = Cow::Owned(out.replace(needle.as_str(), REDACTED));

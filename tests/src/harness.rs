@@ -111,6 +111,17 @@ impl Host {
         self.spawn(cmd, stdin, env)
     }
 
+    /// Like [`Host::run_args`] for reports too large to hold as a JSON tree (a million
+    /// decisions): `json["decisions"]` holds only how many decisions of each kind there were
+    /// (`{"change": 3, "unchanged": 5, ...}`).
+    pub fn run_lean(&self, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> HostRun {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args).arg("--component").arg(&self.component);
+        self.spawn_parsed(cmd, stdin, env, |stdout| {
+            serde_json::from_str::<LeanReport>(stdout.trim()).map(|r| r.0).unwrap_or(Value::Null)
+        })
+    }
+
     /// Runs the host with exactly `args` (no component flag).
     pub fn run_bare(&self, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> HostRun {
         let mut cmd = Command::new(&self.bin);
@@ -118,7 +129,17 @@ impl Host {
         self.spawn(cmd, stdin, env)
     }
 
-    fn spawn(&self, mut cmd: Command, stdin: &[u8], env: &[(&str, &str)]) -> HostRun {
+    fn spawn(&self, cmd: Command, stdin: &[u8], env: &[(&str, &str)]) -> HostRun {
+        self.spawn_parsed(cmd, stdin, env, |stdout| serde_json::from_str(stdout.trim()).unwrap_or(Value::Null))
+    }
+
+    fn spawn_parsed(
+        &self,
+        mut cmd: Command,
+        stdin: &[u8],
+        env: &[(&str, &str)],
+        parse: impl FnOnce(&str) -> Value,
+    ) -> HostRun {
         // Tests share one compiled-component cache under target/, never the user's. Components
         // built for tests are unsigned: signatures have their own tests (`tests/trust.rs`), which
         // turn verification back on.
@@ -159,7 +180,7 @@ impl Host {
         let _ = writer.join();
         let stdout = reader.join().unwrap_or_default();
         let stderr = err_reader.join().unwrap_or_default();
-        let json = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
+        let json = parse(&stdout);
         HostRun { code, stdout, stderr, json, elapsed, peak_rss_kib }
     }
 }
@@ -184,6 +205,56 @@ pub fn wait_with_usage(child: &mut std::process::Child, started: Instant) -> (i3
             return (-1, peak);
         }
         std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A report read with its decisions counted by kind instead of kept.
+struct LeanReport(Value);
+
+impl<'de> serde::Deserialize<'de> for LeanReport {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{MapAccess, SeqAccess, Visitor};
+        struct Counts(Value);
+        impl<'de> serde::Deserialize<'de> for Counts {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = Counts;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("a list of decisions")
+                    }
+                    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Counts, A::Error> {
+                        let mut counts = serde_json::Map::new();
+                        for kind in ["change", "would-change", "unchanged", "skipped", "error"] {
+                            counts.insert(kind.into(), 0.into());
+                        }
+                        while let Some(d) = seq.next_element::<Value>()? {
+                            let kind = d["decision"].as_str().unwrap_or("?").to_string();
+                            let n = counts.get(&kind).and_then(Value::as_u64).unwrap_or(0);
+                            counts.insert(kind, (n + 1).into());
+                        }
+                        Ok(Counts(Value::Object(counts)))
+                    }
+                }
+                d.deserialize_seq(V)
+            }
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = LeanReport;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a report")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LeanReport, A::Error> {
+                let mut out = serde_json::Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let value = if key == "decisions" { map.next_value::<Counts>()?.0 } else { map.next_value()? };
+                    out.insert(key, value);
+                }
+                Ok(LeanReport(Value::Object(out)))
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 

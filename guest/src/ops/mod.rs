@@ -57,9 +57,19 @@ pub fn cloudpe_uid(settings: &Settings, account: &Account) -> Result<u64, Module
     match value.parse::<u64>() {
         Ok(uid) if uid > 0 => Ok(uid),
         _ => Err(ModuleError::Configuration(format!(
-            "client #{} has `{code}` = {value:?}, which is not a CloudPe user id (a positive whole number)",
-            account.client_id
+            "client #{} has `{code}` = {}, which is not a CloudPe user id (a positive whole number)",
+            account.client_id,
+            quote(value)
         ))),
+    }
+}
+
+/// `value` quoted for an error: cut after 40 characters, with its length when cut, so a huge
+/// custom field never becomes a huge error (the host refuses answers with strings over 64 KiB).
+fn quote(value: &str) -> String {
+    match value.char_indices().nth(40) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &value[..cut], value.len()),
     }
 }
 
@@ -129,5 +139,11 @@ mod tests {
             let e = cloudpe_uid(&settings(), &account(&[("cloudpeid", bad)])).unwrap_err();
             assert!(matches!(&e, ModuleError::Configuration(m) if m.contains("client #7") && m.contains(bad)), "{e:?}");
         }
+        let huge = "9x".repeat(40_000);
+        let e = cloudpe_uid(&settings(), &account(&[("cloudpeid", &huge)])).unwrap_err();
+        assert!(
+            matches!(&e, ModuleError::Configuration(m) if m.len() < 300 && m.contains("(80000 bytes)") && m.contains("9x9x")),
+            "{e:?}"
+        );
     }
 }

@@ -24,11 +24,12 @@ pub struct Limits {
     /// Whether connections are kept open for further requests (default true); false
     /// (`--no-keep-alive`) opens one connection per request.
     pub keep_alive: bool,
-    /// Largest request the host reads from stdin (default 64 MiB; a 100,000-account sync
-    /// request is about 10 MiB).
+    /// Largest request the host reads from stdin (default 256 MiB; a 1,000,000-account sync
+    /// request is about 85 MiB).
     pub max_request_bytes: usize,
     /// Largest report the host prints (default 48 MiB, below the HostBill side's 64 MiB read
-    /// cap; a 100,000-account sync report is about 18 MiB).
+    /// cap, or for a large sync [`default_report_bytes`]; a 100,000-account sync report is
+    /// about 18 MiB).
     pub max_report_bytes: usize,
     /// Most host-side resources (wasi:http requests, header sets, bodies, streams, pollables)
     /// the module may hold at once (default 2,048). They live outside the module's memory
@@ -50,7 +51,7 @@ impl Default for Limits {
             max_response_bytes: 64 * 1024 * 1024,
             max_connections: 16,
             keep_alive: true,
-            max_request_bytes: 64 * 1024 * 1024,
+            max_request_bytes: 256 * 1024 * 1024,
             max_report_bytes: 48 * 1024 * 1024,
             max_host_resources: 2048,
             max_header_bytes: 16 * 1024,
@@ -61,6 +62,35 @@ impl Default for Limits {
 /// Longest an idle connection is kept for reuse (servers commonly close theirs after 60-75 s;
 /// one dropped silently on the way would otherwise cost a read timeout).
 pub const IDLE_CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+
+/// Module memory a sync of `accounts` accounts gets unless `--memory-mib` is given: the 128 MiB of
+/// any operation, plus [`SYNC_MEMORY_PER_ACCOUNT`] for each account past the first 100,000, at
+/// most [`MAX_DEFAULT_MEMORY_BYTES`]. The module holds every account and decision at once (the
+/// contract returns them in one list), so its memory grows with the input; a fixed default
+/// would fail large syncs, and a large fixed one would let every small run grow that far.
+pub fn default_sync_memory_bytes(accounts: usize) -> usize {
+    let base = Limits::default().memory_bytes;
+    base.saturating_add(accounts.saturating_sub(100_000).saturating_mul(SYNC_MEMORY_PER_ACCOUNT))
+        .min(MAX_DEFAULT_MEMORY_BYTES)
+}
+
+/// Module memory allowed per sync account past the first 100,000 (measured: about 600 bytes per
+/// account; README, Benchmark).
+pub const SYNC_MEMORY_PER_ACCOUNT: usize = 768;
+
+/// The most memory a default limit grants a module (a larger sync needs `--memory-mib`).
+pub const MAX_DEFAULT_MEMORY_BYTES: usize = 1024 * 1024 * 1024;
+
+/// Largest report of a sync with `decisions` decisions unless `--max-report-mib` is given: the
+/// 48 MiB of any report, or [`REPORT_BYTES_PER_DECISION`] per decision when that is more, at
+/// most 1 GiB.
+pub fn default_report_bytes(decisions: usize) -> usize {
+    decisions.saturating_mul(REPORT_BYTES_PER_DECISION).clamp(Limits::default().max_report_bytes, 1024 * 1024 * 1024)
+}
+
+/// Report bytes allowed per sync decision (an unchanged decision with its four facts is about
+/// 190 bytes; errors are longer).
+pub const REPORT_BYTES_PER_DECISION: usize = 512;
 
 /// How often the epoch ticks; the CPU deadline is enforced with this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -117,4 +147,21 @@ impl Limits {
 /// The answer-string limit, named.
 pub fn named_answer_string() -> NamedLimit {
     NamedLimit { name: "answer-string", value: format!("{} KiB", MAX_ANSWER_STRING_BYTES / 1024) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_defaults_follow_the_input_within_bounds() {
+        let mib = 1024 * 1024;
+        assert_eq!(default_sync_memory_bytes(0), 128 * mib);
+        assert_eq!(default_sync_memory_bytes(100_000), 128 * mib);
+        assert_eq!(default_sync_memory_bytes(1_000_000), 128 * mib + 900_000 * SYNC_MEMORY_PER_ACCOUNT);
+        assert_eq!(default_sync_memory_bytes(100_000_000), MAX_DEFAULT_MEMORY_BYTES);
+        assert_eq!(default_report_bytes(10), 48 * mib);
+        assert_eq!(default_report_bytes(1_000_000), 1_000_000 * REPORT_BYTES_PER_DECISION);
+        assert_eq!(default_report_bytes(usize::MAX / 1024), 1024 * mib);
+    }
 }

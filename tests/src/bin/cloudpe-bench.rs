@@ -1,8 +1,10 @@
 //! `cloudpe-bench` (run by `cargo xtask bench`): times the sync of 10,000 accounts against the
 //! simulated CloudPe, side by side in one run with the old PHP module's algorithm, and prints the
-//! table with ratios, the theoretical floor and the host's peak RSS; then the crossover between
-//! exact lookups and paging for small account sets; then kept-alive connections against one
-//! connection per request, over HTTP and HTTPS (`keep_alive`).
+//! table with ratios, the theoretical floor, the host's peak RSS and where the process's time
+//! went; the figures recorded before issue 11 beside them; then the sync of 100,000 and 1,000,000
+//! accounts with the default limits (time, floor, peak RSS, module memory); then the crossover
+//! between exact lookups and paging for small account sets; the reconciliation beside a sync; then
+//! kept-alive connections against one connection per request, over HTTP and HTTPS (`keep_alive`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -37,6 +39,10 @@ struct Args {
     /// Only the keep-alive comparison (skips the sync table and the crossover).
     #[arg(long)]
     keep_alive_only: bool,
+    /// Account counts of the scale section (synced once each at 20 ms, default limits); 0 to
+    /// leave it out.
+    #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
+    scale: Vec<usize>,
 }
 
 fn main() -> Result<()> {
@@ -78,6 +84,8 @@ fn main() -> Result<()> {
         "peak RSS"
     );
     let mut decisions_checked = false;
+    let mut breakdowns = Vec::new();
+    let mut live = Vec::new();
     for latency_ms in [0u64, 20] {
         sim.set_latency(Duration::from_millis(latency_ms));
         let sync_args = [
@@ -89,7 +97,7 @@ fn main() -> Result<()> {
         ];
         let sync_args: Vec<&str> = sync_args.iter().map(String::as_str).collect();
         let mut runs: Vec<HostRun> =
-            (0..args.runs).map(|_| host.run_args(&sync_args, request.as_bytes(), &[])).collect();
+            (0..args.runs).map(|_| host.run_args(&sync_args, request.as_bytes(), TIMINGS)).collect();
         for run in &runs {
             ensure!(run.code == 0, "sync failed: {}", run.all_output());
         }
@@ -134,6 +142,23 @@ fn main() -> Result<()> {
             ratio(module_ms),
             peak_rss as f64 / 1024.0
         );
+        breakdowns.push((latency_ms, breakdown(median)));
+        live.push((latency_ms, new_s * 1000.0, floor_ms));
+    }
+    println!();
+    println!("Where the process's time goes (median run, ms; \"exec+exit\" is the rest: exec, linking, exit):");
+    for (latency_ms, line) in &breakdowns {
+        println!("{latency_ms:>5}ms | {line}");
+    }
+    println!();
+    println!("Before issue 11 (recorded at {BEFORE_COMMIT}, same machine, this benchmark) beside this run:");
+    for ((latency_ms, before_ms, before_floor), (_, now_ms, floor_ms)) in BEFORE_10K.iter().zip(&live) {
+        let ratio = |t: f64, f: f64| if f > 0.0 { format!("{:.2}x floor", t / f) } else { "-".to_string() };
+        println!(
+            "{latency_ms:>5}ms | process before {before_ms:>6.0} ms ({}) | now {now_ms:>6.0} ms ({})",
+            ratio(*before_ms, *before_floor),
+            ratio(*now_ms, *floor_ms)
+        );
     }
     println!();
     println!("old way: one filtered getaccounts per account, new TCP connection each, as the PHP module does;");
@@ -141,6 +166,15 @@ fn main() -> Result<()> {
     println!("new, module: the sync call inside the host; floor: latency x sequential rounds of the requests the");
     println!("new sync made, at concurrency {}.", args.concurrency);
 
+    drop(sim);
+    if args.scale.iter().any(|&n| n > 0) {
+        scale(&host, &args)?;
+    }
+    let sim = Simulator::start(SimConfig {
+        session: SESSION.into(),
+        accounts: population(args.accounts, FIRST_UID),
+        ..SimConfig::default()
+    })?;
     crossover(&host, &sim, args.concurrency)?;
     reconcile_vs_sync(&host, &sim, &request, &args)?;
     keep_alive(&host, args.concurrency, args.runs)
@@ -173,6 +207,139 @@ fn reconcile_vs_sync(host: &Host, sim: &Simulator, request: &str, args: &Args) -
         reconcile.as_secs_f64() / sync.as_secs_f64()
     );
     Ok(())
+}
+
+/// The commit the "before" figures were measured at.
+const BEFORE_COMMIT: &str = "af71146";
+/// 10,000 accounts before: (latency ms, whole process ms, floor ms).
+/// (Median of 7, interleaved with this code's runs on the same loaded 2-core machine.)
+const BEFORE_10K: [(u64, f64, f64); 2] = [(0, 145.0, 0.0), (20, 154.0, 40.0)];
+/// The scale section before: (accounts, what happened).
+const BEFORE_SCALE: [(usize, &str); 3] = [
+    (100_000, "1503 ms, 5.78x floor, RSS 154 MiB, module 59 MiB"),
+    (300_000, "failed: module memory limit 128 MiB (exit 3)"),
+    (1_000_000, "failed: request over the 64 MiB limit (exit 2); then the 128 MiB memory limit"),
+];
+
+/// Makes the host print where its time went (`host/src/timings.rs`).
+const TIMINGS: &[(&str, &str)] = &[("HOSTBILL_MODULE_TIMINGS", "1")];
+
+/// The host's phases (from its `timings_ms` stderr line) and the rest of the process's time.
+fn breakdown(run: &HostRun) -> String {
+    let Some(phases) = run
+        .stderr
+        .lines()
+        .find_map(|l| serde_json::from_str::<Value>(l).ok().and_then(|v| v.get("timings_ms").cloned()))
+        .and_then(|v| v.as_object().cloned())
+    else {
+        return "(this host prints no timings)".to_string();
+    };
+    let mut parts: Vec<String> = Vec::new();
+    let mut sum = 0.0;
+    for (name, ms) in &phases {
+        let ms = ms.as_f64().unwrap_or(0.0);
+        sum += ms;
+        parts.push(format!("{name} {ms:.1}"));
+    }
+    parts.push(format!("exec+exit {:.1}", run.elapsed.as_secs_f64() * 1000.0 - sum));
+    parts.join(" | ")
+}
+
+/// The sync of many accounts (`--scale`) with the host's default limits, at 20 ms latency: one run
+/// each, checked by the count of each decision against the simulator's population.
+fn scale(host: &Host, args: &Args) -> Result<()> {
+    println!();
+    println!("Scale: one sync each at 20 ms latency, default limits, concurrency {}", args.concurrency);
+    println!(
+        "{:>9} | {:>10} | {:>10} | {:>8} | {:>10} | {:>10} | {:>13} | {:>9} | {:>9} | before ({BEFORE_COMMIT})",
+        "accounts", "process", "module", "floor", "proc/floor", "peak RSS", "module memory", "request", "report"
+    );
+    for &n in args.scale.iter().filter(|&&n| n > 0) {
+        let users = population(n, FIRST_UID);
+        let expected = expected_counts(&users);
+        let sim = Simulator::start(SimConfig { session: SESSION.into(), accounts: users, ..SimConfig::default() })?;
+        sim.set_latency(Duration::from_millis(20));
+        let request = sync_request(&sim.api_url(), n);
+        let c = args.concurrency.to_string();
+        let run = host.run_lean(&["sync", "--max-concurrency", &c], request.as_bytes(), TIMINGS);
+        let before = BEFORE_SCALE.iter().find(|(count, _)| *count == n).map_or("-", |(_, text)| text);
+        if run.code != 0 {
+            println!(
+                "{n:>9} | failed (exit {}): {} | {before}",
+                run.code,
+                run.error_message().chars().take(120).collect::<String>()
+            );
+            continue;
+        }
+        let counts = &run.json["decisions"];
+        for (kind, count) in &expected {
+            ensure!(counts[kind] == *count as u64, "{n} accounts: expected {count} {kind}, got {counts}");
+        }
+        let s = &run.json["summary"];
+        let module_ms = s["elapsed_ms"].as_u64().unwrap_or(0) as f64;
+        let requests = s["requests"].as_u64().unwrap_or(0);
+        let floor_ms = (20 * rounds(requests, args.concurrency as u64)) as f64;
+        let process_ms = run.elapsed.as_secs_f64() * 1000.0;
+        let peak_rss = run.peak_rss_kib.max(s["peak_rss_kib"].as_u64().unwrap_or(0));
+        let module_memory = run.json["meter"]["peak_memory_bytes"].as_u64().unwrap_or(0);
+        println!(
+            "{n:>9} | {:>8.0}ms | {:>8.0}ms | {:>6.0}ms | {:>9.2}x | {:>6.0} MiB | {:>9.0} MiB | {:>5.0} MiB | {:>5.0} MiB | {before}",
+            process_ms,
+            module_ms,
+            floor_ms,
+            process_ms / floor_ms,
+            peak_rss as f64 / 1024.0,
+            module_memory as f64 / (1024.0 * 1024.0),
+            request.len() as f64 / (1024.0 * 1024.0),
+            run.stdout.len() as f64 / (1024.0 * 1024.0),
+        );
+        println!("{:>9} | {}", "", breakdown(&run));
+    }
+    println!("module memory: the module's peak linear memory (report meter); peak RSS: the host process's VmHWM");
+    Ok(())
+}
+
+/// How many of each decision the bench population must get (odd accounts are Active in HostBill,
+/// even ones Suspended).
+fn expected_counts(users: &[cloudpe_e2e::Account]) -> Vec<(&'static str, usize)> {
+    let (mut change, mut unchanged) = (0, 0);
+    for (i, user) in users.iter().enumerate() {
+        let hostbill = if i % 2 == 0 { "Active" } else { "Suspended" };
+        let remote = match (user.status, user.is_enabled) {
+            (1, Some(false)) | (2, _) => "Suspended",
+            (1, _) => "Active",
+            _ => "Terminated",
+        };
+        if hostbill == remote {
+            unchanged += 1;
+        } else {
+            change += 1;
+        }
+    }
+    vec![("change", change), ("unchanged", unchanged), ("error", 0), ("skipped", 0)]
+}
+
+/// The sync request of the bench's `n` accounts, written directly (a JSON tree of a million
+/// accounts would cost the benchmark a gigabyte).
+fn sync_request(api_url: &str, n: usize) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!(r#"{{"app":{},"accounts":["#, app(api_url, SESSION));
+    let statuses = ["Active", "Suspended"];
+    for i in 0..n as u64 {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            r#"{{"id":{},"client_id":{},"status":"{}","custom_fields":{{"cloudpeid":"{}"}}}}"#,
+            i + 1,
+            50_000 + i,
+            statuses[(i % 2) as usize],
+            FIRST_UID + i
+        );
+    }
+    out.push_str("]}");
+    out
 }
 
 /// Sequential rounds for `requests` at `concurrency`, counting the first round of pages, which
