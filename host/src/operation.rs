@@ -384,7 +384,6 @@ fn reconciliation_json(r: &wit::Reconciliation) -> Value {
     })
 }
 
-
 /// Appends the module's log records and the host's own (egress refusals). A refused request
 /// turns the run into an `egress-denied` module fault, whatever the module made of it.
 fn collect_logs(report: &mut Report, state: SandboxState, exit: Exit) -> Exit {

@@ -199,7 +199,10 @@ fn reconcile_vs_sync(host: &Host, sim: &Simulator, request: &str, args: &Args) -
     let (sync, sync_requests) = median("sync")?;
     let (reconcile, reconcile_requests) = median("reconcile")?;
     println!();
-    println!("Reconciliation of {} accounts at 20 ms latency, whole process, median of {} runs:", args.accounts, args.runs);
+    println!(
+        "Reconciliation of {} accounts at 20 ms latency, whole process, median of {} runs:",
+        args.accounts, args.runs
+    );
     println!(
         "  sync {:.0} ms ({sync_requests} requests) | reconcile {:.0} ms ({reconcile_requests} requests) | reconcile/sync {:.2}x",
         sync.as_secs_f64() * 1000.0,
