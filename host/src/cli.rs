@@ -31,7 +31,7 @@ pub struct Global {
     #[arg(long, global = true, env = "HOSTBILL_MODULE_COMPONENT", value_name = "FILE")]
     pub component: Option<PathBuf>,
 
-    /// Memory limit of the module, in MiB [default: 128; for a sync, 128 plus 768 bytes per
+    /// Memory limit of the module, in MiB [default: 128; for a sync, 128 plus 1024 bytes per
     /// account past 100,000, at most 1024].
     #[arg(long, global = true, env = "HOSTBILL_MODULE_MEMORY_MIB", value_name = "MIB")]
     pub memory_mib: Option<usize>,

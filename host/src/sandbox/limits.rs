@@ -74,9 +74,9 @@ pub fn default_sync_memory_bytes(accounts: usize) -> usize {
         .min(MAX_DEFAULT_MEMORY_BYTES)
 }
 
-/// Module memory allowed per sync account past the first 100,000 (measured: about 600 bytes per
-/// account; README, Benchmark).
-pub const SYNC_MEMORY_PER_ACCOUNT: usize = 768;
+/// Module memory allowed per sync account past the first 100,000 (measured: about 800 bytes per
+/// account, each decision carrying six CloudPe facts; README, Benchmark).
+pub const SYNC_MEMORY_PER_ACCOUNT: usize = 1024;
 
 /// The most memory a default limit grants a module (a larger sync needs `--memory-mib`).
 pub const MAX_DEFAULT_MEMORY_BYTES: usize = 1024 * 1024 * 1024;

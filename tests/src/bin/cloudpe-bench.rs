@@ -176,14 +176,19 @@ fn main() -> Result<()> {
         ..SimConfig::default()
     })?;
     crossover(&host, &sim, args.concurrency)?;
-    reconcile_vs_sync(&host, &sim, &request, &args)?;
+    reconcile_vs_sync(&host, &sim, &args)?;
     keep_alive(&host, args.concurrency, args.runs)
 }
 
 /// The reconciliation of all accounts next to their sync, at 20 ms latency, same concurrency and
 /// page size (median of `runs` each): it reads the whole list once, as a paging sync does.
-fn reconcile_vs_sync(host: &Host, sim: &Simulator, request: &str, args: &Args) -> Result<()> {
+fn reconcile_vs_sync(host: &Host, sim: &Simulator, args: &Args) -> Result<()> {
     sim.set_latency(Duration::from_millis(20));
+    let statuses = ["Active", "Suspended"];
+    let accounts: Vec<Value> = (0..args.accounts as u64)
+        .map(|i| account(i + 1, 50_000 + i, statuses[(i % 2) as usize], Some(&(FIRST_UID + i).to_string())))
+        .collect();
+    let request = json!({"app": app(&sim.api_url(), SESSION), "accounts": accounts}).to_string();
     let (c, p) = (args.concurrency.to_string(), args.page_size.to_string());
     let median = |operation: &str| -> Result<(Duration, u64)> {
         let mut runs = Vec::new();
