@@ -98,6 +98,16 @@ const MASK: &str = "********";
 /// Attempts of a single call (operations on one account, connection checks).
 pub const CALL_ATTEMPTS: u32 = 3;
 
+/// The first round of a paged read fetches at most this many windows of concurrent pages.
+const FIRST_ROUND_WINDOWS: u64 = 4;
+
+/// Pages the first round of a paged read fetches, before `totalCount` is known: as many as
+/// `expected_rows` could fill, at least one, at most [`FIRST_ROUND_WINDOWS`] windows of
+/// `max_in_flight` (CloudPe's list may be far shorter than HostBill believes).
+pub fn first_round_pages(expected_rows: u64, page_size: u64, max_in_flight: usize) -> u64 {
+    expected_rows.div_ceil(page_size.max(1)).clamp(1, FIRST_ROUND_WINDOWS * max_in_flight.max(1) as u64)
+}
+
 /// Filtered lookups are read in pages of this many matches (a uid filter may match many uids).
 pub const LOOKUP_PAGE_SIZE: u64 = 100;
 
@@ -448,6 +458,23 @@ impl<'a, P: Platform> CloudPe<'a, P> {
         params.push(("startRow", start_row.to_string()));
         params.push(("resultCount", count.to_string()));
         params
+    }
+
+    /// The pages of the whole (unfiltered) account list starting at `start_rows`, read
+    /// concurrently with retries, in the order asked.
+    pub fn pages(
+        &self,
+        start_rows: &[u64],
+        page_size: u64,
+        max_in_flight: usize,
+        retry: RetryPolicy,
+    ) -> Vec<Result<AccountsPage, ModuleError>> {
+        self.expect_requests(start_rows.len() as u32);
+        let requests: Vec<_> = start_rows
+            .iter()
+            .map(|&row| self.request(ApiMethod::GetAccounts, &self.page_params(None, row, page_size)))
+            .collect();
+        self.fetch_all::<AccountsPage>(ApiMethod::GetAccounts, &requests, max_in_flight, retry)
     }
 
     /// The account whose uid is exactly `uid`, or `None`. The uid filter may be a substring match

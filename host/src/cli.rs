@@ -245,9 +245,9 @@ pub struct DoctorArgs {
     pub allow_http: bool,
 }
 
-/// Options of `sync`.
+/// How the module reads the remote list (`sync` and `reconcile`).
 #[derive(Debug, Args)]
-pub struct SyncArgs {
+pub struct ReadArgs {
     /// Most requests the module may have in flight at once.
     #[arg(long, env = "HOSTBILL_MODULE_MAX_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub max_concurrency: u32,
@@ -259,6 +259,13 @@ pub struct SyncArgs {
     /// Attempts per read request (1 = no retry); retries back off exponentially with jitter.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
     pub max_attempts: u32,
+}
+
+/// Options of `sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub read: ReadArgs,
 
     /// How the module reads the remote state.
     #[arg(long, value_enum, default_value_t = Strategy::Auto)]
@@ -270,20 +277,11 @@ pub struct SyncArgs {
     pub dry_run: bool,
 }
 
-/// Options of `reconcile`.
+/// Options of `reconcile` (it always pages through the whole list).
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
-    /// Most requests the module may have in flight at once.
-    #[arg(long, env = "HOSTBILL_MODULE_MAX_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub max_concurrency: u32,
-
-    /// Users per page when the module pages through the remote user list.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub page_size: u32,
-
-    /// Attempts per read request (1 = no retry); retries back off exponentially with jitter.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
-    pub max_attempts: u32,
+    #[command(flatten)]
+    pub read: ReadArgs,
 }
 
 /// `--strategy` values.

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use crate::bindings::WIT_PACKAGE;
 use crate::bindings::hostbill::provisioning::types as wit;
-use crate::cli::{Command, Strategy};
+use crate::cli::{Command, ReadArgs, Strategy};
 use crate::report::{Decisions, ErrorKind, ErrorReport, Exit, ModuleRef, Report};
 use crate::request::{self, AccountRequest, AppRequest, InvalidRow, ReconcileRequest, SyncRequest};
 use crate::runtime::{Fault, Runtime};
@@ -44,26 +44,17 @@ impl Request {
             }
             Command::Sync(args) => {
                 let r: SyncRequest = request::parse(stdin)?;
-                let options = wit::SyncOptions {
-                    max_concurrency: args.max_concurrency,
-                    page_size: args.page_size,
-                    max_attempts: args.max_attempts,
-                    strategy: match args.strategy {
-                        Strategy::Auto => wit::SyncStrategy::Auto,
-                        Strategy::PageAll => wit::SyncStrategy::PageAll,
-                        Strategy::ExactLookups => wit::SyncStrategy::ExactLookups,
-                    },
+                let strategy = match args.strategy {
+                    Strategy::Auto => wit::SyncStrategy::Auto,
+                    Strategy::PageAll => wit::SyncStrategy::PageAll,
+                    Strategy::ExactLookups => wit::SyncStrategy::ExactLookups,
                 };
+                let options = read_options(&args.read, strategy);
                 Request::Sync(r.app.into(), r.accounts.valid, options, DryRun(args.dry_run), r.accounts.invalid)
             }
             Command::Reconcile(args) => {
                 let r: ReconcileRequest = request::parse(stdin)?;
-                let options = wit::SyncOptions {
-                    max_concurrency: args.max_concurrency,
-                    page_size: args.page_size,
-                    max_attempts: args.max_attempts,
-                    strategy: wit::SyncStrategy::PageAll,
-                };
+                let options = read_options(&args.read, wit::SyncStrategy::PageAll);
                 Request::Reconcile(r.app.into(), r.accounts.into_iter().map(Into::into).collect(), options)
             }
         })
@@ -77,6 +68,16 @@ impl Request {
                 Some(app)
             }
         }
+    }
+}
+
+/// The module's read options from the command line.
+fn read_options(read: &ReadArgs, strategy: wit::SyncStrategy) -> wit::SyncOptions {
+    wit::SyncOptions {
+        max_concurrency: read.max_concurrency,
+        page_size: read.page_size,
+        max_attempts: read.max_attempts,
+        strategy,
     }
 }
 

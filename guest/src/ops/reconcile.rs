@@ -5,14 +5,11 @@
 use std::collections::BTreeMap;
 
 use super::{cloudpe_uid, settings};
-use crate::api::{AccountsPage, ApiMethod, CloudPe, RemoteAccount, RetryPolicy};
+use crate::api::{AccountsPage, CloudPe, RemoteAccount, RetryPolicy, first_round_pages};
 use crate::model::{
     AccountIssue, AppSettings, ClientAccount, EmailDifference, LogLevel, ModuleError, Reconciliation, SyncOptions,
 };
 use crate::transport::Platform;
-
-/// The first round fetches at most this many windows of `max_in_flight` pages.
-const FIRST_ROUND_WINDOWS: u64 = 4;
 
 /// Compares `accounts` with every CloudPe user.
 pub fn reconcile(
@@ -89,7 +86,7 @@ fn read_all<P: Platform>(
     max_in_flight: usize,
     retry: RetryPolicy,
 ) -> Result<BTreeMap<u64, RemoteAccount>, ModuleError> {
-    let first_round = hint.div_ceil(page_size).clamp(1, FIRST_ROUND_WINDOWS * max_in_flight as u64);
+    let first_round = first_round_pages(hint, page_size, max_in_flight);
     let mut pages = fetch(api, (0..first_round).map(|i| i * page_size).collect(), page_size, max_in_flight, retry)?;
     let total = pages.iter().map(|(_, p)| p.total_count).max().unwrap_or(0);
     let rest: Vec<u64> = (first_round..total.div_ceil(page_size)).map(|i| i * page_size).collect();
@@ -112,12 +109,7 @@ fn fetch<P: Platform>(
     max_in_flight: usize,
     retry: RetryPolicy,
 ) -> Result<Vec<(u64, AccountsPage)>, ModuleError> {
-    api.expect_requests(start_rows.len() as u32);
-    let requests: Vec<_> = start_rows
-        .iter()
-        .map(|&row| api.request(ApiMethod::GetAccounts, &api.page_params(None, row, page_size)))
-        .collect();
-    let results = api.fetch_all::<AccountsPage>(ApiMethod::GetAccounts, &requests, max_in_flight, retry);
+    let results = api.pages(&start_rows, page_size, max_in_flight, retry);
     if let Some(error) = api.halted() {
         return Err(error);
     }

@@ -9,15 +9,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Lookup, lookups};
-use crate::api::{AccountsPage, ApiMethod, CloudPe, RetryPolicy};
+use crate::api::{AccountsPage, CloudPe, RetryPolicy, first_round_pages};
 use crate::model::{LogLevel, ModuleError};
 use crate::transport::Platform;
 
 /// Most uids looked up one by one to cover failed pages; beyond that they are reported as errors.
 pub const MAX_GAP_LOOKUPS: usize = 2000;
-
-/// The first round fetches at most this many windows of `max_in_flight` pages.
-const FIRST_ROUND_WINDOWS: u64 = 4;
 
 /// One fetched page: its first row and what came back.
 struct Page {
@@ -36,7 +33,7 @@ pub(super) fn scan<P: Platform>(
 ) -> BTreeMap<u64, Lookup> {
     // Enough pages for the wanted set (the sliding window keeps `max_in_flight` busy), bounded in
     // case CloudPe's list is far shorter than HostBill believes.
-    let first_round = (wanted.len() as u64).div_ceil(page_size).clamp(1, FIRST_ROUND_WINDOWS * max_in_flight as u64);
+    let first_round = first_round_pages(wanted.len() as u64, page_size, max_in_flight);
     let mut pages = fetch(api, (0..first_round).map(|i| i * page_size).collect(), page_size, max_in_flight, retry);
 
     let total = pages.iter().filter_map(|p| p.result.as_ref().ok()).map(|p| p.total_count).max();
@@ -135,12 +132,7 @@ fn fetch<P: Platform>(
     max_in_flight: usize,
     retry: RetryPolicy,
 ) -> Vec<Page> {
-    api.expect_requests(start_rows.len() as u32);
-    let requests: Vec<_> = start_rows
-        .iter()
-        .map(|&row| api.request(ApiMethod::GetAccounts, &api.page_params(None, row, page_size)))
-        .collect();
-    let results = api.fetch_all::<AccountsPage>(ApiMethod::GetAccounts, &requests, max_in_flight, retry);
+    let results = api.pages(&start_rows, page_size, max_in_flight, retry);
     start_rows.into_iter().zip(results).map(|(start_row, result)| Page { start_row, result }).collect()
 }
 

@@ -2,6 +2,7 @@
 
 require_once __DIR__ . '/class.cloudpe_host.php';
 require_once __DIR__ . '/class.cloudpe_apps.php';
+require_once __DIR__ . '/class.cloudpe_db.php';
 require_once __DIR__ . '/class.cloudpe_audit.php';
 
 /**

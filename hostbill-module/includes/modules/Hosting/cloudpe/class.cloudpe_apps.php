@@ -45,7 +45,7 @@ class cloudpe_apps
     private $api;
     /** @var object|null the Servers model */
     private $servers;
-    /** @var object|null PDO */
+    /** @var cloudpe_db */
     private $db;
 
     /**
@@ -57,7 +57,7 @@ class cloudpe_apps
     {
         $this->api = $api;
         $this->servers = $servers;
-        $this->db = $db;
+        $this->db = cloudpe_db::of($db);
     }
 
     /**
@@ -121,7 +121,7 @@ class cloudpe_apps
      */
     public function moduleId()
     {
-        $rows = $this->select('SELECT id FROM hb_modules_configuration WHERE filename = :filename', array(':filename' => self::MODULE_FILE));
+        $rows = $this->db->select('SELECT id FROM hb_modules_configuration WHERE filename = :filename', array(':filename' => self::MODULE_FILE));
         if (!$rows || !isset($rows[0]['id']) || (string) $rows[0]['id'] === '') {
             throw new cloudpe_apps_error('HostBill has no module row for ' . self::MODULE_FILE . ' (hb_modules_configuration): activate CloudPe under Settings → Modules → Hosting Modules first');
         }
@@ -177,7 +177,7 @@ class cloudpe_apps
      */
     private function registerTask($task, $name, $runEvery, $runEveryTime)
     {
-        if ($this->select('SELECT task FROM hb_cron_tasks WHERE task = :task', array(':task' => $task))) {
+        if ($this->db->select('SELECT task FROM hb_cron_tasks WHERE task = :task', array(':task' => $task))) {
             return false;
         }
         $row = array(
@@ -194,7 +194,7 @@ class cloudpe_apps
         // Newer HostBill versions add `profile_id` (their own rows use 1); older ones lack the column.
         $errors = array();
         foreach (array($row + array('profile_id' => '1'), $row) as $attempt) {
-            $error = $this->insert('hb_cron_tasks', $attempt);
+            $error = $this->db->insert('hb_cron_tasks', $attempt);
             if ($error === null) {
                 return true;
             }
@@ -217,58 +217,6 @@ class cloudpe_apps
             $this->servers = HBLoader::LoadModel('Servers');
         }
         return $this->servers;
-    }
-
-    private function db()
-    {
-        if ($this->db === null) {
-            $this->db = HBRegistry::db();
-        }
-        if (!is_object($this->db)) {
-            throw new cloudpe_apps_error('HostBill gave the module no database handle (HBRegistry::db())');
-        }
-        return $this->db;
-    }
-
-    /** Rows of a prepared SELECT; works whatever PDO's error mode is. */
-    private function select($sql, array $params)
-    {
-        try {
-            $statement = $this->db()->prepare($sql);
-            if (!$statement || $statement->execute($params) === false) {
-                throw new cloudpe_apps_error("HostBill's database refused: {$sql}");
-            }
-            $rows = $statement->fetchAll(PDO::FETCH_ASSOC);
-            $statement->closeCursor();
-            return is_array($rows) ? $rows : array();
-        } catch (PDOException $e) {
-            throw new cloudpe_apps_error("HostBill's database refused {$sql}: " . $e->getMessage());
-        }
-    }
-
-    /** Inserts `$row`; returns null, or why it failed. */
-    private function insert($table, array $row)
-    {
-        $columns = array_keys($row);
-        $sql = "INSERT INTO {$table} (" . implode(', ', array_map(function ($c) {
-            return "`{$c}`";
-        }, $columns)) . ') VALUES (' . implode(', ', array_map(function ($c) {
-            return ":{$c}";
-        }, $columns)) . ')';
-        $params = array();
-        foreach ($row as $column => $value) {
-            $params[":{$column}"] = $value;
-        }
-        try {
-            $statement = $this->db()->prepare($sql);
-            if (!$statement || $statement->execute($params) === false) {
-                $info = $statement ? $statement->errorInfo() : array();
-                return isset($info[2]) ? (string) $info[2] : 'the insert was refused';
-            }
-            return null;
-        } catch (PDOException $e) {
-            return $e->getMessage();
-        }
     }
 
     /** The error text of a failed Admin API reply. */

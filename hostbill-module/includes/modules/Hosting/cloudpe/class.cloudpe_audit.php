@@ -29,7 +29,7 @@ class cloudpe_audit
 
     /** @var callable fn(string): string */
     private $scrub;
-    /** @var object|null PDO */
+    /** @var cloudpe_db */
     private $db;
     /** @var object|null ApiWrapper */
     private $api;
@@ -42,7 +42,7 @@ class cloudpe_audit
     public function __construct($scrub, $db = null, $api = null)
     {
         $this->scrub = $scrub;
-        $this->db = $db;
+        $this->db = cloudpe_db::of($db);
         $this->api = $api;
     }
 
@@ -101,7 +101,7 @@ class cloudpe_audit
             'error' => $this->clean($error),
             'event' => (string) $event,
         );
-        $problem = $this->insert('hb_account_logs', $row);
+        $problem = $this->db->insert('hb_account_logs', $row);
         if ($problem === null) {
             return null;
         }
@@ -244,35 +244,6 @@ class cloudpe_audit
     private function clean($text)
     {
         return (string) call_user_func($this->scrub, is_scalar($text) ? (string) $text : json_encode($text));
-    }
-
-    /** Inserts `$row` into `$table`; null, or why it failed. */
-    private function insert($table, array $row)
-    {
-        try {
-            $db = $this->db ?: (class_exists('HBRegistry') ? HBRegistry::db() : null);
-            if (!is_object($db)) {
-                return 'HostBill gave the module no database handle (HBRegistry::db())';
-            }
-            $columns = array_keys($row);
-            $sql = "INSERT INTO {$table} (" . implode(', ', array_map(function ($c) {
-                return "`{$c}`";
-            }, $columns)) . ') VALUES (' . implode(', ', array_map(function ($c) {
-                return ":{$c}";
-            }, $columns)) . ')';
-            $params = array();
-            foreach ($row as $column => $value) {
-                $params[":{$column}"] = $value;
-            }
-            $statement = $db->prepare($sql);
-            if (!$statement || $statement->execute($params) === false) {
-                $info = $statement ? $statement->errorInfo() : array();
-                return isset($info[2]) ? (string) $info[2] : 'the insert was refused';
-            }
-            return null;
-        } catch (\Throwable $e) {
-            return $e->getMessage();
-        }
     }
 
     private function api()

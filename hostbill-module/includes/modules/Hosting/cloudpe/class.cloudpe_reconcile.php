@@ -110,26 +110,7 @@ class cloudpe_reconcile
      */
     public function accounts($serverId)
     {
-        $rows = array();
-        $page = 0;
-        $pages = 1;
-        do {
-            $reply = $this->api->getAccounts(array('filter' => array('server_id' => $serverId), 'page' => $page));
-            if (!is_array($reply) || (isset($reply['success']) && !$reply['success'])) {
-                $error = is_array($reply) && isset($reply['error']) ? (is_array($reply['error']) ? implode('; ', $reply['error']) : (string) $reply['error']) : 'no usable reply';
-                throw new cloudpe_apps_error("HostBill did not list the accounts of App #{$serverId} (getAccounts, page {$page}): {$error}");
-            }
-            $found = isset($reply['accounts']) && is_array($reply['accounts']) ? $reply['accounts'] : array();
-            foreach ($found as $row) {
-                if (isset($row['id'])) {
-                    $rows[(string) $row['id']] = $row;
-                }
-            }
-            if ($page === 0) {
-                $pages = isset($reply['sorter']['totalpages']) ? max(1, (int) $reply['sorter']['totalpages']) : 1;
-            }
-            $page++;
-        } while ($found && $page < $pages);
+        $rows = cloudpe_sync::listAccounts($this->api, array('server_id' => $serverId), "accounts of App #{$serverId}");
         $accounts = array();
         foreach ($rows as $row) {
             $clientId = isset($row['client_id']) ? $row['client_id'] : '0';

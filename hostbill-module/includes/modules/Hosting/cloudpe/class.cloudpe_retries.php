@@ -36,7 +36,7 @@ class cloudpe_retries
     /** Statuses after which nothing is retried. */
     const FINAL_STATUSES = array('Terminated', 'Cancelled', 'Fraud');
 
-    /** @var object|null PDO */
+    /** @var cloudpe_db */
     private $db;
     /** @var callable fn(): int, the current Unix time */
     private $clock;
@@ -49,7 +49,7 @@ class cloudpe_retries
      */
     public function __construct($db = null, $clock = null)
     {
-        $this->db = $db;
+        $this->db = cloudpe_db::of($db);
         $this->clock = $clock ?: function () {
             return time();
         };
@@ -81,7 +81,7 @@ class cloudpe_retries
         if ($this->ready) {
             return;
         }
-        $this->execute('CREATE TABLE IF NOT EXISTS `' . self::TABLE . '` ('
+        $this->db->execute('CREATE TABLE IF NOT EXISTS `' . self::TABLE . '` ('
             . '`account_id` int(11) NOT NULL, '
             . '`server_id` int(11) NOT NULL, '
             . '`operation` varchar(16) NOT NULL, '
@@ -118,7 +118,7 @@ class cloudpe_retries
             'state' => 'queued', 'failures' => '1', 'first_failed' => self::time($now),
             'next_at' => self::time($now + self::backoff(1)), 'last_kind' => (string) $kind, 'last_error' => self::cut($error),
         );
-        $this->execute('INSERT INTO `' . self::TABLE . '` (`' . implode('`, `', array_keys($row)) . '`) VALUES (:' . implode(', :', array_keys($row)) . ')', self::params($row));
+        $this->db->execute('INSERT INTO `' . self::TABLE . '` (`' . implode('`, `', array_keys($row)) . '`) VALUES (:' . implode(', :', array_keys($row)) . ')', self::params($row));
         return $row;
     }
 
@@ -138,7 +138,7 @@ class cloudpe_retries
         } else {
             $row['next_at'] = self::time($this->now() + self::backoff((int) $row['failures']));
         }
-        $this->execute('UPDATE `' . self::TABLE . '` SET `state` = :state, `failures` = :failures, `next_at` = :next_at, `last_kind` = :last_kind, `last_error` = :last_error WHERE `account_id` = :account_id', array(
+        $this->db->execute('UPDATE `' . self::TABLE . '` SET `state` = :state, `failures` = :failures, `next_at` = :next_at, `last_kind` = :last_kind, `last_error` = :last_error WHERE `account_id` = :account_id', array(
             ':state' => $row['state'], ':failures' => $row['failures'], ':next_at' => $row['next_at'],
             ':last_kind' => $row['last_kind'], ':last_error' => $row['last_error'], ':account_id' => (string) $row['account_id'],
         ));
@@ -149,7 +149,7 @@ class cloudpe_retries
     public function find($accountId)
     {
         $this->ensureTable();
-        $rows = $this->select('SELECT ' . self::COLUMNS . ' FROM `' . self::TABLE . '` WHERE `account_id` = :account_id', array(':account_id' => (string) $accountId));
+        $rows = $this->db->select('SELECT ' . self::COLUMNS . ' FROM `' . self::TABLE . '` WHERE `account_id` = :account_id', array(':account_id' => (string) $accountId));
         return $rows ? $rows[0] : null;
     }
 
@@ -158,7 +158,7 @@ class cloudpe_retries
     {
         $row = $this->find($accountId);
         if ($row !== null) {
-            $this->execute('DELETE FROM `' . self::TABLE . '` WHERE `account_id` = :account_id', array(':account_id' => (string) $accountId));
+            $this->db->execute('DELETE FROM `' . self::TABLE . '` WHERE `account_id` = :account_id', array(':account_id' => (string) $accountId));
         }
         return $row;
     }
@@ -168,7 +168,7 @@ class cloudpe_retries
     {
         $this->ensureTable();
         $now = self::time($this->now());
-        $rows = array_filter($this->select('SELECT ' . self::COLUMNS . ' FROM `' . self::TABLE . '` WHERE `state` = :state', array(':state' => 'queued')), function ($row) use ($now) {
+        $rows = array_filter($this->db->select('SELECT ' . self::COLUMNS . ' FROM `' . self::TABLE . '` WHERE `state` = :state', array(':state' => 'queued')), function ($row) use ($now) {
             return strcmp((string) $row['next_at'], $now) <= 0;
         });
         usort($rows, function ($a, $b) {
@@ -313,34 +313,5 @@ class cloudpe_retries
     {
         $text = (string) $text;
         return strlen($text) > 1000 ? substr($text, 0, 1000) . '...' : $text;
-    }
-
-    private function db()
-    {
-        if ($this->db === null) {
-            $this->db = HBRegistry::db();
-        }
-        if (!is_object($this->db)) {
-            throw new cloudpe_apps_error('HostBill gave the module no database handle (HBRegistry::db())');
-        }
-        return $this->db;
-    }
-
-    private function execute($sql, array $params)
-    {
-        $statement = $this->db()->prepare($sql);
-        if (!$statement || $statement->execute($params) === false) {
-            $info = $statement ? $statement->errorInfo() : array();
-            throw new cloudpe_apps_error("HostBill's database refused: {$sql}" . (isset($info[2]) ? ": {$info[2]}" : ''));
-        }
-        return $statement;
-    }
-
-    private function select($sql, array $params)
-    {
-        $statement = $this->execute($sql, $params);
-        $rows = $statement->fetchAll(PDO::FETCH_ASSOC);
-        $statement->closeCursor();
-        return is_array($rows) ? $rows : array();
     }
 }

@@ -136,25 +136,12 @@ class cloudpe_sync
         $candidates = self::candidateStatuses();
         $rows = array();
         foreach ($candidates as $status) {
-            $page = 0;
-            $pages = 1;
-            do {
-                $reply = $this->api->getAccounts(array('filter' => array('server_id' => $serverId, 'status' => $status), 'page' => $page));
-                if (!is_array($reply) || (isset($reply['success']) && !$reply['success'])) {
-                    throw new cloudpe_apps_error("HostBill did not list the {$status} accounts of App #{$serverId} (getAccounts, page {$page}): " . self::apiError($reply));
+            $listed = self::listAccounts($this->api, array('server_id' => $serverId, 'status' => $status), "{$status} accounts of App #{$serverId}");
+            foreach ($listed as $id => $row) {
+                if (isset($row['status']) && in_array((string) $row['status'], $candidates, true)) {
+                    $rows[$id] = $row;
                 }
-                $found = isset($reply['accounts']) && is_array($reply['accounts']) ? $reply['accounts'] : array();
-                foreach ($found as $row) {
-                    if (!isset($row['id'], $row['status']) || !in_array((string) $row['status'], $candidates, true)) {
-                        continue;
-                    }
-                    $rows[(string) $row['id']] = $row;
-                }
-                if ($page === 0) {
-                    $pages = isset($reply['sorter']['totalpages']) ? max(1, (int) $reply['sorter']['totalpages']) : 1;
-                }
-                $page++;
-            } while ($found && $page < $pages);
+            }
         }
         $accounts = array();
         foreach ($rows as $row) {
@@ -167,6 +154,36 @@ class cloudpe_sync
             );
         }
         return $accounts;
+    }
+
+    /**
+     * Every account row getAccounts lists for `$filter`, keyed by id: every page is read
+     * (`sorter.totalpages`, pages numbered from 0). `$what` names them in the error.
+     *
+     * @throws cloudpe_apps_error when HostBill refuses a page
+     */
+    public static function listAccounts($api, array $filter, $what)
+    {
+        $rows = array();
+        $page = 0;
+        $pages = 1;
+        do {
+            $reply = $api->getAccounts(array('filter' => $filter, 'page' => $page));
+            if (!is_array($reply) || (isset($reply['success']) && !$reply['success'])) {
+                throw new cloudpe_apps_error("HostBill did not list the {$what} (getAccounts, page {$page}): " . self::apiError($reply));
+            }
+            $found = isset($reply['accounts']) && is_array($reply['accounts']) ? $reply['accounts'] : array();
+            foreach ($found as $row) {
+                if (isset($row['id'])) {
+                    $rows[(string) $row['id']] = $row;
+                }
+            }
+            if ($page === 0) {
+                $pages = isset($reply['sorter']['totalpages']) ? max(1, (int) $reply['sorter']['totalpages']) : 1;
+            }
+            $page++;
+        } while ($found && $page < $pages);
+        return $rows;
     }
 
     /**

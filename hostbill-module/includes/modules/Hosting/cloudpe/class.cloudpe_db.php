@@ -1,0 +1,89 @@
+<?php
+
+/**
+ * HostBill's database, as the module's own tables and HostBill's cron and log tables are reached:
+ * the PDO handle `HBRegistry::db()` (public modules use it for their own SQL), prepared
+ * statements only, and answers that work whatever PDO's error mode is. One place for the
+ * handle, SELECT, other statements and INSERT, shared by cloudpe_apps, cloudpe_retries and
+ * cloudpe_audit.
+ */
+final class cloudpe_db
+{
+    /** @var object|null PDO, taken from HBRegistry on first use unless given */
+    private $handle;
+
+    private function __construct($handle)
+    {
+        $this->handle = $handle;
+    }
+
+    /** `$db` as a cloudpe_db: itself if it is one, else a wrapper of the PDO handle (null: HostBill's). */
+    public static function of($db = null)
+    {
+        return $db instanceof self ? $db : new self($db);
+    }
+
+    /**
+     * Runs a prepared statement; returns it.
+     *
+     * @throws cloudpe_apps_error when there is no handle or the database refuses
+     */
+    public function execute($sql, array $params)
+    {
+        try {
+            $statement = $this->handle()->prepare($sql);
+            if (!$statement || $statement->execute($params) === false) {
+                $info = $statement ? $statement->errorInfo() : array();
+                throw new cloudpe_apps_error("HostBill's database refused: {$sql}" . (isset($info[2]) ? ": {$info[2]}" : ''));
+            }
+            return $statement;
+        } catch (PDOException $e) {
+            throw new cloudpe_apps_error("HostBill's database refused {$sql}: " . $e->getMessage());
+        }
+    }
+
+    /**
+     * The rows of a prepared SELECT.
+     *
+     * @throws cloudpe_apps_error when there is no handle or the database refuses
+     */
+    public function select($sql, array $params)
+    {
+        $statement = $this->execute($sql, $params);
+        $rows = $statement->fetchAll(PDO::FETCH_ASSOC);
+        $statement->closeCursor();
+        return is_array($rows) ? $rows : array();
+    }
+
+    /** Inserts `$row` (column => value) into `$table`; null, or why it failed (never throws). */
+    public function insert($table, array $row)
+    {
+        $columns = array_keys($row);
+        $sql = "INSERT INTO {$table} (`" . implode('`, `', $columns) . '`) VALUES (:' . implode(', :', $columns) . ')';
+        $params = array();
+        foreach ($row as $column => $value) {
+            $params[":{$column}"] = $value;
+        }
+        try {
+            $statement = $this->handle()->prepare($sql);
+            if (!$statement || $statement->execute($params) === false) {
+                $info = $statement ? $statement->errorInfo() : array();
+                return isset($info[2]) ? (string) $info[2] : 'the insert was refused';
+            }
+            return null;
+        } catch (\Throwable $e) {
+            return $e->getMessage();
+        }
+    }
+
+    private function handle()
+    {
+        if ($this->handle === null && class_exists('HBRegistry')) {
+            $this->handle = HBRegistry::db();
+        }
+        if (!is_object($this->handle)) {
+            throw new cloudpe_apps_error('HostBill gave the module no database handle (HBRegistry::db())');
+        }
+        return $this->handle;
+    }
+}
