@@ -2,7 +2,7 @@
 
 /**
  * Test doubles of HostBill's encoded core, written from public HostBill modules and HostBill's
- * public API reference, not from this module (see shared/docs/hostbill-module.md). Each double
+ * public API reference, not from this module (see docs/hostbill.md). Each double
  * names where its behaviour comes from. State is static because modules create `new ApiWrapper()`
  * wherever they need it; HostBillDoubles::reset() clears it all.
  *

@@ -35,7 +35,7 @@ fn by_account(run: &HostRun) -> BTreeMap<u64, Value> {
     decisions.iter().map(|d| (d["account_id"].as_u64().unwrap(), d.clone())).collect()
 }
 
-/// What HostBill should record for a CloudPe user (the mapping table of the API notes).
+/// What HostBill should record for a CloudPe user (the mapping table of docs/cloudpe-api.md).
 fn expected(user: &Account) -> &'static str {
     match (user.status, user.is_enabled) {
         (1, Some(false)) | (2, _) => "Suspended",

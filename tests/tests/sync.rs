@@ -1,5 +1,5 @@
 //! End to end: the bulk sync against the simulated CloudPe. Every decision is checked against an
-//! oracle written from the mapping table in cloudpe-api.md; a wrong decision is never allowed,
+//! oracle written from the mapping table in docs/cloudpe-api.md; a wrong decision is never allowed,
 //! even while pages fail.
 
 use std::collections::BTreeMap;

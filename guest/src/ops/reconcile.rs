@@ -150,16 +150,16 @@ mod tests {
 
     #[test]
     fn every_kind_of_broken_link_is_found() {
-        // The fake serves u{uid}@example.com for every user.
+        // The simulated CloudPe serves user{uid}@example.com for every user.
         let cloud = FakeCloudPe::new(&[(10, 1, None), (11, 1, None), (12, 2, None), (13, 1, None), (14, 1, None)]);
         let accounts = vec![
-            client(1, "10", Some("u10@example.com")),
+            client(1, "10", Some("user10@example.com")),
             client(2, "11", Some("someone@else.com")),
             client(3, "11", None),
             client(4, "99", None),
             client(5, "", None),
             client(6, "x", None),
-            client(7, "12", Some(" U12@Example.com ")),
+            client(7, "12", Some(" User12@Example.com ")),
         ];
         let r = reconcile(&cloud, &app(), &accounts, opts()).unwrap();
         assert_eq!(r.without_id.iter().map(|i| i.account_id).collect::<Vec<_>>(), vec![5, 6]);
@@ -168,7 +168,7 @@ mod tests {
         let unlinked: Vec<u64> = r.unlinked_users.iter().map(|u| u.0).collect();
         assert_eq!(unlinked, vec![13, 14]);
         assert_eq!(r.email_differences.len(), 1, "case and spaces are not a difference: {:?}", r.email_differences);
-        assert_eq!(r.email_differences[0].remote_email, "u11@example.com");
+        assert_eq!(r.email_differences[0].remote_email, "user11@example.com");
         assert_eq!(r.remote_users, 5);
         // 7 accounts could fill 4 pages of 2, so the first round reads 4; it shows 5 users (3
         // pages), so nothing more is read.

@@ -1,6 +1,8 @@
-//! A small in-memory CloudPe behind the [`Platform`] trait, for native unit tests of the logic.
+//! The simulated CloudPe behind the [`Platform`] trait, in memory, for native unit tests of the logic.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+
+use cloudpe_sim_api::{Account, ApiState, FaultKind, FaultRule, Params, Reply, TransportFault};
 
 use crate::config::Settings;
 use crate::model::{AppSettings, LogLevel};
@@ -26,72 +28,96 @@ pub fn settings(url: &str) -> Settings {
 /// uid, status, isEnabled.
 type User = (u64, i64, Option<bool>);
 
+/// The simulated CloudPe of the end-to-end tests (crate `cloudpe-sim-api`, one source of truth
+/// for the API's behaviour and its faults), called in memory instead of over HTTP. What only a
+/// network does (being unreachable, the time left) is this fake's own.
 pub struct FakeCloudPe {
-    users: RefCell<Vec<User>>,
-    fail_status: RefCell<Option<u16>>,
-    /// startRow -> CloudPe result code that page fails with.
-    failing_pages: RefCell<Vec<(u64, i64)>>,
-    descending: RefCell<bool>,
-    writes: RefCell<Vec<(u64, i64)>>,
+    api: RefCell<ApiState>,
+    faults: RefCell<Vec<FaultRule>>,
     /// Every request fails to connect.
-    unreachable: std::cell::Cell<bool>,
-    /// `setaccountstatus` is applied, then its reply is lost (HTTP 500) this many times.
-    lose_write_replies: std::cell::Cell<u32>,
+    unreachable: Cell<bool>,
     /// What [`Platform::time_left`] answers.
-    time_left: std::cell::Cell<Option<std::time::Duration>>,
+    time_left: Cell<Option<std::time::Duration>>,
     pub requests: RefCell<Vec<HttpRequest>>,
     pub logs: RefCell<Vec<(LogLevel, String)>>,
 }
 
 impl FakeCloudPe {
+    /// CloudPe with these users, accepting [`SESSION`] and App id `cluster` (see [`app`]).
     pub fn new(users: &[User]) -> Self {
+        let accounts = users
+            .iter()
+            .map(|&(uid, status, is_enabled)| (uid, Account { is_enabled, ..Account::new(uid, status) }))
+            .collect();
         FakeCloudPe {
-            users: RefCell::new(users.to_vec()),
-            fail_status: RefCell::new(None),
-            failing_pages: RefCell::new(vec![]),
-            descending: RefCell::new(false),
-            writes: RefCell::new(vec![]),
-            unreachable: std::cell::Cell::new(false),
-            lose_write_replies: std::cell::Cell::new(0),
-            time_left: std::cell::Cell::new(None),
-            requests: RefCell::new(vec![]),
-            logs: RefCell::new(vec![]),
+            api: RefCell::new(ApiState {
+                appid: "cluster".into(),
+                session: SESSION.into(),
+                accounts,
+                ..Default::default()
+            }),
+            faults: RefCell::default(),
+            unreachable: Cell::new(false),
+            time_left: Cell::new(None),
+            requests: RefCell::default(),
+            logs: RefCell::default(),
         }
     }
+
+    /// Adds a fault rule, as `Simulator::add_fault` does.
+    pub fn fault(&self, rule: FaultRule) {
+        self.faults.borrow_mut().push(rule);
+    }
+
+    /// Every request answered by a failing proxy: 500 (plain text) or 502 (nginx's HTML page).
     pub fn fail_all_with(&self, status: u16) {
-        *self.fail_status.borrow_mut() = Some(status);
+        let kind = match status {
+            500 => FaultKind::Http500,
+            502 => FaultKind::Html502,
+            other => panic!("the simulated CloudPe fails with 500 or 502, not {other}"),
+        };
+        self.fault(FaultRule::new(kind));
     }
+
+    /// The `getaccounts` page at `start_row` fails forever with this CloudPe `result` code.
     pub fn fail_page(&self, start_row: u64, result: i64) {
-        self.failing_pages.borrow_mut().push((start_row, result));
+        self.fault(
+            FaultRule::new(FaultKind::ApiError { result, error: "internal error".into() })
+                .method("getaccounts")
+                .start_row(start_row),
+        );
     }
+
+    /// `setaccountstatus` is applied, then its reply is lost (HTTP 500) this many times.
+    pub fn lose_write_replies(&self, times: u32) {
+        self.fault(FaultRule::new(FaultKind::Http500.after_applying()).method("setaccountstatus").times(times));
+    }
+
     pub fn unreachable(&self) {
         self.unreachable.set(true);
     }
-    pub fn lose_write_replies(&self, times: u32) {
-        self.lose_write_replies.set(times);
-    }
+
     pub fn set_time_left(&self, left: Option<std::time::Duration>) {
         self.time_left.set(left);
     }
-    pub fn reverse_order(&self) {
-        *self.descending.borrow_mut() = true;
-    }
-    pub fn writes(&self) -> Vec<(u64, i64)> {
-        self.writes.borrow().clone()
+
+    /// Lists that name no order come in descending uid order.
+    pub fn list_newest_first(&self) {
+        self.api.borrow_mut().descending_by_default = true;
     }
 
-    fn params(request: &HttpRequest) -> Vec<(String, String)> {
-        let query = request.path_and_query.split_once('?').map(|(_, q)| q).unwrap_or("");
-        let body = request.form_body.as_deref().unwrap_or("");
-        form_urlencoded::parse(query.as_bytes())
-            .chain(form_urlencoded::parse(body.as_bytes()))
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect()
+    /// Successful `setaccountstatus` calls: (uid, status).
+    pub fn writes(&self) -> Vec<(u64, i64)> {
+        self.api.borrow().status_changes.clone()
     }
 }
 
-fn json(body: serde_json::Value) -> Result<HttpResponse, TransportError> {
-    Ok(HttpResponse { status: 200, content_type: Some("application/json".into()), body: body.to_string().into_bytes() })
+fn response(status: u16, body: Vec<u8>) -> Result<HttpResponse, TransportError> {
+    Ok(HttpResponse { status, content_type: None, body })
+}
+
+fn broken(message: &str) -> Result<HttpResponse, TransportError> {
+    Err(TransportError { message: message.into(), kind: FailureKind::Other })
 }
 
 impl Platform for FakeCloudPe {
@@ -103,74 +129,19 @@ impl Platform for FakeCloudPe {
         if self.unreachable.get() {
             return Err(TransportError { message: "connection refused".into(), kind: FailureKind::Unreachable });
         }
-        if let Some(status) = *self.fail_status.borrow() {
-            return Ok(HttpResponse { status, content_type: None, body: b"<html>down</html>".to_vec() });
-        }
-        let params = Self::params(request);
-        let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        if get("session").as_deref() != Some(SESSION) {
-            return json(
-                serde_json::json!({"result": 702, "error": format!("session [{}] is not valid", get("session").unwrap_or_default())}),
-            );
-        }
-        let path = request.path_and_query.split('?').next().unwrap();
-        match path.rsplit('/').next().unwrap() {
-            "getchecksum" => json(serde_json::json!({"result": 0, "checksum": "abc"})),
-            "getaccounts" => {
-                let start_row: u64 = get("startRow").map(|s| s.parse().unwrap()).unwrap_or(0);
-                if get("filterValue").is_none()
-                    && let Some((_, result)) = self.failing_pages.borrow().iter().find(|(row, _)| *row == start_row)
-                {
-                    return json(serde_json::json!({"result": result, "error": "internal error"}));
-                }
-                let filter = get("filterValue");
-                let mut matches: Vec<User> = self
-                    .users
-                    .borrow()
-                    .iter()
-                    .filter(|u| filter.as_ref().is_none_or(|f| u.0.to_string().contains(f.as_str())))
-                    .copied()
-                    .collect();
-                matches.sort_by_key(|u| u.0);
-                if *self.descending.borrow() {
-                    matches.reverse();
-                }
-                let start: usize = get("startRow").map(|s| s.parse().unwrap()).unwrap_or(0);
-                let count: usize = get("resultCount").map(|s| s.parse().unwrap()).unwrap_or(0);
-                let page: Vec<_> = matches
-                    .iter()
-                    .skip(start)
-                    .take(if count == 0 { usize::MAX } else { count })
-                    .map(|(uid, status, enabled)| {
-                        let mut a =
-                            serde_json::json!({"uid": uid, "status": status, "email": format!("u{uid}@example.com")});
-                        if let Some(e) = enabled {
-                            a["isEnabled"] = (*e).into();
-                        }
-                        a
-                    })
-                    .collect();
-                json(serde_json::json!({"result": 0, "totalCount": matches.len(), "array": page}))
-            }
-            "setaccountstatus" => {
-                assert_eq!(request.method, HttpMethod::Post);
-                let uid: u64 = get("uid").unwrap().parse().unwrap();
-                let status: i64 = get("status").unwrap().parse().unwrap();
-                let mut users = self.users.borrow_mut();
-                match users.iter_mut().find(|u| u.0 == uid) {
-                    Some(u) => {
-                        u.1 = status;
-                        self.writes.borrow_mut().push((uid, status));
-                        if self.lose_write_replies.get() > 0 {
-                            self.lose_write_replies.set(self.lose_write_replies.get() - 1);
-                            return Ok(HttpResponse { status: 500, content_type: None, body: b"oops".to_vec() });
-                        }
-                        json(serde_json::json!({"result": 0}))
-                    }
-                    None => json(serde_json::json!({"result": 5, "error": format!("user with uid [{uid}] not found")})),
-                }
-            }
-            _ => Ok(HttpResponse { status: 404, content_type: None, body: b"not found".to_vec() }),
+        let params: Params = form_urlencoded::parse(request.form_body.as_deref().unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let Some(method) = cloudpe_sim_api::route(&request.path_and_query) else {
+            return response(404, b"404 Not Found".to_vec());
+        };
+        let fault = cloudpe_sim_api::take(&mut self.faults.borrow_mut(), method, &params);
+        match cloudpe_sim_api::respond(&mut self.api.borrow_mut(), method, &params, fault) {
+            Reply::Json(body) => response(200, body.into_bytes()),
+            Reply::Http { status, body, .. } => response(status, body.as_bytes().to_vec()),
+            Reply::Transport(TransportFault::HugeBody(bytes)) => response(200, vec![b' '; bytes as usize]),
+            Reply::Transport(TransportFault::Reset) => broken("connection reset by peer"),
+            Reply::Transport(TransportFault::Timeout | TransportFault::StalledBody) => broken("timed out"),
         }
     }
 

@@ -1,7 +1,7 @@
-//! A simulated CloudPe (Virtuozzo Application Platform admin API), faithful to
-//! `shared/docs/cloudpe-api.md`: the three methods the module uses, GET and POST, substring
-//! `filterField` matching, paging with `totalCount`, HTTP 200 error envelopes, 404 for unknown
-//! paths, session checks, and idempotent status changes. Knobs add latency and faults.
+//! A simulated CloudPe (Virtuozzo Application Platform admin API) over HTTP: the API's behaviour
+//! is crate `cloudpe-sim-api` (faithful to `docs/cloudpe-api.md`); this serves it on GET and
+//! POST, with 404 for unknown paths, and adds what only a network has: latency, connections,
+//! TLS, and the transport faults (timeouts, resets, huge and stalled bodies).
 //!
 //! It runs its own tokio runtime on a background thread, so synchronous tests can use it, binds
 //! 127.0.0.1 only, and stops (closing every connection) when dropped.
@@ -12,9 +12,6 @@
 //! println!("{}", sim.api_url()); // http://127.0.0.1:PORT/1.0
 //! ```
 
-mod accounts;
-mod api;
-mod faults;
 #[cfg(test)]
 mod http_tests;
 mod server;
@@ -26,8 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use accounts::{Account, population, sample_accounts};
-pub use faults::{FaultKind, FaultRule};
+pub use cloudpe_sim_api::{Account, FaultKind, FaultRule, population, sample_accounts};
 pub use tls::{TestCa, TlsIdentity};
 
 /// How the simulator starts.
@@ -74,7 +70,7 @@ pub struct RecordedRequest {
 }
 
 struct State {
-    api: api::ApiState,
+    api: cloudpe_sim_api::ApiState,
     latency: Duration,
     idle_timeout: Option<Duration>,
     keepalive_requests: Option<usize>,
@@ -125,11 +121,11 @@ impl Simulator {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                api: api::ApiState {
+                api: cloudpe_sim_api::ApiState {
                     appid: config.appid,
                     session: config.session,
                     accounts: config.accounts.into_iter().map(|a| (a.uid, a)).collect(),
-                    status_changes: Vec::new(),
+                    ..cloudpe_sim_api::ApiState::default()
                 },
                 latency: config.latency,
                 idle_timeout: None,
@@ -198,6 +194,12 @@ impl Simulator {
     /// Adds a fault rule (rules are tried in the order added).
     pub fn add_fault(&self, rule: FaultRule) {
         self.state().faults.push(rule);
+    }
+
+    /// How many fault rules still have hits left (a rule limited by `times` is dropped when used
+    /// up).
+    pub fn pending_faults(&self) -> usize {
+        self.state().faults.len()
     }
 
     /// Removes every fault rule.

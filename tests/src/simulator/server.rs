@@ -1,5 +1,5 @@
 //! The HTTP side: accepts connections on 127.0.0.1, parses GET query strings and POST form
-//! bodies, applies latency and faults, and routes to [`super::api`].
+//! bodies, applies latency and faults, and answers with [`cloudpe_sim_api::respond`].
 //!
 //! Latency costs what it would on a network: one round trip before a new connection is
 //! served (the TCP handshake), one more before its TLS handshake, and one per request.
@@ -18,14 +18,12 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
-use super::api::{self, METHODS};
-use super::faults::{self, FaultKind};
+use cloudpe_sim_api::{Reply, TransportFault, route};
+
 use super::{RecordedRequest, Shared};
 
 /// Largest request body read.
 const MAX_BODY: usize = 1024 * 1024;
-
-const BAD_GATEWAY_PAGE: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
 
 /// The connection must be reset rather than answered.
 #[derive(Debug)]
@@ -205,7 +203,7 @@ async fn respond(
             params: params.clone(),
             connection,
         });
-        let fault = method.and_then(|m| faults::take(&mut state.faults, m, &params));
+        let fault = method.and_then(|m| cloudpe_sim_api::take(&mut state.faults, m, &params));
         (state.latency, fault)
     };
     if latency > Duration::ZERO {
@@ -218,60 +216,32 @@ async fn respond(
             text(StatusCode::NOT_FOUND, "text/plain", "404 Not Found")
         });
     };
-    let fault = match fault {
-        Some(FaultKind::AfterApplying(inner)) => {
-            answer(shared, method, &params);
-            Some(*inner)
-        }
-        Some(FaultKind::ConcurrentDelete(uids)) => {
-            let mut state = shared.lock();
-            for uid in uids {
-                state.api.accounts.remove(&uid);
-            }
-            None
-        }
-        other => other,
+    let reply = {
+        let mut state = shared.lock();
+        cloudpe_sim_api::respond(&mut state.api, method, &params, fault)
     };
-    match fault {
-        None | Some(FaultKind::AfterApplying(_) | FaultKind::ConcurrentDelete(_)) => {}
-        Some(FaultKind::Http500) => {
-            return Ok(text(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "Internal Server Error"));
+    match reply {
+        Reply::Json(body) => Ok(text(StatusCode::OK, "application/json", body)),
+        Reply::Http { status, content_type, body } => {
+            Ok(text(StatusCode::from_u16(status).expect("a valid status"), content_type, body))
         }
-        Some(FaultKind::Html502) => {
-            return Ok(text(StatusCode::BAD_GATEWAY, "text/html", BAD_GATEWAY_PAGE));
-        }
-        Some(FaultKind::Timeout) => {
+        Reply::Transport(TransportFault::Timeout) => {
             let never: Infallible = std::future::pending().await;
             match never {}
         }
-        Some(FaultKind::Reset) => {
+        Reply::Transport(TransportFault::Reset) => {
             let _ = socket2::SockRef::from(socket).set_linger(Some(Duration::ZERO));
-            return Err(ResetConnection);
+            Err(ResetConnection)
         }
-        Some(FaultKind::ApiError { result, error }) => {
-            let reply = serde_json::json!({"result": result, "error": error, "source": "JEL"});
-            return Ok(text(StatusCode::OK, "application/json", reply.to_string()));
-        }
-        Some(FaultKind::HugeBody(bytes)) => {
-            let body = Spaces { left: bytes }.boxed();
-            return Ok(Response::builder()
-                .header("content-type", "application/json")
-                .body(body)
-                .expect("valid response"));
-        }
-        Some(FaultKind::StalledBody) => {
-            return Ok(Response::builder()
-                .header("content-type", "application/json")
-                .body(Stalled { started: false }.boxed())
-                .expect("valid response"));
-        }
-        Some(FaultKind::TruncatedJson) => {
-            let reply = answer(shared, method, &params);
-            let cut = reply.len() / 2;
-            return Ok(text(StatusCode::OK, "application/json", reply[..cut].to_string()));
-        }
+        Reply::Transport(TransportFault::HugeBody(bytes)) => Ok(Response::builder()
+            .header("content-type", "application/json")
+            .body(Spaces { left: bytes }.boxed())
+            .expect("valid response")),
+        Reply::Transport(TransportFault::StalledBody) => Ok(Response::builder()
+            .header("content-type", "application/json")
+            .body(Stalled { started: false }.boxed())
+            .expect("valid response")),
     }
-    Ok(text(StatusCode::OK, "application/json", answer(shared, method, &params)))
 }
 
 /// Counts a request as in flight until dropped.
@@ -288,32 +258,5 @@ impl<'a> InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-fn answer(shared: &Shared, method: &str, params: &BTreeMap<String, String>) -> String {
-    let mut state = shared.lock();
-    api::call(&mut state.api, method, params).to_string()
-}
-
-/// The API method a path names, if it is one the simulator serves under `/1.0/`.
-fn route(path: &str) -> Option<&'static str> {
-    let rest = path.strip_prefix("/1.0/")?;
-    let (service, method) = rest.rsplit_once("/rest/")?;
-    METHODS.iter().find(|(s, m)| *s == service && m.eq_ignore_ascii_case(method)).map(|(_, m)| *m)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::route;
-
-    #[test]
-    fn routes() {
-        assert_eq!(route("/1.0/billing/account/rest/getaccounts"), Some("getaccounts"));
-        assert_eq!(route("/1.0/billing/account/rest/GetAccounts"), Some("getaccounts"));
-        assert_eq!(route("/1.0/marketplace/app/rest/getchecksum"), Some("getchecksum"));
-        assert_eq!(route("/billing/account/rest/getaccounts"), None);
-        assert_eq!(route("/1.0/billing/account/rest/deleteaccount"), None);
-        assert_eq!(route("/1.0/marketplace/app/rest/getaccounts"), None);
     }
 }

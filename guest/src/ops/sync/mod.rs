@@ -264,7 +264,7 @@ mod tests {
         let mut users: Vec<(u64, i64, Option<bool>)> = (0..150).map(|i| (7_770_000 + i, 1, None)).collect();
         users.push((777, 2, None));
         let cloud = FakeCloudPe::new(&users);
-        cloud.reverse_order();
+        cloud.list_newest_first();
         let report = sync(&cloud, &app(), &[account(1, "777", HostbillStatus::Active)], opts()).unwrap();
         assert!(
             matches!(report.decisions[0].decision, Decision::Change { to: HostbillStatus::Suspended, .. }),

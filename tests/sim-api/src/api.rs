@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::accounts::Account;
+use crate::accounts::Account;
 
-/// `result` for a session CloudPe does not accept (inference in cloudpe-api.md).
+/// `result` for a session CloudPe does not accept (an inference: docs/cloudpe-api.md,
+/// "Errors").
 pub const RESULT_SESSION_INVALID: i64 = 702;
 /// `result` for a missing resource.
 pub const RESULT_NOT_FOUND: i64 = 5;
@@ -22,6 +23,9 @@ pub struct ApiState {
     pub accounts: BTreeMap<u64, Account>,
     /// Successful `setaccountstatus` calls, in order.
     pub status_changes: Vec<(u64, i64)>,
+    /// List in descending uid order when a request names no order. CloudPe documents no
+    /// default order; this proves a client does not rely on one.
+    pub descending_by_default: bool,
 }
 
 /// The API methods the simulator serves.
@@ -74,12 +78,18 @@ fn get_accounts(state: &ApiState, params: &Params) -> Result<Value, String> {
         Some(("email", v)) => a.email.contains(v.as_str()),
         Some((_, v)) => a.group.contains(v.as_str()),
     };
-    let order_default = matches!(params.get("orderField").map(String::as_str), None | Some("") | Some("uid"))
-        && matches!(
-            params.get("orderDirection").map(|d| d.to_ascii_uppercase()).as_deref(),
-            None | Some("") | Some("ASC")
-        );
-    if filter.is_none() && order_default {
+    let descending = match params.get("orderDirection").map(|d| d.to_ascii_uppercase()).as_deref() {
+        None | Some("") => state.descending_by_default,
+        Some("ASC") => false,
+        Some("DESC") => true,
+        Some(other) => return Err(format!("orderDirection must be ASC or DESC, got [{other}]")),
+    };
+    let by_email = match params.get("orderField").map(String::as_str) {
+        None | Some("") | Some("uid") => false,
+        Some("email") => true,
+        Some(other) => return Err(format!("unknown orderField [{other}]")),
+    };
+    if filter.is_none() && !by_email && !descending {
         // The whole list in uid order: a page without collecting a million references first.
         let start = number(params, "startRow")?.unwrap_or(0) as usize;
         let count = match number(params, "resultCount")? {
@@ -90,15 +100,11 @@ fn get_accounts(state: &ApiState, params: &Params) -> Result<Value, String> {
         return Ok(json!({"result": 0, "totalCount": state.accounts.len(), "array": page}));
     }
     let mut found: Vec<&Account> = state.accounts.values().filter(|a| matches(a)).collect();
-    match params.get("orderField").map(String::as_str) {
-        None | Some("") | Some("uid") => {}
-        Some("email") => found.sort_by(|a, b| a.email.cmp(&b.email)),
-        Some(other) => return Err(format!("unknown orderField [{other}]")),
+    if by_email {
+        found.sort_by(|a, b| a.email.cmp(&b.email));
     }
-    match params.get("orderDirection").map(|d| d.to_ascii_uppercase()).as_deref() {
-        None | Some("") | Some("ASC") => {}
-        Some("DESC") => found.reverse(),
-        Some(other) => return Err(format!("orderDirection must be ASC or DESC, got [{other}]")),
+    if descending {
+        found.reverse();
     }
     let total = found.len();
     let start = number(params, "startRow")?.unwrap_or(0) as usize;
@@ -136,7 +142,7 @@ mod tests {
 
     fn state() -> ApiState {
         let accounts = [12, 120, 312, 13].into_iter().map(|uid| (uid, Account::new(uid, 1))).collect();
-        ApiState { appid: "cluster".into(), session: "tok".into(), accounts, status_changes: vec![] }
+        ApiState { appid: "cluster".into(), session: "tok".into(), accounts, ..ApiState::default() }
     }
 
     fn params(pairs: &[(&str, &str)]) -> Params {
@@ -169,6 +175,18 @@ mod tests {
         let v = call(&mut s, "getaccounts", &params(&[("startRow", "x")]));
         assert_eq!(v["result"], 1);
         assert!(v["error"].as_str().unwrap().contains("startRow"));
+    }
+
+    #[test]
+    fn a_list_that_names_no_order_can_come_newest_first() {
+        let mut s = ApiState { descending_by_default: true, ..state() };
+        let v = call(&mut s, "getaccounts", &params(&[("resultCount", "2")]));
+        assert_eq!(uids(&v), [312, 120]);
+        assert_eq!(v["totalCount"], 4);
+        let v = call(&mut s, "getaccounts", &params(&[("filterField", "uid"), ("filterValue", "12")]));
+        assert_eq!(uids(&v), [312, 120, 12]);
+        let v = call(&mut s, "getaccounts", &params(&[("orderDirection", "ASC"), ("resultCount", "1")]));
+        assert_eq!(uids(&v), [12]);
     }
 
     #[test]
