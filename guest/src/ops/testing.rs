@@ -3,8 +3,8 @@
 use std::cell::RefCell;
 
 use crate::config::Settings;
-use crate::model::{AppSettings, LogLevel};
 use crate::transport::{FailureKind, HttpMethod, HttpRequest, HttpResponse, Platform, TransportError};
+use crate::wit::{AppSettings, LogLevel};
 
 pub const SESSION: &str = "unit-test-session-token";
 
@@ -91,7 +91,7 @@ impl FakeCloudPe {
 }
 
 fn json(body: serde_json::Value) -> Result<HttpResponse, TransportError> {
-    Ok(HttpResponse { status: 200, content_type: Some("application/json".into()), body: body.to_string().into_bytes() })
+    Ok(HttpResponse { status: 200, body: body.to_string().into_bytes() })
 }
 
 impl Platform for FakeCloudPe {
@@ -104,7 +104,7 @@ impl Platform for FakeCloudPe {
             return Err(TransportError { message: "connection refused".into(), kind: FailureKind::Unreachable });
         }
         if let Some(status) = *self.fail_status.borrow() {
-            return Ok(HttpResponse { status, content_type: None, body: b"<html>down</html>".to_vec() });
+            return Ok(HttpResponse { status, body: b"<html>down</html>".to_vec() });
         }
         let params = Self::params(request);
         let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
@@ -163,14 +163,14 @@ impl Platform for FakeCloudPe {
                         self.writes.borrow_mut().push((uid, status));
                         if self.lose_write_replies.get() > 0 {
                             self.lose_write_replies.set(self.lose_write_replies.get() - 1);
-                            return Ok(HttpResponse { status: 500, content_type: None, body: b"oops".to_vec() });
+                            return Ok(HttpResponse { status: 500, body: b"oops".to_vec() });
                         }
                         json(serde_json::json!({"result": 0}))
                     }
                     None => json(serde_json::json!({"result": 5, "error": format!("user with uid [{uid}] not found")})),
                 }
             }
-            _ => Ok(HttpResponse { status: 404, content_type: None, body: b"not found".to_vec() }),
+            _ => Ok(HttpResponse { status: 404, body: b"not found".to_vec() }),
         }
     }
 

@@ -131,9 +131,10 @@ fn text(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Respo
         .expect("valid response")
 }
 
-/// A body of `left` spaces, produced 64 KiB at a time and never held whole.
+/// A body of `left` spaces, produced 64 KiB at a time and never held whole, then `tail`.
 struct Spaces {
     left: u64,
+    tail: Option<Bytes>,
 }
 
 impl hyper::body::Body for Spaces {
@@ -145,7 +146,7 @@ impl hyper::body::Body for Spaces {
         _: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
         if self.left == 0 {
-            return std::task::Poll::Ready(None);
+            return std::task::Poll::Ready(self.tail.take().map(|tail| Ok(hyper::body::Frame::data(tail))));
         }
         let n = self.left.min(64 * 1024);
         self.left -= n;
@@ -253,10 +254,17 @@ async fn respond(
             return Ok(text(StatusCode::OK, "application/json", reply.to_string()));
         }
         Some(FaultKind::HugeBody(bytes)) => {
-            let body = Spaces { left: bytes }.boxed();
+            let body = Spaces { left: bytes, tail: None }.boxed();
             return Ok(Response::builder()
                 .header("content-type", "application/json")
                 .body(body)
+                .expect("valid response"));
+        }
+        Some(FaultKind::Padded(bytes)) => {
+            let tail = Some(Bytes::from(answer(shared, method, &params)));
+            return Ok(Response::builder()
+                .header("content-type", "application/json")
+                .body(Spaces { left: bytes, tail }.boxed())
                 .expect("valid response"));
         }
         Some(FaultKind::StalledBody) => {
