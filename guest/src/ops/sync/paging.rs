@@ -260,7 +260,8 @@ mod tests {
         let cloud = FakeCloudPe::new(&users(20));
         cloud.fail_all_with(502);
         let got = run(&cloud, &[10, 20], false);
-        assert!(got.values().all(|l| matches!(l, Err(ModuleError::Transport(_)))));
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got.values().all(|l| matches!(l, Err(ModuleError::Transport(m)) if m.contains("HTTP 502"))), "{got:?}");
     }
 
     #[test]
