@@ -7,10 +7,8 @@ use serde::Deserialize;
 
 use crate::config::Settings;
 use crate::envelope;
-use crate::model::{LogLevel, ModuleError};
-use crate::transport::{
-    CallRecord, FailureKind, Flow, HttpMethod, HttpRequest, HttpResponse, Platform, TransportError,
-};
+use crate::transport::{FailureKind, Flow, HttpMethod, HttpRequest, HttpResponse, Platform, TransportError};
+use crate::wit::{ApiCall, Fact, LogLevel, ModuleError, RemoteError};
 
 /// A CloudPe API method: its service path, name and HTTP verb.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,7 +166,7 @@ pub const DEADLINE_MESSAGE: &str =
 pub fn is_retryable(error: &ModuleError) -> bool {
     match error {
         ModuleError::Transport(_) => true,
-        ModuleError::RemoteApi { code, .. } => {
+        ModuleError::RemoteApi(RemoteError { code, .. }) => {
             *code == envelope::RESULT_INTERNAL_ERROR || *code == envelope::RESULT_TIMEOUT
         }
         _ => false,
@@ -286,11 +284,11 @@ impl<'a, P: Platform> CloudPe<'a, P> {
         request: &HttpRequest,
         response: &Result<HttpResponse, TransportError>,
         elapsed: Duration,
-    ) -> CallRecord {
+    ) -> ApiCall {
         let params = form_urlencoded::parse(request.form_body.as_deref().unwrap_or("").as_bytes())
             .map(|(name, value)| {
                 let value = if SECRET_PARAMS.contains(&name.as_ref()) { MASK.to_string() } else { value.into_owned() };
-                (name.into_owned(), value)
+                Fact { name: name.into_owned(), value }
             })
             .collect();
         let (http_status, result_code, reply) = match response {
@@ -299,7 +297,14 @@ impl<'a, P: Platform> CloudPe<'a, P> {
             }
             Err(e) => (None, None, format!("no reply: {}", envelope::scrub(&e.message, &self.settings.session))),
         };
-        CallRecord { method: method.name().to_string(), params, http_status, duration: elapsed, result_code, reply }
+        ApiCall {
+            method: method.name().to_string(),
+            params,
+            http_status,
+            duration_ms: u32::try_from(elapsed.as_millis()).unwrap_or(u32::MAX),
+            result_code,
+            reply,
+        }
     }
 
     /// Sends read requests concurrently and parses each reply as it arrives, retrying the
@@ -370,9 +375,9 @@ impl<'a, P: Platform> CloudPe<'a, P> {
                         let error = ModuleError::Transport(format!(
                             "CloudPe at {} is unreachable: none of the first {first_round} requests could connect ({}); nothing more was sent",
                             self.settings.base_url.origin(),
-                            parsed.as_ref().err().map(ToString::to_string).unwrap_or_default()
+                            parsed.as_ref().err().map(ModuleError::message).unwrap_or_default()
                         ));
-                        self.platform.log(LogLevel::Error, &error.to_string());
+                        self.platform.log(LogLevel::Error, &error.message());
                         *self.halt.borrow_mut() = Some(error);
                         results[index] = Some(parsed);
                         return Flow::Break(());

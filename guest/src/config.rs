@@ -1,7 +1,7 @@
 //! What each HostBill App field means to the CloudPe module, and the validated settings built
 //! from them. This is the one place that maps App columns to CloudPe settings.
 
-use crate::model::{AppField, AppFieldUsage, AppSettings, ModuleError};
+use crate::wit::{AppField, AppFieldUsage, AppSettings, ModuleError};
 
 /// App field holding the API base URL ("Host URL" in HostBill's form).
 pub const URL_FIELD: AppField = AppField::StatusUrl;
@@ -13,13 +13,13 @@ pub const SESSION_FIELD: AppField = AppField::Field2;
 /// setting because HostBill's App table has no column for it (only `field1`, `field2` and the
 /// serialized `custom`); per App rather than per product because the daily sync, which works per
 /// App across products, needs it. The HostBill module declares it under the same name.
-pub const ID_FIELD_CODE_FIELD: AppField = AppField::Custom("Client field code");
+pub const ID_FIELD_CODE_SETTING: &str = "Client field code";
 /// Custom App setting choosing what Terminate does (per App: it is a policy towards that
 /// CloudPe platform's data, and keeps the module's settings in one place).
-pub const TERMINATE_POLICY_FIELD: AppField = AppField::Custom("On terminate");
+pub const TERMINATE_POLICY_SETTING: &str = "On terminate";
 /// Custom App setting turning on the call log (every CloudPe call, parameters masked, to
 /// HostBill's module log): per App, because it is for debugging one platform's connection.
-pub const CALL_LOG_FIELD: AppField = AppField::Custom("Call log");
+pub const CALL_LOG_SETTING: &str = "Call log";
 
 /// Default code of the client custom field holding the CloudPe user id.
 pub const DEFAULT_ID_FIELD_CODE: &str = "cloudpeid";
@@ -30,49 +30,50 @@ pub const API_VERSION_SEGMENT: &str = "1.0";
 
 /// The App fields the module uses, with the labels HostBill shows.
 pub fn app_fields() -> Vec<AppFieldUsage> {
+    let usage = |field: AppField, label: &str, description: &str, required: bool, secret: bool| AppFieldUsage {
+        field,
+        label: label.to_string(),
+        description: description.to_string(),
+        required,
+        secret,
+    };
     vec![
-        AppFieldUsage {
-            field: URL_FIELD,
-            label: "Host URL",
-            description: "CloudPe API base URL, e.g. https://api.cloudpe.example.com (\"/1.0\" is added when missing)",
-            required: true,
-            secret: false,
-        },
-        AppFieldUsage {
-            field: APPID_FIELD,
-            label: "App Id",
-            description: "CloudPe application id sent as `appid` (admin tools commonly use \"cluster\")",
-            required: true,
-            secret: false,
-        },
-        AppFieldUsage {
-            field: SESSION_FIELD,
-            label: "Session",
-            description: "Personal access token of a CloudPe platform admin",
-            required: true,
-            secret: true,
-        },
-        AppFieldUsage {
-            field: ID_FIELD_CODE_FIELD,
-            label: "Client field code",
-            description: "Code of the client custom field holding the CloudPe user id (default: cloudpeid)",
-            required: false,
-            secret: false,
-        },
-        AppFieldUsage {
-            field: TERMINATE_POLICY_FIELD,
-            label: "On terminate",
-            description: "\"none\" (default): leave the CloudPe user untouched; \"deactivate\": set it inactive",
-            required: false,
-            secret: false,
-        },
-        AppFieldUsage {
-            field: CALL_LOG_FIELD,
-            label: "Call log",
-            description: "\"off\" (default); \"on\": log every CloudPe call (method, parameters with the session masked, HTTP status, duration, result code, the start of the reply) to HostBill's module log",
-            required: false,
-            secret: false,
-        },
+        usage(
+            URL_FIELD,
+            "Host URL",
+            "CloudPe API base URL, e.g. https://api.cloudpe.example.com (\"/1.0\" is added when missing)",
+            true,
+            false,
+        ),
+        usage(
+            APPID_FIELD,
+            "App Id",
+            "CloudPe application id sent as `appid` (admin tools commonly use \"cluster\")",
+            true,
+            false,
+        ),
+        usage(SESSION_FIELD, "Session", "Personal access token of a CloudPe platform admin", true, true),
+        usage(
+            AppField::Custom(ID_FIELD_CODE_SETTING.into()),
+            "Client field code",
+            "Code of the client custom field holding the CloudPe user id (default: cloudpeid)",
+            false,
+            false,
+        ),
+        usage(
+            AppField::Custom(TERMINATE_POLICY_SETTING.into()),
+            "On terminate",
+            "\"none\" (default): leave the CloudPe user untouched; \"deactivate\": set it inactive",
+            false,
+            false,
+        ),
+        usage(
+            AppField::Custom(CALL_LOG_SETTING.into()),
+            "Call log",
+            "\"off\" (default); \"on\": log every CloudPe call (method, parameters with the session masked, HTTP status, duration, result code, the start of the reply) to HostBill's module log",
+            false,
+            false,
+        ),
     ]
 }
 
@@ -174,7 +175,7 @@ impl Settings {
     /// Validates the App record. Every error names the App field (by its label) to fix.
     pub fn from_app(app: &AppSettings) -> Result<Settings, ModuleError> {
         let required = |field: AppField, label: &str| {
-            app.get(field)
+            app.get(&field)
                 .map(str::to_string)
                 .ok_or_else(|| ModuleError::Configuration(format!("the App's {label} field is empty")))
         };
@@ -182,17 +183,20 @@ impl Settings {
         let base_url = BaseUrl::parse(&url).map_err(ModuleError::Configuration)?;
         let appid = required(APPID_FIELD, "App Id")?;
         let session = required(SESSION_FIELD, "Session")?;
-        let id_field_code = app.get(ID_FIELD_CODE_FIELD).unwrap_or(DEFAULT_ID_FIELD_CODE).to_string();
-        let terminate_policy = match app.get(TERMINATE_POLICY_FIELD).map(str::to_ascii_lowercase).as_deref() {
-            None | Some("none") => TerminatePolicy::LeaveUntouched,
-            Some("deactivate") => TerminatePolicy::Deactivate,
-            Some(other) => {
-                return Err(ModuleError::Configuration(format!(
-                    "the App's On terminate field is {other:?}: use \"none\" or \"deactivate\""
-                )));
-            }
-        };
-        let call_log = match app.get(CALL_LOG_FIELD).map(str::to_ascii_lowercase).as_deref() {
+        let id_field_code =
+            app.get(&AppField::Custom(ID_FIELD_CODE_SETTING.into())).unwrap_or(DEFAULT_ID_FIELD_CODE).to_string();
+        let terminate_policy =
+            match app.get(&AppField::Custom(TERMINATE_POLICY_SETTING.into())).map(str::to_ascii_lowercase).as_deref() {
+                None | Some("none") => TerminatePolicy::LeaveUntouched,
+                Some("deactivate") => TerminatePolicy::Deactivate,
+                Some(other) => {
+                    return Err(ModuleError::Configuration(format!(
+                        "the App's On terminate field is {other:?}: use \"none\" or \"deactivate\""
+                    )));
+                }
+            };
+        let call_log = match app.get(&AppField::Custom(CALL_LOG_SETTING.into())).map(str::to_ascii_lowercase).as_deref()
+        {
             None | Some("off") => false,
             Some("on") => true,
             Some(other) => {
@@ -209,6 +213,11 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wit::AppSetting;
+
+    fn setting(name: &str, value: &str) -> AppSetting {
+        AppSetting { name: name.into(), value: value.into() }
+    }
 
     fn app(url: &str) -> AppSettings {
         AppSettings {
@@ -266,7 +275,10 @@ mod tests {
         assert_eq!(err, ModuleError::Configuration("the App's Session field is empty".into()));
         let mut a = app("https://x");
         a.status_url = None;
-        assert!(Settings::from_app(&a).unwrap_err().to_string().contains("Host URL"));
+        assert_eq!(
+            Settings::from_app(&a).unwrap_err(),
+            ModuleError::Configuration("the App's Host URL field is empty".into())
+        );
     }
 
     #[test]
@@ -275,15 +287,15 @@ mod tests {
         assert_eq!(s.id_field_code, "cloudpeid");
         assert_eq!(s.terminate_policy, TerminatePolicy::LeaveUntouched);
         let mut a = app("https://x");
-        a.custom = vec![("Client field code".into(), " cpid ".into()), ("On terminate".into(), "Deactivate".into())];
+        a.custom = vec![setting("Client field code", " cpid "), setting("On terminate", "Deactivate")];
         let s = Settings::from_app(&a).unwrap();
         assert_eq!(s.id_field_code, "cpid");
         assert_eq!(s.terminate_policy, TerminatePolicy::Deactivate);
-        a.custom[1].1 = "delete".into();
-        assert!(Settings::from_app(&a).unwrap_err().to_string().contains("On terminate"));
-        a.custom = vec![("Call log".into(), "On".into())];
+        a.custom[1].value = "delete".into();
+        assert!(Settings::from_app(&a).unwrap_err().message().contains("On terminate"));
+        a.custom = vec![setting("Call log", "On")];
         assert!(Settings::from_app(&a).unwrap().call_log);
-        a.custom = vec![("Call log".into(), "verbose".into())];
-        assert!(Settings::from_app(&a).unwrap_err().to_string().contains("Call log field is \"verbose\""));
+        a.custom = vec![setting("Call log", "verbose")];
+        assert!(Settings::from_app(&a).unwrap_err().message().contains("Call log field is \"verbose\""));
     }
 }

@@ -7,8 +7,8 @@
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::model::ModuleError;
 use crate::transport::HttpResponse;
+use crate::wit::{ModuleError, RemoteError};
 
 /// Inference (cloudpe-api.md): the `result` code for an invalid or expired session.
 pub const RESULT_SESSION_INVALID: i64 = 702;
@@ -109,7 +109,7 @@ fn api_error(method: &str, code: i64, message: &str) -> ModuleError {
                 RESULT_TIMEOUT => "CloudPe timed out",
                 _ => "CloudPe reported an error",
             };
-            ModuleError::RemoteApi { code, message: format!("{what} in {method}{quoted}") }
+            ModuleError::RemoteApi(RemoteError { code, message: format!("{what} in {method}{quoted}") })
         }
     }
 }
@@ -172,7 +172,7 @@ mod tests {
     }
 
     fn reply(status: u16, body: &str) -> HttpResponse {
-        HttpResponse { status, content_type: Some("application/json".into()), body: body.as_bytes().to_vec() }
+        HttpResponse { status, body: body.as_bytes().to_vec() }
     }
 
     #[test]
@@ -185,20 +185,20 @@ mod tests {
     #[test]
     fn error_text_or_code_fails() {
         let e = parse::<Checksum>("getchecksum", &reply(200, r#"{"result":0,"error":"boom"}"#), "tok").unwrap_err();
-        assert!(matches!(e, ModuleError::RemoteApi { code: 0, .. }), "{e:?}");
+        assert!(matches!(e, ModuleError::RemoteApi(RemoteError { code: 0, .. })), "{e:?}");
         let e = parse::<Checksum>("getaccounts", &reply(200, r#"{"result":99,"error":"oops","source":"JEL"}"#), "tok")
             .unwrap_err();
         assert_eq!(
             e,
-            ModuleError::RemoteApi {
+            ModuleError::RemoteApi(RemoteError {
                 code: 99,
                 message: "CloudPe reported an internal error in getaccounts: oops".into()
-            }
+            })
         );
         let e = parse::<Checksum>("x", &reply(200, r#"{"result":5,"error":"user not found"}"#), "tok").unwrap_err();
         assert!(matches!(e, ModuleError::NotFound(_)));
         let e = parse::<Checksum>("x", &reply(200, r#"{"result":8202,"error":"denied"}"#), "tok").unwrap_err();
-        assert!(e.to_string().contains("platform-admin"), "{e}");
+        assert!(e.message().contains("platform-admin"), "{}", e.message());
     }
 
     #[test]
@@ -209,7 +209,7 @@ mod tests {
             "tok-123",
         )
         .unwrap_err();
-        let text = e.to_string();
+        let text = e.message();
         assert!(matches!(e, ModuleError::Authentication(_)));
         assert!(text.contains("rejected the session token"), "{text}");
         assert!(!text.contains("tok-123"), "{text}");
@@ -220,7 +220,7 @@ mod tests {
         // 70 characters, then the token: the 80-character cut falls inside it.
         let body = format!("<html>{} session=SECRETTOKEN-1234567890&x=1</html>", "y".repeat(64));
         let e = parse::<Checksum>("getaccounts", &reply(502, &body), "SECRETTOKEN-1234567890").unwrap_err();
-        let text = e.to_string();
+        let text = e.message();
         assert!(!text.contains("SECRETTOK") && !text.contains("SECRET"), "{text}");
         assert!(text.contains("session=["), "{text}");
     }
@@ -250,9 +250,9 @@ mod tests {
         let e = parse::<Checksum>("getchecksum", &reply(404, "not found"), "secret-token").unwrap_err();
         assert!(matches!(e, ModuleError::Configuration(_)));
         let e = parse::<Checksum>("getchecksum", &reply(200, r#"{"checksum":"x"}"#), "secret-token").unwrap_err();
-        assert!(e.to_string().contains("no `result`"));
+        assert!(e.message().contains("no `result`"));
         let e = parse::<Checksum>("getchecksum", &reply(200, r#"{"result":0}"#), "secret-token").unwrap_err();
-        assert!(e.to_string().contains("unexpected shape"), "{e}");
+        assert!(e.message().contains("unexpected shape"), "{}", e.message());
     }
 }
 
@@ -262,43 +262,126 @@ mod properties {
 
     use super::*;
     use crate::api::AccountsPage;
+    use crate::config::{BaseUrl, Scheme};
+
+    const TOKEN: &str = "secret-token";
 
     fn response(status: u16, body: Vec<u8>) -> HttpResponse {
-        HttpResponse { status, content_type: None, body }
+        HttpResponse { status, body }
+    }
+
+    fn page(status: u16, body: Vec<u8>) -> Result<AccountsPage, ModuleError> {
+        parse::<AccountsPage>("getaccounts", &response(status, body), TOKEN)
+    }
+
+    /// The kind (and, for `remote-api`, the code) a non-zero `result` must give.
+    fn expected_kind(code: i64) -> (&'static str, Option<i64>) {
+        match code {
+            RESULT_SESSION_INVALID | RESULT_PERMISSION_DENIED => ("authentication", None),
+            RESULT_NOT_FOUND => ("not-found", None),
+            RESULT_METHOD_NOT_FOUND => ("configuration", None),
+            code => ("remote-api", Some(code)),
+        }
+    }
+
+    fn kind(e: &ModuleError) -> (&'static str, Option<i64>) {
+        match e {
+            ModuleError::Configuration(_) => ("configuration", None),
+            ModuleError::NotFound(_) => ("not-found", None),
+            ModuleError::Authentication(_) => ("authentication", None),
+            ModuleError::RemoteApi(RemoteError { code, .. }) => ("remote-api", Some(*code)),
+            ModuleError::Transport(_) => ("transport", None),
+            ModuleError::Unexpected(_) => ("unexpected", None),
+        }
+    }
+
+    /// Strings that look like Host URLs (scheme, host, port, path, stray characters), and
+    /// anything at all.
+    fn host_urls() -> impl Strategy<Value = String> {
+        prop_oneof!["[ ]{0,2}(https?|HTTPS|Http|ftp)://[a-z0-9.:@ /?#_-]{0,30}[ ]{0,2}", ".{0,80}",]
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
-        /// Arbitrary bytes never panic the parser, and every rejection names the method.
+        /// Any status but 200: 404 is a configuration error (the Host URL points elsewhere),
+        /// every other one a transport error; both name the status and the method, whatever the
+        /// body.
         #[test]
-        fn arbitrary_bodies_are_rejected_with_a_named_reason(status in 0u16..600, body in proptest::collection::vec(any::<u8>(), 0..512)) {
-            if let Err(e) = parse::<AccountsPage>("getaccounts", &response(status, body), "secret-token") {
-                let text = e.to_string();
-                prop_assert!(text.contains("getaccounts") || text.contains("CloudPe"), "{}", text);
+        fn http_failures_name_the_status_and_the_method(status in (0u16..600).prop_filter("not 200", |s| *s != 200), body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let e = page(status, body).unwrap_err();
+            let expected = if status == 404 { "configuration" } else { "transport" };
+            prop_assert_eq!(kind(&e).0, expected, "{:?}", e);
+            let text = e.message();
+            prop_assert!(text.contains(&format!("HTTP {status} ")) && text.contains("getaccounts"), "{}", text);
+        }
+
+        /// The session token inside any reply (an HTML page, bytes, an envelope's error) never
+        /// reaches the message, however the reply is cut.
+        #[test]
+        fn the_token_in_a_reply_never_reaches_the_message(status in prop::sample::select(vec![200u16, 500, 502]), before in proptest::collection::vec(any::<u8>(), 0..120), after in proptest::collection::vec(any::<u8>(), 0..120), code in prop::sample::select(vec![702i64, 99, 8202, 5])) {
+            let mut raw = before.clone();
+            raw.extend_from_slice(TOKEN.as_bytes());
+            raw.extend_from_slice(&after);
+            let envelope = serde_json::json!({"result": code, "error": String::from_utf8_lossy(&raw)}).to_string();
+            for body in [raw, envelope.into_bytes()] {
+                let e = page(status, body).unwrap_err();
+                prop_assert!(!e.message().contains(TOKEN), "{}", e.message());
             }
         }
 
-        /// Near-valid envelopes (random result codes, errors, shapes) never panic either, and a
-        /// success needs `result` 0 and no error.
+        /// Near-valid envelopes (random result codes, errors, shapes) get exactly their
+        /// outcome: a success needs `result` 0 and no error, a code gets its kind (the mapping
+        /// table of `api_error`) with CloudPe's error quoted, and a missing `result` is named.
         #[test]
         fn envelopes_with_random_fields(result in proptest::option::of(-5i64..10_000), error in proptest::option::of("[a-z \\[\\]]{0,20}"), total in proptest::option::of(any::<i64>()), uid in any::<i64>()) {
             let mut v = serde_json::json!({"array": [{"uid": uid, "status": 1}]});
             if let Some(r) = result { v["result"] = r.into(); }
             if let Some(e) = &error { v["error"] = e.clone().into(); }
             if let Some(t) = total { v["totalCount"] = t.into(); }
-            let parsed = parse::<AccountsPage>("getaccounts", &response(200, v.to_string().into_bytes()), "secret-token");
-            if parsed.is_ok() {
-                prop_assert_eq!(result, Some(0));
-                prop_assert!(error.as_deref().unwrap_or("").trim().is_empty());
+            let parsed = page(200, v.to_string().into_bytes());
+            let error_text = error.as_deref().unwrap_or("").trim();
+            match (result, error_text.is_empty()) {
+                (Some(0), true) if uid >= 0 && total.is_none_or(|t| t >= 0) => {
+                    let page = parsed.unwrap();
+                    prop_assert_eq!(page.array[0].uid, uid as u64);
+                    prop_assert_eq!(page.total_count, total.unwrap_or(0) as u64);
+                }
+                (Some(0), true) => {
+                    let e = parsed.unwrap_err();
+                    prop_assert!(matches!(&e, ModuleError::Transport(m) if m.contains("unexpected shape")), "{:?}", e);
+                }
+                (None, true) => prop_assert_eq!(
+                    parsed.unwrap_err(),
+                    ModuleError::Transport("CloudPe's reply to getaccounts has no `result` field".into())
+                ),
+                (code, _) => {
+                    let e = parsed.unwrap_err();
+                    prop_assert_eq!(kind(&e), expected_kind(code.unwrap_or(-1)), "{:?}", e);
+                    if !error_text.is_empty() {
+                        prop_assert!(e.message().contains(&format!(": {error_text}")), "{}", e.message());
+                    }
+                }
             }
         }
 
-        /// Arbitrary Host URLs never panic, and a rejection quotes the Host URL.
+        /// A Host URL is rejected with a message that starts by quoting it, or accepted as a
+        /// scheme, a bare authority and a path ending in the version segment.
         #[test]
-        fn arbitrary_host_urls(raw in ".{0,80}") {
-            if let Err(e) = crate::config::BaseUrl::parse(&raw) {
-                prop_assert!(e.contains("Host URL"), "{}", e);
+        fn host_urls_are_quoted_when_rejected_and_normalised_when_accepted(raw in host_urls()) {
+            match BaseUrl::parse(&raw) {
+                Err(e) => prop_assert!(e.starts_with(&format!("Host URL {:?} ", raw.trim())), "{}", e),
+                Ok(url) => {
+                    let scheme = match url.scheme { Scheme::Https => "https://", Scheme::Http => "http://" };
+                    prop_assert!(raw.trim().to_ascii_lowercase().starts_with(scheme), "{:?}", url);
+                    prop_assert!(url.path.ends_with("/1.0") && !url.path.ends_with("//1.0"), "{:?}", url);
+                    prop_assert!(
+                        !url.authority.is_empty() && !url.authority.contains(['@', '/', '?', '#', ' ']),
+                        "{:?}",
+                        url
+                    );
+                    prop_assert_eq!(url.origin(), format!("{scheme}{}", url.authority));
+                }
             }
         }
     }

@@ -1,7 +1,7 @@
 //! CloudPe account states and the table that maps them to HostBill statuses
 //! (cloudpe-api.md, "Account status and login lock").
 
-use crate::model::HostbillStatus;
+use crate::wit::HostbillStatus;
 
 /// CloudPe `status` value meaning ACTIVE.
 pub const ACTIVE: i64 = 1;

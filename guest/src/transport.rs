@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 
 use crate::config::Scheme;
-use crate::model::LogLevel;
+use crate::wit::{ApiCall, LogLevel};
 
 /// HTTP method of a CloudPe call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,11 +25,10 @@ pub struct HttpRequest {
     pub form_body: Option<String>,
 }
 
-/// A complete HTTP response.
+/// A complete HTTP response. Its size is bounded by the host (`--max-response-mib`), not here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpResponse {
     pub status: u16,
-    pub content_type: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -72,25 +71,21 @@ pub type Flow = ControlFlow<()>;
 /// took from being sent to its outcome.
 pub type OnResponse<'a> = dyn FnMut(usize, Result<HttpResponse, TransportError>, Duration) -> Flow + 'a;
 
-/// One exchange, for the App's call log. Secret parameters are already masked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallRecord {
-    pub method: String,
-    pub params: Vec<(String, String)>,
-    pub http_status: Option<u16>,
-    pub duration: Duration,
-    pub result_code: Option<i64>,
-    /// The start of the reply, or why there was none.
-    pub reply: String,
-}
-
-/// Largest response body the module reads; a real page of accounts is far smaller.
-pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
-
 /// What the module needs from its host: HTTP and logging.
+///
+/// A platform implements [`Platform::send_each`] (the wasm one: several requests in flight) or
+/// [`Platform::send`] (one at a time; the default `send_each` sends through it); each default
+/// goes through the other, so at least one must be implemented.
 pub trait Platform {
     /// Sends one request and reads the whole response.
-    fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError>;
+    fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        let mut result = None;
+        self.send_each(std::slice::from_ref(request), 1, &mut |_, response, _| {
+            result = Some(response);
+            Flow::Continue(())
+        });
+        result.expect("one result per request")
+    }
 
     /// Sends several requests with at most `max_in_flight` outstanding at once, handing each
     /// result to `on_response` (with the request's index) as soon as it is complete, so the
@@ -129,8 +124,9 @@ pub trait Platform {
     fn log(&self, level: LogLevel, message: &str);
 
     /// Records one exchange in the App's call log (only called when the App turned it on).
-    fn record_call(&self, record: CallRecord) {
-        let _ = record;
+    /// Secret parameters are already masked.
+    fn record_call(&self, call: ApiCall) {
+        let _ = call;
     }
 
     /// Reports that `done` of `total` requests of a long operation have finished.

@@ -1,5 +1,9 @@
 //! HTTP over `wasi:http/outgoing-handler`, with several requests in flight at once: every
 //! in-flight request is a small state machine, and `wasi:io/poll` wakes whichever can progress.
+//!
+//! The module sets no limit of its own on a request: no timeouts (the host applies its connect
+//! and read timeouts to a request that leaves them unset) and no response size cap (the host
+//! fails a body over its `--max-response-mib`). An error those limits cause says so.
 
 use std::time::Duration;
 
@@ -7,20 +11,14 @@ use wasip2::clocks::monotonic_clock;
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
     ErrorCode, Fields, FutureIncomingResponse, IncomingBody, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
-    RequestOptions, Scheme,
+    Scheme,
 };
 use wasip2::io::poll::{self, Pollable};
 use wasip2::io::streams::{InputStream, StreamError};
 
 use crate::config;
-use crate::transport::{
-    FailureKind, HttpMethod, HttpRequest, HttpResponse, MAX_RESPONSE_BYTES, OnResponse, TransportError,
-};
+use crate::transport::{FailureKind, HttpMethod, HttpRequest, HttpResponse, OnResponse, TransportError};
 
-/// Timeouts the module asks for; the host may clamp them further.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
-const BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest single read from a response body stream.
 const READ_CHUNK: u64 = 64 * 1024;
 /// `blocking-write-and-flush` accepts at most 4096 bytes per call.
@@ -41,7 +39,6 @@ enum InFlight {
         body: IncomingBody,
         _response: IncomingResponse,
         status: u16,
-        content_type: Option<String>,
         bytes: Vec<u8>,
     },
 }
@@ -163,10 +160,6 @@ fn fail(message: impl Into<String>) -> TransportError {
     TransportError::other(message)
 }
 
-fn nanos(d: Duration) -> u64 {
-    d.as_nanos() as u64
-}
-
 /// Builds and sends one request; writes its form body, if any.
 fn start(request: &HttpRequest) -> Result<InFlight, TransportError> {
     let headers = Fields::new();
@@ -191,14 +184,8 @@ fn start(request: &HttpRequest) -> Result<InFlight, TransportError> {
         .map_err(|()| fail(format!("invalid host name {:?}", request.authority)))?;
     outgoing.set_path_with_query(Some(&request.path_and_query)).map_err(|()| fail("invalid request path"))?;
     let body = outgoing.body().map_err(|()| fail("request body unavailable"))?;
-
-    let options = RequestOptions::new();
-    // The host may refuse a value it does not support; the request then runs with its defaults.
-    let _ = options.set_connect_timeout(Some(nanos(CONNECT_TIMEOUT)));
-    let _ = options.set_first_byte_timeout(Some(nanos(FIRST_BYTE_TIMEOUT)));
-    let _ = options.set_between_bytes_timeout(Some(nanos(BETWEEN_BYTES_TIMEOUT)));
-
-    let future = outgoing_handler::handle(outgoing, Some(options)).map_err(|e| from_code(&e))?;
+    // No request options: the host's timeouts apply.
+    let future = outgoing_handler::handle(outgoing, None).map_err(|e| from_code(&e))?;
     // If the connection fails while the body is written, the write only says "closed"; the
     // response future then carries the real cause (refused, reset, ...), so it is what we report.
     let written = match &request.form_body {
@@ -233,8 +220,6 @@ fn advance(state: InFlight) -> Step {
                 Ok(Ok(response)) => response,
             };
             let status = response.status();
-            let content_type =
-                response.headers().get("content-type").first().map(|v| String::from_utf8_lossy(v).into_owned());
             let body = match response.consume() {
                 Ok(body) => body,
                 Err(()) => return Step::Done(Err(fail("response body unavailable"))),
@@ -244,15 +229,7 @@ fn advance(state: InFlight) -> Step {
                 Err(()) => return Step::Done(Err(fail("response body stream unavailable"))),
             };
             let pollable = stream.subscribe();
-            read_available(InFlight::Reading {
-                pollable,
-                stream,
-                body,
-                _response: response,
-                status,
-                content_type,
-                bytes: Vec::new(),
-            })
+            read_available(InFlight::Reading { pollable, stream, body, _response: response, status, bytes: Vec::new() })
         }
         reading @ InFlight::Reading { .. } => read_available(reading),
     }
@@ -260,34 +237,17 @@ fn advance(state: InFlight) -> Step {
 
 /// Reads what the body stream has without blocking; finishes at end of stream.
 fn read_available(state: InFlight) -> Step {
-    let InFlight::Reading { pollable, stream, body, _response: response, status, content_type, mut bytes } = state
-    else {
+    let InFlight::Reading { pollable, stream, body, _response: response, status, mut bytes } = state else {
         unreachable!("only called while reading")
     };
     let outcome = loop {
         match stream.read(READ_CHUNK) {
             Ok(chunk) if chunk.is_empty() => {
-                return Step::Pending(InFlight::Reading {
-                    pollable,
-                    stream,
-                    body,
-                    _response: response,
-                    status,
-                    content_type,
-                    bytes,
-                });
+                return Step::Pending(InFlight::Reading { pollable, stream, body, _response: response, status, bytes });
             }
-            Ok(chunk) => {
-                bytes.extend_from_slice(&chunk);
-                if bytes.len() > MAX_RESPONSE_BYTES {
-                    break Err(fail(format!(
-                        "the reply exceeded {} MiB; refusing to read more",
-                        MAX_RESPONSE_BYTES / (1024 * 1024)
-                    )));
-                }
-            }
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
             Err(StreamError::Closed) => {
-                break Ok(HttpResponse { status, content_type, body: std::mem::take(&mut bytes) });
+                break Ok(HttpResponse { status, body: std::mem::take(&mut bytes) });
             }
             Err(e) => {
                 break Err(fail(format!("reading the reply failed: {}", stream_error(e))));
@@ -332,6 +292,18 @@ fn from_code(code: &ErrorCode) -> TransportError {
     TransportError { message: describe(code), kind }
 }
 
+/// The error for a reply the host cut at its response limit (`--max-response-mib`), quoting
+/// that limit as the host reported it.
+fn body_too_large(limit: Option<u64>) -> String {
+    match limit {
+        Some(limit) => format!(
+            "the reply is larger than the host's response limit (body size exceeds limit: {limit} bytes, {} MiB)",
+            limit / (1024 * 1024)
+        ),
+        None => "the reply is larger than the host's response limit".to_string(),
+    }
+}
+
 /// Words for a wasi:http error code.
 fn describe(code: &ErrorCode) -> String {
     match code {
@@ -344,9 +316,9 @@ fn describe(code: &ErrorCode) -> String {
         ErrorCode::DnsTimeout => "DNS lookup timed out".to_string(),
         ErrorCode::ConnectionRefused => "connection refused".to_string(),
         ErrorCode::ConnectionTerminated => "the server closed the connection".to_string(),
-        ErrorCode::ConnectionTimeout => "timed out connecting".to_string(),
+        ErrorCode::ConnectionTimeout => "timed out connecting (the host's connect timeout)".to_string(),
         ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
-            "timed out waiting for the reply".to_string()
+            "timed out waiting for the reply (the host's read timeout)".to_string()
         }
         ErrorCode::TlsCertificateError => "the server's TLS certificate is not trusted".to_string(),
         ErrorCode::TlsProtocolError => "TLS handshake failed".to_string(),
@@ -358,10 +330,7 @@ fn describe(code: &ErrorCode) -> String {
         }
         ErrorCode::HttpProtocolError => "the connection failed mid-reply (reset, or not HTTP)".to_string(),
         ErrorCode::HttpResponseIncomplete => "the reply was cut off".to_string(),
-        ErrorCode::HttpResponseBodySize(limit) => format!(
-            "the reply was larger than the host allows{}",
-            limit.map(|l| format!(" ({} MiB)", l / (1024 * 1024))).unwrap_or_default()
-        ),
+        ErrorCode::HttpResponseBodySize(limit) => body_too_large(*limit),
         ErrorCode::InternalError(m) => {
             format!("host error{}", m.as_deref().map(|m| format!(": {m}")).unwrap_or_default())
         }

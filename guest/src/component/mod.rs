@@ -1,29 +1,16 @@
-//! The thin wasm layer: generated bindings, the export glue, and the [`Platform`] over wasi:http.
-//! Everything here converts and delegates; the logic lives in [`crate::ops`].
+//! The thin wasm layer: the export glue and the [`Platform`] over wasi:http. Everything here
+//! delegates; the logic lives in [`crate::ops`], over the types of [`crate::wit`].
 
-mod convert;
 mod http;
 
-use crate::model::{self, LogLevel};
 use crate::ops;
-use crate::transport::{CallRecord, Flow, HttpRequest, HttpResponse, OnResponse, Platform, TransportError};
-
-wit_bindgen::generate!({
-    path: "../wit",
-    world: "hostbill:provisioning/hosting-module",
-    with: {
-        "wasi:http/types@0.2.12": wasip2::http::types,
-        "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
-        "wasi:io/poll@0.2.12": wasip2::io::poll,
-        "wasi:io/streams@0.2.12": wasip2::io::streams,
-        "wasi:io/error@0.2.12": wasip2::io::error,
-        "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
-    },
-});
-
-use exports::hostbill::provisioning::module::Guest;
-use hostbill::provisioning::log;
-use hostbill::provisioning::types as wit;
+use crate::transport::{HttpRequest, OnResponse, Platform};
+use crate::wit::exports::hostbill::provisioning::{module, reconciliation};
+use crate::wit::hostbill::provisioning::{budget, log};
+use crate::wit::{
+    Account, ApiCall, AppSettings, ClientAccount, ConnectionReport, LogLevel, ModuleError, ModuleInfo, Outcome,
+    Reconciliation, SyncOptions, SyncReport,
+};
 
 /// The host, as the operations see it.
 struct WasiPlatform {
@@ -35,7 +22,7 @@ struct WasiPlatform {
 impl WasiPlatform {
     /// Reads the time budget of the call that starts now.
     fn new() -> Self {
-        let left = std::time::Duration::from_millis(hostbill::provisioning::budget::time_left_ms());
+        let left = std::time::Duration::from_millis(budget::time_left_ms());
         let working = crate::budget::working_time(left);
         let now = wasip2::clocks::monotonic_clock::now();
         WasiPlatform { stop_at: now.saturating_add(u64::try_from(working.as_nanos()).unwrap_or(u64::MAX)) }
@@ -43,28 +30,12 @@ impl WasiPlatform {
 }
 
 impl Platform for WasiPlatform {
-    fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
-        let mut result = None;
-        http::send_each(std::slice::from_ref(request), 1, Some(self.stop_at), &mut |_, response, _| {
-            result = Some(response);
-            Flow::Continue(())
-        });
-        result.expect("one result per request")
-    }
-
     fn send_each(&self, requests: &[HttpRequest], max_in_flight: usize, on_response: &mut OnResponse<'_>) {
         http::send_each(requests, max_in_flight, Some(self.stop_at), on_response)
     }
 
-    fn record_call(&self, record: CallRecord) {
-        log::call(&wit::ApiCall {
-            method: record.method,
-            params: record.params.into_iter().map(|(name, value)| wit::Fact { name, value }).collect(),
-            http_status: record.http_status,
-            duration_ms: u32::try_from(record.duration.as_millis()).unwrap_or(u32::MAX),
-            result_code: record.result_code,
-            reply: record.reply,
-        });
+    fn record_call(&self, call: ApiCall) {
+        log::call(&call);
     }
 
     fn time_left(&self) -> Option<std::time::Duration> {
@@ -81,12 +52,6 @@ impl Platform for WasiPlatform {
     }
 
     fn log(&self, level: LogLevel, message: &str) {
-        let level = match level {
-            LogLevel::Debug => log::Level::Debug,
-            LogLevel::Info => log::Level::Info,
-            LogLevel::Warn => log::Level::Warn,
-            LogLevel::Error => log::Level::Error,
-        };
         log::log(level, message);
     }
 
@@ -97,54 +62,42 @@ impl Platform for WasiPlatform {
 
 struct CloudPeModule;
 
-type OpResult<T> = Result<T, wit::ModuleError>;
+type OpResult<T> = Result<T, ModuleError>;
 
-impl Guest for CloudPeModule {
-    fn info() -> wit::ModuleInfo {
-        ops::info().into()
+impl module::Guest for CloudPeModule {
+    fn info() -> ModuleInfo {
+        ops::info()
     }
 
-    fn test_connection(app: wit::AppSettings) -> OpResult<wit::ConnectionReport> {
-        let checks = ops::test_connection(&WasiPlatform::new(), &app.into())?;
-        Ok(wit::ConnectionReport { checks: checks.into_iter().map(Into::into).collect() })
+    fn test_connection(app: AppSettings) -> OpResult<ConnectionReport> {
+        ops::test_connection(&WasiPlatform::new(), &app)
     }
 
-    fn create(app: wit::AppSettings, account: wit::Account) -> OpResult<wit::Outcome> {
-        Ok(ops::create(&WasiPlatform::new(), &app.into(), &account.into())?.into())
+    fn create(app: AppSettings, account: Account) -> OpResult<Outcome> {
+        ops::create(&WasiPlatform::new(), &app, &account)
     }
 
-    fn suspend(app: wit::AppSettings, account: wit::Account) -> OpResult<wit::Outcome> {
-        Ok(ops::suspend(&WasiPlatform::new(), &app.into(), &account.into())?.into())
+    fn suspend(app: AppSettings, account: Account) -> OpResult<Outcome> {
+        ops::suspend(&WasiPlatform::new(), &app, &account)
     }
 
-    fn unsuspend(app: wit::AppSettings, account: wit::Account) -> OpResult<wit::Outcome> {
-        Ok(ops::unsuspend(&WasiPlatform::new(), &app.into(), &account.into())?.into())
+    fn unsuspend(app: AppSettings, account: Account) -> OpResult<Outcome> {
+        ops::unsuspend(&WasiPlatform::new(), &app, &account)
     }
 
-    fn terminate(app: wit::AppSettings, account: wit::Account) -> OpResult<wit::Outcome> {
-        Ok(ops::terminate(&WasiPlatform::new(), &app.into(), &account.into())?.into())
+    fn terminate(app: AppSettings, account: Account) -> OpResult<Outcome> {
+        ops::terminate(&WasiPlatform::new(), &app, &account)
     }
 
-    fn sync(
-        app: wit::AppSettings,
-        accounts: Vec<wit::Account>,
-        options: wit::SyncOptions,
-    ) -> OpResult<wit::SyncReport> {
-        let accounts: Vec<model::Account> = accounts.into_iter().map(Into::into).collect();
-        let options = options.into();
-        Ok(ops::sync(&WasiPlatform::new(), &app.into(), &accounts, options)?.into())
+    fn sync(app: AppSettings, accounts: Vec<Account>, options: SyncOptions) -> OpResult<SyncReport> {
+        ops::sync(&WasiPlatform::new(), &app, &accounts, options)
     }
 }
 
-impl exports::hostbill::provisioning::reconciliation::Guest for CloudPeModule {
-    fn reconcile(
-        app: wit::AppSettings,
-        accounts: Vec<wit::ClientAccount>,
-        options: wit::SyncOptions,
-    ) -> OpResult<wit::Reconciliation> {
-        let accounts: Vec<model::ClientAccount> = accounts.into_iter().map(Into::into).collect();
-        Ok(ops::reconcile(&WasiPlatform::new(), &app.into(), &accounts, options.into())?.into())
+impl reconciliation::Guest for CloudPeModule {
+    fn reconcile(app: AppSettings, accounts: Vec<ClientAccount>, options: SyncOptions) -> OpResult<Reconciliation> {
+        ops::reconcile(&WasiPlatform::new(), &app, &accounts, options)
     }
 }
 
-export!(CloudPeModule);
+crate::wit::export!(CloudPeModule);

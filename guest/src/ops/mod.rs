@@ -13,7 +13,7 @@ pub use reconcile::reconcile;
 pub use sync::sync;
 
 use crate::config::{self, Settings};
-use crate::model::{Account, AppSettings, Fact, ModuleError, ModuleInfo};
+use crate::wit::{Account, AppSettings, Fact, ModuleError, ModuleInfo};
 
 /// The module's version (a `test-variant` build reports another, for the swap test).
 pub const VERSION: &str = if cfg!(feature = "test-variant") {
@@ -25,9 +25,10 @@ pub const VERSION: &str = if cfg!(feature = "test-variant") {
 /// The module's metadata.
 pub fn info() -> ModuleInfo {
     ModuleInfo {
-        name: "CloudPe",
-        version: VERSION,
-        description: "Suspends, unsuspends and syncs the status of CloudPe (Virtuozzo Application Platform) users",
+        name: "CloudPe".to_string(),
+        version: VERSION.to_string(),
+        description: "Suspends, unsuspends and syncs the status of CloudPe (Virtuozzo Application Platform) users"
+            .to_string(),
         app_fields: config::app_fields(),
         endpoint_field: config::URL_FIELD,
     }
@@ -100,7 +101,7 @@ fn account_facts(remote: &crate::api::RemoteAccount) -> Vec<Fact> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{CustomField, HostbillStatus};
+    use crate::wit::{CustomField, HostbillStatus};
 
     fn account(fields: &[(&str, &str)]) -> Account {
         Account {

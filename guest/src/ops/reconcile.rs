@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 
 use super::{cloudpe_uid, settings};
 use crate::api::{AccountsPage, CloudPe, RemoteAccount, RetryPolicy, first_round_pages};
-use crate::model::{
-    AccountIssue, AppSettings, ClientAccount, EmailDifference, LogLevel, ModuleError, Reconciliation, SyncOptions,
-};
 use crate::transport::Platform;
+use crate::wit::{
+    AccountIssue, AppSettings, ClientAccount, EmailDifference, LogLevel, MissingUser, ModuleError, Reconciliation,
+    RemoteUser, SharedUser, SyncOptions,
+};
 
 /// Compares `accounts` with every CloudPe user.
 pub fn reconcile(
@@ -29,7 +30,7 @@ pub fn reconcile(
     for client in accounts {
         match cloudpe_uid(&settings, &client.account) {
             Ok(uid) => linked.entry(uid).or_default().push(client),
-            Err(e) => report.without_id.push(AccountIssue { account_id: client.account.id, detail: e.to_string() }),
+            Err(e) => report.without_id.push(AccountIssue { account_id: client.account.id, detail: e.message() }),
         }
     }
     let users = read_all(&api, accounts.len() as u64, page_size, max_in_flight, retry)?;
@@ -37,10 +38,10 @@ pub fn reconcile(
     for (&uid, clients) in &linked {
         let ids: Vec<u64> = clients.iter().map(|c| c.account.id).collect();
         if ids.len() > 1 {
-            report.shared_users.push((uid, ids.clone()));
+            report.shared_users.push(SharedUser { uid, account_ids: ids.clone() });
         }
         let Some(user) = users.get(&uid) else {
-            report.missing_remote.extend(ids.iter().map(|&id| (id, uid)));
+            report.missing_remote.extend(ids.iter().map(|&account_id| MissingUser { account_id, uid }));
             continue;
         };
         for client in clients {
@@ -56,8 +57,11 @@ pub fn reconcile(
             }
         }
     }
-    report.unlinked_users =
-        users.values().filter(|u| !linked.contains_key(&u.uid)).map(|u| (u.uid, u.email.clone())).collect();
+    report.unlinked_users = users
+        .values()
+        .filter(|u| !linked.contains_key(&u.uid))
+        .map(|u| RemoteUser { uid: u.uid, email: u.email.clone() })
+        .collect();
     report.remote_users = users.len() as u64;
     report.requests = api.requests();
     platform.log(
@@ -119,7 +123,8 @@ fn fetch<P: Platform>(
         .map(|(row, result)| {
             result.map(|page| (row, page)).map_err(|e| {
                 ModuleError::Transport(format!(
-                    "CloudPe's user list could not be read completely (the page at startRow {row}: {e}); nothing is reported from a partial list"
+                    "CloudPe's user list could not be read completely (the page at startRow {row}: {}); nothing is reported from a partial list",
+                    e.message()
                 ))
             })
         })
@@ -129,8 +134,8 @@ fn fetch<P: Platform>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Account, CustomField, HostbillStatus};
     use crate::ops::testing::{FakeCloudPe, app};
+    use crate::wit::{Account, CustomField, HostbillStatus};
 
     fn client(id: u64, uid: &str, email: Option<&str>) -> ClientAccount {
         ClientAccount {
@@ -163,9 +168,9 @@ mod tests {
         ];
         let r = reconcile(&cloud, &app(), &accounts, opts()).unwrap();
         assert_eq!(r.without_id.iter().map(|i| i.account_id).collect::<Vec<_>>(), vec![5, 6]);
-        assert_eq!(r.missing_remote, vec![(4, 99)]);
-        assert_eq!(r.shared_users, vec![(11, vec![2, 3])]);
-        let unlinked: Vec<u64> = r.unlinked_users.iter().map(|u| u.0).collect();
+        assert_eq!(r.missing_remote, vec![MissingUser { account_id: 4, uid: 99 }]);
+        assert_eq!(r.shared_users, vec![SharedUser { uid: 11, account_ids: vec![2, 3] }]);
+        let unlinked: Vec<u64> = r.unlinked_users.iter().map(|u| u.uid).collect();
         assert_eq!(unlinked, vec![13, 14]);
         assert_eq!(r.email_differences.len(), 1, "case and spaces are not a difference: {:?}", r.email_differences);
         assert_eq!(r.email_differences[0].remote_email, "user11@example.com");

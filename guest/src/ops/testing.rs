@@ -5,8 +5,8 @@ use std::cell::{Cell, RefCell};
 use cloudpe_sim_api::{Account, ApiState, FaultKind, FaultRule, Params, Reply, TransportFault};
 
 use crate::config::Settings;
-use crate::model::{AppSettings, LogLevel};
 use crate::transport::{FailureKind, HttpMethod, HttpRequest, HttpResponse, Platform, TransportError};
+use crate::wit::{AppSettings, LogLevel};
 
 pub const SESSION: &str = "unit-test-session-token";
 
@@ -113,7 +113,7 @@ impl FakeCloudPe {
 }
 
 fn response(status: u16, body: Vec<u8>) -> Result<HttpResponse, TransportError> {
-    Ok(HttpResponse { status, content_type: None, body })
+    Ok(HttpResponse { status, body })
 }
 
 fn broken(message: &str) -> Result<HttpResponse, TransportError> {
@@ -139,6 +139,9 @@ impl Platform for FakeCloudPe {
         match cloudpe_sim_api::respond(&mut self.api.borrow_mut(), method, &params, fault) {
             Reply::Json(body) => response(200, body.into_bytes()),
             Reply::Http { status, body, .. } => response(status, body.as_bytes().to_vec()),
+            Reply::Padded { spaces, json } => {
+                response(200, std::iter::repeat_n(b' ', spaces as usize).chain(json.into_bytes()).collect())
+            }
             Reply::Transport(TransportFault::HugeBody(bytes)) => response(200, vec![b' '; bytes as usize]),
             Reply::Transport(TransportFault::Reset) => broken("connection reset by peer"),
             Reply::Transport(TransportFault::Timeout | TransportFault::StalledBody) => broken("timed out"),

@@ -19,6 +19,9 @@ pub enum FaultKind {
     ApiError { result: i64, error: String },
     /// HTTP 200 whose body streams this many bytes (far more than any real answer).
     HugeBody(u64),
+    /// HTTP 200 with the real answer after this many spaces: a valid reply (JSON allows leading
+    /// whitespace) of any size, for the response size limits.
+    Padded(u64),
     /// HTTP 200 whose body starts, then never continues (the connection stays open).
     StalledBody,
     /// The call is carried out, then answered with the inner fault: a write applied whose reply

@@ -30,6 +30,9 @@ pub enum Reply {
     Json(String),
     /// Another HTTP status, with a body of `content_type`.
     Http { status: u16, content_type: &'static str, body: &'static str },
+    /// HTTP 200 with `spaces` spaces, then this JSON: a valid reply of any size (JSON allows
+    /// leading whitespace), which a transport streams without holding the spaces.
+    Padded { spaces: u64, json: String },
     /// A fault only the transport can carry out.
     Transport(TransportFault),
 }
@@ -83,6 +86,7 @@ pub fn respond(state: &mut ApiState, method: &str, params: &Params, fault: Optio
         Some(FaultKind::ApiError { result, error }) => {
             Reply::Json(serde_json::json!({"result": result, "error": error, "source": "JEL"}).to_string())
         }
+        Some(FaultKind::Padded(spaces)) => Reply::Padded { spaces, json: call(state, method, params).to_string() },
         Some(FaultKind::TruncatedJson) => {
             let reply = call(state, method, params).to_string();
             Reply::Json(reply[..reply.len() / 2].to_string())

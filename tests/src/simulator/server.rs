@@ -129,9 +129,10 @@ fn text(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Respo
         .expect("valid response")
 }
 
-/// A body of `left` spaces, produced 64 KiB at a time and never held whole.
+/// A body of `left` spaces, produced 64 KiB at a time and never held whole, then `tail`.
 struct Spaces {
     left: u64,
+    tail: Option<Bytes>,
 }
 
 impl hyper::body::Body for Spaces {
@@ -143,7 +144,7 @@ impl hyper::body::Body for Spaces {
         _: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
         if self.left == 0 {
-            return std::task::Poll::Ready(None);
+            return std::task::Poll::Ready(self.tail.take().map(|tail| Ok(hyper::body::Frame::data(tail))));
         }
         let n = self.left.min(64 * 1024);
         self.left -= n;
@@ -233,9 +234,13 @@ async fn respond(
             let _ = socket2::SockRef::from(socket).set_linger(Some(Duration::ZERO));
             Err(ResetConnection)
         }
+        Reply::Padded { spaces, json } => Ok(Response::builder()
+            .header("content-type", "application/json")
+            .body(Spaces { left: spaces, tail: Some(Bytes::from(json)) }.boxed())
+            .expect("valid response")),
         Reply::Transport(TransportFault::HugeBody(bytes)) => Ok(Response::builder()
             .header("content-type", "application/json")
-            .body(Spaces { left: bytes }.boxed())
+            .body(Spaces { left: bytes, tail: None }.boxed())
             .expect("valid response")),
         Reply::Transport(TransportFault::StalledBody) => Ok(Response::builder()
             .header("content-type", "application/json")

@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 
 use super::{account_facts, cloudpe_uid, settings};
 use crate::api::{CloudPe, DEADLINE_MESSAGE, RemoteAccount, RetryPolicy};
-use crate::model::{
-    Account, AccountDecision, AppSettings, Decision, HostbillStatus, LogLevel, ModuleError, SyncOptions, SyncReport,
-    SyncStrategy,
-};
 use crate::status;
 use crate::transport::Platform;
+use crate::wit::{
+    Account, AccountDecision, AppSettings, Decision, HostbillStatus, LogLevel, ModuleError, StatusChange, SyncOptions,
+    SyncReport, SyncStrategy,
+};
 
 /// What CloudPe said about one uid: the exact account, none, or why it could not be told.
 pub(crate) type Lookup = Result<Option<RemoteAccount>, ModuleError>;
@@ -76,7 +76,7 @@ pub fn sync(
     if let Some(error) = api.halted() {
         // The credentials were rejected or CloudPe could not be reached at all: one error for the
         // whole sync says so, instead of the same failure repeated for every account.
-        platform.log(LogLevel::Error, &format!("sync stopped after {} requests: {error}", api.requests()));
+        platform.log(LogLevel::Error, &format!("sync stopped after {} requests: {}", api.requests(), error.message()));
         return Err(error);
     }
 
@@ -93,7 +93,7 @@ pub fn sync(
         })
         .collect();
 
-    let changes = decisions.iter().filter(|d| matches!(d.decision, Decision::Change { .. })).count();
+    let changes = decisions.iter().filter(|d| matches!(d.decision, Decision::Change(_))).count();
     let failures = decisions.iter().filter(|d| matches!(d.decision, Decision::Failed(_))).count();
     let late =
         lookups.values().filter(|l| matches!(l, Err(ModuleError::Transport(m)) if m == DEADLINE_MESSAGE)).count();
@@ -138,15 +138,15 @@ fn decide(account: &Account, uid: u64, lookup: &Lookup) -> Decision {
             status::describe(state)
         ))),
         Some(to) if to == account.status => Decision::Unchanged(facts),
-        Some(to) => Decision::Change { from: account.status, to, facts },
+        Some(to) => Decision::Change(StatusChange { from: account.status, to, facts }),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::CustomField;
     use crate::ops::testing::{FakeCloudPe, app};
+    use crate::wit::CustomField;
 
     fn account(id: u64, uid: &str, status: HostbillStatus) -> Account {
         Account {
@@ -186,10 +186,10 @@ mod tests {
         ];
         let report = sync(&cloud, &app(), &accounts, opts()).unwrap();
         let d: Vec<_> = report.decisions.iter().map(|d| (d.account_id, &d.decision)).collect();
-        assert!(matches!(d[0].1, Decision::Change { from: Suspended, to: Active, .. }), "{:?}", d[0]);
+        assert!(matches!(d[0].1, Decision::Change(StatusChange { from: Suspended, to: Active, .. })), "{:?}", d[0]);
         assert!(matches!(d[1].1, Decision::Unchanged(_)), "{:?}", d[1]);
-        assert!(matches!(d[2].1, Decision::Change { from: Active, to: Suspended, .. }), "{:?}", d[2]);
-        assert!(matches!(d[3].1, Decision::Change { from: Active, to: Terminated, .. }), "{:?}", d[3]);
+        assert!(matches!(d[2].1, Decision::Change(StatusChange { from: Active, to: Suspended, .. })), "{:?}", d[2]);
+        assert!(matches!(d[3].1, Decision::Change(StatusChange { from: Active, to: Terminated, .. })), "{:?}", d[3]);
         assert!(matches!(d[4].1, Decision::Failed(ModuleError::Unexpected(_))), "{:?}", d[4]);
         assert!(matches!(d[5].1, Decision::Failed(ModuleError::NotFound(_))), "{:?}", d[5]);
         assert!(matches!(d[6].1, Decision::Failed(ModuleError::Configuration(_))), "{:?}", d[6]);
@@ -267,7 +267,10 @@ mod tests {
         cloud.list_newest_first();
         let report = sync(&cloud, &app(), &[account(1, "777", HostbillStatus::Active)], opts()).unwrap();
         assert!(
-            matches!(report.decisions[0].decision, Decision::Change { to: HostbillStatus::Suspended, .. }),
+            matches!(
+                report.decisions[0].decision,
+                Decision::Change(StatusChange { to: HostbillStatus::Suspended, .. })
+            ),
             "{:?}",
             report.decisions[0]
         );

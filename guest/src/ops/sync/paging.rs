@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Lookup, lookups};
 use crate::api::{AccountsPage, CloudPe, RetryPolicy, first_round_pages};
-use crate::model::{LogLevel, ModuleError};
 use crate::transport::Platform;
+use crate::wit::{LogLevel, ModuleError};
 
 /// Most uids looked up one by one to cover failed pages; beyond that they are reported as errors.
 pub const MAX_GAP_LOOKUPS: usize = 2000;
@@ -67,7 +67,7 @@ pub(super) fn scan<P: Platform>(
         if let Err(e) = &page.result {
             api.platform_log(
                 LogLevel::Warn,
-                &format!("sync: the page at startRow {} could not be read: {e}", page.start_row),
+                &format!("sync: the page at startRow {} could not be read: {}", page.start_row, e.message()),
             );
         }
     }
@@ -105,7 +105,7 @@ pub(super) fn scan<P: Platform>(
                 let error = pages.iter().find(|p| p.start_row == page).and_then(|p| p.result.as_ref().err()).cloned();
                 format!(
                     "the page of CloudPe's account list that may hold user {uid} (startRow {page}) could not be read: {}",
-                    error.map(|e| e.to_string()).unwrap_or_default()
+                    error.map(|e| e.message()).unwrap_or_default()
                 )
             };
             result.insert(uid, Err(ModuleError::Transport(reason)));
@@ -212,8 +212,8 @@ fn resolve(mut found: BTreeMap<u64, Lookup>, wanted: &[u64], gaps: &BTreeMap<u64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::SyncOptions;
     use crate::ops::testing::{FakeCloudPe, settings};
+    use crate::wit::SyncOptions;
 
     fn users(n: u64) -> Vec<(u64, i64, Option<bool>)> {
         (1..=n).map(|uid| (uid * 10, if uid % 3 == 0 { 2 } else { 1 }, None)).collect()
@@ -260,7 +260,8 @@ mod tests {
         let cloud = FakeCloudPe::new(&users(20));
         cloud.fail_all_with(502);
         let got = run(&cloud, &[10, 20], false);
-        assert!(got.values().all(|l| matches!(l, Err(ModuleError::Transport(_)))));
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got.values().all(|l| matches!(l, Err(ModuleError::Transport(m)) if m.contains("HTTP 502"))), "{got:?}");
     }
 
     #[test]

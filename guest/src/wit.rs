@@ -1,0 +1,84 @@
+//! The contract's types, generated from `wit/` by wit-bindgen: the CloudPe logic uses them as its
+//! model (no mirror, no conversion), so a change to the contract reaches only the code that uses
+//! what changed. The bindings compile on every target; their imports panic if called off wasm32,
+//! which the native tests never do (they go through [`crate::transport::Platform`]).
+
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "hostbill:provisioning/hosting-module",
+    with: {
+        "wasi:http/types@0.2.12": wasip2::http::types,
+        "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
+        "wasi:io/poll@0.2.12": wasip2::io::poll,
+        "wasi:io/streams@0.2.12": wasip2::io::streams,
+        "wasi:io/error@0.2.12": wasip2::io::error,
+        "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
+    },
+    additional_derives: [PartialEq, Eq],
+    additional_type_attributes: {
+        "hostbill:provisioning/types@2.1.0/app-settings": [#[derive(Default)]],
+        "hostbill:provisioning/types@2.1.0/reconciliation": [#[derive(Default)]],
+    },
+    default_bindings_module: "crate::wit",
+});
+
+pub use hostbill::provisioning::log::Level as LogLevel;
+pub use hostbill::provisioning::types::*;
+
+impl AppSettings {
+    /// The trimmed, non-empty value of `field`, if any.
+    pub fn get(&self, field: &AppField) -> Option<&str> {
+        let value = match field {
+            AppField::Host => self.host.as_deref(),
+            AppField::Ip => self.ip.as_deref(),
+            AppField::Username => self.username.as_deref(),
+            AppField::Password => self.password.as_deref(),
+            AppField::StatusUrl => self.status_url.as_deref(),
+            AppField::Field1 => self.field1.as_deref(),
+            AppField::Field2 => self.field2.as_deref(),
+            AppField::Custom(name) => self.custom.iter().find(|s| s.name == *name).map(|s| s.value.as_str()),
+        };
+        value.map(str::trim).filter(|v| !v.is_empty())
+    }
+}
+
+impl HostbillStatus {
+    /// The status as HostBill spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostbillStatus::Pending => "Pending",
+            HostbillStatus::Active => "Active",
+            HostbillStatus::Suspended => "Suspended",
+            HostbillStatus::Terminated => "Terminated",
+            HostbillStatus::Cancelled => "Cancelled",
+            HostbillStatus::Fraud => "Fraud",
+        }
+    }
+}
+
+impl Fact {
+    pub fn new(name: &str, value: impl Into<String>) -> Fact {
+        Fact { name: name.to_string(), value: value.into() }
+    }
+}
+
+impl ModuleError {
+    /// The message for the admin (what HostBill shows). wit-bindgen's `Display` of this type is
+    /// its `Debug` form, so every message is built with this instead.
+    pub fn message(&self) -> String {
+        match self {
+            ModuleError::Configuration(m)
+            | ModuleError::NotFound(m)
+            | ModuleError::Authentication(m)
+            | ModuleError::Transport(m)
+            | ModuleError::Unexpected(m) => m.clone(),
+            ModuleError::RemoteApi(RemoteError { code, message }) => format!("{message} (CloudPe result {code})"),
+        }
+    }
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions { max_concurrency: 8, page_size: 1000, max_attempts: 3, strategy: SyncStrategy::Auto }
+    }
+}
