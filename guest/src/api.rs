@@ -430,7 +430,7 @@ impl<'a, P: Platform> CloudPe<'a, P> {
         self.platform.log(LogLevel::Debug, &line);
     }
 
-    /// `getchecksum`: proves the API answers (it may accept a bad session; see `cloudpe-api.md`).
+    /// `getchecksum`: proves the API answers (it may accept a bad session; see docs/cloudpe-api.md, "Methods").
     pub fn checksum(&self) -> Result<String, ModuleError> {
         let reply: ChecksumReply = self.call(ApiMethod::GetChecksum, &[])?;
         Ok(reply.checksum.unwrap_or_default())

@@ -24,7 +24,7 @@ pub const CALL_LOG_SETTING: &str = "Call log";
 /// Default code of the client custom field holding the CloudPe user id.
 pub const DEFAULT_ID_FIELD_CODE: &str = "cloudpeid";
 
-/// Inference (cloudpe-api.md): the API lives under `/1.0`; admins may or may not include it in the
+/// Inference (docs/cloudpe-api.md, "Requests"): the API lives under `/1.0`; admins may or may not include it in the
 /// Host URL.
 pub const API_VERSION_SEGMENT: &str = "1.0";
 

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::transport::HttpResponse;
 use crate::wit::{ModuleError, RemoteError};
 
-/// Inference (cloudpe-api.md): the `result` code for an invalid or expired session.
+/// Inference (docs/cloudpe-api.md, "Replies"): the `result` code for an invalid or expired session.
 pub const RESULT_SESSION_INVALID: i64 = 702;
 /// `result` code: resource not found.
 pub const RESULT_NOT_FOUND: i64 = 5;

@@ -1,5 +1,5 @@
 //! CloudPe account states and the table that maps them to HostBill statuses
-//! (cloudpe-api.md, "Account status and login lock").
+//! (docs/cloudpe-api.md, "Statuses").
 
 use crate::wit::HostbillStatus;
 
