@@ -726,7 +726,7 @@ mod tests {
                 br#"{"app":{"host":"a","hostname":"b"},"account":{"id":1,"client_id":2,"status":"Active"}}"#,
                 "app: duplicate field `host`".into(),
             ),
-            (br#"{"app":{},"acount":{}}"#, "unknown field `acount`, expected `app` or `account`".into()),
+            (br#"{"app":{},"acount":{}}"#, "acount: unknown field `acount`, expected `app` or `account`".into()),
             (
                 br#"{"app":{"custom":"a:1:{}"},"account":{"id":1,"client_id":2,"status":"Active"}}"#,
                 "app.custom: invalid type: string \"a:1:{}\", expected an object of name to value".into(),
@@ -848,18 +848,21 @@ mod properties {
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 prop_assert_eq!(result.unwrap_err(), "the request on stdin is empty: expected a JSON object");
             } else if serde_json::from_slice::<serde_json::Value>(&bytes).is_err() {
+                // Not JSON, or JSON of the wrong shape before the bytes that are not.
                 let e = result.unwrap_err();
                 prop_assert!(
                     e.starts_with("the request on stdin is not valid JSON: ")
-                        || e.starts_with("the request on stdin has trailing data: "),
+                        || e.starts_with("the request on stdin has trailing data: ")
+                        || e.ends_with("expected struct AccountRequest")
+                        || e.starts_with('['),
                     "{}", e
                 );
             }
         }
 
         /// Arbitrary JSON documents are either a valid request or rejected with the field named:
-        /// a document that is not an object says so; otherwise the message is about `app` or
-        /// `account` (missing, or at a path inside it) or names the unknown key.
+        /// a scalar says it is not the request; a list names the place; an object's message is
+        /// about `app` or `account` (missing, or at a path inside it) or names the unknown key.
         #[test]
         fn arbitrary_json(value in json()) {
             if let Err(e) = parse::<AccountRequest>(value.to_string().as_bytes()).map_err(|e| e.to_string()) {
@@ -868,13 +871,19 @@ mod properties {
                         let at_path = ["app", "account"].iter().any(|f| {
                             e == format!("missing field `{f}`")
                                 || (doc.contains_key(*f)
-                                    && (e.starts_with(&format!("{f}: ")) || e.starts_with(&format!("{f}."))))
+                                    && [": ", ".", "["].iter().any(|sep| e.starts_with(&format!("{f}{sep}"))))
                         });
-                        let unknown = e.strip_prefix("unknown field `").and_then(|rest| rest.split_once('`'));
-                        let unknown = unknown.is_some_and(|(key, _)| doc.contains_key(key) && key != "app" && key != "account");
+                        let unknown = e.split_once(": unknown field `").is_some_and(|(at, rest)| {
+                            rest.starts_with(&format!("{at}`")) && doc.contains_key(at) && at != "app" && at != "account"
+                        });
                         prop_assert!(at_path || unknown, "{} for {}", e, value);
                     }
-                    _ => prop_assert!(e.contains("expected struct AccountRequest"), "{} for {}", e, value),
+                    // A list is read as the fields in order: its errors name the place (`[0]: `).
+                    serde_json::Value::Array(_) => prop_assert!(
+                        e.contains("expected struct AccountRequest") || e.starts_with('['),
+                        "{} for {}", e, value
+                    ),
+                    _ => prop_assert!(e.ends_with("expected struct AccountRequest"), "{} for {}", e, value),
                 }
             }
         }
