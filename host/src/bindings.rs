@@ -110,6 +110,21 @@ impl AppColumn {
 }
 
 impl AppSettings {
+    /// An App with no settings (the request's App row starts from it).
+    pub fn empty() -> AppSettings {
+        AppSettings {
+            host: None,
+            ip: None,
+            username: None,
+            password: None,
+            secure: false,
+            status_url: None,
+            field1: None,
+            field2: None,
+            custom: Vec::new(),
+        }
+    }
+
     /// The trimmed, non-empty value of `field` in this App, if any.
     pub fn get(&self, field: &AppField) -> Option<&str> {
         let value = match field {
@@ -179,17 +194,7 @@ mod tests {
 
     #[test]
     fn every_column_maps_its_own_field_both_ways() {
-        let mut app = AppSettings {
-            host: None,
-            ip: None,
-            username: None,
-            password: None,
-            secure: false,
-            status_url: None,
-            field1: None,
-            field2: None,
-            custom: Vec::new(),
-        };
+        let mut app = AppSettings::empty();
         for column in &APP_COLUMNS {
             *column.slot(&mut app) = Some(format!(" {} ", column.name));
         }
