@@ -34,31 +34,118 @@ pub const WIT_PACKAGE: &str = "hostbill:provisioning";
 /// Its version, as declared in `wit/hosting-module.wit`.
 pub const WIT_VERSION: &str = "2.1.0";
 
-use hostbill::provisioning::types::{AppField, AppSettings};
+use hostbill::provisioning::types::{AppField, AppSettings, HostbillStatus};
+
+/// Whether an App column's value is removed from the host's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrecy {
+    /// Always (the App password).
+    Always,
+    /// When the module could not say which fields are secret (free-form fields).
+    Unless,
+    /// Only if the module marks it secret.
+    Declared,
+}
+
+/// One of HostBill's App columns the contract carries: the one table of how HostBill names it,
+/// which [`AppField`] it is, where its value lives in [`AppSettings`], and whether it is secret
+/// by default. A new column is one entry here (and the field in the WIT).
+pub struct AppColumn {
+    /// HostBill's column name (`status_url`), as the request and the reports spell it.
+    pub name: &'static str,
+    /// Another key HostBill's rows use for it (`hostname`).
+    pub alias: Option<&'static str>,
+    pub field: AppField,
+    pub secrecy: Secrecy,
+    value: fn(&AppSettings) -> &Option<String>,
+    slot: fn(&mut AppSettings) -> &mut Option<String>,
+}
+
+macro_rules! app_columns {
+    ($($name:ident $(| $alias:literal)? => $variant:ident, $secrecy:ident;)*) => {
+        /// Every App column of [`AppSettings`] (all but `secure` and `custom`), in WIT order.
+        pub static APP_COLUMNS: [AppColumn; [$(stringify!($name)),*].len()] = [$(AppColumn {
+            name: stringify!($name),
+            alias: app_columns!(@alias $($alias)?),
+            field: AppField::$variant,
+            secrecy: Secrecy::$secrecy,
+            value: |a| &a.$name,
+            slot: |a| &mut a.$name,
+        }),*];
+    };
+    (@alias) => { None };
+    (@alias $alias:literal) => { Some($alias) };
+}
+
+app_columns! {
+    host | "hostname" => Host, Declared;
+    ip => Ip, Declared;
+    username => Username, Declared;
+    password => Password, Always;
+    status_url => StatusUrl, Declared;
+    field1 => Field1, Unless;
+    field2 => Field2, Unless;
+}
+
+impl AppColumn {
+    /// The column HostBill names `key` (its name or alias).
+    pub fn named(key: &str) -> Option<&'static AppColumn> {
+        APP_COLUMNS.iter().find(|c| c.name == key || c.alias == Some(key))
+    }
+
+    /// The column of `field` (`None` for a custom setting).
+    pub fn of(field: &AppField) -> Option<&'static AppColumn> {
+        APP_COLUMNS.iter().find(|c| std::mem::discriminant(&c.field) == std::mem::discriminant(field))
+    }
+
+    /// The column's value in `app`, as stored.
+    pub fn value<'a>(&self, app: &'a AppSettings) -> Option<&'a str> {
+        (self.value)(app).as_deref()
+    }
+
+    /// Where the column's value is stored in `app`.
+    pub fn slot<'a>(&self, app: &'a mut AppSettings) -> &'a mut Option<String> {
+        (self.slot)(app)
+    }
+}
 
 impl AppSettings {
-    /// The trimmed, non-empty value of `field` in this App, if any. The one place that maps an
-    /// [`AppField`] to its value.
+    /// An App with no settings (the request's App row starts from it).
+    pub fn empty() -> AppSettings {
+        AppSettings {
+            host: None,
+            ip: None,
+            username: None,
+            password: None,
+            secure: false,
+            status_url: None,
+            field1: None,
+            field2: None,
+            custom: Vec::new(),
+        }
+    }
+
+    /// The trimmed, non-empty value of `field` in this App, if any.
     pub fn get(&self, field: &AppField) -> Option<&str> {
         let value = match field {
-            AppField::Host => self.host.as_deref(),
-            AppField::Ip => self.ip.as_deref(),
-            AppField::Username => self.username.as_deref(),
-            AppField::Password => self.password.as_deref(),
-            AppField::StatusUrl => self.status_url.as_deref(),
-            AppField::Field1 => self.field1.as_deref(),
-            AppField::Field2 => self.field2.as_deref(),
             AppField::Custom(name) => self.custom.iter().find(|s| &s.name == name).map(|s| s.value.as_str()),
+            column => AppColumn::of(column).and_then(|c| c.value(self)),
         };
         value.map(str::trim).filter(|v| !v.is_empty())
+    }
+
+    /// The values secret whatever the module says (the password).
+    pub fn always_secret(&self) -> impl Iterator<Item = &str> {
+        APP_COLUMNS.iter().filter(|c| c.secrecy == Secrecy::Always).filter_map(|c| c.value(self))
     }
 
     /// Every free-form value (numbered fields and custom settings): what is treated as secret
     /// when the module could not say which fields are.
     pub fn free_form(&self) -> impl Iterator<Item = &str> {
-        [self.field1.as_deref(), self.field2.as_deref()]
-            .into_iter()
-            .flatten()
+        APP_COLUMNS
+            .iter()
+            .filter(|c| c.secrecy == Secrecy::Unless)
+            .filter_map(|c| c.value(self))
             .chain(self.custom.iter().map(|s| s.value.as_str()))
     }
 }
@@ -67,15 +154,68 @@ impl AppField {
     /// How HostBill names the field: its App column (`status_url`), or `custom.<name>` for a
     /// setting stored in the App's serialized `custom` column.
     pub fn hostbill_name(&self) -> String {
-        match self {
-            AppField::Host => "host".into(),
-            AppField::Ip => "ip".into(),
-            AppField::Username => "username".into(),
-            AppField::Password => "password".into(),
-            AppField::StatusUrl => "status_url".into(),
-            AppField::Field1 => "field1".into(),
-            AppField::Field2 => "field2".into(),
-            AppField::Custom(name) => format!("custom.{name}"),
+        match (self, AppColumn::of(self)) {
+            (_, Some(column)) => column.name.to_string(),
+            (AppField::Custom(name), None) => format!("custom.{name}"),
+            (other, None) => unreachable!("{other:?} is missing from APP_COLUMNS"),
         }
+    }
+}
+
+impl HostbillStatus {
+    /// Every HostBill status, in WIT order.
+    pub const ALL: [HostbillStatus; 6] = {
+        use HostbillStatus::*;
+        [Pending, Active, Suspended, Terminated, Cancelled, Fraud]
+    };
+
+    /// HostBill's spelling of the status (`Active`).
+    pub fn hostbill_name(self) -> &'static str {
+        use HostbillStatus::*;
+        match self {
+            Pending => "Pending",
+            Active => "Active",
+            Suspended => "Suspended",
+            Terminated => "Terminated",
+            Cancelled => "Cancelled",
+            Fraud => "Fraud",
+        }
+    }
+
+    /// The status HostBill spells `text` (any case, spaces around ignored).
+    pub fn from_hostbill_name(text: &str) -> Option<HostbillStatus> {
+        Self::ALL.into_iter().find(|s| s.hostbill_name().eq_ignore_ascii_case(text.trim()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_column_maps_its_own_field_both_ways() {
+        let mut app = AppSettings::empty();
+        for column in &APP_COLUMNS {
+            *column.slot(&mut app) = Some(format!(" {} ", column.name));
+        }
+        for column in &APP_COLUMNS {
+            assert_eq!(column.field.hostbill_name(), column.name);
+            assert_eq!(app.get(&column.field), Some(column.name), "trimmed value of {}", column.name);
+            assert!(std::ptr::eq(AppColumn::named(column.name).unwrap(), column));
+        }
+        assert_eq!(app.host.as_deref(), Some(" host "));
+        assert_eq!(app.field2.as_deref(), Some(" field2 "));
+        assert_eq!(AppColumn::named("hostname").map(|c| c.name), Some("host"));
+        assert_eq!(AppField::Custom("On terminate".into()).hostbill_name(), "custom.On terminate");
+        assert_eq!(app.always_secret().collect::<Vec<_>>(), [" password "]);
+        assert_eq!(app.free_form().collect::<Vec<_>>(), [" field1 ", " field2 "]);
+    }
+
+    #[test]
+    fn statuses_are_spelled_as_hostbill_does() {
+        let names: Vec<&str> = HostbillStatus::ALL.iter().map(|s| s.hostbill_name()).collect();
+        assert_eq!(names, ["Pending", "Active", "Suspended", "Terminated", "Cancelled", "Fraud"]);
+        assert_eq!(HostbillStatus::from_hostbill_name(" suspended "), Some(HostbillStatus::Suspended));
+        assert_eq!(HostbillStatus::from_hostbill_name("Deleted"), None);
     }
 }

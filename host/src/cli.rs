@@ -145,7 +145,7 @@ impl Global {
 
     /// The limits for a sync of `accounts` accounts: those of [`Self::limits`], with the memory
     /// and report limits that were not given following the input (see `limits.rs`).
-    pub fn sync_limits(&self, accounts: usize) -> Result<Limits, String> {
+    pub fn sync_limits(&self, accounts: usize) -> Result<Limits, LimitError> {
         let mut limits = self.limits()?;
         if self.memory_mib.is_none() {
             limits.memory_bytes = crate::sandbox::limits::default_sync_memory_bytes(accounts);
@@ -157,36 +157,33 @@ impl Global {
     }
 
     /// The limits these options describe; each value must be positive.
-    pub fn limits(&self) -> Result<Limits, String> {
-        let secs = |name: &str, v: f64| {
+    pub fn limits(&self) -> Result<Limits, LimitError> {
+        let secs = |flag: &'static str, v: f64| {
             if v.is_finite() && v > 0.0 && v <= 86_400.0 {
                 Ok(Duration::from_secs_f64(v))
             } else {
-                Err(format!("--{name} must be between 0 and 86400 seconds, got {v}"))
+                Err(LimitError { flag, range: "0 and 86400 seconds".into(), got: v.to_string() })
+            }
+        };
+        let range = |flag: &'static str, v: usize, max: usize| {
+            if (1..=max).contains(&v) {
+                Ok(v)
+            } else {
+                Err(LimitError { flag, range: format!("1 and {max}"), got: v.to_string() })
             }
         };
         let defaults = Limits::default();
-        let memory_mib = self.memory_mib.unwrap_or(defaults.memory_bytes / (1024 * 1024));
-        if memory_mib == 0 || memory_mib > 4096 {
-            return Err(format!("--memory-mib must be between 1 and 4096, got {memory_mib}"));
-        }
+        let memory_mib = range("memory-mib", self.memory_mib.unwrap_or(defaults.memory_bytes / (1024 * 1024)), 4096)?;
         let max_report_mib = self.max_report_mib.unwrap_or(defaults.max_report_bytes / (1024 * 1024));
-        if self.max_response_mib == 0 || self.max_response_mib > 1024 {
-            return Err(format!("--max-response-mib must be between 1 and 1024, got {}", self.max_response_mib));
-        }
-        if self.max_connections == 0 || self.max_connections > 256 {
-            return Err(format!("--max-connections must be between 1 and 256, got {}", self.max_connections));
-        }
-        let range = |name: &str, v: usize, max: usize| {
-            if (1..=max).contains(&v) { Ok(v) } else { Err(format!("--{name} must be between 1 and {max}, got {v}")) }
-        };
+        let max_response_mib = range("max-response-mib", self.max_response_mib, 1024)?;
+        let max_connections = range("max-connections", self.max_connections, 256)?;
         Ok(Limits {
             max_request_bytes: range("max-request-mib", self.max_request_mib, 4096)? * 1024 * 1024,
             max_report_bytes: range("max-report-mib", max_report_mib, 4096)? * 1024 * 1024,
             max_host_resources: range("max-host-resources", self.max_host_resources, 1_000_000)?,
             max_header_bytes: range("max-header-kib", self.max_header_kib, 64 * 1024)? * 1024,
-            max_response_bytes: self.max_response_mib * 1024 * 1024,
-            max_connections: self.max_connections,
+            max_response_bytes: max_response_mib * 1024 * 1024,
+            max_connections,
             keep_alive: !self.no_keep_alive,
             memory_bytes: memory_mib * 1024 * 1024,
             deadline: secs("deadline-secs", self.deadline_secs)?,
@@ -194,6 +191,16 @@ impl Global {
             read_timeout: secs("read-timeout-secs", self.read_timeout_secs)?,
         })
     }
+}
+
+/// A limit flag outside its range.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("--{flag} must be between {range}, got {got}")]
+pub struct LimitError {
+    pub flag: &'static str,
+    /// `1 and 4096`, `0 and 86400 seconds`.
+    pub range: String,
+    pub got: String,
 }
 
 /// The operations.

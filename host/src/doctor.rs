@@ -5,12 +5,15 @@
 
 use std::fmt;
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::bindings::WIT_PACKAGE;
 use crate::bindings::hostbill::provisioning::types as wit;
 use crate::cache::{self, Cache};
 use crate::compat;
-use crate::operation::{self, Request};
+use crate::operation::{self, Describe, Output, Request};
+use crate::report::Report;
 use crate::runtime::Runtime;
 use crate::sandbox::limits::Limits;
 
@@ -98,8 +101,8 @@ pub async fn run(
         ),
     });
 
-    let (report, _, _) = operation::run("info", &runtime, Request::None, limits).await;
-    let Some(info) = report.payload.get("info") else {
+    let (ran, _) = operation::run(&runtime, Request::Describe(Describe::Info), limits).await;
+    let Ok((info, _)) = ran.result else {
         lines.push(line(Verdict::Fail, "component", "the module failed to describe itself", None));
         return lines;
     };
@@ -109,24 +112,22 @@ pub async fn run(
             Verdict::Pass,
             "component",
             format!(
-                "{} {} targets {}; this host runs hostbill:provisioning {}",
-                info["name"].as_str().unwrap_or("?"),
-                info["version"].as_str().unwrap_or("?"),
-                info["wit_package"].as_str().unwrap_or("?"),
+                "{} {} targets {WIT_PACKAGE}@{}; this host runs {WIT_PACKAGE} {}",
+                info.name,
+                info.version,
+                runtime.version(),
                 compat::supported_range()
             ),
             None,
         ),
     );
 
-    let field = info["endpoint_field"].as_str().unwrap_or("status_url");
-    let Some(url) = endpoint(app, field) else {
-        lines.push(line(
-            Verdict::Fail,
-            "App URL",
-            format!("the App's {field} is empty"),
-            Some("fill in the Host URL of the App"),
-        ));
+    let field = info.endpoint_field.hostbill_name();
+    let Some(url) = app.get(&info.endpoint_field) else {
+        let label =
+            info.app_fields.iter().find(|u| u.field.hostbill_name() == field).map_or(field.as_str(), |u| &u.label);
+        let hint = format!("fill in the App's {label}");
+        lines.push(line(Verdict::Fail, "App URL", format!("the App's {field} is empty"), Some(&hint)));
         return lines;
     };
     let parsed = match url::Url::parse(url.trim()) {
@@ -136,7 +137,7 @@ pub async fn run(
                 Verdict::Fail,
                 "App URL",
                 format!("{url:?} is not an http(s) URL"),
-                Some("use the API base URL, e.g. https://api.cloudpe.example.com"),
+                Some("use the API's base URL, e.g. https://api.example.com"),
             ));
             return lines;
         }
@@ -147,28 +148,28 @@ pub async fn run(
         _ => line(
             Verdict::Fail,
             "App URL",
-            format!("{url} is plain HTTP: the session token would cross the network unencrypted"),
+            format!("{url} is plain HTTP: the App's secret fields would cross the network unencrypted"),
             Some("use https://, or pass --allow-http if this API is only reachable on a private network"),
         ),
     });
     if let Ok(origin) = crate::sandbox::egress::Origin::of_url(url) {
-        let p = &info["permissions"];
-        let list = |v: &serde_json::Value| {
-            v.as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+        let names = |secret_only: bool| {
+            let fields = info.app_fields.iter().filter(|u| u.secret || !secret_only);
+            fields.map(|u| u.field.hostbill_name()).collect::<Vec<_>>().join(", ")
         };
-        let l = &p["limits"];
+        let mib = |bytes: usize| format!("{} MiB", bytes / (1024 * 1024));
         lines.push(line(
             Verdict::Pass,
             "permissions",
             format!(
-                "may reach only {origin}; reads App fields {}; secret: {}; memory {}, deadline {}, response {}, \
+                "may reach only {origin}; reads App fields {}; secret: {}; memory {}, deadline {} s, response {}, \
                  {} connections",
-                list(&p["reads"]),
-                list(&p["secret"]),
-                l["memory"].as_str().unwrap_or("?"),
-                l["deadline"].as_str().unwrap_or("?"),
-                l["response"].as_str().unwrap_or("?"),
-                l["connections"],
+                names(false),
+                names(true),
+                mib(limits.memory_bytes),
+                limits.deadline.as_secs_f64(),
+                mib(limits.max_response_bytes),
+                limits.max_connections,
             ),
             None,
         ));
@@ -217,28 +218,46 @@ pub async fn run(
         }
     }
 
-    let (report, _, _) = operation::run("test-connection", &runtime, Request::App(app.clone()), limits).await;
-    let scrubber = operation::secrets(Some(app), None);
-    match report.payload.get("checks").and_then(|c| c.as_array()) {
-        Some(checks) => {
-            for check in checks {
-                let passed = check["passed"] == true;
-                let detail = scrubber.text(check["detail"].as_str().unwrap_or("")).into_owned();
-                let name = if check["name"] == "API reachable" { "API answers" } else { "credentials" };
-                let hint = (!passed).then_some(if name == "credentials" {
-                    "check the App Id and Session fields; the session must belong to a platform admin"
-                } else {
-                    "check that the Host URL points at the CloudPe API"
-                });
-                lines.push(line(if passed { Verdict::Pass } else { Verdict::Fail }, name, detail, hint));
-            }
-        }
-        None => {
-            let message = report.error.map(|e| e.message).unwrap_or_default();
-            lines.push(line(Verdict::Fail, "credentials", scrubber.text(&message).into_owned(), None));
-        }
-    }
+    lines.extend(connection_lines(&runtime, app, &info, limits).await);
     lines
+}
+
+/// The module's connection test, as two lines: whether the API answered the module's requests
+/// at all (the host's own count of what it received), and whether every check of the module's
+/// typed report passed (the module's own words otherwise, with a hint naming its App fields).
+async fn connection_lines(
+    runtime: &Runtime,
+    app: &wit::AppSettings,
+    info: &wit::ModuleInfo,
+    limits: &Limits,
+) -> [Line; 2] {
+    let (ran, _) = operation::run(runtime, Request::TestConnection(app.clone()), limits).await;
+    let scrubber = operation::secrets(Some(app), None);
+    let requests = ran.state.usage.requests.load(Ordering::Relaxed);
+    let received = ran.state.usage.bytes_received.load(Ordering::Relaxed);
+    let answered = if received > 0 {
+        line(Verdict::Pass, "API answers", format!("{received} bytes in answer to {requests} requests"), None)
+    } else {
+        let detail = format!("no answer to the module's {requests} requests");
+        line(Verdict::Fail, "API answers", detail, Some("check that the App's URL points at the API"))
+    };
+    let checks = match &ran.result {
+        Ok((_, Output::Checks(Ok(report)))) if ran.state.egress.denials.is_empty() => Some(report.checks.clone()),
+        _ => None,
+    };
+    let labels: Vec<&str> = info.app_fields.iter().filter(|u| u.required).map(|u| u.label.as_str()).collect();
+    let hint = format!("check the App's {}", labels.join(", "));
+    let credentials = match checks {
+        Some(checks) if checks.iter().all(|c| c.passed) => {
+            let passed: Vec<String> = checks.iter().map(|c| format!("{}: {}", c.name, c.detail)).collect();
+            line(Verdict::Pass, "credentials", scrubber.text(&passed.join("; ")).into_owned(), None)
+        }
+        _ => {
+            let message = Report::of(ran, runtime, limits).error.map(|e| e.message).unwrap_or_default();
+            line(Verdict::Fail, "credentials", scrubber.text(&message).into_owned(), Some(&hint))
+        }
+    };
+    [answered, credentials]
 }
 
 fn cache_line(runtime: &Runtime, cache: Option<&Cache>) -> Line {
@@ -265,16 +284,4 @@ fn cache_line(runtime: &Runtime, cache: Option<&Cache>) -> Line {
             ),
         ),
     }
-}
-
-/// The value of the App field HostBill names `name` (as `info` prints it).
-fn endpoint<'a>(app: &'a wit::AppSettings, name: &str) -> Option<&'a str> {
-    use wit::AppField::*;
-    let field = match name.strip_prefix("custom.") {
-        Some(setting) => Custom(setting.to_string()),
-        None => {
-            [Host, Ip, Username, Password, StatusUrl, Field1, Field2].into_iter().find(|f| f.hostbill_name() == name)?
-        }
-    };
-    app.get(&field)
 }

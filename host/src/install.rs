@@ -11,6 +11,18 @@ use std::path::{Path, PathBuf};
 
 use component_signing::signature_path;
 
+/// Why a component could not be switched; the active file is left as it was where it can be.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("cannot copy {} to {}: {source}", from.display(), to.display())]
+    Copy { from: PathBuf, to: PathBuf, source: std::io::Error },
+    #[error("cannot remove {}: {source}", path.display())]
+    Remove { path: PathBuf, source: std::io::Error },
+    /// Renaming the replaced component (or its signature) into place as the previous one.
+    #[error("cannot keep the replaced component{}: {source}", if *signature { "'s signature" } else { "" })]
+    Keep { signature: bool, source: std::io::Error },
+}
+
 /// Where the component an install replaced is kept.
 pub fn previous_path(active: &Path) -> PathBuf {
     let mut name = active.as_os_str().to_os_string();
@@ -20,7 +32,7 @@ pub fn previous_path(active: &Path) -> PathBuf {
 
 /// Makes `new` (and its signature, if any) the active component, keeping the active one (and its
 /// signature) as the previous one.
-pub fn install(active: &Path, new: &Path) -> Result<(), String> {
+pub fn install(active: &Path, new: &Path) -> Result<(), InstallError> {
     let previous = previous_path(active);
     if active.exists() {
         copy_into_place(active, &previous)?;
@@ -31,7 +43,7 @@ pub fn install(active: &Path, new: &Path) -> Result<(), String> {
 }
 
 /// Swaps the active and the previous component (each with its signature).
-pub fn rollback(active: &Path) -> Result<(), String> {
+pub fn rollback(active: &Path) -> Result<(), InstallError> {
     let previous = previous_path(active);
     let parked = {
         let mut name = active.as_os_str().to_os_string();
@@ -42,11 +54,11 @@ pub fn rollback(active: &Path) -> Result<(), String> {
     copy_signature(active, &parked)?;
     copy_signature(&previous, active)?;
     copy_into_place(&previous, active)?;
-    std::fs::rename(&parked, &previous).map_err(|e| format!("cannot keep the replaced component: {e}"))?;
+    std::fs::rename(&parked, &previous).map_err(|source| InstallError::Keep { signature: false, source })?;
     let parked_sig = signature_path(&parked);
     if parked_sig.exists() {
         std::fs::rename(&parked_sig, signature_path(&previous))
-            .map_err(|e| format!("cannot keep the replaced component's signature: {e}"))?;
+            .map_err(|source| InstallError::Keep { signature: true, source })?;
     } else {
         remove_if_present(&signature_path(&previous))?;
     }
@@ -54,25 +66,27 @@ pub fn rollback(active: &Path) -> Result<(), String> {
 }
 
 /// Copies `from` to `to` through a temporary file in `to`'s folder and a rename.
-fn copy_into_place(from: &Path, to: &Path) -> Result<(), String> {
+fn copy_into_place(from: &Path, to: &Path) -> Result<(), InstallError> {
     let mut temp_name = to.as_os_str().to_os_string();
     temp_name.push(format!(".tmp-{}", std::process::id()));
     let temp = PathBuf::from(temp_name);
-    std::fs::copy(from, &temp).and_then(|_| std::fs::rename(&temp, to)).map_err(|e| {
+    std::fs::copy(from, &temp).and_then(|_| std::fs::rename(&temp, to)).map_err(|source| {
         let _ = std::fs::remove_file(&temp);
-        format!("cannot copy {} to {}: {e}", from.display(), to.display())
+        InstallError::Copy { from: from.to_path_buf(), to: to.to_path_buf(), source }
     })
 }
 
 /// Gives `to` the signature of `from`, or none if `from` has none.
-fn copy_signature(from: &Path, to: &Path) -> Result<(), String> {
+fn copy_signature(from: &Path, to: &Path) -> Result<(), InstallError> {
     let (from_sig, to_sig) = (signature_path(from), signature_path(to));
     if from_sig.exists() { copy_into_place(&from_sig, &to_sig) } else { remove_if_present(&to_sig) }
 }
 
-fn remove_if_present(path: &Path) -> Result<(), String> {
+fn remove_if_present(path: &Path) -> Result<(), InstallError> {
     match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("cannot remove {}: {e}", path.display())),
+        Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+            Err(InstallError::Remove { path: path.to_path_buf(), source })
+        }
         _ => Ok(()),
     }
 }

@@ -28,6 +28,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{Cli, Command};
+use operation::Request;
 use report::{ErrorKind, ErrorReport, Exit, Report};
 use scrub::Scrubber;
 
@@ -52,7 +53,7 @@ fn main() -> ExitCode {
     if let Command::Doctor(args) = &cli.command {
         return ExitCode::from(run_doctor(&cli, args.allow_http) as u8);
     }
-    let (report, scrubber, exit) = execute(&cli);
+    let (report, scrubber) = execute(&cli);
     let ran = started.elapsed();
     let limits = match report.decisions.as_ref() {
         Some(d) => cli.global.sync_limits(d.report.decisions.len() + d.invalid.len()),
@@ -65,25 +66,22 @@ fn main() -> ExitCode {
     meter.wall_ms = started.elapsed().as_millis() as u64;
     let size = report.size(&scrubber, cli.global.pretty, limits.max_report_bytes);
     timings::mark("report-size");
-    let (report, exit) = match size {
-        Some(_) => (report, exit),
-        None => (
-            Report {
-                meter: report.meter,
-                ..Report::failed(
-                    report.operation,
-                    ErrorReport::new(
-                        ErrorKind::ModuleTrapped,
-                        format!(
-                            "the report is larger than {} MiB (--max-report-mib) and was not printed",
-                            limits.max_report_bytes / (1024 * 1024)
-                        ),
-                    )
-                    .with_limit(Some(limits.named_report())),
+    let report = match size {
+        Some(_) => report,
+        None => Report {
+            meter: report.meter,
+            ..Report::failed(
+                report.operation,
+                ErrorReport::new(
+                    ErrorKind::ModuleTrapped,
+                    format!(
+                        "the report is larger than {} MiB (--max-report-mib) and was not printed",
+                        limits.max_report_bytes / (1024 * 1024)
+                    ),
                 )
-            },
-            Exit::ModuleFault,
-        ),
+                .with_limit(Some(limits.named_report())),
+            )
+        },
     };
     // A closed stdout (`host ... | head`) is not an error worth a panic: nothing reads the rest.
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
@@ -93,7 +91,7 @@ fn main() -> ExitCode {
     timings::mark("report-write");
     tracing::debug!("ran in {ran:?}, report written at {:?}", started.elapsed());
     timings::print();
-    ExitCode::from(exit as u8)
+    ExitCode::from(report.exit() as u8)
 }
 
 /// `doctor`: human-readable lines on stdout; exit 1 if any check fails, 2 on bad input.
@@ -109,10 +107,9 @@ fn run_doctor(cli: &Cli, allow_http: bool) -> Exit {
         Ok(stdin) => stdin,
         Err(error) => return fail(error.message),
     };
-    let app = match operation::Request::parse(&cli.command, &stdin) {
-        Ok(operation::Request::App(app)) => app,
-        Ok(_) => unreachable!("doctor takes an App"),
-        Err(message) => return fail(operation::secrets_of_raw(&stdin).text(&message).into_owned()),
+    let app = match request::parse::<request::AppRequest>(&stdin) {
+        Ok(request) => request.app,
+        Err(error) => return fail(operation::secrets_of_raw(&stdin).text(&error.to_string()).into_owned()),
     };
     let tls = match cli.global.ca_bundle.as_deref().map(sandbox::tls::client_config).transpose() {
         Ok(tls) => tls,
@@ -133,14 +130,16 @@ fn run_doctor(cli: &Cli, allow_http: bool) -> Exit {
     if lines.iter().any(|l| l.verdict == doctor::Verdict::Fail) { Exit::OperationFailed } else { Exit::Success }
 }
 
-fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
+/// Runs the command (all but `doctor`); returns its report and the scrubber for it.
+fn execute(cli: &Cli) -> (Report, Scrubber) {
     let operation = cli.command.name();
-    let bad_input = |message: String, scrubber: Scrubber| {
-        (Report::failed(operation, ErrorReport::new(ErrorKind::BadInput, message)), scrubber, Exit::BadInput)
+    let failed = |kind: ErrorKind, message: String, scrubber: Scrubber| {
+        (Report::failed(operation, ErrorReport::new(kind, message)), scrubber)
     };
+    let bad_input = |message: String, scrubber: Scrubber| failed(ErrorKind::BadInput, message, scrubber);
     let limits = match cli.global.limits() {
         Ok(limits) => limits,
-        Err(message) => return bad_input(message, Scrubber::default()),
+        Err(error) => return bad_input(error.to_string(), Scrubber::default()),
     };
     let Some(component) = cli.global.component.as_deref() else {
         return bad_input(
@@ -170,48 +169,40 @@ fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
     } else {
         match read_request(&limits) {
             Ok(stdin) => stdin,
-            Err(error) => return (Report::failed(operation, error), Scrubber::default(), Exit::BadInput),
+            Err(error) => return (Report::failed(operation, error), Scrubber::default()),
         }
     };
     timings::mark("read");
     let parse_started = std::time::Instant::now();
-    let parsed = operation::Request::parse(&cli.command, &stdin);
+    let parsed = Request::parse(&cli.command, &stdin);
     tracing::debug!("request of {} bytes parsed in {:?}", stdin.len(), parse_started.elapsed());
     timings::mark("parse");
     let request = match parsed {
         Ok(request) => request,
-        Err(message) => {
+        Err(error) => {
             let secrets = operation::secrets_of_raw(&stdin);
             scrub::scrub_stderr_with(secrets.clone());
-            return bad_input(message, secrets);
+            return bad_input(error.to_string(), secrets);
         }
     };
     // The raw request is no longer needed: a large sync's bytes are not kept beside its rows.
     drop(stdin);
     // A sync's memory limit follows its size, unless given.
-    let limits = match &request {
-        operation::Request::Sync(_, accounts, _, _, invalid) => {
-            cli.global.sync_limits(accounts.len() + invalid.len()).unwrap_or(limits)
-        }
-        _ => limits,
+    let limits = match request.sync_rows() {
+        Some(rows) => cli.global.sync_limits(rows).unwrap_or(limits),
+        None => limits,
     };
     // Every free-form App value is secret on stderr (the module's own list is not known yet);
     // taken from the parsed request, not by parsing a large request a second time.
-    scrub::scrub_stderr_with(operation::secrets(request.app(), None));
+    let app_secrets = operation::secrets(request.app(), None);
+    scrub::scrub_stderr_with(app_secrets.clone());
     let tls = match cli.global.ca_bundle.as_deref().map(sandbox::tls::client_config).transpose() {
         Ok(tls) => tls,
-        Err(message) => return bad_input(message, operation::secrets(request.app(), None)),
+        Err(message) => return bad_input(message, app_secrets),
     };
     let mut runtime = match runtime::Runtime::load(&load_path, cli.global.cache().as_ref(), &trust) {
         Ok(runtime) => runtime,
-        Err(fault) => {
-            let scrubber = operation::secrets(request.app(), None);
-            return (
-                Report::failed(operation, ErrorReport::new(ErrorKind::ModuleRefused, fault.to_string())),
-                scrubber,
-                Exit::ModuleFault,
-            );
-        }
+        Err(fault) => return failed(ErrorKind::ModuleRefused, fault.to_string(), app_secrets),
     };
     if let Some(tls) = tls {
         runtime.set_tls(tls);
@@ -221,30 +212,22 @@ fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
     let tokio = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            return (
-                Report::failed(
-                    operation,
-                    ErrorReport::new(ErrorKind::ModuleRefused, format!("cannot start the async runtime: {e}")),
-                ),
-                Scrubber::default(),
-                Exit::ModuleFault,
-            );
+            let message = format!("cannot start the async runtime: {e}");
+            return failed(ErrorKind::ModuleRefused, message, Scrubber::default());
         }
     };
     timings::mark("tokio");
-    let (mut report, scrubber, exit) = tokio.block_on(operation::run(operation, &runtime, request, &limits));
+    let (ran, scrubber) = tokio.block_on(operation::run(&runtime, request, &limits));
+    let mut report = Report::of(ran, &runtime, &limits);
     timings::mark("report-build");
     // The new (or previous) component loaded and described itself: now it may become active.
     let switched = match &cli.command {
-        Command::Install(args) if exit == Exit::Success => Some(install::install(component, &args.new)),
-        Command::Rollback if exit == Exit::Success => Some(install::rollback(component)),
+        Command::Install(args) if report.exit() == Exit::Success => Some(install::install(component, &args.new)),
+        Command::Rollback if report.exit() == Exit::Success => Some(install::rollback(component)),
         _ => None,
     };
     match switched {
-        Some(Err(message)) => {
-            report.error = Some(ErrorReport::new(ErrorKind::BadInput, message));
-            (report, scrubber, Exit::BadInput)
-        }
+        Some(Err(error)) => report.error = Some(ErrorReport::new(ErrorKind::BadInput, error.to_string())),
         Some(Ok(())) => {
             report.payload.insert(
                 "active".into(),
@@ -253,10 +236,10 @@ fn execute(cli: &Cli) -> (Report, Scrubber, Exit) {
                     "previous": install::previous_path(component).display().to_string(),
                 }),
             );
-            (report, scrubber, exit)
         }
-        None => (report, scrubber, exit),
+        None => {}
     }
+    (report, scrubber)
 }
 
 /// Reads the request from stdin, at most `--max-request-mib` of it.

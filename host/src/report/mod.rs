@@ -6,6 +6,8 @@
 //! {"ok": false, "operation": "suspend", "error": {"kind": "not-found", "message": "...", "code": null}, "logs": [...]}
 //! ```
 
+pub mod build;
+
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
@@ -48,6 +50,20 @@ pub enum ErrorKind {
     ModuleRefused,
     ModuleTrapped,
     EgressDenied,
+}
+
+impl ErrorKind {
+    /// The exit code of a run that ended in this error: the one place exit codes are decided.
+    pub fn exit(self) -> Exit {
+        use ErrorKind::*;
+        match self {
+            Configuration | NotFound | Authentication | RemoteApi | Transport | Unexpected | ConnectionCheckFailed => {
+                Exit::OperationFailed
+            }
+            BadInput => Exit::BadInput,
+            ModuleRefused | ModuleTrapped | EgressDenied => Exit::ModuleFault,
+        }
+    }
 }
 
 /// `error` of a report.
@@ -146,6 +162,11 @@ impl Report {
 
     pub fn failed(operation: &'static str, error: ErrorReport) -> Self {
         Report { error: Some(error), ..Report::new(operation) }
+    }
+
+    /// The exit code of this run: success without an error, else its kind's code.
+    pub fn exit(&self) -> Exit {
+        self.error.as_ref().map_or(Exit::Success, |e| e.kind.exit())
     }
 
     /// Writes the JSON report to `out`, with every secret removed.
@@ -317,8 +338,8 @@ impl Serialize for DecisionOut<'_> {
             }
             wit::Decision::Change(c) => {
                 map.serialize_entry("decision", self.change)?;
-                map.serialize_entry("from", status_name(c.from))?;
-                map.serialize_entry("to", status_name(c.to))?;
+                map.serialize_entry("from", c.from.hostbill_name())?;
+                map.serialize_entry("to", c.to.hostbill_name())?;
                 map.serialize_entry("facts", &Facts(&c.facts, scrub))?;
             }
             wit::Decision::Skipped(reason) => {
@@ -356,19 +377,6 @@ impl Serialize for InvalidOut<'_> {
         map.serialize_entry("decision", "error")?;
         map.serialize_entry("error", &CleanError(&error, self.scrub))?;
         map.end()
-    }
-}
-
-/// HostBill's spelling of a status.
-pub fn status_name(s: wit::HostbillStatus) -> &'static str {
-    use wit::HostbillStatus::*;
-    match s {
-        Pending => "Pending",
-        Active => "Active",
-        Suspended => "Suspended",
-        Terminated => "Terminated",
-        Cancelled => "Cancelled",
-        Fraud => "Fraud",
     }
 }
 
