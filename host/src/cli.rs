@@ -132,11 +132,11 @@ impl Global {
     }
 
     /// The signature policy these options describe.
-    pub fn trust(&self) -> Result<crate::trust::TrustPolicy, String> {
+    pub fn trust(&self) -> Result<crate::trust::TrustPolicy, TrustedKeysError> {
         let keys = match &self.trusted_keys {
             Some(path) => {
-                crate::trust::check_key_path(path).map_err(|e| format!("--trusted-keys: {e}"))?;
-                Some(component_signing::TrustedKeys::from_path(path).map_err(|e| format!("--trusted-keys: {e}"))?)
+                crate::trust::check_key_path(path)?;
+                Some(component_signing::TrustedKeys::from_path(path)?)
             }
             None => None,
         };
@@ -320,4 +320,12 @@ impl Command {
             Command::Rollback => "rollback",
         }
     }
+}
+/// Why `--trusted-keys` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustedKeysError {
+    #[error("--trusted-keys: {0}")]
+    Path(#[from] crate::trust::KeyPathError),
+    #[error("--trusted-keys: {0}")]
+    Keys(#[from] component_signing::KeyError),
 }

@@ -25,21 +25,26 @@ pub fn supported_range() -> String {
     supported().to_string()
 }
 
+/// Why a component's contract version cannot run on this host.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompatError {
+    /// The component exports no `hostbill:provisioning` module interface.
+    #[error("it exports no {pkg}/module interface (a different world?); this host runs {pkg} {range}", pkg = WIT_PACKAGE, range = supported_range())]
+    NoModule,
+    /// The package version it targets is not semver.
+    #[error("it targets {pkg}@{raw}, which is not a semver version ({reason})", pkg = WIT_PACKAGE)]
+    NotSemver { raw: String, reason: String },
+    /// Another major, a newer minor, or a pre-release.
+    #[error("it targets {pkg}@{version}; this host runs {pkg} {range}", version = .0, pkg = WIT_PACKAGE, range = supported_range())]
+    Unsupported(Version),
+}
+
 /// Checks a component's targeted version (`None`: it exports no `hostbill:provisioning` module).
-pub fn check(targeted: Option<&str>) -> Result<Version, String> {
-    let range = supported_range();
-    let Some(raw) = targeted else {
-        return Err(format!(
-            "it exports no {WIT_PACKAGE}/module interface (a different world?); this host runs {WIT_PACKAGE} {range}"
-        ));
-    };
-    let version = Version::parse(raw)
-        .map_err(|e| format!("it targets {WIT_PACKAGE}@{raw}, which is not a semver version ({e})"))?;
-    if supported().matches(&version) {
-        Ok(version)
-    } else {
-        Err(format!("it targets {WIT_PACKAGE}@{version}; this host runs {WIT_PACKAGE} {range}"))
-    }
+pub fn check(targeted: Option<&str>) -> Result<Version, CompatError> {
+    let raw = targeted.ok_or(CompatError::NoModule)?;
+    let version =
+        Version::parse(raw).map_err(|e| CompatError::NotSemver { raw: raw.to_string(), reason: e.to_string() })?;
+    if supported().matches(&version) { Ok(version) } else { Err(CompatError::Unsupported(version)) }
 }
 
 #[cfg(test)]
@@ -52,13 +57,26 @@ mod tests {
         assert!(check(Some("2.0.7")).is_ok());
         assert!(check(Some("2.1.0")).is_ok());
         let newer = check(Some("2.2.0")).unwrap_err();
-        assert!(newer.contains("@2.2.0") && newer.contains(">=2.0.0, <2.2.0"), "{newer}");
-        assert!(check(Some("3.0.0")).unwrap_err().contains("@3.0.0"));
+        assert_eq!(newer, CompatError::Unsupported(Version::new(2, 2, 0)));
+        assert_eq!(
+            newer.to_string(),
+            "it targets hostbill:provisioning@2.2.0; this host runs hostbill:provisioning >=2.0.0, <2.2.0"
+        );
+        assert_eq!(check(Some("3.0.0")), Err(CompatError::Unsupported(Version::new(3, 0, 0))));
         // 1.x had App fields field3..field5, which HostBill's App table does not have.
-        assert!(check(Some("1.0.0")).unwrap_err().contains("@1.0.0"));
-        assert!(check(Some("0.9.0")).is_err());
-        assert!(check(Some("2.0.0-rc1")).is_err());
-        assert!(check(Some("x")).unwrap_err().contains("not a semver"));
-        assert!(check(None).unwrap_err().contains("exports no"));
+        assert_eq!(check(Some("1.0.0")), Err(CompatError::Unsupported(Version::new(1, 0, 0))));
+        assert_eq!(check(Some("0.9.0")), Err(CompatError::Unsupported(Version::new(0, 9, 0))));
+        assert!(matches!(check(Some("2.0.0-rc1")), Err(CompatError::Unsupported(v)) if v.pre.as_str() == "rc1"));
+        assert!(matches!(check(Some("x")), Err(CompatError::NotSemver { raw, .. }) if raw == "x"));
+        assert!(
+            check(Some("x"))
+                .unwrap_err()
+                .to_string()
+                .starts_with("it targets hostbill:provisioning@x, which is not a semver version (")
+        );
+        assert_eq!(check(None), Err(CompatError::NoModule));
+        assert!(
+            check(None).unwrap_err().to_string().starts_with("it exports no hostbill:provisioning/module interface")
+        );
     }
 }

@@ -120,7 +120,7 @@ fn run_doctor(cli: &Cli, allow_http: bool) -> Exit {
     };
     let trust = match cli.global.trust() {
         Ok(trust) => trust,
-        Err(message) => return fail(message),
+        Err(e) => return fail(e.to_string()),
     };
     let lines = tokio.block_on(doctor::run(component, cli.global.cache(), &app, allow_http, &limits, tls, &trust));
     let mut stdout = std::io::stdout().lock();
@@ -149,7 +149,7 @@ fn execute(cli: &Cli) -> (Report, Scrubber) {
     };
     let trust = match cli.global.trust() {
         Ok(trust) => trust,
-        Err(message) => return bad_input(message, Scrubber::default()),
+        Err(e) => return bad_input(e.to_string(), Scrubber::default()),
     };
     // What is loaded: the component, or for install/rollback the one that is to become active.
     let load_path = match &cli.command {

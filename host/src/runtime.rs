@@ -94,7 +94,7 @@ impl Runtime {
         let shown = path.display();
         let bytes =
             std::fs::read(path).map_err(|e| Fault::Refused(format!("cannot read the component {shown}: {e}")))?;
-        let verification = trust.check(path, &bytes).map_err(Fault::Refused)?;
+        let verification = trust.check(path, &bytes).map_err(|refused| Fault::Refused(refused.to_string()))?;
         let (component, source) = match cache {
             Some(cache) => cache.load_or_compile(&engine, &bytes),
             None => Component::from_binary(&engine, &bytes).map(|c| (c, cache::Source::CompiledOnly)),

@@ -4,38 +4,43 @@
 //! (`--allow-unsigned`, for development). This is checked in the loading path, beside the
 //! contract-version check, before anything of the component is compiled.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use component_signing::{TrustedKeys, VerifyError, signature_path};
+
+/// Why a trusted-keys file or folder cannot be relied on.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyPathError {
+    #[error("cannot read {}: {error}", path.display())]
+    Unreadable { path: PathBuf, error: std::io::Error },
+    #[error("{} belongs to uid {owner}, neither root nor this user (uid {me}): it could hold anyone's key", path.display())]
+    ForeignOwner { path: PathBuf, owner: u32, me: u32 },
+    #[error("{} is writable by other users (mode {mode:04o}): anyone could add a key to it", path.display())]
+    WritableByOthers { path: PathBuf, mode: u32 },
+}
 
 /// Checks that the trusted-keys file or folder (and every key file in it) belongs to root or to
 /// the user running the host and that nobody else can write it: a key another local user could
 /// add would let them sign their own component.
-pub fn check_key_path(path: &Path) -> Result<(), String> {
+pub fn check_key_path(path: &Path) -> Result<(), KeyPathError> {
     use std::os::unix::fs::MetadataExt;
     let me = rustix::process::geteuid().as_raw();
-    let check = |p: &Path| -> Result<(), String> {
-        let meta = std::fs::metadata(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+    fn unreadable(path: &Path) -> impl FnOnce(std::io::Error) -> KeyPathError + '_ {
+        move |error| KeyPathError::Unreadable { path: path.to_path_buf(), error }
+    }
+    let check = |p: &Path| -> Result<(), KeyPathError> {
+        let meta = std::fs::metadata(p).map_err(unreadable(p))?;
         if meta.uid() != 0 && meta.uid() != me {
-            return Err(format!(
-                "{} belongs to uid {}, neither root nor this user (uid {me}): it could hold anyone's key",
-                p.display(),
-                meta.uid()
-            ));
+            return Err(KeyPathError::ForeignOwner { path: p.to_path_buf(), owner: meta.uid(), me });
         }
         if meta.mode() & 0o022 != 0 {
-            return Err(format!(
-                "{} is writable by other users (mode {:04o}): anyone could add a key to it",
-                p.display(),
-                meta.mode() & 0o7777
-            ));
+            return Err(KeyPathError::WritableByOthers { path: p.to_path_buf(), mode: meta.mode() & 0o7777 });
         }
         Ok(())
     };
     check(path)?;
     if path.is_dir() {
-        let entries = std::fs::read_dir(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        for entry in entries.flatten() {
+        for entry in std::fs::read_dir(path).map_err(unreadable(path))?.flatten() {
             let file = entry.path();
             if file.extension().is_some_and(|x| x == "pem" || x == "pub") {
                 check(&file)?;
@@ -43,6 +48,31 @@ pub fn check_key_path(path: &Path) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Why a component's signature does not verify.
+#[derive(Debug, thiserror::Error)]
+pub enum Unverified {
+    #[error(
+        "no trusted keys are configured (pass --trusted-keys with the vendor's public key, or --allow-unsigned for development)"
+    )]
+    NoKeys,
+    #[error("its signature file {} is larger than 64 KiB", .0.display())]
+    SignatureTooLarge(PathBuf),
+    #[error("{} (expected {})", VerifyError::Unsigned, .0.display())]
+    Unsigned(PathBuf),
+    #[error("cannot read its signature file {}: {error}", path.display())]
+    SignatureUnreadable { path: PathBuf, error: std::io::Error },
+    #[error(transparent)]
+    Rejected(VerifyError),
+}
+
+/// A component the policy refuses to run.
+#[derive(Debug, thiserror::Error)]
+#[error("{} is refused: {why}", path.display())]
+pub struct Refused {
+    pub path: PathBuf,
+    pub why: Unverified,
 }
 
 /// The operator's policy.
@@ -78,35 +108,26 @@ impl Verification {
 impl TrustPolicy {
     /// Checks the component at `path` with content `bytes`. The error says which of: unsigned,
     /// signed by another key, modified after signing, no keys configured.
-    pub fn check(&self, path: &Path, bytes: &[u8]) -> Result<Verification, String> {
-        let verdict = self.verify(path, bytes);
-        match verdict {
+    pub fn check(&self, path: &Path, bytes: &[u8]) -> Result<Verification, Refused> {
+        match self.verify(path, bytes) {
             Ok(key_id) => Ok(Verification::Verified { key_id }),
             Err(why) if self.allow_unsigned => {
                 tracing::warn!("{} runs unverified (--allow-unsigned): {why}", path.display());
-                Ok(Verification::Unverified { why })
+                Ok(Verification::Unverified { why: why.to_string() })
             }
-            Err(why) => Err(format!("{} is refused: {why}", path.display())),
+            Err(why) => Err(Refused { path: path.to_path_buf(), why }),
         }
     }
 
-    fn verify(&self, path: &Path, bytes: &[u8]) -> Result<String, String> {
-        let Some(keys) = &self.keys else {
-            return Err("no trusted keys are configured (pass --trusted-keys with the vendor's public key, \
-                 or --allow-unsigned for development)"
-                .to_string());
-        };
+    fn verify(&self, path: &Path, bytes: &[u8]) -> Result<String, Unverified> {
+        let keys = self.keys.as_ref().ok_or(Unverified::NoKeys)?;
         let sig_path = signature_path(path);
         let signature = match std::fs::read(&sig_path) {
-            Ok(data) if data.len() > 64 * 1024 => {
-                return Err(format!("its signature file {} is larger than 64 KiB", sig_path.display()));
-            }
+            Ok(data) if data.len() > 64 * 1024 => return Err(Unverified::SignatureTooLarge(sig_path)),
             Ok(data) => String::from_utf8_lossy(&data).into_owned(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(format!("{} (expected {})", VerifyError::Unsigned, sig_path.display()));
-            }
-            Err(e) => return Err(format!("cannot read its signature file {}: {e}", sig_path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Unverified::Unsigned(sig_path)),
+            Err(error) => return Err(Unverified::SignatureUnreadable { path: sig_path, error }),
         };
-        keys.verify(bytes, &signature).map_err(|e| e.to_string())
+        keys.verify(bytes, &signature).map_err(Unverified::Rejected)
     }
 }

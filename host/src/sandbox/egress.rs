@@ -42,6 +42,19 @@ impl EgressStop {
     }
 }
 
+/// Why a URL has no origin the module may be allowed to reach (each quotes the URL).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OriginError {
+    #[error("{0:?} is not a valid URL ({1})")]
+    Invalid(String, url::ParseError),
+    #[error("{0:?} is not an http(s) URL")]
+    NotHttp(String),
+    #[error("{0:?} has no host")]
+    NoHost(String),
+    #[error("{0:?} has no port")]
+    NoPort(String),
+}
+
 /// An origin: scheme, lower-case host and port (explicit or the scheme's default).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
@@ -52,14 +65,15 @@ pub struct Origin {
 
 impl Origin {
     /// The origin of an absolute `http(s)` URL.
-    pub fn of_url(raw: &str) -> Result<Origin, String> {
-        let url = url::Url::parse(raw.trim()).map_err(|e| format!("{raw:?} is not a valid URL ({e})"))?;
+    pub fn of_url(raw: &str) -> Result<Origin, OriginError> {
+        let quoted = || raw.to_string();
+        let url = url::Url::parse(raw.trim()).map_err(|e| OriginError::Invalid(quoted(), e))?;
         let scheme = url.scheme().to_string();
         if scheme != "http" && scheme != "https" {
-            return Err(format!("{raw:?} is not an http(s) URL"));
+            return Err(OriginError::NotHttp(quoted()));
         }
-        let host = url.host().filter(|h| !h.to_string().is_empty()).ok_or_else(|| format!("{raw:?} has no host"))?;
-        let port = url.port_or_known_default().ok_or_else(|| format!("{raw:?} has no port"))?;
+        let host = url.host().filter(|h| !h.to_string().is_empty()).ok_or_else(|| OriginError::NoHost(quoted()))?;
+        let port = url.port_or_known_default().ok_or_else(|| OriginError::NoPort(quoted()))?;
         Ok(Origin { scheme, host: normalise_host(host), port })
     }
 
@@ -384,7 +398,11 @@ mod tests {
 
     #[test]
     fn bad_endpoint_urls_are_named() {
-        assert!(Origin::of_url("ftp://x").unwrap_err().contains("not an http(s) URL"));
-        assert!(Origin::of_url("nonsense").unwrap_err().contains("not a valid URL"));
+        assert_eq!(Origin::of_url("ftp://x"), Err(OriginError::NotHttp("ftp://x".into())));
+        assert_eq!(Origin::of_url("ftp://x").unwrap_err().to_string(), "\"ftp://x\" is not an http(s) URL");
+        assert_eq!(
+            Origin::of_url("nonsense").unwrap_err().to_string(),
+            "\"nonsense\" is not a valid URL (relative URL without a base)"
+        );
     }
 }
