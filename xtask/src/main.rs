@@ -162,7 +162,7 @@ fn main() -> Result<()> {
 /// The HostBill module's PHPUnit suite, its end-to-end tests against the built host, component
 /// and simulator included.
 fn php_tests(root: &Path, artifacts: &Artifacts) -> Result<()> {
-    run(cargo().args(["build", "-p", "cloudpe-e2e", "--bin", "cloudpe-sim"]))?;
+    // `build(.., for_tests = true)` built the simulator with the workspace's binaries.
     let mut phpunit = Command::new("phpunit");
     phpunit
         .args(["-c", "hostbill-module/tests/phpunit.xml"])
@@ -218,9 +218,18 @@ impl Artifacts {
 fn build(root: &Path, release: bool, for_tests: bool) -> Result<Artifacts> {
     let component = build_component(root, for_tests)?;
     let profile = if release { "release" } else { "debug" };
-    eprintln!("xtask: building the host ({profile})");
+    let what = if for_tests { "the host, the simulator and the tests" } else { "the host" };
+    eprintln!("xtask: building {what} ({profile})");
     let mut host = cargo();
-    host.args(["build", "-p", "hostbill-module-host"]);
+    if for_tests {
+        // Cargo unifies features over the packages it builds, so `-p hostbill-module-host` alone
+        // would resolve wasmtime's dependencies differently from `cargo test --workspace` (anyhow
+        // without `std`) and wasmtime would be compiled twice. Building the workspace's binaries
+        // and tests here resolves them as the test run will, which then only runs them.
+        host.args(["build", "--workspace", "--bins", "--tests"]);
+    } else {
+        host.args(["build", "-p", "hostbill-module-host"]);
+    }
     if release {
         host.arg("--release");
     }
