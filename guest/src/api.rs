@@ -62,12 +62,62 @@ pub struct RemoteAccount {
 }
 
 /// The name of a `group` value: `{"name": "default"}` or `"default"`; anything else is no name.
+/// Read in place, without a `serde_json::Value` per account (a page holds thousands).
 fn group_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::String(name) => Some(name),
-        serde_json::Value::Object(group) => group.get("name").and_then(|n| n.as_str()).map(str::to_string),
-        _ => None,
-    })
+    d.deserialize_any(GroupName { top: true })
+}
+
+/// Visits a `group` value (`top`) or its `name` (not `top`: a nested object is no name).
+struct GroupName {
+    top: bool,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for GroupName {
+    type Value = Option<String>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for GroupName {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a group object or name")
+    }
+    fn visit_str<E>(self, name: &str) -> Result<Self::Value, E> {
+        Ok(Some(name.to_string()))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut name = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if self.top && key == "name" && name.is_none() {
+                name = map.next_value_seed(GroupName { top: false })?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(name)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
 }
 
 /// One page of `getaccounts`.
@@ -323,7 +373,20 @@ impl<'a, P: Platform> CloudPe<'a, P> {
         max_in_flight: usize,
         retry: RetryPolicy,
     ) -> Vec<Result<T, ModuleError>> {
-        let mut results: Vec<Option<Result<T, ModuleError>>> = (0..requests.len()).map(|_| None).collect();
+        self.fetch_all_kept(method, requests, max_in_flight, retry, |reply: T| reply)
+    }
+
+    /// [`CloudPe::fetch_all`], keeping of each reply only what `keep` makes of it, as soon as it
+    /// is parsed: a sync pages through the whole list and needs only the wanted accounts.
+    pub fn fetch_all_kept<T: serde::de::DeserializeOwned, U>(
+        &self,
+        method: ApiMethod,
+        requests: &[HttpRequest],
+        max_in_flight: usize,
+        retry: RetryPolicy,
+        mut keep: impl FnMut(T) -> U,
+    ) -> Vec<Result<U, ModuleError>> {
+        let mut results: Vec<Option<Result<U, ModuleError>>> = (0..requests.len()).map(|_| None).collect();
         let first_round = requests.len().min(max_in_flight.max(1));
         let mut pending: Vec<usize> = (0..requests.len()).collect();
         for attempt in 1..=retry.max_attempts {
@@ -362,7 +425,7 @@ impl<'a, P: Platform> CloudPe<'a, P> {
             self.send_each(method, &batch, max_in_flight, &mut |at, response| {
                 let index = pending[at];
                 let connect_failure = matches!(&response, Err(e) if e.kind == FailureKind::Unreachable);
-                let parsed = self.read::<T>(method, response);
+                let parsed = self.read::<T>(method, response).map(&mut keep);
                 if let Err(e @ ModuleError::Authentication(_)) = &parsed {
                     // The same credentials go with every request: none can succeed.
                     *self.halt.borrow_mut() = Some(e.clone());
@@ -466,20 +529,21 @@ impl<'a, P: Platform> CloudPe<'a, P> {
     }
 
     /// The pages of the whole (unfiltered) account list starting at `start_rows`, read
-    /// concurrently with retries, in the order asked.
-    pub fn pages(
+    /// concurrently with retries, in the order asked; of each, what `keep` makes of it.
+    pub fn pages<U>(
         &self,
         start_rows: &[u64],
         page_size: u64,
         max_in_flight: usize,
         retry: RetryPolicy,
-    ) -> Vec<Result<AccountsPage, ModuleError>> {
+        keep: impl FnMut(AccountsPage) -> U,
+    ) -> Vec<Result<U, ModuleError>> {
         self.expect_requests(start_rows.len() as u32);
         let requests: Vec<_> = start_rows
             .iter()
             .map(|&row| self.request(ApiMethod::GetAccounts, &self.page_params(None, row, page_size)))
             .collect();
-        self.fetch_all::<AccountsPage>(ApiMethod::GetAccounts, &requests, max_in_flight, retry)
+        self.fetch_all_kept(ApiMethod::GetAccounts, &requests, max_in_flight, retry, keep)
     }
 
     /// The account whose uid is exactly `uid`, or `None`. The uid filter may be a substring match
@@ -504,5 +568,30 @@ impl<'a, P: Platform> CloudPe<'a, P> {
     pub fn set_account_status(&self, uid: u64, status: i64) -> Result<(), ModuleError> {
         self.call::<Empty>(ApiMethod::SetAccountStatus, &[("uid", uid.to_string()), ("status", status.to_string())])
             .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group_of(group: &str) -> Option<String> {
+        let json = format!(r#"{{"uid": 7, "group": {group}, "email": "a@b.c"}}"#);
+        let account: RemoteAccount = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{group}: {e}"));
+        assert_eq!(account.email.as_deref(), Some("a@b.c"), "{group}: the fields after `group` are still read");
+        account.group
+    }
+
+    #[test]
+    fn a_group_is_named_by_an_object_or_a_string_and_anything_else_is_no_name() {
+        assert_eq!(group_of(r#"{"name": "default"}"#).as_deref(), Some("default"));
+        assert_eq!(group_of(r#"{"id": 3, "name": "beta", "extra": [1, {"name": "x"}]}"#).as_deref(), Some("beta"));
+        assert_eq!(group_of(r#""gold""#).as_deref(), Some("gold"));
+        assert_eq!(group_of(r#""esc\"aped""#).as_deref(), Some("esc\"aped"));
+        for nameless in ["null", "3", "-1", "1.5", "true", "[\"a\"]", "{}", r#"{"id": 3}"#, r#"{"name": {"name": "x"}}"#, r#"{"name": 5}"#, r#"{"name": null}"#] {
+            assert_eq!(group_of(nameless), None, "{nameless}");
+        }
+        let absent: RemoteAccount = serde_json::from_str(r#"{"uid": 7}"#).unwrap();
+        assert_eq!(absent.group, None);
     }
 }

@@ -113,7 +113,7 @@ fn fetch<P: Platform>(
     max_in_flight: usize,
     retry: RetryPolicy,
 ) -> Result<Vec<(u64, AccountsPage)>, ModuleError> {
-    let results = api.pages(&start_rows, page_size, max_in_flight, retry);
+    let results = api.pages(&start_rows, page_size, max_in_flight, retry, |page| page);
     if let Some(error) = api.halted() {
         return Err(error);
     }

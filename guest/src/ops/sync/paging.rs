@@ -6,10 +6,10 @@
 //! after its retries leaves a gap: wanted uids that could lie in it are looked up one by one,
 //! never assumed absent.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::{Lookup, lookups};
-use crate::api::{AccountsPage, CloudPe, RetryPolicy, first_round_pages};
+use crate::api::{AccountsPage, CloudPe, RemoteAccount, RetryPolicy, first_round_pages};
 use crate::transport::Platform;
 use crate::wit::{LogLevel, ModuleError};
 
@@ -19,7 +19,34 @@ pub const MAX_GAP_LOOKUPS: usize = 2000;
 /// One fetched page: its first row and what came back.
 struct Page {
     start_row: u64,
-    result: Result<AccountsPage, ModuleError>,
+    result: Result<PageSummary, ModuleError>,
+}
+
+/// What is kept of a page once it is parsed: the wanted accounts on it and what the checks of
+/// the list's order need. The other accounts (all but the wanted, in a large list) are dropped
+/// right away, so a scan holds the wanted accounts, not the whole list.
+#[derive(Debug)]
+struct PageSummary {
+    total_count: u64,
+    /// The first and last uid listed, if any.
+    bounds: Option<(u64, u64)>,
+    /// Whether the page lists uids in increasing order.
+    sorted: bool,
+    /// The wanted accounts on it, taken out by [`collect`].
+    wanted: Vec<RemoteAccount>,
+}
+
+impl PageSummary {
+    /// Keeps of `page` the accounts whose uid is in `wanted` (sorted).
+    fn of(page: AccountsPage, wanted: &[u64]) -> Self {
+        let array = page.array;
+        PageSummary {
+            total_count: page.total_count,
+            bounds: array.first().zip(array.last()).map(|(first, last)| (first.uid, last.uid)),
+            sorted: array.windows(2).all(|w| w[0].uid < w[1].uid),
+            wanted: array.into_iter().filter(|a| wanted.binary_search(&a.uid).is_ok()).collect(),
+        }
+    }
 }
 
 /// Reads the wanted uids' accounts by paging through the list.
@@ -34,7 +61,8 @@ pub(super) fn scan<P: Platform>(
     // Enough pages for the wanted set (the sliding window keeps `max_in_flight` busy), bounded in
     // case CloudPe's list is far shorter than HostBill believes.
     let first_round = first_round_pages(wanted.len() as u64, page_size, max_in_flight);
-    let mut pages = fetch(api, (0..first_round).map(|i| i * page_size).collect(), page_size, max_in_flight, retry);
+    let mut pages =
+        fetch(api, (0..first_round).map(|i| i * page_size).collect(), wanted, page_size, max_in_flight, retry);
 
     let total = pages.iter().filter_map(|p| p.result.as_ref().ok()).map(|p| p.total_count).max();
     let Some(total) = total else {
@@ -43,8 +71,9 @@ pub(super) fn scan<P: Platform>(
         return wanted.iter().map(|&uid| (uid, Err(error.clone()))).collect();
     };
     let rest: Vec<u64> = (first_round..total.div_ceil(page_size)).map(|i| i * page_size).collect();
-    let found_so_far = collect(&pages, wanted);
-    let unresolved: Vec<u64> = wanted.iter().copied().filter(|uid| !found_so_far.contains_key(uid)).collect();
+    let mut found = BTreeMap::new();
+    collect(&mut found, &mut pages);
+    let unresolved: Vec<u64> = wanted.iter().copied().filter(|uid| !found.contains_key(uid)).collect();
     if may_switch && rest.len() > unresolved.len() {
         api.platform_log(
             LogLevel::Info,
@@ -54,14 +83,15 @@ pub(super) fn scan<P: Platform>(
                 rest.len()
             ),
         );
-        let mut result = resolve(found_so_far, wanted, &BTreeMap::new());
+        let mut result = resolve(found, wanted, &BTreeMap::new());
         result.extend(lookups::exact(api, &unresolved, max_in_flight, retry));
         return result;
     }
-    pages.extend(fetch(api, rest, page_size, max_in_flight, retry));
+    let mut rest = fetch(api, rest, wanted, page_size, max_in_flight, retry);
+    collect(&mut found, &mut rest);
+    pages.extend(rest);
     pages.sort_by_key(|p| p.start_row);
 
-    let found = collect(&pages, wanted);
     let failed: Vec<&Page> = pages.iter().filter(|p| p.result.is_err()).collect();
     for page in &failed {
         if let Err(e) = &page.result {
@@ -125,27 +155,27 @@ fn list_changed(pages: &[Page]) -> Option<(u64, u64)> {
     (low < high).then_some((low, high))
 }
 
+/// Reads the pages at `start_rows`, keeping of each the accounts in `wanted` (sorted).
 fn fetch<P: Platform>(
     api: &CloudPe<'_, P>,
     start_rows: Vec<u64>,
+    wanted: &[u64],
     page_size: u64,
     max_in_flight: usize,
     retry: RetryPolicy,
 ) -> Vec<Page> {
-    let results = api.pages(&start_rows, page_size, max_in_flight, retry);
+    let results = api.pages(&start_rows, page_size, max_in_flight, retry, |page| PageSummary::of(page, wanted));
     start_rows.into_iter().zip(results).map(|(start_row, result)| Page { start_row, result }).collect()
 }
 
-/// The wanted accounts found on the pages read so far. A uid listed twice with different data
+/// Moves the wanted accounts of `pages` into `found`. A uid listed twice with different data
 /// (the list shifted while it was paged) is kept as an error: it is ambiguous.
-fn collect(pages: &[Page], wanted: &[u64]) -> BTreeMap<u64, Lookup> {
-    let wanted: BTreeSet<u64> = wanted.iter().copied().collect();
-    let mut found: BTreeMap<u64, Lookup> = BTreeMap::new();
+fn collect(found: &mut BTreeMap<u64, Lookup>, pages: &mut [Page]) {
     for page in pages {
-        let Ok(page) = &page.result else { continue };
-        for account in page.array.iter().filter(|a| wanted.contains(&a.uid)) {
+        let Ok(page) = &mut page.result else { continue };
+        for account in std::mem::take(&mut page.wanted) {
             match found.get(&account.uid) {
-                Some(Ok(Some(seen))) if seen != account => {
+                Some(Ok(Some(seen))) if *seen != account => {
                     found.insert(
                         account.uid,
                         Err(ModuleError::Unexpected(format!(
@@ -156,12 +186,11 @@ fn collect(pages: &[Page], wanted: &[u64]) -> BTreeMap<u64, Lookup> {
                 }
                 Some(_) => {}
                 None => {
-                    found.insert(account.uid, Ok(Some(account.clone())));
+                    found.insert(account.uid, Ok(Some(account)));
                 }
             }
         }
     }
-    found
 }
 
 /// Wanted uids not found that may lie on a failed page, with that page's start row. When every
@@ -170,13 +199,7 @@ fn collect(pages: &[Page], wanted: &[u64]) -> BTreeMap<u64, Lookup> {
 fn uncovered(pages: &[Page], wanted: &[u64], found: &BTreeMap<u64, Lookup>) -> BTreeMap<u64, u64> {
     let Some(first_failed) = pages.iter().find(|p| p.result.is_err()) else { return BTreeMap::new() };
     let missing = wanted.iter().copied().filter(|uid| !found.contains_key(uid));
-    let bounds: Vec<Option<(u64, u64)>> = pages
-        .iter()
-        .map(|p| {
-            let page = p.result.as_ref().ok()?;
-            Some((page.array.first()?.uid, page.array.last()?.uid))
-        })
-        .collect();
+    let bounds: Vec<Option<(u64, u64)>> = pages.iter().map(|p| p.result.as_ref().ok()?.bounds).collect();
     if !ordered(pages) {
         return missing.map(|uid| (uid, first_failed.start_row)).collect();
     }
@@ -193,13 +216,11 @@ fn uncovered(pages: &[Page], wanted: &[u64], found: &BTreeMap<u64, Lookup>) -> B
 
 /// Whether the successful pages are sorted by uid, each within itself and against the next.
 fn ordered(pages: &[Page]) -> bool {
-    let uids: Vec<u64> =
-        pages.iter().filter_map(|p| p.result.as_ref().ok()).flat_map(|p| p.array.iter().map(|a| a.uid)).collect();
-    uids.windows(2).all(|w| w[0] < w[1])
+    let read: Vec<&PageSummary> = pages.iter().filter_map(|p| p.result.as_ref().ok()).collect();
+    let bounds: Vec<(u64, u64)> = read.iter().filter_map(|p| p.bounds).collect();
+    read.iter().all(|p| p.sorted) && bounds.windows(2).all(|w| w[0].1 < w[1].0)
 }
 
-/// Final lookups: found accounts, `None` for uids that are certainly absent, and nothing for the
-/// `gaps` (they are resolved separately).
 fn resolve(mut found: BTreeMap<u64, Lookup>, wanted: &[u64], gaps: &BTreeMap<u64, u64>) -> BTreeMap<u64, Lookup> {
     for uid in wanted {
         if !gaps.contains_key(uid) {
