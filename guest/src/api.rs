@@ -588,7 +588,19 @@ mod tests {
         assert_eq!(group_of(r#"{"id": 3, "name": "beta", "extra": [1, {"name": "x"}]}"#).as_deref(), Some("beta"));
         assert_eq!(group_of(r#""gold""#).as_deref(), Some("gold"));
         assert_eq!(group_of(r#""esc\"aped""#).as_deref(), Some("esc\"aped"));
-        for nameless in ["null", "3", "-1", "1.5", "true", "[\"a\"]", "{}", r#"{"id": 3}"#, r#"{"name": {"name": "x"}}"#, r#"{"name": 5}"#, r#"{"name": null}"#] {
+        for nameless in [
+            "null",
+            "3",
+            "-1",
+            "1.5",
+            "true",
+            "[\"a\"]",
+            "{}",
+            r#"{"id": 3}"#,
+            r#"{"name": {"name": "x"}}"#,
+            r#"{"name": 5}"#,
+            r#"{"name": null}"#,
+        ] {
             assert_eq!(group_of(nameless), None, "{nameless}");
         }
         let absent: RemoteAccount = serde_json::from_str(r#"{"uid": 7}"#).unwrap();

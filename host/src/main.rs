@@ -97,7 +97,6 @@ fn main() -> ExitCode {
     std::process::exit(code)
 }
 
-
 /// `doctor`: human-readable lines on stdout; exit 1 if any check fails, 2 on bad input.
 fn run_doctor(cli: &Cli, allow_http: bool) -> Exit {
     let fail = |message: String| {

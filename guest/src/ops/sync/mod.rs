@@ -276,31 +276,3 @@ mod tests {
         );
     }
 }
-
-#[cfg(test)]
-mod perf_tmp {
-    use super::*;
-    use crate::ops::testing::{FakeCloudPe, app};
-    use crate::wit::CustomField;
-    #[test]
-    #[ignore]
-    fn perf_sync_10k() {
-        let users: Vec<(u64, i64, Option<bool>)> = (0..10_000u64).map(|i| (1000 + i, 1 + (i % 3) as i64 % 2, None)).collect();
-        let cloud = FakeCloudPe::new(&users);
-        let accounts: Vec<Account> = (0..10_000u64)
-            .map(|i| Account {
-                id: i + 1,
-                client_id: 50_000 + i,
-                status: if i % 2 == 0 { HostbillStatus::Active } else { HostbillStatus::Suspended },
-                custom_fields: vec![CustomField { code: "cloudpeid".into(), value: (1000 + i).to_string() }],
-            })
-            .collect();
-        let opts = SyncOptions { max_concurrency: 8, page_size: 1000, ..SyncOptions::default() };
-        let t = std::time::Instant::now();
-        for _ in 0..50 {
-            let r = sync(&cloud, &app(), &accounts, opts).unwrap();
-            assert_eq!(r.decisions.len(), 10_000);
-        }
-        eprintln!("per sync {:?}", t.elapsed() / 50);
-    }
-}
