@@ -282,6 +282,12 @@ pub struct SyncArgs {
     /// `"dry_run": true` and `would-change` decisions, which HostBill must not write.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Print `unchanged` decisions without their CloudPe facts. HostBill's daily sync reads only
+    /// the changes; on a large App, where nearly every account is unchanged, the report is then
+    /// a fraction of its size (HostBill reads at most 64 MiB of it, and decodes all of it).
+    #[arg(long)]
+    pub omit_unchanged_facts: bool,
 }
 
 /// Options of `reconcile` (it always pages through the whole list).

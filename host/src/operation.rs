@@ -51,12 +51,19 @@ pub struct SyncJob {
     pub options: wit::SyncOptions,
     /// Only report what would change.
     pub dry_run: bool,
+    /// Print `unchanged` decisions without their facts.
+    pub omit_unchanged_facts: bool,
     pub invalid: Vec<(usize, InvalidRow)>,
 }
 
-/// Whether a sync only reports what would change.
+/// How a sync's decisions are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DryRun(pub bool);
+pub struct SyncPrinting {
+    /// Only report what would change (`would-change` decisions).
+    pub dry_run: bool,
+    /// `unchanged` decisions carry their facts.
+    pub unchanged_facts: bool,
+}
 
 impl Request {
     /// Parses stdin for `command` (`doctor` reads an App, as `test-connection` does).
@@ -89,6 +96,7 @@ impl Request {
                     accounts: r.accounts.valid,
                     options: read_options(&args.read, strategy),
                     dry_run: args.dry_run,
+                    omit_unchanged_facts: args.omit_unchanged_facts,
                     invalid: r.accounts.invalid,
                 })
             }
@@ -152,7 +160,7 @@ pub enum Output {
     Info,
     Outcome(Result<wit::Outcome, wit::ModuleError>),
     Checks(Result<wit::ConnectionReport, wit::ModuleError>),
-    Sync(Result<wit::SyncReport, wit::ModuleError>, DryRun),
+    Sync(Result<wit::SyncReport, wit::ModuleError>, SyncPrinting),
     Reconciliation(Result<wit::Reconciliation, wit::ModuleError>),
     /// The module was built before the operation existed (contract 2.0).
     Unsupported(&'static str),
@@ -195,7 +203,7 @@ pub async fn run(runtime: &Runtime, mut request: Request, limits: &Limits) -> (R
                 }),
                 Request::Sync(job) => Output::Sync(
                     m.call_sync(&mut *store, &job.app, &job.accounts, job.options).await?,
-                    DryRun(job.dry_run),
+                    SyncPrinting { dry_run: job.dry_run, unchanged_facts: !job.omit_unchanged_facts },
                 ),
                 Request::Reconcile(app, accounts, options) => match &module.reconciliation {
                     Some(r) => Output::Reconciliation(r.call_reconcile(&mut *store, app, accounts, *options).await?),
@@ -217,7 +225,7 @@ pub async fn run(runtime: &Runtime, mut request: Request, limits: &Limits) -> (R
 /// A sync's decision holding a string longer than the host accepts becomes that account's error
 /// (the others stand); in any other answer such a string makes the run a module fault.
 fn bound_decisions(output: Output) -> Output {
-    let Output::Sync(Ok(mut sync), dry_run) = output else {
+    let Output::Sync(Ok(mut sync), printing) = output else {
         return output;
     };
     for d in &mut sync.decisions {
@@ -231,7 +239,7 @@ fn bound_decisions(output: Output) -> Output {
             )));
         }
     }
-    Output::Sync(Ok(sync), dry_run)
+    Output::Sync(Ok(sync), printing)
 }
 
 /// Secrets to remove from output: the App password and every field the module marks secret.

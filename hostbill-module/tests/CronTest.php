@@ -243,6 +243,7 @@ class CronTest extends FakeHostTestCase
         $this->app('5', 'report', self::report('sync', array('dry_run' => true, 'decisions' => array(), 'summary' => array())));
         $output = cloudpe_sync::daily($this->controller()->module, true);
         $this->assertContains('--dry-run', $this->sentArgs('app4'));
+        $this->assertContains('--omit-unchanged-facts', $this->sentArgs('app4'), 'the daily sync reads no unchanged facts');
         $this->assertSame(array(), ApiWrapper::$edits);
         $this->assertStringContainsString('1 would change (dry run, nothing written)', $output);
     }
@@ -253,6 +254,8 @@ class CronTest extends FakeHostTestCase
         $this->healthyApp4();
         $this->app('5', 'report', self::report('sync', array('dry_run' => false, 'decisions' => array(), 'summary' => array())));
         $output = $this->controller()->call_Daily();
+        $this->assertContains('--omit-unchanged-facts', $this->sentArgs('app4'));
+        $this->assertNotContains('--dry-run', $this->sentArgs('app4'));
         $this->assertStringContainsString('App #4 "CloudPe EU": 4 accounts read, 1 changed, 1 unchanged, 0 skipped, 2 errors', $output);
         $this->assertStringContainsString('account #4: HostBill did not record the status Terminated: Account is locked', HbLog::text());
     }

@@ -149,6 +149,34 @@ fn dry_run_marks_changes_as_not_to_apply() {
 }
 
 #[test]
+fn omitting_unchanged_facts_shrinks_the_report_and_changes_no_decision() {
+    let host = Host::from_env();
+    let p = population_of(3000);
+    let full = sync(&host, &p, &[]);
+    let lean = sync(&host, &p, &["--omit-unchanged-facts"]);
+    // The same decisions, checked against the oracle, in both runs.
+    assert_eq!(check(&p, &full, false), check(&p, &lean, false));
+    let (full_d, lean_d) = (full.json["decisions"].as_array().unwrap(), lean.json["decisions"].as_array().unwrap());
+    let mut unchanged = 0;
+    for (f, l) in full_d.iter().zip(lean_d) {
+        assert_eq!(f["decision"], l["decision"]);
+        match f["decision"].as_str().unwrap() {
+            "unchanged" => {
+                unchanged += 1;
+                assert!(f["facts"]["cloudpe-uid"].is_string(), "{f}");
+                assert!(l.get("facts").is_none(), "{l}");
+            }
+            "change" => assert_eq!(f["facts"], l["facts"], "a change keeps its facts"),
+            _ => assert_eq!(f, l),
+        }
+    }
+    assert!(unchanged > 500, "{unchanged} unchanged decisions");
+    assert_eq!(full.json["summary"]["unchanged"], lean.json["summary"]["unchanged"]);
+    let (full_len, lean_len) = (full.stdout.len(), lean.stdout.len());
+    assert!(lean_len < full_len * 3 / 4, "report {lean_len} bytes without unchanged facts, {full_len} with");
+}
+
+#[test]
 fn progress_lines_and_a_summary_go_to_stderr() {
     let host = Host::from_env();
     let p = population_of(3000);

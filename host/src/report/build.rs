@@ -166,7 +166,7 @@ fn fill(
                 report.error = Some(ErrorReport::new(ErrorKind::ConnectionCheckFailed, failed.join("; ")));
             }
         }
-        Output::Sync(Ok(sync), dry_run) => {
+        Output::Sync(Ok(sync), printing) => {
             let summary = sync_summary(&sync, invalid.len(), elapsed_ms);
             crate::scrub::stderr_line(&format!(
                 "sync: {} accounts: {} change, {} unchanged, {} skipped, {} error; {} requests in {:.2} s{}",
@@ -177,11 +177,16 @@ fn fill(
                 summary["error"],
                 summary["requests"],
                 elapsed_ms as f64 / 1000.0,
-                if dry_run.0 { " (dry run: nothing to apply)" } else { "" }
+                if printing.dry_run { " (dry run: nothing to apply)" } else { "" }
             ));
-            p.insert("dry_run".into(), Value::Bool(dry_run.0));
+            p.insert("dry_run".into(), Value::Bool(printing.dry_run));
             p.insert("summary".into(), summary);
-            report.decisions = Some(Decisions { report: sync, dry_run: dry_run.0, invalid });
+            report.decisions = Some(Decisions {
+                report: sync,
+                dry_run: printing.dry_run,
+                unchanged_facts: printing.unchanged_facts,
+                invalid,
+            });
         }
         Output::Reconciliation(Ok(r)) => {
             let mut json = reconciliation_json(&r);

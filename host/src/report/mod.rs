@@ -119,6 +119,8 @@ pub struct Decisions {
     pub report: wit::SyncReport,
     /// A dry run labels changes `would-change`, so they cannot be applied by mistake.
     pub dry_run: bool,
+    /// `unchanged` decisions are printed with their facts (without: `--omit-unchanged-facts`).
+    pub unchanged_facts: bool,
     /// Rows the host could not read, by their place in the request (ascending); each is printed
     /// there as an `error` decision of kind `bad-input`, between the module's decisions.
     pub invalid: Vec<(usize, InvalidRow)>,
@@ -301,6 +303,7 @@ impl Serialize for DecisionList<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let scrub = self.scrub;
         let change = if self.decisions.dry_run { "would-change" } else { "change" };
+        let unchanged_facts = self.decisions.unchanged_facts;
         let decided = &self.decisions.report.decisions;
         let mut seq = s.serialize_seq(Some(decided.len() + self.decisions.invalid.len()))?;
         let mut invalid = self.decisions.invalid.iter().peekable();
@@ -310,7 +313,7 @@ impl Serialize for DecisionList<'_> {
                 seq.serialize_element(&InvalidOut { index: *index, row, scrub })?;
                 place += 1;
             }
-            seq.serialize_element(&DecisionOut { d, change, scrub })?;
+            seq.serialize_element(&DecisionOut { d, change, unchanged_facts, scrub })?;
             place += 1;
         }
         for (index, row) in invalid {
@@ -323,6 +326,7 @@ impl Serialize for DecisionList<'_> {
 struct DecisionOut<'a> {
     d: &'a wit::AccountDecision,
     change: &'static str,
+    unchanged_facts: bool,
     scrub: &'a Scrubber,
 }
 
@@ -334,7 +338,9 @@ impl Serialize for DecisionOut<'_> {
         match &self.d.decision {
             wit::Decision::Unchanged(facts) => {
                 map.serialize_entry("decision", "unchanged")?;
-                map.serialize_entry("facts", &Facts(facts, scrub))?;
+                if self.unchanged_facts {
+                    map.serialize_entry("facts", &Facts(facts, scrub))?;
+                }
             }
             wit::Decision::Change(c) => {
                 map.serialize_entry("decision", self.change)?;
@@ -411,6 +417,7 @@ mod tests {
                 requests: 1,
             },
             dry_run: true,
+            unchanged_facts: true,
             invalid: vec![(1, InvalidRow { account_id: Some(9), problem: format!("status {secret:?}") })],
         });
         report.error = Some(ErrorReport::new(ErrorKind::Transport, secret));

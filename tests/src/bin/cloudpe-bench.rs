@@ -43,6 +43,17 @@ struct Args {
     /// leave it out.
     #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
     scale: Vec<usize>,
+    /// Print unchanged decisions with their facts. By default the syncs run as HostBill's daily
+    /// sync runs them, with `--omit-unchanged-facts`.
+    #[arg(long)]
+    full_facts: bool,
+}
+
+impl Args {
+    /// The report flags of the timed syncs: those of HostBill's daily sync unless `--full-facts`.
+    fn report_flags(&self) -> &'static [&'static str] {
+        if self.full_facts { &[] } else { &["--omit-unchanged-facts"] }
+    }
 }
 
 fn main() -> Result<()> {
@@ -61,13 +72,18 @@ fn main() -> Result<()> {
 
     println!("Sync benchmark: {} HostBill accounts, simulated CloudPe with {} users", args.accounts, args.accounts);
     println!(
-        "host {} | component {} ({} KiB) | concurrency {} | page size {} | median of {} runs",
+        "host {} | component {} ({} KiB) | concurrency {} | page size {} | median of {} runs | {}",
         host.bin.display(),
         host.component.display(),
         std::fs::metadata(&host.component)?.len() / 1024,
         args.concurrency,
         args.page_size,
-        args.runs
+        args.runs,
+        if args.full_facts {
+            "unchanged decisions with their facts"
+        } else {
+            "as the daily sync: --omit-unchanged-facts"
+        }
     );
     println!();
     println!(
@@ -95,7 +111,8 @@ fn main() -> Result<()> {
             "--page-size".into(),
             args.page_size.to_string(),
         ];
-        let sync_args: Vec<&str> = sync_args.iter().map(String::as_str).collect();
+        let mut sync_args: Vec<&str> = sync_args.iter().map(String::as_str).collect();
+        sync_args.extend(args.report_flags());
         let mut runs: Vec<HostRun> =
             (0..args.runs).map(|_| host.run_args(&sync_args, request.as_bytes(), TIMINGS)).collect();
         for run in &runs {
@@ -269,7 +286,9 @@ fn scale(host: &Host, args: &Args) -> Result<()> {
         sim.set_latency(Duration::from_millis(20));
         let request = sync_request(&sim.api_url(), n);
         let c = args.concurrency.to_string();
-        let run = host.run_lean(&["sync", "--max-concurrency", &c], request.as_bytes(), TIMINGS);
+        let mut sync_args = vec!["sync", "--max-concurrency", &c];
+        sync_args.extend(args.report_flags());
+        let run = host.run_lean(&sync_args, request.as_bytes(), TIMINGS);
         let before = BEFORE_SCALE.iter().find(|(count, _)| *count == n).map_or("-", |(_, text)| text);
         if run.code != 0 {
             println!(

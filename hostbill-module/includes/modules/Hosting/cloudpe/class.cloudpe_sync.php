@@ -104,7 +104,13 @@ class cloudpe_sync
         if (!$accounts) {
             return $result;
         }
-        $report = $this->module->syncAccounts($accounts, $dryRun ? array('--dry-run') : array(), self::SYNC_TIMEOUT);
+        // Only changes are written (and logged with their facts); an unchanged account's facts
+        // would only grow the report, several times over on a large App.
+        $options = array('--omit-unchanged-facts');
+        if ($dryRun) {
+            $options[] = '--dry-run';
+        }
+        $report = $this->module->syncAccounts($accounts, $options, self::SYNC_TIMEOUT);
         if ($report === null) {
             $result['failure'] = $this->module->lastError() ?: 'the module host could not be used (see the system log)';
             return $result;
