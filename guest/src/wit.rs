@@ -16,8 +16,8 @@ wit_bindgen::generate!({
     },
     additional_derives: [PartialEq, Eq],
     additional_type_attributes: {
-        "hostbill:provisioning/types@2.1.0/app-settings": [#[derive(Default)]],
-        "hostbill:provisioning/types@2.1.0/reconciliation": [#[derive(Default)]],
+        "hostbill:provisioning/types@2.2.0/app-settings": [#[derive(Default)]],
+        "hostbill:provisioning/types@2.2.0/reconciliation": [#[derive(Default)]],
     },
     default_bindings_module: "crate::wit",
 });

@@ -1,6 +1,7 @@
 //! Host bindings of the `hostbill:provisioning` worlds (from `wit/`): `hosting-module-core`, what
-//! every 2.x module exports (so a 2.0 module still links), and in [`since_2_1`] the interfaces
-//! added by 2.1.0 that a module may lack.
+//! every 2.x module exports (so a 2.0 module still links), and in [`latest`] the interfaces added
+//! since (2.1.0: `reconciliation`; 2.2.0: `streaming-sync`, and the `sync-output` import) that a
+//! module may lack.
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -12,13 +13,15 @@ wasmtime::component::bindgen!({
     },
 });
 
-/// The whole 2.1 world, for the exports a 2.0 module does not have (`reconciliation`): looked up
-/// one by one when an operation needs them. Shared interfaces are the core bindings' own.
-pub mod since_2_1 {
+/// The whole current world, for the exports an older module does not have (`reconciliation`,
+/// `streaming-sync`): looked up one by one when an operation needs them. Shared interfaces are
+/// the core bindings' own. `sync-output.emit` may stop the module (the report limit).
+pub mod latest {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "hostbill:provisioning/hosting-module",
         exports: { default: async },
+        imports: { "hostbill:provisioning/sync-output.emit": trappable },
         with: {
             "wasi": wasmtime_wasi::p2::bindings,
             "wasi:http": wasmtime_wasi_http::p2::bindings::http,
@@ -32,7 +35,7 @@ pub mod since_2_1 {
 /// The WIT package this host implements.
 pub const WIT_PACKAGE: &str = "hostbill:provisioning";
 /// Its version, as declared in `wit/hosting-module.wit`.
-pub const WIT_VERSION: &str = "2.1.0";
+pub const WIT_VERSION: &str = "2.2.0";
 
 use hostbill::provisioning::types::{AppField, AppSettings, HostbillStatus};
 

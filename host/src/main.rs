@@ -64,6 +64,16 @@ fn main() -> ExitCode {
     // Every report carries a meter; one that never reached the module shows only the time.
     let meter = report.meter.get_or_insert_with(Default::default);
     meter.wall_ms = started.elapsed().as_millis() as u64;
+    if let Some(stream) = report.stream.take() {
+        // A streamed sync: its decisions are on stdout already (their size was bounded as they
+        // were written); the members known only now end the report.
+        if let Ok(mut stream) = stream.lock() {
+            let _ = stream.finish(&report);
+        }
+        timings::mark("report-write");
+        timings::print();
+        std::process::exit(report.exit() as i32)
+    }
     let size = report.size(&scrubber, cli.global.pretty, limits.max_report_bytes);
     timings::mark("report-size");
     let report = match size {

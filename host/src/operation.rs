@@ -5,10 +5,15 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use std::sync::{Arc, Mutex};
+
 use crate::bindings::hostbill::provisioning::types as wit;
+use crate::bindings::latest::exports::hostbill::provisioning::streaming_sync::SyncSummary;
 use crate::bindings::{APP_COLUMNS, Secrecy};
 use crate::cli::{Command, ReadArgs, Strategy};
+use crate::report::ModuleRef;
 use crate::report::build::decision_longest;
+use crate::report::stream::{DecisionStream, SharedStream, StreamSetup};
 use crate::request::{self, AccountRequest, AppRequest, InvalidRow, ReconcileRequest, RequestError, SyncRequest};
 use crate::runtime::{Fault, Runtime};
 use crate::sandbox::SandboxState;
@@ -161,6 +166,8 @@ pub enum Output {
     Outcome(Result<wit::Outcome, wit::ModuleError>),
     Checks(Result<wit::ConnectionReport, wit::ModuleError>),
     Sync(Result<wit::SyncReport, wit::ModuleError>, SyncPrinting),
+    /// A streamed sync (contract 2.2) that wrote decisions: they are in `Ran::stream`.
+    StreamedSync(Result<SyncSummary, wit::ModuleError>, SyncPrinting),
     Reconciliation(Result<wit::Reconciliation, wit::ModuleError>),
     /// The module was built before the operation existed (contract 2.0).
     Unsupported(&'static str),
@@ -179,19 +186,44 @@ pub struct Ran {
     pub invalid: Vec<(usize, InvalidRow)>,
     /// How many accounts the request held (a reconciliation reports it).
     pub accounts: usize,
+    /// A streamed sync's report, started on stdout (also when the module then failed).
+    pub stream: Option<SharedStream>,
 }
 
 /// Runs `request` through `runtime`; returns the typed result and the scrubber for its output.
 pub async fn run(runtime: &Runtime, mut request: Request, limits: &Limits) -> (Ran, Scrubber) {
     let operation = request.name();
     let started = Instant::now();
-    let invalid = match &mut request {
+    let mut invalid = match &mut request {
         Request::Sync(job) => std::mem::take(&mut job.invalid),
         _ => Vec::new(),
     };
+    let mut stream: Option<SharedStream> = None;
     let (result, store) = runtime
         .run(operation, request.app(), limits, async |module, store| {
             let m = module.core.hostbill_provisioning_module();
+            if let (Request::Sync(job), Some(streaming)) = (&request, &module.streaming_sync) {
+                let printing = SyncPrinting { dry_run: job.dry_run, unchanged_facts: !job.omit_unchanged_facts };
+                let info = store.data().module_info.clone().expect("the module's info is read before the operation");
+                let shared = Arc::new(Mutex::new(DecisionStream::new(
+                    Box::new(std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout())),
+                    StreamSetup {
+                        scrub: secrets(Some(&job.app), Some(&info)),
+                        module: ModuleRef { name: info.name.clone(), version: info.version.clone() },
+                        dry_run: job.dry_run,
+                        unchanged_facts: printing.unchanged_facts,
+                        invalid: std::mem::take(&mut invalid),
+                        accounts: job.accounts.len(),
+                        max_bytes: limits.max_report_bytes,
+                    },
+                )));
+                store.data_mut().decisions = Some(shared.clone());
+                stream = Some(shared);
+                let result = streaming
+                    .call_sync(&mut *store, &job.app, &job.accounts, job.options, printing.unchanged_facts)
+                    .await?;
+                return Ok(Output::StreamedSync(result, printing));
+            }
             Ok(match &request {
                 Request::Describe(_) => Output::Info,
                 Request::TestConnection(app) => Output::Checks(m.call_test_connection(&mut *store, app).await?),
@@ -218,8 +250,23 @@ pub async fn run(runtime: &Runtime, mut request: Request, limits: &Limits) -> (R
         Request::Reconcile(_, accounts, _) => accounts.len(),
         _ => 0,
     };
-    let result = result.map(|(info, output)| (info, bound_decisions(output)));
-    (Ran { operation, result, state: store.into_data(), elapsed_ms, invalid, accounts }, scrubber)
+    let mut state = store.into_data();
+    state.decisions = None;
+    // A stream that wrote nothing (the module failed first, or had no account to decide) hands
+    // its invalid rows back: the report is then an ordinary one.
+    if let Some(unstarted) = stream.take_if(|s| s.lock().is_ok_and(|s| !s.started())) {
+        invalid = unstarted.lock().map(|mut s| s.take_invalid()).unwrap_or_default();
+    }
+    let result = result.map(|(info, output)| {
+        let output = match output {
+            Output::StreamedSync(outcome, printing) if stream.is_none() => {
+                Output::Sync(outcome.map(|s| wit::SyncReport { decisions: Vec::new(), requests: s.requests }), printing)
+            }
+            other => other,
+        };
+        (info, bound_decisions(output))
+    });
+    (Ran { operation, result, state, elapsed_ms, invalid, accounts, stream }, scrubber)
 }
 
 /// A sync's decision holding a string longer than the host accepts becomes that account's error
@@ -228,18 +275,21 @@ fn bound_decisions(output: Output) -> Output {
     let Output::Sync(Ok(mut sync), printing) = output else {
         return output;
     };
-    for d in &mut sync.decisions {
-        let longest = decision_longest(&d.decision);
-        if longest > MAX_ANSWER_STRING_BYTES {
-            d.decision = wit::Decision::Failed(wit::ModuleError::Unexpected(format!(
-                "the module's decision for this account held a {} KiB string; the host accepts at most {} KiB: \
-                 HostBill left unchanged",
-                longest / 1024,
-                MAX_ANSWER_STRING_BYTES / 1024
-            )));
-        }
-    }
+    sync.decisions.iter_mut().for_each(bound_decision);
     Output::Sync(Ok(sync), printing)
+}
+
+/// A decision holding a string longer than the host accepts becomes that account's error.
+pub fn bound_decision(d: &mut wit::AccountDecision) {
+    let longest = decision_longest(&d.decision);
+    if longest > MAX_ANSWER_STRING_BYTES {
+        d.decision = wit::Decision::Failed(wit::ModuleError::Unexpected(format!(
+            "the module's decision for this account held a {} KiB string; the host accepts at most {} KiB: \
+             HostBill left unchanged",
+            longest / 1024,
+            MAX_ANSWER_STRING_BYTES / 1024
+        )));
+    }
 }
 
 /// Secrets to remove from output: the App password and every field the module marks secret.

@@ -7,10 +7,11 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
 
 use crate::bindings::hostbill::provisioning::types as wit;
-use crate::bindings::since_2_1::exports::hostbill::provisioning::reconciliation;
+use crate::bindings::latest::exports::hostbill::provisioning::{reconciliation, streaming_sync};
 use crate::bindings::{HostingModuleCore, HostingModuleCoreIndices, HostingModuleCorePre, WIT_PACKAGE};
 use crate::cache::{self, Cache};
 use crate::compat;
+use crate::report::stream::StreamError;
 use crate::sandbox::SandboxState;
 use crate::sandbox::egress::{EgressPolicy, Origin};
 use crate::sandbox::limits::{EPOCH_TICK, Limits, NamedLimit};
@@ -27,11 +28,13 @@ pub enum Fault {
     Trapped { message: String, limit: Option<NamedLimit> },
 }
 
-/// The exports of an instantiated module: what every 2.x module has, and what 2.1 added.
+/// The exports of an instantiated module: what every 2.x module has, and what 2.1 and 2.2 added.
 pub struct Exports {
     pub core: HostingModuleCore,
     /// `None` for a module built before 2.1.0.
     pub reconciliation: Option<reconciliation::Guest>,
+    /// `None` for a module built before 2.2.0.
+    pub streaming_sync: Option<streaming_sync::Guest>,
 }
 
 /// A loaded, linked component ready to instantiate.
@@ -40,6 +43,7 @@ pub struct Runtime {
     pre: HostingModuleCorePre<SandboxState>,
     core: HostingModuleCoreIndices,
     reconciliation: Option<reconciliation::GuestIndices>,
+    streaming_sync: Option<streaming_sync::GuestIndices>,
     path: PathBuf,
     source: cache::Source,
     version: semver::Version,
@@ -109,6 +113,11 @@ impl Runtime {
             .map_err(link_error)?;
         crate::bindings::hostbill::provisioning::budget::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(link_error)?;
+        crate::bindings::latest::hostbill::provisioning::sync_output::add_to_linker::<_, HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(link_error)?;
         let not_a_module = |e: wasmtime::Error| {
             Fault::Refused(format!(
                 "{shown} targets {WIT_PACKAGE}@{version} but is not a hosting-module component this host can run: {e:#}"
@@ -117,6 +126,7 @@ impl Runtime {
         let instance_pre = linker.instantiate_pre(&component).map_err(not_a_module)?;
         let core = HostingModuleCoreIndices::new(&instance_pre).map_err(not_a_module)?;
         let reconciliation = reconciliation::GuestIndices::new(&instance_pre).ok();
+        let streaming_sync = streaming_sync::GuestIndices::new(&instance_pre).ok();
         let pre = HostingModuleCorePre::new(instance_pre).map_err(not_a_module)?;
         tracing::debug!("component {shown} ready in {:?} ({source:?})", started.elapsed());
         Ok(Runtime {
@@ -124,6 +134,7 @@ impl Runtime {
             pre,
             core,
             reconciliation,
+            streaming_sync,
             path: path.to_path_buf(),
             source,
             version,
@@ -205,6 +216,10 @@ impl Runtime {
                     Some(indices) => Some(indices.load(&mut store, &instance)?),
                     None => None,
                 },
+                streaming_sync: match &self.streaming_sync {
+                    Some(indices) => Some(indices.load(&mut store, &instance)?),
+                    None => None,
+                },
             };
             let info = exports.core.hostbill_provisioning_module().call_info(&mut store).await?;
             crate::timings::mark("instantiate");
@@ -278,7 +293,13 @@ fn classify(e: wasmtime::Error, limits: &Limits, stop: &crate::sandbox::egress::
             Some(limits.named_memory()),
         ),
         Some(trap) => (format!("the module trapped: {trap}"), None),
-        None => (format!("the module failed: {text}"), None),
+        None => match e.downcast_ref::<StreamError>() {
+            Some(too_large @ StreamError::TooLarge { .. }) => {
+                (format!("the module was stopped: {too_large}"), Some(limits.named_report()))
+            }
+            Some(other) => (format!("the module was stopped: {other}"), None),
+            None => (format!("the module failed: {text}"), None),
+        },
     };
     Fault::Trapped { message, limit }
 }

@@ -5,8 +5,9 @@ mod http;
 
 use crate::ops;
 use crate::transport::{HttpRequest, OnResponse, Platform};
+use crate::wit::exports::hostbill::provisioning::streaming_sync::{self, SyncSummary};
 use crate::wit::exports::hostbill::provisioning::{module, reconciliation};
-use crate::wit::hostbill::provisioning::{budget, log};
+use crate::wit::hostbill::provisioning::{budget, log, sync_output};
 use crate::wit::{
     Account, ApiCall, AppSettings, ClientAccount, ConnectionReport, LogLevel, ModuleError, ModuleInfo, Outcome,
     Reconciliation, SyncOptions, SyncReport,
@@ -97,6 +98,19 @@ impl module::Guest for CloudPeModule {
 impl reconciliation::Guest for CloudPeModule {
     fn reconcile(app: AppSettings, accounts: Vec<ClientAccount>, options: SyncOptions) -> OpResult<Reconciliation> {
         ops::reconcile(&WasiPlatform::new(), &app, &accounts, options)
+    }
+}
+
+impl streaming_sync::Guest for CloudPeModule {
+    fn sync(
+        app: AppSettings,
+        accounts: Vec<Account>,
+        options: SyncOptions,
+        unchanged_facts: bool,
+    ) -> OpResult<SyncSummary> {
+        ops::sync_streamed(&WasiPlatform::new(), &app, accounts, options, unchanged_facts, &mut |batch| {
+            sync_output::emit(&batch)
+        })
     }
 }
 

@@ -10,7 +10,7 @@ pub(crate) mod testing;
 pub use account::{create, suspend, terminate, unsuspend};
 pub use connection::test_connection;
 pub use reconcile::reconcile;
-pub use sync::sync;
+pub use sync::{sync, sync_streamed};
 
 use crate::config::{self, Settings};
 use crate::wit::{Account, AppSettings, Fact, ModuleError, ModuleInfo};

@@ -16,8 +16,9 @@ use crate::sandbox::{SandboxState, Source};
 impl Report {
     /// The report of `ran`.
     pub fn of(ran: Ran, runtime: &Runtime, limits: &Limits) -> Report {
-        let Ran { operation, result, state, elapsed_ms, invalid, accounts } = ran;
+        let Ran { operation, result, state, elapsed_ms, invalid, accounts, stream } = ran;
         let mut report = Report::new(operation);
+        report.stream = stream;
         match result {
             Err(fault) => {
                 report.error = Some(match fault {
@@ -123,8 +124,11 @@ fn longest_string(output: &Output) -> usize {
         Output::Outcome(Ok(o)) => o.message.len().max(facts_longest(&o.facts)),
         Output::Checks(Ok(c)) => c.checks.iter().map(|c| c.name.len().max(c.detail.len())).max().unwrap_or(0),
         // Each decision was bounded on its own (`bound_decisions`).
-        Output::Sync(Ok(_), _) => 0,
-        Output::Outcome(Err(e)) | Output::Checks(Err(e)) | Output::Sync(Err(e), _) => error_longest(e),
+        Output::Sync(Ok(_), _) | Output::StreamedSync(Ok(_), _) => 0,
+        Output::Outcome(Err(e))
+        | Output::Checks(Err(e))
+        | Output::Sync(Err(e), _)
+        | Output::StreamedSync(Err(e), _) => error_longest(e),
     }
 }
 
@@ -168,17 +172,7 @@ fn fill(
         }
         Output::Sync(Ok(sync), printing) => {
             let summary = sync_summary(&sync, invalid.len(), elapsed_ms);
-            crate::scrub::stderr_line(&format!(
-                "sync: {} accounts: {} change, {} unchanged, {} skipped, {} error; {} requests in {:.2} s{}",
-                summary["accounts"],
-                summary["change"],
-                summary["unchanged"],
-                summary["skipped"],
-                summary["error"],
-                summary["requests"],
-                elapsed_ms as f64 / 1000.0,
-                if printing.dry_run { " (dry run: nothing to apply)" } else { "" }
-            ));
+            print_summary(&summary, elapsed_ms, printing.dry_run);
             p.insert("dry_run".into(), Value::Bool(printing.dry_run));
             p.insert("summary".into(), summary);
             report.decisions = Some(Decisions {
@@ -187,6 +181,34 @@ fn fill(
                 unchanged_facts: printing.unchanged_facts,
                 invalid,
             });
+        }
+        Output::StreamedSync(Ok(done), printing) => {
+            let (tally, given, invalid) = match &report.stream {
+                Some(stream) => stream.lock().map(|s| (s.tally(), s.accounts(), s.invalid_rows())).unwrap_or_default(),
+                None => Default::default(),
+            };
+            let summary = json!({
+                "accounts": given + invalid,
+                "unchanged": tally.unchanged,
+                "change": tally.change,
+                "skipped": tally.skipped,
+                "error": tally.failed + invalid,
+                "requests": done.requests,
+                "elapsed_ms": elapsed_ms,
+                "peak_rss_kib": peak_rss_kib(),
+            });
+            print_summary(&summary, elapsed_ms, printing.dry_run);
+            p.insert("dry_run".into(), Value::Bool(printing.dry_run));
+            p.insert("summary".into(), summary);
+            if tally.emitted != given || done.decisions != given as u64 {
+                report.error = Some(ErrorReport::new(
+                    ErrorKind::ModuleTrapped,
+                    format!(
+                        "the module decided {} of the {given} accounts (it said {}): the report is incomplete",
+                        tally.emitted, done.decisions
+                    ),
+                ));
+            }
         }
         Output::Reconciliation(Ok(r)) => {
             let mut json = reconciliation_json(&r);
@@ -199,7 +221,11 @@ fn fill(
                 format!("the module ({} {}) does not implement {what}: install a newer one", info.name, info.version),
             ));
         }
-        Output::Outcome(Err(e)) | Output::Checks(Err(e)) | Output::Sync(Err(e), _) | Output::Reconciliation(Err(e)) => {
+        Output::Outcome(Err(e))
+        | Output::Checks(Err(e))
+        | Output::Sync(Err(e), _)
+        | Output::StreamedSync(Err(e), _)
+        | Output::Reconciliation(Err(e)) => {
             report.error = Some(e.into());
         }
     }
@@ -295,6 +321,21 @@ fn peak_rss_kib() -> u64 {
 }
 
 /// Counts per decision, requests and time.
+/// The sync's one summary line on stderr.
+fn print_summary(summary: &Value, elapsed_ms: u64, dry_run: bool) {
+    crate::scrub::stderr_line(&format!(
+        "sync: {} accounts: {} change, {} unchanged, {} skipped, {} error; {} requests in {:.2} s{}",
+        summary["accounts"],
+        summary["change"],
+        summary["unchanged"],
+        summary["skipped"],
+        summary["error"],
+        summary["requests"],
+        elapsed_ms as f64 / 1000.0,
+        if dry_run { " (dry run: nothing to apply)" } else { "" }
+    ));
+}
+
 fn sync_summary(sync: &wit::SyncReport, invalid: usize, elapsed_ms: u64) -> Value {
     let count = |f: fn(&wit::Decision) -> bool| sync.decisions.iter().filter(|d| f(&d.decision)).count();
     json!({

@@ -7,6 +7,7 @@
 //! ```
 
 pub mod build;
+pub mod stream;
 
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
@@ -138,6 +139,9 @@ pub struct Report {
     pub logs: Vec<LogRecord>,
     /// What the run used: wall time, requests, bytes received, peak module memory.
     pub meter: Option<Meter>,
+    /// A streamed sync's decisions, already on stdout: the report ends with
+    /// [`stream::DecisionStream::finish`] instead of being written whole.
+    pub stream: Option<stream::SharedStream>,
 }
 
 /// The `meter` of a report.
@@ -159,6 +163,7 @@ impl Report {
             error: None,
             logs: Vec::new(),
             meter: None,
+            stream: None,
         }
     }
 
@@ -173,7 +178,7 @@ impl Report {
 
     /// Writes the JSON report to `out`, with every secret removed.
     pub fn write(&self, scrubber: &Scrubber, pretty: bool, out: impl std::io::Write) -> std::io::Result<()> {
-        let rendered = Rendered { report: self, scrubber };
+        let rendered = Rendered { report: self, scrubber, tail: false };
         if pretty { serde_json::to_writer_pretty(out, &rendered) } else { serde_json::to_writer(out, &rendered) }
             .map_err(std::io::Error::other)
     }
@@ -182,6 +187,11 @@ impl Report {
     pub fn size(&self, scrubber: &Scrubber, pretty: bool, max_bytes: usize) -> Option<usize> {
         let mut counter = Counter { count: 0, max: max_bytes };
         self.write(scrubber, pretty, &mut counter).ok().map(|()| counter.count)
+    }
+
+    /// What a streamed report ends with (see [`stream::DecisionStream::finish`]).
+    fn rendered_tail<'a>(&'a self, scrubber: &'a Scrubber) -> impl Serialize + 'a {
+        Rendered { report: self, scrubber, tail: true }
     }
 
     /// The JSON report as text (tests and small reports).
@@ -213,6 +223,8 @@ impl std::io::Write for Counter {
 struct Rendered<'a> {
     report: &'a Report,
     scrubber: &'a Scrubber,
+    /// Only what a streamed report writes at its end: no `operation`, `module` or `decisions`.
+    tail: bool,
 }
 
 /// A string serialised with secrets removed.
@@ -229,8 +241,10 @@ impl Serialize for Rendered<'_> {
         let (r, scrub) = (self.report, self.scrubber);
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("ok", &r.error.is_none())?;
-        map.serialize_entry("operation", r.operation)?;
-        if let Some(module) = &r.module {
+        if !self.tail {
+            map.serialize_entry("operation", r.operation)?;
+        }
+        if let Some(module) = r.module.as_ref().filter(|_| !self.tail) {
             map.serialize_entry(
                 "module",
                 &serde_json::json!({"name": Clean(&module.name, scrub), "version": Clean(&module.version, scrub)}),
@@ -241,7 +255,7 @@ impl Serialize for Rendered<'_> {
             scrub.json(&mut value);
             map.serialize_entry(key, &value)?;
         }
-        if let Some(decisions) = &r.decisions {
+        if let Some(decisions) = r.decisions.as_ref().filter(|_| !self.tail) {
             map.serialize_entry("decisions", &DecisionList { decisions, scrub })?;
         }
         if let Some(error) = &r.error {

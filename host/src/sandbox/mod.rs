@@ -62,6 +62,8 @@ pub struct SandboxState {
     /// When the host stops the current call (`--deadline-secs` after the run began); the module
     /// asks how long it has left through `budget`.
     pub deadline: std::time::Instant,
+    /// Where a streamed sync's decisions go (`sync-output.emit`); `None` outside one.
+    pub decisions: Option<crate::report::stream::SharedStream>,
 }
 
 impl SandboxState {
@@ -104,6 +106,7 @@ impl SandboxState {
             calls: Vec::new(),
             calls_dropped: 0,
             deadline: std::time::Instant::now() + limits.deadline,
+            decisions: None,
         }
     }
 
@@ -257,5 +260,17 @@ impl budget::Host for SandboxState {
     fn time_left_ms(&mut self) -> u64 {
         let left = self.deadline.saturating_duration_since(std::time::Instant::now());
         u64::try_from(left.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+impl crate::bindings::latest::hostbill::provisioning::sync_output::Host for SandboxState {
+    fn emit(
+        &mut self,
+        decisions: Vec<crate::bindings::hostbill::provisioning::types::AccountDecision>,
+    ) -> wasmtime::Result<()> {
+        let Some(stream) = &self.decisions else {
+            return Err(wasmtime::Error::msg("the module emitted sync decisions outside a streamed sync"));
+        };
+        let mut stream = stream.lock().map_err(|_| wasmtime::Error::msg("the report stream is unusable"))?;
+        stream.emit(decisions).map_err(wasmtime::Error::new)
     }
 }

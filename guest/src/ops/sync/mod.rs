@@ -10,6 +10,7 @@ use super::{account_facts, cloudpe_uid, settings};
 use crate::api::{CloudPe, DEADLINE_MESSAGE, RemoteAccount, RetryPolicy};
 use crate::status;
 use crate::transport::Platform;
+use crate::wit::exports::hostbill::provisioning::streaming_sync::SyncSummary;
 use crate::wit::{
     Account, AccountDecision, AppSettings, Decision, HostbillStatus, LogLevel, ModuleError, StatusChange, SyncOptions,
     SyncReport, SyncStrategy,
@@ -47,21 +48,57 @@ fn plan(options: &SyncOptions, wanted: usize) -> Plan {
     }
 }
 
-/// Decides every account; reads CloudPe concurrently (exact lookups or pages, see [`plan`]).
+/// Decides every account and returns the decisions together; see [`sync_streamed`].
 pub fn sync(
     platform: &impl Platform,
     app: &AppSettings,
     accounts: &[Account],
     options: SyncOptions,
 ) -> Result<SyncReport, ModuleError> {
+    let mut decisions = Vec::with_capacity(accounts.len());
+    let summary = sync_streamed(platform, app, accounts.to_vec(), options, true, &mut |batch| decisions.extend(batch))?;
+    Ok(SyncReport { decisions, requests: summary.requests })
+}
+
+/// Decisions handed to `emit` at a time by [`sync_streamed`].
+pub const EMIT_BATCH: usize = 1024;
+
+/// What the sync keeps of an input account while it reads CloudPe: the account itself (its
+/// custom fields and their strings) is dropped once its uid is read.
+struct Candidate {
+    id: u64,
+    client_id: u64,
+    status: HostbillStatus,
+    /// The CloudPe uid it links to, for an account whose status is synced.
+    uid: Option<Result<u64, ModuleError>>,
+}
+
+/// Decides every account; reads CloudPe concurrently (exact lookups or pages, see [`plan`]), then
+/// hands the decisions to `emit` in input order, [`EMIT_BATCH`] at a time, so they never all
+/// exist at once. With `unchanged_facts` false, an `unchanged` decision carries no facts.
+pub fn sync_streamed(
+    platform: &impl Platform,
+    app: &AppSettings,
+    accounts: Vec<Account>,
+    options: SyncOptions,
+    unchanged_facts: bool,
+    emit: &mut dyn FnMut(Vec<AccountDecision>),
+) -> Result<SyncSummary, ModuleError> {
     let settings = settings(app)?;
     let api = CloudPe::new(&settings, platform);
     let retry = RetryPolicy::attempts(options.max_attempts);
     let max_in_flight = options.max_concurrency.max(1) as usize;
 
-    let uids: Vec<Option<Result<u64, ModuleError>>> =
-        accounts.iter().map(|a| is_candidate(a.status).then(|| cloudpe_uid(&settings, a))).collect();
-    let mut wanted: Vec<u64> = uids.iter().filter_map(|u| u.as_ref()?.as_ref().ok().copied()).collect();
+    let candidates: Vec<Candidate> = accounts
+        .into_iter()
+        .map(|a| Candidate {
+            id: a.id,
+            client_id: a.client_id,
+            status: a.status,
+            uid: is_candidate(a.status).then(|| cloudpe_uid(&settings, &a)),
+        })
+        .collect();
+    let mut wanted: Vec<u64> = candidates.iter().filter_map(|c| c.uid.as_ref()?.as_ref().ok().copied()).collect();
     wanted.sort_unstable();
     wanted.dedup();
 
@@ -73,6 +110,7 @@ pub fn sync(
             paging::scan(&api, &wanted, options.page_size.max(1) as u64, max_in_flight, retry, may_switch)
         }
     };
+    drop(wanted);
     if let Some(error) = api.halted() {
         // The credentials were rejected or CloudPe could not be reached at all: one error for the
         // whole sync says so, instead of the same failure repeated for every account.
@@ -80,21 +118,28 @@ pub fn sync(
         return Err(error);
     }
 
-    let decisions: Vec<AccountDecision> = accounts
-        .iter()
-        .zip(uids)
-        .map(|(account, uid)| {
-            let decision = match uid {
-                None => Decision::Skipped(format!("HostBill status {} is not synced", account.status.as_str())),
-                Some(Err(e)) => Decision::Failed(e),
-                Some(Ok(uid)) => decide(account, uid, &lookups[&uid]),
-            };
-            AccountDecision { account_id: account.id, decision }
-        })
-        .collect();
+    let (mut changes, mut failures) = (0, 0);
+    let mut batch = Vec::with_capacity(EMIT_BATCH.min(candidates.len()));
+    for candidate in &candidates {
+        let decision = match &candidate.uid {
+            None => Decision::Skipped(format!("HostBill status {} is not synced", candidate.status.as_str())),
+            Some(Err(e)) => Decision::Failed(e.clone()),
+            Some(Ok(uid)) => decide(candidate, *uid, &lookups[uid], unchanged_facts),
+        };
+        match decision {
+            Decision::Change(_) => changes += 1,
+            Decision::Failed(_) => failures += 1,
+            Decision::Unchanged(_) | Decision::Skipped(_) => {}
+        }
+        batch.push(AccountDecision { account_id: candidate.id, decision });
+        if batch.len() == EMIT_BATCH {
+            emit(std::mem::replace(&mut batch, Vec::with_capacity(EMIT_BATCH)));
+        }
+    }
+    if !batch.is_empty() {
+        emit(batch);
+    }
 
-    let changes = decisions.iter().filter(|d| matches!(d.decision, Decision::Change(_))).count();
-    let failures = decisions.iter().filter(|d| matches!(d.decision, Decision::Failed(_))).count();
     let late =
         lookups.values().filter(|l| matches!(l, Err(ModuleError::Transport(m)) if m == DEADLINE_MESSAGE)).count();
     if late > 0 {
@@ -107,15 +152,15 @@ pub fn sync(
         LogLevel::Info,
         &format!(
             "sync: {} accounts, {} CloudPe users wanted ({plan:?}), {changes} to change, {failures} failed, {} requests",
-            accounts.len(),
-            wanted.len(),
+            candidates.len(),
+            lookups.len(),
             api.requests()
         ),
     );
-    Ok(SyncReport { decisions, requests: api.requests() })
+    Ok(SyncSummary { decisions: candidates.len() as u64, requests: api.requests() })
 }
 
-fn decide(account: &Account, uid: u64, lookup: &Lookup) -> Decision {
+fn decide(account: &Candidate, uid: u64, lookup: &Lookup, unchanged_facts: bool) -> Decision {
     let remote = match lookup {
         Err(e) => return Decision::Failed(e.clone()),
         Ok(None) => {
@@ -126,7 +171,6 @@ fn decide(account: &Account, uid: u64, lookup: &Lookup) -> Decision {
         }
         Ok(Some(remote)) => remote,
     };
-    let facts = account_facts(remote);
     let Some(state) = remote.status else {
         return Decision::Failed(ModuleError::Unexpected(format!(
             "CloudPe returned user {uid} without a status: HostBill left unchanged"
@@ -137,8 +181,10 @@ fn decide(account: &Account, uid: u64, lookup: &Lookup) -> Decision {
             "CloudPe user {uid} has status {}, which this module does not know: HostBill left unchanged",
             status::describe(state)
         ))),
-        Some(to) if to == account.status => Decision::Unchanged(facts),
-        Some(to) => Decision::Change(StatusChange { from: account.status, to, facts }),
+        Some(to) if to == account.status => {
+            Decision::Unchanged(if unchanged_facts { account_facts(remote) } else { Vec::new() })
+        }
+        Some(to) => Decision::Change(StatusChange { from: account.status, to, facts: account_facts(remote) }),
     }
 }
 
@@ -205,6 +251,51 @@ mod tests {
         let by_lookup = sync(&cloud, &app(), &accounts, lookups).unwrap();
         assert_eq!(by_lookup.decisions, report.decisions);
         assert_eq!(by_lookup.requests, 7);
+    }
+
+    #[test]
+    fn a_streamed_sync_emits_the_same_decisions_in_input_order_and_in_batches() {
+        use HostbillStatus::*;
+        let users: Vec<(u64, i64, Option<bool>)> = (0..2500).map(|i| (1000 + i, 1 + (i % 2) as i64, None)).collect();
+        let cloud = FakeCloudPe::new(&users);
+        let accounts: Vec<Account> = (0..2600u64)
+            .map(|i| account(i + 1, &(1000 + i).to_string(), [Active, Active, Suspended, Pending][(i % 4) as usize]))
+            .collect();
+        let whole = sync(&cloud, &app(), &accounts, opts()).unwrap();
+        let mut batches: Vec<Vec<AccountDecision>> = Vec::new();
+        let summary =
+            sync_streamed(&cloud, &app(), accounts.clone(), opts(), true, &mut |batch| batches.push(batch)).unwrap();
+        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [EMIT_BATCH, EMIT_BATCH, 2600 - 2 * EMIT_BATCH]);
+        assert_eq!(batches.concat(), whole.decisions, "the same decisions, in input order");
+        assert_eq!((summary.decisions, summary.requests), (2600, whole.requests));
+
+        let mut lean = Vec::new();
+        sync_streamed(&cloud, &app(), accounts, opts(), false, &mut |batch| lean.extend(batch)).unwrap();
+        let mut unchanged = 0;
+        for (full, lean) in whole.decisions.iter().zip(&lean) {
+            match (&full.decision, &lean.decision) {
+                (Decision::Unchanged(facts), Decision::Unchanged(none)) => {
+                    assert!(!facts.is_empty() && none.is_empty(), "{full:?} / {lean:?}");
+                    unchanged += 1;
+                }
+                _ => assert_eq!(full, lean, "only unchanged decisions lose their facts"),
+            }
+        }
+        assert!(unchanged > 500, "{unchanged}");
+        assert!(whole.decisions.iter().any(|d| matches!(&d.decision, Decision::Change(c) if !c.facts.is_empty())));
+    }
+
+    #[test]
+    fn a_sync_that_fails_before_deciding_emits_nothing() {
+        let cloud = FakeCloudPe::new(&[(12, 1, None)]);
+        let mut bad = app();
+        bad.field2 = Some("wrong-token".into());
+        let mut emitted = 0;
+        let accounts = vec![account(1, "12", HostbillStatus::Active)];
+        let error =
+            sync_streamed(&cloud, &bad, accounts, opts(), true, &mut |batch| emitted += batch.len()).unwrap_err();
+        assert!(matches!(error, ModuleError::Authentication(_)), "{error:?}");
+        assert_eq!(emitted, 0);
     }
 
     #[test]

@@ -37,7 +37,7 @@ class cloudpe extends HostingModule
     const OPERATION_TIMEOUT = 120;
 
     protected $modname = 'CloudPe';
-    protected $version = '2.1.0';
+    protected $version = '2.2.0';
     protected $description = 'Suspends, unsuspends and syncs CloudPe (Virtuozzo Application Platform) users, through a sandboxed WebAssembly module.';
     protected $options = array();
     protected $serverFields = array(
