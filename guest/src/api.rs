@@ -43,22 +43,76 @@ impl ApiMethod {
     }
 }
 
-/// An account element of `getaccounts`. Fields this module does not use are ignored.
+/// An account element of `getaccounts`, as the module keeps it: a sync holds one per wanted user
+/// (a million, for a large App), so its three texts share one allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "ListedAccount")]
 pub struct RemoteAccount {
     pub uid: u64,
-    #[serde(default)]
-    pub email: Option<String>,
-    #[serde(default)]
     pub status: Option<i64>,
-    #[serde(default, rename = "isEnabled")]
     pub is_enabled: Option<bool>,
+    /// The email, group name and creation date, one after the other.
+    texts: Box<str>,
+    /// Where each of the three ends in `texts`; `u32::MAX` for an absent one.
+    ends: [u32; 3],
+}
+
+/// An account element of `getaccounts` as CloudPe lists it. Fields this module does not use are
+/// ignored.
+#[derive(Deserialize)]
+struct ListedAccount {
+    uid: u64,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    status: Option<i64>,
+    #[serde(default, rename = "isEnabled")]
+    is_enabled: Option<bool>,
     /// The user's group: an object `{"name": ...}` (a bare name is accepted too).
     #[serde(default, deserialize_with = "group_name")]
-    pub group: Option<String>,
+    group: Option<String>,
     /// `yyyy-MM-dd HH:mm:ss`, as CloudPe prints it.
     #[serde(default, rename = "createdOn")]
-    pub created_on: Option<String>,
+    created_on: Option<String>,
+}
+
+impl From<ListedAccount> for RemoteAccount {
+    fn from(a: ListedAccount) -> Self {
+        let mut texts = String::new();
+        let mut ends = [u32::MAX; 3];
+        for (end, text) in ends.iter_mut().zip([&a.email, &a.group, &a.created_on]) {
+            if let Some(text) = text {
+                texts.push_str(text);
+                *end = u32::try_from(texts.len()).unwrap_or(u32::MAX - 1);
+            }
+        }
+        RemoteAccount { uid: a.uid, status: a.status, is_enabled: a.is_enabled, texts: texts.into(), ends }
+    }
+}
+
+impl RemoteAccount {
+    fn text(&self, which: usize) -> Option<&str> {
+        let end = self.ends[which];
+        if end == u32::MAX {
+            return None;
+        }
+        let start = self.ends[..which].iter().rev().find(|&&e| e != u32::MAX).map_or(0, |&e| e as usize);
+        self.texts.get(start..end as usize)
+    }
+
+    pub fn email(&self) -> Option<&str> {
+        self.text(0)
+    }
+
+    /// The user's group name.
+    pub fn group(&self) -> Option<&str> {
+        self.text(1)
+    }
+
+    /// `yyyy-MM-dd HH:mm:ss`, as CloudPe prints it.
+    pub fn created_on(&self) -> Option<&str> {
+        self.text(2)
+    }
 }
 
 /// The name of a `group` value: `{"name": "default"}` or `"default"`; anything else is no name.
@@ -578,8 +632,26 @@ mod tests {
     fn group_of(group: &str) -> Option<String> {
         let json = format!(r#"{{"uid": 7, "group": {group}, "email": "a@b.c"}}"#);
         let account: RemoteAccount = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{group}: {e}"));
-        assert_eq!(account.email.as_deref(), Some("a@b.c"), "{group}: the fields after `group` are still read");
-        account.group
+        assert_eq!(account.email(), Some("a@b.c"), "{group}: the fields after `group` are still read");
+        account.group().map(str::to_string)
+    }
+
+    #[test]
+    fn a_users_texts_are_kept_whichever_are_present() {
+        let read = |json: &str| serde_json::from_str::<RemoteAccount>(json).unwrap();
+        let all = read(r#"{"uid": 1, "email": "a@b.c", "group": {"name": "g"}, "createdOn": "2024-01-02 03:04:05"}"#);
+        assert_eq!(
+            (all.email(), all.group(), all.created_on()),
+            (Some("a@b.c"), Some("g"), Some("2024-01-02 03:04:05"))
+        );
+        let middle_only = read(r#"{"uid": 1, "group": "gold"}"#);
+        assert_eq!((middle_only.email(), middle_only.group(), middle_only.created_on()), (None, Some("gold"), None));
+        let empty_email = read(r#"{"uid": 1, "email": "", "createdOn": "x"}"#);
+        assert_eq!((empty_email.email(), empty_email.group(), empty_email.created_on()), (Some(""), None, Some("x")));
+        let none = read(r#"{"uid": 1, "email": null}"#);
+        assert_eq!((none.email(), none.group(), none.created_on()), (None, None, None));
+        let unicode = read(r#"{"uid": 1, "email": "é@ü.de", "createdOn": "ß"}"#);
+        assert_eq!((unicode.email(), unicode.created_on()), (Some("é@ü.de"), Some("ß")));
     }
 
     #[test]
@@ -604,6 +676,6 @@ mod tests {
             assert_eq!(group_of(nameless), None, "{nameless}");
         }
         let absent: RemoteAccount = serde_json::from_str(r#"{"uid": 7}"#).unwrap();
-        assert_eq!(absent.group, None);
+        assert_eq!(absent.group(), None);
     }
 }

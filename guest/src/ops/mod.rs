@@ -77,8 +77,8 @@ fn quote(value: &str) -> String {
 /// Facts describing a CloudPe account.
 fn account_facts(remote: &crate::api::RemoteAccount) -> Vec<Fact> {
     let mut facts = vec![Fact::new("cloudpe-uid", remote.uid.to_string())];
-    if let Some(email) = &remote.email {
-        facts.push(Fact::new("cloudpe-email", email.clone()));
+    if let Some(email) = remote.email() {
+        facts.push(Fact::new("cloudpe-email", email));
     }
     facts.push(Fact::new(
         "cloudpe-status",
@@ -89,11 +89,11 @@ fn account_facts(remote: &crate::api::RemoteAccount) -> Vec<Fact> {
         Some(true) | None => "enabled",
     };
     facts.push(Fact::new("cloudpe-login", login));
-    if let Some(group) = &remote.group {
-        facts.push(Fact::new("cloudpe-group", group.clone()));
+    if let Some(group) = remote.group() {
+        facts.push(Fact::new("cloudpe-group", group));
     }
-    if let Some(created) = &remote.created_on {
-        facts.push(Fact::new("cloudpe-created", created.clone()));
+    if let Some(created) = remote.created_on() {
+        facts.push(Fact::new("cloudpe-created", created));
     }
     facts
 }

@@ -45,7 +45,7 @@ pub fn reconcile(
             continue;
         };
         for client in clients {
-            if let (Some(ours), Some(theirs)) = (client.client_email.as_deref(), user.email.as_deref())
+            if let (Some(ours), Some(theirs)) = (client.client_email.as_deref(), user.email())
                 && !ours.trim().eq_ignore_ascii_case(theirs.trim())
             {
                 report.email_differences.push(EmailDifference {
@@ -60,7 +60,7 @@ pub fn reconcile(
     report.unlinked_users = users
         .values()
         .filter(|u| !linked.contains_key(&u.uid))
-        .map(|u| RemoteUser { uid: u.uid, email: u.email.clone() })
+        .map(|u| RemoteUser { uid: u.uid, email: u.email().map(str::to_string) })
         .collect();
     report.remote_users = users.len() as u64;
     report.requests = api.requests();
