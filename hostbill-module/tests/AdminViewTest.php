@@ -70,7 +70,8 @@ class AdminViewTest extends FakeHostTestCase
         $this->assertSame(array('suspended' => 0), $module->getSynchInfo());
         $args = $this->sentArgs('run1');
         $this->assertSame('sync', $args[0]);
-        $this->assertSame(array('--strategy', 'exact-lookups'), array_slice($args, 7), 'one exact lookup, not a page of the user list');
+        $this->assertSame(array('--max-report-mib', '63'), array_slice($args, 7, 2), 'the host stops below what PHP reads of its report');
+        $this->assertSame(array('--strategy', 'exact-lookups'), array_slice($args, 9), 'one exact lookup, not a page of the user list');
         $this->assertCount(1, $this->sentRequest('run1')['accounts']);
         $values = $module->detailValues();
         $this->assertSame(array('1234', 'ann@client.example', '1 (active)', 'enabled', 'beta', '2024-03-01 10:00:00'), array($values['cloudpe_uid'], $values['cloudpe_email'], $values['cloudpe_status'], $values['cloudpe_login'], $values['cloudpe_group'], $values['cloudpe_created']));

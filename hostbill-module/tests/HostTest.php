@@ -9,7 +9,7 @@ class HostTest extends FakeHostTestCase
         $result = $host->run('suspend', array('app' => array('field2' => self::TOKEN)), array('--pretty'));
         $this->assertSame(1, $result['exit']);
         $this->assertSame('done', $result['report']['outcome']['message']);
-        $this->assertSame(array('suspend', '--component', $this->dir . '/module.wasm', '--trusted-keys', $this->dir . '/keys', '--deadline-secs', '5', '--pretty'), $this->sentArgs());
+        $this->assertSame(array('suspend', '--component', $this->dir . '/module.wasm', '--trusted-keys', $this->dir . '/keys', '--deadline-secs', '5', '--max-report-mib', '63', '--pretty'), $this->sentArgs());
         $this->assertSame(array('app' => array('field2' => self::TOKEN)), $this->sentRequest());
     }
 
@@ -22,6 +22,7 @@ class HostTest extends FakeHostTestCase
         $host->run('suspend', array());
         $this->assertSame('/srv/hostbill/includes/modules/Hosting/cloudpe/cache', $this->flag('--cache-dir'));
         $this->assertSame('108', $this->flag('--deadline-secs'));
+        $this->assertSame('63', $this->flag('--max-report-mib'), 'below the 64 MiB of the report PHP reads');
     }
 
     /** @dataProvider deadlines */

@@ -348,7 +348,7 @@ class ModuleTest extends FakeHostTestCase
             $infos[1]
         );
         $info = file($this->dir . '/args-host.txt.info', FILE_IGNORE_NEW_LINES);
-        $this->assertSame(array('info', '--component', $this->dir . '/module.wasm', '--trusted-keys', $this->dir . '/keys', '--deadline-secs', '5'), $info, 'info ran after the connection test, with the same trust');
+        $this->assertSame(array('info', '--component', $this->dir . '/module.wasm', '--trusted-keys', $this->dir . '/keys', '--deadline-secs', '5', '--max-report-mib', '63'), $info, 'info ran after the connection test, with the same trust');
         $this->assertSame('test-connection', $this->sentArgs()[0], 'the action\'s own arguments are kept');
         $this->assertNoToken($module);
     }

@@ -196,6 +196,29 @@ fn progress_lines_and_a_summary_go_to_stderr() {
 }
 
 #[test]
+fn a_report_over_its_limit_stops_the_streamed_sync_and_is_still_one_json_object() {
+    // The decisions are written as the module emits them (contract 2.2): past --max-report-mib the
+    // host stops the module; what was printed is closed into a valid report that says so.
+    let host = Host::from_env();
+    let p = population_of(12_000);
+    let whole = sync(&host, &p, &[]);
+    assert_eq!(whole.code, 0, "{}", whole.stderr);
+    assert!(whole.stdout.len() > 2 * 1024 * 1024, "{} bytes", whole.stdout.len());
+    let cut = sync(&host, &p, &["--max-report-mib", "1"]);
+    assert_eq!(cut.code, 3, "{}", cut.all_output());
+    assert!(cut.json.is_object(), "not one JSON object: {}", &cut.stdout[cut.stdout.len().saturating_sub(300)..]);
+    assert_eq!(cut.json["ok"], false);
+    assert_eq!(cut.json["error"]["kind"], "module-trapped");
+    assert_eq!(cut.json["error"]["limit"], json!({"name": "report", "value": "1 MiB"}));
+    let message = cut.json["error"]["message"].as_str().unwrap();
+    assert!(message.contains("larger than 1 MiB (--max-report-mib)"), "{message}");
+    let printed = cut.json["decisions"].as_array().unwrap();
+    assert!(!printed.is_empty() && printed.len() < p.accounts.len(), "{} decisions printed", printed.len());
+    assert_eq!(printed[..], whole.json["decisions"].as_array().unwrap()[..printed.len()], "a prefix of the decisions");
+    assert!(cut.stdout.len() < 2 * 1024 * 1024, "{} bytes", cut.stdout.len());
+}
+
+#[test]
 fn one_hundred_thousand_accounts_sync_within_the_memory_cap() {
     let host = Host::from_env();
     let p = population_of(100_000);

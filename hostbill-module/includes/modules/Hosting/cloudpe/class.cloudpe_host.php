@@ -40,7 +40,7 @@ class cloudpe_host
     const NO_REQUEST = array('info', 'precompile', 'install', 'rollback');
 
     /** Options and variables the runner sets itself, or never: no caller may pass them. */
-    const OWN_OPTIONS = array('--deadline-secs', '--cache-dir', '--component', '--trusted-keys');
+    const OWN_OPTIONS = array('--deadline-secs', '--cache-dir', '--component', '--trusted-keys', '--max-report-mib');
     const FORBIDDEN_OPTIONS = array('--allow-unsigned');
     const FORBIDDEN_VARIABLES = array('HOSTBILL_MODULE_ALLOW_UNSIGNED', 'HOSTBILL_MODULE_TRUSTED_KEYS', 'HOSTBILL_MODULE_COMPONENT');
 
@@ -247,6 +247,9 @@ class cloudpe_host
         $command = array(
             $this->binary, $operation, '--component', $this->component, '--trusted-keys', $this->trustedKeys,
             '--deadline-secs', self::number($this->deadline()),
+            // The host stops at a report this runner would not read whole, and says why; a large
+            // sync's report is written while it runs, so this is the only bound on it.
+            '--max-report-mib', (string) max(1, intdiv($this->maxStdout, 1048576) - 1),
         );
         if ($this->cacheDir !== null) {
             $command[] = '--cache-dir';
