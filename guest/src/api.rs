@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::Settings;
-use crate::envelope;
+use crate::envelope::{self, Reply};
 use crate::transport::{FailureKind, Flow, HttpMethod, HttpRequest, HttpResponse, Platform, TransportError};
 use crate::wit::{ApiCall, Fact, LogLevel, ModuleError, RemoteError};
 
@@ -174,14 +174,27 @@ impl<'de> serde::de::Visitor<'de> for GroupName {
     }
 }
 
-/// One page of `getaccounts`.
+/// One page of `getaccounts`, with its envelope (read in the same pass: see [`Reply`]).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct AccountsPage {
     #[serde(rename = "totalCount", default)]
     pub total_count: u64,
     #[serde(default)]
     pub array: Vec<RemoteAccount>,
+    #[serde(default)]
+    result: Option<i64>,
+    #[serde(default)]
+    error: Option<String>,
 }
+
+impl Reply for AccountsPage {
+    fn envelope(&self) -> Option<(Option<i64>, Option<&str>)> {
+        Some((self.result, self.error.as_deref()))
+    }
+}
+
+impl Reply for ChecksumReply {}
+impl Reply for Empty {}
 
 #[derive(Deserialize)]
 struct ChecksumReply {
@@ -331,11 +344,7 @@ impl<'a, P: Platform> CloudPe<'a, P> {
     /// Sends one call and parses its reply, retrying transient failures. Every method this
     /// module calls is safe to repeat: reads, and `setaccountstatus`, which is idempotent
     /// (setting the status an account already has succeeds).
-    fn call<T: serde::de::DeserializeOwned>(
-        &self,
-        method: ApiMethod,
-        params: &[(&str, String)],
-    ) -> Result<T, ModuleError> {
+    fn call<T: Reply>(&self, method: ApiMethod, params: &[(&str, String)]) -> Result<T, ModuleError> {
         let request = self.request(method, params);
         self.fetch_all(method, std::slice::from_ref(&request), 1, RetryPolicy::attempts(CALL_ATTEMPTS))
             .pop()
@@ -420,7 +429,7 @@ impl<'a, P: Platform> CloudPe<'a, P> {
     /// round in which not one request could connect while none ever has: the API is
     /// unreachable. Then [`CloudPe::halted`] says why, and the requests not answered get that
     /// error. (A single round is retried as usual: there is nothing to save by stopping it.)
-    pub fn fetch_all<T: serde::de::DeserializeOwned>(
+    pub fn fetch_all<T: Reply>(
         &self,
         method: ApiMethod,
         requests: &[HttpRequest],
@@ -432,7 +441,7 @@ impl<'a, P: Platform> CloudPe<'a, P> {
 
     /// [`CloudPe::fetch_all`], keeping of each reply only what `keep` makes of it, as soon as it
     /// is parsed: a sync pages through the whole list and needs only the wanted accounts.
-    pub fn fetch_all_kept<T: serde::de::DeserializeOwned, U>(
+    pub fn fetch_all_kept<T: Reply, U>(
         &self,
         method: ApiMethod,
         requests: &[HttpRequest],
@@ -520,7 +529,7 @@ impl<'a, P: Platform> CloudPe<'a, P> {
     }
 
     /// Parses a reply to `method`.
-    pub fn read<T: serde::de::DeserializeOwned>(
+    pub fn read<T: Reply>(
         &self,
         method: ApiMethod,
         response: Result<HttpResponse, TransportError>,

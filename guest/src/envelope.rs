@@ -30,9 +30,18 @@ struct Envelope {
     error: Option<String>,
 }
 
+/// A reply type. One that reads the envelope's `result` and `error` itself is parsed once: the
+/// pages of the account list, a sync's bulk of bytes. Any other is read for its envelope first.
+pub trait Reply: DeserializeOwned {
+    /// The envelope's `result` and `error`, for a type that reads them.
+    fn envelope(&self) -> Option<(Option<i64>, Option<&str>)> {
+        None
+    }
+}
+
 /// Parses the reply to `method` into `T`. `secret` is removed from any text copied out of the
 /// reply (CloudPe echoes a rejected session token in its error message).
-pub fn parse<T: DeserializeOwned>(method: &str, response: &HttpResponse, secret: &str) -> Result<T, ModuleError> {
+pub fn parse<T: Reply>(method: &str, response: &HttpResponse, secret: &str) -> Result<T, ModuleError> {
     if response.status == 404 {
         return Err(ModuleError::Configuration(format!(
             "CloudPe answered HTTP 404 (no such path) to {method}: check that the App's Host URL points at the CloudPe API"
@@ -45,6 +54,13 @@ pub fn parse<T: DeserializeOwned>(method: &str, response: &HttpResponse, secret:
             body_hint(&response.body, secret)
         )));
     }
+    // One pass when the type reads the envelope too; if it cannot read the reply, the two passes
+    // below say why, exactly as for any other type.
+    if let Ok(reply) = serde_json::from_slice::<T>(&response.body)
+        && let Some((result, error)) = reply.envelope()
+    {
+        return judge(method, result, error, secret).map(|()| reply);
+    }
     let envelope: Envelope = serde_json::from_slice(&response.body).map_err(|e| {
         ModuleError::Transport(format!(
             "CloudPe's reply to {method} is not valid JSON ({}){}",
@@ -52,20 +68,25 @@ pub fn parse<T: DeserializeOwned>(method: &str, response: &HttpResponse, secret:
             body_hint(&response.body, secret)
         ))
     })?;
-    let error = envelope.error.as_deref().map(str::trim).unwrap_or("");
-    match envelope.result {
-        Some(0) if error.is_empty() => {}
-        None if error.is_empty() => {
-            return Err(ModuleError::Transport(format!("CloudPe's reply to {method} has no `result` field")));
-        }
-        code => return Err(api_error(method, code.unwrap_or(-1), &scrub(error, secret))),
-    }
+    judge(method, envelope.result, envelope.error.as_deref(), secret)?;
     serde_json::from_slice(&response.body).map_err(|e| {
         ModuleError::Transport(format!(
             "CloudPe's reply to {method} has an unexpected shape: {}",
             scrub(&e.to_string(), secret)
         ))
     })
+}
+
+/// The envelope's verdict: `result` 0 and no `error` is success.
+fn judge(method: &str, result: Option<i64>, error: Option<&str>, secret: &str) -> Result<(), ModuleError> {
+    let error = error.map(str::trim).unwrap_or("");
+    match result {
+        Some(0) if error.is_empty() => Ok(()),
+        None if error.is_empty() => {
+            Err(ModuleError::Transport(format!("CloudPe's reply to {method} has no `result` field")))
+        }
+        code => Err(api_error(method, code.unwrap_or(-1), &scrub(error, secret))),
+    }
 }
 
 /// The `result` code of a reply, if it is a JSON envelope carrying one (for the call log).
@@ -169,6 +190,44 @@ mod tests {
     #[derive(Deserialize, Debug)]
     struct Checksum {
         checksum: String,
+    }
+
+    impl Reply for Checksum {}
+
+    /// The page type read the ordinary way (envelope first, then the data).
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct TwoPassPage {
+        #[serde(rename = "totalCount", default)]
+        total_count: u64,
+        #[serde(default)]
+        array: Vec<crate::api::RemoteAccount>,
+    }
+
+    impl Reply for TwoPassPage {}
+
+    #[test]
+    fn a_page_read_in_one_pass_gives_what_two_passes_give() {
+        let bodies = [
+            r#"{"result":0,"totalCount":2,"array":[{"uid":1,"status":1},{"uid":2,"email":"a@b"}]}"#,
+            r#"{"array":[],"totalCount":0,"result":0,"error":""}"#,
+            r#"{"totalCount":3,"array":[]}"#,
+            r#"{"result":702,"error":"session [tok] is invalid","array":[]}"#,
+            r#"{"result":99,"error":"internal","array":"not a list"}"#,
+            r#"{"result":0,"array":"not a list"}"#,
+            r#"{"result":"0","array":[]}"#,
+            r#"{"result":0,"error":"boom","array":[]}"#,
+            r#"[1,2]"#,
+            r#"<html>502</html>"#,
+        ];
+        for body in bodies {
+            let one = parse::<crate::api::AccountsPage>("getaccounts", &reply(200, body), "tok");
+            let two = parse::<TwoPassPage>("getaccounts", &reply(200, body), "tok");
+            match (one, two) {
+                (Ok(one), Ok(two)) => assert_eq!((one.total_count, one.array), (two.total_count, two.array), "{body}"),
+                (Err(one), Err(two)) => assert_eq!(one, two, "{body}"),
+                (one, two) => panic!("{body}: one pass {one:?}, two passes {two:?}"),
+            }
+        }
     }
 
     fn reply(status: u16, body: &str) -> HttpResponse {

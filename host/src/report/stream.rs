@@ -66,28 +66,13 @@ pub struct DecisionStream {
     bytes: usize,
     max_bytes: usize,
     started: bool,
+    /// One element's JSON, reused: the writer gets one call per element.
+    scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for DecisionStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DecisionStream").field("started", &self.started).field("tally", &self.tally).finish()
-    }
-}
-
-/// Counts what passes through to the inner writer.
-struct Counted<'a> {
-    inner: &'a mut (dyn Write + Send),
-    bytes: &'a mut usize,
-}
-
-impl Write for Counted<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        *self.bytes += n;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
     }
 }
 
@@ -119,6 +104,7 @@ impl DecisionStream {
             bytes: 0,
             max_bytes: setup.max_bytes,
             started: false,
+            scratch: Vec::new(),
         }
     }
 
@@ -160,6 +146,7 @@ impl DecisionStream {
             while let Some((index, row)) = self.invalid.next_if(|(index, _)| *index <= self.place) {
                 write_element(
                     &mut *self.out,
+                    &mut self.scratch,
                     &mut self.bytes,
                     self.place == 0,
                     &InvalidOut { index, row: &row, scrub: &self.scrub },
@@ -175,12 +162,12 @@ impl DecisionStream {
             }
             let out =
                 DecisionOut { d: &d, change: self.change, unchanged_facts: self.unchanged_facts, scrub: &self.scrub };
-            write_element(&mut *self.out, &mut self.bytes, self.place == 0, &out)?;
+            write_element(&mut *self.out, &mut self.scratch, &mut self.bytes, self.place == 0, &out)?;
             self.tally.emitted += 1;
             self.place += 1;
-        }
-        if self.bytes > self.max_bytes {
-            return Err(StreamError::TooLarge { mib: self.max_bytes / (1024 * 1024), written: self.tally.emitted });
+            if self.bytes > self.max_bytes {
+                return Err(StreamError::TooLarge { mib: self.max_bytes / (1024 * 1024), written: self.tally.emitted });
+            }
         }
         Ok(())
     }
@@ -192,6 +179,7 @@ impl DecisionStream {
         for (index, row) in rows {
             write_element(
                 &mut *self.out,
+                &mut self.scratch,
                 &mut self.bytes,
                 self.place == 0,
                 &InvalidOut { index, row: &row, scrub: &self.scrub },
@@ -228,15 +216,18 @@ impl DecisionStream {
 /// the bytes.
 fn write_element(
     out: &mut (dyn Write + Send),
+    scratch: &mut Vec<u8>,
     bytes: &mut usize,
     first: bool,
     element: &impl serde::Serialize,
 ) -> std::io::Result<()> {
-    let mut out = Counted { inner: out, bytes };
+    scratch.clear();
     if !first {
-        out.write_all(b",")?;
+        scratch.push(b',');
     }
-    serde_json::to_writer(&mut out, element).map_err(std::io::Error::other)
+    serde_json::to_writer(&mut *scratch, element).map_err(std::io::Error::other)?;
+    *bytes += scratch.len();
+    out.write_all(scratch)
 }
 
 #[cfg(test)]
