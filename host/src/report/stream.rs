@@ -318,6 +318,11 @@ mod tests {
         assert_eq!(streamed, expected);
         assert_eq!(streamed["decisions"][0]["account_id"], 900, "the invalid row keeps its place");
         assert_eq!(streamed["decisions"][9]["account_id"], Value::Null);
+        let unchanged =
+            streamed["decisions"].as_array().unwrap().iter().find(|d| d["decision"] == "unchanged").unwrap();
+        assert!(unchanged.get("facts").is_none(), "--omit-unchanged-facts: {unchanged}");
+        let change = streamed["decisions"].as_array().unwrap().iter().find(|d| d["decision"] == "change").unwrap();
+        assert!(change["facts"]["cloudpe-uid"].is_string(), "a change keeps its facts: {change}");
         assert_eq!(s.tally(), Tally { change: 2, unchanged: 1, skipped: 2, failed: 2, emitted: 7 });
     }
 
