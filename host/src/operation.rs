@@ -61,6 +61,13 @@ pub struct SyncJob {
     pub invalid: Vec<(usize, InvalidRow)>,
 }
 
+impl SyncJob {
+    /// How its decisions are printed.
+    fn printing(&self) -> SyncPrinting {
+        SyncPrinting { dry_run: self.dry_run, unchanged_facts: !self.omit_unchanged_facts }
+    }
+}
+
 /// How a sync's decisions are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SyncPrinting {
@@ -203,14 +210,14 @@ pub async fn run(runtime: &Runtime, mut request: Request, limits: &Limits) -> (R
         .run(operation, request.app(), limits, async |module, store| {
             let m = module.core.hostbill_provisioning_module();
             if let (Request::Sync(job), Some(streaming)) = (&request, &module.streaming_sync) {
-                let printing = SyncPrinting { dry_run: job.dry_run, unchanged_facts: !job.omit_unchanged_facts };
+                let printing = job.printing();
                 let info = store.data().module_info.clone().expect("the module's info is read before the operation");
                 let shared = Arc::new(Mutex::new(DecisionStream::new(
                     Box::new(std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout())),
                     StreamSetup {
                         scrub: secrets(Some(&job.app), Some(&info)),
                         module: ModuleRef { name: info.name.clone(), version: info.version.clone() },
-                        dry_run: job.dry_run,
+                        dry_run: printing.dry_run,
                         unchanged_facts: printing.unchanged_facts,
                         invalid: std::mem::take(&mut invalid),
                         accounts: job.accounts.len(),
@@ -233,10 +240,9 @@ pub async fn run(runtime: &Runtime, mut request: Request, limits: &Limits) -> (R
                     AccountAction::Unsuspend => m.call_unsuspend(&mut *store, app, account).await?,
                     AccountAction::Terminate => m.call_terminate(&mut *store, app, account).await?,
                 }),
-                Request::Sync(job) => Output::Sync(
-                    m.call_sync(&mut *store, &job.app, &job.accounts, job.options).await?,
-                    SyncPrinting { dry_run: job.dry_run, unchanged_facts: !job.omit_unchanged_facts },
-                ),
+                Request::Sync(job) => {
+                    Output::Sync(m.call_sync(&mut *store, &job.app, &job.accounts, job.options).await?, job.printing())
+                }
                 Request::Reconcile(app, accounts, options) => match &module.reconciliation {
                     Some(r) => Output::Reconciliation(r.call_reconcile(&mut *store, app, accounts, *options).await?),
                     None => Output::Unsupported("reconcile (added in hostbill:provisioning 2.1.0)"),

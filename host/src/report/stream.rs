@@ -144,14 +144,7 @@ impl DecisionStream {
         }
         for mut d in decisions {
             while let Some((index, row)) = self.invalid.next_if(|(index, _)| *index <= self.place) {
-                write_element(
-                    &mut *self.out,
-                    &mut self.scratch,
-                    &mut self.bytes,
-                    self.place == 0,
-                    &InvalidOut { index, row: &row, scrub: &self.scrub },
-                )?;
-                self.place += 1;
+                self.write_invalid(index, &row)?;
             }
             bound_decision(&mut d);
             match &d.decision {
@@ -177,14 +170,7 @@ impl DecisionStream {
     pub fn finish(&mut self, report: &Report) -> std::io::Result<()> {
         let rows: Vec<(usize, InvalidRow)> = self.invalid.by_ref().collect();
         for (index, row) in rows {
-            write_element(
-                &mut *self.out,
-                &mut self.scratch,
-                &mut self.bytes,
-                self.place == 0,
-                &InvalidOut { index, row: &row, scrub: &self.scrub },
-            )?;
-            self.place += 1;
+            self.write_invalid(index, &row)?;
         }
         let tail = serde_json::to_vec(&report.rendered_tail(&self.scrub)).map_err(std::io::Error::other)?;
         // `tail` is a JSON object: its members continue this one.
@@ -197,6 +183,14 @@ impl DecisionStream {
         }
         self.out.write_all(b"\n")?;
         self.out.flush()
+    }
+
+    /// Writes the `error` decision of the invalid row at `index`, at the current place.
+    fn write_invalid(&mut self, index: usize, row: &InvalidRow) -> std::io::Result<()> {
+        let DecisionStream { out, scratch, bytes, place, scrub, .. } = self;
+        write_element(&mut **out, scratch, bytes, *place == 0, &InvalidOut { index, row, scrub })?;
+        *place += 1;
+        Ok(())
     }
 
     fn start(&mut self) -> std::io::Result<()> {
