@@ -1,5 +1,6 @@
 //! The CloudPe calls this module makes: where each request is built and each reply is read.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
@@ -45,8 +46,7 @@ impl ApiMethod {
 
 /// An account element of `getaccounts`, as the module keeps it: a sync holds one per wanted user
 /// (a million, for a large App), so its three texts share one allocation.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(from = "ListedAccount")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteAccount {
     pub uid: u64,
     pub status: Option<i64>,
@@ -57,30 +57,38 @@ pub struct RemoteAccount {
     ends: [u32; 3],
 }
 
-/// An account element of `getaccounts` as CloudPe lists it. Fields this module does not use are
-/// ignored.
+/// An account element of `getaccounts` as CloudPe lists it, its texts borrowed from the reply
+/// where they hold no escapes (a page lists thousands; each copy was an allocation). Fields this
+/// module does not use are ignored.
 #[derive(Deserialize)]
-struct ListedAccount {
+struct ListedAccount<'a> {
     uid: u64,
-    #[serde(default)]
-    email: Option<String>,
+    #[serde(default, borrow)]
+    email: Option<Cow<'a, str>>,
     #[serde(default)]
     status: Option<i64>,
     #[serde(default, rename = "isEnabled")]
     is_enabled: Option<bool>,
     /// The user's group: an object `{"name": ...}` (a bare name is accepted too).
-    #[serde(default, deserialize_with = "group_name")]
-    group: Option<String>,
+    #[serde(default, borrow, deserialize_with = "group_name")]
+    group: Option<Cow<'a, str>>,
     /// `yyyy-MM-dd HH:mm:ss`, as CloudPe prints it.
-    #[serde(default, rename = "createdOn")]
-    created_on: Option<String>,
+    #[serde(default, borrow, rename = "createdOn")]
+    created_on: Option<Cow<'a, str>>,
 }
 
-impl From<ListedAccount> for RemoteAccount {
-    fn from(a: ListedAccount) -> Self {
-        let mut texts = String::new();
+impl<'de> Deserialize<'de> for RemoteAccount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListedAccount::deserialize(d).map(RemoteAccount::from)
+    }
+}
+
+impl From<ListedAccount<'_>> for RemoteAccount {
+    fn from(a: ListedAccount<'_>) -> Self {
+        let parts = [&a.email, &a.group, &a.created_on];
+        let mut texts = String::with_capacity(parts.iter().filter_map(|t| t.as_ref()).map(|t| t.len()).sum());
         let mut ends = [u32::MAX; 3];
-        for (end, text) in ends.iter_mut().zip([&a.email, &a.group, &a.created_on]) {
+        for (end, text) in ends.iter_mut().zip(parts) {
             if let Some(text) = text {
                 texts.push_str(text);
                 *end = u32::try_from(texts.len()).unwrap_or(u32::MAX - 1);
@@ -117,7 +125,7 @@ impl RemoteAccount {
 
 /// The name of a `group` value: `{"name": "default"}` or `"default"`; anything else is no name.
 /// Read in place, without a `serde_json::Value` per account (a page holds thousands).
-fn group_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+fn group_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
     d.deserialize_any(GroupName { top: true })
 }
 
@@ -127,24 +135,27 @@ struct GroupName {
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for GroupName {
-    type Value = Option<String>;
+    type Value = Option<Cow<'de, str>>;
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl<'de> serde::de::Visitor<'de> for GroupName {
-    type Value = Option<String>;
+    type Value = Option<Cow<'de, str>>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a group object or name")
     }
+    fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Borrowed(name)))
+    }
     fn visit_str<E>(self, name: &str) -> Result<Self::Value, E> {
-        Ok(Some(name.to_string()))
+        Ok(Some(Cow::Owned(name.to_string())))
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut name = None;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             if self.top && key == "name" && name.is_none() {
                 name = map.next_value_seed(GroupName { top: false })?;
             } else {
@@ -661,6 +672,16 @@ mod tests {
         assert_eq!((none.email(), none.group(), none.created_on()), (None, None, None));
         let unicode = read(r#"{"uid": 1, "email": "é@ü.de", "createdOn": "ß"}"#);
         assert_eq!((unicode.email(), unicode.created_on()), (Some("é@ü.de"), Some("ß")));
+        // Texts with escapes cannot be borrowed from the reply; they are unescaped copies.
+        let escaped = read(r#"{"uid": 1, "email": "a\u0040b.c", "group": {"name": "q\"t"}, "createdOn": "\u00df"}"#);
+        assert_eq!((escaped.email(), escaped.group(), escaped.created_on()), (Some("a@b.c"), Some("q\"t"), Some("ß")));
+        // Read from bytes, as replies are: the borrowed texts are the same.
+        let bytes = br#"{"uid": 1, "email": "a@b.c", "group": {"name": "g"}, "createdOn": "2024"}"#;
+        let borrowed: RemoteAccount = serde_json::from_slice(bytes).unwrap();
+        assert_eq!(
+            (borrowed.email(), borrowed.group(), borrowed.created_on()),
+            (Some("a@b.c"), Some("g"), Some("2024"))
+        );
     }
 
     #[test]

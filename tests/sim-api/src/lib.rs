@@ -77,7 +77,7 @@ pub fn respond(state: &mut ApiState, method: &str, params: &Params, fault: Optio
     };
     match fault {
         None | Some(FaultKind::AfterApplying(_) | FaultKind::ConcurrentDelete(_)) => {
-            Reply::Json(call(state, method, params).to_string())
+            Reply::Json(call(state, method, params))
         }
         Some(FaultKind::Http500) => {
             Reply::Http { status: 500, content_type: "text/plain", body: "Internal Server Error" }
@@ -86,9 +86,9 @@ pub fn respond(state: &mut ApiState, method: &str, params: &Params, fault: Optio
         Some(FaultKind::ApiError { result, error }) => {
             Reply::Json(serde_json::json!({"result": result, "error": error, "source": "JEL"}).to_string())
         }
-        Some(FaultKind::Padded(spaces)) => Reply::Padded { spaces, json: call(state, method, params).to_string() },
+        Some(FaultKind::Padded(spaces)) => Reply::Padded { spaces, json: call(state, method, params) },
         Some(FaultKind::TruncatedJson) => {
-            let reply = call(state, method, params).to_string();
+            let reply = call(state, method, params);
             Reply::Json(reply[..reply.len() / 2].to_string())
         }
         Some(FaultKind::Timeout) => Reply::Transport(TransportFault::Timeout),

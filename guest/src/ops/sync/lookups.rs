@@ -1,8 +1,6 @@
 //! Exact lookups: one filtered `getaccounts` per uid, concurrently, keeping only the element
 //! whose uid equals the requested one.
 
-use std::collections::BTreeMap;
-
 use super::Lookup;
 use crate::api::{AccountsPage, ApiMethod, CloudPe, LOOKUP_PAGE_SIZE, RetryPolicy};
 use crate::transport::Platform;
@@ -14,7 +12,7 @@ pub(super) fn exact<P: Platform>(
     uids: &[u64],
     max_in_flight: usize,
     retry: RetryPolicy,
-) -> BTreeMap<u64, Lookup> {
+) -> Vec<(u64, Lookup)> {
     api.expect_requests(uids.len() as u32);
     let requests: Vec<_> = uids
         .iter()

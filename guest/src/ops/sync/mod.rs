@@ -1,11 +1,11 @@
 //! Sync: reads the CloudPe state of many accounts and decides, per account, what HostBill should
 //! record. A failed or ambiguous lookup never yields a change.
 
+mod found;
 mod lookups;
 mod paging;
 
-use std::collections::BTreeMap;
-
+use self::found::Found;
 use super::{account_facts, cloudpe_uid, settings};
 use crate::api::{CloudPe, DEADLINE_MESSAGE, RemoteAccount, RetryPolicy};
 use crate::status;
@@ -103,14 +103,17 @@ pub fn sync_streamed(
     wanted.dedup();
 
     let plan = plan(&options, wanted.len());
-    let lookups: BTreeMap<u64, Lookup> = match plan {
-        _ if wanted.is_empty() => BTreeMap::new(),
-        Plan::Lookups => lookups::exact(&api, &wanted, max_in_flight, retry),
-        Plan::Pages { may_switch } => {
-            paging::scan(&api, &wanted, options.page_size.max(1) as u64, max_in_flight, retry, may_switch)
+    let mut found = Found::new(wanted);
+    match plan {
+        _ if found.uids().is_empty() => {}
+        Plan::Lookups => {
+            let looked_up = lookups::exact(&api, found.uids(), max_in_flight, retry);
+            found.extend(looked_up);
         }
-    };
-    drop(wanted);
+        Plan::Pages { may_switch } => {
+            found = paging::scan(&api, found, options.page_size.max(1) as u64, max_in_flight, retry, may_switch);
+        }
+    }
     if let Some(error) = api.halted() {
         // The credentials were rejected or CloudPe could not be reached at all: one error for the
         // whole sync says so, instead of the same failure repeated for every account.
@@ -124,7 +127,7 @@ pub fn sync_streamed(
         let decision = match &candidate.uid {
             None => Decision::Skipped(format!("HostBill status {} is not synced", candidate.status.as_str())),
             Some(Err(e)) => Decision::Failed(e.clone()),
-            Some(Ok(uid)) => decide(candidate, *uid, &lookups[uid], unchanged_facts),
+            Some(Ok(uid)) => decide(candidate, *uid, &found[*uid], unchanged_facts),
         };
         match decision {
             Decision::Change(_) => changes += 1,
@@ -141,7 +144,7 @@ pub fn sync_streamed(
     }
 
     let late =
-        lookups.values().filter(|l| matches!(l, Err(ModuleError::Transport(m)) if m == DEADLINE_MESSAGE)).count();
+        found.known().filter(|(_, l)| matches!(l, Err(ModuleError::Transport(m)) if m == DEADLINE_MESSAGE)).count();
     if late > 0 {
         platform.log(
             LogLevel::Warn,
@@ -153,7 +156,7 @@ pub fn sync_streamed(
         &format!(
             "sync: {} accounts, {} CloudPe users wanted ({plan:?}), {changes} to change, {failures} failed, {} requests",
             candidates.len(),
-            lookups.len(),
+            found.uids().len(),
             api.requests()
         ),
     );

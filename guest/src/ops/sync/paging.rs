@@ -8,7 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{Lookup, lookups};
+use super::found::Found;
+use super::lookups;
 use crate::api::{AccountsPage, CloudPe, RemoteAccount, RetryPolicy, first_round_pages};
 use crate::transport::Platform;
 use crate::wit::{LogLevel, ModuleError};
@@ -32,8 +33,9 @@ struct PageSummary {
     bounds: Option<(u64, u64)>,
     /// Whether the page lists uids in increasing order.
     sorted: bool,
-    /// The wanted accounts on it, taken out by [`collect`].
-    wanted: Vec<RemoteAccount>,
+    /// The wanted accounts on it, each with its uid's place among the wanted; taken out by
+    /// [`collect`].
+    wanted: Vec<(usize, RemoteAccount)>,
 }
 
 impl PageSummary {
@@ -44,36 +46,37 @@ impl PageSummary {
             total_count: page.total_count,
             bounds: array.first().zip(array.last()).map(|(first, last)| (first.uid, last.uid)),
             sorted: array.windows(2).all(|w| w[0].uid < w[1].uid),
-            wanted: array.into_iter().filter(|a| wanted.binary_search(&a.uid).is_ok()).collect(),
+            wanted: array.into_iter().filter_map(|a| Some((wanted.binary_search(&a.uid).ok()?, a))).collect(),
         }
     }
 }
 
-/// Reads the wanted uids' accounts by paging through the list.
+/// Reads the accounts of the uids `found` wants by paging through the list, and returns what
+/// was learnt of each of them.
 pub(super) fn scan<P: Platform>(
     api: &CloudPe<'_, P>,
-    wanted: &[u64],
+    mut found: Found,
     page_size: u64,
     max_in_flight: usize,
     retry: RetryPolicy,
     may_switch: bool,
-) -> BTreeMap<u64, Lookup> {
+) -> Found {
     // Enough pages for the wanted set (the sliding window keeps `max_in_flight` busy), bounded in
     // case CloudPe's list is far shorter than HostBill believes.
-    let first_round = first_round_pages(wanted.len() as u64, page_size, max_in_flight);
-    let mut pages =
-        fetch(api, (0..first_round).map(|i| i * page_size).collect(), wanted, page_size, max_in_flight, retry);
+    let first_round = first_round_pages(found.uids().len() as u64, page_size, max_in_flight);
+    let first_rows = (0..first_round).map(|i| i * page_size).collect();
+    let mut pages = fetch(api, first_rows, found.uids(), page_size, max_in_flight, retry);
 
     let total = pages.iter().filter_map(|p| p.result.as_ref().ok()).map(|p| p.total_count).max();
     let Some(total) = total else {
         // Not a single page could be read: every wanted uid fails with the first page's error.
         let error = pages.remove(0).result.expect_err("no page succeeded");
-        return wanted.iter().map(|&uid| (uid, Err(error.clone()))).collect();
+        found.fill_unknown(|_| Some(Err(error.clone())));
+        return found;
     };
     let rest: Vec<u64> = (first_round..total.div_ceil(page_size)).map(|i| i * page_size).collect();
-    let mut found = BTreeMap::new();
     collect(&mut found, &mut pages);
-    let unresolved: Vec<u64> = wanted.iter().copied().filter(|uid| !found.contains_key(uid)).collect();
+    let unresolved: Vec<u64> = found.unknown().collect();
     if may_switch && rest.len() > unresolved.len() {
         api.platform_log(
             LogLevel::Info,
@@ -83,11 +86,10 @@ pub(super) fn scan<P: Platform>(
                 rest.len()
             ),
         );
-        let mut result = resolve(found, wanted, &BTreeMap::new());
-        result.extend(lookups::exact(api, &unresolved, max_in_flight, retry));
-        return result;
+        found.extend(lookups::exact(api, &unresolved, max_in_flight, retry));
+        return found;
     }
-    let mut rest = fetch(api, rest, wanted, page_size, max_in_flight, retry);
+    let mut rest = fetch(api, rest, found.uids(), page_size, max_in_flight, retry);
     collect(&mut found, &mut rest);
     pages.extend(rest);
     pages.sort_by_key(|p| p.start_row);
@@ -101,12 +103,11 @@ pub(super) fn scan<P: Platform>(
             );
         }
     }
-    let mut gaps = uncovered(&pages, wanted, &found);
+    let mut gaps = uncovered(&pages, &found);
     if let Some((low, high)) = list_changed(&pages) {
         // Rows shifted between pages: a user may have moved onto a page read before the shift
         // and been missed. Whoever was not found is looked up by itself, never assumed absent.
-        let missed: Vec<u64> =
-            wanted.iter().copied().filter(|uid| !found.contains_key(uid) && !gaps.contains_key(uid)).collect();
+        let missed: Vec<u64> = found.unknown().filter(|uid| !gaps.contains_key(uid)).collect();
         api.platform_log(
             LogLevel::Info,
             &format!(
@@ -116,9 +117,10 @@ pub(super) fn scan<P: Platform>(
         );
         gaps.extend(missed.into_iter().map(|uid| (uid, CHANGED_LIST)));
     }
-    let mut result = resolve(found, wanted, &gaps);
+    // Every page that could hold them was read: the uids neither found nor in a gap are absent.
+    found.fill_unknown(|uid| (!gaps.contains_key(&uid)).then_some(Ok(None)));
     if gaps.is_empty() {
-        return result;
+        return found;
     }
     let gap_uids: Vec<u64> = gaps.keys().copied().collect();
     if gap_uids.len() <= MAX_GAP_LOOKUPS {
@@ -126,7 +128,7 @@ pub(super) fn scan<P: Platform>(
             LogLevel::Info,
             &format!("sync: looking up {} users one by one to cover failed pages or a changed list", gap_uids.len()),
         );
-        result.extend(lookups::exact(api, &gap_uids, max_in_flight, retry));
+        found.extend(lookups::exact(api, &gap_uids, max_in_flight, retry));
     } else {
         for (uid, page) in gaps {
             let reason = if page == CHANGED_LIST {
@@ -138,10 +140,10 @@ pub(super) fn scan<P: Platform>(
                     error.map(|e| e.message()).unwrap_or_default()
                 )
             };
-            result.insert(uid, Err(ModuleError::Transport(reason)));
+            found.insert(uid, Err(ModuleError::Transport(reason)));
         }
     }
-    result
+    found
 }
 
 /// The gap marker of a uid missed because the list changed (not a failed page's start row).
@@ -170,24 +172,20 @@ fn fetch<P: Platform>(
 
 /// Moves the wanted accounts of `pages` into `found`. A uid listed twice with different data
 /// (the list shifted while it was paged) is kept as an error: it is ambiguous.
-fn collect(found: &mut BTreeMap<u64, Lookup>, pages: &mut [Page]) {
+fn collect(found: &mut Found, pages: &mut [Page]) {
     for page in pages {
         let Ok(page) = &mut page.result else { continue };
-        for account in std::mem::take(&mut page.wanted) {
-            match found.get(&account.uid) {
+        for (slot, account) in std::mem::take(&mut page.wanted) {
+            match found.at(slot) {
                 Some(Ok(Some(seen))) if *seen != account => {
-                    found.insert(
-                        account.uid,
-                        Err(ModuleError::Unexpected(format!(
-                            "CloudPe listed user {} twice with different states while the list was read: not decided",
-                            account.uid
-                        ))),
-                    );
+                    let error = ModuleError::Unexpected(format!(
+                        "CloudPe listed user {} twice with different states while the list was read: not decided",
+                        account.uid
+                    ));
+                    found.set(slot, Err(error));
                 }
                 Some(_) => {}
-                None => {
-                    found.insert(account.uid, Ok(Some(account)));
-                }
+                None => found.set(slot, Ok(Some(account))),
             }
         }
     }
@@ -196,9 +194,9 @@ fn collect(found: &mut BTreeMap<u64, Lookup>, pages: &mut [Page]) {
 /// Wanted uids not found that may lie on a failed page, with that page's start row. When every
 /// page is sorted by uid and pages follow each other, a failed page can only hold uids between
 /// its successful neighbours; otherwise any missing uid may be on it.
-fn uncovered(pages: &[Page], wanted: &[u64], found: &BTreeMap<u64, Lookup>) -> BTreeMap<u64, u64> {
+fn uncovered(pages: &[Page], found: &Found) -> BTreeMap<u64, u64> {
     let Some(first_failed) = pages.iter().find(|p| p.result.is_err()) else { return BTreeMap::new() };
-    let missing = wanted.iter().copied().filter(|uid| !found.contains_key(uid));
+    let missing = found.unknown();
     let bounds: Vec<Option<(u64, u64)>> = pages.iter().map(|p| p.result.as_ref().ok()?.bounds).collect();
     if !ordered(pages) {
         return missing.map(|uid| (uid, first_failed.start_row)).collect();
@@ -221,15 +219,6 @@ fn ordered(pages: &[Page]) -> bool {
     read.iter().all(|p| p.sorted) && bounds.windows(2).all(|w| w[0].1 < w[1].0)
 }
 
-fn resolve(mut found: BTreeMap<u64, Lookup>, wanted: &[u64], gaps: &BTreeMap<u64, u64>) -> BTreeMap<u64, Lookup> {
-    for uid in wanted {
-        if !gaps.contains_key(uid) {
-            found.entry(*uid).or_insert(Ok(None));
-        }
-    }
-    found
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,11 +229,13 @@ mod tests {
         (1..=n).map(|uid| (uid * 10, if uid % 3 == 0 { 2 } else { 1 }, None)).collect()
     }
 
-    fn run(cloud: &FakeCloudPe, wanted: &[u64], may_switch: bool) -> BTreeMap<u64, Lookup> {
+    fn run(cloud: &FakeCloudPe, wanted: &[u64], may_switch: bool) -> Found {
         let s = settings("https://api.example.com");
         let api = CloudPe::new(&s, cloud);
         let o = SyncOptions::default();
-        scan(&api, wanted, 10, o.max_concurrency as usize, RetryPolicy::attempts(2), may_switch)
+        let mut wanted = wanted.to_vec();
+        wanted.sort_unstable();
+        scan(&api, Found::new(wanted), 10, o.max_concurrency as usize, RetryPolicy::attempts(2), may_switch)
     }
 
     #[test]
@@ -252,9 +243,9 @@ mod tests {
         let cloud = FakeCloudPe::new(&users(95));
         let wanted = [10, 20, 300, 950, 955];
         let got = run(&cloud, &wanted, false);
-        assert_eq!(got[&300].as_ref().unwrap().as_ref().unwrap().status, Some(2));
-        assert!(got[&950].as_ref().unwrap().is_some());
-        assert_eq!(got[&955], Ok(None), "absent uid, every page read: certainly absent");
+        assert_eq!(got[300].as_ref().unwrap().as_ref().unwrap().status, Some(2));
+        assert!(got[950].as_ref().unwrap().is_some());
+        assert_eq!(got[955], Ok(None), "absent uid, every page read: certainly absent");
         // 95 accounts in pages of 10: 10 pages, no more
         assert_eq!(cloud.requests.borrow().len(), 10);
     }
@@ -265,9 +256,9 @@ mod tests {
         cloud.fail_page(30, 99); // startRow 30 fails forever (uids 310..400)
         let wanted = [20, 350, 355, 800];
         let got = run(&cloud, &wanted, false);
-        assert!(got[&350].as_ref().unwrap().is_some(), "found by an exact lookup: {:?}", got[&350]);
-        assert_eq!(got[&355], Ok(None), "exact lookup says absent");
-        assert!(got[&800].as_ref().unwrap().is_some());
+        assert!(got[350].as_ref().unwrap().is_some(), "found by an exact lookup: {:?}", got[350]);
+        assert_eq!(got[355], Ok(None), "exact lookup says absent");
+        assert!(got[800].as_ref().unwrap().is_some());
         let requests = cloud.requests.borrow();
         let page_30 = requests.iter().filter(|r| r.form_body.as_deref().unwrap_or("").contains("startRow=30&")).count();
         assert_eq!(page_30, 2, "the failed page was tried twice (max_attempts 2)");
@@ -281,16 +272,19 @@ mod tests {
         let cloud = FakeCloudPe::new(&users(20));
         cloud.fail_all_with(502);
         let got = run(&cloud, &[10, 20], false);
-        assert_eq!(got.len(), 2, "{got:?}");
-        assert!(got.values().all(|l| matches!(l, Err(ModuleError::Transport(m)) if m.contains("HTTP 502"))), "{got:?}");
+        assert_eq!(got.known().count(), 2, "{got:?}");
+        assert!(
+            got.known().all(|(_, l)| matches!(l, Err(ModuleError::Transport(m)) if m.contains("HTTP 502"))),
+            "{got:?}"
+        );
     }
 
     #[test]
     fn switches_to_lookups_when_the_list_is_much_longer() {
         let cloud = FakeCloudPe::new(&users(500)); // 50 pages
         let got = run(&cloud, &[10, 4990, 5000, 3330, 1230, 7, 8, 9, 11, 12, 13, 14], true);
-        assert!(got[&4990].as_ref().unwrap().is_some());
-        assert_eq!(got[&7], Ok(None));
+        assert!(got[4990].as_ref().unwrap().is_some());
+        assert_eq!(got[7], Ok(None));
         let requests = cloud.requests.borrow().len();
         assert!(requests < 30, "{requests} requests: should have switched to lookups");
     }
