@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::config::Settings;
 use crate::envelope::{self, Reply};
 use crate::transport::{FailureKind, Flow, HttpMethod, HttpRequest, HttpResponse, Platform, TransportError};
-use crate::wit::{ApiCall, Fact, LogLevel, ModuleError, RemoteError};
+use crate::wit::{ApiCall, FactParam, LogLevel, ModuleError, RemoteError};
 
 /// A CloudPe API method: its service path, name and HTTP verb.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -394,41 +394,43 @@ impl<'a, P: Platform> CloudPe<'a, P> {
             self.platform.progress(done, self.expected.get().max(done));
             self.log_exchange(method, &response);
             if self.settings.call_log {
-                self.platform.record_call(self.call_record(method, &requests[index], &response, elapsed));
+                self.record_call(method, &requests[index], &response, elapsed);
             }
             on_response(index, response)
         });
     }
 
-    /// The call-log record of one exchange. Secrets are masked by parameter name, to a fixed
+    /// Records one exchange in the call log. Secrets are masked by parameter name, to a fixed
     /// length, whatever their value; the reply is scrubbed too, then cut.
-    fn call_record(
+    fn record_call(
         &self,
         method: ApiMethod,
         request: &HttpRequest,
         response: &Result<HttpResponse, TransportError>,
         elapsed: Duration,
-    ) -> ApiCall {
-        let params = form_urlencoded::parse(request.form_body.as_deref().unwrap_or("").as_bytes())
-            .map(|(name, value)| {
-                let value = if SECRET_PARAMS.contains(&name.as_ref()) { MASK.to_string() } else { value.into_owned() };
-                Fact { name: name.into_owned(), value }
-            })
-            .collect();
+    ) {
+        let params: Vec<(Cow<str>, Cow<str>)> =
+            form_urlencoded::parse(request.form_body.as_deref().unwrap_or("").as_bytes())
+                .map(|(name, value)| {
+                    let value = if SECRET_PARAMS.contains(&name.as_ref()) { Cow::Borrowed(MASK) } else { value };
+                    (name, value)
+                })
+                .collect();
+        let params: Vec<FactParam> = params.iter().map(|(name, value)| FactParam { name, value }).collect();
         let (http_status, result_code, reply) = match response {
             Ok(r) => {
                 (Some(r.status), envelope::result_code(&r.body), envelope::reply_start(&r.body, &self.settings.session))
             }
             Err(e) => (None, None, format!("no reply: {}", envelope::scrub(&e.message, &self.settings.session))),
         };
-        ApiCall {
-            method: method.name().to_string(),
-            params,
+        self.platform.record_call(ApiCall {
+            method: method.name(),
+            params: &params,
             http_status,
             duration_ms: u32::try_from(elapsed.as_millis()).unwrap_or(u32::MAX),
             result_code,
-            reply,
-        }
+            reply: &reply,
+        });
     }
 
     /// Sends read requests concurrently and parses each reply as it arrives, retrying the

@@ -1,6 +1,8 @@
 //! CloudPe account states and the table that maps them to HostBill statuses
 //! (docs/cloudpe-api.md, "Statuses").
 
+use std::borrow::Cow;
+
 use crate::wit::HostbillStatus;
 
 /// CloudPe `status` value meaning ACTIVE.
@@ -12,16 +14,16 @@ pub const DESTROY: i64 = 3;
 /// CloudPe `status` value meaning DELETED.
 pub const DELETED: i64 = 4;
 
-/// Human name of a CloudPe status value, e.g. `2 (inactive)`.
-pub fn describe(status: i64) -> String {
-    let name = match status {
-        ACTIVE => "active",
-        INACTIVE => "inactive",
-        DESTROY => "being destroyed",
-        DELETED => "deleted",
-        _ => "unknown",
-    };
-    format!("{status} ({name})")
+/// Human name of a CloudPe status value, e.g. `2 (inactive)` (a constant for the known ones:
+/// a sync describes thousands).
+pub fn describe(status: i64) -> Cow<'static, str> {
+    Cow::Borrowed(match status {
+        ACTIVE => "1 (active)",
+        INACTIVE => "2 (inactive)",
+        DESTROY => "3 (being destroyed)",
+        DELETED => "4 (deleted)",
+        _ => return Cow::Owned(format!("{status} (unknown)")),
+    })
 }
 
 /// The HostBill status a CloudPe account corresponds to, or `None` for a status value this
@@ -64,7 +66,10 @@ mod tests {
 
     #[test]
     fn descriptions() {
+        assert_eq!(describe(1), "1 (active)");
         assert_eq!(describe(2), "2 (inactive)");
+        assert_eq!(describe(3), "3 (being destroyed)");
+        assert_eq!(describe(4), "4 (deleted)");
         assert_eq!(describe(9), "9 (unknown)");
     }
 }

@@ -125,7 +125,7 @@ pub trait Platform {
 
     /// Records one exchange in the App's call log (only called when the App turned it on).
     /// Secret parameters are already masked.
-    fn record_call(&self, call: ApiCall) {
+    fn record_call(&self, call: ApiCall<'_>) {
         let _ = call;
     }
 

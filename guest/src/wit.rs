@@ -20,10 +20,21 @@ wit_bindgen::generate!({
         "hostbill:provisioning/types@2.2.0/reconciliation": [#[derive(Default)]],
     },
     default_bindings_module: "crate::wit",
+    // An import's arguments are borrowed: a streamed sync hands out thousands of decisions whose
+    // fact names are constants and whose values already live in the accounts read; owning each
+    // as a `String` cost two allocations per fact.
+    ownership: Borrowing { duplicate_if_necessary: true },
 });
 
 pub use hostbill::provisioning::log::Level as LogLevel;
 pub use hostbill::provisioning::types::*;
+
+// The types `sync-output.emit` takes exist twice: `…Param<'a>` (borrowed, to hand out) and
+// `…Result` (owned, for everything else, which keeps the contract's names here).
+pub use hostbill::provisioning::types::{
+    AccountDecisionResult as AccountDecision, DecisionResult as Decision, FactResult as Fact,
+    ModuleErrorResult as ModuleError, RemoteErrorResult as RemoteError, StatusChangeResult as StatusChange,
+};
 
 impl AppSettings {
     /// The trimmed, non-empty value of `field`, if any.
@@ -74,6 +85,52 @@ impl ModuleError {
             | ModuleError::Unexpected(m) => m.clone(),
             ModuleError::RemoteApi(RemoteError { code, message }) => format!("{message} (CloudPe result {code})"),
         }
+    }
+
+    /// The same error, borrowed, to hand to the host.
+    pub fn borrowed(&self) -> ModuleErrorParam<'_> {
+        match self {
+            ModuleError::Configuration(m) => ModuleErrorParam::Configuration(m),
+            ModuleError::NotFound(m) => ModuleErrorParam::NotFound(m),
+            ModuleError::Authentication(m) => ModuleErrorParam::Authentication(m),
+            ModuleError::RemoteApi(RemoteError { code, message }) => {
+                ModuleErrorParam::RemoteApi(RemoteErrorParam { code: *code, message })
+            }
+            ModuleError::Transport(m) => ModuleErrorParam::Transport(m),
+            ModuleError::Unexpected(m) => ModuleErrorParam::Unexpected(m),
+        }
+    }
+}
+
+impl ModuleErrorParam<'_> {
+    /// The same error, owned.
+    pub fn to_owned(&self) -> ModuleError {
+        match *self {
+            ModuleErrorParam::Configuration(m) => ModuleError::Configuration(m.to_string()),
+            ModuleErrorParam::NotFound(m) => ModuleError::NotFound(m.to_string()),
+            ModuleErrorParam::Authentication(m) => ModuleError::Authentication(m.to_string()),
+            ModuleErrorParam::RemoteApi(RemoteErrorParam { code, message }) => {
+                ModuleError::RemoteApi(RemoteError { code, message: message.to_string() })
+            }
+            ModuleErrorParam::Transport(m) => ModuleError::Transport(m.to_string()),
+            ModuleErrorParam::Unexpected(m) => ModuleError::Unexpected(m.to_string()),
+        }
+    }
+}
+
+impl AccountDecisionParam<'_> {
+    /// The same decision, owned.
+    pub fn to_owned(&self) -> AccountDecision {
+        let facts = |facts: &[FactParam<'_>]| facts.iter().map(|f| Fact::new(f.name, f.value)).collect();
+        let decision = match &self.decision {
+            DecisionParam::Unchanged(f) => Decision::Unchanged(facts(f)),
+            DecisionParam::Change(c) => {
+                Decision::Change(StatusChange { from: c.from, to: c.to, facts: facts(c.facts) })
+            }
+            DecisionParam::Skipped(m) => Decision::Skipped(m.to_string()),
+            DecisionParam::Failed(e) => Decision::Failed(e.to_owned()),
+        };
+        AccountDecision { account_id: self.account_id, decision }
     }
 }
 

@@ -35,8 +35,8 @@ impl Platform for WasiPlatform {
         http::send_each(requests, max_in_flight, Some(self.stop_at), on_response)
     }
 
-    fn record_call(&self, call: ApiCall) {
-        log::call(&call);
+    fn record_call(&self, call: ApiCall<'_>) {
+        log::call(call);
     }
 
     fn time_left(&self) -> Option<std::time::Duration> {
@@ -109,7 +109,7 @@ impl streaming_sync::Guest for CloudPeModule {
         unchanged_facts: bool,
     ) -> OpResult<SyncSummary> {
         ops::sync_streamed(&WasiPlatform::new(), &app, accounts, options, unchanged_facts, &mut |batch| {
-            sync_output::emit(&batch)
+            sync_output::emit(batch)
         })
     }
 }

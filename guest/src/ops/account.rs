@@ -145,7 +145,7 @@ fn check_write<P: Platform>(
         Ok(Some(remote)) if remote.status == Some(target) => Ok(()),
         Ok(Some(remote)) => Err(explained(format!(
             "not applied: CloudPe user {uid} still has status {} after setting it to {wanted} failed ({cause})",
-            remote.status.map_or_else(|| "none".to_string(), status::describe)
+            remote.status.map_or_else(|| "none".into(), status::describe)
         ))),
         Ok(None) => Err(ModuleError::NotFound(format!(
             "CloudPe has no user with uid {uid}: setting it to {wanted} failed ({cause})"

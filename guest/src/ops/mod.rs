@@ -76,26 +76,36 @@ fn quote(value: &str) -> String {
 
 /// Facts describing a CloudPe account.
 fn account_facts(remote: &crate::api::RemoteAccount) -> Vec<Fact> {
-    let mut facts = vec![Fact::new("cloudpe-uid", remote.uid.to_string())];
-    if let Some(email) = remote.email() {
-        facts.push(Fact::new("cloudpe-email", email));
-    }
-    facts.push(Fact::new(
-        "cloudpe-status",
-        remote.status.map(crate::status::describe).unwrap_or_else(|| "absent".to_string()),
-    ));
+    let uid = remote.uid.to_string();
+    let status = status_fact(remote);
+    fact_pairs(remote, &uid, &status).map(|(name, value)| Fact::new(name, value)).collect()
+}
+
+/// The `cloudpe-status` fact of a CloudPe user.
+fn status_fact(remote: &crate::api::RemoteAccount) -> std::borrow::Cow<'static, str> {
+    remote.status.map(crate::status::describe).unwrap_or(std::borrow::Cow::Borrowed("absent"))
+}
+
+/// The facts about a CloudPe user, as (name, value), given its uid and [`status_fact`] as text.
+fn fact_pairs<'a>(
+    remote: &'a crate::api::RemoteAccount,
+    uid: &'a str,
+    status: &'a str,
+) -> impl Iterator<Item = (&'static str, &'a str)> {
     let login = match remote.is_enabled {
         Some(false) => "locked",
         Some(true) | None => "enabled",
     };
-    facts.push(Fact::new("cloudpe-login", login));
-    if let Some(group) = remote.group() {
-        facts.push(Fact::new("cloudpe-group", group));
-    }
-    if let Some(created) = remote.created_on() {
-        facts.push(Fact::new("cloudpe-created", created));
-    }
-    facts
+    [
+        Some(("cloudpe-uid", uid)),
+        remote.email().map(|email| ("cloudpe-email", email)),
+        Some(("cloudpe-status", status)),
+        Some(("cloudpe-login", login)),
+        remote.group().map(|group| ("cloudpe-group", group)),
+        remote.created_on().map(|created| ("cloudpe-created", created)),
+    ]
+    .into_iter()
+    .flatten()
 }
 
 #[cfg(test)]

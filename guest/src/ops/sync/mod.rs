@@ -1,19 +1,23 @@
 //! Sync: reads the CloudPe state of many accounts and decides, per account, what HostBill should
 //! record. A failed or ambiguous lookup never yields a change.
 
+mod batch;
 mod found;
 mod lookups;
 mod paging;
 
+use std::borrow::Cow;
+
+use self::batch::Verdict;
 use self::found::Found;
-use super::{account_facts, cloudpe_uid, settings};
+use super::{cloudpe_uid, settings};
 use crate::api::{CloudPe, DEADLINE_MESSAGE, RemoteAccount, RetryPolicy};
 use crate::status;
 use crate::transport::Platform;
 use crate::wit::exports::hostbill::provisioning::streaming_sync::SyncSummary;
 use crate::wit::{
-    Account, AccountDecision, AppSettings, Decision, HostbillStatus, LogLevel, ModuleError, StatusChange, SyncOptions,
-    SyncReport, SyncStrategy,
+    Account, AccountDecisionParam, AppSettings, HostbillStatus, LogLevel, ModuleError, SyncOptions, SyncReport,
+    SyncStrategy,
 };
 
 /// What CloudPe said about one uid: the exact account, none, or why it could not be told.
@@ -56,7 +60,9 @@ pub fn sync(
     options: SyncOptions,
 ) -> Result<SyncReport, ModuleError> {
     let mut decisions = Vec::with_capacity(accounts.len());
-    let summary = sync_streamed(platform, app, accounts.to_vec(), options, true, &mut |batch| decisions.extend(batch))?;
+    let summary = sync_streamed(platform, app, accounts.to_vec(), options, true, &mut |batch| {
+        decisions.extend(batch.iter().map(AccountDecisionParam::to_owned))
+    })?;
     Ok(SyncReport { decisions, requests: summary.requests })
 }
 
@@ -82,7 +88,7 @@ pub fn sync_streamed(
     accounts: Vec<Account>,
     options: SyncOptions,
     unchanged_facts: bool,
-    emit: &mut dyn FnMut(Vec<AccountDecision>),
+    emit: &mut dyn FnMut(&[AccountDecisionParam<'_>]),
 ) -> Result<SyncSummary, ModuleError> {
     let settings = settings(app)?;
     let api = CloudPe::new(&settings, platform);
@@ -124,23 +130,24 @@ pub fn sync_streamed(
     let (mut changes, mut failures) = (0, 0);
     let mut batch = Vec::with_capacity(EMIT_BATCH.min(candidates.len()));
     for candidate in &candidates {
-        let decision = match &candidate.uid {
-            None => Decision::Skipped(format!("HostBill status {} is not synced", candidate.status.as_str())),
-            Some(Err(e)) => Decision::Failed(e.clone()),
+        let verdict = match &candidate.uid {
+            None => Verdict::Skipped(candidate.status),
+            Some(Err(e)) => Verdict::Failed(Cow::Borrowed(e)),
             Some(Ok(uid)) => decide(candidate, *uid, &found[*uid], unchanged_facts),
         };
-        match decision {
-            Decision::Change(_) => changes += 1,
-            Decision::Failed(_) => failures += 1,
-            Decision::Unchanged(_) | Decision::Skipped(_) => {}
+        match verdict {
+            Verdict::Change { .. } => changes += 1,
+            Verdict::Failed(_) => failures += 1,
+            Verdict::Unchanged(_) | Verdict::Skipped(_) => {}
         }
-        batch.push(AccountDecision { account_id: candidate.id, decision });
+        batch.push((candidate.id, verdict));
         if batch.len() == EMIT_BATCH {
-            emit(std::mem::replace(&mut batch, Vec::with_capacity(EMIT_BATCH)));
+            batch::hand_out(&batch, emit);
+            batch.clear();
         }
     }
     if !batch.is_empty() {
-        emit(batch);
+        batch::hand_out(&batch, emit);
     }
 
     let late =
@@ -163,11 +170,12 @@ pub fn sync_streamed(
     Ok(SyncSummary { decisions: candidates.len() as u64, requests: api.requests() })
 }
 
-fn decide(account: &Candidate, uid: u64, lookup: &Lookup, unchanged_facts: bool) -> Decision {
+fn decide<'r>(account: &Candidate, uid: u64, lookup: &'r Lookup, unchanged_facts: bool) -> Verdict<'r> {
+    let failed = |error| Verdict::Failed(Cow::Owned(error));
     let remote = match lookup {
-        Err(e) => return Decision::Failed(e.clone()),
+        Err(e) => return Verdict::Failed(Cow::Borrowed(e)),
         Ok(None) => {
-            return Decision::Failed(ModuleError::NotFound(format!(
+            return failed(ModuleError::NotFound(format!(
                 "CloudPe has no user with uid {uid} (client #{}): HostBill left unchanged",
                 account.client_id
             )));
@@ -175,19 +183,17 @@ fn decide(account: &Candidate, uid: u64, lookup: &Lookup, unchanged_facts: bool)
         Ok(Some(remote)) => remote,
     };
     let Some(state) = remote.status else {
-        return Decision::Failed(ModuleError::Unexpected(format!(
+        return failed(ModuleError::Unexpected(format!(
             "CloudPe returned user {uid} without a status: HostBill left unchanged"
         )));
     };
     match status::hostbill_status(state, remote.is_enabled) {
-        None => Decision::Failed(ModuleError::Unexpected(format!(
+        None => failed(ModuleError::Unexpected(format!(
             "CloudPe user {uid} has status {}, which this module does not know: HostBill left unchanged",
             status::describe(state)
         ))),
-        Some(to) if to == account.status => {
-            Decision::Unchanged(if unchanged_facts { account_facts(remote) } else { Vec::new() })
-        }
-        Some(to) => Decision::Change(StatusChange { from: account.status, to, facts: account_facts(remote) }),
+        Some(to) if to == account.status => Verdict::Unchanged(unchanged_facts.then_some(remote)),
+        Some(to) => Verdict::Change { from: account.status, to, remote },
     }
 }
 
@@ -195,7 +201,7 @@ fn decide(account: &Candidate, uid: u64, lookup: &Lookup, unchanged_facts: bool)
 mod tests {
     use super::*;
     use crate::ops::testing::{FakeCloudPe, app};
-    use crate::wit::CustomField;
+    use crate::wit::{AccountDecision, CustomField, Decision, StatusChange};
 
     fn account(id: u64, uid: &str, status: HostbillStatus) -> Account {
         Account {
@@ -204,6 +210,10 @@ mod tests {
             status,
             custom_fields: vec![CustomField { code: "cloudpeid".into(), value: uid.into() }],
         }
+    }
+
+    fn owned(batch: &[AccountDecisionParam<'_>]) -> Vec<AccountDecision> {
+        batch.iter().map(AccountDecisionParam::to_owned).collect()
     }
 
     fn opts() -> SyncOptions {
@@ -267,13 +277,14 @@ mod tests {
         let whole = sync(&cloud, &app(), &accounts, opts()).unwrap();
         let mut batches: Vec<Vec<AccountDecision>> = Vec::new();
         let summary =
-            sync_streamed(&cloud, &app(), accounts.clone(), opts(), true, &mut |batch| batches.push(batch)).unwrap();
+            sync_streamed(&cloud, &app(), accounts.clone(), opts(), true, &mut |batch| batches.push(owned(batch)))
+                .unwrap();
         assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [EMIT_BATCH, EMIT_BATCH, 2600 - 2 * EMIT_BATCH]);
         assert_eq!(batches.concat(), whole.decisions, "the same decisions, in input order");
         assert_eq!((summary.decisions, summary.requests), (2600, whole.requests));
 
         let mut lean = Vec::new();
-        sync_streamed(&cloud, &app(), accounts, opts(), false, &mut |batch| lean.extend(batch)).unwrap();
+        sync_streamed(&cloud, &app(), accounts, opts(), false, &mut |batch| lean.extend(owned(batch))).unwrap();
         let mut unchanged = 0;
         for (full, lean) in whole.decisions.iter().zip(&lean) {
             match (&full.decision, &lean.decision) {
