@@ -30,6 +30,7 @@ use clap::Parser;
 use cli::{Cli, Command};
 use operation::Request;
 use report::{ErrorKind, ErrorReport, Exit, Report};
+use request::RequestError;
 use scrub::Scrubber;
 
 /// The static (musl) build uses jemalloc: musl's own allocator makes compiling a component about
@@ -176,23 +177,20 @@ fn execute(cli: &Cli) -> (Report, Scrubber) {
             Scrubber::default(),
         );
     }
-    let stdin = if matches!(cli.command, Command::Info | Command::Precompile | Command::Install(_) | Command::Rollback)
-    {
-        Vec::new()
-    } else {
-        match read_request(&limits) {
-            Ok(stdin) => stdin,
-            Err(error) => return (Report::failed(operation, error), Scrubber::default()),
-        }
-    };
-    timings::mark("read");
-    let parse_started = std::time::Instant::now();
-    let parsed = Request::parse(&cli.command, &stdin);
-    tracing::debug!("request of {} bytes parsed in {:?}", stdin.len(), parse_started.elapsed());
-    timings::mark("parse");
+    // The component loads (from the cache, or compiled) on a thread of its own while the request
+    // is read and parsed: the two are independent and each takes a few milliseconds.
+    let cache = cli.global.cache();
+    let (parsed, stdin, loaded) = std::thread::scope(|scope| {
+        let loader = scope.spawn(|| runtime::Runtime::load(&load_path, cache.as_ref(), &trust));
+        let (parsed, stdin) = read_and_parse(&cli.command, &limits);
+        let loaded = loader.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (parsed, stdin, loaded)
+    });
+    timings::mark("load");
     let request = match parsed {
         Ok(request) => request,
-        Err(error) => {
+        Err(Unread::Io(error)) => return (Report::failed(operation, error), Scrubber::default()),
+        Err(Unread::Invalid(error)) => {
             let secrets = operation::secrets_of_raw(&stdin);
             scrub::scrub_stderr_with(secrets.clone());
             return bad_input(error.to_string(), secrets);
@@ -213,14 +211,13 @@ fn execute(cli: &Cli) -> (Report, Scrubber) {
         Ok(tls) => tls,
         Err(message) => return bad_input(message, app_secrets),
     };
-    let mut runtime = match runtime::Runtime::load(&load_path, cli.global.cache().as_ref(), &trust) {
+    let mut runtime = match loaded {
         Ok(runtime) => runtime,
         Err(fault) => return failed(ErrorKind::ModuleRefused, fault.to_string(), app_secrets),
     };
     if let Some(tls) = tls {
         runtime.set_tls(tls);
     }
-    timings::mark("load");
     tracing::debug!("running {operation} with {}", runtime.path().display());
     // One thread: the module's call runs on it, and the HTTP exchanges progress whenever the module
     // waits for them (wasi:io/poll). Worker threads only added hand-offs: a 10,000-account sync at
@@ -256,6 +253,32 @@ fn execute(cli: &Cli) -> (Report, Scrubber) {
         None => {}
     }
     (report, scrubber)
+}
+
+/// Why no request could be had: stdin could not be read (or was too large), or what it held is
+/// not a valid request.
+enum Unread {
+    Io(ErrorReport),
+    Invalid(RequestError),
+}
+
+/// Reads the request of `command` from stdin (none for the commands that take none) and parses
+/// it; returns the raw bytes too, to scrub an error about them.
+fn read_and_parse(command: &Command, limits: &sandbox::limits::Limits) -> (Result<Request, Unread>, Vec<u8>) {
+    let stdin = if matches!(command, Command::Info | Command::Precompile | Command::Install(_) | Command::Rollback) {
+        Vec::new()
+    } else {
+        match read_request(limits) {
+            Ok(stdin) => stdin,
+            Err(error) => return (Err(Unread::Io(error)), Vec::new()),
+        }
+    };
+    timings::mark("read");
+    let parse_started = std::time::Instant::now();
+    let parsed = Request::parse(command, &stdin).map_err(Unread::Invalid);
+    tracing::debug!("request of {} bytes parsed in {:?}", stdin.len(), parse_started.elapsed());
+    timings::mark("parse");
+    (parsed, stdin)
 }
 
 /// Reads the request from stdin, at most `--max-request-mib` of it.

@@ -1,6 +1,8 @@
 //! Where one run's time goes, for the benchmark: with `HOSTBILL_MODULE_TIMINGS=1` the host ends
 //! with one stderr line `{"timings_ms": {"args": 0.4, "read": 0.3, "parse": 2.1, ...}}`, each
-//! phase timed from the end of the previous one. Off (and free) otherwise.
+//! phase timed from the end of the previous one. Off (and free) otherwise. The component loads
+//! on a thread of its own while the request is read and parsed, so `load` is only the wait for
+//! it after the parse.
 
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
