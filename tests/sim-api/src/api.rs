@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::accounts::Account;
+use crate::accounts::{Account, Accounts};
 
 /// `result` for a session CloudPe does not accept (an inference: docs/cloudpe-api.md,
 /// "Errors").
@@ -21,7 +21,7 @@ pub const RESULT_FAILURE: i64 = 1;
 pub struct ApiState {
     pub appid: String,
     pub session: String,
-    pub accounts: BTreeMap<u64, Account>,
+    pub accounts: Accounts,
     /// Successful `setaccountstatus` calls, in order.
     pub status_changes: Vec<(u64, i64)>,
     /// List in descending uid order when a request names no order. CloudPe documents no
@@ -115,7 +115,7 @@ fn get_accounts(state: &ApiState, params: &Params) -> Result<String, String> {
             None | Some(0) => usize::MAX,
             Some(n) => n as usize,
         };
-        let array: Vec<&Account> = state.accounts.values().skip(start).take(count).collect();
+        let array: Vec<&Account> = state.accounts.page(start, count).collect();
         return Ok(AccountsPage { result: 0, total_count: state.accounts.len(), array }.json());
     }
     let mut found: Vec<&Account> = state.accounts.values().filter(|a| matches(a)).collect();

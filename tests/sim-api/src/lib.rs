@@ -13,7 +13,7 @@ mod faults;
 
 use std::collections::BTreeMap;
 
-pub use accounts::{Account, Group, population, sample_accounts};
+pub use accounts::{Account, Accounts, Group, population, sample_accounts};
 pub use api::{ApiState, METHODS, RESULT_FAILURE, RESULT_NOT_FOUND, RESULT_SESSION_INVALID, call};
 pub use faults::{FaultKind, FaultRule, take};
 
