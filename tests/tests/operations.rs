@@ -368,6 +368,10 @@ fn a_missing_or_invalid_component_is_refused() {
     let none = host.run_bare(&["test-connection"], request.as_bytes(), &[]);
     assert_exit(&none, 2);
     assert!(none.error_message().contains("HOSTBILL_MODULE_COMPONENT"));
+    // The component loads while the request is parsed; a bad request is still the error named.
+    let both = host.run_bare(&["test-connection", "--component", "/nonexistent/module.wasm"], b"{\"app\": ", &[]);
+    assert_exit(&both, 2);
+    assert!(both.error_message().contains("not valid JSON"), "{}", both.error_message());
     // The environment variable works as well as the flag.
     let via_env = host.run_bare(&["info"], b"", &[("HOSTBILL_MODULE_COMPONENT", host.component.to_str().unwrap())]);
     assert_exit(&via_env, 0);
