@@ -26,7 +26,7 @@ use clap::{Parser, Subcommand};
 
 /// The component's rustc target.
 const WASM_TARGET: &str = "wasm32-wasip2";
-/// The cargo profile the component is built with (small: opt-level "s", LTO, strip).
+/// The cargo profile the component is built with (opt-level 3, LTO, strip).
 const COMPONENT_PROFILE: &str = "component";
 /// The shipped host's rustc target: static, so it starts whatever the C library of the system.
 const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
