@@ -103,8 +103,8 @@ impl ModuleError {
 }
 
 impl ModuleErrorParam<'_> {
-    /// The same error, owned.
-    pub fn to_owned(&self) -> ModuleError {
+    /// The same error, owned (named apart from `ToOwned::to_owned`, which would copy the borrow).
+    pub fn owned(&self) -> ModuleError {
         match *self {
             ModuleErrorParam::Configuration(m) => ModuleError::Configuration(m.to_string()),
             ModuleErrorParam::NotFound(m) => ModuleError::NotFound(m.to_string()),
@@ -119,8 +119,8 @@ impl ModuleErrorParam<'_> {
 }
 
 impl AccountDecisionParam<'_> {
-    /// The same decision, owned.
-    pub fn to_owned(&self) -> AccountDecision {
+    /// The same decision, owned (named apart from `ToOwned::to_owned`, which would copy the borrow).
+    pub fn owned(&self) -> AccountDecision {
         let facts = |facts: &[FactParam<'_>]| facts.iter().map(|f| Fact::new(f.name, f.value)).collect();
         let decision = match &self.decision {
             DecisionParam::Unchanged(f) => Decision::Unchanged(facts(f)),
@@ -128,7 +128,7 @@ impl AccountDecisionParam<'_> {
                 Decision::Change(StatusChange { from: c.from, to: c.to, facts: facts(c.facts) })
             }
             DecisionParam::Skipped(m) => Decision::Skipped(m.to_string()),
-            DecisionParam::Failed(e) => Decision::Failed(e.to_owned()),
+            DecisionParam::Failed(e) => Decision::Failed(e.owned()),
         };
         AccountDecision { account_id: self.account_id, decision }
     }

@@ -86,6 +86,9 @@ fn status_fact(remote: &crate::api::RemoteAccount) -> std::borrow::Cow<'static, 
     remote.status.map(crate::status::describe).unwrap_or(std::borrow::Cow::Borrowed("absent"))
 }
 
+/// The most facts [`fact_pairs`] lists for one user.
+const MAX_FACTS: usize = 6;
+
 /// The facts about a CloudPe user, as (name, value), given its uid and [`status_fact`] as text.
 fn fact_pairs<'a>(
     remote: &'a crate::api::RemoteAccount,

@@ -6,8 +6,8 @@ use std::borrow::Cow;
 use std::fmt::Write;
 use std::ops::Range;
 
-use super::super::{fact_pairs, status_fact};
 use crate::api::RemoteAccount;
+use crate::ops::{MAX_FACTS, fact_pairs, status_fact};
 use crate::wit::{AccountDecisionParam, DecisionParam, FactParam, HostbillStatus, ModuleError, StatusChangeParam};
 
 /// One account's decision as the sync reaches it, borrowing what it reports from what was read.
@@ -34,26 +34,42 @@ impl<'r> Verdict<'r> {
     }
 }
 
+/// What [`hand_out`] writes of a verdict before rendering it: its own text (a uid's digits, or a
+/// skip's reason) and, for a user's facts, its status description.
+struct Written {
+    text: Range<usize>,
+    status: Option<Cow<'static, str>>,
+}
+
 /// Renders `verdicts` (account id, verdict) as the contract's decisions and hands them to `emit`.
 pub fn hand_out(verdicts: &[(u64, Verdict<'_>)], emit: &mut dyn FnMut(&[AccountDecisionParam<'_>])) {
-    // The fact values that exist nowhere yet: each uid as text (side by side in one string) and
-    // each status description (a constant, unless the status is unknown).
-    let mut digits = String::with_capacity(verdicts.len() * 8);
-    let texts: Vec<Option<(Range<usize>, Cow<'static, str>)>> = verdicts
+    // The texts that exist nowhere yet, side by side in one string: each uid of a user whose facts
+    // are reported, and each skip's reason. Status descriptions are constants, unless unknown.
+    let mut out = String::with_capacity(verdicts.len() * 8);
+    let written: Vec<Option<Written>> = verdicts
         .iter()
         .map(|(_, verdict)| {
-            let remote = verdict.remote()?;
-            let start = digits.len();
-            write!(digits, "{}", remote.uid).expect("writing to a String cannot fail");
-            Some((start..digits.len(), status_fact(remote)))
+            let start = out.len();
+            let status = match verdict {
+                Verdict::Skipped(status) => {
+                    write!(out, "HostBill status {} is not synced", status.as_str()).map(|()| None)
+                }
+                _ => {
+                    let remote = verdict.remote()?;
+                    write!(out, "{}", remote.uid).map(|()| Some(status_fact(remote)))
+                }
+            }
+            .expect("writing to a String cannot fail");
+            Some(Written { text: start..out.len(), status })
         })
         .collect();
-    let mut facts: Vec<FactParam<'_>> = Vec::with_capacity(texts.iter().flatten().count() * 6);
+    let with_facts = written.iter().flatten().filter(|w| w.status.is_some()).count();
+    let mut facts: Vec<FactParam<'_>> = Vec::with_capacity(with_facts * MAX_FACTS);
     let mut spans = Vec::with_capacity(verdicts.len());
-    for ((_, verdict), text) in verdicts.iter().zip(&texts) {
+    for ((_, verdict), written) in verdicts.iter().zip(&written) {
         let start = facts.len();
-        if let (Some(remote), Some((uid, status))) = (verdict.remote(), text) {
-            let pairs = fact_pairs(remote, &digits[uid.clone()], status);
+        if let (Some(remote), Some(Written { text, status: Some(status) })) = (verdict.remote(), written) {
+            let pairs = fact_pairs(remote, &out[text.clone()], status);
             facts.extend(pairs.map(|(name, value)| FactParam { name, value }));
         }
         spans.push(start..facts.len());
@@ -61,32 +77,24 @@ pub fn hand_out(verdicts: &[(u64, Verdict<'_>)], emit: &mut dyn FnMut(&[AccountD
     let decisions: Vec<AccountDecisionParam<'_>> = verdicts
         .iter()
         .zip(spans)
-        .map(|((account_id, verdict), span)| {
+        .zip(&written)
+        .map(|(((account_id, verdict), span), written)| {
             let facts = &facts[span];
             let decision = match verdict {
                 Verdict::Unchanged(_) => DecisionParam::Unchanged(facts),
                 Verdict::Change { from, to, .. } => {
                     DecisionParam::Change(StatusChangeParam { from: *from, to: *to, facts })
                 }
-                Verdict::Skipped(status) => DecisionParam::Skipped(not_synced(*status)),
+                Verdict::Skipped(_) => {
+                    let reason = written.as_ref().map(|w| &out[w.text.clone()]).expect("a skip's reason is written");
+                    DecisionParam::Skipped(reason)
+                }
                 Verdict::Failed(error) => DecisionParam::Failed(error.borrowed()),
             };
             AccountDecisionParam { account_id: *account_id, decision }
         })
         .collect();
     emit(&decisions);
-}
-
-/// Why an account with HostBill status `status` is skipped.
-fn not_synced(status: HostbillStatus) -> &'static str {
-    match status {
-        HostbillStatus::Pending => "HostBill status Pending is not synced",
-        HostbillStatus::Active => "HostBill status Active is not synced",
-        HostbillStatus::Suspended => "HostBill status Suspended is not synced",
-        HostbillStatus::Terminated => "HostBill status Terminated is not synced",
-        HostbillStatus::Cancelled => "HostBill status Cancelled is not synced",
-        HostbillStatus::Fraud => "HostBill status Fraud is not synced",
-    }
 }
 
 #[cfg(test)]
@@ -111,7 +119,7 @@ mod tests {
             (5, Verdict::Failed(Cow::Borrowed(&error))),
         ];
         let mut got = Vec::new();
-        hand_out(&verdicts, &mut |batch| got.extend(batch.iter().map(AccountDecisionParam::to_owned)));
+        hand_out(&verdicts, &mut |batch| got.extend(batch.iter().map(AccountDecisionParam::owned)));
         let expected = [
             AccountDecision {
                 account_id: 1,
@@ -137,6 +145,8 @@ mod tests {
             AccountDecision { account_id: 5, decision: Decision::Failed(error.clone()) },
         ];
         assert_eq!(got, expected);
+        let Decision::Change(change) = &got[0].decision else { unreachable!() };
+        assert_eq!(change.facts.len(), MAX_FACTS, "a user with every text has every fact");
         let Decision::Unchanged(facts) = &got[1].decision else { unreachable!() };
         assert!(facts.contains(&Fact::new("cloudpe-status", "9 (unknown)")), "{facts:?}");
         assert!(facts.contains(&Fact::new("cloudpe-login", "locked")), "{facts:?}");

@@ -7,7 +7,7 @@
 use super::Lookup;
 
 /// The wanted uids (sorted, distinct) and, at the same index, what is known of each.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Found {
     uids: Vec<u64>,
     lookups: Vec<Option<Lookup>>,

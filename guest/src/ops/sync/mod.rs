@@ -61,7 +61,7 @@ pub fn sync(
 ) -> Result<SyncReport, ModuleError> {
     let mut decisions = Vec::with_capacity(accounts.len());
     let summary = sync_streamed(platform, app, accounts.to_vec(), options, true, &mut |batch| {
-        decisions.extend(batch.iter().map(AccountDecisionParam::to_owned))
+        decisions.extend(batch.iter().map(AccountDecisionParam::owned))
     })?;
     Ok(SyncReport { decisions, requests: summary.requests })
 }
@@ -213,7 +213,7 @@ mod tests {
     }
 
     fn owned(batch: &[AccountDecisionParam<'_>]) -> Vec<AccountDecision> {
-        batch.iter().map(AccountDecisionParam::to_owned).collect()
+        batch.iter().map(AccountDecisionParam::owned).collect()
     }
 
     fn opts() -> SyncOptions {
