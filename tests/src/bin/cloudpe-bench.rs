@@ -1,7 +1,8 @@
 //! `cloudpe-bench` (run by `cargo xtask bench`): times the sync of 10,000 accounts against the
 //! simulated CloudPe, side by side in one run with the old PHP module's algorithm, and prints the
 //! table with ratios, the theoretical floor, the host's peak RSS and where the process's time
-//! went; the figures recorded before issue 11 beside them; then the sync of 100,000 and 1,000,000
+//! went; a bare client of the same pages beside it (the floor measured: the network and the
+//! simulator alone); the figures recorded before issue 11 beside them; then the sync of 100,000 and 1,000,000
 //! accounts with the default limits (time, floor, peak RSS, module memory); then the crossover
 //! between exact lookups and paging for small account sets; the reconciliation beside a sync; then
 //! kept-alive connections against one connection per request, over HTTP and HTTPS (`keep_alive`).
@@ -104,6 +105,7 @@ fn main() -> Result<()> {
     let mut decisions_checked = false;
     let mut breakdowns = Vec::new();
     let mut live = Vec::new();
+    let mut bares = Vec::new();
     for latency_ms in [0u64, 20] {
         sim.set_latency(Duration::from_millis(latency_ms));
         let sync_args = [
@@ -167,11 +169,29 @@ fn main() -> Result<()> {
         );
         breakdowns.push((latency_ms, breakdown(median)));
         live.push((latency_ms, new_s * 1000.0, floor_ms));
+        let pages = (args.accounts as u64).div_ceil(args.page_size.max(1) as u64);
+        let mut bare: Vec<Duration> = (0..args.runs)
+            .map(|_| bare_paging(sim.addr(), pages, args.page_size, args.concurrency))
+            .collect::<Result<_>>()?;
+        bare.sort();
+        bares.push((latency_ms, bare[bare.len() / 2].as_secs_f64() * 1000.0, new_s * 1000.0));
     }
     println!();
     println!("Where the process's time goes (median run, ms; \"exec+exit\" is the rest: exec, linking, exit):");
     for (latency_ms, line) in &breakdowns {
         println!("{latency_ms:>5}ms | {line}");
+    }
+    println!();
+    println!(
+        "A bare client of the same pages (knows their count, {} keep-alive connections, reads the bytes, parses nothing; median of {}):",
+        args.concurrency, args.runs
+    );
+    for (latency_ms, bare_ms, process_ms) in &bares {
+        println!(
+            "{latency_ms:>5}ms | bare client {bare_ms:>6.1} ms | process {process_ms:>6.0} ms | process/bare {:.1}x | process - bare {:.0} ms",
+            process_ms / bare_ms,
+            process_ms - bare_ms
+        );
     }
     println!();
     println!("Before issue 11 (recorded at {BEFORE_COMMIT}, same machine, this benchmark) beside this run:");
@@ -430,6 +450,68 @@ fn old_algorithm(addr: SocketAddr, accounts: usize) -> Result<Duration> {
         ensure!(reply["array"][0]["status"].is_i64(), "old algorithm got no account for {uid}");
     }
     Ok(started.elapsed())
+}
+
+/// What the network and the simulator alone cost a sync of `pages` pages: a client that knows
+/// how many pages there are (no first round to learn it), fetches them on `concurrency` kept-alive
+/// connections, each thread taking the next page, and reads each answer without parsing it. From
+/// before the connections open to the last byte of the last page.
+fn bare_paging(addr: SocketAddr, pages: u64, page_size: u32, concurrency: u32) -> Result<Duration> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let next = AtomicU64::new(0);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..u64::from(concurrency.max(1)).min(pages))
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    let mut stream = TcpStream::connect(addr)?;
+                    stream.set_nodelay(true)?;
+                    let mut reader = std::io::BufReader::new(stream.try_clone()?);
+                    loop {
+                        let page = next.fetch_add(1, Ordering::Relaxed);
+                        if page >= pages {
+                            return Ok(());
+                        }
+                        // One write per request (with Nagle off): a request split over
+                        // writes waits for the server's delayed ACK.
+                        let request = format!(
+                            "GET /1.0/billing/account/rest/getaccounts?appid=cluster&session={SESSION}&orderField=uid&orderDirection=ASC&startRow={}&resultCount={page_size} HTTP/1.1\r\nHost: {addr}\r\n\r\n",
+                            page * u64::from(page_size)
+                        );
+                        stream.write_all(request.as_bytes())?;
+                        read_response(&mut reader)?;
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| w.join().map_err(|_| anyhow::anyhow!("bare client panicked"))?)
+    })?;
+    Ok(started.elapsed())
+}
+
+/// Reads one HTTP/1.1 answer with a `content-length` off a kept-alive connection; its body length.
+fn read_response(reader: &mut impl std::io::BufRead) -> Result<usize> {
+    let mut line = String::new();
+    let mut length = None;
+    let mut first = true;
+    loop {
+        line.clear();
+        ensure!(reader.read_line(&mut line)? > 0, "connection closed in a response head");
+        if first {
+            ensure!(line.starts_with("HTTP/1.1 200"), "bare client: {}", line.trim_end());
+            first = false;
+        } else if line == "\r\n" {
+            break;
+        } else if let Some((_, value)) =
+            line.split_once(':').filter(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        {
+            length = Some(value.trim().parse::<usize>()?);
+        }
+    }
+    let length = length.context("no content-length")?;
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body)?;
+    Ok(length)
 }
 
 /// Module time of a sync of the first `n` accounts with each strategy, at 20 ms latency.
