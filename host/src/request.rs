@@ -7,6 +7,7 @@
 //! HostBill hands PHP strings for most columns, so ids accept `12` or `"12"`, and the App row
 //! accepts both key spellings HostBill uses (`host`/`hostname`, `secure`/`ssl`).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
@@ -326,16 +327,17 @@ pub fn quote(value: &str) -> String {
 }
 
 /// A JSON value as a sync row reads it: never a parse error, whatever its type (a nested value
-/// is skipped and named), so one bad row cannot stop the others from being read.
-enum Loose {
-    Text(String),
+/// is skipped and named), so one bad row cannot stop the others from being read. A text is
+/// borrowed from the request when it has no escapes (a status needs no copy to be read).
+enum Loose<'de> {
+    Text(Cow<'de, str>),
     Number(u64),
     Null,
     /// What else it was: `a number`, `a boolean`, `an object`, `a list`.
     Other(&'static str, String),
 }
 
-impl Loose {
+impl Loose<'_> {
     /// The value in a problem description.
     fn describe(&self) -> String {
         match self {
@@ -349,7 +351,7 @@ impl Loose {
     /// A scalar's text (`None` for null and nested values).
     fn text(self) -> Option<String> {
         match self {
-            Loose::Text(t) => Some(t),
+            Loose::Text(t) => Some(t.into_owned()),
             Loose::Number(n) => Some(n.to_string()),
             Loose::Other("a number" | "a boolean", shown) => Some(shown),
             Loose::Null | Loose::Other(..) => None,
@@ -357,46 +359,49 @@ impl Loose {
     }
 }
 
-impl<'de> Deserialize<'de> for Loose {
+impl<'de> Deserialize<'de> for Loose<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> de::Visitor<'de> for V {
-            type Value = Loose;
+            type Value = Loose<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("any JSON value")
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Loose, E> {
-                Ok(Loose::Text(v.to_string()))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Loose<'de>, E> {
+                Ok(Loose::Text(Cow::Borrowed(v)))
             }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Loose, E> {
-                Ok(Loose::Text(v))
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Loose<'de>, E> {
+                Ok(Loose::Text(Cow::Owned(v.to_string())))
             }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Loose, E> {
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Loose<'de>, E> {
+                Ok(Loose::Text(Cow::Owned(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Loose<'de>, E> {
                 Ok(Loose::Number(v))
             }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Loose, E> {
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Loose<'de>, E> {
                 Ok(Loose::Other("a number", v.to_string()))
             }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Loose, E> {
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Loose<'de>, E> {
                 Ok(Loose::Other("a number", v.to_string()))
             }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Loose, E> {
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Loose<'de>, E> {
                 Ok(Loose::Other("a boolean", v.to_string()))
             }
-            fn visit_unit<E: de::Error>(self) -> Result<Loose, E> {
+            fn visit_unit<E: de::Error>(self) -> Result<Loose<'de>, E> {
                 Ok(Loose::Null)
             }
-            fn visit_none<E: de::Error>(self) -> Result<Loose, E> {
+            fn visit_none<E: de::Error>(self) -> Result<Loose<'de>, E> {
                 Ok(Loose::Null)
             }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Loose, D::Error> {
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Loose<'de>, D::Error> {
                 Loose::deserialize(d)
             }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Loose, A::Error> {
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Loose<'de>, A::Error> {
                 while map.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
                 Ok(Loose::Other("an object", "an object".to_string()))
             }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Loose, A::Error> {
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Loose<'de>, A::Error> {
                 while seq.next_element::<de::IgnoredAny>()?.is_some() {}
                 Ok(Loose::Other("a list", "a list".to_string()))
             }
@@ -418,9 +423,11 @@ impl<'de> Deserialize<'de> for LooseFields {
                 f.write_str("an object of name to value")
             }
             fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<LooseFields, A::Error> {
-                let mut fields = Vec::new();
+                // Room for the usual one field: a push into an empty Vec makes room for four,
+                // and the shrink below would then reallocate every row's list.
+                let mut fields = Vec::with_capacity(1);
                 let mut problem = None;
-                while let Some((code, value)) = map.next_entry::<String, Loose>()? {
+                while let Some((code, value)) = map.next_entry::<String, Loose<'de>>()? {
                     match value {
                         Loose::Null => {}
                         Loose::Other(kind @ ("an object" | "a list"), _) => {
@@ -503,7 +510,7 @@ impl<'de> Deserialize<'de> for SyncRow {
                         }
                     }
                 }
-                let mut number = |name: &str, value: Option<Loose>| match value {
+                let mut number = |name: &str, value: Option<Loose<'de>>| match value {
                     None => {
                         problems.push(format!("missing field `{name}`"));
                         None
@@ -766,6 +773,17 @@ mod sync_rows {
         );
         assert_eq!((invalid[2].0, invalid[2].1), (3, None));
         assert!(invalid[2].2.contains("the row is null"), "{invalid:?}");
+    }
+
+    #[test]
+    fn escaped_texts_read_as_plain_ones() {
+        // Texts without escapes are borrowed from the request, escaped ones copied: same rows.
+        let plain = rows(r#"[{"id":"1","client_id":2,"status":"Active","custom_fields":{"cloudpeid":"12"}}]"#);
+        let escaped =
+            rows(r#"[{"id":"\u0031","client_id":2,"status":"\u0041ctive","custom_fields":{"cloudpeid":"1\u0032"}}]"#);
+        assert!(plain.invalid.is_empty() && escaped.invalid.is_empty(), "{:?} {:?}", plain.invalid, escaped.invalid);
+        assert_eq!(format!("{:?}", plain.valid), format!("{:?}", escaped.valid));
+        assert_eq!(escaped.valid[0].custom_fields[0].value, "12");
     }
 
     #[test]
