@@ -104,13 +104,16 @@ fn main() -> Result<()> {
             build(&root, release, false)?;
         }
         Task::Test { args } => {
-            // xtask's own tests link a small program for musl, as `dist` does the host.
+            // xtask's own tests link a small program for musl, as `dist` does the host, and
+            // host/fastmem is tested for musl.
             ensure_target(MUSL_TARGET)?;
             let artifacts = build(&root, false, true)?;
-            let mut cargo = cargo();
-            cargo.args(["test", "--workspace"]).args(&args);
-            artifacts.export(&mut cargo);
-            run(&mut cargo)?;
+            let mut tests = cargo();
+            tests.args(["test", "--workspace"]).args(&args);
+            artifacts.export(&mut tests);
+            run(&mut tests)?;
+            // The static host's memcpy and memmove (host/fastmem), built as they ship: for musl.
+            run(cargo().args(["test", "-p", "fastmem", "--target", MUSL_TARGET]))?;
             php_tests(&root, &artifacts)?;
         }
         Task::Demo { release } => {

@@ -154,6 +154,25 @@ mod tests {
         }
     }
 
+    /// On musl, the C symbols a program links to are these functions, not musl's.
+    #[cfg(all(target_env = "musl", target_arch = "x86_64"))]
+    #[test]
+    fn the_linked_memcpy_and_memmove_are_these() {
+        unsafe extern "C" {
+            #[link_name = "memcpy"]
+            fn linked_memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut u8;
+            #[link_name = "memmove"]
+            fn linked_memmove(dest: *mut u8, src: *const u8, n: usize) -> *mut u8;
+        }
+        assert_eq!(linked_memcpy as *const (), super::memcpy as *const ());
+        assert_eq!(linked_memmove as *const (), super::memmove as *const ());
+        // And they copy: a slice copy goes through them.
+        let source: Vec<u8> = (0..100).collect();
+        let mut dest = std::vec![0u8; 100];
+        dest.copy_from_slice(&source);
+        assert_eq!(dest, source);
+    }
+
     proptest! {
         #[test]
         fn any_move_within_a_buffer_copies_like_bytes(len in 1usize..2048, a in 0usize..2048, b in 0usize..2048, n in 0usize..2048) {
