@@ -39,7 +39,7 @@ use scrub::Scrubber;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// And links `memcpy` and `memmove` of its own in place of musl's (see host/fastmem).
+// It also links `memcpy` and `memmove` of its own in place of musl's (see host/fastmem).
 #[cfg(target_env = "musl")]
 use fastmem as _;
 
