@@ -77,7 +77,7 @@ class AdminEndToEndTest extends RealHostTestCase
             }
             HbLog::$lines = array();
             ApiWrapper::$clients[(string) (300 + $i)] = array('cloudpeid' => (string) $uid);
-            $module->account_details = array('id' => (string) (100 + $i), 'client_id' => (string) (300 + $i), 'server_id' => '7', 'status' => 'Active');
+            $module->setAccount(array('id' => (string) (100 + $i), 'client_id' => (string) (300 + $i), 'server_id' => '7', 'status' => 'Active'));
             $this->assertNotFalse($module->getSynchInfo(), implode('; ', $module->recordedErrors()));
             $values = $module->detailValues();
             $this->assertSame((string) $uid, $values['cloudpe_uid']);
@@ -119,7 +119,7 @@ class AdminEndToEndTest extends RealHostTestCase
         $module = self::realHosts(new cloudpe());
         $module->useRetries($queue);
         $module->connect((new HbServersModel())->getServerDetails('9'));
-        $module->account_details = ApiWrapper::$accounts[0];
+        $module->setAccount(ApiWrapper::$accounts[0]);
 
         self::stop($sim); // the outage
         HbAdmin::$logged = HbAdmin::NONE; // HostBill's automation runs the suspend
@@ -151,7 +151,7 @@ class AdminEndToEndTest extends RealHostTestCase
         $uid = self::FIRST_UID + 51;
         $module = self::realHosts(new cloudpe());
         $module->connect(self::app('7', array('Call log' => 'on')));
-        $module->account_details = array('id' => '5', 'client_id' => '51', 'server_id' => '7', 'status' => 'Active');
+        $module->setAccount(array('id' => '5', 'client_id' => '51', 'server_id' => '7', 'status' => 'Active'));
         ApiWrapper::$clients['51'] = array('cloudpeid' => (string) $uid);
         $this->assertTrue($module->Unsuspend(), implode('; ', $module->recordedErrors()));
         $calls = array_values(array_filter(HbLog::$lines, function ($l) {

@@ -42,7 +42,7 @@ class EndToEndTest extends RealHostTestCase
     {
         $uid = self::FIRST_UID + 5;
         $module = $this->module();
-        $module->account_details = array('id' => '1', 'client_id' => '21', 'server_id' => '7', 'status' => 'Active');
+        $module->setAccount(array('id' => '1', 'client_id' => '21', 'server_id' => '7', 'status' => 'Active'));
         ApiWrapper::$clients['21'] = array('cloudpeid' => (string) $uid);
 
         $this->assertTrue($module->Suspend(), implode('; ', $module->recordedErrors()));
@@ -78,7 +78,7 @@ class EndToEndTest extends RealHostTestCase
     {
         $uid = self::FIRST_UID + 11;
         $module = $this->module(array('On terminate' => 'deactivate'));
-        $module->account_details = array('id' => '3', 'client_id' => '23', 'server_id' => '7', 'status' => 'Active');
+        $module->setAccount(array('id' => '3', 'client_id' => '23', 'server_id' => '7', 'status' => 'Active'));
         ApiWrapper::$clients['23'] = array('cloudpeid' => (string) $uid);
         $this->assertSame(1, $this->remote($uid)['status'], 'precondition: the user is active');
         $this->assertTrue($module->Terminate(), implode('; ', $module->recordedErrors()));
@@ -86,7 +86,7 @@ class EndToEndTest extends RealHostTestCase
 
         $other = self::FIRST_UID + 13;
         $module = $this->module(array());
-        $module->account_details = array('id' => '4', 'client_id' => '24', 'server_id' => '7', 'status' => 'Active');
+        $module->setAccount(array('id' => '4', 'client_id' => '24', 'server_id' => '7', 'status' => 'Active'));
         ApiWrapper::$clients['24'] = array('cloudpeid' => (string) $other);
         $this->assertTrue($module->Terminate(), implode('; ', $module->recordedErrors()));
         $this->assertSame(1, $this->remote($other)['status'], 'the default policy makes no call');
@@ -96,7 +96,7 @@ class EndToEndTest extends RealHostTestCase
     {
         $uid = self::FIRST_UID + 17;
         $module = $this->module(array('Client field code' => 'cpuser'));
-        $module->account_details = array('id' => '5', 'client_id' => '25', 'server_id' => '7', 'status' => 'Active');
+        $module->setAccount(array('id' => '5', 'client_id' => '25', 'server_id' => '7', 'status' => 'Active'));
         ApiWrapper::$clients['25'] = array('cloudpeid' => '999999', 'cpuser' => (string) $uid);
         $this->assertTrue($module->Suspend(), implode('; ', $module->recordedErrors()));
         $this->assertSame(2, $this->remote($uid)['status']);
@@ -106,7 +106,7 @@ class EndToEndTest extends RealHostTestCase
     public function testCreateFailsClearlyWhenTheClientHasNoCloudpeId()
     {
         $module = $this->module();
-        $module->account_details = array('id' => '2', 'client_id' => '22', 'server_id' => '7', 'status' => 'Pending');
+        $module->setAccount(array('id' => '2', 'client_id' => '22', 'server_id' => '7', 'status' => 'Pending'));
         ApiWrapper::$clients['22'] = array('firstname' => 'No Id');
         $this->assertFalse($module->Create());
         $this->assertStringContainsString('client #22 has no `cloudpeid`', $module->recordedErrors()[0]);

@@ -96,7 +96,7 @@ abstract class FakeHostTestCase extends TestCase
         $module = new cloudpe();
         $module->connect(self::appRow($fields, $custom));
         $module->useHost($host);
-        $module->account_details = array('id' => '101', 'client_id' => '11', 'server_id' => '4', 'status' => 'Active', 'product_id' => '3', 'domain' => '');
+        $module->setAccount(array('id' => '101', 'client_id' => '11', 'server_id' => '4', 'status' => 'Active', 'product_id' => '3', 'domain' => ''));
         ApiWrapper::$clients['11'] = array('firstname' => 'Ann', 'cloudpeid' => '1234');
         return $module;
     }

@@ -211,7 +211,7 @@ class ModuleTest extends FakeHostTestCase
     {
         $module = new cloudpe();
         $module->connect(self::appRow());
-        $module->account_details = array('id' => '101', 'client_id' => '11', 'status' => 'Active');
+        $module->setAccount(array('id' => '101', 'client_id' => '11', 'status' => 'Active'));
         $host = $module->host(120);
         $dir = realpath(__DIR__ . '/../includes/modules/Hosting/cloudpe');
         // Inside the module's own folder, never a shared temporary one (the check must not depend

@@ -67,7 +67,7 @@ class SignedComponentTest extends RealHostTestCase
             return new cloudpe_host(getenv('HOSTBILL_MODULE_HOST_BIN'), $bundle . '/cloudpe.wasm', $timeout, $secrets, self::cache());
         });
         $module->connect(self::app('7'));
-        $module->account_details = array('id' => '31', 'client_id' => '41', 'server_id' => '7', 'status' => 'Active');
+        $module->setAccount(array('id' => '31', 'client_id' => '41', 'server_id' => '7', 'status' => 'Active'));
         ApiWrapper::$clients['41'] = array('cloudpeid' => (string) (self::FIRST_UID + 21));
         ApiWrapper::$accounts = array(array('id' => '31', 'client_id' => '41', 'server_id' => '7', 'status' => 'Active'));
         return $module;

@@ -37,14 +37,30 @@ abstract class HostingModule
     const CONNECTION_FIELD_NAMESERVERS = 'nameservers';
     const CONNECTION_FIELD_CUSTOM = 'custom';
 
-    /** @var array the account row HostBill fills before an action */
-    public $account_details = array();
+    /**
+     * @var array the account row HostBill fills before an action. Protected: HostBill's base class
+     * is encoded and public code never writes it; callers hand the account over with setAccount().
+     */
+    protected $account_details = array();
     /** @var array the client row (reliable only in Create) */
     public $client_data = array();
     /** @var string[] */
     private $hbErrors = array();
     /** @var string[] */
     private $hbInfos = array();
+
+    /**
+     * Hands the module the account row (hb_accounts, strings) before an action, as public code that
+     * runs a module outside HostBill's own flow does: `$module->connect($server);
+     * $module->setAccount($account);` (hitechcloud-vietnam/webnic_hostbill
+     * release/hostbill/includes/modules/Hosting/webnic_ssl/admin/class.webnic_ssl_controller.php
+     * setupModule; HostBill's own includes/types/class.vmware5type.php, as shipped in
+     * clemenclay/speednova, `_setVM`, before calling the module's Start()).
+     */
+    public function setAccount($account)
+    {
+        $this->account_details = $account;
+    }
 
     public function addError($error)
     {

@@ -725,7 +725,7 @@ class cloudpe extends HostingModule
     }
 
     /**
-     * Runs `$operation` again for the cron's retry queue, on the account in account_details.
+     * Runs `$operation` again for the cron's retry queue, on the account handed over with setAccount().
      * Nothing is queued and nothing is shown to an admin.
      *
      * @return array{ok: bool, kind: string, message: string, transient: bool, facts: array}

@@ -258,7 +258,7 @@ class cloudpe_retries
         $serverId = isset($details['server_id']) && (string) $details['server_id'] !== '' ? (string) $details['server_id'] : (string) $row['server_id'];
         try {
             $module->connect($apps->details($serverId));
-            $module->account_details = $details;
+            $module->setAccount($details);
             $result = $module->retry($operation);
         } catch (cloudpe_apps_error $e) {
             // The account's App is gone or unreadable: a person has to look, retrying cannot help.
