@@ -87,6 +87,32 @@ class ModuleTest extends FakeHostTestCase
         $this->assertSame(array('Client field code' => 'x'), cloudpe::parseCustom(serialize(array('Client field code' => array('value' => 'x')))));
     }
 
+    /** Issue 25 item 8: a `custom` column holding JSON is read; JSON that is not settings is named. */
+    public function testACustomColumnStoredAsJsonIsReadOrNamed()
+    {
+        $module = $this->module($this->fakeHost('report', self::report('terminate', array('outcome' => array('message' => 'ok')))));
+        $row = self::appRow();
+        $row['custom'] = json_encode(array('Client field code' => ' cpid ', 'On terminate' => 'deactivate'));
+        $module->connect($row);
+        ApiWrapper::$clients['11'] = array('cpid' => '55');
+        $this->assertTrue($module->Terminate(), implode('; ', $module->recordedErrors()));
+        $this->assertSame(array('Client field code' => 'cpid', 'On terminate' => 'deactivate'), $this->sentRequest()['app']['custom']);
+        $this->assertSame(array('cpid' => '55'), $this->sentRequest()['account']['custom_fields']);
+
+        foreach (array(
+            '{"Client field code": "cpid",' => 'look like JSON but do not parse (Syntax error)',
+            '["cpid", "deactivate"]' => 'are a JSON list, not an object of settings by name',
+            'cpid;deactivate' => 'are neither a serialized array HostBill wrote nor JSON (they start with "cpid;deactiv")',
+        ) as $column => $problem) {
+            try {
+                cloudpe::parseCustom($column);
+                $this->fail("accepted {$column}");
+            } catch (UnexpectedValueException $e) {
+                $this->assertStringContainsString("the App's custom settings (column `custom`) {$problem}", $e->getMessage());
+            }
+        }
+    }
+
     /** @dataProvider actions */
     public function testEveryActionRunsItsOperation($method, $operation)
     {

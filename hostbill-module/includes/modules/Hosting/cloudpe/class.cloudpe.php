@@ -395,10 +395,11 @@ class cloudpe extends HostingModule
     }
 
     /**
-     * The App's `custom` settings as name => trimmed string, from the array HostBill hands over or
-     * from the serialized column itself. Missing or empty: no settings.
+     * The App's `custom` settings as name => trimmed string, from the array HostBill hands over, from
+     * the serialized column itself, or from the column holding a JSON object (as a column rewritten
+     * by a tool other than HostBill may). Missing or empty: no settings.
      *
-     * @throws UnexpectedValueException when it is neither
+     * @throws UnexpectedValueException when it is none of these, naming what it is
      */
     public static function parseCustom($custom)
     {
@@ -412,7 +413,7 @@ class cloudpe extends HostingModule
             }
             $value = @unserialize($text, array('allowed_classes' => false));
             if ($value === false && $text !== serialize(false)) {
-                throw new UnexpectedValueException('the App\'s custom settings (column `custom`) are not a serialized array HostBill wrote: save the App again under Settings → Apps');
+                $value = self::customFromJson($text);
             }
             $custom = $value;
         }
@@ -430,6 +431,28 @@ class cloudpe extends HostingModule
             }
         }
         return $settings;
+    }
+
+    /**
+     * The `custom` column read as JSON: an object is the settings; anything else is an error that
+     * says what the column holds.
+     *
+     * @throws UnexpectedValueException
+     */
+    private static function customFromJson($text)
+    {
+        $first = $text[0];
+        if ($first !== '{' && $first !== '[') {
+            throw new UnexpectedValueException('the App\'s custom settings (column `custom`) are neither a serialized array HostBill wrote nor JSON (they start with "' . substr($text, 0, 12) . '"): save the App again under Settings → Apps');
+        }
+        $value = json_decode($text, true);
+        if (json_last_error() !== JSON_ERROR_NONE) {
+            throw new UnexpectedValueException('the App\'s custom settings (column `custom`) look like JSON but do not parse (' . json_last_error_msg() . '): save the App again under Settings → Apps');
+        }
+        if (!is_array($value) || ($value && array_keys($value) === range(0, count($value) - 1))) {
+            throw new UnexpectedValueException('the App\'s custom settings (column `custom`) are a JSON list, not an object of settings by name: save the App again under Settings → Apps');
+        }
+        return $value;
     }
 
     /** Code of the client custom field holding the CloudPe user id. */
