@@ -131,7 +131,8 @@ class AdminEndToEndTest extends RealHostTestCase
         $this->assertSame('CloudPe retries: nothing to do (no failed action is due for a retry)', cloudpe_retries::everyRun($module, null, null, $queue), 'not before its time');
         $now += cloudpe_retries::backoff(1);
         $output = cloudpe_retries::everyRun($module, null, null, $queue);
-        $this->assertSame('CloudPe retries: account #77 suspend: succeeded on attempt 2; status Active -> Suspended', $output);
+        $this->assertSame('CloudPe retries: account #77 suspend: succeeded on attempt 2; HostBill\'s accountSuspend recorded it (status Active -> Suspended)', $output);
+        $this->assertSame(array(array('accountSuspend', '77', true)), ApiWrapper::$moduleActions, 'recorded by HostBill\'s own action');
         $remote = $this->remoteAt($url, $uid);
         $this->assertSame(2, $remote['status'], 'suspended on CloudPe');
         $this->assertSame('Suspended', ApiWrapper::$accounts[0]['status'], 'and recorded in HostBill');

@@ -170,10 +170,15 @@ class AdminViewTest extends FakeHostTestCase
         $this->now += 1;
         $this->answer('suspend', array('outcome' => array('message' => 'CloudPe user 1234 set to status 2 (inactive)', 'facts' => array('cloudpe-uid' => '1234', 'cloudpe-status' => '2 (inactive)'))));
         $output = cloudpe_retries::everyRun($module, null, null, $this->queue());
-        $this->assertSame('CloudPe retries: account #101 suspend: succeeded on attempt 2; status Active -> Suspended', $output);
+        $this->assertSame('CloudPe retries: account #101 suspend: succeeded on attempt 2; HostBill\'s accountSuspend recorded it (status Active -> Suspended)', $output);
         $this->assertSame('suspend', $this->sentArgs('run2')[0]);
         $this->assertSame(array('id' => '101', 'client_id' => '11', 'status' => 'Active', 'custom_fields' => array('cloudpeid' => '1234')), $this->sentRequest('run2')['account']);
-        $this->assertSame(array(array('id' => '101', 'status' => 'Suspended')), ApiWrapper::$edits, 'recorded with editAccountDetails, which does not run Suspend() again');
+        // Issue 25 item 2: HostBill's own action records it (its e-mails and hooks run); the
+        // module's Suspend() it runs reports the retry's work and calls CloudPe no second time.
+        $this->assertSame(array(array('accountSuspend', '101', true)), ApiWrapper::$moduleActions);
+        $this->assertSame('Suspended', ApiWrapper::$accounts[0]['status']);
+        $this->assertSame(array(), ApiWrapper::$edits, 'no status written behind HostBill\'s back');
+        $this->assertFileDoesNotExist($this->dir . '/args-run3.txt', 'no third host run');
         $this->assertNull($this->queue()->find('101'), 'done: nothing queued');
         $log = HBRegistry::$db->accountLog('101');
         $this->assertSame(array('Automation', '1', 'CloudPeRetry'), array($log[1]['admin_login'], $log[1]['result'], $log[1]['event']));
@@ -202,8 +207,10 @@ class AdminViewTest extends FakeHostTestCase
         $this->assertCount(1, ApiWrapper::$tickets);
         $ticket = ApiWrapper::$tickets[0];
         $this->assertSame(array('11', '1'), array($ticket['client_id'], $ticket['isinternal']), 'an internal ticket on the client: the client does not see it');
-        $this->assertSame('CloudPe: unsuspend of account #101 failed 5 times; retries stopped', $ticket['subject']);
-        $this->assertStringContainsString('Last error (transport) could not reach CloudPe', $ticket['body']);
+        // Issue 25 item 5: a transient give-up is told as its App's outage alert.
+        $this->assertSame('CloudPe: App #4 failing since ' . cloudpe_retries::time(1796000000 + 300) . ' UTC; queued actions stopped', $ticket['subject']);
+        $this->assertStringContainsString('1 queued action stopped after 5 failures: #101 unsuspend', $ticket['body']);
+        $this->assertStringContainsString('(4 failures, the last at ' . cloudpe_retries::time($this->now) . ' UTC: (transport) could not reach CloudPe', $ticket['body']);
         $this->assertSame('given-up', $this->queue()->find('101')['state']);
         $this->now += 100000;
         $this->assertStringContainsString('nothing to do', cloudpe_retries::everyRun($module, null, null, $this->queue()), 'no more retries');

@@ -21,6 +21,8 @@ abstract class FakeHostTestCase extends TestCase
     {
         HostBillDoubles::reset();
         $this->echo = null;
+        // The module's own tables, as its install()/upgrade() creates them.
+        (new cloudpe_retries())->createTables();
         $this->dir = sys_get_temp_dir() . '/cloudpe-php-' . getmypid() . '-' . bin2hex(random_bytes(4));
         mkdir($this->dir, 0700, true);
         file_put_contents($this->dir . '/module.wasm', 'not used by the fake host');

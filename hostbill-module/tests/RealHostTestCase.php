@@ -63,6 +63,8 @@ abstract class RealHostTestCase extends TestCase
     protected function setUp(): void
     {
         HostBillDoubles::reset();
+        // The module's own tables, as its install()/upgrade() creates them.
+        (new cloudpe_retries())->createTables();
     }
 
     /** The compile cache of these tests. */

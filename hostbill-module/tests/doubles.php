@@ -211,6 +211,10 @@ class ApiWrapper
     public static $notes = array();
     /** @var string|null addTicket refuses with this error */
     public static $refuseTickets = null;
+    /** @var array<string, string> ticket id => its notes (addTicketNotes) */
+    public static $ticketNotes = array();
+    /** @var array[] [call, account id, the module's answer] of every accountCreate/Suspend/Unsuspend */
+    public static $moduleActions = array();
 
     /** @return int calls of `$method` */
     public static function count($method)
@@ -317,6 +321,74 @@ class ApiWrapper
         }
         self::$tickets[] = $params;
         return array('success' => true, 'ticket_id' => 700 + count(self::$tickets), 'call' => 'addTicket', 'info' => array('New ticket has been created'));
+    }
+
+    /**
+     * addTicketNotes: `id` (the ticket), `notes`: "Sets new ticket notes" (replaces them); reply
+     * `info` (api2.hostbillapp.com/tickets/addTicketNotes.html). Kept in `$ticketNotes`.
+     */
+    public function addTicketNotes($params)
+    {
+        self::$calls[] = array('addTicketNotes', $params);
+        if (!isset($params['id'], $params['notes'])) {
+            return array('success' => false, 'error' => array('Missing required parameters'));
+        }
+        foreach (self::$tickets as $i => $ticket) {
+            if ((string) (701 + $i) === (string) $params['id']) {
+                self::$ticketNotes[(string) $params['id']] = (string) $params['notes'];
+                return array('success' => true, 'call' => 'addTicketNotes', 'info' => array('Ticket notes updated'));
+            }
+        }
+        return array('success' => false, 'error' => array('Invalid ticket ID'));
+    }
+
+    /**
+     * accountCreate / accountSuspend / accountUnsuspend (`id`): "Invoke account create / suspend /
+     * unsuspend method" (api2.hostbillapp.com/accounts/accountSuspend.html, ...): HostBill runs the
+     * account's module as its own code does (HostBill's includes/types/class.vmware5type.php, in
+     * clemenclay/speednova: the module of the account's App, `connect($server)`,
+     * `setAccount($account)`, then the method), and records the new status when it returns true;
+     * the module's errors are the reply's `error`. `$moduleActions` keeps [call, id, ok].
+     */
+    public function accountCreate($params)
+    {
+        return $this->moduleAction('accountCreate', 'Create', 'Active', $params);
+    }
+
+    public function accountSuspend($params)
+    {
+        return $this->moduleAction('accountSuspend', 'Suspend', 'Suspended', $params);
+    }
+
+    public function accountUnsuspend($params)
+    {
+        return $this->moduleAction('accountUnsuspend', 'Unsuspend', 'Active', $params);
+    }
+
+    private function moduleAction($call, $method, $status, $params)
+    {
+        self::$calls[] = array($call, $params);
+        foreach (self::$accounts as $i => $row) {
+            if ((string) $row['id'] !== (string) $params['id']) {
+                continue;
+            }
+            $server = (new HbServersModel())->getServerDetails($row['server_id']);
+            if (!$server) {
+                return array('success' => false, 'call' => $call, 'error' => array('Account has no App'));
+            }
+            $class = strtolower(HbApps::$groups[$server['group_id']]['modulename']);
+            $module = new $class();
+            $module->connect($server);
+            $module->setAccount(array_map('strval', $row));
+            $ok = (bool) $module->$method();
+            self::$moduleActions[] = array($call, (string) $row['id'], $ok);
+            if (!$ok) {
+                return array('success' => false, 'call' => $call, 'error' => $module->recordedErrors());
+            }
+            self::$accounts[$i]['status'] = $status;
+            return array('success' => true, 'call' => $call, 'info' => array("Account #{$row['id']}: {$method} done"));
+        }
+        return array('success' => false, 'call' => $call, 'error' => array('Account not found'));
     }
 
     /**
@@ -691,6 +763,8 @@ class HostBillDoubles
         ApiWrapper::$tickets = array();
         ApiWrapper::$notes = array();
         ApiWrapper::$refuseTickets = null;
+        ApiWrapper::$ticketNotes = array();
+        ApiWrapper::$moduleActions = array();
         HbAdmin::$logged = HbAdmin::STAFF;
         HbApps::$rows = array();
         HbApps::$groups = array();

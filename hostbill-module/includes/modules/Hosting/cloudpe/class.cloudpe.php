@@ -711,9 +711,9 @@ class cloudpe extends HostingModule
             hbm_log_error("{$why}: " . $e->getMessage() . '; the daily sync, the retries and the reconciliation will not run until their tasks exist (see README, INSTALL step 6)', self::LOG_TAG);
         }
         try {
-            $this->retries()->ensureTable();
+            $this->retries()->createTables();
         } catch (\Throwable $e) {
-            hbm_log_error("{$why}: could not create the retry queue " . cloudpe_retries::TABLE . ': ' . $this->scrub($e->getMessage()) . '; it is created on first use', self::LOG_TAG);
+            hbm_log_error("{$why}: could not create the module's tables " . cloudpe_retries::TABLE . ' and ' . cloudpe_retries::OUTAGES . ': ' . $this->scrub($e->getMessage()) . '; failed actions cannot be queued for a retry until they exist (deactivate and activate the module, or upgrade it again)', self::LOG_TAG);
         }
         if (self::leftoverFiles()) {
             hbm_log_error(self::leftoverMessage(), self::LOG_TAG);
@@ -729,6 +729,12 @@ class cloudpe extends HostingModule
     protected function accountAction($operation)
     {
         $account = $this->account();
+        $replayed = cloudpe_retries::takeReplayed($account['id'], $operation);
+        if ($replayed !== null) {
+            // HostBill's own action, called by the cron's retry that has just done this on CloudPe.
+            $this->addInfo($this->scrub("CloudPe: {$operation} done by the CloudPe cron's retry (attempt {$replayed['attempt']}): {$replayed['message']}"));
+            return true;
+        }
         $result = $this->call($operation, array('app' => $this->app(), 'account' => $account));
         if ($result === null) {
             $this->afterFailure($operation, $account, array('error' => array('kind' => 'host', 'message' => (string) $this->lastError)));
@@ -748,15 +754,15 @@ class cloudpe extends HostingModule
     }
 
     /**
-     * Runs `$operation` again for the cron's retry queue, on the account handed over with setAccount().
-     * Nothing is queued and nothing is shown to an admin.
+     * Runs `$operation` again for the cron's retry queue, on the account handed over with setAccount(),
+     * within `$timeout` seconds. Nothing is queued and nothing is shown to an admin.
      *
      * @return array{ok: bool, kind: string, message: string, transient: bool, facts: array}
      */
-    public function retry($operation)
+    public function retry($operation, $timeout = cloudpe_retries::RETRY_TIMEOUT)
     {
         try {
-            $result = $this->call($operation, array('app' => $this->app(), 'account' => $this->account()), array(), cloudpe_retries::RETRY_TIMEOUT);
+            $result = $this->call($operation, array('app' => $this->app(), 'account' => $this->account()), array(), $timeout);
         } catch (cloudpe_host_error $e) {
             return array('ok' => false, 'kind' => 'configuration', 'message' => $this->scrub($e->getMessage()), 'transient' => false, 'facts' => array());
         }
@@ -783,10 +789,12 @@ class cloudpe extends HostingModule
         $message = (string) $this->lastError;
         $actor = cloudpe_audit::actor();
         $retry = 'not retried (run by ' . $actor['login'] . ')';
+        $queued = false;
         if (!$actor['manual'] && in_array($operation, cloudpe_retries::OPERATIONS, true)) {
             if (!cloudpe_retries::isTransient($report)) {
                 $retry = "not retried: {$kind} is not a failure that passes by itself";
             } else {
+                $queued = true;
                 try {
                     $row = $this->retries()->queue($account['id'], (string) $this->serverId(), $operation, $kind, $message);
                     $retry = $row['state'] === 'given-up'
@@ -799,15 +807,38 @@ class cloudpe extends HostingModule
                 }
             }
         }
+        if (!$queued) {
+            $this->supersede($operation, $account, "{$actor['login']}'s {$operation} (failed)");
+        }
         $this->audit()->account($account['id'], "CloudPe: {$operation} failed; {$retry}", 'CloudPe' . ucfirst($operation), false, array(
             array('name' => 'status', 'from' => $account['status'], 'to' => $account['status']),
             array('name' => 'error kind', 'from' => '', 'to' => $kind),
         ), $message, $actor);
     }
 
+    /**
+     * A later action on the account (`$by`) that was not queued itself: the account's queued
+     * retry, if it had one, is no longer what anyone wants; it is dropped, in the account's log.
+     */
+    protected function supersede($operation, array $account, $by)
+    {
+        try {
+            $row = $this->retries()->clear($account['id']);
+        } catch (\Throwable $e) {
+            $this->log('error', "{$operation} of account #{$account['id']}: could not read the retry queue: " . $this->scrub($e->getMessage()));
+            return;
+        }
+        if ($row !== null) {
+            $this->audit()->account($account['id'], "CloudPe: queued {$row['operation']} ({$row['state']}, {$row['failures']} failures) dropped: superseded by {$by}", 'CloudPeRetry', true);
+        }
+    }
+
     /** A successful action clears the account's queued retry, if it had one (logged there). */
     protected function afterSuccess($operation, array $account)
     {
+        if ($this->serverId() !== null) {
+            $this->retries()->recovered($this->serverId(), $this);
+        }
         try {
             $row = $this->retries()->clear($account['id']);
         } catch (\Throwable $e) {
