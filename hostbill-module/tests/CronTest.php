@@ -319,6 +319,28 @@ class CronTest extends FakeHostTestCase
         $this->assertStringContainsString('could not list the CloudPe Apps', HbLog::text());
     }
 
+    /** Issue 25 item 8: a HostBill without getAppGroups lists the Apps through findServersBy. */
+    public function testAppsAreListedWithoutGetAppGroupsOnAnOlderHostBill()
+    {
+        $this->healthyApp4();
+        $this->app('5', 'report', self::report('sync', array('dry_run' => false, 'decisions' => array(), 'summary' => array())));
+        $older = new class {
+            // An Admin API without getAppGroups / getAppServers.
+        };
+        $this->assertSame(array(array('id' => '4', 'name' => 'CloudPe EU'), array('id' => '5', 'name' => 'CloudPe US')), (new cloudpe_apps($older))->all());
+        $lines = explode("\n", cloudpe_sync::daily($this->controller()->module, false, new cloudpe_apps($older)));
+        $this->assertStringStartsWith('App #4 "CloudPe EU": 4 accounts read, 2 changed', $lines[0]);
+        $this->assertStringStartsWith('App #5 "CloudPe US": 2 accounts read', $lines[1]);
+
+        $neither = new class {
+            public function getServerDetails($id)
+            {
+                return false;
+            }
+        };
+        $this->assertSame('CloudPe sync: could not list the CloudPe Apps: this HostBill offers neither the Admin API call getAppGroups nor the Servers model\'s findServersBy, the two ways the module knows to list its Apps', cloudpe_sync::daily($this->controller()->module, false, new cloudpe_apps($older, $neither)));
+    }
+
     public function testTheOldEveryRunTaskDoesNotFail()
     {
         $this->assertStringContainsString('nothing to do', $this->controller()->call_EveryRun());

@@ -122,6 +122,25 @@ class HbServersModel
     /** @var bool */
     public static $rawCustom = false;
 
+    /**
+     * findServersBy('module', $name): the hb_servers rows of the Apps of module `$name`, as
+     * ModulesGarden's EasyDCIM cron controller lists its Apps (`findServersBy('module',
+     * 'easydcim')`); other fields are not needed by the module.
+     */
+    public function findServersBy($field, $value)
+    {
+        if ($field !== 'module') {
+            throw new LogicException("the doubles' findServersBy knows only 'module', not {$field}");
+        }
+        $rows = array();
+        foreach (HbApps::$rows as $row) {
+            if (strtolower(HbApps::$groups[$row['group_id']]['modulename']) === strtolower((string) $value)) {
+                $rows[] = $row;
+            }
+        }
+        return $rows;
+    }
+
     public function getServerDetails($id)
     {
         if (!isset(HbApps::$rows[(string) $id])) {

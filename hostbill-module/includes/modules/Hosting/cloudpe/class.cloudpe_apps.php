@@ -11,7 +11,8 @@ class cloudpe_apps_error extends Exception
  *
  *  - which Apps (servers) belong to this module: Admin API `getAppGroups` (each group names its
  *    module: `module` is the module's id, `modulename` its name), keeping the groups whose module
- *    name is "cloudpe" (case-insensitive), then `getAppServers` per group for the App ids;
+ *    name is "cloudpe" (case-insensitive), then `getAppServers` per group for the App ids; on a
+ *    HostBill without getAppGroups, the Servers model's `findServersBy('module', 'cloudpe')`;
  *  - an App's full record, as HostBill hands it to `connect()`: the Servers model,
  *    `HBLoader::LoadModel('Servers')->getServerDetails($id)`, as public controllers do
  *    (webnic_ssl, wisp_hostbill);
@@ -68,6 +69,9 @@ class cloudpe_apps
      */
     public function all()
     {
+        if (!is_callable(array($this->api(), 'getAppGroups'))) {
+            return $this->allByServersModel();
+        }
         $groups = $this->api()->getAppGroups(array());
         if (!is_array($groups) || empty($groups['success'])) {
             throw new cloudpe_apps_error('HostBill did not list its App groups (getAppGroups): ' . self::apiError($groups));
@@ -87,6 +91,39 @@ class cloudpe_apps
                     $id = (string) $server['id'];
                     $apps[$id] = array('id' => $id, 'name' => isset($server['name']) ? (string) $server['name'] : '');
                 }
+            }
+        }
+        uksort($apps, function ($a, $b) {
+            return (int) $a - (int) $b;
+        });
+        return array_values($apps);
+    }
+
+    /**
+     * Every App of this module on a HostBill without the Admin API's getAppGroups (older
+     * versions): the Servers model's `findServersBy('module', <module name>)`, as public cron
+     * controllers list their Apps (ModulesGarden's EasyDCIM cron controller:
+     * `HBLoader::LoadModel('Servers')->findServersBy('module', 'easydcim')`), each row an
+     * hb_servers row.
+     *
+     * @return array[] each ['id' => string, 'name' => string], ordered by id
+     * @throws cloudpe_apps_error
+     */
+    private function allByServersModel()
+    {
+        $servers = $this->servers();
+        if (!is_callable(array($servers, 'findServersBy'))) {
+            throw new cloudpe_apps_error('this HostBill offers neither the Admin API call getAppGroups nor the Servers model\'s findServersBy, the two ways the module knows to list its Apps');
+        }
+        $rows = $servers->findServersBy('module', self::MODULE_NAME);
+        if (!is_array($rows)) {
+            throw new cloudpe_apps_error('HostBill did not list the CloudPe Apps (Servers model findServersBy): it answered ' . gettype($rows));
+        }
+        $apps = array();
+        foreach ($rows as $server) {
+            if (is_array($server) && isset($server['id']) && (string) $server['id'] !== '') {
+                $id = (string) $server['id'];
+                $apps[$id] = array('id' => $id, 'name' => isset($server['name']) ? (string) $server['name'] : '');
             }
         }
         uksort($apps, function ($a, $b) {
