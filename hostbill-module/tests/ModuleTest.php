@@ -214,6 +214,19 @@ class ModuleTest extends FakeHostTestCase
         $this->assertStringContainsString('client #11', $module->recordedErrors()[0]);
     }
 
+    /** Issue 25 item 8: a client HostBill does not have is said to be missing. */
+    public function testAMissingClientIsSaidToBeMissing()
+    {
+        $module = $this->module($this->fakeHost('report', self::report('create', array('error' => array(
+            'kind' => 'configuration', 'message' => 'client #11 has no `cloudpeid` custom field value: set it to the client\'s CloudPe user id', 'code' => null,
+        ))), 1));
+        unset(ApiWrapper::$clients['11']);
+        $this->assertFalse($module->Create());
+        $this->assertSame('CloudPe module: account #101 belongs to client #11, which HostBill does not have (getClientDetails: Client not found): the client is missing, so there is no CloudPe user id to read; give the account an existing client', $module->recordedErrors()[0]);
+        $this->assertStringNotContainsString('custom field value', implode("\n", $module->recordedErrors()) . HBRegistry::$db->accountLog('101')[0]['error']);
+        $this->assertNull($module->missingClient('12'), 'a client never read is not said to be missing');
+    }
+
     /** @dataProvider spellings */
     public function testBothConnectSpellingsAreAccepted($connect, $host, $secure)
     {

@@ -107,6 +107,8 @@ class cloudpe extends HostingModule
     protected $hostFactory = null;
     /** @var array client id => the client row (getClientDetails' `client`), read once per client */
     protected $clientFields = array();
+    /** @var array<string, string> client id => why HostBill gave no client row (getClientDetails' error) */
+    protected $clientErrors = array();
     /** @var cloudpe_retries|null the retry queue (tests inject one with a clock) */
     protected $retries = null;
     /** @var string|null the last error added by call(), for callers that report it elsewhere */
@@ -117,6 +119,7 @@ class cloudpe extends HostingModule
     {
         $this->connection = is_array($connect) ? $connect : array();
         $this->clientFields = array();
+        $this->clientErrors = array();
         $this->lastError = null;
         $this->customError = null;
         $this->customSettings = array();
@@ -486,8 +489,27 @@ class cloudpe extends HostingModule
             $api = new ApiWrapper();
             $reply = $api->getClientDetails(array('id' => $clientId));
             $this->clientFields[$key] = isset($reply['client']) && is_array($reply['client']) ? $reply['client'] : array();
+            if (!is_array($reply) || empty($reply['success']) || !isset($reply['client']) || !is_array($reply['client'])) {
+                $this->clientErrors[$key] = is_array($reply) && isset($reply['error'])
+                    ? (is_array($reply['error']) ? implode('; ', array_map('strval', $reply['error'])) : (string) $reply['error'])
+                    : 'no client in its reply';
+            }
         }
         return $this->clientFields[$key];
+    }
+
+    /**
+     * "client #N, which HostBill does not have (why)" when HostBill gave no row for client
+     * `$clientId` (read by clientFields), or null when it has one: a missing client is said as
+     * such, not as a client without a CloudPe id.
+     */
+    public function missingClient($clientId)
+    {
+        $key = (string) $clientId;
+        if (!isset($this->clientErrors[$key])) {
+            return null;
+        }
+        return "client #{$key}, which HostBill does not have (getClientDetails: {$this->clientErrors[$key]})";
     }
 
     /** Uses `$queue` for failed actions instead of the one on HostBill's database (tests). */
@@ -742,6 +764,10 @@ class cloudpe extends HostingModule
         }
         if ($result['exit'] !== cloudpe_host::EXIT_SUCCESS) {
             $this->showWarnings($result['report']);
+            $missing = $this->missingClient($account['client_id']);
+            if ($missing !== null && isset($result['report']['error']['kind']) && $result['report']['error']['kind'] === 'configuration') {
+                $result['report']['error']['message'] = "CloudPe module: account #{$account['id']} belongs to {$missing}: the client is missing, so there is no CloudPe user id to read; give the account an existing client";
+            }
             $this->fail($this->errorText($result['report']));
             $this->afterFailure($operation, $account, $result['report']);
             return false;
