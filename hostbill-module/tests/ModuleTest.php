@@ -214,6 +214,23 @@ class ModuleTest extends FakeHostTestCase
         $this->assertStringContainsString('client #11', $module->recordedErrors()[0]);
     }
 
+    /** Issue 25 item 8: a compile cache another user owns (cron as root, web as www-data) is named. */
+    public function testACacheOwnedByAnotherUserIsAWarning()
+    {
+        $cache = $this->dir . '/cache';
+        $this->assertNull(cloudpe::cacheOwnerWarning($cache, fileowner($this->dir)), 'nothing yet');
+        mkdir($cache, 0700);
+        $this->assertNull(cloudpe::cacheOwnerWarning($cache, fileowner($cache)), 'ours');
+        $other = fileowner($cache) + 1;
+        $warning = cloudpe::cacheOwnerWarning($cache, $other);
+        $this->assertStringStartsWith("the compiled-component cache {$cache} belongs to ", $warning);
+        $this->assertStringContainsString("not to uid {$other}, the user this PHP runs as: the host does not use a cache another user owns, so every action here compiles the component again (slower)", $warning);
+        $this->assertStringContainsString('Run HostBill\'s cron as the web server\'s user', $warning);
+        touch($cache . '.key');
+        rmdir($cache);
+        $this->assertStringStartsWith("the compiled-component cache {$cache}.key belongs to ", cloudpe::cacheOwnerWarning($cache, $other), 'its key too');
+    }
+
     /** Issue 25 item 8: a client HostBill does not have is said to be missing. */
     public function testAMissingClientIsSaidToBeMissing()
     {

@@ -167,6 +167,10 @@ class cloudpe extends HostingModule
             if (self::leftoverFiles()) {
                 $this->addInfo(self::leftoverMessage());
             }
+            $cache = self::cacheOwnerWarning(self::cacheDir());
+            if ($cache !== null) {
+                $this->addInfo("Warning: {$cache}");
+            }
             return true;
         });
     }
@@ -681,6 +685,42 @@ class cloudpe extends HostingModule
     public static function cacheDir()
     {
         return self::bundleDir() . '/cache';
+    }
+
+    /**
+     * Why the compile cache `$dir` (and its key, `$dir.key`) cannot serve the user PHP runs as,
+     * or null. The host uses the cache only if the folder and key belong to the user running it;
+     * when the cron runs as root and the web server as another user, whoever ran first owns them
+     * and the other one compiles the component on every action (slower, never unsafe). Null too
+     * when nothing exists yet or the owner cannot be told (no posix extension).
+     *
+     * @param int|null $euid the effective user id (default posix_geteuid())
+     * @return string|null
+     */
+    public static function cacheOwnerWarning($dir, $euid = null)
+    {
+        if ($euid === null) {
+            if (!function_exists('posix_geteuid')) {
+                return null;
+            }
+            $euid = posix_geteuid();
+        }
+        foreach (array($dir, $dir . '.key') as $path) {
+            if (!file_exists($path)) {
+                continue;
+            }
+            $owner = @fileowner($path);
+            if ($owner !== false && (int) $owner !== (int) $euid) {
+                $name = function ($uid) {
+                    $entry = function_exists('posix_getpwuid') ? @posix_getpwuid($uid) : false;
+                    return is_array($entry) && isset($entry['name']) ? "{$entry['name']} (uid {$uid})" : "uid {$uid}";
+                };
+                return "the compiled-component cache {$path} belongs to " . $name((int) $owner) . ', not to ' . $name((int) $euid)
+                    . ', the user this PHP runs as: the host does not use a cache another user owns, so every action here compiles the component again (slower). '
+                    . 'Run HostBill\'s cron as the web server\'s user, or give the cache and its .key to that user (README, INSTALL step 7, "Compile cache")';
+            }
+        }
+        return null;
     }
 
     /** Files a 1.0.x install leaves behind that collide with this version. */
