@@ -373,6 +373,36 @@ class CronTest extends FakeHostTestCase
         }
     }
 
+    /** Issue 25 item 7: over 1.0.x, its flags and its '02:00' schedule become what 2.x needs, once. */
+    public function testUpgradeOver10xBringsTheFlagsAndSchedulesToWhatTheModuleNeeds()
+    {
+        HBRegistry::$db->tables['hb_modules_configuration'][] = array('id' => '7', 'module' => 'CloudPe', 'type' => 'Hosting', 'filename' => 'class.cloudpe.php', 'version' => '1.0.3', 'settings' => '|haveadmin|extras_menu|', 'sort_order' => '0');
+        foreach (array('call_Daily' => 'Module - CloudPe, daily cron call', 'call_EveryRun' => 'Module - CloudPe, every run') as $method => $name) {
+            HBRegistry::$db->tables['hb_cron_tasks'][] = array('task' => "custom:7:{$method}", 'name' => $name, 'lastrun' => '0000-00-00 00:00:00', 'status' => '1', 'count' => '0', 'metadata' => '', 'output' => '', 'run_every' => 'Time', 'run_every_time' => '02:00');
+        }
+        $module = new cloudpe();
+        $this->assertTrue($module->upgrade('1.0.3'));
+        $schedule = array();
+        foreach (HBRegistry::$db->tables['hb_cron_tasks'] as $row) {
+            $schedule[$row['task']] = array($row['run_every'], $row['run_every_time']);
+        }
+        $this->assertSame(array('custom:7:call_Daily' => array('Time', '0200'), 'custom:7:call_EveryRun' => array('Run', '1200'), 'custom:7:call_Monthly' => array('Month', '1')), $schedule);
+        $this->assertSame('|havecron|', HBRegistry::$db->tables['hb_modules_configuration'][0]['settings']);
+        $log = HbLog::text();
+        $this->assertStringContainsString('upgrade from 1.0.3: the task custom:7:call_EveryRun was scheduled Time 02:00, now Run 1200', $log);
+        $this->assertStringContainsString('upgrade from 1.0.3: the task custom:7:call_Daily was scheduled Time 02:00, now Time 0200', $log);
+        $this->assertStringContainsString("upgrade from 1.0.3: the module's flags were |haveadmin|extras_menu|, now |havecron|", $log);
+
+        HBRegistry::$db->log = array();
+        HbLog::$lines = array();
+        $this->assertTrue($module->upgrade('2.2.0'));
+        $this->assertSame(array(), array_values(array_filter(HBRegistry::$db->log, function ($sql) {
+            return stripos($sql, 'UPDATE hb_') === 0 || stripos($sql, 'INSERT') === 0;
+        })), 'idempotent: nothing is written the second time');
+        $this->assertStringContainsString("the module's flags are already |havecron|", HbLog::text());
+        $this->assertSame(array(), $module->recordedErrors());
+    }
+
     public function testUpgradeWithoutTheModuleRowSaysWhatToDo()
     {
         $module = new cloudpe();

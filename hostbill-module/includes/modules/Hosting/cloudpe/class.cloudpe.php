@@ -37,7 +37,7 @@ class cloudpe extends HostingModule
     const OPERATION_TIMEOUT = 120;
 
     protected $modname = 'CloudPe';
-    protected $version = '2.2.0';
+    protected $version = '2.3.0';
     protected $description = 'Suspends, unsuspends and syncs CloudPe (Virtuozzo Application Platform) users, through a sandboxed WebAssembly module.';
     protected $options = array();
     protected $serverFields = array(
@@ -769,6 +769,10 @@ class cloudpe extends HostingModule
             foreach ($apps->ensureOtherTasks() as $done) {
                 hbm_log_system("{$why}: {$done}", self::LOG_TAG);
             }
+            foreach ($apps->ensureSchedules() as $done) {
+                hbm_log_system("{$why}: {$done}", self::LOG_TAG);
+            }
+            hbm_log_system("{$why}: " . $apps->ensureModuleFlags(), self::LOG_TAG);
         } catch (cloudpe_apps_error $e) {
             hbm_log_error("{$why}: " . $e->getMessage() . '; the daily sync, the retries and the reconciliation will not run until their tasks exist (see README, INSTALL step 6)', self::LOG_TAG);
         }

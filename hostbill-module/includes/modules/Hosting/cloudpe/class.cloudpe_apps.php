@@ -206,6 +206,76 @@ class cloudpe_apps
         return $done;
     }
 
+    /** Module flags (hb_modules_configuration.settings) of 1.0.x's admin area, which 2.x does not ship. */
+    const STALE_FLAGS = array('haveadmin', 'extras_menu');
+    /** Module flags 2.x needs: its cron controller. */
+    const NEEDED_FLAGS = array('havecron');
+
+    /**
+     * Brings the module's flags to what this version needs (see STALE_FLAGS, NEEDED_FLAGS): HostBill
+     * sets them from the folder layout when the module is activated, so over 1.0.x they still say
+     * `|haveadmin|extras_menu|`. Flags it does not know are kept; nothing is written when they
+     * are right already.
+     *
+     * @return string what was done, for the system log
+     * @throws cloudpe_apps_error
+     */
+    public function ensureModuleFlags()
+    {
+        $rows = $this->db->select('SELECT id, settings FROM hb_modules_configuration WHERE filename = :filename', array(':filename' => self::MODULE_FILE));
+        if (!$rows || !isset($rows[0]['id'])) {
+            throw new cloudpe_apps_error('HostBill has no module row for ' . self::MODULE_FILE . ' (hb_modules_configuration): activate CloudPe under Settings → Modules → Hosting Modules first');
+        }
+        $old = (string) $rows[0]['settings'];
+        $flags = array_values(array_filter(explode('|', $old), function ($flag) {
+            return $flag !== '' && !in_array($flag, self::STALE_FLAGS, true);
+        }));
+        foreach (self::NEEDED_FLAGS as $flag) {
+            if (!in_array($flag, $flags, true)) {
+                $flags[] = $flag;
+            }
+        }
+        $new = '|' . implode('|', $flags) . '|';
+        if ($new === $old) {
+            return "the module's flags are already {$new}";
+        }
+        $this->db->execute('UPDATE hb_modules_configuration SET settings = :settings WHERE id = :id', array(':settings' => $new, ':id' => (string) $rows[0]['id']));
+        return "the module's flags were " . ($old === '' ? 'empty' : $old) . ", now {$new}";
+    }
+
+    /**
+     * Brings the module's task schedules to what this version needs: the retries run on every cron
+     * run (`Run`; 1.0.x's every-run row may say otherwise), and a time written `HH:MM` (1.0.x
+     * wrote '02:00') is written as HostBill's own rows write it (`HHMM`, e.g. '1200' in
+     * install.sql), keeping the hour. Anything else (the admin's schedule) is left alone.
+     *
+     * @return string[] what was done, for the system log
+     * @throws cloudpe_apps_error
+     */
+    public function ensureSchedules()
+    {
+        $done = array();
+        foreach (array('call_Daily' => null, 'call_EveryRun' => 'Run', 'call_Monthly' => null) as $method => $runEvery) {
+            $task = 'custom:' . $this->moduleId() . ':' . $method;
+            $rows = $this->db->select('SELECT task, run_every, run_every_time FROM hb_cron_tasks WHERE task = :task', array(':task' => $task));
+            if (!$rows) {
+                continue;
+            }
+            $old = array((string) $rows[0]['run_every'], (string) $rows[0]['run_every_time']);
+            $new = $old;
+            if ($runEvery !== null && $new[0] !== $runEvery) {
+                $new = array($runEvery, '1200');
+            } elseif (preg_match('/^(\d{1,2}):(\d{2})$/', $new[1], $m)) {
+                $new[1] = sprintf('%02d%s', (int) $m[1], $m[2]);
+            }
+            if ($new !== $old) {
+                $this->db->execute('UPDATE hb_cron_tasks SET run_every = :run_every, run_every_time = :run_every_time WHERE task = :task', array(':run_every' => $new[0], ':run_every_time' => $new[1], ':task' => $task));
+                $done[] = "the task {$task} was scheduled {$old[0]} {$old[1]}, now {$new[0]} {$new[1]}";
+            }
+        }
+        return $done;
+    }
+
     /**
      * Inserts the hb_cron_tasks row `$task` unless it exists (an existing row, and the admin's
      * schedule in it, is left alone). Returns whether it was inserted.
