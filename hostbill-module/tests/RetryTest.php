@@ -220,7 +220,8 @@ class RetryTest extends FakeHostTestCase
             return strpos($l[1], 'CloudPe App #4: CloudPe failed for the retries since') === 0;
         });
         $this->assertCount(1, $opened, 'one line opens the outage');
-        $this->assertLessThanOrEqual(2 + 4 * 20 + 1, count($errors), 'per retry of App 4 one line of the module, plus the alert');
+        $this->assertCount(3, $errors, "the first failed retry's line, the outage's, the alert's; each retry's error is in its account's log:\n" . implode("\n", array_column($errors, 1)));
+        $this->assertStringContainsString('could not reach CloudPe of App 4', HBRegistry::$db->accountLog('220')[3]['error']);
 
         // CloudPe is back; the staff run the first stopped suspend again, as the alert says.
         $this->down['4'] = false;

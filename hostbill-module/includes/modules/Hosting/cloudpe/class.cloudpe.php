@@ -111,6 +111,8 @@ class cloudpe extends HostingModule
     protected $clientErrors = array();
     /** @var cloudpe_retries|null the retry queue (tests inject one with a clock) */
     protected $retries = null;
+    /** @var bool a retry during its App's logged outage: no system-log lines of its own */
+    protected $quiet = false;
     /** @var string|null the last error added by call(), for callers that report it elsewhere */
     protected $lastError = null;
 
@@ -825,17 +827,22 @@ class cloudpe extends HostingModule
 
     /**
      * Runs `$operation` again for the cron's retry queue, on the account handed over with setAccount(),
-     * within `$timeout` seconds. Nothing is queued and nothing is shown to an admin.
+     * within `$timeout` seconds. Nothing is queued and nothing is shown to an admin; with `$quiet`
+     * (its App's outage is already in the system log) the run's log lines are left out too: the
+     * retry's row in the account's log keeps its error.
      *
      * @return array{ok: bool, kind: string, message: string, transient: bool, facts: array}
      */
-    public function retry($operation, $timeout = cloudpe_retries::RETRY_TIMEOUT)
+    public function retry($operation, $timeout = cloudpe_retries::RETRY_TIMEOUT, $quiet = false)
     {
+        $this->quiet = (bool) $quiet;
         try {
             $result = $this->call($operation, array('app' => $this->app(), 'account' => $this->account()), array(), $timeout);
         } catch (cloudpe_host_error $e) {
+            $this->quiet = false;
             return array('ok' => false, 'kind' => 'configuration', 'message' => $this->scrub($e->getMessage()), 'transient' => false, 'facts' => array());
         }
+        $this->quiet = false;
         if ($result === null) {
             return array('ok' => false, 'kind' => 'host', 'message' => (string) $this->lastError, 'transient' => false, 'facts' => array());
         }
@@ -1037,6 +1044,9 @@ class cloudpe extends HostingModule
     /** One line to the system log, scrubbed. */
     protected function log($level, $message)
     {
+        if ($this->quiet) {
+            return;
+        }
         $message = $this->scrub($message);
         if ($level === 'error' || $level === 'warn') {
             hbm_log_error($message, self::LOG_TAG);

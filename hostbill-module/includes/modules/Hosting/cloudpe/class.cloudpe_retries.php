@@ -395,7 +395,7 @@ class cloudpe_retries
         try {
             $module->connect($apps->details($serverId));
             $module->setAccount($details);
-            $result = $module->retry($operation, $timeout);
+            $result = $module->retry($operation, $timeout, $this->outageLogged($serverId));
         } catch (cloudpe_apps_error $e) {
             // The account's App is gone or unreadable: a person has to look, retrying cannot help.
             $result = array('ok' => false, 'kind' => 'configuration', 'message' => $e->getMessage(), 'transient' => false, 'facts' => array());
@@ -477,6 +477,16 @@ class cloudpe_retries
             return "; {$why}; HostBill did not record the status {$target}: {$notRecorded}";
         }
         return "; {$why}; status {$status} -> {$target} recorded with editAccountDetails";
+    }
+
+    /** Whether App `$serverId` has an open outage (its one system-log line is written). */
+    private function outageLogged($serverId)
+    {
+        try {
+            return $this->outage($serverId) !== null;
+        } catch (\Throwable $e) {
+            return false;
+        }
     }
 
     /** The App's open outage, or null. */
