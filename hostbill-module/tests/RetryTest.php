@@ -150,19 +150,37 @@ class RetryTest extends FakeHostTestCase
         $this->assertSame(array(), ApiWrapper::$moduleActions);
     }
 
+    /** What HostBill logs on account 101 (another module, or none) `$seconds` after now. */
+    private static function logged($seconds, $action)
+    {
+        $date = date('Y-m-d H:i:s', time() + $seconds);
+        $ok = HBRegistry::$db->prepare('INSERT INTO hb_account_logs (`date`, `account_id`, `admin_login`, `module`, `manual`, `action`, `change`, `result`, `error`) VALUES (:d, :a, :l, :m, :n, :c, :g, :r, :e)')->execute(array(
+            ':d' => $date, ':a' => '101', ':l' => 'ann.admin', ':m' => '', ':n' => '1', ':c' => $action, ':g' => '', ':r' => '1', ':e' => '',
+        ));
+        if (!$ok) {
+            throw new LogicException('the account log refused the row');
+        }
+        return $date;
+    }
+
     public function testAQueuedSuspendIsDroppedWhenSomeoneElseChangedTheAccountSince()
     {
         $this->down['4'] = true;
         $this->assertFalse($this->act('101', '4', 'Active', 'Suspend'));
-        // What HostBill logs on the account when staff or its billing change it (another module, or none).
-        $this->assertNull(HBRegistry::$db->prepare('INSERT INTO hb_account_logs (`date`, `account_id`, `admin_login`, `module`, `manual`, `action`, `change`, `result`, `error`) VALUES (:d, :a, :l, :m, :n, :c, :g, :r, :e)')->execute(array(
-            ':d' => '2026-11-30 09:00:00', ':a' => '101', ':l' => 'ann.admin', ':m' => '', ':n' => '1', ':c' => 'Next due date changed', ':g' => '', ':r' => '1', ':e' => '',
-        )) ? null : null);
+        self::logged(1, 'Suspend failed'); // HostBill's own record of the same failed action
         $this->down['4'] = false;
         $this->now += 300;
-        $this->assertSame('CloudPe retries: account #101 suspend: dropped, no longer wanted (ann.admin changed the account since (2026-11-30 09:00:00: Next due date changed))', $this->everyRun());
+        $this->assertStringContainsString('succeeded on attempt 2', $this->everyRun(), 'a row of the same action is not a later change');
+
+        $this->down['4'] = true;
+        ApiWrapper::$accounts[0]['status'] = 'Active';
+        $this->assertFalse($this->act('101', '4', 'Active', 'Suspend'));
+        $date = self::logged(3600, 'Next due date changed'); // the client paid an hour later
+        $this->down['4'] = false;
+        $this->now += 300;
+        $this->assertSame("CloudPe retries: account #101 suspend: dropped, no longer wanted (ann.admin changed the account since ({$date}: Next due date changed))", $this->everyRun());
         $this->assertSame('Active', $this->status('101'));
-        $this->assertSame(array(), ApiWrapper::$moduleActions);
+        $this->assertCount(1, ApiWrapper::$moduleActions, 'only the first replay ran');
     }
 
     public function testWhenHostBillRefusesItsOwnActionTheStatusIsRecordedDirectly()

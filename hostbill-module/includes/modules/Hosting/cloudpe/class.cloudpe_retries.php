@@ -45,6 +45,11 @@ class cloudpe_retries
     const EVERY_RUN_BUDGET = 150;
     /** A retry is not started with less time than this left of the budget. */
     const MIN_RETRY_SECONDS = 15;
+    /**
+     * Account-log rows written this soon after the module's row of a failure are taken to be
+     * HostBill's own record of that same action, not a later change.
+     */
+    const SAME_ACTION_SECONDS = 60;
     /** Operations that are queued when automation's run of them fails transiently. */
     const OPERATIONS = array('create', 'suspend', 'unsuspend');
     /** The HostBill status each operation stands for once it succeeded. */
@@ -325,7 +330,8 @@ class cloudpe_retries
      * `details`): null if it is, else why not. Its status must still be the one the operation
      * acts on (WANTED_FROM: a queued Suspend on an Active account, ...), and nobody else may have
      * logged anything on the account since the failure that queued it (rows of hb_account_logs
-     * written after the module's own row of that failure, by another module or HostBill itself).
+     * written after the module's own row of that failure, by another module or HostBill itself,
+     * more than SAME_ACTION_SECONDS later).
      */
     public function isStillWanted(array $row, array $details)
     {
@@ -340,21 +346,32 @@ class cloudpe_retries
             return (int) $a['id'] - (int) $b['id'];
         });
         $queuedAt = null;
+        $queuedTime = false;
         foreach ($rows as $log) {
-            if ($log['module'] === cloudpe_audit::MODULE && $log['event'] === 'CloudPe' . ucfirst($operation) && strpos((string) $log['action'], "CloudPe: {$operation} failed; queued") === 0) {
+            if (self::ours($log) && $log['event'] === 'CloudPe' . ucfirst($operation) && strpos((string) $log['action'], "CloudPe: {$operation} failed; queued") === 0) {
                 $queuedAt = (int) $log['id'];
+                $queuedTime = strtotime((string) $log['date']);
             }
         }
         if ($queuedAt === null) {
             return null;
         }
         foreach ($rows as $log) {
-            if ((int) $log['id'] > $queuedAt && $log['module'] !== cloudpe_audit::MODULE) {
+            $time = strtotime((string) $log['date']);
+            // HostBill's own row of the failed action itself comes right after the module's.
+            $sameAction = $queuedTime !== false && $time !== false && $time - $queuedTime <= self::SAME_ACTION_SECONDS;
+            if ((int) $log['id'] > $queuedAt && !self::ours($log) && !$sameAction) {
                 $who = trim((string) $log['admin_login']) !== '' ? (string) $log['admin_login'] : 'HostBill';
                 return "{$who} changed the account since ({$log['date']}: " . self::cut($log['action'], 120) . ')';
             }
         }
         return null;
+    }
+
+    /** Whether an hb_account_logs row is the module's own. */
+    private static function ours(array $log)
+    {
+        return strcasecmp((string) $log['module'], cloudpe_audit::MODULE) === 0;
     }
 
     /**
