@@ -289,7 +289,10 @@ class RetryTest extends FakeHostTestCase
         $this->assertSame(array(), array_values($creates), 'a CREATE TABLE would commit an open MySQL transaction');
 
         HBRegistry::$db = new FakeDb(); // an install whose upgrade() never ran
-        $this->assertSame('CloudPe retries: could not read the retry queue (hb_cloudpe_retries): HostBill\'s database refused SELECT `account_id`, `server_id`, `operation`, `state`, `failures`, `first_failed`, `next_at`, `last_kind`, `last_error` FROM `hb_cloudpe_retries` WHERE `state` = :state: SQLSTATE[42S02]: Base table or view not found: 1146 Table \'hb_cloudpe_retries\' doesn\'t exist; the module\'s tables are created when HostBill installs or upgrades the module (Settings → Modules)', $this->everyRun());
+        $output = $this->everyRun();
+        $this->assertStringStartsWith('CloudPe retries: could not read the retry queue (hb_cloudpe_retries): HostBill\'s database refused SELECT ', $output);
+        $this->assertStringContainsString("hb_cloudpe_retries' doesn't exist", $output);
+        $this->assertStringEndsWith('; the module\'s tables are created when HostBill installs or upgrades the module (Settings → Modules)', $output);
         $this->assertSame(array(), array_values(array_filter(HBRegistry::$db->log, function ($sql) {
             return stripos($sql, 'CREATE TABLE') !== false;
         })));
