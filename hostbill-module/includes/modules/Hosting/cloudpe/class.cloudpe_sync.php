@@ -343,17 +343,22 @@ class cloudpe_sync
         $raw = isset($decision['account_id']) ? $decision['account_id'] : null;
         $id = is_int($raw) || (is_string($raw) && $raw !== '') ? (string) $raw : null;
         $kind = isset($decision['decision']) && is_string($decision['decision']) ? $decision['decision'] : '';
-        if ($id === null || !isset($sent[$id])) {
+        if ($raw === null && $kind === 'error') {
+            // The host's own answer to a row it could not read names no account (report/mod.rs
+            // `InvalidOut`): an error to count, for no account.
+            $id = '?';
+            $from = '';
+        } elseif ($id === null || !isset($sent[$id])) {
             $shown = is_scalar($raw) ? (string) $raw : gettype($raw);
             $this->violation($result, $app, 'a decision for account #' . (strlen($shown) > 40 ? substr($shown, 0, 40) . '...' : $shown) . ', which this sync did not send');
             return;
-        }
-        if ($sent[$id] < 0) {
+        } elseif ($sent[$id] < 0) {
             $this->violation($result, $app, "a second decision for account #{$id}");
             return;
+        } else {
+            $from = self::STATUS_NAMES[$sent[$id]];
+            $sent[$id] = -$sent[$id];
         }
-        $from = self::STATUS_NAMES[$sent[$id]];
-        $sent[$id] = -$sent[$id];
         if (($kind === 'change' || $kind === 'would-change') && (!isset($decision['from']) || $decision['from'] !== $from)) {
             $claimed = isset($decision['from']) && is_scalar($decision['from']) ? substr((string) $decision['from'], 0, 40) : 'no status';
             $this->violation($result, $app, "a change of account #{$id} from {$claimed}, but the sync sent it as {$from}");

@@ -1,0 +1,181 @@
+<?php
+/*
+ * Peak PHP memory of the daily sync of one large App (issue 25 item 4), under memory_limit=128M.
+ *
+ *   php hostbill-module/bench/sync-memory.php [--before REF] [--accounts 20000,100000]
+ *
+ * runs, for each account count, the daily sync (cloudpe_sync::daily, as the cron calls it) of this
+ * tree's module and of the module at git REF (default `main`, extracted with `git archive`), each
+ * in a PHP process of its own with `-d memory_limit=128M`, and prints one line per run: the peak
+ * PHP memory (memory_get_peak_usage), the time and the App's line (or PHP's fatal error).
+ *
+ * What is measured is the module: HostBill's side is the test doubles (tests/doubles.php) with
+ * accounts and clients generated on demand (nothing of them is held), and the host is
+ * bench/fake-sync-host.php, a process of its own printing a streamed sync's report as the real
+ * host does. Accounts: 90% Active, 10% Suspended, each of its own client (the most client reads);
+ * client rows have the fields of HostBill's getClientDetails sample reply
+ * (api2.hostbillapp.com/clients/getClientDetails.html) plus the CloudPe id field.
+ */
+
+/** One sync of `$count` accounts with the module in `$dir`; prints its figures. */
+function child($dir, $count)
+{
+    require $dir . '/tests/doubles.php';
+    require $dir . '/includes/modules/Hosting/cloudpe/class.cloudpe.php';
+    require_once $dir . '/includes/modules/Hosting/cloudpe/class.cloudpe_sync.php';
+    HostBillDoubles::reset();
+    $work = sys_get_temp_dir() . '/cloudpe-bench-' . getmypid();
+    mkdir($work . '/keys', 0700, true);
+    file_put_contents($work . '/module.wasm', 'not read by the fake host');
+    file_put_contents($work . '/keys/vendor.pub', "-----BEGIN PUBLIC KEY-----\nnot read\n-----END PUBLIC KEY-----\n");
+    HbApps::add('4', 'CloudPe big', array('host' => 'api.example', 'status_url' => 'https://api.example', 'field1' => 'cluster', 'field2' => 'bench-token'), array('Client field code' => 'cloudpeid'));
+    ApiWrapper::$clients = new BenchClients($count);
+    $api = new BenchApi($count);
+    $module = new cloudpe();
+    $module->useHostFactory(function ($connection, $timeout, $secrets) use ($work) {
+        return new cloudpe_host(__DIR__ . '/fake-sync-host.php', $work . '/module.wasm', $timeout, $secrets, null, array(), $work . '/keys');
+    });
+    $started = microtime(true);
+    $base = memory_get_usage();
+    $output = cloudpe_sync::daily($module, false, new cloudpe_apps($api), $api);
+    $seconds = microtime(true) - $started;
+    exec('rm -rf ' . escapeshellarg($work));
+    printf("peak %6.1f MiB (%5.1f MiB before the sync), %5.1f s, %d statuses written | %s\n", memory_get_peak_usage() / 1048576, $base / 1048576, $seconds, $api->edits, str_replace("\n", ' / ', $output));
+    return 0;
+}
+
+/** getClientDetails' clients, made on demand (the doubles' ApiWrapper reads them through ArrayAccess). */
+class BenchClients implements ArrayAccess
+{
+    private $count;
+
+    public function __construct($count)
+    {
+        $this->count = $count;
+    }
+
+    #[\ReturnTypeWillChange]
+    public function offsetExists($id)
+    {
+        ApiWrapper::$calls = array(); // the doubles record every call: not the module's memory
+        return (int) $id > 100000 && (int) $id <= 100000 + $this->count;
+    }
+
+    #[\ReturnTypeWillChange]
+    public function offsetGet($id)
+    {
+        $n = (int) $id - 100000;
+        return array(
+            'email' => "client{$n}@example.com", 'password' => md5("p{$n}"), 'lastlogin' => '2024-11-25 04:32:40', 'ip' => '203.0.113.' . ($n % 250),
+            'host' => "host{$n}.example.net", 'status' => 'Active', 'parent_id' => '0', 'firstname' => "First{$n}", 'lastname' => "Last{$n}",
+            'companyname' => '', 'address1' => "{$n} Example Street", 'address2' => '', 'city' => 'Birmingham', 'state' => 'West Midlands',
+            'postcode' => 'B33 8TH', 'country' => 'GB', 'phonenumber' => (string) (440000000 + $n), 'datecreated' => '2021-09-24', 'notes' => '',
+            'language' => 'english', 'company' => '0', 'credit' => '0.00', 'taxexempt' => '0', 'latefeeoveride' => '0', 'cardtype' => '',
+            'cardnum' => '', 'expdate' => '', 'overideduenotices' => '0', 'client_id' => (string) $id, 'currency_id' => '0',
+            'countryname' => 'United Kingdom', 'cloudpeid' => (string) (5000000 + $n),
+        );
+    }
+
+    #[\ReturnTypeWillChange]
+    public function offsetSet($id, $value)
+    {
+    }
+
+    #[\ReturnTypeWillChange]
+    public function offsetUnset($id)
+    {
+    }
+}
+
+/**
+ * HostBill's Admin API for the App's accounts, made on demand: getAccounts (per status, pages of
+ * 100 from 0, `sorter.totalpages`), getAccountDetails, editAccountDetails (counted); the App
+ * listing goes to the doubles.
+ */
+class BenchApi
+{
+    const PER_PAGE = 100;
+    public $edits = 0;
+    private $count;
+    private $edited = array();
+
+    public function __construct($count)
+    {
+        $this->count = $count;
+    }
+
+    private function row($id)
+    {
+        $status = isset($this->edited[$id]) ? $this->edited[$id] : ($id % 10 === 0 ? 'Suspended' : 'Active');
+        return array(
+            'id' => (string) $id, 'domain' => "acct{$id}.example", 'client_id' => (string) (100000 + $id), 'server_id' => '4', 'product_id' => '3',
+            'firstname' => "First{$id}", 'lastname' => "Last{$id}", 'total' => '10.00', 'billingcycle' => 'Monthly', 'next_due' => '2026-12-31', 'status' => $status,
+        );
+    }
+
+    public function getAccounts($params)
+    {
+        $status = isset($params['filter']['status']) ? $params['filter']['status'] : 'Active';
+        $page = isset($params['page']) ? (int) $params['page'] : 0;
+        $suspended = intdiv($this->count, 10);
+        $total = $status === 'Suspended' ? $suspended : ($status === 'Active' ? $this->count - $suspended : 0);
+        $rows = array();
+        for ($k = $page * self::PER_PAGE; $k < min($total, ($page + 1) * self::PER_PAGE); $k++) {
+            $rows[] = $this->row($status === 'Suspended' ? 10 * ($k + 1) : 10 * intdiv($k, 9) + $k % 9 + 1);
+        }
+        return array('success' => true, 'accounts' => $rows, 'sorter' => array('perpage' => (string) self::PER_PAGE, 'totalpages' => (string) max(1, (int) ceil($total / self::PER_PAGE)), 'sorterpage' => (string) $page, 'sorterrecords' => (string) $total));
+    }
+
+    public function getAccountDetails($params)
+    {
+        return array('success' => true, 'details' => $this->row((int) $params['id']));
+    }
+
+    public function editAccountDetails($params)
+    {
+        $this->edits++;
+        $this->edited[(int) $params['id']] = (string) $params['status'];
+        return array('success' => true);
+    }
+
+    public function __call($method, $arguments)
+    {
+        return call_user_func_array(array(new ApiWrapper(), $method), $arguments);
+    }
+}
+
+/** Runs each tree's sync at each count in a PHP of its own and prints the figures side by side. */
+function compare(array $options)
+{
+    $root = dirname(__DIR__, 2);
+    $counts = array_map('intval', explode(',', isset($options['accounts']) ? $options['accounts'] : '20000,100000'));
+    $ref = isset($options['before']) ? (string) $options['before'] : 'main';
+    $before = sys_get_temp_dir() . '/cloudpe-bench-before-' . getmypid();
+    mkdir($before, 0700);
+    exec('cd ' . escapeshellarg($root) . ' && git archive ' . escapeshellarg($ref) . ' hostbill-module | tar -x -C ' . escapeshellarg($before), $ignored, $status);
+    if ($status !== 0) {
+        fwrite(STDERR, "cannot extract hostbill-module at {$ref}\n");
+        exit(1);
+    }
+    $trees = array("before ({$ref})" => $before . '/hostbill-module', 'after (this tree)' => $root . '/hostbill-module');
+    printf("daily sync of one App, PHP %s, memory_limit=128M\n", PHP_VERSION);
+    foreach ($counts as $count) {
+        foreach ($trees as $name => $dir) {
+            $command = array(PHP_BINARY, '-d', 'memory_limit=128M', __FILE__, '--child', '--module', $dir, '--accounts', (string) $count);
+            $pipes = array();
+            $process = proc_open($command, array(1 => array('pipe', 'w'), 2 => array('pipe', 'w')), $pipes);
+            $out = stream_get_contents($pipes[1]);
+            $err = stream_get_contents($pipes[2]);
+            proc_close($process);
+            $line = trim($out) !== '' ? trim($out) : 'no output';
+            if (preg_match('/(Allowed memory size of \d+ bytes exhausted[^\n]*)/', $out . $err, $m)) {
+                $line = 'FATAL: ' . $m[1];
+            }
+            printf("%7d accounts, %-18s %s\n", $count, $name . ':', $line);
+        }
+    }
+    exec('rm -rf ' . escapeshellarg($before));
+}
+
+$options = getopt('', array('child', 'module:', 'accounts:', 'before:'));
+exit(isset($options['child']) ? child((string) $options['module'], (int) $options['accounts']) : (compare($options) ?: 0));
