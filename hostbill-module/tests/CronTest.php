@@ -315,12 +315,14 @@ class CronTest extends FakeHostTestCase
             array('account_id' => '3', 'decision' => 'unchanged'),
             array('account_id' => 3, 'decision' => 'unchanged'),
             array('account_id' => '01', 'decision' => 'unchanged'),
+            // The host's own answer to a row it could not read names no account: an error, not a violation.
+            array('account_id' => null, 'decision' => 'error', 'error' => array('kind' => 'bad-input', 'message' => 'account row 9 of the request is not valid: x; HostBill left unchanged')),
         );
         $this->app('4', 'report', self::report('sync', array('dry_run' => false, 'decisions' => $decisions, 'summary' => array('requests' => 1, 'elapsed_ms' => 5))));
         $this->app('5', 'report', self::report('sync', array('dry_run' => false, 'decisions' => array(), 'summary' => array())));
         $lines = explode("\n", $this->controller()->call_Daily());
         $this->assertSame(array(array('id' => '1', 'status' => 'Suspended')), ApiWrapper::$edits, 'only the first decision for account #1, which was sent');
-        $this->assertSame('App #4 "CloudPe EU": 4 accounts read, 1 changed, 1 unchanged, 0 skipped, 0 errors; 1 CloudPe requests in 0.0 s; 6 decisions refused (module contract violation: a decision for account #6, which this sync did not send, ...)', $lines[0]);
+        $this->assertSame('App #4 "CloudPe EU": 4 accounts read, 1 changed, 1 unchanged, 0 skipped, 1 errors; 1 CloudPe requests in 0.0 s; first error: account #?: account row 9 of the request is not valid: x; HostBill left unchanged; 6 decisions refused (module contract violation: a decision for account #6, which this sync did not send, ...)', $lines[0]);
         $log = HbLog::text();
         foreach (array('a decision for account #6, which this sync did not send', 'a decision for account #999, which this sync did not send', 'a second decision for account #1', 'a change of account #2 from Active, but the sync sent it as Suspended', 'a second decision for account #3', 'a decision for account #01, which this sync did not send') as $refused) {
             $this->assertStringContainsString("error CloudPe Module: sync App #4: refused {$refused} (module contract violation", $log);
