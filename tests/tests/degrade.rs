@@ -144,7 +144,10 @@ fn an_unreachable_api_fails_the_whole_sync_whatever_the_strategy() {
         assert_eq!(run.json["ok"], false, "{strategy:?}");
         assert_eq!(run.error_kind(), Some("transport"), "{strategy:?}");
         let message = run.error_message();
-        assert!(message.contains(&format!("CloudPe at http://127.0.0.1:{port} is unreachable")), "{strategy:?}: {message}");
+        assert!(
+            message.contains(&format!("CloudPe at http://127.0.0.1:{port} is unreachable")),
+            "{strategy:?}: {message}"
+        );
         assert!(message.contains("connection refused"), "{strategy:?}: {message}");
         assert!(run.json["decisions"].is_null(), "{strategy:?}: no per-account errors: {}", run.stdout);
         let requests = run.json["meter"]["requests"].as_u64().unwrap();
