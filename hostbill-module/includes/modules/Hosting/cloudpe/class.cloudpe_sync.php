@@ -153,7 +153,7 @@ class cloudpe_sync
                 self::measure($report, $result);
                 return $result;
             }
-            return $this->apply($report, $result, $spool, $sent);
+            return $this->apply($report, $result, $spool);
         } finally {
             fclose($spool);
             if ($result['violations'] > self::VIOLATIONS_LOGGED) {
@@ -200,18 +200,6 @@ class cloudpe_sync
             });
         }
         return $json;
-    }
-
-    /**
-     * The App's candidate accounts (Active, Suspended), with each client's CloudPe id field, as
-     * the host expects them (accountsJson, decoded: for callers that want the rows).
-     *
-     * @throws cloudpe_apps_error when HostBill refuses a page
-     */
-    public function accounts($serverId)
-    {
-        $sent = array();
-        return json_decode('[' . $this->accountsJson($serverId, $sent) . ']', true);
     }
 
     /**
@@ -395,7 +383,7 @@ class cloudpe_sync
      * Writes the changed statuses kept in `$spool`, each only if the account is still as the sync
      * sent it; logs errors; fills the counts.
      */
-    private function apply(array $report, array $result, $spool, array $sent)
+    private function apply(array $report, array $result, $spool)
     {
         $result['dry_run'] = $result['dry_run'] || !empty($report['dry_run']);
         $serverId = (string) $this->module->serverId();
