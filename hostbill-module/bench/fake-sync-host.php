@@ -6,8 +6,10 @@
  * (host/src/report/stream.rs: `operation`, `module`, the decisions one by one, then the members
  * known only at the end), for the accounts it was sent: 2% change (with the six facts of a
  * CloudPe user), 0.5% error, the rest unchanged without facts (`--omit-unchanged-facts`).
- * `info` answers a minimal report.
+ * With BENCH_FACTS=N in its environment, every unchanged decision carries N facts instead (issue
+ * 24 item 8: a large but allowed report of many small facts). `info` answers a minimal report.
  */
+$facts = (int) getenv('BENCH_FACTS');
 $operation = isset($argv[1]) ? $argv[1] : '';
 $request = json_decode(stream_get_contents(STDIN), true);
 if ($operation !== 'sync' || !isset($request['accounts'])) {
@@ -33,6 +35,9 @@ foreach ($request['accounts'] as $i => $account) {
         $errors++;
     } else {
         $decision = array('account_id' => (int) $account['id'], 'decision' => 'unchanged');
+        for ($f = 0; $f < $facts; $f++) {
+            $decision['facts']["cloudpe-fact-{$f}"] = (string) ($uid + $f);
+        }
     }
     $buffer .= ($i === 0 ? '' : ',') . json_encode($decision);
     if (strlen($buffer) > 65536) {

@@ -2,12 +2,14 @@
 /*
  * Peak PHP memory of the daily sync of one large App (issue 25 item 4), under memory_limit=128M.
  *
- *   php hostbill-module/bench/sync-memory.php [--before REF] [--accounts 20000,100000]
+ *   php hostbill-module/bench/sync-memory.php [--before REF] [--accounts 20000,100000] [--facts 75]
  *
  * runs, for each account count, the daily sync (cloudpe_sync::daily, as the cron calls it) of this
  * tree's module and of the module at git REF (default `main`, extracted with `git archive`), each
  * in a PHP process of its own with `-d memory_limit=128M`, and prints one line per run: the peak
- * PHP memory (memory_get_peak_usage), the time and the App's line (or PHP's fatal error).
+ * PHP memory (memory_get_peak_usage), the time and the App's line (or PHP's fatal error). Then
+ * the same for a report of many small facts (issue 24 item 8): 20,000 accounts whose unchanged
+ * decisions carry `--facts` facts each (75: about 35 MB of report, 1.5 million facts).
  *
  * What is measured is the module: HostBill's side is the test doubles (tests/doubles.php) with
  * accounts and clients generated on demand (nothing of them is held), and the host is
@@ -17,8 +19,8 @@
  * (api2.hostbillapp.com/clients/getClientDetails.html) plus the CloudPe id field.
  */
 
-/** One sync of `$count` accounts with the module in `$dir`; prints its figures. */
-function child($dir, $count)
+/** One sync of `$count` accounts with the module in `$dir` (`$facts` per unchanged decision); prints its figures. */
+function child($dir, $count, $facts)
 {
     require $dir . '/tests/doubles.php';
     require $dir . '/includes/modules/Hosting/cloudpe/class.cloudpe.php';
@@ -32,8 +34,8 @@ function child($dir, $count)
     ApiWrapper::$clients = new BenchClients($count);
     $api = new BenchApi($count);
     $module = new cloudpe();
-    $module->useHostFactory(function ($connection, $timeout, $secrets) use ($work) {
-        return new cloudpe_host(__DIR__ . '/fake-sync-host.php', $work . '/module.wasm', $timeout, $secrets, null, array(), $work . '/keys');
+    $module->useHostFactory(function ($connection, $timeout, $secrets) use ($work, $facts) {
+        return new cloudpe_host(__DIR__ . '/fake-sync-host.php', $work . '/module.wasm', $timeout, $secrets, null, array('BENCH_FACTS' => (string) $facts), $work . '/keys');
     });
     $started = microtime(true);
     $base = memory_get_usage();
@@ -158,10 +160,17 @@ function compare(array $options)
         exit(1);
     }
     $trees = array("before ({$ref})" => $before . '/hostbill-module', 'after (this tree)' => $root . '/hostbill-module');
+    $facts = isset($options['facts']) ? (int) $options['facts'] : 75;
     printf("daily sync of one App, PHP %s, memory_limit=128M\n", PHP_VERSION);
+    $runs = array();
     foreach ($counts as $count) {
+        $runs[] = array($count, 0);
+    }
+    $runs[] = array(20000, $facts);
+    foreach ($runs as $run) {
+        list($count, $factCount) = $run;
         foreach ($trees as $name => $dir) {
-            $command = array(PHP_BINARY, '-d', 'memory_limit=128M', __FILE__, '--child', '--module', $dir, '--accounts', (string) $count);
+            $command = array(PHP_BINARY, '-d', 'memory_limit=128M', __FILE__, '--child', '--module', $dir, '--accounts', (string) $count, '--facts', (string) $factCount);
             $pipes = array();
             $process = proc_open($command, array(1 => array('pipe', 'w'), 2 => array('pipe', 'w')), $pipes);
             $out = stream_get_contents($pipes[1]);
@@ -171,11 +180,11 @@ function compare(array $options)
             if (preg_match('/(Allowed memory size of \d+ bytes exhausted[^\n]*)/', $out . $err, $m)) {
                 $line = 'FATAL: ' . $m[1];
             }
-            printf("%7d accounts, %-18s %s\n", $count, $name . ':', $line);
+            printf("%7d accounts%s, %-18s %s\n", $count, $factCount ? " with {$factCount} facts each" : '', $name . ':', $line);
         }
     }
     exec('rm -rf ' . escapeshellarg($before));
 }
 
-$options = getopt('', array('child', 'module:', 'accounts:', 'before:'));
-exit(isset($options['child']) ? child((string) $options['module'], (int) $options['accounts']) : (compare($options) ?: 0));
+$options = getopt('', array('child', 'module:', 'accounts:', 'before:', 'facts:'));
+exit(isset($options['child']) ? child((string) $options['module'], (int) $options['accounts'], (int) $options['facts']) : (compare($options) ?: 0));
