@@ -9,7 +9,7 @@
  * in a PHP process of its own with `-d memory_limit=128M`, and prints one line per run: the peak
  * PHP memory (memory_get_peak_usage), the time and the App's line (or PHP's fatal error). Then
  * the same for a report of many small facts (issue 24 item 8): 20,000 accounts whose unchanged
- * decisions carry `--facts` facts each (75: about 35 MB of report, 1.5 million facts).
+ * decisions carry `--facts` facts each (75: 41.9 MB of report, 1.5 million facts).
  *
  * What is measured is the module: HostBill's side is the test doubles (tests/doubles.php) with
  * accounts and clients generated on demand (nothing of them is held), and the host is
