@@ -177,14 +177,15 @@ class cloudpe_sync
     {
         $json = '';
         foreach (self::candidateStatuses() as $status) {
-            self::eachPage($this->api, array('server_id' => $serverId, 'status' => $status), "{$status} accounts of App #{$serverId}", function (array $rows) use (&$json, &$sent) {
+            $codes = self::STATUS_CODES;
+            self::eachPage($this->api, array('server_id' => $serverId, 'status' => $status), "{$status} accounts of App #{$serverId}", function (array $rows) use (&$json, &$sent, $codes) {
                 foreach ($rows as $row) {
                     $status = isset($row['status']) ? (string) $row['status'] : '';
                     $id = (string) $row['id'];
-                    if (!isset(self::STATUS_CODES[$status]) || isset($sent[$id])) {
+                    if (!isset($codes[$status]) || isset($sent[$id])) {
                         continue;
                     }
-                    $sent[$id] = self::STATUS_CODES[$status];
+                    $sent[$id] = $codes[$status];
                     $clientId = isset($row['client_id']) ? $row['client_id'] : '0';
                     $account = json_encode(array(
                         'id' => $row['id'],
