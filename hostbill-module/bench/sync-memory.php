@@ -11,8 +11,13 @@
  * the same for a report of many small facts (issue 24 item 8): 20,000 accounts whose unchanged
  * decisions carry `--facts` facts each (75: 41.9 MB of report, 1.5 million facts).
  *
+ * With --real, the host is the real one against the simulated CloudPe (HOSTBILL_MODULE_HOST_BIN,
+ * CLOUDPE_COMPONENT, CLOUDPE_TRUSTED_KEYS and CLOUDPE_SIM_BIN, as `cargo xtask test` sets them),
+ * with as many users as accounts; the simulator's own mix of statuses decides the changes.
+ *
  * What is measured is the module: HostBill's side is the test doubles (tests/doubles.php) with
- * accounts and clients generated on demand (nothing of them is held), and the host is
+ * accounts and clients generated on demand (nothing of them is held, and what the doubles keep
+ * of each call and write for the tests is emptied as the sync goes), and the host is
  * bench/fake-sync-host.php, a process of its own printing a streamed sync's report as the real
  * host does. Accounts: 90% Active, 10% Suspended, each of its own client (the most client reads);
  * client rows have the fields of HostBill's getClientDetails sample reply
@@ -20,7 +25,7 @@
  */
 
 /** One sync of `$count` accounts with the module in `$dir` (`$facts` per unchanged decision); prints its figures. */
-function child($dir, $count, $facts)
+function child($dir, $count, $facts, $real)
 {
     require $dir . '/tests/doubles.php';
     require $dir . '/includes/modules/Hosting/cloudpe/class.cloudpe.php';
@@ -30,11 +35,25 @@ function child($dir, $count, $facts)
     mkdir($work . '/keys', 0700, true);
     file_put_contents($work . '/module.wasm', 'not read by the fake host');
     file_put_contents($work . '/keys/vendor.pub', "-----BEGIN PUBLIC KEY-----\nnot read\n-----END PUBLIC KEY-----\n");
-    HbApps::add('4', 'CloudPe big', array('host' => 'api.example', 'status_url' => 'https://api.example', 'field1' => 'cluster', 'field2' => 'bench-token'), array('Client field code' => 'cloudpeid'));
+    $sim = null;
+    $url = 'https://api.example';
+    if ($real) {
+        $pipes = array();
+        $sim = proc_open(array(getenv('CLOUDPE_SIM_BIN'), '--generate', (string) $count, '--first-uid', '5000001', '--session', 'bench-token'), array(1 => array('pipe', 'w'), 2 => array('file', '/dev/null', 'w')), $pipes);
+        if (!preg_match('#^listening on (http://127\.0\.0\.1:\d+)#', (string) fgets($pipes[1]), $m)) {
+            echo "cloudpe-sim did not start\n";
+            return 1;
+        }
+        $url = $m[1];
+    }
+    HbApps::add('4', 'CloudPe big', array('host' => 'api.example', 'status_url' => $url, 'field1' => 'cluster', 'field2' => 'bench-token', 'secure' => '0'), array('Client field code' => 'cloudpeid'));
     ApiWrapper::$clients = new BenchClients($count);
     $api = new BenchApi($count);
     $module = new cloudpe();
-    $module->useHostFactory(function ($connection, $timeout, $secrets) use ($work, $facts) {
+    $module->useHostFactory(function ($connection, $timeout, $secrets) use ($work, $facts, $real) {
+        if ($real) {
+            return new cloudpe_host(getenv('HOSTBILL_MODULE_HOST_BIN'), getenv('CLOUDPE_COMPONENT'), $timeout, $secrets, $work . '/cache', array(), getenv('CLOUDPE_TRUSTED_KEYS'));
+        }
         return new cloudpe_host(__DIR__ . '/fake-sync-host.php', $work . '/module.wasm', $timeout, $secrets, null, array('BENCH_FACTS' => (string) $facts), $work . '/keys');
     });
     $started = microtime(true);
@@ -42,6 +61,10 @@ function child($dir, $count, $facts)
     $output = cloudpe_sync::daily($module, false, new cloudpe_apps($api), $api);
     $seconds = microtime(true) - $started;
     exec('rm -rf ' . escapeshellarg($work));
+    if ($sim !== null) {
+        proc_terminate($sim);
+        proc_close($sim);
+    }
     printf("peak %6.1f MiB (%5.1f MiB before the sync), %5.1f s, %d statuses written | %s\n", memory_get_peak_usage() / 1048576, $base / 1048576, $seconds, $api->edits, str_replace("\n", ' / ', $output));
     return 0;
 }
@@ -135,9 +158,26 @@ class BenchApi
 
     public function editAccountDetails($params)
     {
+        self::forgetTraces();
         $this->edits++;
         $this->edited[(int) $params['id']] = (string) $params['status'];
         return array('success' => true);
+    }
+
+    /**
+     * Empties what the doubles keep of each write for the tests (system-log lines, account-log
+     * rows): HostBill writes them to its database, they are not the module's memory.
+     */
+    private static function forgetTraces()
+    {
+        if (class_exists('HbLog', false) && isset(HbLog::$lines)) {
+            HbLog::$lines = array();
+        }
+        if (class_exists('HBRegistry', false) && isset(HBRegistry::$db) && is_object(HBRegistry::$db) && property_exists(HBRegistry::$db, 'tables') && is_array(HBRegistry::$db->tables)) {
+            foreach (array_keys(HBRegistry::$db->tables) as $table) {
+                HBRegistry::$db->tables[$table] = array();
+            }
+        }
     }
 
     public function __call($method, $arguments)
@@ -171,6 +211,12 @@ function compare(array $options)
         list($count, $factCount) = $run;
         foreach ($trees as $name => $dir) {
             $command = array(PHP_BINARY, '-d', 'memory_limit=128M', __FILE__, '--child', '--module', $dir, '--accounts', (string) $count, '--facts', (string) $factCount);
+            if (isset($options['real'])) {
+                if ($factCount) {
+                    continue; // the real host prints what the module decides
+                }
+                $command[] = '--real';
+            }
             $pipes = array();
             $process = proc_open($command, array(1 => array('pipe', 'w'), 2 => array('pipe', 'w')), $pipes);
             $out = stream_get_contents($pipes[1]);
@@ -186,5 +232,5 @@ function compare(array $options)
     exec('rm -rf ' . escapeshellarg($before));
 }
 
-$options = getopt('', array('child', 'module:', 'accounts:', 'before:', 'facts:'));
-exit(isset($options['child']) ? child((string) $options['module'], (int) $options['accounts'], (int) $options['facts']) : (compare($options) ?: 0));
+$options = getopt('', array('child', 'module:', 'accounts:', 'before:', 'facts:', 'real'));
+exit(isset($options['child']) ? child((string) $options['module'], (int) $options['accounts'], (int) $options['facts'], isset($options['real'])) : (compare($options) ?: 0));
