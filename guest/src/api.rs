@@ -441,7 +441,9 @@ impl<'a, P: Platform> CloudPe<'a, P> {
     /// request), and, when there are more requests than one round (`max_in_flight`), a first
     /// round in which not one request could connect while none ever has: the API is
     /// unreachable. Then [`CloudPe::halted`] says why, and the requests not answered get that
-    /// error. (A single round is retried as usual: there is nothing to save by stopping it.)
+    /// error. A single round is retried as usual (there is nothing to save by stopping it), but
+    /// if its last attempt could not connect either, while no request ever has, the API is
+    /// unreachable just the same: the operation halts, whatever read plan sent the round.
     pub fn fetch_all<T: Reply>(
         &self,
         method: ApiMethod,
@@ -465,6 +467,10 @@ impl<'a, P: Platform> CloudPe<'a, P> {
         let mut results: Vec<Option<Result<U, ModuleError>>> = (0..requests.len()).map(|_| None).collect();
         let first_round = requests.len().min(max_in_flight.max(1));
         let mut pending: Vec<usize> = (0..requests.len()).collect();
+        // The last round sent, and how many of its requests could not connect (while none ever has).
+        let mut last_round = (0, 0);
+        let mut last_failure = String::new();
+        let mut attempts = 0;
         for attempt in 1..=retry.max_attempts {
             if pending.is_empty() || self.halted().is_some() {
                 break;
@@ -498,6 +504,7 @@ impl<'a, P: Platform> CloudPe<'a, P> {
             let batch: Vec<HttpRequest> = pending.iter().map(|&i| requests[i].clone()).collect();
             let mut still_failing = Vec::new();
             let mut unreachable = 0;
+            attempts = attempt;
             self.send_each(method, &batch, max_in_flight, &mut |at, response| {
                 let index = pending[at];
                 let connect_failure = matches!(&response, Err(e) if e.kind == FailureKind::Unreachable);
@@ -510,6 +517,9 @@ impl<'a, P: Platform> CloudPe<'a, P> {
                 }
                 if connect_failure && !self.reached.get() {
                     unreachable += 1;
+                    if let Err(e) = &parsed {
+                        last_failure = e.message();
+                    }
                     if unreachable >= first_round && requests.len() > first_round {
                         let error = ModuleError::Transport(format!(
                             "CloudPe at {} is unreachable: none of the first {first_round} requests could connect ({}); nothing more was sent",
@@ -528,8 +538,21 @@ impl<'a, P: Platform> CloudPe<'a, P> {
                 results[index] = Some(parsed);
                 Flow::Continue(())
             });
+            last_round = (batch.len(), unreachable);
             still_failing.sort_unstable();
             pending = still_failing;
+        }
+        if self.halted().is_none() && !self.reached.get() && last_round.0 > 0 && last_round.1 == last_round.0 {
+            // Every request of the last round failed to connect, and none ever connected: the
+            // same first-round rule, after the retries a single round is allowed.
+            let error = ModuleError::Transport(format!(
+                "CloudPe at {} is unreachable: none of the {} requests could connect in {attempts} attempt{} ({last_failure}); nothing more was sent",
+                self.settings.base_url.origin(),
+                last_round.0,
+                if attempts == 1 { "" } else { "s" },
+            ));
+            self.platform.log(LogLevel::Error, &error.message());
+            *self.halt.borrow_mut() = Some(error);
         }
         let halt = self.halted();
         results

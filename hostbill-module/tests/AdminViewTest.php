@@ -431,6 +431,45 @@ class AdminViewTest extends FakeHostTestCase
         $this->assertStringNotContainsString('us-token', HbLog::text());
     }
 
+    /**
+     * Issue 24 item 1: findings about accounts the reconciliation did not send (App 5's #9, an
+     * id HostBill lacks) or a second finding for one account are refused, counted and logged.
+     */
+    public function testReconciliationFindingsAboutAccountsNotSentAreRefused()
+    {
+        $this->appRow();
+        ApiWrapper::$accounts = array(
+            array('id' => '5', 'client_id' => '21', 'server_id' => '4', 'status' => 'Active'),
+            array('id' => '6', 'client_id' => '22', 'server_id' => '4', 'status' => 'Terminated'),
+            array('id' => '9', 'client_id' => '24', 'server_id' => '5', 'status' => 'Active'),
+        );
+        ApiWrapper::$clients = array('21' => array('email' => 'a@x.example'), '22' => array('email' => 'b@x.example', 'cloudpeid' => '123'), '24' => array('email' => 'd@x.example', 'cloudpeid' => '9'));
+        $report = array('reconciliation' => array(
+            'counts' => array('accounts' => 2, 'remote_users' => 3, 'without_id' => 2, 'missing_remote' => 2, 'shared_users' => 1, 'unlinked_users' => 0, 'email_differences' => 1),
+            'without_id' => array(array('account_id' => 5, 'detail' => 'no `cloudpeid`'), array('account_id' => 5, 'detail' => 'again')),
+            'missing_remote' => array(array('account_id' => 6, 'uid' => 123), array('account_id' => 999, 'uid' => 5)),
+            'shared_users' => array(array('uid' => 9, 'account_ids' => array(6, 9))),
+            'email_differences' => array(array('account_id' => 9, 'uid' => 9, 'hostbill_email' => 'd@x.example', 'remote_email' => 'e@y')),
+            'requests' => 1,
+        ));
+        $module = new cloudpe();
+        $module->useHostFactory(function ($connection, $timeout) use ($report) {
+            return $this->fakeHost('report', self::report('reconcile', $report), 0, $timeout, 'app' . $connection['id']);
+        });
+        $controller = new cloudpe_controller();
+        $controller->module = $module;
+        $this->assertSame(
+            'App #4 "CloudPe EU" reconciliation: 2 accounts, 3 CloudPe users (1 CloudPe requests); 1 without a valid CloudPe id: #5 (no `cloudpeid`); '
+            . '1 pointing at ids CloudPe does not have: #6 -> uid 123; '
+            . '4 entries refused (module contract violation: a second finding (without_id) about account #5, ...)',
+            $controller->call_Monthly()
+        );
+        $log = HbLog::text();
+        foreach (array('a finding (missing_remote) about account #999, which this reconciliation did not send', 'a finding (shared_users) about account #9, which this reconciliation did not send', 'a finding (email_differences) about account #9, which this reconciliation did not send') as $refused) {
+            $this->assertStringContainsString("reconciliation App #4: refused {$refused} (module contract violation", $log);
+        }
+    }
+
     public function testAReconciliationWithNoFindingsSaysSo()
     {
         $this->assertSame('3 accounts, 3 CloudPe users; everything matches', cloudpe_reconcile::describe(array('counts' => array('accounts' => 3, 'remote_users' => 3))));

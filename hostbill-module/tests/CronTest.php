@@ -260,6 +260,118 @@ class CronTest extends FakeHostTestCase
         $this->assertStringContainsString('account #4: HostBill did not record the status Terminated: Account is locked', HbLog::text());
     }
 
+    /**
+     * Issue 25 item 3: staff terminate account #1 while the host runs (after its accounts were
+     * read). CloudPe's "Suspended" was compared with the Active status sent; it is not written
+     * over Terminated, and the line counts it as changed meanwhile.
+     */
+    public function testAStatusChangedWhileTheHostRunsIsNotOverwritten()
+    {
+        $this->healthyApp4();
+        $this->app('5', 'report', self::report('sync', array('dry_run' => false, 'decisions' => array(), 'summary' => array())));
+        $host = $this->hosts['4'];
+        $this->hosts['4'] = function ($timeout) use ($host) {
+            // The host starts only once App 4's accounts were read: staff act now.
+            ApiWrapper::$accounts[0]['status'] = 'Terminated';
+            return $host($timeout);
+        };
+        $lines = explode("\n", $this->controller()->call_Daily());
+        $this->assertSame('Terminated', ApiWrapper::$accounts[0]['status'], 'staff\'s Terminated stays');
+        $this->assertSame(array(array('id' => '4', 'status' => 'Terminated')), ApiWrapper::$edits, 'only the account still as sent is written');
+        $this->assertStringStartsWith('App #4 "CloudPe EU": 4 accounts read, 1 changed, 1 changed meanwhile (not written), 1 unchanged, 0 skipped, 1 errors;', $lines[0]);
+        $this->assertStringContainsString('sync App #4: account #1: Suspended from CloudPe not written: the account changed while the sync ran (sent as Active, now Terminated)', HbLog::text());
+        $this->assertSame(array(), HBRegistry::$db->accountLog('1'), 'nothing recorded for it');
+    }
+
+    /** Issue 25 item 3: an account moved to another App meanwhile is not written either. */
+    public function testAnAccountMovedToAnotherAppMeanwhileIsNotWritten()
+    {
+        $this->healthyApp4();
+        $this->app('5', 'report', self::report('sync', array('dry_run' => false, 'decisions' => array(), 'summary' => array())));
+        $host = $this->hosts['4'];
+        $this->hosts['4'] = function ($timeout) use ($host) {
+            ApiWrapper::$accounts[3]['server_id'] = '5';
+            return $host($timeout);
+        };
+        $output = $this->controller()->call_Daily();
+        $this->assertSame(array(array('id' => '1', 'status' => 'Suspended')), ApiWrapper::$edits);
+        $this->assertStringContainsString('1 changed, 1 changed meanwhile (not written)', $output);
+        $this->assertStringContainsString('account #4: Terminated from CloudPe not written: the account changed while the sync ran (sent as Active, now on App #5)', HbLog::text());
+    }
+
+    /**
+     * Issue 24 item 1: a module that decides for an account it was not sent (App 5's #6, and an
+     * id HostBill has not), twice for one account, or from another status than the one sent gets
+     * nothing written for those: each is refused and logged as a contract violation.
+     */
+    public function testDecisionsForAccountsNotSentOrTwiceAreRefused()
+    {
+        $decisions = array(
+            array('account_id' => 6, 'decision' => 'change', 'from' => 'Active', 'to' => 'Terminated', 'facts' => array()),
+            array('account_id' => 999, 'decision' => 'change', 'from' => 'Active', 'to' => 'Terminated', 'facts' => array()),
+            array('account_id' => 1, 'decision' => 'change', 'from' => 'Active', 'to' => 'Suspended', 'facts' => array()),
+            array('account_id' => 1, 'decision' => 'change', 'from' => 'Active', 'to' => 'Terminated', 'facts' => array()),
+            array('account_id' => 2, 'decision' => 'change', 'from' => 'Active', 'to' => 'Terminated', 'facts' => array()),
+            array('account_id' => '3', 'decision' => 'unchanged'),
+            array('account_id' => 3, 'decision' => 'unchanged'),
+            array('account_id' => '01', 'decision' => 'unchanged'),
+            // The host's own answer to a row it could not read names no account: an error, not a violation.
+            array('account_id' => null, 'decision' => 'error', 'error' => array('kind' => 'bad-input', 'message' => 'account row 9 of the request is not valid: x; HostBill left unchanged')),
+        );
+        $this->app('4', 'report', self::report('sync', array('dry_run' => false, 'decisions' => $decisions, 'summary' => array('requests' => 1, 'elapsed_ms' => 5))));
+        $this->app('5', 'report', self::report('sync', array('dry_run' => false, 'decisions' => array(), 'summary' => array())));
+        $lines = explode("\n", $this->controller()->call_Daily());
+        $this->assertSame(array(array('id' => '1', 'status' => 'Suspended')), ApiWrapper::$edits, 'only the first decision for account #1, which was sent');
+        $this->assertSame('App #4 "CloudPe EU": 4 accounts read, 1 changed, 1 unchanged, 0 skipped, 1 errors; 1 CloudPe requests in 0.0 s; first error: account #?: account row 9 of the request is not valid: x; HostBill left unchanged; 6 decisions refused (module contract violation: a decision for account #6, which this sync did not send, ...)', $lines[0]);
+        $log = HbLog::text();
+        foreach (array('a decision for account #6, which this sync did not send', 'a decision for account #999, which this sync did not send', 'a second decision for account #1', 'a change of account #2 from Active, but the sync sent it as Suspended', 'a second decision for account #3', 'a decision for account #01, which this sync did not send') as $refused) {
+            $this->assertStringContainsString("error CloudPe Module: sync App #4: refused {$refused} (module contract violation", $log);
+        }
+        $this->assertSame('Suspended', ApiWrapper::$accounts[1]['status']);
+        $this->assertSame('Active', ApiWrapper::$accounts[6]['status'], 'App 5\'s account untouched');
+        $this->assertSame(array(), HBRegistry::$db->accountLog('6'));
+    }
+
+    /**
+     * Issue 25 item 4 / issue 24 item 8: an App whose report PHP cannot take (more than it may
+     * hold, not JSON, cut short, a decision too large) fails alone with a clear message; the
+     * other App is synced and nothing of the failed one is written.
+     *
+     * @dataProvider unusableReports
+     */
+    public function testAnUnusableReportFailsOnlyItsApp($stdout, $reason)
+    {
+        $this->healthyApp4();
+        file_put_contents("{$this->dir}/bad-report.json", $stdout);
+        $this->hosts['5'] = function ($timeout) {
+            $host = $this->fakeHost('report', array(), 0, $timeout, 'app5');
+            copy("{$this->dir}/bad-report.json", "{$this->dir}/report-app5.json");
+            $host->limitHeld(4096);
+            return $host;
+        };
+        $lines = explode("\n", $this->controller()->call_Daily());
+        $this->assertCount(2, $lines);
+        $this->assertStringStartsWith('App #4 "CloudPe EU": 4 accounts read, 2 changed', $lines[0]);
+        $this->assertStringStartsWith('App #5 "CloudPe US": FAILED (2 accounts read, 0 changed, 0 errors): ', $lines[1]);
+        $this->assertStringContainsString($reason, $lines[1]);
+        $this->assertStringContainsString('sync App #5 "CloudPe US": ', HbLog::text(), 'in the system log too');
+        $this->assertSame(array(array('id' => '1', 'status' => 'Suspended'), array('id' => '4', 'status' => 'Terminated')), ApiWrapper::$edits);
+    }
+
+    public function unusableReports()
+    {
+        $change = '{"account_id":6,"decision":"change","from":"Active","to":"Suspended","facts":{}}';
+        $big = str_repeat('x', 8000);
+        return array(
+            'logs larger than PHP may hold' => array('{"operation":"sync","decisions":[' . $change . '],"ok":true,"logs":[{"level":"info","message":"' . $big . '"}]}', 'the host stopped: the member "logs" of the report is larger than 4 KiB, more than this PHP may hold (memory_limit)'),
+            'members together larger than PHP may hold' => array('{"operation":"sync","decisions":[' . $change . '],"ok":true,"summary":{"note":"' . substr($big, 0, 3000) . '"},"meter":{"note":"' . substr($big, 0, 3000) . '"}}', 'the host stopped: the report\'s members other than its decisions take more than 4 KiB (at the member "meter")'),
+            'a decision larger than PHP may hold' => array('{"operation":"sync","decisions":[' . $change . ',{"account_id":7,"decision":"unchanged","facts":{"a":"' . $big . '"}}],"ok":true}', 'decision #2 of the report is larger than 4 KiB, more than this PHP may hold (memory_limit)'),
+            'malformed' => array('{"operation":"sync","decisions":[' . $change . ',{"account_id":7,,}],"ok":true}', 'not its report during sync (decision #2 is not valid JSON (at byte 114): Syntax error)'),
+            'cut short' => array('{"operation":"sync","decisions":[' . $change, 'not its report during sync (the report ends early (after byte 113))'),
+            'not JSON' => array('<html>502</html>', 'not its report during sync (the report is not a JSON object (at byte 0))'),
+        );
+    }
+
     /** Issue 9, break 4, for the cron: a disabled proc_open is named on every App's line. */
     public function testADisabledProcOpenIsAClearMessageInTheCron()
     {

@@ -172,4 +172,35 @@ class EndToEndTest extends RealHostTestCase
         $this->assertStringNotContainsString('not-the-session/token', $output . HbLog::text());
         fwrite(STDERR, sprintf("\n[php e2e] cron:\n%s\n(%d statuses written, %.2f s whole call)\n", $output, $expectedEdits, $elapsed));
     }
+
+    /**
+     * Issue 25 item 6: CloudPe refusing connections fails the App with one clear error, whatever
+     * the strategy: 2,000 accounts (the default plan pages), not 2,000 per-account errors.
+     */
+    public function testAnUnreachableCloudpeFailsTheWholeAppAtOnce()
+    {
+        $port = self::freePort();
+        HbApps::add('9', 'CloudPe down', array('host' => '127.0.0.1', 'status_url' => "http://127.0.0.1:{$port}", 'field1' => 'cluster', 'field2' => self::SESSION, 'secure' => '0'), array());
+        for ($i = 0; $i < 2000; $i++) {
+            ApiWrapper::$accounts[] = array('id' => (string) (7000 + $i), 'client_id' => (string) (8000 + $i), 'server_id' => '9', 'status' => 'Active');
+            ApiWrapper::$clients[(string) (8000 + $i)] = array('cloudpeid' => (string) (self::FIRST_UID + $i));
+        }
+        ApiWrapper::$perPage = 500;
+        $controller = new cloudpe_controller();
+        $controller->module = self::realHosts(new cloudpe());
+        $output = $controller->call_Daily();
+        $this->assertMatchesRegularExpression('/^App #9 "CloudPe down": FAILED \(2000 accounts read, 0 changed, 0 errors; \d+ CloudPe requests in \d+\.\d s\): CloudPe at http:\/\/127\.0\.0\.1:' . $port . ' is unreachable: .*connection refused/', $output);
+        $this->assertStringNotContainsString('account #', HbLog::text(), 'no per-account error');
+        $this->assertSame(array(), ApiWrapper::$edits);
+        $this->assertNoSession($output . HbLog::text());
+    }
+
+    /** A TCP port on 127.0.0.1 that nobody listens on (bound, then released). */
+    private static function freePort()
+    {
+        $socket = stream_socket_server('tcp://127.0.0.1:0');
+        $name = stream_socket_get_name($socket, false);
+        fclose($socket);
+        return (int) substr($name, strrpos($name, ':') + 1);
+    }
 }

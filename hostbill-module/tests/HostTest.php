@@ -243,6 +243,75 @@ class HostTest extends FakeHostTestCase
         $this->assertCount(20000, $this->sentRequest()['accounts']);
     }
 
+    /**
+     * Issue 25 item 4 / issue 24 item 8: what PHP holds of a report is derived from memory_limit:
+     * a tenth of what is left (a decoded report takes up to 8.2 times its text), 1 MiB at least,
+     * 64 MiB at most; no limit, 64 MiB.
+     */
+    public function testTheHeldReportIsDerivedFromMemoryLimit()
+    {
+        $this->assertSame(134217728, cloudpe_host::memoryLimitBytes('128M'));
+        $this->assertSame(1073741824, cloudpe_host::memoryLimitBytes(' 1g '));
+        $this->assertSame(524288, cloudpe_host::memoryLimitBytes('512K'));
+        $this->assertSame(134217728, cloudpe_host::memoryLimitBytes('134217728'));
+        $this->assertNull(cloudpe_host::memoryLimitBytes('-1'));
+        $this->assertNull(cloudpe_host::memoryLimitBytes(''));
+        $this->assertSame(intdiv(118 * 1048576, 10), cloudpe_host::heldBudget('128M', 10 * 1048576));
+        $this->assertSame(cloudpe_host::MIN_HELD_BYTES, cloudpe_host::heldBudget('16M', 15 * 1048576));
+        $this->assertSame(cloudpe_host::MAX_STDOUT_BYTES, cloudpe_host::heldBudget('4G', 0));
+        $this->assertSame(cloudpe_host::MAX_STDOUT_BYTES, cloudpe_host::heldBudget('-1', 1 << 30));
+    }
+
+    /**
+     * A report PHP holds whole (any operation but a streamed sync) is bounded by that budget, and
+     * the host is told to stop below it; a streamed sync's report only by the 64 MiB read.
+     */
+    public function testTheHostsReportLimitFollowsWhatPhpHolds()
+    {
+        $host = $this->fakeHost('report', self::report('suspend', array('outcome' => array('message' => 'ok'))));
+        $host->limitHeld(12 * 1048576);
+        $host->run('suspend', array());
+        $this->assertSame('11', $this->flag('--max-report-mib'));
+        $host->stream('sync', '{"accounts":[]}', array(), function () {
+        });
+        $this->assertSame('63', $this->flag('--max-report-mib'), 'a streamed report is never held whole');
+    }
+
+    /** A streamed sync hands each decision over as it is read, and its report keeps none. */
+    public function testAStreamedSyncHandsOverEachDecision()
+    {
+        $decisions = array();
+        for ($i = 0; $i < 3000; $i++) {
+            $decisions[] = array('account_id' => $i, 'decision' => 'unchanged', 'facts' => array('cloudpe-uid' => (string) $i));
+        }
+        $host = $this->fakeHost('report', self::report('sync', array('decisions' => $decisions, 'summary' => array('requests' => 2))));
+        $host->limitHeld(4096); // far less than the 3,000 decisions: they are never all held
+        $got = array();
+        $result = $host->stream('sync', '{"app":{},"accounts":[]}', array('--dry-run'), function (array $decision, $index) use (&$got) {
+            $got[] = array($index, $decision['account_id']);
+        });
+        $this->assertCount(3000, $got);
+        $this->assertSame(array(2999, 2999), $got[2999]);
+        $this->assertSame(array(), $result['report']['decisions']);
+        $this->assertSame(array('requests' => 2), $result['report']['summary']);
+        $this->assertSame('{"app":{},"accounts":[]}', file_get_contents("{$this->dir}/stdin-host.json"), 'the request as given');
+        $this->assertContains('--dry-run', $this->sentArgs());
+    }
+
+    /** A decision the caller refuses (its callback throws) stops the host: a clear error. */
+    public function testARefusingCallbackStopsTheHost()
+    {
+        $host = $this->fakeHost('report', self::report('sync', array('decisions' => array(array('account_id' => 1, 'decision' => 'unchanged')))));
+        try {
+            $host->stream('sync', '{}', array(), function () {
+                throw new cloudpe_report_error('the temporary folder is full ' . FakeHostTestCase::TOKEN, false);
+            });
+            $this->fail('no error');
+        } catch (cloudpe_host_error $e) {
+            $this->assertSame("the module host's report was refused during sync and the host stopped: the temporary folder is full [REDACTED]", $e->getMessage());
+        }
+    }
+
     /** Issue 12: --trusted-keys always names the keys: the folder beside the component, or the one given. */
     public function testTheTrustedKeysAreAlwaysPassed()
     {

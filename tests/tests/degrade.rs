@@ -128,6 +128,35 @@ fn an_unreachable_api_stops_the_sync_after_one_round() {
 }
 
 #[test]
+fn an_unreachable_api_fails_the_whole_sync_whatever_the_strategy() {
+    // Issue 25 item 6: with the default strategy (2,000 accounts: paging) and page-all, the sync
+    // used to exit 0, "ok": true, with 2,000 per-account transport errors after 6 requests.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}/1.0");
+    let accounts = accounts_for(1000, 2000);
+    for strategy in [None, Some("page-all")] {
+        let mut args = vec!["--max-attempts", "3"];
+        if let Some(strategy) = strategy {
+            args.extend(["--strategy", strategy]);
+        }
+        let run = sync(&Host::from_env(), &url, TOKEN, &accounts, &args);
+        assert_eq!(run.code, 1, "{strategy:?}: {}", run.all_output());
+        assert_eq!(run.json["ok"], false, "{strategy:?}");
+        assert_eq!(run.error_kind(), Some("transport"), "{strategy:?}");
+        let message = run.error_message();
+        assert!(
+            message.contains(&format!("CloudPe at http://127.0.0.1:{port} is unreachable")),
+            "{strategy:?}: {message}"
+        );
+        assert!(message.contains("connection refused"), "{strategy:?}: {message}");
+        assert!(run.json["decisions"].is_null(), "{strategy:?}: no per-account errors: {}", run.stdout);
+        let requests = run.json["meter"]["requests"].as_u64().unwrap();
+        assert!(requests <= 3 * 8, "{strategy:?}: {requests} requests");
+        assert!(!run.all_output().contains(TOKEN), "the token is never printed");
+    }
+}
+
+#[test]
 fn a_write_whose_reply_was_lost_is_read_back() {
     let sim = sim_with(vec![Account::new(12, 1), Account::new(13, 1)]);
     let host = Host::from_env();

@@ -349,6 +349,31 @@ mod tests {
     }
 
     #[test]
+    fn an_unreachable_api_stops_the_sync_whatever_the_strategy() {
+        // Issue 25 item 6: paging (the default plan for a large set, and page-all) sends a single
+        // round of pages, which the first-round rule used to leave alone: after its retries every
+        // account got the same transport error and the sync reported success.
+        let accounts: Vec<Account> =
+            (1..=2000).map(|i| account(i, &(i + 10).to_string(), HostbillStatus::Active)).collect();
+        for strategy in [SyncStrategy::Auto, SyncStrategy::PageAll, SyncStrategy::ExactLookups] {
+            let cloud = FakeCloudPe::new(&[(12, 1, None)]);
+            cloud.unreachable();
+            let options = SyncOptions { strategy, max_attempts: 3, ..opts() };
+            let mut emitted = 0;
+            let error =
+                sync_streamed(&cloud, &app(), accounts.clone(), options, false, &mut |batch| emitted += batch.len())
+                    .unwrap_err();
+            assert!(
+                matches!(&error, ModuleError::Transport(m) if m.contains("is unreachable") && m.contains("connection refused")),
+                "{strategy:?}: {error:?}"
+            );
+            assert_eq!(emitted, 0, "{strategy:?}: no per-account decision");
+            let sent = cloud.requests.borrow().len();
+            assert!(sent <= 3 * 4, "{strategy:?}: {sent} requests");
+        }
+    }
+
+    #[test]
     fn with_no_time_left_nothing_is_sent_and_every_candidate_says_so() {
         let cloud = FakeCloudPe::new(&[(12, 1, None)]);
         cloud.set_time_left(Some(std::time::Duration::ZERO));

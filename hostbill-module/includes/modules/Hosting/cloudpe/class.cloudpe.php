@@ -105,10 +105,15 @@ class cloudpe extends HostingModule
     protected $host = null;
     /** @var callable|null fn(array $connection, float $timeout, string[] $secrets): cloudpe_host */
     protected $hostFactory = null;
-    /** @var array client id => the client row (getClientDetails' `client`), read once per client */
+    /**
+     * @var array client id => the value of its CloudPe id field ('' when none): all that is kept
+     * of a client row, so a sync of 100,000 accounts does not hold 100,000 client rows
+     */
     protected $clientFields = array();
     /** @var array<string, string> client id => why HostBill gave no client row (getClientDetails' error) */
     protected $clientErrors = array();
+    /** @var array client id => its email, kept only once clientEmail() asked for one */
+    protected $clientEmails = array();
     /** @var cloudpe_retries|null the retry queue (tests inject one with a clock) */
     protected $retries = null;
     /** @var bool a retry during its App's logged outage: no system-log lines of its own */
@@ -122,6 +127,7 @@ class cloudpe extends HostingModule
         $this->connection = is_array($connect) ? $connect : array();
         $this->clientFields = array();
         $this->clientErrors = array();
+        $this->clientEmails = array();
         $this->lastError = null;
         $this->customError = null;
         $this->customSettings = array();
@@ -333,6 +339,31 @@ class cloudpe extends HostingModule
     }
 
     /**
+     * Runs one host sync on the request `{"app": ..., "accounts": [<$accountsJson>]}` (the
+     * accounts already JSON-encoded, comma-separated: a large App's are written as they are read)
+     * and hands each decision to `$onDecision` as it arrives (cloudpe_host::stream). Returns the
+     * report without its decisions, or null when the host could not be used (the error is in
+     * lastError() and the system log).
+     *
+     * @param callable $onDecision fn(array $decision, int $index): void
+     */
+    public function syncStreamed($accountsJson, $count, array $options, $timeout, $onDecision)
+    {
+        $input = '{"app":' . json_encode($this->app()) . ',"accounts":[' . $accountsJson . ']}';
+        $accountsJson = null;
+        $subject = "sync of {$count} account" . ($count === 1 ? '' : 's');
+        try {
+            $result = $this->host($timeout)->stream('sync', $input, $options, $onDecision);
+        } catch (cloudpe_host_error $e) {
+            $message = $this->scrub($e->getMessage());
+            hbm_log_error("sync: {$message}", self::LOG_TAG);
+            $this->fail("CloudPe module: {$message}");
+            return null;
+        }
+        return $this->received('sync', $subject, $result)['report'];
+    }
+
+    /**
      * Runs the host's read-only `reconcile` for `$accounts` (the sync's rows plus each client's
      * `email`) and returns its report, or null when the host could not be used (the error is in
      * lastError() and the system log).
@@ -474,34 +505,44 @@ class cloudpe extends HostingModule
     /** The client's CloudPe id custom field (read once per client), keyed by its code. */
     public function clientFields($clientId)
     {
-        $client = $this->client($clientId);
-        $code = $this->idFieldCode();
-        $value = isset($client[$code]) && is_scalar($client[$code]) ? trim((string) $client[$code]) : '';
-        return $value === '' ? array() : array($code => $value);
+        $key = (string) $clientId;
+        if (!isset($this->clientFields[$key])) {
+            $this->readClient($clientId, false);
+        }
+        $value = $this->clientFields[$key];
+        return $value === '' ? array() : array($this->idFieldCode() => $value);
     }
 
     /** The client's email address in HostBill (getClientDetails' `client.email`), or ''. */
     public function clientEmail($clientId)
     {
-        $client = $this->client($clientId);
-        return isset($client['email']) && is_scalar($client['email']) ? trim((string) $client['email']) : '';
+        $key = (string) $clientId;
+        if (!isset($this->clientEmails[$key])) {
+            $this->readClient($clientId, true);
+        }
+        return $this->clientEmails[$key];
     }
 
-    /** The client row (getClientDetails' `client`), read once per client; empty when HostBill has none. */
-    protected function client($clientId)
+    /**
+     * Reads the client row (getClientDetails' `client`) and keeps of it only its CloudPe id field
+     * and, when `$email`, its email ('' when HostBill has no such client or value).
+     */
+    protected function readClient($clientId, $email)
     {
         $key = (string) $clientId;
-        if (!isset($this->clientFields[$key])) {
-            $api = new ApiWrapper();
-            $reply = $api->getClientDetails(array('id' => $clientId));
-            $this->clientFields[$key] = isset($reply['client']) && is_array($reply['client']) ? $reply['client'] : array();
-            if (!is_array($reply) || empty($reply['success']) || !isset($reply['client']) || !is_array($reply['client'])) {
-                $this->clientErrors[$key] = is_array($reply) && isset($reply['error'])
-                    ? (is_array($reply['error']) ? implode('; ', array_map('strval', $reply['error'])) : (string) $reply['error'])
-                    : 'no client in its reply';
-            }
+        $api = new ApiWrapper();
+        $reply = $api->getClientDetails(array('id' => $clientId));
+        $client = isset($reply['client']) && is_array($reply['client']) ? $reply['client'] : array();
+        if (!is_array($reply) || empty($reply['success']) || !isset($reply['client']) || !is_array($reply['client'])) {
+            $this->clientErrors[$key] = is_array($reply) && isset($reply['error'])
+                ? (is_array($reply['error']) ? implode('; ', array_map('strval', $reply['error'])) : (string) $reply['error'])
+                : 'no client in its reply';
         }
-        return $this->clientFields[$key];
+        $code = $this->idFieldCode();
+        $this->clientFields[$key] = isset($client[$code]) && is_scalar($client[$code]) ? trim((string) $client[$code]) : '';
+        if ($email) {
+            $this->clientEmails[$key] = isset($client['email']) && is_scalar($client['email']) ? trim((string) $client['email']) : '';
+        }
     }
 
     /**
@@ -970,6 +1011,12 @@ class cloudpe extends HostingModule
             $this->fail("CloudPe module: {$message}");
             return null;
         }
+        return $this->received($operation, self::subject($operation, $request), $result);
+    }
+
+    /** What call() does with the host's result: advice, log records, the call log, the meter line. */
+    protected function received($operation, $subject, array $result)
+    {
         if (isset($result['advice']) && $result['advice'] !== null && isset($result['report']['error']) && is_array($result['report']['error'])) {
             $result['report']['error']['advice'] = $result['advice'];
         }
@@ -977,7 +1024,7 @@ class cloudpe extends HostingModule
         $this->logCalls($result['report']);
         if ($result['exit'] === cloudpe_host::EXIT_SUCCESS && !empty($result['report']['ok'])) {
             $meter = cloudpe_host::meterNote($result['report']);
-            $this->log('info', self::subject($operation, $request) . ': ok' . ($meter !== null ? "; {$meter}" : ''));
+            $this->log('info', $subject . ': ok' . ($meter !== null ? "; {$meter}" : ''));
         }
         return $result;
     }

@@ -1,5 +1,7 @@
 <?php
 
+require_once __DIR__ . '/class.cloudpe_report.php';
+
 /**
  * Raised when the module host could not be run or answered with something unusable. Its message is
  * safe to show to an admin: it never contains the session token.
@@ -36,6 +38,14 @@ class cloudpe_host
     const MAX_STDOUT_BYTES = 67108864;
     const MAX_STDERR_BYTES = 1048576;
 
+    /**
+     * What PHP holds of a report is at most 1/HELD_FACTOR of the memory left under memory_limit:
+     * decoded, a report of many small facts takes 8.2 times its JSON text (measured with PHP 8.2,
+     * docs/hostbill.md "Memory"), and the text is held too. Never less than MIN_HELD_BYTES.
+     */
+    const HELD_FACTOR = 10;
+    const MIN_HELD_BYTES = 1048576;
+
     /** Operations that read nothing on stdin: the runner closes it at once. */
     const NO_REQUEST = array('info', 'precompile', 'install', 'rollback');
 
@@ -66,6 +76,8 @@ class cloudpe_host
     private $maxStdout = self::MAX_STDOUT_BYTES;
     /** @var int */
     private $maxStderr = self::MAX_STDERR_BYTES;
+    /** @var int|null most bytes of a report PHP holds at once; null: derived from memory_limit */
+    private $maxHeld = null;
     /** @var callable|null fn(string $function): bool, null: the real check */
     private $isAvailable = null;
     /** @var int */
@@ -100,6 +112,50 @@ class cloudpe_host
     {
         $this->maxStdout = max(1, (int) $stdoutBytes);
         $this->maxStderr = max(1, (int) $stderrBytes);
+    }
+
+    /**
+     * Caps what PHP holds of a report at once (its members other than streamed decisions, and any
+     * one decision) instead of deriving it from memory_limit (tests lower it).
+     */
+    public function limitHeld($bytes)
+    {
+        $this->maxHeld = max(1024, (int) $bytes);
+    }
+
+    /**
+     * `memory_limit` (as php.ini writes it: `128M`, `1G`, `134217728`, `-1`) in bytes; null when
+     * there is no limit.
+     */
+    public static function memoryLimitBytes($text)
+    {
+        $text = trim((string) $text);
+        if (!preg_match('/^(\d+)\s*([kmg]?)$/i', $text, $m) || (int) $m[1] <= 0) {
+            return null; // -1, or a form PHP itself would not apply as a limit
+        }
+        $shift = array('' => 0, 'k' => 10, 'm' => 20, 'g' => 30);
+        return (int) $m[1] << $shift[strtolower($m[2])];
+    }
+
+    /**
+     * Most bytes of a report PHP may hold at once under `$memoryLimit` with `$used` bytes already
+     * in use (defaults: this PHP's memory_limit and usage): a tenth of what is left (see
+     * HELD_FACTOR), at least MIN_HELD_BYTES, at most MAX_STDOUT_BYTES.
+     */
+    public static function heldBudget($memoryLimit = null, $used = null)
+    {
+        $limit = self::memoryLimitBytes($memoryLimit === null ? ini_get('memory_limit') : $memoryLimit);
+        if ($limit === null) {
+            return self::MAX_STDOUT_BYTES;
+        }
+        $used = $used === null ? memory_get_usage() : (int) $used;
+        return (int) min(self::MAX_STDOUT_BYTES, max(self::MIN_HELD_BYTES, intdiv(max(0, $limit - $used), self::HELD_FACTOR)));
+    }
+
+    /** What this host lets PHP hold of a report at once (limitHeld, or derived from memory_limit). */
+    public function held()
+    {
+        return min($this->maxStdout, $this->maxHeld !== null ? $this->maxHeld : self::heldBudget());
     }
 
     /**
@@ -214,7 +270,35 @@ class cloudpe_host
      */
     public function run($operation, array $request, array $options = array())
     {
-        $operation = (string) $operation;
+        $input = in_array((string) $operation, self::NO_REQUEST, true) ? '' : json_encode($request);
+        if ($input === false) {
+            throw new cloudpe_host_error('the request cannot be encoded as JSON: ' . json_last_error_msg());
+        }
+        return $this->execute((string) $operation, $input, $options, null);
+    }
+
+    /**
+     * Runs `$operation` with the JSON request `$input` (already encoded: a large sync's accounts
+     * are written as they are read) and hands each element of the report's `decisions` to
+     * `$onDecision` as soon as it arrives, so the decisions never all exist in PHP. The report
+     * returned has an empty `decisions`. If `$onDecision` throws, the host is stopped and the run
+     * is a cloudpe_host_error with its message.
+     *
+     * @param string $operation
+     * @param string $input the JSON request
+     * @param string[] $options
+     * @param callable $onDecision fn(array $decision, int $index): void
+     * @return array{exit: int, report: array, stderr: string, advice: string|null}
+     * @throws cloudpe_host_error
+     */
+    public function stream($operation, $input, array $options, $onDecision)
+    {
+        return $this->execute((string) $operation, (string) $input, $options, $onDecision);
+    }
+
+    /** run() and stream(): `$onDecision` null keeps the decisions in the report. */
+    private function execute($operation, $input, array $options, $onDecision)
+    {
         $problem = self::environmentProblem($this->isAvailable, $this->phpVersionId);
         if ($problem !== null) {
             throw new cloudpe_host_error($problem);
@@ -240,16 +324,19 @@ class cloudpe_host
                 throw new cloudpe_host_error("the option {$option} is never used by the module: it runs only components signed by a trusted key");
             }
         }
-        $input = in_array($operation, self::NO_REQUEST, true) ? '' : json_encode($request);
-        if ($input === false) {
-            throw new cloudpe_host_error('the request cannot be encoded as JSON: ' . json_last_error_msg());
+        if (in_array($operation, self::NO_REQUEST, true)) {
+            $input = '';
         }
+        $held = $this->held();
+        // A streamed report is held one decision at a time: only the total read bounds it. Any
+        // other report is held whole, within what memory_limit leaves.
+        $reportCap = $onDecision !== null ? $this->maxStdout : $held;
         $command = array(
             $this->binary, $operation, '--component', $this->component, '--trusted-keys', $this->trustedKeys,
             '--deadline-secs', self::number($this->deadline()),
             // The host stops at a report this runner would not read whole, and says why; a large
             // sync's report is written while it runs, so this is the only bound on it.
-            '--max-report-mib', (string) max(1, intdiv($this->maxStdout, 1048576) - 1),
+            '--max-report-mib', (string) max(1, intdiv($reportCap, 1048576) - 1),
         );
         if ($this->cacheDir !== null) {
             $command[] = '--cache-dir';
@@ -262,12 +349,18 @@ class cloudpe_host
         if (!is_resource($process)) {
             throw new cloudpe_host_error("the module host {$this->binary} could not be started");
         }
-        $result = $this->exchange($process, $pipes, $input);
+        $reader = new cloudpe_report_reader($held, $onDecision);
+        $result = $this->exchange($process, $pipes, $input, $reader);
         $stdout = $result['stdout'];
         $stderr = $result['stderr'];
         if ($result['overflow'] !== null) {
             list($stream, $limit) = $result['overflow'];
             throw new cloudpe_host_error("the module host wrote more than " . self::bytes($limit) . " to its {$stream} during {$operation} and was stopped (a report is never that large: the module or host is faulty)" . $this->hint($stderr));
+        }
+        $refused = $result['refused'];
+        if ($refused !== null && !($refused instanceof cloudpe_report_error && $refused->notReport)) {
+            // Too large to hold, or refused by the caller: the host was stopped at once.
+            throw new cloudpe_host_error("the module host's report was refused during {$operation} and the host stopped: " . $this->scrub($refused->getMessage()));
         }
         if ($result['timed_out']) {
             throw new cloudpe_host_error("the module host did not finish {$operation} within " . self::number($this->timeout) . " s and was stopped" . $this->hint($stderr));
@@ -279,7 +372,15 @@ class cloudpe_host
         if (!in_array($exit, array(0, 1, 2, 3), true)) {
             throw new cloudpe_host_error("the module host failed during {$operation} with exit code {$exit}" . $this->hint($stderr));
         }
-        $report = json_decode($stdout, true);
+        $report = null;
+        try {
+            if ($refused !== null) {
+                throw $refused;
+            }
+            $report = $reader->finish();
+        } catch (cloudpe_report_error $e) {
+            throw new cloudpe_host_error("the module host printed something that is not its report during {$operation} (" . $this->scrub($e->getMessage()) . ')' . $this->hint($stdout . ' ' . $stderr));
+        }
         if (!is_array($report) || !array_key_exists('ok', $report) || !isset($report['operation'])) {
             throw new cloudpe_host_error("the module host printed something that is not its report during {$operation}" . $this->hint($stdout . ' ' . $stderr));
         }
@@ -459,15 +560,22 @@ class cloudpe_host
      * holds its pipes open is done once what it wrote has been read. Stops the host at the timeout
      * or when an output passes its cap.
      *
-     * @return array{stdout: string, stderr: string, timed_out: bool, overflow: array|null, signaled: bool, termsig: int, exitcode: int}
+     * Stdout goes to `$reader` as it arrives; only its first 4 KiB are kept (for messages). A
+     * reader that refuses the output as too large, or whose decision callback throws, stops the
+     * host at once; output that is not a report is still read to the end (within the caps), so
+     * the message can quote it.
+     *
+     * @return array{stdout: string, stderr: string, timed_out: bool, overflow: array|null, refused: Throwable|null, signaled: bool, termsig: int, exitcode: int}
      */
-    private function exchange($process, array $pipes, $input)
+    private function exchange($process, array $pipes, $input, cloudpe_report_reader $reader)
     {
         foreach ($pipes as $pipe) {
             stream_set_blocking($pipe, false);
         }
         $deadline = microtime(true) + $this->timeout;
         $out = array(1 => '', 2 => '');
+        $sizes = array(1 => 0, 2 => 0);
+        $refused = null;
         $caps = array(1 => $this->maxStdout, 2 => $this->maxStderr);
         $names = array(1 => 'standard output', 2 => 'standard error');
         $open = array(1 => $pipes[1], 2 => $pipes[2]);
@@ -537,15 +645,31 @@ class cloudpe_host
                     }
                     continue;
                 }
-                $out[$index] .= $data;
-                if (strlen($out[$index]) > $caps[$index]) {
-                    $out[$index] = substr($out[$index], 0, $caps[$index]);
+                $sizes[$index] += strlen($data);
+                if ($sizes[$index] > $caps[$index]) {
                     $overflow = array($names[$index], $caps[$index]);
                     break 2;
                 }
+                if ($index === 2) {
+                    $out[2] .= $data;
+                    continue;
+                }
+                if (strlen($out[1]) < 4096) {
+                    $out[1] .= substr($data, 0, 4096 - strlen($out[1]));
+                }
+                if ($refused === null) {
+                    try {
+                        $reader->feed($data);
+                    } catch (\Throwable $e) {
+                        $refused = $e;
+                        if (!($e instanceof cloudpe_report_error && $e->notReport)) {
+                            break 2;
+                        }
+                    }
+                }
             }
         }
-        $result = array('stdout' => $out[1], 'stderr' => $out[2], 'timed_out' => $timedOut, 'overflow' => $overflow, 'signaled' => false, 'termsig' => 0, 'exitcode' => -1);
+        $result = array('stdout' => $out[1], 'stderr' => $out[2], 'timed_out' => $timedOut, 'overflow' => $overflow, 'refused' => $refused, 'signaled' => false, 'termsig' => 0, 'exitcode' => -1);
         if ($exited === null) {
             // Timed out or flooding: stop it. SIGKILL, as a host past its own deadline is stuck.
             proc_terminate($process, 9);

@@ -96,10 +96,77 @@ class cloudpe_reconcile
             throw new cloudpe_host_error($why . ($limit !== null ? " ({$limit})" : ''));
         }
         $reconciliation = $report['reconciliation'];
+        $refused = self::screen($reconciliation, array_column($accounts, 'id'));
+        if ($refused) {
+            foreach (array_slice($refused, 0, 20) as $what) {
+                hbm_log_error($this->module->scrub("reconciliation App #{$serverId}: refused {$what} (module contract violation: a module reports only on the accounts it was sent, once per finding); not shown"), cloudpe::LOG_TAG);
+            }
+        }
         if (!isset($reconciliation['counts']['accounts']) && isset($reconciliation['counts']) && is_array($reconciliation['counts'])) {
             $reconciliation['counts']['accounts'] = count($accounts);
         }
-        return $this->module->scrub(self::describe($reconciliation, cloudpe_host::warnings($report)));
+        $line = self::describe($reconciliation, cloudpe_host::warnings($report));
+        if ($refused) {
+            $line .= '; ' . count($refused) . ' entries refused (module contract violation: ' . $refused[0] . (count($refused) > 1 ? ', ...' : '') . ')';
+        }
+        return $this->module->scrub($line);
+    }
+
+    /**
+     * Drops from the findings every entry about an account this reconciliation did not send, and
+     * a second entry for one account in the same list (issue 24 item 1: a module reports only on
+     * the accounts it was asked about); lowers that list's count by as many. Returns what was
+     * dropped, as phrases.
+     *
+     * @param array $r the report's `reconciliation`, changed in place
+     * @param array $sentIds the ids of the accounts sent
+     * @return string[]
+     */
+    public static function screen(array &$r, array $sentIds)
+    {
+        $sent = array_fill_keys(array_map('strval', $sentIds), true);
+        $refused = array();
+        foreach (array_keys(self::FINDINGS) as $key) {
+            if (!isset($r[$key]) || !is_array($r[$key]) || $key === 'unlinked_users') {
+                continue; // unlinked users name no account
+            }
+            $seen = array();
+            $kept = array();
+            foreach ($r[$key] as $entry) {
+                $ids = array();
+                if (is_array($entry) && $key === 'shared_users') {
+                    $ids = isset($entry['account_ids']) && is_array($entry['account_ids']) ? $entry['account_ids'] : array(null);
+                } elseif (is_array($entry)) {
+                    $ids = array(isset($entry['account_id']) ? $entry['account_id'] : null);
+                }
+                $problem = $ids ? null : 'an entry that names no account';
+                foreach ($ids as $raw) {
+                    $id = is_int($raw) || (is_string($raw) && $raw !== '') ? (string) $raw : null;
+                    if ($id === null || !isset($sent[$id])) {
+                        $shown = is_scalar($raw) ? substr((string) $raw, 0, 40) : gettype($raw);
+                        $problem = "a finding ({$key}) about account #{$shown}, which this reconciliation did not send";
+                    } elseif (isset($seen[$id])) {
+                        $problem = "a second finding ({$key}) about account #{$id}";
+                    }
+                    if ($problem !== null) {
+                        break;
+                    }
+                }
+                if ($problem !== null) {
+                    $refused[] = $problem;
+                    if (isset($r['counts'][$key]) && is_numeric($r['counts'][$key])) {
+                        $r['counts'][$key] = max(0, (int) $r['counts'][$key] - 1);
+                    }
+                    continue;
+                }
+                foreach ($ids as $raw) {
+                    $seen[(string) $raw] = true;
+                }
+                $kept[] = $entry;
+            }
+            $r[$key] = $kept;
+        }
+        return $refused;
     }
 
     /**
@@ -114,12 +181,13 @@ class cloudpe_reconcile
         $accounts = array();
         foreach ($rows as $row) {
             $clientId = isset($row['client_id']) ? $row['client_id'] : '0';
+            $email = $this->module->clientEmail($clientId); // reads the client once, for both
             $accounts[] = array(
                 'id' => $row['id'],
                 'client_id' => $clientId,
                 'status' => isset($row['status']) ? (string) $row['status'] : '',
                 'custom_fields' => (object) $this->module->clientFields($clientId),
-                'email' => $this->module->clientEmail($clientId),
+                'email' => $email,
             );
         }
         return $accounts;

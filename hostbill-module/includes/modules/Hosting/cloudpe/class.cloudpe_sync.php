@@ -14,6 +14,13 @@ class cloudpe_sync
 {
     /** Seconds one App's sync may take before PHP stops the host (the host stops itself earlier). */
     const SYNC_TIMEOUT = 900;
+    /** The candidate statuses as small integers: what `$sent` keeps per account (negated once decided). */
+    const STATUS_CODES = array('Active' => 1, 'Suspended' => 2);
+    const STATUS_NAMES = array(1 => 'Active', 2 => 'Suspended');
+    /** Bytes of decisions to apply kept in memory; past that php://temp keeps them in a temporary file. */
+    const SPOOL_MEMORY = 1048576;
+    /** Contract violations logged one by one; past that only their count. */
+    const VIOLATIONS_LOGGED = 20;
 
     /** @var cloudpe connected to one App */
     private $module;
@@ -85,11 +92,20 @@ class cloudpe_sync
     }
 
     /**
-     * Syncs the connected App.
+     * Syncs the connected App, holding little per account (docs/hostbill.md "Memory"): the
+     * accounts are read page by page and written into the request as they come (their id, client,
+     * status and client's CloudPe id, nothing more), and the host's decisions are read one by one
+     * as it prints them. Only what must be written or logged is kept (in a temporary stream, on
+     * disk past SPOOL_MEMORY), and applied once the host's report says the sync succeeded.
+     *
+     * A decision is applied only to an account this sync sent, once, from the status sent
+     * (docs/hostbill.md "The sync's contract"); any other is refused as a module contract
+     * violation and nothing is written for it. A change is written only if the account's status
+     * (read again just before the write) is still the one sent: otherwise it changed meanwhile.
      *
      * @param bool $dryRun report what would change without writing anything
-     * @return array counts: read, written, would_change, unchanged, skipped, errors, requests,
-     *               elapsed_ms, dry_run; failure: null or why the App could not be synced
+     * @return array counts: read, written, would_change, unchanged, skipped, errors, changed_meanwhile,
+     *               violations, requests, elapsed_ms, dry_run; failure: null or why the App could not be synced
      */
     public function run($dryRun = false)
     {
@@ -99,9 +115,10 @@ class cloudpe_sync
             $result['failure'] = 'the module is not connected to an App';
             return $result;
         }
-        $accounts = $this->accounts($serverId);
-        $result['read'] = count($accounts);
-        if (!$accounts) {
+        $sent = array();
+        $json = $this->accountsJson($serverId, $sent);
+        $result['read'] = count($sent);
+        if (!$sent) {
             return $result;
         }
         // Only changes are written (and logged with their facts); an unchanged account's facts
@@ -110,56 +127,113 @@ class cloudpe_sync
         if ($dryRun) {
             $options[] = '--dry-run';
         }
-        $report = $this->module->syncAccounts($accounts, $options, self::SYNC_TIMEOUT);
-        if ($report === null) {
-            $result['failure'] = $this->module->lastError() ?: 'the module host could not be used (see the system log)';
+        $spool = fopen('php://temp/maxmemory:' . self::SPOOL_MEMORY, 'w+b');
+        if ($spool === false) {
+            $result['failure'] = 'PHP could not open a temporary stream (php://temp) for the decisions to apply';
             return $result;
         }
-        $result['warnings'] = cloudpe_host::warnings($report);
-        if (empty($report['ok'])) {
-            $result['failure'] = isset($report['error']['message']) ? $this->module->errorText($report) : 'the sync failed without a message';
-            $limit = cloudpe_host::limitNote($report);
-            if ($limit !== null) {
-                $result['failure'] .= " ({$limit})";
+        $app = 'App #' . $serverId;
+        $onDecision = function (array $decision) use (&$sent, &$result, $spool, $app) {
+            $this->take($decision, $sent, $result, $spool, $app);
+        };
+        try {
+            $report = $this->module->syncStreamed($json, count($sent), $options, self::SYNC_TIMEOUT, $onDecision);
+            $json = null;
+            if ($report === null) {
+                $result['failure'] = $this->module->lastError() ?: 'the module host could not be used (see the system log)';
+                return $result;
             }
-            self::measure($report, $result);
-            return $result;
+            $result['warnings'] = cloudpe_host::warnings($report);
+            if (empty($report['ok'])) {
+                $result['failure'] = isset($report['error']['message']) ? $this->module->errorText($report) : 'the sync failed without a message';
+                $limit = cloudpe_host::limitNote($report);
+                if ($limit !== null) {
+                    $result['failure'] .= " ({$limit})";
+                }
+                self::measure($report, $result);
+                return $result;
+            }
+            return $this->apply($report, $result, $spool);
+        } finally {
+            fclose($spool);
+            if ($result['violations'] > self::VIOLATIONS_LOGGED) {
+                hbm_log_error("sync {$app}: " . ($result['violations'] - self::VIOLATIONS_LOGGED) . ' more decisions refused as module contract violations (not logged one by one)', cloudpe::LOG_TAG);
+            }
         }
-        return $this->apply($report, $result);
     }
 
     /**
-     * The App's candidate accounts (Active, Suspended), with each client's CloudPe id field, as
-     * the host expects them. getAccounts is asked per status (`filter[status]`, documented in
-     * HostBill's API reference) and every page is read (`sorter.totalpages`, pages numbered from
-     * 0); rows that are not candidates anyway (a HostBill that ignores the status filter) are
-     * dropped here, so the host only ever sees candidates.
+     * The App's candidate accounts (Active, Suspended) as the host expects them, each JSON-encoded
+     * and comma-separated (the `accounts` of the request), read page by page; `$sent` gets each
+     * one's id => status code (STATUS_CODES). getAccounts is asked per status (`filter[status]`,
+     * documented in HostBill's API reference) and every page is read (`sorter.totalpages`, pages
+     * numbered from 0); rows that are not candidates anyway (a HostBill that ignores the status
+     * filter) are dropped here, so the host only ever sees candidates; an account listed twice
+     * is sent once.
      *
      * @throws cloudpe_apps_error when HostBill refuses a page
      */
-    public function accounts($serverId)
+    public function accountsJson($serverId, array &$sent)
     {
-        $candidates = self::candidateStatuses();
-        $rows = array();
-        foreach ($candidates as $status) {
-            $listed = self::listAccounts($this->api, array('server_id' => $serverId, 'status' => $status), "{$status} accounts of App #{$serverId}");
-            foreach ($listed as $id => $row) {
-                if (isset($row['status']) && in_array((string) $row['status'], $candidates, true)) {
-                    $rows[$id] = $row;
+        $json = '';
+        foreach (self::candidateStatuses() as $status) {
+            $codes = self::STATUS_CODES;
+            self::eachPage($this->api, array('server_id' => $serverId, 'status' => $status), "{$status} accounts of App #{$serverId}", function (array $rows) use (&$json, &$sent, $codes) {
+                foreach ($rows as $row) {
+                    $status = isset($row['status']) ? (string) $row['status'] : '';
+                    $id = (string) $row['id'];
+                    if (!isset($codes[$status]) || isset($sent[$id])) {
+                        continue;
+                    }
+                    $sent[$id] = $codes[$status];
+                    $clientId = isset($row['client_id']) ? $row['client_id'] : '0';
+                    $account = json_encode(array(
+                        'id' => $row['id'],
+                        'client_id' => $clientId,
+                        'status' => $status,
+                        'custom_fields' => (object) $this->module->clientFields($clientId),
+                    ));
+                    if ($account === false) {
+                        throw new cloudpe_apps_error("account #{$id} cannot be encoded as JSON: " . json_last_error_msg());
+                    }
+                    $json .= ($json === '' ? '' : ',') . $account;
+                }
+            });
+        }
+        return $json;
+    }
+
+    /**
+     * Every page getAccounts lists for `$filter`, handed to `$onPage` (its rows with an id) as it
+     * is read: every page is read (`sorter.totalpages`, pages numbered from 0). `$what` names
+     * them in the error.
+     *
+     * @param callable $onPage fn(array $rows): void
+     * @throws cloudpe_apps_error when HostBill refuses a page
+     */
+    public static function eachPage($api, array $filter, $what, $onPage)
+    {
+        $page = 0;
+        $pages = 1;
+        do {
+            $reply = $api->getAccounts(array('filter' => $filter, 'page' => $page));
+            if (!is_array($reply) || (isset($reply['success']) && !$reply['success'])) {
+                throw new cloudpe_apps_error("HostBill did not list the {$what} (getAccounts, page {$page}): " . self::apiError($reply));
+            }
+            $found = isset($reply['accounts']) && is_array($reply['accounts']) ? $reply['accounts'] : array();
+            if ($page === 0) {
+                $pages = isset($reply['sorter']['totalpages']) ? max(1, (int) $reply['sorter']['totalpages']) : 1;
+            }
+            $reply = null;
+            $rows = array();
+            foreach ($found as $row) {
+                if (is_array($row) && isset($row['id']) && is_scalar($row['id'])) {
+                    $rows[] = $row;
                 }
             }
-        }
-        $accounts = array();
-        foreach ($rows as $row) {
-            $clientId = isset($row['client_id']) ? $row['client_id'] : '0';
-            $accounts[] = array(
-                'id' => $row['id'],
-                'client_id' => $clientId,
-                'status' => (string) $row['status'],
-                'custom_fields' => (object) $this->module->clientFields($clientId),
-            );
-        }
-        return $accounts;
+            call_user_func($onPage, $rows);
+            $page++;
+        } while ($found && $page < $pages);
     }
 
     /**
@@ -170,26 +244,13 @@ class cloudpe_sync
      */
     public static function listAccounts($api, array $filter, $what)
     {
-        $rows = array();
-        $page = 0;
-        $pages = 1;
-        do {
-            $reply = $api->getAccounts(array('filter' => $filter, 'page' => $page));
-            if (!is_array($reply) || (isset($reply['success']) && !$reply['success'])) {
-                throw new cloudpe_apps_error("HostBill did not list the {$what} (getAccounts, page {$page}): " . self::apiError($reply));
+        $all = array();
+        self::eachPage($api, $filter, $what, function (array $rows) use (&$all) {
+            foreach ($rows as $row) {
+                $all[(string) $row['id']] = $row;
             }
-            $found = isset($reply['accounts']) && is_array($reply['accounts']) ? $reply['accounts'] : array();
-            foreach ($found as $row) {
-                if (isset($row['id'])) {
-                    $rows[(string) $row['id']] = $row;
-                }
-            }
-            if ($page === 0) {
-                $pages = isset($reply['sorter']['totalpages']) ? max(1, (int) $reply['sorter']['totalpages']) : 1;
-            }
-            $page++;
-        } while ($found && $page < $pages);
-        return $rows;
+        });
+        return $all;
     }
 
     /**
@@ -213,6 +274,9 @@ class cloudpe_sync
     public static function line($label, array $r)
     {
         $warned = '';
+        if (!empty($r['violations'])) {
+            $warned .= "; {$r['violations']} decisions refused (module contract violation: {$r['first_violation']}" . ($r['violations'] > 1 ? ', ...' : '') . ')';
+        }
         foreach (isset($r['warnings']) ? $r['warnings'] : array() as $warning) {
             $warned .= "; warning: {$warning}";
         }
@@ -223,6 +287,9 @@ class cloudpe_sync
     private static function outcome($label, array $r)
     {
         $changed = $r['dry_run'] ? "{$r['would_change']} would change (dry run, nothing written)" : "{$r['written']} changed";
+        if (!empty($r['changed_meanwhile'])) {
+            $changed .= ", {$r['changed_meanwhile']} changed meanwhile (not written)";
+        }
         if ($r['failure'] !== null) {
             $measured = !empty($r['measured']) ? sprintf('; %d CloudPe requests in %.1f s', $r['requests'], $r['elapsed_ms'] / 1000) : '';
             return "{$label}: FAILED ({$r['read']} accounts read, {$changed}, {$r['errors']} errors{$measured}): {$r['failure']}";
@@ -248,16 +315,80 @@ class cloudpe_sync
     {
         return array(
             'read' => 0, 'written' => 0, 'would_change' => 0, 'unchanged' => 0, 'skipped' => 0, 'errors' => 0,
+            'changed_meanwhile' => 0, 'violations' => 0, 'first_violation' => null,
             'requests' => 0, 'elapsed_ms' => 0, 'measured' => false, 'dry_run' => (bool) $dryRun, 'failure' => null, 'first_error' => null,
             'warnings' => array(),
         );
     }
 
-    /** Writes the changed statuses; logs errors; fills the counts. */
-    private function apply(array $report, array $result)
+    /**
+     * Takes one decision as it arrives: refuses it if it breaks the module's contract (an account
+     * not sent, a second decision for one, a change from another status than the one sent), counts
+     * the unchanged and skipped ones, and keeps the others (changes, errors) in `$spool` to apply
+     * once the report is complete.
+     */
+    private function take(array $decision, array &$sent, array &$result, $spool, $app)
     {
-        $result['dry_run'] = !empty($report['dry_run']);
-        $app = 'App #' . $this->module->serverId();
+        $raw = isset($decision['account_id']) ? $decision['account_id'] : null;
+        $id = is_int($raw) || (is_string($raw) && $raw !== '') ? (string) $raw : null;
+        $kind = isset($decision['decision']) && is_string($decision['decision']) ? $decision['decision'] : '';
+        if ($raw === null && $kind === 'error') {
+            // The host's own answer to a row it could not read names no account (report/mod.rs
+            // `InvalidOut`): an error to count, for no account.
+            $id = '?';
+            $from = '';
+        } elseif ($id === null || !isset($sent[$id])) {
+            $shown = is_scalar($raw) ? (string) $raw : gettype($raw);
+            $this->violation($result, $app, 'a decision for account #' . (strlen($shown) > 40 ? substr($shown, 0, 40) . '...' : $shown) . ', which this sync did not send');
+            return;
+        } elseif ($sent[$id] < 0) {
+            $this->violation($result, $app, "a second decision for account #{$id}");
+            return;
+        } else {
+            $from = self::STATUS_NAMES[$sent[$id]];
+            $sent[$id] = -$sent[$id];
+        }
+        if (($kind === 'change' || $kind === 'would-change') && (!isset($decision['from']) || $decision['from'] !== $from)) {
+            $claimed = isset($decision['from']) && is_scalar($decision['from']) ? substr((string) $decision['from'], 0, 40) : 'no status';
+            $this->violation($result, $app, "a change of account #{$id} from {$claimed}, but the sync sent it as {$from}");
+            return;
+        }
+        if ($kind === 'unchanged') {
+            $result['unchanged']++;
+            return;
+        }
+        if ($kind === 'skipped') {
+            $result['skipped']++;
+            return;
+        }
+        $line = json_encode(array($id, $from, $decision), JSON_PARTIAL_OUTPUT_ON_ERROR | JSON_INVALID_UTF8_SUBSTITUTE);
+        if ($line === false || fwrite($spool, $line . "\n") !== strlen($line) + 1) {
+            throw new cloudpe_report_error('the decision for account #' . $id . ' could not be kept in PHP\'s temporary stream (php://temp): is the temporary folder full?', false);
+        }
+    }
+
+    /** Counts and logs a decision refused as a module contract violation (nothing is written for it). */
+    private function violation(array &$result, $app, $what)
+    {
+        $result['violations']++;
+        $text = "refused {$what} (module contract violation: a module decides only for the accounts it was sent, once each, from the status sent); nothing written";
+        if ($result['first_violation'] === null) {
+            $result['first_violation'] = $this->module->scrub($what);
+        }
+        if ($result['violations'] <= self::VIOLATIONS_LOGGED) {
+            hbm_log_error($this->module->scrub("sync {$app}: {$text}"), cloudpe::LOG_TAG);
+        }
+    }
+
+    /**
+     * Writes the changed statuses kept in `$spool`, each only if the account is still as the sync
+     * sent it; logs errors; fills the counts.
+     */
+    private function apply(array $report, array $result, $spool)
+    {
+        $result['dry_run'] = $result['dry_run'] || !empty($report['dry_run']);
+        $serverId = (string) $this->module->serverId();
+        $app = 'App #' . $serverId;
         $audit = $this->module->audit();
         $automation = cloudpe_audit::actor();
         $error = function ($text) use (&$result, $app) {
@@ -268,8 +399,10 @@ class cloudpe_sync
             }
             hbm_log_error("sync {$app}: {$text}", cloudpe::LOG_TAG);
         };
-        foreach (isset($report['decisions']) && is_array($report['decisions']) ? $report['decisions'] : array() as $decision) {
-            $id = isset($decision['account_id']) ? $decision['account_id'] : '?';
+        rewind($spool);
+        while (($line = fgets($spool)) !== false) {
+            list($id, $from, $decision) = json_decode($line, true);
+            $line = null;
             switch (isset($decision['decision']) ? $decision['decision'] : '') {
                 case 'change':
                 case 'would-change':
@@ -277,32 +410,52 @@ class cloudpe_sync
                         $result['would_change']++;
                         break; // never apply a dry run's decisions, whatever their label
                     }
-                    $refused = self::recordStatus($this->api, $id, $decision['to']);
+                    $to = isset($decision['to']) && is_scalar($decision['to']) ? (string) $decision['to'] : '';
+                    $now = $this->currentStatus($id, $serverId);
+                    if ($now !== $from) {
+                        // Staff (or another task) changed the account while the host ran: its
+                        // status now is not what CloudPe's answer was compared with.
+                        $result['changed_meanwhile']++;
+                        hbm_log_system($this->module->scrub("sync {$app}: account #{$id}: {$to} from CloudPe not written: the account changed while the sync ran (sent as {$from}, now {$now})"), cloudpe::LOG_TAG);
+                        break;
+                    }
+                    $refused = self::recordStatus($this->api, $id, $to);
                     $changes = array_merge(
-                        array(array('name' => 'status', 'from' => $decision['from'], 'to' => $decision['to'])),
-                        cloudpe_audit::factChanges(isset($decision['facts']) ? $decision['facts'] : array())
+                        array(array('name' => 'status', 'from' => $from, 'to' => $to)),
+                        cloudpe_audit::factChanges(isset($decision['facts']) && is_array($decision['facts']) ? $decision['facts'] : array())
                     );
                     if ($refused !== null) {
-                        $error("account #{$id}: HostBill did not record the status {$decision['to']}: {$refused}");
+                        $error("account #{$id}: HostBill did not record the status {$to}: {$refused}");
                         $audit->account($id, 'CloudPe daily sync: status from CloudPe not recorded', 'CloudPeSync', false, $changes, $refused, $automation);
                         break;
                     }
                     $result['written']++;
-                    hbm_log_system("sync {$app}: account #{$id}: {$decision['from']} -> {$decision['to']}", cloudpe::LOG_TAG);
+                    hbm_log_system("sync {$app}: account #{$id}: {$from} -> {$to}", cloudpe::LOG_TAG);
                     $audit->account($id, 'CloudPe daily sync: status from CloudPe', 'CloudPeSync', true, $changes, '', $automation);
                     break;
-                case 'unchanged':
-                    $result['unchanged']++;
-                    break;
-                case 'skipped':
-                    $result['skipped']++;
-                    break;
                 default:
-                    $error("account #{$id}: " . (isset($decision['error']['message']) ? $decision['error']['message'] : 'no decision'));
+                    $error("account #{$id}: " . (isset($decision['error']['message']) && is_scalar($decision['error']['message']) ? $decision['error']['message'] : 'no decision'));
             }
         }
         self::measure($report, $result);
         return $result;
+    }
+
+    /**
+     * The account's status in HostBill now (getAccountDetails), read just before a write; a
+     * phrase instead when HostBill no longer has it or it moved to another App.
+     */
+    private function currentStatus($id, $serverId)
+    {
+        $reply = $this->api->getAccountDetails(array('id' => $id));
+        if (!is_array($reply) || empty($reply['success']) || !isset($reply['details']) || !is_array($reply['details'])) {
+            return 'unreadable (getAccountDetails: ' . self::apiError($reply) . ')';
+        }
+        $details = $reply['details'];
+        if (isset($details['server_id']) && (string) $details['server_id'] !== '' && (string) $details['server_id'] !== $serverId) {
+            return "on App #{$details['server_id']}";
+        }
+        return isset($details['status']) && is_scalar($details['status']) ? (string) $details['status'] : 'without a status';
     }
 
     /**
