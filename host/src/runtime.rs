@@ -11,8 +11,8 @@ use crate::bindings::latest::exports::hostbill::provisioning::{reconciliation, s
 use crate::bindings::{HostingModuleCore, HostingModuleCoreIndices, HostingModuleCorePre, WIT_PACKAGE};
 use crate::cache::{self, Cache};
 use crate::compat;
-use crate::report::stream::StreamError;
 use crate::sandbox::SandboxState;
+use crate::sandbox::decisions::SinkError;
 use crate::sandbox::egress::{EgressPolicy, Origin};
 use crate::sandbox::limits::{EPOCH_TICK, Limits, NamedLimit};
 use crate::trust::{TrustPolicy, Verification};
@@ -293,11 +293,8 @@ fn classify(e: wasmtime::Error, limits: &Limits, stop: &crate::sandbox::egress::
             Some(limits.named_memory()),
         ),
         Some(trap) => (format!("the module trapped: {trap}"), None),
-        None => match e.downcast_ref::<StreamError>() {
-            Some(too_large @ StreamError::TooLarge { .. }) => {
-                (format!("the module was stopped: {too_large}"), Some(limits.named_report()))
-            }
-            Some(other) => (format!("the module was stopped: {other}"), None),
+        None => match e.downcast_ref::<SinkError>() {
+            Some(refused) => (refused.message.clone(), refused.limit.clone()),
             None => (format!("the module failed: {text}"), None),
         },
     };

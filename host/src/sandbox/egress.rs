@@ -14,6 +14,7 @@ use wasmtime_wasi_http::{RequestOptions, WasiHttpHooks};
 
 use super::limits::{Limits, MAX_REPORTED_DENIALS};
 use super::pool::Pool;
+use super::usage::Usage;
 
 /// Raised by the first refused request: the run ends there (the module is stopped at its next
 /// epoch check, or at once if it is waiting on the host).
@@ -150,7 +151,7 @@ pub struct EgressPolicy {
     /// Refused requests beyond those in `denials`.
     pub denials_dropped: usize,
     stop: Arc<EgressStop>,
-    usage: Arc<super::Usage>,
+    usage: Arc<Usage>,
 }
 
 impl EgressPolicy {
@@ -160,7 +161,7 @@ impl EgressPolicy {
     }
 
     /// A policy allowing `allowed` only, within `limits`; a refusal raises `stop`.
-    pub fn new(allowed: Option<Origin>, limits: &Limits, stop: Arc<EgressStop>, usage: Arc<super::Usage>) -> Self {
+    pub fn new(allowed: Option<Origin>, limits: &Limits, stop: Arc<EgressStop>, usage: Arc<Usage>) -> Self {
         EgressPolicy {
             allowed,
             connect_timeout: limits.connect_timeout,
