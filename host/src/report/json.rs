@@ -117,11 +117,13 @@ pub struct Scrubbing<'a> {
     /// The string being written, unescaped (reused from string to string).
     text: String,
     in_string: bool,
+    /// Whether the string held a character JSON escapes.
+    escaped: bool,
 }
 
 impl<'a> Scrubbing<'a> {
     pub fn new(scrub: &'a Scrubber) -> Self {
-        Scrubbing { scrub, text: String::new(), in_string: false }
+        Scrubbing { scrub, text: String::new(), in_string: false, escaped: false }
     }
 }
 
@@ -150,6 +152,7 @@ impl Formatter for Scrubbing<'_> {
     fn begin_string<W: ?Sized + Write>(&mut self, _writer: &mut W) -> io::Result<()> {
         self.text.clear();
         self.in_string = true;
+        self.escaped = false;
         Ok(())
     }
 
@@ -171,14 +174,22 @@ impl Formatter for Scrubbing<'_> {
             CharEscape::AsciiControl(byte) => char::from(byte),
         };
         self.text.push(c);
+        self.escaped = true;
         Ok(())
     }
 
     fn end_string<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
         self.in_string = false;
-        let clean = self.scrub.text(&self.text);
-        // A plain `&str` serialised by serde_json: quoted and escaped as any JSON string.
-        serde_json::to_writer(writer, clean.as_ref()).map_err(io::Error::other)
+        match self.scrub.text(&self.text) {
+            // Most strings: no secret and nothing to escape, so the text is written as it came.
+            std::borrow::Cow::Borrowed(text) if !self.escaped => {
+                writer.write_all(b"\"")?;
+                writer.write_all(text.as_bytes())?;
+                writer.write_all(b"\"")
+            }
+            // Quoted and escaped as serde_json writes any string.
+            clean => serde_json::to_writer(writer, clean.as_ref()).map_err(io::Error::other),
+        }
     }
 }
 

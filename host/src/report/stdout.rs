@@ -252,16 +252,19 @@ impl Serialize for InvalidOut<'_> {
     }
 }
 
-/// Counts bytes written and fails past `max`.
-struct Counter {
-    count: usize,
+/// Collects what is written, and fails past `max` bytes.
+struct Limited {
+    bytes: Vec<u8>,
     max: usize,
 }
 
-impl std::io::Write for Counter {
+impl std::io::Write for Limited {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.count += buf.len();
-        if self.count > self.max { Err(std::io::Error::other("report too large")) } else { Ok(buf.len()) }
+        if self.bytes.len() + buf.len() > self.max {
+            return Err(std::io::Error::other("report too large"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
@@ -284,8 +287,9 @@ pub fn print(
         let _ = sync.finish(&mut report);
         return report.exit();
     }
-    let mut counter = Counter { count: 0, max: max_report_bytes };
-    if report.write(scrubber, &mut counter).is_err() {
+    // Written once, into memory, so that a report over the limit is never half printed.
+    let mut written = Limited { bytes: Vec::new(), max: max_report_bytes };
+    if report.write(scrubber, &mut written).is_err() {
         let error = ErrorReport::new(
             ErrorKind::ModuleTrapped,
             format!(
@@ -295,21 +299,20 @@ pub fn print(
         )
         .with_limit(Some(named_report));
         report = Report { meter: report.meter, ..Report::failed(report.operation, error) };
+        written = Limited { bytes: Vec::new(), max: usize::MAX };
+        let _ = report.write(scrubber, &mut written);
     }
-    let out = std::io::BufWriter::new(stdout.lock());
+    let mut out = stdout.lock();
     if pretty {
         // For people at a shell: the same JSON, indented.
-        let mut compact = Vec::new();
-        let _ = report.write(scrubber, &mut compact);
-        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&compact) {
-            let mut out = out;
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&written.bytes) {
             let _ = serde_json::to_writer_pretty(&mut out, &value);
-            let _ = std::io::Write::write_all(&mut out, b"\n");
-            let _ = std::io::Write::flush(&mut out);
+            let _ = out.write_all(b"\n");
         }
     } else {
-        let _ = report.write(scrubber, out);
+        let _ = out.write_all(&written.bytes);
     }
+    let _ = out.flush();
     report.exit()
 }
 
