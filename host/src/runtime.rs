@@ -11,9 +11,10 @@ use crate::bindings::latest::exports::hostbill::provisioning::{reconciliation, s
 use crate::bindings::{HostingModuleCore, HostingModuleCoreIndices, HostingModuleCorePre, WIT_PACKAGE};
 use crate::cache::{self, Cache};
 use crate::compat;
+use crate::endpoint::Endpoint;
 use crate::report::stream::StreamError;
 use crate::sandbox::SandboxState;
-use crate::sandbox::egress::{EgressPolicy, Origin};
+use crate::sandbox::egress::EgressPolicy;
 use crate::sandbox::limits::{EPOCH_TICK, Limits, NamedLimit};
 use crate::trust::{TrustPolicy, Verification};
 
@@ -225,7 +226,7 @@ impl Runtime {
             crate::timings::mark("instantiate");
             store.data_mut().module_info = Some(info.clone());
             if let Some(app) = app {
-                let allowed = app.get(&info.endpoint_field).and_then(|url| Origin::of_url(url).ok());
+                let allowed = app.get(&info.endpoint_field).and_then(|url| Endpoint::parse(url).ok()).map(|e| e.origin);
                 let (stop, usage) = (store.data().stop.clone(), store.data().usage.clone());
                 store.data_mut().egress = EgressPolicy::new(allowed, limits, stop, usage).with_tls(self.tls.clone());
             }
