@@ -50,6 +50,10 @@ impl Report {
             }
         }
         report.meter = Some(state.usage.meter(elapsed_ms));
+        // The App's endpoint as the host read it (`endpoint.rs`): the one origin the module may reach.
+        if let Some(origin) = state.egress.allowed() {
+            report.payload.insert("endpoint".into(), json!(origin.to_string()));
+        }
         if let Some(warning) = plain_http_warning(&state) {
             report.payload.insert("warnings".into(), json!([warning]));
         }
