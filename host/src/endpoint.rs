@@ -3,6 +3,8 @@
 //! (`endpoint`) for the PHP side. The rule, and the URLs it accepts or refuses, are one table:
 //! `hostbill-module/tests/fixtures/endpoint-urls.json` (docs/hostbill.md, "Host URL").
 
+use crate::bindings::AppColumn;
+use crate::bindings::hostbill::provisioning::types as wit;
 use crate::request::quote;
 use crate::sandbox::egress::{Origin, normalise_host};
 
@@ -56,6 +58,26 @@ impl Endpoint {
     }
 }
 
+impl Endpoint {
+    /// The endpoint `field` of `app` holds, if it holds a valid one.
+    pub fn of(app: &wit::AppSettings, field: &wit::AppField) -> Option<Endpoint> {
+        app.get(field).and_then(|url| Endpoint::parse(url).ok())
+    }
+
+    /// Sets `field` of `app` to `url` (the URL in normal form, for the module).
+    pub fn set(app: &mut wit::AppSettings, field: &wit::AppField, url: String) {
+        match (field, AppColumn::of(field)) {
+            (_, Some(column)) => *column.slot(app) = Some(url),
+            (wit::AppField::Custom(name), None) => {
+                if let Some(setting) = app.custom.iter_mut().find(|s| &s.name == name) {
+                    setting.value = url;
+                }
+            }
+            (other, None) => unreachable!("{other:?} is missing from APP_COLUMNS"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +107,25 @@ mod tests {
             assert!(error.ends_with(problem) || error.contains(&format!(" {problem}")), "{raw:?}: {error}");
             assert!(error.starts_with(&quote(raw.trim())), "the error quotes the URL: {error}");
         }
+    }
+
+    #[test]
+    fn the_module_is_handed_the_url_in_normal_form() {
+        let mut app = wit::AppSettings::empty();
+        app.status_url = Some(" HTTP://Sim.Example:8080/x/../1.0/ ".into());
+        app.custom = vec![wit::AppSetting { name: "API".into(), value: "https://API.example./v2/".into() }];
+        let endpoint = Endpoint::of(&app, &wit::AppField::StatusUrl).unwrap();
+        assert_eq!(endpoint.origin.to_string(), "http://sim.example:8080");
+        Endpoint::set(&mut app, &wit::AppField::StatusUrl, endpoint.url);
+        assert_eq!(app.status_url.as_deref(), Some("http://sim.example:8080/1.0"));
+        let custom = wit::AppField::Custom("API".into());
+        let endpoint = Endpoint::of(&app, &custom).unwrap();
+        Endpoint::set(&mut app, &custom, endpoint.url);
+        assert_eq!(app.get(&custom), Some("https://api.example/v2"));
+        assert_eq!(app.status_url.as_deref(), Some("http://sim.example:8080/1.0"), "only the named field");
+        app.field1 = Some("ftp://x".into());
+        assert_eq!(Endpoint::of(&app, &wit::AppField::Field1), None, "an invalid URL is no endpoint");
+        assert_eq!(Endpoint::of(&app, &wit::AppField::Field2), None, "nor an empty field");
     }
 
     #[test]

@@ -207,7 +207,8 @@ pub async fn run(runtime: &Runtime, mut request: Request, limits: &Limits) -> (R
     };
     let mut stream: Option<SharedStream> = None;
     let (result, store) = runtime
-        .run(operation, request.app(), limits, async |module, store| {
+        // `app`: the request's App with its endpoint URL in the host's normal form (`endpoint.rs`).
+        .run(operation, request.app(), limits, async |module, store, app| {
             let m = module.core.hostbill_provisioning_module();
             if let (Request::Sync(job), Some(streaming)) = (&request, &module.streaming_sync) {
                 let printing = job.printing();
@@ -227,24 +228,37 @@ pub async fn run(runtime: &Runtime, mut request: Request, limits: &Limits) -> (R
                 store.data_mut().decisions = Some(shared.clone());
                 stream = Some(shared);
                 let result = streaming
-                    .call_sync(&mut *store, &job.app, &job.accounts, job.options, printing.unchanged_facts)
+                    .call_sync(
+                        &mut *store,
+                        app.unwrap_or(&job.app),
+                        &job.accounts,
+                        job.options,
+                        printing.unchanged_facts,
+                    )
                     .await?;
                 return Ok(Output::StreamedSync(result, printing));
             }
             Ok(match &request {
                 Request::Describe(_) => Output::Info,
-                Request::TestConnection(app) => Output::Checks(m.call_test_connection(&mut *store, app).await?),
-                Request::Account(action, app, account) => Output::Outcome(match action {
-                    AccountAction::Create => m.call_create(&mut *store, app, account).await?,
-                    AccountAction::Suspend => m.call_suspend(&mut *store, app, account).await?,
-                    AccountAction::Unsuspend => m.call_unsuspend(&mut *store, app, account).await?,
-                    AccountAction::Terminate => m.call_terminate(&mut *store, app, account).await?,
-                }),
-                Request::Sync(job) => {
-                    Output::Sync(m.call_sync(&mut *store, &job.app, &job.accounts, job.options).await?, job.printing())
+                Request::TestConnection(requested) => {
+                    Output::Checks(m.call_test_connection(&mut *store, app.unwrap_or(requested)).await?)
                 }
-                Request::Reconcile(app, accounts, options) => match &module.reconciliation {
-                    Some(r) => Output::Reconciliation(r.call_reconcile(&mut *store, app, accounts, *options).await?),
+                Request::Account(action, requested, account) => {
+                    Output::Outcome(match (action, app.unwrap_or(requested)) {
+                        (AccountAction::Create, app) => m.call_create(&mut *store, app, account).await?,
+                        (AccountAction::Suspend, app) => m.call_suspend(&mut *store, app, account).await?,
+                        (AccountAction::Unsuspend, app) => m.call_unsuspend(&mut *store, app, account).await?,
+                        (AccountAction::Terminate, app) => m.call_terminate(&mut *store, app, account).await?,
+                    })
+                }
+                Request::Sync(job) => Output::Sync(
+                    m.call_sync(&mut *store, app.unwrap_or(&job.app), &job.accounts, job.options).await?,
+                    job.printing(),
+                ),
+                Request::Reconcile(requested, accounts, options) => match &module.reconciliation {
+                    Some(r) => Output::Reconciliation(
+                        r.call_reconcile(&mut *store, app.unwrap_or(requested), accounts, *options).await?,
+                    ),
                     None => Output::Unsupported("reconcile (added in hostbill:provisioning 2.1.0)"),
                 },
             })
