@@ -11,6 +11,7 @@ mod cache;
 mod cli;
 mod compat;
 mod doctor;
+mod endpoint;
 mod install;
 mod operation;
 mod progress;

@@ -201,27 +201,34 @@ pub async fn run(runtime: &Runtime, request: Request, limits: &Limits, sink: Opt
     let operation = request.name();
     let started = Instant::now();
     let (result, store) = runtime
-        .run(operation, request.app(), limits, async |module, store| {
+        // `app`: the request's App with its endpoint URL in the host's normal form (`endpoint.rs`).
+        .run(operation, request.app(), limits, async |module, store, app| {
             let m = module.core.hostbill_provisioning_module();
             Ok(match &request {
                 Request::Describe(_) => Output::Info,
-                Request::TestConnection(app) => Output::Checks(m.call_test_connection(&mut *store, app).await?),
-                Request::Account(action, app, account) => Output::Outcome(match action {
-                    AccountAction::Create => m.call_create(&mut *store, app, account).await?,
-                    AccountAction::Suspend => m.call_suspend(&mut *store, app, account).await?,
-                    AccountAction::Unsuspend => m.call_unsuspend(&mut *store, app, account).await?,
-                    AccountAction::Terminate => m.call_terminate(&mut *store, app, account).await?,
-                }),
+                Request::TestConnection(requested) => {
+                    Output::Checks(m.call_test_connection(&mut *store, app.unwrap_or(requested)).await?)
+                }
+                Request::Account(action, requested, account) => {
+                    let app = app.unwrap_or(requested);
+                    Output::Outcome(match action {
+                        AccountAction::Create => m.call_create(&mut *store, app, account).await?,
+                        AccountAction::Suspend => m.call_suspend(&mut *store, app, account).await?,
+                        AccountAction::Unsuspend => m.call_unsuspend(&mut *store, app, account).await?,
+                        AccountAction::Terminate => m.call_terminate(&mut *store, app, account).await?,
+                    })
+                }
                 Request::Sync(job) => {
+                    let app = app.unwrap_or(&job.app);
                     let sink = sink.clone().ok_or_else(|| wasmtime::Error::msg("a sync needs a decision sink"))?;
                     let asked = Asked::new(job.accounts.iter().map(|a| a.id));
                     store.data_mut().decisions = Some(DecisionGate::new(asked, sink));
                     let done = match &module.streaming_sync {
                         Some(streaming) => streaming
-                            .call_sync(&mut *store, &job.app, &job.accounts, job.options, !job.omit_unchanged_facts)
+                            .call_sync(&mut *store, app, &job.accounts, job.options, !job.omit_unchanged_facts)
                             .await?
                             .map(|s| SyncDone { decisions: s.decisions, requests: s.requests }),
-                        None => match m.call_sync(&mut *store, &job.app, &job.accounts, job.options).await? {
+                        None => match m.call_sync(&mut *store, app, &job.accounts, job.options).await? {
                             Ok(whole) => {
                                 let done =
                                     SyncDone { decisions: whole.decisions.len() as u64, requests: whole.requests };
@@ -233,8 +240,9 @@ pub async fn run(runtime: &Runtime, request: Request, limits: &Limits, sink: Opt
                     };
                     Output::Sync(done, job.printing())
                 }
-                Request::Reconcile(app, accounts, options) => match &module.reconciliation {
+                Request::Reconcile(requested, accounts, options) => match &module.reconciliation {
                     Some(r) => {
+                        let app = app.unwrap_or(requested);
                         let answer = r.call_reconcile(&mut *store, app, accounts, *options).await?;
                         if let Ok(reconciliation) = &answer {
                             let asked = Asked::new(accounts.iter().map(|a| a.account.id));

@@ -36,6 +36,8 @@ impl Report {
             },
         }
         report.meter = state.usage.meter(elapsed_ms);
+        // The App's endpoint as the host read it (`endpoint.rs`): the one origin the module may reach.
+        report.endpoint = state.egress.allowed().map(ToString::to_string);
         report.warnings.extend(plain_http_warning(&state));
         report.calls = state.calls.iter().map(Call::from).collect();
         report.calls_dropped = state.calls_dropped;

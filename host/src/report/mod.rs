@@ -132,6 +132,8 @@ pub struct Report {
     pub module: Option<ModuleRef>,
     /// What the operation answered.
     pub body: Option<Body>,
+    /// The one origin the module may reach (the App's endpoint as the host read it).
+    pub endpoint: Option<String>,
     pub warnings: Vec<String>,
     /// The App's call log, when the module keeps one.
     pub calls: Vec<Call>,
@@ -387,6 +389,7 @@ impl Report {
             operation,
             module: None,
             body: None,
+            endpoint: None,
             warnings: Vec::new(),
             calls: Vec::new(),
             calls_dropped: 0,
@@ -417,6 +420,9 @@ impl Report {
         out.member("ok", &self.error.is_none())?;
         if let Some(body) = &self.body {
             body.write(out)?;
+        }
+        if let Some(endpoint) = &self.endpoint {
+            out.member("endpoint", endpoint)?;
         }
         if !self.warnings.is_empty() {
             out.member("warnings", &self.warnings)?;

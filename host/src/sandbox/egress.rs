@@ -43,20 +43,8 @@ impl EgressStop {
     }
 }
 
-/// Why a URL has no origin the module may be allowed to reach (each quotes the URL).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OriginError {
-    #[error("{0:?} is not a valid URL ({1})")]
-    Invalid(String, url::ParseError),
-    #[error("{0:?} is not an http(s) URL")]
-    NotHttp(String),
-    #[error("{0:?} has no host")]
-    NoHost(String),
-    #[error("{0:?} has no port")]
-    NoPort(String),
-}
-
-/// An origin: scheme, lower-case host and port (explicit or the scheme's default).
+/// An origin: scheme, lower-case host and port (explicit or the scheme's default). The App's is
+/// read by `crate::endpoint`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
     pub scheme: String,
@@ -65,19 +53,6 @@ pub struct Origin {
 }
 
 impl Origin {
-    /// The origin of an absolute `http(s)` URL.
-    pub fn of_url(raw: &str) -> Result<Origin, OriginError> {
-        let quoted = || raw.to_string();
-        let url = url::Url::parse(raw.trim()).map_err(|e| OriginError::Invalid(quoted(), e))?;
-        let scheme = url.scheme().to_string();
-        if scheme != "http" && scheme != "https" {
-            return Err(OriginError::NotHttp(quoted()));
-        }
-        let host = url.host().filter(|h| !h.to_string().is_empty()).ok_or_else(|| OriginError::NoHost(quoted()))?;
-        let port = url.port_or_known_default().ok_or_else(|| OriginError::NoPort(quoted()))?;
-        Ok(Origin { scheme, host: normalise_host(host), port })
-    }
-
     /// The origin a wasi:http request targets.
     pub fn of_request(uri: &http::Uri) -> Option<Origin> {
         let scheme = uri.scheme_str()?.to_ascii_lowercase();
@@ -99,7 +74,7 @@ impl Origin {
 
 /// A host as the `url` crate normalises it (IDNA, IP literals such as `127.0.0.1.`, case), with
 /// one trailing dot of a domain name removed: the form both the check and the connection use.
-fn normalise_host<S: AsRef<str>>(host: url::Host<S>) -> String {
+pub(crate) fn normalise_host<S: AsRef<str>>(host: url::Host<S>) -> String {
     let text = host.to_string().to_ascii_lowercase();
     match host {
         url::Host::Domain(_) => text.strip_suffix('.').filter(|t| !t.is_empty()).unwrap_or(&text).to_string(),
@@ -306,7 +281,8 @@ mod tests {
     use super::*;
 
     fn policy(url: &str) -> EgressPolicy {
-        EgressPolicy::new(Some(Origin::of_url(url).unwrap()), &Limits::default(), Arc::default(), Arc::default())
+        let allowed = crate::endpoint::Endpoint::parse(url).unwrap().origin;
+        EgressPolicy::new(Some(allowed), &Limits::default(), Arc::default(), Arc::default())
     }
 
     #[test]
@@ -395,15 +371,5 @@ mod tests {
         assert_eq!(o.connect_timeout, Some(Duration::from_secs(10)));
         assert_eq!(o.first_byte_timeout, Some(Duration::from_secs(5)));
         assert_eq!(o.between_bytes_timeout, Some(Duration::from_secs(60)));
-    }
-
-    #[test]
-    fn bad_endpoint_urls_are_named() {
-        assert_eq!(Origin::of_url("ftp://x"), Err(OriginError::NotHttp("ftp://x".into())));
-        assert_eq!(Origin::of_url("ftp://x").unwrap_err().to_string(), "\"ftp://x\" is not an http(s) URL");
-        assert_eq!(
-            Origin::of_url("nonsense").unwrap_err().to_string(),
-            "\"nonsense\" is not a valid URL (relative URL without a base)"
-        );
     }
 }
