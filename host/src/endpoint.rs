@@ -6,7 +6,7 @@
 use crate::bindings::AppColumn;
 use crate::bindings::hostbill::provisioning::types as wit;
 use crate::request::quote;
-use crate::sandbox::egress::{Origin, normalise_host};
+use crate::sandbox::origin::{Origin, normalise_host};
 
 /// A valid endpoint: its origin and the URL in normal form.
 #[derive(Debug, Clone, PartialEq, Eq)]

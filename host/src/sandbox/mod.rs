@@ -6,6 +6,7 @@ pub mod answer;
 pub mod decisions;
 pub mod egress;
 pub mod limits;
+pub mod origin;
 mod pool;
 pub mod tls;
 pub mod usage;
