@@ -251,6 +251,29 @@ mod tests {
         assert_eq!(url.origin(), "https://api.example.com:8443");
     }
 
+    /// The host hands the module the Host URL in its normal form (host/src/endpoint.rs): every
+    /// URL of the shared table, in that form, is read here with the origin the host allows.
+    #[test]
+    fn the_hosts_normal_form_of_every_url_is_read_with_the_same_origin() {
+        let table: serde_json::Value =
+            serde_json::from_str(include_str!("../../hostbill-module/tests/fixtures/endpoint-urls.json")).unwrap();
+        for case in table["valid"].as_array().unwrap() {
+            let normal = case["url_normalised"].as_str().unwrap();
+            let url = BaseUrl::parse(normal).unwrap_or_else(|e| panic!("{normal}: {e}"));
+            // The host's origin names the port always; the URL names it only when not the default.
+            let default_port = if url.scheme == Scheme::Https { 443 } else { 80 };
+            let explicit_port = url.authority.rsplit(']').next().unwrap_or_default().contains(':');
+            let origin = if explicit_port { url.origin() } else { format!("{}:{default_port}", url.origin()) };
+            assert_eq!(origin, case["origin"].as_str().unwrap(), "{normal}");
+            let with_version = format!("{normal}/1.0");
+            assert!(
+                normal.ends_with(&url.path) || with_version.ends_with(&url.path),
+                "{normal}: {} is not the path given, /1.0 added when missing",
+                url.path
+            );
+        }
+    }
+
     #[test]
     fn base_url_rejections_name_the_problem() {
         for (raw, needle) in [

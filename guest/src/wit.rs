@@ -4,7 +4,7 @@
 //! which the native tests never do (they go through [`crate::transport::Platform`]).
 
 wit_bindgen::generate!({
-    path: "../wit",
+    path: "../wit/since_v2.2.0",
     world: "hostbill:provisioning/hosting-module",
     with: {
         "wasi:http/types@0.2.12": wasip2::http::types,

@@ -49,6 +49,22 @@ pub fn check(targeted: Option<&str>) -> Result<Version, CompatError> {
 
 #[cfg(test)]
 mod tests {
+    /// The frozen contract folders: every `wit/since_vX.Y.Z/` declares that version, and the
+    /// newest is the one this host implements (and binds).
+    #[test]
+    fn the_newest_frozen_contract_is_the_hosts() {
+        let wit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+        let mut versions = Vec::new();
+        for entry in std::fs::read_dir(&wit).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            let Some(version) = name.strip_prefix("since_v") else { continue };
+            let text = std::fs::read_to_string(wit.join(&name).join("hosting-module.wit")).unwrap();
+            assert!(text.contains(&format!("package {WIT_PACKAGE}@{version};")), "{name} declares another version");
+            versions.push(Version::parse(version).unwrap());
+        }
+        assert_eq!(versions.into_iter().max(), Some(host_version()));
+    }
+
     use super::*;
 
     #[test]

@@ -12,6 +12,7 @@ use crate::bindings::WIT_PACKAGE;
 use crate::bindings::hostbill::provisioning::types as wit;
 use crate::cache::{self, Cache};
 use crate::compat;
+use crate::endpoint::Endpoint;
 use crate::operation::{self, Describe, Output, Request};
 use crate::report::Report;
 use crate::runtime::Runtime;
@@ -101,7 +102,7 @@ pub async fn run(
         ),
     });
 
-    let (ran, _) = operation::run(&runtime, Request::Describe(Describe::Info), limits).await;
+    let (ran, _) = operation::run(&runtime, Request::Describe(Describe::Info), limits, None).await;
     let Ok((info, _)) = ran.result else {
         lines.push(line(Verdict::Fail, "component", "the module failed to describe itself", None));
         return lines;
@@ -123,26 +124,23 @@ pub async fn run(
     );
 
     let field = info.endpoint_field.hostbill_name();
+    let label = info.app_fields.iter().find(|u| u.field.hostbill_name() == field).map_or(field.as_str(), |u| &u.label);
     let Some(url) = app.get(&info.endpoint_field) else {
-        let label =
-            info.app_fields.iter().find(|u| u.field.hostbill_name() == field).map_or(field.as_str(), |u| &u.label);
         let hint = format!("fill in the App's {label}");
         lines.push(line(Verdict::Fail, "App URL", format!("the App's {field} is empty"), Some(&hint)));
         return lines;
     };
-    let parsed = match url::Url::parse(url.trim()) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
-        _ => {
-            lines.push(line(
-                Verdict::Fail,
-                "App URL",
-                format!("{url:?} is not an http(s) URL"),
-                Some("use the API's base URL, e.g. https://api.example.com"),
-            ));
+    // The rule the egress policy applies (`endpoint.rs`): what passes here is what the module may reach.
+    let endpoint = match Endpoint::parse(url) {
+        Ok(endpoint) => endpoint,
+        Err(problem) => {
+            let hint = Some("use the API's base URL, e.g. https://api.example.com");
+            lines.push(line(Verdict::Fail, "App URL", format!("the App's {label} {problem}"), hint));
             return lines;
         }
     };
-    lines.push(match (parsed.scheme(), allow_http) {
+    let url = &endpoint.url;
+    lines.push(match (endpoint.origin.scheme.as_str(), allow_http) {
         ("https", _) => line(Verdict::Pass, "App URL", format!("{url} (HTTPS)"), None),
         (_, true) => line(Verdict::Warn, "App URL", format!("{url} is plain HTTP (allowed by --allow-http)"), None),
         _ => line(
@@ -152,7 +150,8 @@ pub async fn run(
             Some("use https://, or pass --allow-http if this API is only reachable on a private network"),
         ),
     });
-    if let Ok(origin) = crate::sandbox::egress::Origin::of_url(url) {
+    {
+        let origin = &endpoint.origin;
         let names = |secret_only: bool| {
             let fields = info.app_fields.iter().filter(|u| u.secret || !secret_only);
             fields.map(|u| u.field.hostbill_name()).collect::<Vec<_>>().join(", ")
@@ -175,8 +174,8 @@ pub async fn run(
         ));
     }
 
-    let host = parsed.host_str().unwrap_or_default().trim_matches(['[', ']']).to_string();
-    let port = parsed.port_or_known_default().unwrap_or(443);
+    let host = endpoint.origin.host.trim_matches(['[', ']']).to_string();
+    let port = endpoint.origin.port;
     let started = Instant::now();
     let addrs: Vec<_> = match (host.as_str(), port).to_socket_addrs() {
         Ok(addrs) => addrs.collect(),
@@ -231,7 +230,7 @@ async fn connection_lines(
     info: &wit::ModuleInfo,
     limits: &Limits,
 ) -> [Line; 2] {
-    let (ran, _) = operation::run(runtime, Request::TestConnection(app.clone()), limits).await;
+    let (ran, _) = operation::run(runtime, Request::TestConnection(app.clone()), limits, None).await;
     let scrubber = operation::secrets(Some(app), None);
     let requests = ran.state.usage.requests.load(Ordering::Relaxed);
     let received = ran.state.usage.bytes_received.load(Ordering::Relaxed);

@@ -11,6 +11,7 @@ mod cache;
 mod cli;
 mod compat;
 mod doctor;
+mod endpoint;
 mod install;
 mod operation;
 mod progress;
@@ -23,14 +24,17 @@ mod timings;
 mod trust;
 
 use std::io::{Read, Write};
-use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 use clap::Parser;
 
 use cli::{Cli, Command};
 use operation::Request;
-use report::{ErrorKind, ErrorReport, Exit, Report};
+use report::stdout::{SyncSetup, SyncWriter};
+use report::{Active, Body, ErrorKind, ErrorReport, Exit, Report};
 use request::RequestError;
+use sandbox::decisions::SharedSink;
+use sandbox::limits::Limits;
 use scrub::Scrubber;
 
 /// The static (musl) build uses jemalloc: musl's own allocator makes compiling a component about
@@ -43,7 +47,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[cfg(target_env = "musl")]
 use fastmem as _;
 
-fn main() -> ExitCode {
+fn main() {
     timings::start();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -52,64 +56,35 @@ fn main() -> ExitCode {
         )
         .with_writer(scrub::ScrubbedStderr)
         .init();
-    let started = std::time::Instant::now();
     let cli = Cli::parse();
     timings::mark("args");
-    if let Command::Doctor(args) = &cli.command {
-        return ExitCode::from(run_doctor(&cli, args.allow_http) as u8);
-    }
-    let (report, scrubber) = execute(&cli);
-    let ran = started.elapsed();
-    let limits = match report.decisions.as_ref() {
-        Some(d) => cli.global.sync_limits(d.report.decisions.len() + d.invalid.len()),
-        None => cli.global.limits(),
-    }
-    .unwrap_or_default();
-    let mut report = report;
-    // Every report carries a meter; one that never reached the module shows only the time.
-    let meter = report.meter.get_or_insert_with(Default::default);
-    meter.wall_ms = started.elapsed().as_millis() as u64;
-    if let Some(stream) = report.stream.take() {
-        // A streamed sync: its decisions are on stdout already (their size was bounded as they
-        // were written); the members known only now end the report.
-        if let Ok(mut stream) = stream.lock() {
-            let _ = stream.finish(&report);
-        }
-        timings::mark("report-write");
-        timings::print();
-        std::process::exit(report.exit() as i32)
-    }
-    let size = report.size(&scrubber, cli.global.pretty, limits.max_report_bytes);
-    timings::mark("report-size");
-    let report = match size {
-        Some(_) => report,
-        None => Report {
-            meter: report.meter,
-            ..Report::failed(
-                report.operation,
-                ErrorReport::new(
-                    ErrorKind::ModuleTrapped,
-                    format!(
-                        "the report is larger than {} MiB (--max-report-mib) and was not printed",
-                        limits.max_report_bytes / (1024 * 1024)
-                    ),
-                )
-                .with_limit(Some(limits.named_report())),
-            )
-        },
+    let exit = match &cli.command {
+        Command::Doctor(args) => run_doctor(&cli, args.allow_http),
+        _ => run(&cli),
     };
-    // A closed stdout (`host ... | head`) is not an error worth a panic: nothing reads the rest.
-    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-    let _ = report.write(&scrubber, cli.global.pretty, &mut stdout);
-    let _ = writeln!(stdout);
-    let _ = stdout.flush();
     timings::mark("report-write");
-    tracing::debug!("ran in {ran:?}, report written at {:?}", started.elapsed());
     timings::print();
-    let code = report.exit() as i32;
-    // The report is out: exit without dropping it and the module's result, which for a large sync
-    // is millions of small allocations the process would free one by one for nothing.
-    std::process::exit(code)
+    // The report is out: exit without dropping the module's result, which for a large sync is
+    // millions of small allocations the process would free one by one for nothing.
+    std::process::exit(exit as i32)
+}
+
+/// Runs the command (all but `doctor`), prints its one report, and returns the exit code.
+fn run(cli: &Cli) -> Exit {
+    let started = std::time::Instant::now();
+    let Executed { mut report, scrubber, sync, limits } = execute(cli);
+    report.meter.wall_ms = started.elapsed().as_millis() as u64;
+    let mut sync = sync.as_ref().map(|s| s.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let exit = report::stdout::print(
+        report,
+        sync.as_deref_mut(),
+        &scrubber,
+        cli.global.pretty,
+        limits.max_report_bytes,
+        limits.named_report(),
+    );
+    tracing::debug!("report written at {:?}", started.elapsed());
+    exit
 }
 
 /// `doctor`: human-readable lines on stdout; exit 1 if any check fails, 2 on bad input.
@@ -148,26 +123,41 @@ fn run_doctor(cli: &Cli, allow_http: bool) -> Exit {
     if lines.iter().any(|l| l.verdict == doctor::Verdict::Fail) { Exit::OperationFailed } else { Exit::Success }
 }
 
-/// Runs the command (all but `doctor`); returns its report and the scrubber for it.
-fn execute(cli: &Cli) -> (Report, Scrubber) {
+/// What a run produced: its report, the secrets to scrub from it, a sync's decision writer
+/// (which may have begun the report on stdout already), and the limits it ran under.
+struct Executed {
+    report: Report,
+    scrubber: Scrubber,
+    sync: Option<Arc<Mutex<SyncWriter>>>,
+    limits: Limits,
+}
+
+/// Runs the command (all but `doctor`).
+fn execute(cli: &Cli) -> Executed {
     let operation = cli.command.name();
-    let failed = |kind: ErrorKind, message: String, scrubber: Scrubber| {
-        (Report::failed(operation, ErrorReport::new(kind, message)), scrubber)
+    let defaults = cli.global.limits().unwrap_or_default();
+    let failed = |kind: ErrorKind, message: String, scrubber: Scrubber, limits: Limits| Executed {
+        report: Report::failed(operation, ErrorReport::new(kind, message)),
+        scrubber,
+        sync: None,
+        limits,
     };
-    let bad_input = |message: String, scrubber: Scrubber| failed(ErrorKind::BadInput, message, scrubber);
+    let bad_input =
+        |message: String, scrubber: Scrubber, limits: Limits| failed(ErrorKind::BadInput, message, scrubber, limits);
     let limits = match cli.global.limits() {
         Ok(limits) => limits,
-        Err(error) => return bad_input(error.to_string(), Scrubber::default()),
+        Err(error) => return bad_input(error.to_string(), Scrubber::default(), defaults),
     };
     let Some(component) = cli.global.component.as_deref() else {
         return bad_input(
             "no component given: pass --component FILE or set HOSTBILL_MODULE_COMPONENT".to_string(),
             Scrubber::default(),
+            limits,
         );
     };
     let trust = match cli.global.trust() {
         Ok(trust) => trust,
-        Err(e) => return bad_input(e.to_string(), Scrubber::default()),
+        Err(e) => return bad_input(e.to_string(), Scrubber::default(), limits),
     };
     // What is loaded: the component, or for install/rollback the one that is to become active.
     let load_path = match &cli.command {
@@ -179,6 +169,7 @@ fn execute(cli: &Cli) -> (Report, Scrubber) {
         return bad_input(
             format!("{} does not exist: nothing to {operation}", load_path.display()),
             Scrubber::default(),
+            limits,
         );
     }
     // The component loads (from the cache, or compiled) on a thread of its own while the request
@@ -191,18 +182,25 @@ fn execute(cli: &Cli) -> (Report, Scrubber) {
         (parsed, stdin, loaded)
     });
     timings::mark("load");
-    let request = match parsed {
+    let mut request = match parsed {
         Ok(request) => request,
-        Err(Unread::Io(error)) => return (Report::failed(operation, error), Scrubber::default()),
+        Err(Unread::Io(error)) => {
+            return Executed {
+                report: Report::failed(operation, error),
+                scrubber: Scrubber::default(),
+                sync: None,
+                limits,
+            };
+        }
         Err(Unread::Invalid(error)) => {
             let secrets = operation::secrets_of_raw(&stdin);
             scrub::scrub_stderr_with(secrets.clone());
-            return bad_input(error.to_string(), secrets);
+            return bad_input(error.to_string(), secrets, limits);
         }
     };
     // The raw request is no longer needed: a large sync's bytes are not kept beside its rows.
     drop(stdin);
-    // A sync's memory limit follows its size, unless given.
+    // A sync's memory and report limits follow its size, unless given.
     let limits = match request.sync_rows() {
         Some(rows) => cli.global.sync_limits(rows).unwrap_or(limits),
         None => limits,
@@ -213,11 +211,11 @@ fn execute(cli: &Cli) -> (Report, Scrubber) {
     scrub::scrub_stderr_with(app_secrets.clone());
     let tls = match cli.global.ca_bundle.as_deref().map(sandbox::tls::client_config).transpose() {
         Ok(tls) => tls,
-        Err(message) => return bad_input(message, app_secrets),
+        Err(message) => return bad_input(message, app_secrets, limits),
     };
     let mut runtime = match loaded {
         Ok(runtime) => runtime,
-        Err(fault) => return failed(ErrorKind::ModuleRefused, fault.to_string(), app_secrets),
+        Err(fault) => return failed(ErrorKind::ModuleRefused, fault.to_string(), app_secrets, limits),
     };
     if let Some(tls) = tls {
         runtime.set_tls(tls);
@@ -230,11 +228,31 @@ fn execute(cli: &Cli) -> (Report, Scrubber) {
         Ok(rt) => rt,
         Err(e) => {
             let message = format!("cannot start the async runtime: {e}");
-            return failed(ErrorKind::ModuleRefused, message, Scrubber::default());
+            return failed(ErrorKind::ModuleRefused, message, Scrubber::default(), limits);
         }
     };
     timings::mark("tokio");
-    let (ran, scrubber) = tokio.block_on(operation::run(&runtime, request, &limits));
+    // A sync's decisions are written to stdout as they come, with the rows the host could not
+    // read at their places.
+    let sync = match &mut request {
+        Request::Sync(job) => Some(
+            SyncWriter::new(
+                Box::new(std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout())),
+                SyncSetup {
+                    app: job.app.clone(),
+                    dry_run: job.dry_run,
+                    unchanged_facts: !job.omit_unchanged_facts,
+                    invalid: std::mem::take(&mut job.invalid),
+                    max_bytes: limits.max_report_bytes,
+                    named_limit: limits.named_report(),
+                },
+            )
+            .shared(),
+        ),
+        _ => None,
+    };
+    let sink = sync.clone().map(|s| s as SharedSink);
+    let (ran, scrubber) = tokio.block_on(operation::run(&runtime, request, &limits, sink));
     let mut report = Report::of(ran, &runtime, &limits);
     timings::mark("report-build");
     // The new (or previous) component loaded and described itself: now it may become active.
@@ -243,20 +261,17 @@ fn execute(cli: &Cli) -> (Report, Scrubber) {
         Command::Rollback if report.exit() == Exit::Success => Some(install::rollback(component)),
         _ => None,
     };
-    match switched {
-        Some(Err(error)) => report.error = Some(ErrorReport::new(ErrorKind::BadInput, error.to_string())),
-        Some(Ok(())) => {
-            report.payload.insert(
-                "active".into(),
-                serde_json::json!({
-                    "file": component.display().to_string(),
-                    "previous": install::previous_path(component).display().to_string(),
-                }),
-            );
+    match (switched, &mut report.body) {
+        (Some(Err(error)), _) => report.error = Some(ErrorReport::new(ErrorKind::BadInput, error.to_string())),
+        (Some(Ok(())), Some(Body::Info { active, .. })) => {
+            *active = Some(Active {
+                file: component.display().to_string(),
+                previous: install::previous_path(component).display().to_string(),
+            });
         }
-        None => {}
+        _ => {}
     }
-    (report, scrubber)
+    Executed { report, scrubber, sync, limits }
 }
 
 /// Why no request could be had: stdin could not be read (or was too large), or what it held is
@@ -268,7 +283,7 @@ enum Unread {
 
 /// Reads the request of `command` from stdin (none for the commands that take none) and parses
 /// it; returns the raw bytes too, to scrub an error about them.
-fn read_and_parse(command: &Command, limits: &sandbox::limits::Limits) -> (Result<Request, Unread>, Vec<u8>) {
+fn read_and_parse(command: &Command, limits: &Limits) -> (Result<Request, Unread>, Vec<u8>) {
     let stdin = if matches!(command, Command::Info | Command::Precompile | Command::Install(_) | Command::Rollback) {
         Vec::new()
     } else {
@@ -286,7 +301,7 @@ fn read_and_parse(command: &Command, limits: &sandbox::limits::Limits) -> (Resul
 }
 
 /// Reads the request from stdin, at most `--max-request-mib` of it.
-fn read_request(limits: &sandbox::limits::Limits) -> Result<Vec<u8>, ErrorReport> {
+fn read_request(limits: &Limits) -> Result<Vec<u8>, ErrorReport> {
     let max_bytes = limits.max_request_bytes;
     let mut stdin = Vec::new();
     std::io::stdin()

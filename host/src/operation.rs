@@ -5,19 +5,15 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use std::sync::{Arc, Mutex};
-
 use crate::bindings::hostbill::provisioning::types as wit;
-use crate::bindings::latest::exports::hostbill::provisioning::streaming_sync::SyncSummary;
 use crate::bindings::{APP_COLUMNS, Secrecy};
 use crate::cli::{Command, ReadArgs, Strategy};
-use crate::report::ModuleRef;
-use crate::report::build::decision_longest;
-use crate::report::stream::{DecisionStream, SharedStream, StreamSetup};
 use crate::request::{self, AccountRequest, AppRequest, InvalidRow, ReconcileRequest, RequestError, SyncRequest};
 use crate::runtime::{Fault, Runtime};
 use crate::sandbox::SandboxState;
-use crate::sandbox::limits::{Limits, MAX_ANSWER_STRING_BYTES};
+use crate::sandbox::answer::{Asked, check_reconciliation};
+use crate::sandbox::decisions::{DecisionGate, SharedSink, SinkError};
+use crate::sandbox::limits::Limits;
 use crate::scrub::Scrubber;
 
 /// A parsed request, ready to run: the operation and what it runs on.
@@ -63,7 +59,7 @@ pub struct SyncJob {
 
 impl SyncJob {
     /// How its decisions are printed.
-    fn printing(&self) -> SyncPrinting {
+    pub fn printing(&self) -> SyncPrinting {
         SyncPrinting { dry_run: self.dry_run, unchanged_facts: !self.omit_unchanged_facts }
     }
 }
@@ -172,79 +168,93 @@ pub enum Output {
     Info,
     Outcome(Result<wit::Outcome, wit::ModuleError>),
     Checks(Result<wit::ConnectionReport, wit::ModuleError>),
-    Sync(Result<wit::SyncReport, wit::ModuleError>, SyncPrinting),
-    /// A streamed sync (contract 2.2) that wrote decisions: they are in `Ran::stream`.
-    StreamedSync(Result<SyncSummary, wit::ModuleError>, SyncPrinting),
+    /// A sync, streamed or whole: its decisions went to the decision sink as they came.
+    Sync(Result<SyncDone, wit::ModuleError>, SyncPrinting),
     Reconciliation(Result<wit::Reconciliation, wit::ModuleError>),
     /// The module was built before the operation existed (contract 2.0).
     Unsupported(&'static str),
 }
 
+/// What a sync that returned did: the decisions it says it made, and its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncDone {
+    pub decisions: u64,
+    pub requests: u32,
+}
+
 /// A module run, typed: what [`crate::report::Report::of`] reports and `doctor` checks.
 pub struct Ran {
     pub operation: &'static str,
-    /// The module's info and answer (decisions over the string limit already made errors), or
-    /// why it did not answer.
+    /// The module's info and answer, or why it did not answer.
     pub result: Result<(wit::ModuleInfo, Output), Fault>,
-    /// The sandbox after the run: log records, call log, egress refusals, usage.
+    /// The sandbox after the run: log records, call log, egress refusals, usage, decisions.
     pub state: SandboxState,
     pub elapsed_ms: u64,
-    /// A sync's rows the host could not read, by place.
-    pub invalid: Vec<(usize, InvalidRow)>,
     /// How many accounts the request held (a reconciliation reports it).
     pub accounts: usize,
-    /// A streamed sync's report, started on stdout (also when the module then failed).
-    pub stream: Option<SharedStream>,
 }
 
 /// Runs `request` through `runtime`; returns the typed result and the scrubber for its output.
-pub async fn run(runtime: &Runtime, mut request: Request, limits: &Limits) -> (Ran, Scrubber) {
+/// A sync's decisions go to `sink` (checked against the request on the way: see
+/// [`crate::sandbox::decisions`]); a sync without one is refused.
+pub async fn run(runtime: &Runtime, request: Request, limits: &Limits, sink: Option<SharedSink>) -> (Ran, Scrubber) {
     let operation = request.name();
     let started = Instant::now();
-    let mut invalid = match &mut request {
-        Request::Sync(job) => std::mem::take(&mut job.invalid),
-        _ => Vec::new(),
-    };
-    let mut stream: Option<SharedStream> = None;
     let (result, store) = runtime
-        .run(operation, request.app(), limits, async |module, store| {
+        // `app`: the request's App with its endpoint URL in the host's normal form (`endpoint.rs`).
+        .run(operation, request.app(), limits, async |module, store, app| {
             let m = module.core.hostbill_provisioning_module();
-            if let (Request::Sync(job), Some(streaming)) = (&request, &module.streaming_sync) {
-                let printing = job.printing();
-                let info = store.data().module_info.clone().expect("the module's info is read before the operation");
-                let shared = Arc::new(Mutex::new(DecisionStream::new(
-                    Box::new(std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout())),
-                    StreamSetup {
-                        scrub: secrets(Some(&job.app), Some(&info)),
-                        module: ModuleRef { name: info.name.clone(), version: info.version.clone() },
-                        dry_run: printing.dry_run,
-                        unchanged_facts: printing.unchanged_facts,
-                        invalid: std::mem::take(&mut invalid),
-                        accounts: job.accounts.len(),
-                        max_bytes: limits.max_report_bytes,
-                    },
-                )));
-                store.data_mut().decisions = Some(shared.clone());
-                stream = Some(shared);
-                let result = streaming
-                    .call_sync(&mut *store, &job.app, &job.accounts, job.options, printing.unchanged_facts)
-                    .await?;
-                return Ok(Output::StreamedSync(result, printing));
-            }
             Ok(match &request {
                 Request::Describe(_) => Output::Info,
-                Request::TestConnection(app) => Output::Checks(m.call_test_connection(&mut *store, app).await?),
-                Request::Account(action, app, account) => Output::Outcome(match action {
-                    AccountAction::Create => m.call_create(&mut *store, app, account).await?,
-                    AccountAction::Suspend => m.call_suspend(&mut *store, app, account).await?,
-                    AccountAction::Unsuspend => m.call_unsuspend(&mut *store, app, account).await?,
-                    AccountAction::Terminate => m.call_terminate(&mut *store, app, account).await?,
-                }),
-                Request::Sync(job) => {
-                    Output::Sync(m.call_sync(&mut *store, &job.app, &job.accounts, job.options).await?, job.printing())
+                Request::TestConnection(requested) => {
+                    Output::Checks(m.call_test_connection(&mut *store, app.unwrap_or(requested)).await?)
                 }
-                Request::Reconcile(app, accounts, options) => match &module.reconciliation {
-                    Some(r) => Output::Reconciliation(r.call_reconcile(&mut *store, app, accounts, *options).await?),
+                Request::Account(action, requested, account) => {
+                    let app = app.unwrap_or(requested);
+                    Output::Outcome(match action {
+                        AccountAction::Create => m.call_create(&mut *store, app, account).await?,
+                        AccountAction::Suspend => m.call_suspend(&mut *store, app, account).await?,
+                        AccountAction::Unsuspend => m.call_unsuspend(&mut *store, app, account).await?,
+                        AccountAction::Terminate => m.call_terminate(&mut *store, app, account).await?,
+                    })
+                }
+                Request::Sync(job) => {
+                    let app = app.unwrap_or(&job.app);
+                    let sink = sink.clone().ok_or_else(|| wasmtime::Error::msg("a sync needs a decision sink"))?;
+                    let asked = Asked::new(job.accounts.iter().map(|a| a.id));
+                    store.data_mut().decisions = Some(DecisionGate::new(asked, sink));
+                    let done = match &module.streaming_sync {
+                        Some(streaming) => streaming
+                            .call_sync(&mut *store, app, &job.accounts, job.options, !job.omit_unchanged_facts)
+                            .await?
+                            .map(|s| SyncDone { decisions: s.decisions, requests: s.requests }),
+                        None => match m.call_sync(&mut *store, app, &job.accounts, job.options).await? {
+                            Ok(whole) => {
+                                let done =
+                                    SyncDone { decisions: whole.decisions.len() as u64, requests: whole.requests };
+                                store.data_mut().deliver(whole.decisions)?;
+                                Ok(done)
+                            }
+                            Err(e) => Err(e),
+                        },
+                    };
+                    Output::Sync(done, job.printing())
+                }
+                Request::Reconcile(requested, accounts, options) => match &module.reconciliation {
+                    Some(r) => {
+                        let app = app.unwrap_or(requested);
+                        let answer = r.call_reconcile(&mut *store, app, accounts, *options).await?;
+                        if let Ok(reconciliation) = &answer {
+                            let asked = Asked::new(accounts.iter().map(|a| a.account.id));
+                            check_reconciliation(reconciliation, &asked).map_err(|violation| {
+                                wasmtime::Error::new(SinkError {
+                                    message: violation.stopped(store.data().module_info.as_ref()),
+                                    limit: None,
+                                })
+                            })?;
+                        }
+                        Output::Reconciliation(answer)
+                    }
                     None => Output::Unsupported("reconcile (added in hostbill:provisioning 2.1.0)"),
                 },
             })
@@ -256,46 +266,7 @@ pub async fn run(runtime: &Runtime, mut request: Request, limits: &Limits) -> (R
         Request::Reconcile(_, accounts, _) => accounts.len(),
         _ => 0,
     };
-    let mut state = store.into_data();
-    state.decisions = None;
-    // A stream that wrote nothing (the module failed first, or had no account to decide) hands
-    // its invalid rows back: the report is then an ordinary one.
-    if let Some(unstarted) = stream.take_if(|s| s.lock().is_ok_and(|s| !s.started())) {
-        invalid = unstarted.lock().map(|mut s| s.take_invalid()).unwrap_or_default();
-    }
-    let result = result.map(|(info, output)| {
-        let output = match output {
-            Output::StreamedSync(outcome, printing) if stream.is_none() => {
-                Output::Sync(outcome.map(|s| wit::SyncReport { decisions: Vec::new(), requests: s.requests }), printing)
-            }
-            other => other,
-        };
-        (info, bound_decisions(output))
-    });
-    (Ran { operation, result, state, elapsed_ms, invalid, accounts, stream }, scrubber)
-}
-
-/// A sync's decision holding a string longer than the host accepts becomes that account's error
-/// (the others stand); in any other answer such a string makes the run a module fault.
-fn bound_decisions(output: Output) -> Output {
-    let Output::Sync(Ok(mut sync), printing) = output else {
-        return output;
-    };
-    sync.decisions.iter_mut().for_each(bound_decision);
-    Output::Sync(Ok(sync), printing)
-}
-
-/// A decision holding a string longer than the host accepts becomes that account's error.
-pub fn bound_decision(d: &mut wit::AccountDecision) {
-    let longest = decision_longest(&d.decision);
-    if longest > MAX_ANSWER_STRING_BYTES {
-        d.decision = wit::Decision::Failed(wit::ModuleError::Unexpected(format!(
-            "the module's decision for this account held a {} KiB string; the host accepts at most {} KiB: \
-             HostBill left unchanged",
-            longest / 1024,
-            MAX_ANSWER_STRING_BYTES / 1024
-        )));
-    }
+    (Ran { operation, result, state: store.into_data(), elapsed_ms, accounts }, scrubber)
 }
 
 /// Secrets to remove from output: the App password and every field the module marks secret.

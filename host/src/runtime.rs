@@ -11,9 +11,10 @@ use crate::bindings::latest::exports::hostbill::provisioning::{reconciliation, s
 use crate::bindings::{HostingModuleCore, HostingModuleCoreIndices, HostingModuleCorePre, WIT_PACKAGE};
 use crate::cache::{self, Cache};
 use crate::compat;
-use crate::report::stream::StreamError;
+use crate::endpoint::Endpoint;
 use crate::sandbox::SandboxState;
-use crate::sandbox::egress::{EgressPolicy, Origin};
+use crate::sandbox::decisions::SinkError;
+use crate::sandbox::egress::EgressPolicy;
 use crate::sandbox::limits::{EPOCH_TICK, Limits, NamedLimit};
 use crate::trust::{TrustPolicy, Verification};
 
@@ -178,13 +179,15 @@ impl Runtime {
 
     /// Instantiates the component in a fresh store and runs `op` under `limits`. Egress is
     /// closed until the module's info names its endpoint field; then it opens to that origin of
-    /// `app`. Returns the store too, for its log records and egress refusals.
+    /// `app`, and `op` is handed the App the module is to see: `app` with that field's URL in
+    /// normal form (`endpoint.rs`; `None` without an App). Returns the store too, for its log
+    /// records and egress refusals.
     pub async fn run<R>(
         &self,
         operation: &'static str,
         app: Option<&wit::AppSettings>,
         limits: &Limits,
-        op: impl AsyncFnOnce(&Exports, &mut Store<SandboxState>) -> wasmtime::Result<R>,
+        op: impl AsyncFnOnce(&Exports, &mut Store<SandboxState>, Option<&wit::AppSettings>) -> wasmtime::Result<R>,
     ) -> (Result<(wit::ModuleInfo, R), Fault>, Store<SandboxState>) {
         let mut state = SandboxState::new(limits);
         let ends = state.deadline;
@@ -224,12 +227,19 @@ impl Runtime {
             let info = exports.core.hostbill_provisioning_module().call_info(&mut store).await?;
             crate::timings::mark("instantiate");
             store.data_mut().module_info = Some(info.clone());
-            if let Some(app) = app {
-                let allowed = app.get(&info.endpoint_field).and_then(|url| Origin::of_url(url).ok());
+            let mut app = app.map(std::borrow::Cow::Borrowed);
+            if let Some(app) = &mut app {
+                let endpoint = Endpoint::of(app.as_ref(), &info.endpoint_field);
+                if let Some(url) =
+                    endpoint.as_ref().map(|e| &e.url).filter(|url| app.get(&info.endpoint_field) != Some(url))
+                {
+                    Endpoint::set(app.to_mut(), &info.endpoint_field, url.clone());
+                }
                 let (stop, usage) = (store.data().stop.clone(), store.data().usage.clone());
+                let allowed = endpoint.map(|e| e.origin);
                 store.data_mut().egress = EgressPolicy::new(allowed, limits, stop, usage).with_tls(self.tls.clone());
             }
-            let result = op(&exports, &mut store).await?;
+            let result = op(&exports, &mut store, app.as_deref()).await?;
             crate::timings::mark("module");
             Ok::<_, wasmtime::Error>((info, result))
         };
@@ -293,11 +303,8 @@ fn classify(e: wasmtime::Error, limits: &Limits, stop: &crate::sandbox::egress::
             Some(limits.named_memory()),
         ),
         Some(trap) => (format!("the module trapped: {trap}"), None),
-        None => match e.downcast_ref::<StreamError>() {
-            Some(too_large @ StreamError::TooLarge { .. }) => {
-                (format!("the module was stopped: {too_large}"), Some(limits.named_report()))
-            }
-            Some(other) => (format!("the module was stopped: {other}"), None),
+        None => match e.downcast_ref::<SinkError>() {
+            Some(refused) => (refused.message.clone(), refused.limit.clone()),
             None => (format!("the module failed: {text}"), None),
         },
     };

@@ -93,18 +93,6 @@ pub enum Verification {
     Unverified { why: String },
 }
 
-impl Verification {
-    /// JSON for `info`.
-    pub fn to_json(&self) -> serde_json::Value {
-        match self {
-            Verification::Verified { key_id } => serde_json::json!({"verified": true, "key_id": key_id}),
-            Verification::Unverified { why } => {
-                serde_json::json!({"verified": false, "why": why, "allowed_by": "--allow-unsigned"})
-            }
-        }
-    }
-}
-
 impl TrustPolicy {
     /// Checks the component at `path` with content `bytes`. The error says which of: unsigned,
     /// signed by another key, modified after signing, no keys configured.

@@ -53,7 +53,7 @@ class EndToEndTest extends RealHostTestCase
         $this->assertStringContainsString("CloudPe user {$uid} set to status 1 (active)", $infos[2]);
         // The simulator speaks plain http: each action says the token crossed it unencrypted.
         $this->assertStringStartsWith('Warning: plain http: ', $infos[1]);
-        $this->assertStringContainsString('"Session" crossed the network to ' . cloudpe::origin(self::$url), $infos[3]);
+        $this->assertStringContainsString('"Session" crossed the network to ' . self::$url, $infos[3]);
         $this->assertStringContainsString('CloudPe Module', HbLog::$lines[0][2]);
         $this->assertMatchesRegularExpression('/system CloudPe Module: suspend of account #1: ok; [1-9]\\d* requests? in \\d+\\.\\d s/', HbLog::text(), 'the action\'s line carries the meter');
         $this->assertNoSession(HbLog::text());
@@ -67,7 +67,7 @@ class EndToEndTest extends RealHostTestCase
         $infos = $module->recordedInfos();
         $this->assertCount(3, $infos, implode("\n", $infos));
         $this->assertStringStartsWith('Warning: plain http: ', $infos[1]);
-        $origin = cloudpe::origin(self::$url);
+        $origin = self::$url;
         $this->assertMatchesRegularExpression('/^Module CloudPe \\d+\\.\\d+\\.\\d+ \\(signed by key [0-9a-f]{16}\\): may reach only ' . preg_quote($origin, '/') . ' \\(the Host URL\'s origin\\); '
             . 'reads Host URL, App Id, Session \\(secret\\), Client field code, On terminate, Call log; limits: memory 128 MiB, deadline 108 s, responses 64 MiB, 16 connections/', $infos[2]);
         $this->assertNoSession(implode("\n", $infos) . HbLog::text());

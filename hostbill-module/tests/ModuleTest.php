@@ -394,7 +394,8 @@ class ModuleTest extends FakeHostTestCase
     public function testTestConnectionShowsThePermissionsSummary()
     {
         $checks = array(array('name' => 'API reachable', 'passed' => true, 'detail' => 'ok'));
-        $module = $this->module($this->fakeHost('report', self::report('test-connection', array('checks' => $checks)), 0, 10, 'host', self::infoReport()));
+        $report = self::report('test-connection', array('checks' => $checks, 'endpoint' => 'https://api.cloudpe.example.com:443'));
+        $module = $this->module($this->fakeHost('report', $report, 0, 10, 'host', self::infoReport()));
         $this->assertTrue($module->testConnection(), implode('; ', $module->recordedErrors()));
         $infos = $module->recordedInfos();
         $this->assertCount(2, $infos);
@@ -412,11 +413,34 @@ class ModuleTest extends FakeHostTestCase
     public function testTheSummarySaysWhenTheComponentIsNotVerifiedOrARollbackIsKept()
     {
         $unverified = self::infoReport(array('verified' => false, 'why' => 'it is not signed (no signature file)', 'allowed_by' => '--allow-unsigned'), array('file' => '/srv/cloudpe.wasm.previous', 'metadata' => array('version' => '0.0.9')));
-        $module = $this->module($this->fakeHost('report', self::report('test-connection', array('checks' => array())), 0, 10, 'host', $unverified), array('status_url' => 'HTTP://Sim.Example:8080/jel'));
+        $report = self::report('test-connection', array('checks' => array(), 'endpoint' => 'http://sim.example:8080'));
+        $module = $this->module($this->fakeHost('report', $report, 0, 10, 'host', $unverified), array('status_url' => 'HTTP://Sim.Example:8080/jel'));
         $this->assertTrue($module->testConnection());
         $line = $module->recordedInfos()[1];
         $this->assertStringStartsWith('Module CloudPe 0.1.0 (NOT verified: it is not signed (no signature file)): may reach only http://sim.example:8080 (the Host URL\'s origin)', $line);
         $this->assertStringEndsWith('; the previous component (0.0.9) is kept for a rollback', $line);
+    }
+
+    /**
+     * Issue 26 §3: the Host URL is read by the host alone. For every URL of the shared table
+     * (the host's unit test reads it too), the summary names the origin the host's report gives,
+     * never one PHP derived from the App; without one it names the field.
+     */
+    public function testTheSummaryNamesTheOriginTheHostRead()
+    {
+        $table = json_decode(file_get_contents(__DIR__ . '/fixtures/endpoint-urls.json'), true);
+        $this->assertGreaterThanOrEqual(10, count($table['valid']));
+        foreach ($table['valid'] as $case) {
+            $line = cloudpe::describeInfo(self::infoReport()['info'], $case['origin']);
+            $this->assertStringContainsString("may reach only {$case['origin']} (the Host URL's origin)", $line, $case['url']);
+        }
+        foreach (array(null, '') as $none) {
+            $this->assertStringContainsString('may reach only the origin of the Host URL;', cloudpe::describeInfo(self::infoReport()['info'], $none));
+        }
+        $report = self::report('test-connection', array('checks' => array()));
+        $module = $this->module($this->fakeHost('report', $report, 0, 10, 'host', self::infoReport()), array('status_url' => 'https://api.cloudpe.example.com'));
+        $this->assertTrue($module->testConnection());
+        $this->assertStringContainsString('may reach only the origin of the Host URL;', $module->recordedInfos()[1], 'no endpoint in the report: PHP does not parse the URL itself');
     }
 
     public function testAFailedInfoLeavesTheConnectionTestAlone()

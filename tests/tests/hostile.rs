@@ -141,3 +141,27 @@ fn the_request_read_from_stdin_is_bounded() {
     assert!(run.error_message().contains("larger than 1 MiB (--max-request-mib)"), "{}", run.stdout);
     assert!(run.peak_rss_kib < 100 * 1024, "host grew to {} KiB", run.peak_rss_kib);
 }
+
+/// A sync of accounts 1 and 2 by the hostile module in `mode`.
+fn hostile_sync(mode: &str) -> HostRun {
+    let host = Host::from_env().with_test_component("hostile");
+    let mut app = app("http://127.0.0.1:9/1.0", TOKEN);
+    app["custom"] = json!({"mode": mode});
+    let accounts = json!([account(1, 2, "Active", Some("12")), account(2, 3, "Active", Some("13"))]);
+    host.run_args(&["sync"], json!({"app": app, "accounts": accounts}).to_string().as_bytes(), &[])
+}
+
+#[test]
+fn a_module_deciding_for_accounts_it_was_not_given_is_stopped_and_nothing_is_decided() {
+    for (mode, id, what) in
+        [("decide-others", 1000, "which the request did not hold"), ("decide-twice", 1, "a second time")]
+    {
+        let run = hostile_sync(mode);
+        assert_contained(&run, 3, "module-trapped", "contract violation", Duration::from_secs(20));
+        let message = run.error_message();
+        assert!(message.contains(&format!("account {id}")) && message.contains(what), "{mode}: {message}");
+        assert!(message.contains("hostile 0.0.1"), "names the module: {message}");
+        let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON report");
+        assert!(report.get("decisions").is_none(), "{mode}: no decision of the refused answer is printed: {report}");
+    }
+}

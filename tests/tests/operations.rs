@@ -81,6 +81,22 @@ fn test_connection_runs_both_checks() {
     assert_eq!(sim.requests()[1].params.get("resultCount").map(String::as_str), Some("1"));
 }
 
+/// The module is handed the Host URL as the host normalised it (`host/src/endpoint.rs`): a URL
+/// typed in another form of the same address reaches the API as usual, and the report names the
+/// one origin the host allowed.
+#[test]
+fn test_connection_reads_the_host_url_the_host_normalised() {
+    let (host, sim) = setup();
+    let port = sim.addr().port();
+    let typed = format!(" HTTP://127.1:{port}/x/../1.0/ ");
+    let run = host.run("test-connection", &json!({"app": app(&typed, TOKEN)}));
+    assert_exit(&run, 0);
+    assert_eq!(run.json["endpoint"], format!("http://127.0.0.1:{port}"));
+    let paths: Vec<String> = sim.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths.len(), 2, "{paths:?}");
+    assert!(paths.iter().all(|p| p.starts_with("/1.0/") && !p.contains("..")), "{paths:?}");
+}
+
 #[test]
 fn test_connection_with_a_bad_session_fails_the_admin_check_without_leaking_it() {
     let (host, sim) = setup();

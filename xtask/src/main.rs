@@ -19,6 +19,8 @@ use std::process::Command;
 
 mod dist;
 mod elf;
+#[cfg(test)]
+mod layering;
 mod sign;
 
 use anyhow::{Context, Result, bail};

@@ -1,66 +1,48 @@
-//! The report of a module run, built in one place from its typed result ([`Ran`]): the payload
-//! of each answer, the error of a fault or a module error, and what every report carries (meter,
+//! The report of a module run, built in one place from its typed result ([`Ran`]): the body of
+//! each answer, the error of a fault or a module error, and what every report carries (meter,
 //! warnings, call log, logs).
 
-use serde_json::{Map, Value, json};
+use std::sync::atomic::Ordering;
 
-use super::{Decisions, ErrorKind, ErrorReport, ModuleRef, Report};
+use super::*;
 use crate::bindings::WIT_PACKAGE;
-use crate::bindings::hostbill::provisioning::types as wit;
 use crate::operation::{Output, Ran};
-use crate::request::InvalidRow;
 use crate::runtime::{Fault, Runtime};
-use crate::sandbox::limits::{Limits, MAX_ANSWER_STRING_BYTES};
+use crate::sandbox::answer::check_strings;
+use crate::sandbox::limits::{Limits, named_answer_string};
 use crate::sandbox::{SandboxState, Source};
+use crate::trust::Verification;
 
 impl Report {
     /// The report of `ran`.
     pub fn of(ran: Ran, runtime: &Runtime, limits: &Limits) -> Report {
-        let Ran { operation, result, state, elapsed_ms, invalid, accounts, stream } = ran;
+        let Ran { operation, result, state, elapsed_ms, accounts } = ran;
         let mut report = Report::new(operation);
-        report.stream = stream;
         match result {
-            Err(fault) => {
-                report.error = Some(match fault {
-                    Fault::Refused(m) => ErrorReport::new(ErrorKind::ModuleRefused, m),
-                    Fault::Trapped { message, limit } => {
-                        ErrorReport::new(ErrorKind::ModuleTrapped, message).with_limit(limit)
-                    }
-                });
+            Err(Fault::Refused(m)) => report.error = Some(ErrorReport::new(ErrorKind::ModuleRefused, m)),
+            Err(Fault::Trapped { message, limit }) => {
+                report.error = Some(ErrorReport::new(ErrorKind::ModuleTrapped, message).with_limit(limit));
             }
-            Ok((_, output)) if longest_string(&output) > MAX_ANSWER_STRING_BYTES => {
-                report.error = Some(
-                    ErrorReport::new(
-                        ErrorKind::ModuleTrapped,
-                        format!(
-                            "the module answered with a {} KiB string; the host accepts at most {} KiB",
-                            longest_string(&output) / 1024,
-                            MAX_ANSWER_STRING_BYTES / 1024
-                        ),
-                    )
-                    .with_limit(Some(crate::sandbox::limits::named_answer_string())),
-                );
-            }
-            Ok((info, output)) => {
-                report.module = Some(ModuleRef { name: info.name.clone(), version: info.version.clone() });
-                if operation == "precompile" {
-                    report.payload.insert("compiled".into(), json!({"source": format!("{:?}", runtime.source())}));
+            Ok((info, output)) => match output.check_strings() {
+                Err(message) => {
+                    report.error = Some(
+                        ErrorReport::new(ErrorKind::ModuleTrapped, message).with_limit(Some(named_answer_string())),
+                    );
                 }
-                fill(&mut report, &info, runtime, limits, output, invalid, accounts, elapsed_ms);
-            }
+                Ok(()) => {
+                    report.module = Some(ModuleRef::from(&info));
+                    fill(&mut report, &info, runtime, limits, output, &state, accounts, elapsed_ms);
+                }
+            },
         }
-        report.meter = Some(state.usage.meter(elapsed_ms));
-        if let Some(warning) = plain_http_warning(&state) {
-            report.payload.insert("warnings".into(), json!([warning]));
-        }
-        if !state.calls.is_empty() {
-            report.payload.insert("calls".into(), calls_json(&state.calls));
-            if state.calls_dropped > 0 {
-                report.payload.insert("calls_dropped".into(), json!(state.calls_dropped));
-            }
-        }
+        report.meter = state.usage.meter(elapsed_ms);
+        // The App's endpoint as the host read it (`endpoint.rs`): the one origin the module may reach.
+        report.endpoint = state.egress.allowed().map(ToString::to_string);
+        report.warnings.extend(plain_http_warning(&state));
+        report.calls = state.calls.iter().map(Call::from).collect();
+        report.calls_dropped = state.calls_dropped;
         // A module error after a response was cut at the size limit names that limit.
-        if state.usage.response_cut.load(std::sync::atomic::Ordering::Relaxed)
+        if state.usage.response_cut.load(Ordering::Relaxed)
             && let Some(error) = report.error.as_mut()
             && error.limit.is_none()
         {
@@ -71,12 +53,27 @@ impl Report {
     }
 }
 
+impl Output {
+    /// Whether the answer holds only strings the host accepts (a sync's decisions were bounded
+    /// one by one as they came).
+    fn check_strings(&self) -> Result<(), String> {
+        match self {
+            Output::Info | Output::Unsupported(_) => Ok(()),
+            Output::Outcome(o) => check_strings(o),
+            Output::Checks(c) => check_strings(c),
+            Output::Sync(Ok(_), _) => Ok(()),
+            Output::Sync(Err(e), _) => check_strings(e),
+            Output::Reconciliation(r) => check_strings(r),
+        }
+    }
+}
+
 /// The warning for a run that sent requests over plain http: whatever credentials the module
 /// put in them (its secret App fields) crossed the network unencrypted. Such a run is allowed
 /// (test setups use it), but never silently.
-fn plain_http_warning(state: &crate::sandbox::SandboxState) -> Option<String> {
+fn plain_http_warning(state: &SandboxState) -> Option<String> {
     let origin = state.egress.allowed().filter(|o| o.scheme == "http")?;
-    let sent = state.usage.requests.load(std::sync::atomic::Ordering::Relaxed);
+    let sent = state.usage.requests.load(Ordering::Relaxed);
     if sent == 0 {
         return None;
     }
@@ -89,50 +86,7 @@ fn plain_http_warning(state: &crate::sandbox::SandboxState) -> Option<String> {
     Some(format!("plain http: {sent} requests{what} crossed the network to {origin} unencrypted; use an https:// URL"))
 }
 
-pub(crate) fn decision_longest(d: &wit::Decision) -> usize {
-    match d {
-        wit::Decision::Unchanged(f) => facts_longest(f),
-        wit::Decision::Change(c) => facts_longest(&c.facts),
-        wit::Decision::Skipped(reason) => reason.len(),
-        wit::Decision::Failed(e) => error_longest(e),
-    }
-}
-
-fn facts_longest(facts: &[wit::Fact]) -> usize {
-    facts.iter().map(|f| f.name.len().max(f.value.len())).max().unwrap_or(0)
-}
-
-fn error_longest(e: &wit::ModuleError) -> usize {
-    use wit::ModuleError::*;
-    match e {
-        Configuration(m) | NotFound(m) | Authentication(m) | Transport(m) | Unexpected(m) => m.len(),
-        RemoteApi(r) => r.message.len(),
-    }
-}
-
-/// The longest string in a module's answer.
-fn longest_string(output: &Output) -> usize {
-    match output {
-        Output::Info | Output::Unsupported(_) => 0,
-        Output::Reconciliation(Ok(r)) => {
-            let issues = r.without_id.iter().map(|i| i.detail.len());
-            let emails = r.email_differences.iter().map(|d| d.hostbill_email.len().max(d.remote_email.len()));
-            let users = r.unlinked_users.iter().map(|u| u.email.as_ref().map_or(0, String::len));
-            issues.chain(emails).chain(users).max().unwrap_or(0)
-        }
-        Output::Reconciliation(Err(e)) => error_longest(e),
-        Output::Outcome(Ok(o)) => o.message.len().max(facts_longest(&o.facts)),
-        Output::Checks(Ok(c)) => c.checks.iter().map(|c| c.name.len().max(c.detail.len())).max().unwrap_or(0),
-        // Each decision was bounded on its own (`bound_decisions`).
-        Output::Sync(Ok(_), _) | Output::StreamedSync(Ok(_), _) => 0,
-        Output::Outcome(Err(e))
-        | Output::Checks(Err(e))
-        | Output::Sync(Err(e), _)
-        | Output::StreamedSync(Err(e), _) => error_longest(e),
-    }
-}
-
-/// Puts a module's answer into the report: its payload, or its error.
+/// Puts a module's answer into the report: its body, or its error.
 #[allow(clippy::too_many_arguments)]
 fn fill(
     report: &mut Report,
@@ -140,133 +94,118 @@ fn fill(
     runtime: &Runtime,
     limits: &Limits,
     output: Output,
-    invalid: Vec<(usize, InvalidRow)>,
+    state: &SandboxState,
     accounts: usize,
     elapsed_ms: u64,
 ) {
-    let p = &mut report.payload;
     match output {
+        Output::Info if report.operation == "precompile" => {
+            let compiled = Compiled { source: format!("{:?}", runtime.source()) };
+            report.body = Some(Body::Compile { compiled, info: Box::new(info_of(info, runtime, limits)) });
+        }
         Output::Info => {
-            p.insert("info".into(), info_json(info, runtime, limits));
+            report.body = Some(Body::Info { info: Box::new(info_of(info, runtime, limits)), active: None });
             if let Some(warning) = metadata_mismatch(info, runtime.metadata()) {
                 tracing::warn!("{warning}");
-                report.logs.push(crate::sandbox::LogRecord { level: "warn", source: Source::Host, message: warning });
+                report.logs.push(LogRecord { level: "warn", source: Source::Host, message: warning });
             }
         }
-        Output::Outcome(Ok(outcome)) => {
-            p.insert(
-                "outcome".into(),
-                json!({"message": outcome.message, "facts": facts(&outcome.facts), "changed_remote": outcome.changed_remote}),
-            );
+        Output::Outcome(Ok(o)) => {
+            report.body =
+                Some(Body::Outcome(Outcome { message: o.message, facts: o.facts, changed_remote: o.changed_remote }));
         }
         Output::Checks(Ok(checks)) => {
             let failed: Vec<String> =
                 checks.checks.iter().filter(|c| !c.passed).map(|c| format!("{}: {}", c.name, c.detail)).collect();
-            p.insert(
-                "checks".into(),
-                checks.checks.iter().map(|c| json!({"name": c.name, "passed": c.passed, "detail": c.detail})).collect(),
-            );
             if !failed.is_empty() {
                 report.error = Some(ErrorReport::new(ErrorKind::ConnectionCheckFailed, failed.join("; ")));
             }
+            report.body = Some(Body::Checks(
+                checks.checks.into_iter().map(|c| Check { name: c.name, passed: c.passed, detail: c.detail }).collect(),
+            ));
         }
-        Output::Sync(Ok(sync), printing) => {
-            let summary = sync_summary(&sync, invalid.len(), elapsed_ms);
-            print_summary(&summary, elapsed_ms, printing.dry_run);
-            p.insert("dry_run".into(), Value::Bool(printing.dry_run));
-            p.insert("summary".into(), summary);
-            report.decisions = Some(Decisions {
-                report: sync,
-                dry_run: printing.dry_run,
-                unchanged_facts: printing.unchanged_facts,
-                invalid,
-            });
-        }
-        Output::StreamedSync(Ok(done), printing) => {
-            let (tally, given, invalid) = match &report.stream {
-                Some(stream) => stream.lock().map(|s| (s.tally(), s.accounts(), s.invalid_rows())).unwrap_or_default(),
-                None => Default::default(),
-            };
-            let summary = json!({
-                "accounts": given + invalid,
-                "unchanged": tally.unchanged,
-                "change": tally.change,
-                "skipped": tally.skipped,
-                "error": tally.failed + invalid,
-                "requests": done.requests,
-                "elapsed_ms": elapsed_ms,
-                "peak_rss_kib": peak_rss_kib(),
-            });
-            print_summary(&summary, elapsed_ms, printing.dry_run);
-            p.insert("dry_run".into(), Value::Bool(printing.dry_run));
-            p.insert("summary".into(), summary);
-            if tally.emitted != given || done.decisions != given as u64 {
+        Output::Sync(Ok(done), printing) => {
+            // The counts are the writer's, added as it ends the report.
+            let summary =
+                Summary { requests: done.requests, elapsed_ms, peak_rss_kib: peak_rss_kib(), ..Default::default() };
+            report.body = Some(Body::Sync { dry_run: printing.dry_run, summary });
+            let (asked, decided) = state.decisions.as_ref().map(|g| g.progress()).unwrap_or_default();
+            if decided != asked || done.decisions != asked as u64 {
                 report.error = Some(ErrorReport::new(
                     ErrorKind::ModuleTrapped,
                     format!(
-                        "the module decided {} of the {given} accounts (it said {}): the report is incomplete",
-                        tally.emitted, done.decisions
+                        "the module decided {decided} of the {asked} accounts (it said {}): the report is incomplete",
+                        done.decisions
                     ),
                 ));
             }
         }
-        Output::Reconciliation(Ok(r)) => {
-            let mut json = reconciliation_json(&r);
-            json["counts"]["accounts"] = json!(accounts);
-            p.insert("reconciliation".into(), json);
-        }
+        Output::Reconciliation(Ok(r)) => report.body = Some(Body::Reconciliation(reconciliation(r, accounts))),
         Output::Unsupported(what) => {
             report.error = Some(ErrorReport::new(
                 ErrorKind::ModuleRefused,
                 format!("the module ({} {}) does not implement {what}: install a newer one", info.name, info.version),
             ));
         }
-        Output::Outcome(Err(e))
-        | Output::Checks(Err(e))
-        | Output::Sync(Err(e), _)
-        | Output::StreamedSync(Err(e), _)
-        | Output::Reconciliation(Err(e)) => {
+        Output::Outcome(Err(e)) | Output::Checks(Err(e)) | Output::Sync(Err(e), _) | Output::Reconciliation(Err(e)) => {
             report.error = Some(e.into());
         }
     }
 }
-/// The App's call log, as the report prints it (scrubbed with the rest of the payload).
-fn calls_json(calls: &[wit::ApiCall]) -> Value {
-    calls
-        .iter()
-        .map(|c| {
-            json!({
-                "method": c.method,
-                "params": facts(&c.params),
-                "http_status": c.http_status,
-                "duration_ms": c.duration_ms,
-                "result": c.result_code,
-                "reply": c.reply,
-            })
-        })
-        .collect()
+
+impl From<&wit::ApiCall> for Call {
+    fn from(c: &wit::ApiCall) -> Self {
+        Call {
+            method: c.method.clone(),
+            params: c.params.clone(),
+            http_status: c.http_status,
+            duration_ms: c.duration_ms,
+            result: c.result_code,
+            reply: c.reply.clone(),
+        }
+    }
 }
 
 /// The `reconciliation` of a report: counts, then each list.
-fn reconciliation_json(r: &wit::Reconciliation) -> Value {
-    json!({
-        "counts": {
-            "without_id": r.without_id.len(),
-            "missing_remote": r.missing_remote.len(),
-            "shared_users": r.shared_users.len(),
-            "unlinked_users": r.unlinked_users.len(),
-            "email_differences": r.email_differences.len(),
-            "remote_users": r.remote_users,
+fn reconciliation(r: wit::Reconciliation, accounts: usize) -> Reconciliation {
+    Reconciliation {
+        counts: ReconciliationCounts {
+            accounts,
+            without_id: r.without_id.len(),
+            missing_remote: r.missing_remote.len(),
+            shared_users: r.shared_users.len(),
+            unlinked_users: r.unlinked_users.len(),
+            email_differences: r.email_differences.len(),
+            remote_users: r.remote_users,
         },
-        "without_id": r.without_id.iter().map(|i| json!({"account_id": i.account_id, "detail": i.detail})).collect::<Vec<_>>(),
-        "missing_remote": r.missing_remote.iter().map(|m| json!({"account_id": m.account_id, "uid": m.uid})).collect::<Vec<_>>(),
-        "shared_users": r.shared_users.iter().map(|u| json!({"uid": u.uid, "account_ids": u.account_ids})).collect::<Vec<_>>(),
-        "unlinked_users": r.unlinked_users.iter().map(|u| json!({"uid": u.uid, "email": u.email})).collect::<Vec<_>>(),
-        "email_differences": r.email_differences.iter().map(|d| json!({
-            "account_id": d.account_id, "uid": d.uid, "hostbill_email": d.hostbill_email, "remote_email": d.remote_email,
-        })).collect::<Vec<_>>(),
-        "requests": r.requests,
-    })
+        without_id: r
+            .without_id
+            .into_iter()
+            .map(|i| AccountIssue { account_id: i.account_id, detail: i.detail })
+            .collect(),
+        missing_remote: r
+            .missing_remote
+            .into_iter()
+            .map(|m| MissingRemote { account_id: m.account_id, uid: m.uid })
+            .collect(),
+        shared_users: r
+            .shared_users
+            .into_iter()
+            .map(|u| SharedUser { uid: u.uid, account_ids: u.account_ids })
+            .collect(),
+        unlinked_users: r.unlinked_users.into_iter().map(|u| UnlinkedUser { uid: u.uid, email: u.email }).collect(),
+        email_differences: r
+            .email_differences
+            .into_iter()
+            .map(|d| EmailDifference {
+                account_id: d.account_id,
+                uid: d.uid,
+                hostbill_email: d.hostbill_email,
+                remote_email: d.remote_email,
+            })
+            .collect(),
+        requests: r.requests,
+    }
 }
 
 /// Appends the module's log records and the host's own (egress refusals). A refused request
@@ -276,37 +215,24 @@ fn collect_logs(report: &mut Report, state: SandboxState) {
     let mut logs = state.logs;
     logs.append(&mut report.logs);
     report.logs = logs;
+    let host = |level, message| LogRecord { level, source: Source::Host, message };
     if state.logs_dropped > 0 {
-        report.logs.push(crate::sandbox::LogRecord {
-            level: "warn",
-            source: Source::Host,
-            message: format!("{} further log records from the module were dropped", state.logs_dropped),
-        });
+        let dropped = format!("{} further log records from the module were dropped", state.logs_dropped);
+        report.logs.push(host("warn", dropped));
     }
     if let Some(first) = state.egress.denials.first() {
-        for denial in &state.egress.denials {
-            report.logs.push(crate::sandbox::LogRecord {
-                level: "error",
-                source: Source::Host,
-                message: denial.to_string(),
-            });
-        }
+        report.logs.extend(state.egress.denials.iter().map(|denial| host("error", denial.to_string())));
         if state.egress.denials_dropped > 0 {
-            report.logs.push(crate::sandbox::LogRecord {
-                level: "error",
-                source: Source::Host,
-                message: format!("{} further refused requests not listed", state.egress.denials_dropped),
-            });
+            let dropped = format!("{} further refused requests not listed", state.egress.denials_dropped);
+            report.logs.push(host("error", dropped));
         }
-        report.payload.clear();
-        report.decisions = None;
+        report.body = None;
+        report.warnings.clear();
+        report.calls.clear();
+        report.calls_dropped = 0;
         report.error =
             Some(ErrorReport::new(ErrorKind::EgressDenied, format!("the module was stopped: the host {first}")));
     }
-}
-
-fn facts(facts: &[wit::Fact]) -> Value {
-    Value::Object(facts.iter().map(|f| (f.name.clone(), Value::from(f.value.clone()))).collect::<Map<_, _>>())
 }
 
 /// This process's peak resident memory so far (Linux `VmHWM`), in KiB; 0 where unknown.
@@ -320,93 +246,74 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Counts per decision, requests and time.
-/// The sync's one summary line on stderr.
-fn print_summary(summary: &Value, elapsed_ms: u64, dry_run: bool) {
-    crate::scrub::stderr_line(&format!(
-        "sync: {} accounts: {} change, {} unchanged, {} skipped, {} error; {} requests in {:.2} s{}",
-        summary["accounts"],
-        summary["change"],
-        summary["unchanged"],
-        summary["skipped"],
-        summary["error"],
-        summary["requests"],
-        elapsed_ms as f64 / 1000.0,
-        if dry_run { " (dry run: nothing to apply)" } else { "" }
-    ));
-}
-
-fn sync_summary(sync: &wit::SyncReport, invalid: usize, elapsed_ms: u64) -> Value {
-    let count = |f: fn(&wit::Decision) -> bool| sync.decisions.iter().filter(|d| f(&d.decision)).count();
-    json!({
-        "accounts": sync.decisions.len() + invalid,
-        "unchanged": count(|d| matches!(d, wit::Decision::Unchanged(_))),
-        "change": count(|d| matches!(d, wit::Decision::Change(_))),
-        "skipped": count(|d| matches!(d, wit::Decision::Skipped(_))),
-        "error": count(|d| matches!(d, wit::Decision::Failed(_))) + invalid,
-        "requests": sync.requests,
-        "elapsed_ms": elapsed_ms,
-        "peak_rss_kib": peak_rss_kib(),
-    })
-}
-
-fn info_json(info: &wit::ModuleInfo, runtime: &Runtime, limits: &Limits) -> Value {
-    let wit_version = runtime.version();
+fn info_of(info: &wit::ModuleInfo, runtime: &Runtime, limits: &Limits) -> Info {
     let previous = crate::install::previous_path(runtime.path());
-    json!({
-        "name": info.name,
-        "version": info.version,
-        "description": info.description,
-        "wit_package": format!("{WIT_PACKAGE}@{wit_version}"),
-        "host_supports": format!("{WIT_PACKAGE} {}", crate::compat::supported_range()),
-        "endpoint_field": info.endpoint_field.hostbill_name(),
-        "app_fields": info.app_fields.iter().map(|u| json!({
-            "field": u.field.hostbill_name(), "label": u.label, "description": u.description,
-            "required": u.required, "secret": u.secret,
-        })).collect::<Vec<_>>(),
-        "component": {
-            "file": runtime.path().display().to_string(),
-            "signature": runtime.verification().to_json(),
-            "metadata": runtime.metadata(),
-            "previous": previous.is_file().then(|| json!({
-                "file": previous.display().to_string(),
-                "metadata": crate::runtime::ComponentMetadata::read(&std::fs::read(&previous).unwrap_or_default()),
-            })),
+    Info {
+        name: info.name.clone(),
+        version: info.version.clone(),
+        description: info.description.clone(),
+        wit_package: format!("{WIT_PACKAGE}@{}", runtime.version()),
+        host_supports: format!("{WIT_PACKAGE} {}", crate::compat::supported_range()),
+        endpoint_field: info.endpoint_field.hostbill_name(),
+        app_fields: info
+            .app_fields
+            .iter()
+            .map(|u| AppFieldUse {
+                field: u.field.hostbill_name(),
+                label: u.label.clone(),
+                description: u.description.clone(),
+                required: u.required,
+                secret: u.secret,
+            })
+            .collect(),
+        component: super::Component {
+            file: runtime.path().display().to_string(),
+            signature: match runtime.verification() {
+                Verification::Verified { key_id } => Signature::Verified { verified: true, key_id: key_id.clone() },
+                Verification::Unverified { why } => {
+                    Signature::Unverified { verified: false, why: why.clone(), allowed_by: "--allow-unsigned" }
+                }
+            },
+            metadata: runtime.metadata().clone(),
+            previous: previous.is_file().then(|| PreviousComponent {
+                file: previous.display().to_string(),
+                metadata: ComponentMetadata::read(&std::fs::read(&previous).unwrap_or_default()),
+            }),
         },
-        "permissions": permissions(info, limits),
-    })
+        permissions: permissions(info, limits),
+    }
 }
 
 /// What the module will be allowed to do, in the terms an operator decides on.
-pub fn permissions(info: &wit::ModuleInfo, limits: &Limits) -> Value {
+pub fn permissions(info: &wit::ModuleInfo, limits: &Limits) -> Permissions {
     let mib = |bytes: usize| format!("{} MiB", bytes / (1024 * 1024));
-    json!({
-        "network": format!(
+    Permissions {
+        network: format!(
             "only the origin (scheme, host, port) of the App's {} field, through wasi:http; no sockets, files, \
              environment or clock beyond time",
             info.endpoint_field.hostbill_name()
         ),
-        "reads": info.app_fields.iter().map(|u| u.field.hostbill_name()).collect::<Vec<_>>(),
-        "secret": info.app_fields.iter().filter(|u| u.secret).map(|u| u.field.hostbill_name()).collect::<Vec<_>>(),
-        "limits": {
-            "memory": mib(limits.memory_bytes),
-            "deadline": format!("{} s", limits.deadline.as_secs_f64()),
-            "response": mib(limits.max_response_bytes),
-            "connections": limits.max_connections,
-            "host_resources": limits.max_host_resources,
-            "request": mib(limits.max_request_bytes),
-            "report": mib(limits.max_report_bytes),
+        reads: info.app_fields.iter().map(|u| u.field.hostbill_name()).collect(),
+        secret: info.app_fields.iter().filter(|u| u.secret).map(|u| u.field.hostbill_name()).collect(),
+        limits: PermissionLimits {
+            memory: mib(limits.memory_bytes),
+            deadline: format!("{} s", limits.deadline.as_secs_f64()),
+            response: mib(limits.max_response_bytes),
+            connections: limits.max_connections,
+            host_resources: limits.max_host_resources,
+            request: mib(limits.max_request_bytes),
+            report: mib(limits.max_report_bytes),
         },
-    })
+    }
 }
 
 /// A warning when the component's metadata sections disagree with what the module says of itself.
-fn metadata_mismatch(info: &wit::ModuleInfo, metadata: &crate::runtime::ComponentMetadata) -> Option<String> {
+fn metadata_mismatch(info: &wit::ModuleInfo, metadata: &ComponentMetadata) -> Option<String> {
     let differs = |label: &str, said: &str, section: &Option<String>| {
         section.as_deref().filter(|s| *s != said).map(|s| format!("{label} {s:?} in the metadata, {said:?} from info"))
     };
     let found: Vec<String> = [
-        differs("name", &info.name, &metadata.name.as_ref().map(|n| n.to_string())).filter(|_| {
+        differs("name", &info.name, &metadata.name).filter(|_| {
             // The metadata name is a package-style name (`cloudpe-guest`); compare loosely.
             !metadata.name.as_deref().is_some_and(|n| n.to_ascii_lowercase().contains(&info.name.to_ascii_lowercase()))
         }),

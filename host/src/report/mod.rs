@@ -2,22 +2,27 @@
 //!
 //! ```json
 //! {"ok": true, "operation": "suspend", "module": {"name": "CloudPe", "version": "0.1.0"},
-//!  "outcome": {...}, "logs": [{"level": "info", "source": "module", "message": "..."}]}
+//!  "outcome": {...}, "logs": [{"level": "info", "source": "module", "message": "..."}], "meter": {...}}
 //! {"ok": false, "operation": "suspend", "error": {"kind": "not-found", "message": "...", "code": null}, "logs": [...]}
 //! ```
+//!
+//! The report is typed ([`Report`], its [`Body`]); `build.rs` makes it from a run's typed result,
+//! `stdout.rs` prints it (a sync's decisions as they come), and everything is written by
+//! [`json::JsonObject`], through the one formatter that scrubs every string.
 
 pub mod build;
-pub mod stream;
+pub mod json;
+pub mod stdout;
 
 use serde::Serialize;
-use serde::ser::{SerializeMap, SerializeSeq, Serializer};
-use serde_json::{Map, Value};
+use serde::ser::Serializer;
 
 use crate::bindings::hostbill::provisioning::types as wit;
-use crate::request::InvalidRow;
-use crate::sandbox::LogRecord;
+use crate::runtime::ComponentMetadata;
 use crate::sandbox::limits::NamedLimit;
+use crate::sandbox::{LogRecord, Meter};
 use crate::scrub::Scrubber;
+use json::JsonObject;
 
 /// The process exit code: distinguishes success, operation failure, bad input and a module the
 /// host had to stop or refuse.
@@ -30,7 +35,7 @@ pub enum Exit {
     /// The command line or the JSON request is invalid; nothing ran.
     BadInput = 2,
     /// The component was refused (missing, not a compatible hosting module) or stopped (trap,
-    /// deadline, memory limit, a request outside the App's endpoint).
+    /// deadline, memory limit, a request outside the App's endpoint, a contract violation).
     ModuleFault = 3,
 }
 
@@ -75,6 +80,7 @@ pub struct ErrorReport {
     /// The remote API's result code, for `remote-api` errors.
     pub code: Option<i64>,
     /// The host limit that stopped the module, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<NamedLimit>,
 }
 
@@ -113,44 +119,268 @@ pub struct ModuleRef {
     pub version: String,
 }
 
-/// The decisions of a sync, kept as the module returned them and serialised straight to stdout
-/// (a 100,000-account sync never exists as a JSON tree in memory).
-#[derive(Debug, Clone)]
-pub struct Decisions {
-    pub report: wit::SyncReport,
-    /// A dry run labels changes `would-change`, so they cannot be applied by mistake.
-    pub dry_run: bool,
-    /// `unchanged` decisions are printed with their facts (without: `--omit-unchanged-facts`).
-    pub unchanged_facts: bool,
-    /// Rows the host could not read, by their place in the request (ascending); each is printed
-    /// there as an `error` decision of kind `bad-input`, between the module's decisions.
-    pub invalid: Vec<(usize, InvalidRow)>,
+impl From<&wit::ModuleInfo> for ModuleRef {
+    fn from(info: &wit::ModuleInfo) -> Self {
+        ModuleRef { name: info.name.clone(), version: info.version.clone() }
+    }
 }
 
 /// The whole output of one run.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Report {
     pub operation: &'static str,
     pub module: Option<ModuleRef>,
-    /// Operation-specific fields (`outcome`, `checks`, `summary`, `info`, `dry_run`).
-    pub payload: Map<String, Value>,
-    pub decisions: Option<Decisions>,
+    /// What the operation answered.
+    pub body: Option<Body>,
+    /// The one origin the module may reach (the App's endpoint as the host read it).
+    pub endpoint: Option<String>,
+    pub warnings: Vec<String>,
+    /// The App's call log, when the module keeps one.
+    pub calls: Vec<Call>,
+    /// Call records left out past the log bounds.
+    pub calls_dropped: usize,
     pub error: Option<ErrorReport>,
     pub logs: Vec<LogRecord>,
     /// What the run used: wall time, requests, bytes received, peak module memory.
-    pub meter: Option<Meter>,
-    /// A streamed sync's decisions, already on stdout: the report ends with
-    /// [`stream::DecisionStream::finish`] instead of being written whole.
-    pub stream: Option<stream::SharedStream>,
+    pub meter: Meter,
 }
 
-/// The `meter` of a report.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Meter {
-    pub wall_ms: u64,
-    pub requests: u64,
-    pub bytes_received: u64,
-    pub peak_memory_bytes: u64,
+/// What an operation answered: the report's members between `module` and `warnings`.
+#[derive(Debug)]
+pub enum Body {
+    Outcome(Outcome),
+    Checks(Vec<Check>),
+    Sync {
+        dry_run: bool,
+        summary: Summary,
+    },
+    /// `info`, and after `install` / `rollback` the files now active.
+    Info {
+        info: Box<Info>,
+        active: Option<Active>,
+    },
+    /// `precompile`: where the compiled component came from, and the module's info.
+    Compile {
+        compiled: Compiled,
+        info: Box<Info>,
+    },
+    Reconciliation(Reconciliation),
+}
+
+impl Body {
+    /// Writes the body's members.
+    fn write<W: std::io::Write>(&self, out: &mut JsonObject<W>) -> std::io::Result<()> {
+        match self {
+            Body::Outcome(outcome) => out.member("outcome", outcome),
+            Body::Checks(checks) => out.member("checks", checks),
+            Body::Sync { dry_run, summary } => {
+                out.member("dry_run", dry_run)?;
+                out.member("summary", summary)
+            }
+            Body::Info { info, active } => {
+                out.member("info", info)?;
+                active.as_ref().map_or(Ok(()), |active| out.member("active", active))
+            }
+            Body::Compile { compiled, info } => {
+                out.member("compiled", compiled)?;
+                out.member("info", info)
+            }
+            Body::Reconciliation(r) => out.member("reconciliation", r),
+        }
+    }
+}
+
+/// Facts, printed as one object (`{"name": "value", ...}`).
+pub struct FactMap<'a>(pub &'a [wit::Fact]);
+
+impl Serialize for FactMap<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|f| (&f.name, &f.value)))
+    }
+}
+
+fn fact_map<S: Serializer>(facts: &[wit::Fact], s: S) -> Result<S::Ok, S::Error> {
+    FactMap(facts).serialize(s)
+}
+
+/// `outcome` of an account operation.
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    pub message: String,
+    #[serde(serialize_with = "fact_map")]
+    pub facts: Vec<wit::Fact>,
+    pub changed_remote: bool,
+}
+
+/// One of `checks` of a connection test.
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// A sync's `summary`: counts per decision (the host's `error` decisions for rows it could not
+/// read included), requests, time and the host's peak memory.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub accounts: usize,
+    pub unchanged: usize,
+    pub change: usize,
+    pub skipped: usize,
+    pub error: usize,
+    pub requests: u32,
+    pub elapsed_ms: u64,
+    pub peak_rss_kib: u64,
+}
+
+/// `info`: the module, its contract, its component file and what it may do.
+#[derive(Debug, Serialize)]
+pub struct Info {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub wit_package: String,
+    pub host_supports: String,
+    pub endpoint_field: String,
+    pub app_fields: Vec<AppFieldUse>,
+    pub component: Component,
+    pub permissions: Permissions,
+}
+
+/// One App field the module reads.
+#[derive(Debug, Serialize)]
+pub struct AppFieldUse {
+    pub field: String,
+    pub label: String,
+    pub description: String,
+    pub required: bool,
+    pub secret: bool,
+}
+
+/// The component file behind `info`, and the one it replaced.
+#[derive(Debug, Serialize)]
+pub struct Component {
+    pub file: String,
+    pub signature: Signature,
+    pub metadata: ComponentMetadata,
+    pub previous: Option<PreviousComponent>,
+}
+
+/// Whether a component's signature was verified.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Signature {
+    Verified { verified: bool, key_id: String },
+    Unverified { verified: bool, why: String, allowed_by: &'static str },
+}
+
+/// The component kept as `<file>.previous`.
+#[derive(Debug, Serialize)]
+pub struct PreviousComponent {
+    pub file: String,
+    pub metadata: ComponentMetadata,
+}
+
+/// What the module is allowed to do, in the terms an operator decides on.
+#[derive(Debug, Serialize)]
+pub struct Permissions {
+    pub network: String,
+    pub reads: Vec<String>,
+    pub secret: Vec<String>,
+    pub limits: PermissionLimits,
+}
+
+/// The limits a module runs under, as `info` prints them.
+#[derive(Debug, Serialize)]
+pub struct PermissionLimits {
+    pub memory: String,
+    pub deadline: String,
+    pub response: String,
+    pub connections: usize,
+    pub host_resources: usize,
+    pub request: String,
+    pub report: String,
+}
+
+/// `active` after `install` or `rollback`.
+#[derive(Debug, Serialize)]
+pub struct Active {
+    pub file: String,
+    pub previous: String,
+}
+
+/// `compiled` of `precompile`.
+#[derive(Debug, Serialize)]
+pub struct Compiled {
+    pub source: String,
+}
+
+/// One record of the App's call log.
+#[derive(Debug, Serialize)]
+pub struct Call {
+    pub method: String,
+    #[serde(serialize_with = "fact_map")]
+    pub params: Vec<wit::Fact>,
+    pub http_status: Option<u16>,
+    pub duration_ms: u32,
+    pub result: Option<i64>,
+    pub reply: String,
+}
+
+/// `reconciliation`: counts, then each list.
+#[derive(Debug, Serialize)]
+pub struct Reconciliation {
+    pub counts: ReconciliationCounts,
+    pub without_id: Vec<AccountIssue>,
+    pub missing_remote: Vec<MissingRemote>,
+    pub shared_users: Vec<SharedUser>,
+    pub unlinked_users: Vec<UnlinkedUser>,
+    pub email_differences: Vec<EmailDifference>,
+    pub requests: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReconciliationCounts {
+    pub accounts: usize,
+    pub without_id: usize,
+    pub missing_remote: usize,
+    pub shared_users: usize,
+    pub unlinked_users: usize,
+    pub email_differences: usize,
+    pub remote_users: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AccountIssue {
+    pub account_id: u64,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MissingRemote {
+    pub account_id: u64,
+    pub uid: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SharedUser {
+    pub uid: u64,
+    pub account_ids: Vec<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UnlinkedUser {
+    pub uid: u64,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EmailDifference {
+    pub account_id: u64,
+    pub uid: u64,
+    pub hostbill_email: String,
+    pub remote_email: String,
 }
 
 impl Report {
@@ -158,12 +388,14 @@ impl Report {
         Report {
             operation,
             module: None,
-            payload: Map::new(),
-            decisions: None,
+            body: None,
+            endpoint: None,
+            warnings: Vec::new(),
+            calls: Vec::new(),
+            calls_dropped: 0,
             error: None,
             logs: Vec::new(),
-            meter: None,
-            stream: None,
+            meter: Meter::default(),
         }
     }
 
@@ -176,274 +408,93 @@ impl Report {
         self.error.as_ref().map_or(Exit::Success, |e| e.kind.exit())
     }
 
-    /// Writes the JSON report to `out`, with every secret removed.
-    pub fn write(&self, scrubber: &Scrubber, pretty: bool, out: impl std::io::Write) -> std::io::Result<()> {
-        let rendered = Rendered { report: self, scrubber, tail: false };
-        if pretty { serde_json::to_writer_pretty(out, &rendered) } else { serde_json::to_writer(out, &rendered) }
-            .map_err(std::io::Error::other)
+    /// Writes the members that lead a report: `operation` and `module`.
+    pub(super) fn write_head<W: std::io::Write>(&self, out: &mut JsonObject<W>) -> std::io::Result<()> {
+        out.member("operation", &self.operation)?;
+        self.module.as_ref().map_or(Ok(()), |module| out.member("module", module))
     }
 
-    /// The length of the JSON report, if it is at most `max_bytes` (counted, not kept).
-    pub fn size(&self, scrubber: &Scrubber, pretty: bool, max_bytes: usize) -> Option<usize> {
-        let mut counter = Counter { count: 0, max: max_bytes };
-        self.write(scrubber, pretty, &mut counter).ok().map(|()| counter.count)
+    /// Writes the members that end a report, from `ok` to `meter` (a streamed sync writes its
+    /// decisions before them).
+    pub(super) fn write_tail<W: std::io::Write>(&self, out: &mut JsonObject<W>) -> std::io::Result<()> {
+        out.member("ok", &self.error.is_none())?;
+        if let Some(body) = &self.body {
+            body.write(out)?;
+        }
+        if let Some(endpoint) = &self.endpoint {
+            out.member("endpoint", endpoint)?;
+        }
+        if !self.warnings.is_empty() {
+            out.member("warnings", &self.warnings)?;
+        }
+        if !self.calls.is_empty() {
+            out.member("calls", &self.calls)?;
+        }
+        if self.calls_dropped > 0 {
+            out.member("calls_dropped", &self.calls_dropped)?;
+        }
+        if let Some(error) = &self.error {
+            out.member("error", error)?;
+        }
+        out.member("logs", &self.logs)?;
+        out.member("meter", &self.meter)
     }
 
-    /// What a streamed report ends with (see [`stream::DecisionStream::finish`]).
-    fn rendered_tail<'a>(&'a self, scrubber: &'a Scrubber) -> impl Serialize + 'a {
-        Rendered { report: self, scrubber, tail: true }
+    /// Writes the whole report (without decisions) to `out`, scrubbed.
+    pub fn write(&self, scrubber: &Scrubber, out: impl std::io::Write) -> std::io::Result<()> {
+        let mut object = JsonObject::new(out, scrubber.clone());
+        self.write_head(&mut object)?;
+        self.write_tail(&mut object)?;
+        object.close().map(drop)
     }
 
     /// The JSON report as text (tests and small reports).
     #[cfg(test)]
     pub fn render(&self, scrubber: &Scrubber) -> String {
         let mut out = Vec::new();
-        self.write(scrubber, false, &mut out).expect("writing to memory");
+        self.write(scrubber, &mut out).expect("writing to memory");
         String::from_utf8(out).expect("JSON is UTF-8")
-    }
-}
-
-/// Counts bytes written and fails past `max`.
-struct Counter {
-    count: usize,
-    max: usize,
-}
-
-impl std::io::Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.count += buf.len();
-        if self.count > self.max { Err(std::io::Error::other("report too large")) } else { Ok(buf.len()) }
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// A report bound to its scrubber, for serialisation.
-struct Rendered<'a> {
-    report: &'a Report,
-    scrubber: &'a Scrubber,
-    /// Only what a streamed report writes at its end: no `operation`, `module` or `decisions`.
-    tail: bool,
-}
-
-/// A string serialised with secrets removed.
-struct Clean<'a>(&'a str, &'a Scrubber);
-
-impl Serialize for Clean<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.1.text(self.0))
-    }
-}
-
-impl Serialize for Rendered<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let (r, scrub) = (self.report, self.scrubber);
-        let mut map = s.serialize_map(None)?;
-        map.serialize_entry("ok", &r.error.is_none())?;
-        if !self.tail {
-            map.serialize_entry("operation", r.operation)?;
-        }
-        if let Some(module) = r.module.as_ref().filter(|_| !self.tail) {
-            map.serialize_entry(
-                "module",
-                &serde_json::json!({"name": Clean(&module.name, scrub), "version": Clean(&module.version, scrub)}),
-            )?;
-        }
-        for (key, value) in &r.payload {
-            let mut value = value.clone();
-            scrub.json(&mut value);
-            map.serialize_entry(key, &value)?;
-        }
-        if let Some(decisions) = r.decisions.as_ref().filter(|_| !self.tail) {
-            map.serialize_entry("decisions", &DecisionList { decisions, scrub })?;
-        }
-        if let Some(error) = &r.error {
-            map.serialize_entry("error", &CleanError(error, scrub))?;
-        }
-        map.serialize_entry("logs", &LogList(&r.logs, scrub))?;
-        map.serialize_entry("meter", &r.meter.unwrap_or_default())?;
-        map.end()
-    }
-}
-
-struct CleanError<'a>(&'a ErrorReport, &'a Scrubber);
-
-impl Serialize for CleanError<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(None)?;
-        map.serialize_entry("kind", &self.0.kind)?;
-        map.serialize_entry("message", &Clean(&self.0.message, self.1))?;
-        map.serialize_entry("code", &self.0.code)?;
-        if let Some(limit) = &self.0.limit {
-            map.serialize_entry("limit", limit)?;
-        }
-        map.end()
-    }
-}
-
-struct LogList<'a>(&'a [LogRecord], &'a Scrubber);
-
-impl Serialize for LogList<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for record in self.0 {
-            seq.serialize_element(&serde_json::json!({
-                "level": record.level, "source": record.source, "message": Clean(&record.message, self.1),
-            }))?;
-        }
-        seq.end()
-    }
-}
-
-struct DecisionList<'a> {
-    decisions: &'a Decisions,
-    scrub: &'a Scrubber,
-}
-
-struct Facts<'a>(&'a [wit::Fact], &'a Scrubber);
-
-impl Serialize for Facts<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for fact in self.0 {
-            map.serialize_entry(&Clean(&fact.name, self.1), &Clean(&fact.value, self.1))?;
-        }
-        map.end()
-    }
-}
-
-impl Serialize for DecisionList<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let scrub = self.scrub;
-        let change = if self.decisions.dry_run { "would-change" } else { "change" };
-        let unchanged_facts = self.decisions.unchanged_facts;
-        let decided = &self.decisions.report.decisions;
-        let mut seq = s.serialize_seq(Some(decided.len() + self.decisions.invalid.len()))?;
-        let mut invalid = self.decisions.invalid.iter().peekable();
-        let mut place = 0;
-        for d in decided {
-            while let Some((index, row)) = invalid.next_if(|(index, _)| *index <= place) {
-                seq.serialize_element(&InvalidOut { index: *index, row, scrub })?;
-                place += 1;
-            }
-            seq.serialize_element(&DecisionOut { d, change, unchanged_facts, scrub })?;
-            place += 1;
-        }
-        for (index, row) in invalid {
-            seq.serialize_element(&InvalidOut { index: *index, row, scrub })?;
-        }
-        seq.end()
-    }
-}
-
-struct DecisionOut<'a> {
-    d: &'a wit::AccountDecision,
-    change: &'static str,
-    unchanged_facts: bool,
-    scrub: &'a Scrubber,
-}
-
-impl Serialize for DecisionOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let scrub = self.scrub;
-        let mut map = s.serialize_map(None)?;
-        map.serialize_entry("account_id", &self.d.account_id)?;
-        match &self.d.decision {
-            wit::Decision::Unchanged(facts) => {
-                map.serialize_entry("decision", "unchanged")?;
-                if self.unchanged_facts {
-                    map.serialize_entry("facts", &Facts(facts, scrub))?;
-                }
-            }
-            wit::Decision::Change(c) => {
-                map.serialize_entry("decision", self.change)?;
-                map.serialize_entry("from", c.from.hostbill_name())?;
-                map.serialize_entry("to", c.to.hostbill_name())?;
-                map.serialize_entry("facts", &Facts(&c.facts, scrub))?;
-            }
-            wit::Decision::Skipped(reason) => {
-                map.serialize_entry("decision", "skipped")?;
-                map.serialize_entry("reason", &Clean(reason, scrub))?;
-            }
-            wit::Decision::Failed(e) => {
-                map.serialize_entry("decision", "error")?;
-                map.serialize_entry("error", &CleanError(&ErrorReport::from(e.clone()), scrub))?;
-            }
-        }
-        map.end()
-    }
-}
-
-/// The `error` decision of a row the host could not read.
-struct InvalidOut<'a> {
-    index: usize,
-    row: &'a InvalidRow,
-    scrub: &'a Scrubber,
-}
-
-impl Serialize for InvalidOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let error = ErrorReport::new(
-            ErrorKind::BadInput,
-            format!(
-                "account row {} of the request is not valid: {}; HostBill left unchanged",
-                self.index + 1,
-                self.row.problem
-            ),
-        );
-        let mut map = s.serialize_map(None)?;
-        map.serialize_entry("account_id", &self.row.account_id)?;
-        map.serialize_entry("decision", "error")?;
-        map.serialize_entry("error", &CleanError(&error, self.scrub))?;
-        map.end()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn secrets_are_removed_from_every_part_of_a_report() {
         let secret = "tok-5e3a-secret";
         let scrub = Scrubber::new([secret]);
-        let mut report = Report::new("sync");
+        let mut report = Report::new("suspend");
         report.module = Some(ModuleRef { name: format!("m {secret}"), version: "1".into() });
-        report.payload.insert("summary".into(), serde_json::json!({"note": format!("x{secret}x")}));
-        report.decisions = Some(Decisions {
-            report: wit::SyncReport {
-                decisions: vec![
-                    wit::AccountDecision {
-                        account_id: 1,
-                        decision: wit::Decision::Change(wit::StatusChange {
-                            from: wit::HostbillStatus::Active,
-                            to: wit::HostbillStatus::Suspended,
-                            facts: vec![wit::Fact { name: secret.into(), value: format!("v={secret}") }],
-                        }),
-                    },
-                    wit::AccountDecision { account_id: 2, decision: wit::Decision::Skipped(secret.into()) },
-                    wit::AccountDecision {
-                        account_id: 3,
-                        decision: wit::Decision::Failed(wit::ModuleError::Transport(secret.into())),
-                    },
-                ],
-                requests: 1,
-            },
-            dry_run: true,
-            unchanged_facts: true,
-            invalid: vec![(1, InvalidRow { account_id: Some(9), problem: format!("status {secret:?}") })],
+        report.body = Some(Body::Outcome(Outcome {
+            message: format!("x{secret}x"),
+            facts: vec![wit::Fact { name: secret.into(), value: format!("v={secret}") }],
+            changed_remote: true,
+        }));
+        report.warnings.push(secret.into());
+        report.calls.push(Call {
+            method: "m".into(),
+            params: vec![wit::Fact { name: "session".into(), value: secret.into() }],
+            http_status: Some(200),
+            duration_ms: 1,
+            result: Some(0),
+            reply: format!("{{\"session\":\"{secret}\"}}"),
         });
         report.error = Some(ErrorReport::new(ErrorKind::Transport, secret));
         report.logs.push(LogRecord { level: "info", source: crate::sandbox::Source::Module, message: secret.into() });
         let text = report.render(&scrub);
         assert!(!text.contains(secret), "{text}");
         let v: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(v["decisions"][0]["decision"], "would-change");
-        assert_eq!(v["decisions"][0]["to"], "Suspended");
-        assert_eq!(v["decisions"][1]["account_id"], 9, "the invalid row keeps its place");
-        assert_eq!(v["decisions"][1]["error"]["kind"], "bad-input");
-        assert_eq!(v["decisions"][3]["error"]["kind"], "transport");
         assert_eq!(v["ok"], false);
+        assert_eq!(v["operation"], "suspend");
+        assert_eq!(v["outcome"]["facts"]["[REDACTED]"], "v=[REDACTED]");
+        assert_eq!(v["outcome"]["changed_remote"], true);
+        assert_eq!(v["error"]["kind"], "transport");
+        assert_eq!(v["error"]["code"], Value::Null);
+        assert!(v["error"].get("limit").is_none());
+        assert_eq!(v["calls"][0]["params"]["session"], "[REDACTED]");
+        assert_eq!(v["meter"]["wall_ms"], 0);
     }
 }

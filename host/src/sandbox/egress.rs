@@ -13,7 +13,9 @@ use tokio::sync::Notify;
 use wasmtime_wasi_http::{RequestOptions, WasiHttpHooks};
 
 use super::limits::{Limits, MAX_REPORTED_DENIALS};
+use super::origin::Origin;
 use super::pool::Pool;
+use super::usage::Usage;
 
 /// Raised by the first refused request: the run ends there (the module is stopped at its next
 /// epoch check, or at once if it is waiting on the host).
@@ -39,76 +41,6 @@ impl EgressStop {
         if !self.is_raised() {
             self.notify.notified().await;
         }
-    }
-}
-
-/// Why a URL has no origin the module may be allowed to reach (each quotes the URL).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OriginError {
-    #[error("{0:?} is not a valid URL ({1})")]
-    Invalid(String, url::ParseError),
-    #[error("{0:?} is not an http(s) URL")]
-    NotHttp(String),
-    #[error("{0:?} has no host")]
-    NoHost(String),
-    #[error("{0:?} has no port")]
-    NoPort(String),
-}
-
-/// An origin: scheme, lower-case host and port (explicit or the scheme's default).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    pub scheme: String,
-    pub host: String,
-    pub port: u16,
-}
-
-impl Origin {
-    /// The origin of an absolute `http(s)` URL.
-    pub fn of_url(raw: &str) -> Result<Origin, OriginError> {
-        let quoted = || raw.to_string();
-        let url = url::Url::parse(raw.trim()).map_err(|e| OriginError::Invalid(quoted(), e))?;
-        let scheme = url.scheme().to_string();
-        if scheme != "http" && scheme != "https" {
-            return Err(OriginError::NotHttp(quoted()));
-        }
-        let host = url.host().filter(|h| !h.to_string().is_empty()).ok_or_else(|| OriginError::NoHost(quoted()))?;
-        let port = url.port_or_known_default().ok_or_else(|| OriginError::NoPort(quoted()))?;
-        Ok(Origin { scheme, host: normalise_host(host), port })
-    }
-
-    /// The origin a wasi:http request targets.
-    pub fn of_request(uri: &http::Uri) -> Option<Origin> {
-        let scheme = uri.scheme_str()?.to_ascii_lowercase();
-        let default_port = match scheme.as_str() {
-            "http" => 80,
-            "https" => 443,
-            _ => return None,
-        };
-        let host = url::Host::parse(uri.host()?).ok()?;
-        Some(Origin { scheme, host: normalise_host(host), port: uri.port_u16().unwrap_or(default_port) })
-    }
-
-    /// `host` or `host:port` (the port only when not the scheme's default), for a Host header.
-    pub fn authority(&self) -> String {
-        let default_port = if self.scheme == "https" { 443 } else { 80 };
-        if self.port == default_port { self.host.clone() } else { format!("{}:{}", self.host, self.port) }
-    }
-}
-
-/// A host as the `url` crate normalises it (IDNA, IP literals such as `127.0.0.1.`, case), with
-/// one trailing dot of a domain name removed: the form both the check and the connection use.
-fn normalise_host<S: AsRef<str>>(host: url::Host<S>) -> String {
-    let text = host.to_string().to_ascii_lowercase();
-    match host {
-        url::Host::Domain(_) => text.strip_suffix('.').filter(|t| !t.is_empty()).unwrap_or(&text).to_string(),
-        _ => text,
-    }
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
     }
 }
 
@@ -150,7 +82,7 @@ pub struct EgressPolicy {
     /// Refused requests beyond those in `denials`.
     pub denials_dropped: usize,
     stop: Arc<EgressStop>,
-    usage: Arc<super::Usage>,
+    usage: Arc<Usage>,
 }
 
 impl EgressPolicy {
@@ -160,7 +92,7 @@ impl EgressPolicy {
     }
 
     /// A policy allowing `allowed` only, within `limits`; a refusal raises `stop`.
-    pub fn new(allowed: Option<Origin>, limits: &Limits, stop: Arc<EgressStop>, usage: Arc<super::Usage>) -> Self {
+    pub fn new(allowed: Option<Origin>, limits: &Limits, stop: Arc<EgressStop>, usage: Arc<Usage>) -> Self {
         EgressPolicy {
             allowed,
             connect_timeout: limits.connect_timeout,
@@ -305,7 +237,8 @@ mod tests {
     use super::*;
 
     fn policy(url: &str) -> EgressPolicy {
-        EgressPolicy::new(Some(Origin::of_url(url).unwrap()), &Limits::default(), Arc::default(), Arc::default())
+        let allowed = crate::endpoint::Endpoint::parse(url).unwrap().origin;
+        EgressPolicy::new(Some(allowed), &Limits::default(), Arc::default(), Arc::default())
     }
 
     #[test]
@@ -394,15 +327,5 @@ mod tests {
         assert_eq!(o.connect_timeout, Some(Duration::from_secs(10)));
         assert_eq!(o.first_byte_timeout, Some(Duration::from_secs(5)));
         assert_eq!(o.between_bytes_timeout, Some(Duration::from_secs(60)));
-    }
-
-    #[test]
-    fn bad_endpoint_urls_are_named() {
-        assert_eq!(Origin::of_url("ftp://x"), Err(OriginError::NotHttp("ftp://x".into())));
-        assert_eq!(Origin::of_url("ftp://x").unwrap_err().to_string(), "\"ftp://x\" is not an http(s) URL");
-        assert_eq!(
-            Origin::of_url("nonsense").unwrap_err().to_string(),
-            "\"nonsense\" is not a valid URL (relative URL without a base)"
-        );
     }
 }

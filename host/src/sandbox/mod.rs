@@ -2,17 +2,19 @@
 //! arguments, sockets or inherited stdio), wasi:http behind the [`egress::EgressPolicy`], memory
 //! limits, and the module's log records.
 
+pub mod answer;
+pub mod decisions;
 pub mod egress;
 pub mod limits;
+pub mod origin;
 mod pool;
 pub mod tls;
+pub mod usage;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Serialize;
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, StoreLimits};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -20,6 +22,8 @@ use crate::bindings::hostbill::provisioning::types::ApiCall;
 use crate::bindings::hostbill::provisioning::{budget, log};
 use egress::{EgressPolicy, EgressStop};
 use limits::{Limits, MAX_CALL_RECORDS, MAX_LOG_MESSAGE_BYTES, MAX_LOG_RECORDS};
+pub use usage::Meter;
+use usage::{MeteredLimits, Usage};
 
 /// Who wrote a log record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -62,8 +66,8 @@ pub struct SandboxState {
     /// When the host stops the current call (`--deadline-secs` after the run began); the module
     /// asks how long it has left through `budget`.
     pub deadline: std::time::Instant,
-    /// Where a streamed sync's decisions go (`sync-output.emit`); `None` outside one.
-    pub decisions: Option<crate::report::stream::SharedStream>,
+    /// Where a sync's decisions go (`sync-output.emit`, or a whole result); `None` outside one.
+    pub decisions: Option<decisions::DecisionGate>,
 }
 
 impl SandboxState {
@@ -156,68 +160,6 @@ fn cut(mut text: String, max: usize) -> String {
     text
 }
 
-/// What one run used: requests sent, response bytes received, the module's peak memory, and
-/// whether a response was cut at the size limit.
-#[derive(Debug, Default)]
-pub struct Usage {
-    pub requests: AtomicU64,
-    pub bytes_received: AtomicU64,
-    pub peak_memory_bytes: AtomicU64,
-    pub response_cut: AtomicBool,
-}
-
-impl Usage {
-    /// The figures, for a report.
-    pub fn meter(&self, wall_ms: u64) -> crate::report::Meter {
-        crate::report::Meter {
-            wall_ms,
-            requests: self.requests.load(Ordering::Relaxed),
-            bytes_received: self.bytes_received.load(Ordering::Relaxed),
-            peak_memory_bytes: self.peak_memory_bytes.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// The store's limits, recording the largest memory the module was granted.
-pub struct MeteredLimits {
-    inner: StoreLimits,
-    usage: Arc<Usage>,
-}
-
-impl ResourceLimiter for MeteredLimits {
-    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let granted = self.inner.memory_growing(current, desired, maximum)?;
-        if granted {
-            self.usage.peak_memory_bytes.fetch_max(desired as u64, Ordering::Relaxed);
-        }
-        Ok(granted)
-    }
-
-    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        self.inner.table_growing(current, desired, maximum)
-    }
-
-    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.inner.memory_grow_failed(error)
-    }
-
-    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.inner.table_grow_failed(error)
-    }
-
-    fn instances(&self) -> usize {
-        self.inner.instances()
-    }
-
-    fn tables(&self) -> usize {
-        self.inner.tables()
-    }
-
-    fn memories(&self) -> usize {
-        self.inner.memories()
-    }
-}
-
 impl WasiView for SandboxState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
@@ -267,10 +209,20 @@ impl crate::bindings::latest::hostbill::provisioning::sync_output::Host for Sand
         &mut self,
         decisions: Vec<crate::bindings::hostbill::provisioning::types::AccountDecision>,
     ) -> wasmtime::Result<()> {
-        let Some(stream) = &self.decisions else {
-            return Err(wasmtime::Error::msg("the module emitted sync decisions outside a streamed sync"));
+        self.deliver(decisions).map_err(wasmtime::Error::new)
+    }
+}
+
+impl SandboxState {
+    /// Passes a sync's decisions on (see [`decisions::DecisionGate`]).
+    pub fn deliver(
+        &mut self,
+        decisions: Vec<crate::bindings::hostbill::provisioning::types::AccountDecision>,
+    ) -> Result<(), decisions::SinkError> {
+        let refused = |message: &str| decisions::SinkError { message: message.to_string(), limit: None };
+        let (Some(gate), Some(module)) = (self.decisions.as_mut(), self.module_info.as_ref()) else {
+            return Err(refused("the module was stopped: it emitted sync decisions outside a sync"));
         };
-        let mut stream = stream.lock().map_err(|_| wasmtime::Error::msg("the report stream is unusable"))?;
-        stream.emit(decisions).map_err(wasmtime::Error::new)
+        gate.deliver(module, decisions)
     }
 }

@@ -33,8 +33,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
 
-use super::egress::Origin;
 use super::limits::IDLE_CONNECTION_LIFETIME;
+use super::origin::Origin;
 
 /// What wasi:http's `send_request` hook returns beside the response: nothing left to drive
 /// here (each connection runs in its own task).

@@ -4,7 +4,7 @@
 #![cfg(target_arch = "wasm32")]
 
 wit_bindgen::generate!({
-    path: "../../../wit",
+    path: "../../../wit/since_v2.2.0",
     world: "hostbill:provisioning/hosting-module-core",
     with: {
         "wasi:http/types@0.2.12": wasip2::http::types,

@@ -3,12 +3,13 @@
 //! hour on a host clock), `leak-token` (logs the session token and returns it in an error),
 //! `log-flood` (logs without end), `leak-fields` (makes 8 KiB header sets and never drops
 //! them: host-side memory), `refuse-flood` (requests a forbidden origin without end),
-//! `fact-flood` (answers with 100 facts of 30 KiB each). The host must stop or scrub each,
+//! `fact-flood` (answers with 100 facts of 30 KiB each). `sync` decides for accounts it was not
+//! given (`decide-others`) or twice for one (`decide-twice`). The host must stop or scrub each,
 //! within its limits.
 #![cfg(target_arch = "wasm32")]
 
 wit_bindgen::generate!({
-    path: "../../../wit",
+    path: "../../../wit/since_v2.2.0",
     world: "hostbill:provisioning/hosting-module-core",
     with: {
         "wasi:http/types@0.2.12": wasip2::http::types,
@@ -28,8 +29,7 @@ struct Hostile;
 
 fn misbehave(app: &AppSettings) -> Result<Outcome, ModuleError> {
     let token = app.field2.clone().unwrap_or_default();
-    let mode = app.custom.iter().find(|s| s.name == "mode").map(|s| s.value.as_str()).unwrap_or("");
-    match mode {
+    match mode(app) {
         "spin" => {
             let mut n: u64 = 0;
             loop {
@@ -84,6 +84,11 @@ fn misbehave(app: &AppSettings) -> Result<Outcome, ModuleError> {
         "huge-answer" => Ok(Outcome { message: "x".repeat(48 << 20), facts: vec![], changed_remote: false }),
         other => Err(ModuleError::Configuration(format!("unknown mode {other:?}"))),
     }
+}
+
+/// The App's custom setting `mode`: what to do wrong.
+fn mode(app: &AppSettings) -> &str {
+    app.custom.iter().find(|s| s.name == "mode").map(|s| s.value.as_str()).unwrap_or("")
 }
 
 /// Starts a plain-HTTP GET of `path` at `authority` and drops the response future unread.
@@ -176,8 +181,23 @@ impl Guest for Hostile {
         misbehave(&app)
     }
 
-    fn sync(app: AppSettings, _accounts: Vec<Account>, _options: SyncOptions) -> Result<SyncReport, ModuleError> {
-        misbehave(&app).map(|_| SyncReport { decisions: vec![], requests: 0 })
+    fn sync(app: AppSettings, accounts: Vec<Account>, _options: SyncOptions) -> Result<SyncReport, ModuleError> {
+        let terminate = |account_id| AccountDecision {
+            account_id,
+            decision: Decision::Change(StatusChange {
+                from: HostbillStatus::Active,
+                to: HostbillStatus::Terminated,
+                facts: vec![],
+            }),
+        };
+        let asked = accounts.iter().map(|a| terminate(a.id));
+        let decisions = match mode(&app) {
+            // Decides for accounts of other Apps too (1000 and 999), or twice for the first.
+            "decide-others" => asked.chain([terminate(1000), terminate(999)]).collect(),
+            "decide-twice" => asked.chain(accounts.first().map(|a| terminate(a.id))).collect(),
+            _ => return misbehave(&app).map(|_| SyncReport { decisions: vec![], requests: 0 }),
+        };
+        Ok(SyncReport { decisions, requests: 0 })
     }
 }
 

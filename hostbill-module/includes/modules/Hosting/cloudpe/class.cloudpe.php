@@ -168,7 +168,7 @@ class cloudpe extends HostingModule
             }
             $this->addInfo($this->scrub('CloudPe connection OK: ' . implode('; ', $checks)));
             $this->showWarnings($result['report']);
-            $summary = $this->permissionsSummary();
+            $summary = $this->permissionsSummary(isset($result['report']['endpoint']) ? (string) $result['report']['endpoint'] : null);
             if ($summary !== null) {
                 $this->addInfo($summary);
             }
@@ -592,11 +592,14 @@ class cloudpe extends HostingModule
      * `info` (`info.component.signature`, `info.permissions`), e.g. "Module CloudPe 0.1.0 (signed
      * by key ab12...): may reach only https://api.example:443 (the Host URL's origin); reads Host
      * URL, App Id, Session (secret), ...; limits: memory 128 MiB, deadline 108 s, responses 64 MiB,
-     * 16 connections". Null when the host could not tell (logged, never an error of the action).
+     * 16 connections". The origin is the one the host read from the App (`endpoint` of the
+     * connection test's report): the host parses the Host URL, this class never does. Null when
+     * the host could not tell (logged, never an error of the action).
      *
+     * @param string|null $endpoint the `endpoint` of the connection test's report
      * @return string|null
      */
-    public function permissionsSummary()
+    public function permissionsSummary($endpoint = null)
     {
         try {
             $result = $this->host()->run('info', array());
@@ -609,17 +612,17 @@ class cloudpe extends HostingModule
             hbm_log_error('info: ' . $this->errorText($report), self::LOG_TAG);
             return null;
         }
-        return $this->scrub(self::describeInfo($report['info'], $this->app()));
+        return $this->scrub(self::describeInfo($report['info'], $endpoint));
     }
 
     /**
-     * The permissions line for the host's `info` object and the App row sent to the host.
+     * The permissions line for the host's `info` object and the origin the host allows.
      *
      * @param array $info the report's `info`
-     * @param array $app as app() builds it
+     * @param string|null $endpoint the origin (`scheme://host:port`) as the host's report names it
      * @return string
      */
-    public static function describeInfo(array $info, array $app)
+    public static function describeInfo(array $info, $endpoint)
     {
         $labels = array();
         foreach (isset($info['app_fields']) && is_array($info['app_fields']) ? $info['app_fields'] : array() as $field) {
@@ -639,19 +642,10 @@ class cloudpe extends HostingModule
         }
         $permissions = isset($info['permissions']) && is_array($info['permissions']) ? $info['permissions'] : array();
 
-        $endpoint = isset($info['endpoint_field']) ? (string) $info['endpoint_field'] : 'status_url';
-        $url = null;
-        if (strpos($endpoint, 'custom.') === 0) {
-            $custom = (array) (isset($app['custom']) ? $app['custom'] : array());
-            $key = substr($endpoint, 7);
-            $url = isset($custom[$key]) ? (string) $custom[$key] : null;
-        } elseif (isset($app[$endpoint])) {
-            $url = (string) $app[$endpoint];
-        }
-        $origin = $url === null ? null : self::origin($url);
-        $reach = $origin !== null
-            ? "may reach only {$origin} (the {$label($endpoint)}'s origin)"
-            : "may reach only the origin of the {$label($endpoint)}";
+        $field = isset($info['endpoint_field']) ? (string) $info['endpoint_field'] : 'status_url';
+        $reach = is_string($endpoint) && $endpoint !== ''
+            ? "may reach only {$endpoint} (the {$label($field)}'s origin)"
+            : "may reach only the origin of the {$label($field)}";
 
         $secret = isset($permissions['secret']) && is_array($permissions['secret']) ? array_map('strval', $permissions['secret']) : array();
         $reads = array();
@@ -678,18 +672,6 @@ class cloudpe extends HostingModule
             $line .= "; the previous component{$version} is kept for a rollback";
         }
         return $line;
-    }
-
-    /** `scheme://host:port` of `$url` (default ports made explicit), or null when it has none. */
-    public static function origin($url)
-    {
-        $parts = parse_url(trim((string) $url));
-        if (!is_array($parts) || !isset($parts['scheme'], $parts['host'])) {
-            return null;
-        }
-        $scheme = strtolower($parts['scheme']);
-        $port = isset($parts['port']) ? (int) $parts['port'] : ($scheme === 'https' ? 443 : ($scheme === 'http' ? 80 : null));
-        return $scheme . '://' . strtolower($parts['host']) . ($port !== null ? ':' . $port : '');
     }
 
     /** The host for an operation: injected, built by the factory, or the bundle's. */

@@ -1,0 +1,266 @@
+//! What the host accepts of a module's answer, in one place: no string longer than
+//! [`MAX_ANSWER_STRING_BYTES`], and account ids only of accounts the request held, each decided
+//! once. A module that breaks the second rule (a bug, or a compromised signing key) is stopped as
+//! a contract violation: HostBill must never act on an account it did not ask about.
+
+use crate::bindings::hostbill::provisioning::types as wit;
+use crate::sandbox::limits::MAX_ANSWER_STRING_BYTES;
+
+/// The longest string in a module's answer (or one part of it).
+pub trait Longest {
+    fn longest(&self) -> usize;
+}
+
+impl<T: Longest> Longest for [T] {
+    fn longest(&self) -> usize {
+        self.iter().map(Longest::longest).max().unwrap_or(0)
+    }
+}
+
+impl<T: Longest> Longest for Vec<T> {
+    fn longest(&self) -> usize {
+        self.as_slice().longest()
+    }
+}
+
+impl<T: Longest> Longest for Option<T> {
+    fn longest(&self) -> usize {
+        self.as_ref().map_or(0, Longest::longest)
+    }
+}
+
+impl<T: Longest, E: Longest> Longest for Result<T, E> {
+    fn longest(&self) -> usize {
+        match self {
+            Ok(t) => t.longest(),
+            Err(e) => e.longest(),
+        }
+    }
+}
+
+impl Longest for String {
+    fn longest(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Longest for wit::Fact {
+    fn longest(&self) -> usize {
+        self.name.len().max(self.value.len())
+    }
+}
+
+impl Longest for wit::ModuleError {
+    fn longest(&self) -> usize {
+        use wit::ModuleError::*;
+        match self {
+            Configuration(m) | NotFound(m) | Authentication(m) | Transport(m) | Unexpected(m) => m.len(),
+            RemoteApi(r) => r.message.len(),
+        }
+    }
+}
+
+impl Longest for wit::Decision {
+    fn longest(&self) -> usize {
+        match self {
+            wit::Decision::Unchanged(facts) => facts.longest(),
+            wit::Decision::Change(c) => c.facts.longest(),
+            wit::Decision::Skipped(reason) => reason.len(),
+            wit::Decision::Failed(e) => e.longest(),
+        }
+    }
+}
+
+impl Longest for wit::Outcome {
+    fn longest(&self) -> usize {
+        self.message.len().max(self.facts.longest())
+    }
+}
+
+impl Longest for wit::ConnectionReport {
+    fn longest(&self) -> usize {
+        self.checks.iter().map(|c| c.name.len().max(c.detail.len())).max().unwrap_or(0)
+    }
+}
+
+impl Longest for wit::Reconciliation {
+    fn longest(&self) -> usize {
+        let issues = self.without_id.iter().map(|i| i.detail.len());
+        let emails = self.email_differences.iter().map(|d| d.hostbill_email.len().max(d.remote_email.len()));
+        let users = self.unlinked_users.iter().map(|u| u.email.as_ref().map_or(0, String::len));
+        issues.chain(emails).chain(users).max().unwrap_or(0)
+    }
+}
+
+/// Whether `answer` holds only strings the host accepts; else the error that says it does not.
+pub fn check_strings(answer: &impl Longest) -> Result<(), String> {
+    let longest = answer.longest();
+    if longest > MAX_ANSWER_STRING_BYTES {
+        return Err(format!(
+            "the module answered with a {} KiB string; the host accepts at most {} KiB",
+            longest / 1024,
+            MAX_ANSWER_STRING_BYTES / 1024
+        ));
+    }
+    Ok(())
+}
+
+/// A sync's decision holding a string longer than the host accepts becomes that account's error
+/// (the others stand).
+pub fn bound_decision(d: &mut wit::AccountDecision) {
+    let longest = d.decision.longest();
+    if longest > MAX_ANSWER_STRING_BYTES {
+        d.decision = wit::Decision::Failed(wit::ModuleError::Unexpected(format!(
+            "the module's decision for this account held a {} KiB string; the host accepts at most {} KiB: \
+             HostBill left unchanged",
+            longest / 1024,
+            MAX_ANSWER_STRING_BYTES / 1024
+        )));
+    }
+}
+
+/// The accounts a request asked the module about, and which of them it answered for.
+#[derive(Debug, Default, Clone)]
+pub struct Asked {
+    /// Sorted; an id the request held twice is here twice (and may be answered twice).
+    ids: Vec<u64>,
+    answered: Vec<bool>,
+    count: usize,
+}
+
+impl Asked {
+    /// The accounts of a request, by id.
+    pub fn new(ids: impl IntoIterator<Item = u64>) -> Asked {
+        let mut ids: Vec<u64> = ids.into_iter().collect();
+        ids.sort_unstable();
+        let answered = vec![false; ids.len()];
+        Asked { ids, answered, count: 0 }
+    }
+
+    /// How many accounts the request held.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// How many of them were answered for.
+    pub fn answered(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the request held account `id`.
+    pub fn contains(&self, id: u64) -> bool {
+        self.ids.binary_search(&id).is_ok()
+    }
+
+    /// Checks a batch of decisions before any of it is used: every id one the request held, and
+    /// none answered for more often than it was asked about. Records them only if all pass.
+    pub fn answer(&mut self, ids: impl IntoIterator<Item = u64> + Clone) -> Result<(), Violation> {
+        let mut taken = Vec::new();
+        for id in ids {
+            let first = self.ids.partition_point(|&asked| asked < id);
+            let same = self.ids[first..].iter().take_while(|&&asked| asked == id).count();
+            if same == 0 {
+                return Err(Violation::NotAsked(id));
+            }
+            let free = (first..first + same).find(|&i| !self.answered[i] && !taken.contains(&i));
+            match free {
+                Some(i) => taken.push(i),
+                None => return Err(Violation::Twice(id)),
+            }
+        }
+        self.count += taken.len();
+        for i in taken {
+            self.answered[i] = true;
+        }
+        Ok(())
+    }
+}
+
+/// How a module's answer named an account it had no business answering for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Violation {
+    #[error("it answered for account {0}, which the request did not hold")]
+    NotAsked(u64),
+    #[error("it answered for account {0} a second time")]
+    Twice(u64),
+}
+
+impl Violation {
+    /// The error of a run stopped for this violation, naming the module.
+    pub fn stopped(self, module: Option<&wit::ModuleInfo>) -> String {
+        let who = module.map_or_else(|| "the module".to_string(), |m| format!("the module {} {}", m.name, m.version));
+        format!("contract violation: {who} was stopped: {self}; HostBill must act only on the accounts it sent")
+    }
+}
+
+/// Checks a reconciliation names only accounts the request held.
+pub fn check_reconciliation(r: &wit::Reconciliation, asked: &Asked) -> Result<(), Violation> {
+    let ids = r
+        .without_id
+        .iter()
+        .map(|i| i.account_id)
+        .chain(r.missing_remote.iter().map(|m| m.account_id))
+        .chain(r.shared_users.iter().flat_map(|u| u.account_ids.iter().copied()))
+        .chain(r.email_differences.iter().map(|d| d.account_id));
+    for id in ids {
+        if !asked.contains(id) {
+            return Err(Violation::NotAsked(id));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_asked_accounts_are_answered_for_and_each_once() {
+        let mut asked = Asked::new([5, 3, 9, 3]);
+        assert_eq!(asked.len(), 4);
+        assert_eq!(asked.answer([3, 5]), Ok(()));
+        assert_eq!(asked.answer([9, 999]), Err(Violation::NotAsked(999)));
+        assert_eq!(asked.answered(), 2, "a refused batch records nothing");
+        assert_eq!(asked.answer([3]), Ok(()), "3 was asked about twice");
+        assert_eq!(asked.answer([3]), Err(Violation::Twice(3)));
+        assert_eq!(asked.answer([9, 9]), Err(Violation::Twice(9)), "twice within one batch");
+        assert_eq!(asked.answer([9]), Ok(()));
+        assert_eq!(asked.answered(), 4);
+        let message = Violation::NotAsked(999).stopped(None);
+        assert!(message.contains("contract violation") && message.contains("999"), "{message}");
+    }
+
+    #[test]
+    fn a_reconciliation_names_only_asked_accounts() {
+        let asked = Asked::new([1, 2]);
+        let mut r = wit::Reconciliation {
+            without_id: vec![],
+            missing_remote: vec![wit::MissingUser { account_id: 2, uid: 7 }],
+            shared_users: vec![wit::SharedUser { uid: 8, account_ids: vec![1, 2] }],
+            unlinked_users: vec![],
+            email_differences: vec![],
+            remote_users: 3,
+            requests: 1,
+        };
+        assert_eq!(check_reconciliation(&r, &asked), Ok(()));
+        r.shared_users[0].account_ids.push(1000);
+        assert_eq!(check_reconciliation(&r, &asked), Err(Violation::NotAsked(1000)));
+    }
+
+    #[test]
+    fn strings_over_the_limit_are_refused_or_become_the_accounts_error() {
+        let long = "x".repeat(MAX_ANSWER_STRING_BYTES + 1);
+        assert!(
+            check_strings(&Ok::<_, wit::ModuleError>(wit::Outcome {
+                message: long.clone(),
+                facts: vec![],
+                changed_remote: false
+            }))
+            .is_err()
+        );
+        assert!(check_strings(&Err::<wit::Outcome, _>(wit::ModuleError::Transport("short".into()))).is_ok());
+        let mut d = wit::AccountDecision { account_id: 1, decision: wit::Decision::Skipped(long) };
+        bound_decision(&mut d);
+        assert!(matches!(d.decision, wit::Decision::Failed(_)));
+    }
+}
