@@ -298,7 +298,7 @@ class cloudpe_sync
                     $result['skipped']++;
                     break;
                 default:
-                    $error("account #{$id}: " . (isset($decision['error']['message']) ? $decision['error']['message'] : 'no decision'));
+                    $error("account #{$id}: " . (isset($decision['error']['message']) ? cloudpe_text::html($decision['error']['message']) : 'no decision'));
             }
         }
         self::measure($report, $result);
