@@ -79,7 +79,9 @@ impl Scrubber {
 /// and the bidirectional overrides and isolates (U+202A-U+202E, U+2066-U+2069) that reorder what
 /// a reader sees. Borrowed when there is nothing to remove.
 pub fn plain(text: &str) -> Cow<'_, str> {
-    let unwanted = |c: char| (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    let unwanted = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    };
     if !text.chars().any(unwanted) {
         return Cow::Borrowed(text);
     }
