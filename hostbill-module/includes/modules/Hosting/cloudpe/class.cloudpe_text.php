@@ -12,7 +12,7 @@
  *  - html(): plain(), then HTML-escaped (`& < > " '`), for text HostBill shows in its admin pages:
  *    addError/addInfo, the account's details, its log, the system log, tickets and admin notes,
  *    the cron's output. HostBill's templates are encoded, so whether they escape is unknown; the
- *    module escapes CloudPe's texts where it takes them from a report, once (cloudpe::fromReport).
+ *    module escapes CloudPe's texts where it takes them from a report, once (cloudpe::reportText).
  *  - column(): for HostBill's tables, which are `CHARSET=utf8` (MySQL's three-byte UTF-8, see
  *    docs/hostbill.md): a character beyond U+FFFF (an emoji in a group name) would make a strict
  *    server refuse the whole row and a lenient one cut the text there; it becomes U+FFFD.
