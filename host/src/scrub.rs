@@ -1,5 +1,7 @@
 //! Removes secrets (the App fields a module marks secret, and the App password) from everything
-//! the host prints. Applied once, at the output boundary, to every string of the response.
+//! the host prints. Applied once, at the output boundary, to every string of the response. Every
+//! stderr line is also made plain text first ([`plain`]): CloudPe's texts quoted in a log line
+//! carry no terminal escapes or control characters to the admin's terminal or HostBill's pages.
 
 use std::borrow::Cow;
 use std::io::Write;
@@ -50,6 +52,24 @@ impl Scrubber {
     }
 }
 
+/// `text` without ANSI escape sequences (CSI, OSC and the other `ESC` sequences, as `anstream`'s
+/// VT parser reads them) and without control characters: every C0 but newline and tab, DEL, C1,
+/// and the bidirectional overrides and isolates (U+202A-U+202E, U+2066-U+2069) that reorder what
+/// a reader sees. Borrowed when there is nothing to remove.
+pub fn plain(text: &str) -> Cow<'_, str> {
+    let unwanted = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unwanted) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for piece in anstream::adapter::strip_str(text) {
+        out.extend(piece.chars().filter(|&c| !unwanted(c)));
+    }
+    Cow::Owned(out)
+}
+
 /// The secrets scrubbed from everything written to stderr (log lines of the host and of the
 /// crates it uses, e.g. wasi-http's request traces).
 static STDERR_SECRETS: RwLock<Option<Scrubber>> = RwLock::new(None);
@@ -88,7 +108,9 @@ impl Write for ScrubbedRecord {
 
 impl Drop for ScrubbedRecord {
     fn drop(&mut self) {
-        let text = String::from_utf8_lossy(&self.0);
+        let bytes = String::from_utf8_lossy(&self.0);
+        // Plain first: a secret split by an escape sequence is then found whole.
+        let text = plain(&bytes);
         let clean = match STDERR_SECRETS.read().ok().as_deref().and_then(Option::as_ref) {
             Some(scrubber) => scrubber.text(&text).into_owned(),
             None => text.into_owned(),
@@ -116,4 +138,15 @@ mod tests {
         assert_eq!(s.text("session=tok%20en%2F%2B%3D1"), "session=[REDACTED]");
         assert_eq!(s.text("nothing here"), "nothing here");
     }
+
+    #[test]
+    fn plain_removes_escapes_and_control_characters_only() {
+        let hostile = "user \x1b[31m<b>x</b>\x1b[0m not found\x1b]0;pwned\x07\x1b[2J\0 \u{202E}gnp.exe\r\x08 \u{9b}\u{85}ok\tend\n";
+        assert_eq!(plain(hostile), "user <b>x</b> not found gnp.exe ok\tend\n");
+        // A secret split by an escape is whole once plain, so the scrubber finds it.
+        let s = Scrubber::new(["sekrit-123"]);
+        assert_eq!(s.text(&plain("token sekrit\x1b[0m-123")), "token [REDACTED]");
+        assert!(matches!(plain("ordinary text, ünïcode ✓\n"), Cow::Borrowed(_)));
+    }
+
 }

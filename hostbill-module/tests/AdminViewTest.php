@@ -150,7 +150,7 @@ class AdminViewTest extends FakeHostTestCase
         $module = $this->scripted();
         $this->assertFalse($module->Suspend());
         $this->assertContains(array('account', 'CloudPe: suspend failed; not retried (run by ann.admin): no user 1234 [status: Active -> Active; error kind: not-found]', '101'), HbLog::$lines);
-        $this->assertStringContainsString('account #101: the account log (hb_account_logs) refused the row: SQLSTATE[HY000] [2002] Connection refused', HbLog::text());
+        $this->assertStringContainsString('account #101: the account log (hb_account_logs) refused the row: SQLSTATE[HY000]: General error: 2006 MySQL server has gone away', HbLog::text());
     }
 
     // ---- item 4: automation's failed actions are retried ----
@@ -329,7 +329,7 @@ class AdminViewTest extends FakeHostTestCase
 
     public function testAFreshInstallRegistersTheEveryRunAndMonthlyTasks()
     {
-        HBRegistry::$db->tables['hb_modules_configuration'][] = array('id' => '7', 'module' => 'CloudPe', 'type' => 'Hosting', 'filename' => 'class.cloudpe.php', 'version' => '', 'settings' => '', 'sort_order' => '0');
+        HBRegistry::$db->insertRow('hb_modules_configuration', CronTest::moduleRow(''));
         $this->assertTrue((new cloudpe())->install());
         $tasks = array();
         foreach (HBRegistry::$db->tables['hb_cron_tasks'] as $row) {

@@ -462,22 +462,26 @@ class CronTest extends FakeHostTestCase
     public function testInstallAndUpgradeRegisterTheDailyTaskIdempotently()
     {
         foreach (array(false, true) as $profileId) {
-            HBRegistry::$db = new FakeDb($profileId);
-            HBRegistry::$db->tables['hb_modules_configuration'][] = array('id' => '7', 'module' => 'CloudPe', 'type' => 'Hosting', 'filename' => 'class.cloudpe.php', 'version' => '1.0.3', 'settings' => '', 'sort_order' => '0');
-            $everyRun = array_fill_keys(HBRegistry::$db->columns['hb_cron_tasks'], '');
-            $everyRun['task'] = 'custom:7:call_EveryRun';
-            HBRegistry::$db->tables['hb_cron_tasks'][] = $everyRun;
+            HBRegistry::$db = new HostBillTestDb($profileId);
+            HBRegistry::$db->insertRow('hb_modules_configuration', self::moduleRow('1.0.3'));
+            // 1.0.x's every-run row, with a schedule of the admin's (the columns install.sql requires).
+            HBRegistry::$db->insertRow('hb_cron_tasks', array(
+                'task' => 'custom:7:call_EveryRun', 'name' => 'Module - CloudPe, every run', 'lastrun' => '0000-00-00 00:00:00', 'status' => '1',
+                'metadata' => '', 'output' => '', 'run_every' => 'Hour', 'run_every_time' => '1',
+            ));
             $module = new cloudpe();
             $this->assertTrue($module->upgrade('1.0.3'));
             $this->assertTrue($module->install());
             $this->assertTrue($module->upgrade('2.1.0'));
-            $tasks = array_column(HBRegistry::$db->tables['hb_cron_tasks'], 'task');
-            $this->assertSame(array('custom:7:call_EveryRun', 'custom:7:call_Daily', 'custom:7:call_Monthly'), $tasks, $profileId ? 'with profile_id' : 'without profile_id');
-            $monthly = HBRegistry::$db->tables['hb_cron_tasks'][2];
+            // The rows in primary key (task) order, as the table holds them.
+            $rows = array_column(HBRegistry::$db->tables['hb_cron_tasks'], null, 'task');
+            $this->assertSame(array('custom:7:call_Daily', 'custom:7:call_EveryRun', 'custom:7:call_Monthly'), array_keys($rows), $profileId ? 'with profile_id' : 'without profile_id');
+            $this->assertSame(array('Hour', '1'), array($rows['custom:7:call_EveryRun']['run_every'], $rows['custom:7:call_EveryRun']['run_every_time']), "the admin's schedule is kept");
+            $monthly = $rows['custom:7:call_Monthly'];
             $this->assertSame(array('Module - CloudPe, monthly reconciliation', 'Month', '1'), array($monthly['name'], $monthly['run_every'], $monthly['run_every_time']));
             $this->assertStringContainsString('the task custom:7:call_EveryRun is already registered', HbLog::text(), '1.0.x\'s every-run row is kept, with its schedule');
             $this->assertArrayHasKey('hb_cloudpe_retries', HBRegistry::$db->tables, 'the retry queue exists');
-            $daily = HBRegistry::$db->tables['hb_cron_tasks'][1];
+            $daily = $rows['custom:7:call_Daily'];
             $this->assertSame(array('Module - CloudPe, daily cron call', '1', 'Time', '1200'), array($daily['name'], $daily['status'], $daily['run_every'], $daily['run_every_time']));
             $this->assertStringContainsString('registered the daily sync task custom:7:call_Daily', HbLog::text());
             $this->assertStringContainsString('the daily sync task custom:7:call_Daily is already registered', HbLog::text());
@@ -513,6 +517,19 @@ class CronTest extends FakeHostTestCase
         })), 'idempotent: nothing is written the second time');
         $this->assertStringContainsString("the module's flags are already |havecron|", HbLog::text());
         $this->assertSame(array(), $module->recordedErrors());
+    }
+
+    /**
+     * This module's hb_modules_configuration row (id 7) as HostBill holds an activated module's:
+     * the columns and value shapes of the rows HostBill's install.sql inserts (see
+     * fixtures/hostbill-tables.sql).
+     */
+    public static function moduleRow($version)
+    {
+        return array(
+            'id' => '7', 'module' => 'CloudPe', 'type' => 'Hosting', 'config' => 'a:0:{}', 'filename' => 'class.cloudpe.php',
+            'version' => $version, 'active' => '1', 'modname' => 'CloudPe', 'subtype' => '0', 'sort_order' => '0', 'settings' => '', 'access' => '',
+        );
     }
 
     public function testUpgradeWithoutTheModuleRowSaysWhatToDo()

@@ -28,6 +28,12 @@ abstract class RealHostTestCase extends TestCase
         return array('HOSTBILL_MODULE_HOST_BIN', 'CLOUDPE_COMPONENT', 'CLOUDPE_SIM_BIN');
     }
 
+    /** The simulator's accounts, as its arguments (default: ACCOUNTS generated from FIRST_UID). */
+    protected static function simAccounts()
+    {
+        return array('--generate', (string) self::ACCOUNTS, '--first-uid', (string) self::FIRST_UID);
+    }
+
     public static function setUpBeforeClass(): void
     {
         foreach (static::requiredEnv() as $name) {
@@ -35,7 +41,9 @@ abstract class RealHostTestCase extends TestCase
                 self::markTestSkipped("{$name} is not set: run the PHP tests through `cargo xtask test`");
             }
         }
-        $command = array(getenv('CLOUDPE_SIM_BIN'), '--generate', (string) self::ACCOUNTS, '--first-uid', (string) self::FIRST_UID, '--session', self::SESSION);
+        self::$scratch = sys_get_temp_dir() . '/cloudpe-php-e2e-' . getmypid() . '-' . bin2hex(random_bytes(6));
+        mkdir(self::$scratch, 0700);
+        $command = array_merge(array(getenv('CLOUDPE_SIM_BIN')), static::simAccounts(), array('--session', self::SESSION));
         $pipes = array();
         self::$sim = proc_open($command, array(1 => array('pipe', 'w'), 2 => array('file', '/dev/null', 'w')), $pipes);
         $line = fgets($pipes[1]);
@@ -43,8 +51,6 @@ abstract class RealHostTestCase extends TestCase
             throw new RuntimeException('cloudpe-sim did not start: ' . var_export($line, true));
         }
         self::$url = $m[1];
-        self::$scratch = sys_get_temp_dir() . '/cloudpe-php-e2e-' . getmypid() . '-' . bin2hex(random_bytes(6));
-        mkdir(self::$scratch, 0700);
     }
 
     public static function tearDownAfterClass(): void

@@ -1,5 +1,7 @@
 <?php
 
+require_once __DIR__ . '/database.php';
+
 /**
  * Test doubles of HostBill's encoded core, written from public HostBill modules and HostBill's
  * public API reference, not from this module (see docs/hostbill.md). Each double
@@ -460,256 +462,18 @@ class ApiWrapper
 
 /**
  * HBRegistry::db(): HostBill's PDO handle, as the original CloudPe module's admin controller uses
- * it (`HBRegistry::db()->prepare(...)`, `execute`, `fetch(PDO::FETCH_ASSOC)`, `closeCursor`).
+ * it (`HBRegistry::db()->prepare(...)`, `execute`, `fetch(PDO::FETCH_ASSOC)`, `closeCursor`). In
+ * the tests it is a real pdo_mysql connection to a MariaDB holding HostBill's own tables
+ * (database.php, HostBillTestDb).
  */
 class HBRegistry
 {
-    /** @var FakeDb */
+    /** @var HostBillTestDb|object */
     public static $db;
 
     public static function db()
     {
         return self::$db;
-    }
-}
-
-/**
- * A PDO-shaped in-memory database holding HostBill's tables the module touches, with their real
- * columns: hb_modules_configuration (HostBill's own upgrade SQL joins on its `id` and `filename`),
- * hb_cron_tasks (install.sql: task is the primary key; name, lastrun, status, metadata, output,
- * run_every, run_every_time have no default) and hb_account_logs (install.sql of
- * netway-devops/space: `id` auto-increment; date, account_id, admin_login, module, manual, action,
- * `change`, result, error NOT NULL without default; `event` and, in newer versions, `ip` default
- * ''; public modules insert rows with `change` = serialize(['serialized' => '1', 'data' =>
- * [['name', 'from', 'to'], ...]]), result 1/0, admin_login 'Automation' for unattended runs).
- * Tables a module creates itself come from `CREATE TABLE IF NOT EXISTS`.
- * It understands `SELECT cols FROM t WHERE c = :p`, `INSERT INTO t (cols) VALUES (:params)`,
- * `UPDATE t SET c = :p, ... WHERE c = :p`, `DELETE FROM t WHERE c = :p` and `CREATE TABLE IF NOT
- * EXISTS`, and throws PDOException like MySQL's strict mode for an unknown column, a missing
- * column without default, or a duplicate key. Any other SQL is a LogicException, so a test
- * notices SQL it did not expect.
- */
-class FakeDb
-{
-    /** @var array<string, array[]> table => rows */
-    public $tables = array();
-    /** @var array<string, string[]> table => columns */
-    public $columns = array();
-    /** @var array<string, string[]> table => columns without a default */
-    public $required = array();
-    /** @var string[] every statement prepared */
-    public $log = array();
-    /** @var array<string, string> table => primary key column (default: its first column) */
-    public $primary = array();
-    /** @var array<string, string> table => auto-increment column */
-    public $autoIncrement = array();
-    /** @var bool every statement fails (a database that is down or refuses the module) */
-    public $broken = false;
-
-    /** @param bool $profileId the newer hb_cron_tasks with `profile_id` (no default) */
-    public function __construct($profileId = false)
-    {
-        $this->columns['hb_modules_configuration'] = array('id', 'module', 'type', 'filename', 'version', 'settings', 'sort_order');
-        $this->required['hb_modules_configuration'] = array();
-        $this->columns['hb_cron_tasks'] = array('task', 'name', 'lastrun', 'status', 'count', 'metadata', 'output', 'run_every', 'run_every_time');
-        $this->required['hb_cron_tasks'] = array('name', 'lastrun', 'status', 'metadata', 'output', 'run_every', 'run_every_time');
-        if ($profileId) {
-            $this->columns['hb_cron_tasks'][] = 'profile_id';
-            $this->required['hb_cron_tasks'][] = 'profile_id';
-        }
-        $this->columns['hb_account_logs'] = array('id', 'date', 'account_id', 'admin_login', 'module', 'manual', 'action', 'change', 'result', 'error', 'event', 'ip');
-        $this->required['hb_account_logs'] = array('date', 'account_id', 'admin_login', 'module', 'manual', 'action', 'change', 'result', 'error');
-        $this->autoIncrement['hb_account_logs'] = 'id';
-        $this->tables = array('hb_modules_configuration' => array(), 'hb_cron_tasks' => array(), 'hb_account_logs' => array());
-    }
-
-    /** Test helper: the rows of hb_account_logs for `$accountId`, `change` unserialized. */
-    public function accountLog($accountId)
-    {
-        $rows = array();
-        foreach ($this->tables['hb_account_logs'] as $row) {
-            if ($row['account_id'] === (string) $accountId) {
-                $row['change'] = unserialize($row['change'], array('allowed_classes' => false));
-                $rows[] = $row;
-            }
-        }
-        return $rows;
-    }
-
-    public function prepare($sql)
-    {
-        $this->log[] = $sql;
-        return new FakeDbStatement($this, $sql);
-    }
-
-    public function query($sql)
-    {
-        $statement = $this->prepare($sql);
-        $statement->execute(array());
-        return $statement;
-    }
-}
-
-class FakeDbStatement
-{
-    /** @var FakeDb */
-    private $db;
-    /** @var string */
-    private $sql;
-    /** @var array[] */
-    private $rows = array();
-
-    public function __construct(FakeDb $db, $sql)
-    {
-        $this->db = $db;
-        $this->sql = trim(preg_replace('/\s+/', ' ', $sql));
-    }
-
-    public function execute($params = array())
-    {
-        if ($this->db->broken) {
-            throw new PDOException('SQLSTATE[HY000] [2002] Connection refused');
-        }
-        $value = function ($placeholder) use ($params) {
-            if (!array_key_exists($placeholder, $params)) {
-                throw new PDOException("SQLSTATE[HY093]: Invalid parameter number: {$placeholder} is not bound");
-            }
-            return (string) $params[$placeholder];
-        };
-        if (preg_match('/^SELECT (.+) FROM `?(\w+)`? WHERE `?(\w+)`? = (:\w+)$/i', $this->sql, $m)) {
-            $table = $this->table($m[2]);
-            $columns = array_map(function ($c) {
-                return trim($c, ' `');
-            }, explode(',', $m[1]));
-            $this->check($table, array_merge($columns, array($m[3])));
-            $wanted = $value($m[4]);
-            $this->rows = array();
-            foreach ($this->db->tables[$table] as $row) {
-                if ($row[$m[3]] === $wanted) {
-                    $this->rows[] = array_intersect_key($row, array_flip($columns));
-                }
-            }
-            return true;
-        }
-        if (preg_match('/^CREATE TABLE IF NOT EXISTS `?(\w+)`? \((.+)\)( ENGINE=\w+)?( DEFAULT CHARSET=\w+)?$/i', $this->sql, $m)) {
-            if (isset($this->db->tables[$m[1]])) {
-                return true;
-            }
-            $columns = array();
-            $required = array();
-            foreach (preg_split('/,(?![^(]*\))/', $m[2]) as $definition) {
-                $definition = trim($definition);
-                if (preg_match('/^PRIMARY KEY \(`?(\w+)`?\)$/i', $definition, $k)) {
-                    $this->db->primary[$m[1]] = $k[1];
-                } elseif (preg_match('/^`?(\w+)`? \w+/', $definition, $c) && !preg_match('/^(KEY|INDEX|UNIQUE)\b/i', $definition)) {
-                    $columns[] = $c[1];
-                    if (stripos($definition, 'NOT NULL') !== false && stripos($definition, 'DEFAULT') === false && stripos($definition, 'AUTO_INCREMENT') === false) {
-                        $required[] = $c[1];
-                    }
-                } else {
-                    throw new LogicException("FakeDb does not understand this column definition: {$definition}");
-                }
-            }
-            $this->db->columns[$m[1]] = $columns;
-            $this->db->required[$m[1]] = $required;
-            $this->db->tables[$m[1]] = array();
-            return true;
-        }
-        if (preg_match('/^UPDATE `?(\w+)`? SET (.+) WHERE `?(\w+)`? = (:\w+)$/i', $this->sql, $m)) {
-            $table = $this->table($m[1]);
-            $sets = array();
-            foreach (explode(',', $m[2]) as $assignment) {
-                if (!preg_match('/^\s*`?(\w+)`? = (:\w+)\s*$/', $assignment, $a)) {
-                    throw new LogicException("FakeDb does not understand this assignment: {$assignment}");
-                }
-                $sets[$a[1]] = $value($a[2]);
-            }
-            $this->check($table, array_merge(array_keys($sets), array($m[3])));
-            $wanted = $value($m[4]);
-            foreach ($this->db->tables[$table] as $i => $row) {
-                if ($row[$m[3]] === $wanted) {
-                    $this->db->tables[$table][$i] = array_merge($row, $sets);
-                }
-            }
-            return true;
-        }
-        if (preg_match('/^DELETE FROM `?(\w+)`? WHERE `?(\w+)`? = (:\w+)$/i', $this->sql, $m)) {
-            $table = $this->table($m[1]);
-            $this->check($table, array($m[2]));
-            $wanted = $value($m[3]);
-            $this->db->tables[$table] = array_values(array_filter($this->db->tables[$table], function ($row) use ($m, $wanted) {
-                return $row[$m[2]] !== $wanted;
-            }));
-            return true;
-        }
-        if (preg_match('/^INSERT INTO `?(\w+)`? \(([^)]+)\) VALUES \(([^)]+)\)$/i', $this->sql, $m)) {
-            $table = $this->table($m[1]);
-            $columns = array_map(function ($c) {
-                return trim($c, ' `');
-            }, explode(',', $m[2]));
-            $placeholders = array_map('trim', explode(',', $m[3]));
-            $this->check($table, $columns);
-            foreach ($this->db->required[$table] as $column) {
-                if (!in_array($column, $columns, true)) {
-                    throw new PDOException("SQLSTATE[HY000]: General error: 1364 Field '{$column}' doesn't have a default value");
-                }
-            }
-            $row = array_fill_keys($this->db->columns[$table], '');
-            foreach ($columns as $i => $column) {
-                $row[$column] = $value($placeholders[$i]);
-            }
-            $key = isset($this->db->primary[$table]) ? $this->db->primary[$table] : $this->db->columns[$table][0];
-            if (isset($this->db->autoIncrement[$table]) && $row[$this->db->autoIncrement[$table]] === '') {
-                $row[$this->db->autoIncrement[$table]] = (string) (count($this->db->tables[$table]) + 1);
-            }
-            foreach ($this->db->tables[$table] as $existing) {
-                if ($existing[$key] === $row[$key]) {
-                    throw new PDOException("SQLSTATE[23000]: Integrity constraint violation: 1062 Duplicate entry '{$row[$key]}' for key 'PRIMARY'");
-                }
-            }
-            $this->db->tables[$table][] = $row;
-            return true;
-        }
-        throw new LogicException("FakeDb does not understand this SQL: {$this->sql}");
-    }
-
-    public function fetch($mode = PDO::FETCH_ASSOC)
-    {
-        return $this->rows ? array_shift($this->rows) : false;
-    }
-
-    public function fetchAll($mode = PDO::FETCH_ASSOC)
-    {
-        $rows = $this->rows;
-        $this->rows = array();
-        return $rows;
-    }
-
-    public function closeCursor()
-    {
-        return true;
-    }
-
-    public function errorInfo()
-    {
-        return array('00000', null, null);
-    }
-
-    private function table($name)
-    {
-        if (!isset($this->db->tables[$name])) {
-            throw new PDOException("SQLSTATE[42S02]: Base table or view not found: 1146 Table '{$name}' doesn't exist");
-        }
-        return $name;
-    }
-
-    private function check($table, array $columns)
-    {
-        foreach ($columns as $column) {
-            if (!in_array($column, $this->db->columns[$table], true)) {
-                throw new PDOException("SQLSTATE[42S22]: Column not found: 1054 Unknown column '{$column}' in '{$table}'");
-            }
-        }
     }
 }
 
@@ -788,7 +552,7 @@ class HostBillDoubles
         HbApps::$rows = array();
         HbApps::$groups = array();
         HbServersModel::$rawCustom = false;
-        HBRegistry::$db = new FakeDb();
+        HBRegistry::$db = new HostBillTestDb();
         HbLog::$lines = array();
     }
 }

@@ -159,7 +159,7 @@ class cloudpe extends HostingModule
             }
             $checks = array();
             foreach (isset($result['report']['checks']) ? $result['report']['checks'] : array() as $check) {
-                $checks[] = $check['name'] . ': ' . ($check['passed'] ? 'passed' : 'FAILED') . ' (' . $check['detail'] . ')';
+                $checks[] = $this->reportText($check['name']) . ': ' . ($check['passed'] ? 'passed' : 'FAILED') . ' (' . $this->reportText($check['detail']) . ')';
             }
             if ($result['exit'] !== cloudpe_host::EXIT_SUCCESS) {
                 $this->showWarnings($result['report']);
@@ -279,7 +279,7 @@ class cloudpe extends HostingModule
     protected function showFacts(array $facts)
     {
         foreach (self::FACT_DETAILS as $fact => $key) {
-            $this->details[$key]['value'] = isset($facts[$fact]) && is_scalar($facts[$fact]) ? $this->scrub((string) $facts[$fact]) : '';
+            $this->details[$key]['value'] = isset($facts[$fact]) && is_scalar($facts[$fact]) ? $this->reportText((string) $facts[$fact]) : '';
         }
     }
 
@@ -841,7 +841,7 @@ class cloudpe extends HostingModule
             $this->afterFailure($operation, $account, $result['report']);
             return false;
         }
-        $message = isset($result['report']['outcome']['message']) ? $result['report']['outcome']['message'] : "{$operation}: done";
+        $message = isset($result['report']['outcome']['message']) ? $this->reportText($result['report']['outcome']['message']) : "{$operation}: done";
         $this->addInfo($this->scrub($message));
         $this->showWarnings($result['report']);
         $this->afterSuccess($operation, $account);
@@ -875,7 +875,7 @@ class cloudpe extends HostingModule
             return array('ok' => false, 'kind' => $kind, 'message' => $this->errorText($report), 'transient' => cloudpe_retries::isTransient($report), 'facts' => array());
         }
         $facts = isset($report['outcome']['facts']) && is_array($report['outcome']['facts']) ? $report['outcome']['facts'] : array();
-        $message = isset($report['outcome']['message']) ? $this->scrub($report['outcome']['message']) : "{$operation}: done";
+        $message = isset($report['outcome']['message']) ? $this->reportText($report['outcome']['message']) : "{$operation}: done";
         return array('ok' => true, 'kind' => '', 'message' => $message, 'transient' => false, 'facts' => $facts);
     }
 
@@ -1047,13 +1047,13 @@ class cloudpe extends HostingModule
         }
         foreach (isset($report['logs']) && is_array($report['logs']) ? $report['logs'] : array() as $record) {
             if (isset($record['level'], $record['message']) && $record['level'] !== 'debug') {
-                $this->log($record['level'], $record['message']);
+                $this->log($record['level'], $this->reportText($record['message']));
             }
         }
         if (empty($report['ok']) && isset($report['error']['message'])) {
             $kind = isset($report['error']['kind']) ? $report['error']['kind'] : 'error';
             $notes = array_filter(array(cloudpe_host::limitNote($report), cloudpe_host::meterNote($report)));
-            $this->log('error', "{$operation} failed ({$kind}): {$report['error']['message']}" . ($notes ? ' [' . implode('; ', $notes) . ']' : ''));
+            $this->log('error', "{$operation} failed ({$kind}): " . $this->reportText($report['error']['message']) . ($notes ? ' [' . implode('; ', $notes) . ']' : ''));
         }
     }
 
@@ -1068,6 +1068,16 @@ class cloudpe extends HostingModule
             return "{$operation} of {$count} account" . ($count === 1 ? '' : 's');
         }
         return $operation;
+    }
+
+    /**
+     * A text of a host report (CloudPe's emails, logins, groups and error excerpts, the module's
+     * messages) as the module hands it on: scrubbed, then HTML-escaped once, here, because every
+     * place it goes is an admin page (see class.cloudpe_text.php).
+     */
+    public function reportText($text)
+    {
+        return cloudpe_text::html($this->scrub(is_scalar($text) ? (string) $text : ''));
     }
 
     /** One line to the system log, scrubbed. */
@@ -1108,9 +1118,9 @@ class cloudpe extends HostingModule
     {
         if (isset($report['error']['message'])) {
             if (isset($report['error']['advice']) && is_string($report['error']['advice'])) {
-                return $this->scrub('CloudPe module: ' . rtrim((string) $report['error']['message'], '. ') . '. ' . $report['error']['advice']);
+                return 'CloudPe module: ' . rtrim($this->reportText($report['error']['message']), '. ') . '. ' . $this->scrub($report['error']['advice']);
             }
-            return $this->scrub($report['error']['message']);
+            return $this->reportText($report['error']['message']);
         }
         return 'CloudPe module: the operation failed without a message';
     }

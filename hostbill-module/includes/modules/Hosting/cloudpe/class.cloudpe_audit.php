@@ -228,13 +228,16 @@ class cloudpe_audit
         return $parts ? ' [' . implode('; ', $parts) . ']' : '';
     }
 
-    /** CloudPe facts (`cloudpe-uid` => "12", ...) as account-log changes with no "from". */
+    /**
+     * CloudPe facts (`cloudpe-uid` => "12", ...) as account-log changes with no "from", HTML-escaped
+     * (CloudPe's texts, for the account's log page: see class.cloudpe_text.php).
+     */
     public static function factChanges($facts)
     {
         $changes = array();
         foreach (is_array($facts) ? $facts : array() as $name => $value) {
             if (is_scalar($value)) {
-                $changes[] = array('name' => (string) $name, 'from' => '', 'to' => (string) $value);
+                $changes[] = array('name' => cloudpe_text::html((string) $name), 'from' => '', 'to' => cloudpe_text::html((string) $value));
             }
         }
         return $changes;

@@ -1,9 +1,13 @@
 <?php
 
+require_once __DIR__ . '/class.cloudpe_text.php';
+
 /**
  * HostBill's database, as the module's own tables and HostBill's cron and log tables are reached:
  * the PDO handle `HBRegistry::db()` (public modules use it for their own SQL), prepared
- * statements only, and answers that work whatever PDO's error mode is. One place for the
+ * statements only, and answers that work whatever PDO's error mode is (tests/DatabaseTest.php runs
+ * them in both). Every string bound is cut to what HostBill's `CHARSET=utf8` tables hold
+ * (cloudpe_text::column: no character beyond U+FFFF). One place for the
  * handle, SELECT, other statements and INSERT, shared by cloudpe_apps, cloudpe_retries and
  * cloudpe_audit.
  */
@@ -32,8 +36,8 @@ final class cloudpe_db
     {
         try {
             $statement = $this->handle()->prepare($sql);
-            if (!$statement || $statement->execute($params) === false) {
-                $info = $statement ? $statement->errorInfo() : array();
+            if (!$statement || $statement->execute(self::bindable($params)) === false) {
+                $info = $statement ? $statement->errorInfo() : $this->handle()->errorInfo();
                 throw new cloudpe_apps_error("HostBill's database refused: {$sql}" . (isset($info[2]) ? ": {$info[2]}" : ''));
             }
             return $statement;
@@ -66,14 +70,25 @@ final class cloudpe_db
         }
         try {
             $statement = $this->handle()->prepare($sql);
-            if (!$statement || $statement->execute($params) === false) {
-                $info = $statement ? $statement->errorInfo() : array();
+            if (!$statement || $statement->execute(self::bindable($params)) === false) {
+                $info = $statement ? $statement->errorInfo() : $this->handle()->errorInfo();
                 return isset($info[2]) ? (string) $info[2] : 'the insert was refused';
             }
             return null;
         } catch (\Throwable $e) {
             return $e->getMessage();
         }
+    }
+
+    /** `$params` with each string as HostBill's three-byte utf8 columns hold it. */
+    private static function bindable(array $params)
+    {
+        foreach ($params as $name => $value) {
+            if (is_string($value)) {
+                $params[$name] = cloudpe_text::column($value);
+            }
+        }
+        return $params;
     }
 
     private function handle()

@@ -1,6 +1,7 @@
 <?php
 
 require_once __DIR__ . '/class.cloudpe_report.php';
+require_once __DIR__ . '/class.cloudpe_text.php';
 
 /**
  * Raised when the module host could not be run or answered with something unusable. Its message is
@@ -505,6 +506,7 @@ class cloudpe_host
     /**
      * `$text` with every secret replaced by [REDACTED]: its plain form, its URL-encoded forms and
      * its JSON-escaped forms (a token with `/`, `"` or `\` appears as `\/`, `\"`, `\\` in JSON).
+     * The result is also plain text (cloudpe_text::plain: no control characters or ANSI escapes).
      *
      * @param string $text
      * @param string[] $secrets
@@ -512,6 +514,8 @@ class cloudpe_host
      */
     public static function scrubText($text, array $secrets)
     {
+        // Control characters and ANSI escapes go first: a secret split by one is found whole.
+        $text = cloudpe_text::plain((string) $text);
         $forms = array();
         foreach ($secrets as $secret) {
             $secret = (string) $secret;
@@ -519,6 +523,7 @@ class cloudpe_host
                 continue;
             }
             $forms[] = $secret;
+            $forms[] = htmlspecialchars($secret, ENT_QUOTES | ENT_SUBSTITUTE | ENT_HTML401, 'UTF-8');
             $forms[] = urlencode($secret);
             $forms[] = rawurlencode($secret);
             foreach (array(0, JSON_UNESCAPED_SLASHES, JSON_UNESCAPED_UNICODE, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE) as $flags) {

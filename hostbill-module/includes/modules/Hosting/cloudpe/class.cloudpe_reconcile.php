@@ -228,22 +228,22 @@ class cloudpe_reconcile
         return $line;
     }
 
-    /** One list entry as text. */
+    /** One list entry as text; its values (CloudPe's emails among them) HTML-escaped (class.cloudpe_text.php). */
     private static function entry($key, array $e)
     {
         $v = function ($name) use ($e) {
-            return isset($e[$name]) && is_scalar($e[$name]) ? (string) $e[$name] : '?';
+            return isset($e[$name]) && is_scalar($e[$name]) ? cloudpe_text::html((string) $e[$name]) : '?';
         };
         switch ($key) {
             case 'without_id':
-                return "#{$v('account_id')}" . (isset($e['detail']) && is_scalar($e['detail']) ? " ({$e['detail']})" : '');
+                return "#{$v('account_id')}" . (isset($e['detail']) && is_scalar($e['detail']) ? " ({$v('detail')})" : '');
             case 'missing_remote':
                 return "#{$v('account_id')} -> uid {$v('uid')}";
             case 'shared_users':
                 $ids = isset($e['account_ids']) && is_array($e['account_ids']) ? $e['account_ids'] : array();
-                return "uid {$v('uid')} by #" . implode('+#', array_map('strval', $ids));
+                return "uid {$v('uid')} by #" . implode('+#', array_map(array('cloudpe_text', 'html'), $ids));
             case 'unlinked_users':
-                return "uid {$v('uid')}" . (isset($e['email']) && is_scalar($e['email']) ? " {$e['email']}" : '');
+                return "uid {$v('uid')}" . (isset($e['email']) && is_scalar($e['email']) ? " {$v('email')}" : '');
             default:
                 return "#{$v('account_id')} uid {$v('uid')}: HostBill {$v('hostbill_email')}, CloudPe {$v('remote_email')}";
         }

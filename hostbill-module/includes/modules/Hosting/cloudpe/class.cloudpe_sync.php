@@ -434,7 +434,7 @@ class cloudpe_sync
                     $audit->account($id, 'CloudPe daily sync: status from CloudPe', 'CloudPeSync', true, $changes, '', $automation);
                     break;
                 default:
-                    $error("account #{$id}: " . (isset($decision['error']['message']) && is_scalar($decision['error']['message']) ? $decision['error']['message'] : 'no decision'));
+                    $error("account #{$id}: " . (isset($decision['error']['message']) && is_scalar($decision['error']['message']) ? cloudpe_text::html($decision['error']['message']) : 'no decision'));
             }
         }
         self::measure($report, $result);
