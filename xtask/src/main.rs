@@ -246,13 +246,8 @@ fn build(root: &Path, release: bool, for_tests: bool) -> Result<Artifacts> {
     let test_components = component.parent().expect("the component is in a folder").to_path_buf();
     let trusted_keys = if for_tests { Some(sign_test_components(root, &test_components)?) } else { None };
     let bins = target_dir(root).join(profile);
-    let artifacts = Artifacts {
-        test_components,
-        component,
-        host: bins.join("hostbill-module-host"),
-        bins,
-        trusted_keys,
-    };
+    let artifacts =
+        Artifacts { test_components, component, host: bins.join("hostbill-module-host"), bins, trusted_keys };
     exists(&artifacts.host)?;
     Ok(artifacts)
 }
