@@ -12,7 +12,8 @@
 //! - `keygen`: a new signing key pair.
 //! - `bench`: release build, then the sync benchmark (new sync vs the old module's algorithm);
 //!   `--static` benchmarks the static host that `dist` ships (`bench-startup` too).
-//! - `bench-startup`: release build, then one operation cold, warm and against a bare curl.
+//! - `bench-startup`: release build, then one operation cold, warm and against a bare curl (with
+//!   `-- --baseline-host FILE`, another host binary timed in the same run, interleaved).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -185,6 +186,8 @@ fn bench(root: &Path, bin: &str, static_host: bool, args: &[String]) -> Result<(
     if static_host {
         artifacts.host = build_static_host(root)?;
     }
+    // Signed, with the key exported: the startup benchmark verifies it, as a HostBill install does.
+    artifacts.trusted_keys = Some(sign_test_components(root, &artifacts.test_components)?);
     let mut bench = Command::new(artifacts.bin(bin));
     bench.args(args);
     artifacts.export(&mut bench);
