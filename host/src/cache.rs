@@ -19,7 +19,12 @@
 //!
 //! Anything that fails these checks is ignored with a warning naming why, and the component is
 //! compiled in memory (and stored afresh when the folder itself is trusted). Entries are written
-//! to a temporary file and renamed into place, so a reader sees a whole entry or none.
+//! to a temporary file and renamed into place, so a reader sees a whole entry or none (and one a
+//! crash left torn fails its tag).
+//!
+//! A lookup ([`Cache::lookup`]: hashing the component, reading and authenticating its entry)
+//! deserialises nothing, so it runs while the component's signature is checked; only
+//! [`Lookup::load_or_compile`], called once the component may run, deserialises or compiles.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -118,52 +123,29 @@ impl Cache {
         format!("{}-{engine_hash:016x}.cwasm", hex(&component_sha[..16]))
     }
 
-    /// The compiled component: from the cache when a trusted, authentic entry exists, otherwise
-    /// compiled and (if the folder is trusted) stored. Compile errors are returned; cache
-    /// problems only degrade to compiling in memory, with a warning.
-    pub fn load_or_compile(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<(Component, Source)> {
+    /// Looks up the entry of the component `bytes` for `engine`: opens the folder and the key,
+    /// hashes the component, reads the entry and checks its tag. Nothing is deserialised or
+    /// compiled (that is [`Lookup::load_or_compile`]'s, once the component is verified), so this
+    /// runs while the component's signature is checked; warnings wait for `load_or_compile` too.
+    pub fn lookup(&self, engine: &Engine, bytes: &[u8]) -> Lookup {
         let trusted = self.open_dir().and_then(|dir| Ok((self.key()?, dir)));
         let (key, dir) = match trusted {
             Ok(opened) => opened,
-            Err(why) => {
-                tracing::warn!("compiled-component cache {} not used: {why}; compiling in memory", self.dir.display());
-                return Ok((Component::from_binary(engine, bytes)?, Source::CompiledOnly));
-            }
+            Err(why) => return Lookup { dir: self.dir.clone(), found: Found::Unusable(why) },
         };
-        let component_sha = Sha256::digest(bytes);
+        let component_sha: [u8; 32] = Sha256::digest(bytes).into();
         let engine_hash = compat_hash(engine);
         let name = Self::entry_name(&component_sha, engine_hash);
-        let tag_key = TagKey { key: &key, component_sha: &component_sha, engine_hash };
-        match read_entry(&dir, &name) {
-            Ok(None) => {}
-            Ok(Some(data)) => match tag_key.open(&data) {
-                Some(artifact) => {
-                    // SAFETY: the artifact is authenticated (HMAC under this install's private key)
-                    // as written by this host for this component and this engine's compatibility
-                    // hash, read from a folder and file only this user can write; wasmtime
-                    // re-checks the version and settings and errors on a mismatch.
-                    match unsafe { Component::deserialize(engine, artifact) } {
-                        Ok(component) => return Ok((component, Source::Cache)),
-                        Err(e) => tracing::warn!("cache entry {name} not loadable ({e}); recompiling"),
-                    }
-                }
-                None => tracing::warn!("cache entry {name} not used: {}; recompiling", Untrusted::BadTag),
+        let tag_key = TagKey { key, component_sha, engine_hash };
+        let entry = match read_entry(&dir, &name) {
+            Ok(None) => Entry::Missing,
+            Ok(Some(data)) => match tag_key.open(&data).map(|artifact| data.len() - artifact.len()) {
+                Some(start) => Entry::Authentic { data, start },
+                None => Entry::Rejected(Untrusted::BadTag),
             },
-            Err(why) => tracing::warn!("cache entry {name} not used: {why}; recompiling"),
-        }
-        let component = Component::from_binary(engine, bytes)?;
-        let stored = component
-            .serialize()
-            .map_err(|e| Untrusted::Io(std::io::Error::other(e.to_string())))
-            .and_then(|artifact| store_entry(&dir, &name, &tag_key.seal(&artifact), &artifact).map_err(Untrusted::Io));
-        let source = match stored {
-            Ok(()) => Source::CompiledAndStored,
-            Err(e) => {
-                tracing::warn!("compiled component not cached in {}: {e}", self.dir.display());
-                Source::CompiledOnly
-            }
+            Err(why) => Entry::Rejected(why),
         };
-        Ok((component, source))
+        Lookup { dir: self.dir.clone(), found: Found::Usable { dir, name, tag_key, entry } }
     }
 
     /// Opens the folder (creating it 0700 when missing) and checks who may write it.
@@ -247,6 +229,74 @@ impl Cache {
     }
 }
 
+/// What [`Cache::lookup`] found for one component.
+pub struct Lookup {
+    /// The cache folder, for warnings.
+    dir: PathBuf,
+    found: Found,
+}
+
+enum Found {
+    /// The folder or the key cannot be trusted: compile in memory.
+    Unusable(Untrusted),
+    /// The folder is trusted; its entry for the component is `entry`.
+    Usable { dir: OwnedFd, name: String, tag_key: TagKey, entry: Entry },
+}
+
+enum Entry {
+    Missing,
+    /// A whole entry whose tag is authentic; its artifact starts at `start`.
+    Authentic {
+        data: Vec<u8>,
+        start: usize,
+    },
+    /// An entry that fails the trust rule, and why.
+    Rejected(Untrusted),
+}
+
+impl Lookup {
+    /// The compiled component: deserialised from an authentic entry, otherwise compiled and (if
+    /// the folder is trusted) stored. Compile errors are returned; cache problems only degrade to
+    /// compiling in memory, with a warning. Call it only for a component that may run.
+    pub fn load_or_compile(self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<(Component, Source)> {
+        let (dir, name, tag_key, entry) = match self.found {
+            Found::Usable { dir, name, tag_key, entry } => (dir, name, tag_key, entry),
+            Found::Unusable(why) => {
+                tracing::warn!("compiled-component cache {} not used: {why}; compiling in memory", self.dir.display());
+                return Ok((Component::from_binary(engine, bytes)?, Source::CompiledOnly));
+            }
+        };
+        match entry {
+            Entry::Missing => {}
+            Entry::Authentic { data, start } => {
+                let artifact = &data[start..];
+                // SAFETY: the artifact is authenticated (HMAC under this install's private key)
+                // as written by this host for this component and this engine's compatibility
+                // hash, read from a folder and file only this user can write; wasmtime
+                // re-checks the version and settings and errors on a mismatch.
+                match unsafe { Component::deserialize(engine, artifact) } {
+                    Ok(component) => return Ok((component, Source::Cache)),
+                    Err(e) => tracing::warn!("cache entry {name} not loadable ({e}); recompiling"),
+                }
+            }
+            Entry::Rejected(why) => tracing::warn!("cache entry {name} not used: {why}; recompiling"),
+        }
+        let component = Component::from_binary(engine, bytes)?;
+        let stored = component
+            .serialize()
+            .map_err(|e| Untrusted::Io(std::io::Error::other(e.to_string())))
+            .and_then(|artifact| store_entry(&dir, &name, &tag_key.seal(&artifact), &artifact).map_err(Untrusted::Io));
+        let source = match stored {
+            Ok(()) => Source::CompiledAndStored,
+            Err(e) => {
+                tracing::warn!("compiled component not cached in {}: {e}", self.dir.display());
+                Source::CompiledOnly
+            }
+        };
+        Ok((component, source))
+    }
+}
+
 /// Checks an open file's type, owner (the effective user) and that none of `forbidden` mode bits
 /// is set.
 fn check_owner_and_mode(
@@ -294,7 +344,9 @@ fn read_entry(dir: &OwnedFd, name: &str) -> Result<Option<Vec<u8>>, Untrusted> {
     Ok(Some(data))
 }
 
-/// Writes an entry atomically in the open folder (a new temporary file, then rename).
+/// Writes an entry atomically in the open folder (a new temporary file, then rename). It is not
+/// synced to disk: an entry a crash leaves torn or empty fails its tag and is compiled again, and
+/// a sync of a few MiB took a large share of the first run after a swap on a busy disk.
 fn store_entry(dir: &OwnedFd, name: &str, tag: &[u8], artifact: &[u8]) -> std::io::Result<()> {
     let temp = format!(".tmp-{}-{:x}", std::process::id(), nanos());
     let create = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
@@ -304,7 +356,6 @@ fn store_entry(dir: &OwnedFd, name: &str, tag: &[u8], artifact: &[u8]) -> std::i
         file.write_all(MAGIC)?;
         file.write_all(tag)?;
         file.write_all(artifact)?;
-        file.sync_all()?;
         rfs::renameat(dir, temp.as_str(), dir, name)?;
         Ok(())
     };
@@ -314,17 +365,17 @@ fn store_entry(dir: &OwnedFd, name: &str, tag: &[u8], artifact: &[u8]) -> std::i
 }
 
 /// What an entry's tag binds: the install's key, the component and the engine.
-struct TagKey<'a> {
-    key: &'a [u8],
-    component_sha: &'a [u8],
+struct TagKey {
+    key: [u8; KEY_BYTES],
+    component_sha: [u8; 32],
     engine_hash: u64,
 }
 
-impl TagKey<'_> {
+impl TagKey {
     fn mac(&self, artifact: &[u8]) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key).expect("HMAC takes any key length");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
         mac.update(MAGIC);
-        mac.update(self.component_sha);
+        mac.update(&self.component_sha);
         mac.update(&self.engine_hash.to_le_bytes());
         mac.update(artifact);
         mac
@@ -369,8 +420,8 @@ mod tests {
     #[test]
     fn entries_are_authenticated_for_one_key_component_and_engine() {
         let key = [7u8; KEY_BYTES];
-        let sha = Sha256::digest(b"component a");
-        let tags = TagKey { key: &key, component_sha: &sha, engine_hash: 1 };
+        let sha: [u8; 32] = Sha256::digest(b"component a").into();
+        let tags = TagKey { key, component_sha: sha, engine_hash: 1 };
         let artifact = b"artifact bytes".to_vec();
         let mut entry = MAGIC.to_vec();
         entry.extend_from_slice(&tags.seal(&artifact));
@@ -384,13 +435,13 @@ mod tests {
         assert_eq!(tags.open(&entry[..20]), None);
         assert_eq!(tags.open(b"garbage"), None);
 
-        let other_sha = Sha256::digest(b"component b");
-        let other_component = TagKey { key: &key, component_sha: &other_sha, engine_hash: 1 };
+        let other_sha: [u8; 32] = Sha256::digest(b"component b").into();
+        let other_component = TagKey { key, component_sha: other_sha, engine_hash: 1 };
         assert_eq!(other_component.open(&entry), None, "an entry copied from another component");
-        let other_engine = TagKey { key: &key, component_sha: &sha, engine_hash: 2 };
+        let other_engine = TagKey { key, component_sha: sha, engine_hash: 2 };
         assert_eq!(other_engine.open(&entry), None, "an entry of another engine");
         let other_key = [8u8; KEY_BYTES];
-        let other_install = TagKey { key: &other_key, component_sha: &sha, engine_hash: 1 };
+        let other_install = TagKey { key: other_key, component_sha: sha, engine_hash: 1 };
         assert_eq!(other_install.open(&entry), None, "an entry forged without this install's key");
     }
 

@@ -99,9 +99,17 @@ impl Runtime {
         let shown = path.display();
         let bytes =
             std::fs::read(path).map_err(|e| Fault::Refused(format!("cannot read the component {shown}: {e}")))?;
-        let verification = trust.check(path, &bytes).map_err(|refused| Fault::Refused(refused.to_string()))?;
-        let (component, source) = match cache {
-            Some(cache) => cache.load_or_compile(&engine, &bytes),
+        // The signature check (hashing the whole file) and the cache lookup (hashing it again,
+        // reading and authenticating the compiled entry) run side by side: neither deserialises
+        // or compiles anything, and nothing is until the component is verified.
+        let (checked, lookup) = std::thread::scope(|scope| {
+            let checking = scope.spawn(|| trust.check(path, &bytes));
+            let lookup = cache.map(|cache| cache.lookup(&engine, &bytes));
+            (checking.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), lookup)
+        });
+        let verification = checked.map_err(|refused| Fault::Refused(refused.to_string()))?;
+        let (component, source) = match lookup {
+            Some(lookup) => lookup.load_or_compile(&engine, &bytes),
             None => Component::from_binary(&engine, &bytes).map(|c| (c, cache::Source::CompiledOnly)),
         }
         .map_err(|e| Fault::Refused(format!("{shown} is not a valid WebAssembly component: {e:#}")))?;

@@ -12,7 +12,8 @@
 //! - `keygen`: a new signing key pair.
 //! - `bench`: release build, then the sync benchmark (new sync vs the old module's algorithm);
 //!   `--static` benchmarks the static host that `dist` ships (`bench-startup` too).
-//! - `bench-startup`: release build, then one operation cold, warm and against a bare curl.
+//! - `bench-startup`: release build, then one operation cold, warm and against a bare curl (with
+//!   `-- --baseline-host FILE`, another host binary timed in the same run, interleaved).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -120,13 +121,9 @@ fn main() -> Result<()> {
         }
         Task::Demo { release } => {
             let artifacts = build(&root, release, false)?;
-            let mut cargo = cargo();
-            cargo.args(["run", "--quiet", "-p", "cloudpe-e2e", "--bin", "cloudpe-demo"]);
-            if release {
-                cargo.arg("--release");
-            }
-            artifacts.export(&mut cargo);
-            run(&mut cargo)?;
+            let mut demo = Command::new(artifacts.bin("cloudpe-demo"));
+            artifacts.export(&mut demo);
+            run(&mut demo)?;
         }
         Task::Dist { signing_key } => {
             let component = build_component(&root, false)?;
@@ -191,16 +188,20 @@ fn bench(root: &Path, bin: &str, static_host: bool, args: &[String]) -> Result<(
     if static_host {
         artifacts.host = build_static_host(root)?;
     }
-    let mut cargo = cargo();
-    cargo.args(["run", "--quiet", "--release", "-p", "cloudpe-e2e", "--bin", bin, "--"]).args(args);
-    artifacts.export(&mut cargo);
-    run(&mut cargo)
+    // Signed, with the key exported: the startup benchmark verifies it, as a HostBill install does.
+    artifacts.trusted_keys = Some(sign_test_components(root, &artifacts.test_components)?);
+    let mut bench = Command::new(artifacts.bin(bin));
+    bench.args(args);
+    artifacts.export(&mut bench);
+    run(&mut bench)
 }
 
 /// Paths of the built component and host.
 struct Artifacts {
     component: PathBuf,
     host: PathBuf,
+    /// Folder of the workspace's built binaries (the demo, the simulator, the benchmarks).
+    bins: PathBuf,
     /// Folder of the built test-only components.
     test_components: PathBuf,
     /// Public key that signed the built components (test builds).
@@ -208,6 +209,11 @@ struct Artifacts {
 }
 
 impl Artifacts {
+    /// The workspace's built binary `name`.
+    fn bin(&self, name: &str) -> PathBuf {
+        self.bins.join(name)
+    }
+
     /// Tells tests and the demo where the artifacts are.
     fn export(&self, cmd: &mut Command) {
         cmd.env("CLOUDPE_COMPONENT", &self.component)
@@ -219,21 +225,24 @@ impl Artifacts {
     }
 }
 
-/// Builds the component and the host; with `for_tests`, also the test-only components.
+/// Builds the component and the workspace's binaries (the host, the simulator, the demo, the
+/// benchmarks); with `for_tests`, also the tests and the test-only components.
 fn build(root: &Path, release: bool, for_tests: bool) -> Result<Artifacts> {
     let component = build_component(root, for_tests)?;
     let profile = if release { "release" } else { "debug" };
-    let what = if for_tests { "the host, the simulator and the tests" } else { "the host" };
+    let what = if for_tests { "the workspace's binaries and tests" } else { "the workspace's binaries" };
     eprintln!("xtask: building {what} ({profile})");
     let mut host = cargo();
+    // Cargo unifies features over the packages it is asked to build, so `-p hostbill-module-host`
+    // alone resolves wasmtime's dependencies differently from the workspace (anyhow without its
+    // `default` feature, indexmap's too in the proc-macro graph) and `demo` then `test` compiled
+    // wasmtime twice. Every build is of the workspace's binaries, with `for_tests` its tests too
+    // (their dev-dependencies add features only outside wasmtime's dependencies), and the demo
+    // and benchmarks run the binaries built here rather than through `cargo run -p`, which would
+    // resolve the tests crate's dependencies once more.
+    host.args(["build", "--workspace", "--bins"]);
     if for_tests {
-        // Cargo unifies features over the packages it builds, so `-p hostbill-module-host` alone
-        // would resolve wasmtime's dependencies differently from `cargo test --workspace` (anyhow
-        // without `std`) and wasmtime would be compiled twice. Building the workspace's binaries
-        // and tests here resolves them as the test run will, which then only runs them.
-        host.args(["build", "--workspace", "--bins", "--tests"]);
-    } else {
-        host.args(["build", "-p", "hostbill-module-host"]);
+        host.arg("--tests");
     }
     if release {
         host.arg("--release");
@@ -241,12 +250,9 @@ fn build(root: &Path, release: bool, for_tests: bool) -> Result<Artifacts> {
     run(&mut host)?;
     let test_components = component.parent().expect("the component is in a folder").to_path_buf();
     let trusted_keys = if for_tests { Some(sign_test_components(root, &test_components)?) } else { None };
-    let artifacts = Artifacts {
-        test_components,
-        component,
-        host: target_dir(root).join(profile).join("hostbill-module-host"),
-        trusted_keys,
-    };
+    let bins = target_dir(root).join(profile);
+    let artifacts =
+        Artifacts { test_components, component, host: bins.join("hostbill-module-host"), bins, trusted_keys };
     exists(&artifacts.host)?;
     Ok(artifacts)
 }

@@ -1,6 +1,6 @@
 //! The simulator over real HTTP, for what the endpoint unit tests cannot show: keep-alive,
 //! concurrency under latency, parameter merging, method handling, robustness and shutdown.
-//! (Routing and every fault kind are covered by `tests/tests/simulator.rs`.)
+//! (Routing and every fault kind are covered by `tests/tests/e2e/simulator.rs`.)
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
