@@ -14,17 +14,17 @@ use wasm_metadata::{AddMetadata, AddMetadataField::Set, Description, Licenses, R
 const LICENSE: &str = "Apache-2.0";
 /// The component's name in its metadata.
 const NAME: &str = "cloudpe";
-const DESCRIPTION: &str =
-    "CloudPe (Virtuozzo Application Platform) provisioning module for HostBill: suspend, unsuspend, sync";
 
-/// Writes the standard metadata into `component` in place: name, `version`, description,
-/// license, and the source repository and revision when git knows them.
+/// Writes the standard metadata into `component` in place: name, `version`, the description of
+/// `guest/Cargo.toml` (the one the module's `info` gives), license, and the source repository
+/// and revision when git knows them.
 pub fn embed_metadata(root: &Path, component: &Path, version: &str) -> Result<()> {
+    let description = crate_field(&root.join("guest/Cargo.toml"), "description")?;
     let bytes = fs::read(component).with_context(|| format!("cannot read {}", component.display()))?;
     let mut add = AddMetadata::default();
     add.name = Set(NAME.to_string());
     add.version = Set(Version::new(version.to_string()));
-    add.description = Set(Description::new(DESCRIPTION));
+    add.description = Set(Description::new(description));
     add.licenses = Set(Licenses::new(LICENSE)?);
     if let Some(url) = git(root, &["remote", "get-url", "origin"]).filter(|u| u.starts_with("https://"))
         && let Ok(source) = Source::new(&url)
@@ -40,11 +40,17 @@ pub fn embed_metadata(root: &Path, component: &Path, version: &str) -> Result<()
 
 /// The version in a crate's `Cargo.toml` (its `[package]` `version = "…"`).
 pub fn crate_version(manifest: &Path) -> Result<String> {
+    crate_field(manifest, "version")
+}
+
+/// A one-line string field of a crate's `Cargo.toml` (`key = "…"`, the first such line).
+fn crate_field(manifest: &Path, key: &str) -> Result<String> {
     let text = fs::read_to_string(manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
+    let prefix = format!("{key} = \"");
     text.lines()
-        .find_map(|l| l.trim().strip_prefix("version = \"").and_then(|v| v.strip_suffix('"')))
+        .find_map(|l| l.trim().strip_prefix(prefix.as_str()).and_then(|v| v.strip_suffix('"')))
         .map(str::to_string)
-        .with_context(|| format!("no version in {}", manifest.display()))
+        .with_context(|| format!("no {key} in {}", manifest.display()))
 }
 
 /// Signs `component` with the private key in `key_file`; writes `<component>.sig` and returns
@@ -129,5 +135,7 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let version = crate_version(&root.join("guest/Cargo.toml")).unwrap();
         assert!(version.split('.').count() == 3, "{version}");
+        let description = crate_field(&root.join("guest/Cargo.toml"), "description").unwrap();
+        assert!(description.starts_with("CloudPe"), "{description}");
     }
 }

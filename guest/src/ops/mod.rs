@@ -27,8 +27,7 @@ pub fn info() -> ModuleInfo {
     ModuleInfo {
         name: "CloudPe".to_string(),
         version: VERSION.to_string(),
-        description: "Suspends, unsuspends and syncs the status of CloudPe (Virtuozzo Application Platform) users"
-            .to_string(),
+        description: env!("CARGO_PKG_DESCRIPTION").to_string(),
         app_fields: config::app_fields(),
         endpoint_field: config::URL_FIELD,
     }

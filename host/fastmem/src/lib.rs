@@ -4,7 +4,7 @@
 //! for large blocks, slow for the millions of small ones a sync makes (strings lifted from and
 //! lowered into the module, the module's own `memory.copy`, which wasmtime runs as a call to
 //! `memmove`, JSON texts). Profiled on a 10,000-account sync, it was about a fifth of the static
-//! host's time, and the static host was 1.2x slower than the glibc build (README, Benchmark). The
+//! host's time, and the static host was 1.2x slower than the glibc build (docs/benchmark.md). The
 //! same trouble is known elsewhere (astral-sh/uv#10610; microsoft/openvmm#2297 wrote its own).
 //!
 //! Both functions here copy with unaligned loads and stores of 1 to 16 bytes, sized to the copy:

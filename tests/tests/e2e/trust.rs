@@ -295,7 +295,11 @@ fn the_built_component_carries_standard_metadata_and_a_signature() {
         info.json["info"]["version"].as_str().map(String::from)
     );
     assert_eq!(metadata.licenses.as_ref().map(ToString::to_string).as_deref(), Some("Apache-2.0"));
-    assert!(metadata.description.is_some());
+    // One description, said alike by the metadata sections and the module's `info`.
+    assert_eq!(
+        metadata.description.as_ref().map(ToString::to_string),
+        info.json["info"]["description"].as_str().map(String::from)
+    );
     // `cargo xtask test` signs what it built with a test key and says where its public key is.
     let Some(keys) = std::env::var_os("CLOUDPE_TRUSTED_KEYS") else {
         eprintln!("[trust] CLOUDPE_TRUSTED_KEYS not set (not run through cargo xtask test): signature not checked");
