@@ -214,6 +214,35 @@ class cloudpe_host
      */
     public function run($operation, array $request, array $options = array())
     {
+        $result = $this->runOnce($operation, $request, $options);
+        if (self::replacedWhileRead($result['report'])) {
+            // An install replaced the component and its signature while this run read them: the
+            // host refused the pair before running anything, so running once more is safe.
+            usleep(self::REPLACED_RETRY_PAUSE_US);
+            $result = $this->runOnce($operation, $request, $options);
+        }
+        return $result;
+    }
+
+    /** Pause before the one retry of a run that read a component while it was being replaced. */
+    const REPLACED_RETRY_PAUSE_US = 200000;
+
+    /**
+     * Whether `$report` is the refusal of a component whose signature does not match its bytes:
+     * what a run overlapping an install can read (the host reads the pair under the folder's lock
+     * and reads it again if it changed, but a folder it cannot lock leaves a window). Nothing ran,
+     * so the caller retries once; a second refusal is reported as it is.
+     */
+    public static function replacedWhileRead(array $report)
+    {
+        $error = isset($report['error']) && is_array($report['error']) ? $report['error'] : array();
+        return isset($error['kind'], $error['message']) && $error['kind'] === 'module-refused'
+            && is_string($error['message']) && strpos($error['message'], 'it was modified after it was signed') !== false;
+    }
+
+    /** One run of the host: see run(). */
+    private function runOnce($operation, array $request, array $options)
+    {
         $operation = (string) $operation;
         $problem = self::environmentProblem($this->isAvailable, $this->phpVersionId);
         if ($problem !== null) {
