@@ -48,8 +48,9 @@ pub struct Runtime {
     source: cache::Source,
     version: semver::Version,
     verification: Verification,
-    /// The component file's bytes, kept only to read its metadata if asked (`info`).
-    bytes: Vec<u8>,
+    /// The component file's bytes and signature as read and verified, kept to read its metadata
+    /// if asked (`info`) and for `install` to write exactly what was verified.
+    files: crate::trust::ComponentFiles,
     metadata: std::sync::OnceLock<ComponentMetadata>,
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
@@ -96,12 +97,11 @@ impl Runtime {
         let engine =
             Engine::new(&config).map_err(|e| Fault::Refused(format!("cannot start the wasm engine: {e:#}")))?;
         let shown = path.display();
-        let bytes =
-            std::fs::read(path).map_err(|e| Fault::Refused(format!("cannot read the component {shown}: {e}")))?;
-        let verification = trust.check(path, &bytes).map_err(|refused| Fault::Refused(refused.to_string()))?;
+        // The component and its signature, read as one pair (never half of an install's).
+        let (files, verification) = trust.load(path).map_err(Fault::Refused)?;
         let (component, source) = match cache {
-            Some(cache) => cache.load_or_compile(&engine, &bytes),
-            None => Component::from_binary(&engine, &bytes).map(|c| (c, cache::Source::CompiledOnly)),
+            Some(cache) => cache.load_or_compile(&engine, &files.bytes),
+            None => Component::from_binary(&engine, &files.bytes).map(|c| (c, cache::Source::CompiledOnly)),
         }
         .map_err(|e| Fault::Refused(format!("{shown} is not a valid WebAssembly component: {e:#}")))?;
         let version = compat::check(targeted_version(&engine, &component).as_deref())
@@ -139,10 +139,15 @@ impl Runtime {
             source,
             version,
             verification,
-            bytes,
+            files,
             metadata: std::sync::OnceLock::new(),
             tls: None,
         })
+    }
+
+    /// The component's bytes and signature, as read and verified.
+    pub fn files(&self) -> &crate::trust::ComponentFiles {
+        &self.files
     }
 
     /// Verifies the API's TLS with `config` (standard roots plus a CA bundle).
@@ -168,7 +173,7 @@ impl Runtime {
     /// The component's standard metadata, read on first use (only `info` needs it, so an
     /// ordinary operation does not parse the component's sections).
     pub fn metadata(&self) -> &ComponentMetadata {
-        self.metadata.get_or_init(|| ComponentMetadata::read(&self.bytes))
+        self.metadata.get_or_init(|| ComponentMetadata::read(&self.files.bytes))
     }
 
     /// The component's file.
@@ -225,6 +230,7 @@ impl Runtime {
             crate::timings::mark("instantiate");
             store.data_mut().module_info = Some(info.clone());
             if let Some(app) = app {
+                crate::scrub::scrub_stderr_with(crate::operation::stderr_secrets(Some(app), Some(&info)));
                 let allowed = app.get(&info.endpoint_field).and_then(|url| Origin::of_url(url).ok());
                 let (stop, usage) = (store.data().stop.clone(), store.data().usage.clone());
                 store.data_mut().egress = EgressPolicy::new(allowed, limits, stop, usage).with_tls(self.tls.clone());
@@ -270,6 +276,9 @@ const STOPPED_FOR_EGRESS: &str = "the module was stopped after a request the App
 
 /// Words for a trap.
 fn classify(e: wasmtime::Error, limits: &Limits, stop: &crate::sandbox::egress::EgressStop) -> Fault {
+    if let Some(over) = e.downcast_ref::<crate::sandbox::lift_budget::OverBudget>() {
+        return Fault::Trapped { message: over.to_string(), limit: Some(over.named()) };
+    }
     let text = format!("{e:#}");
     let (message, limit) = match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) if stop.is_raised() => (STOPPED_FOR_EGRESS.to_string(), None),

@@ -14,6 +14,10 @@ pub const REDACTED: &str = "[REDACTED]";
 #[derive(Debug, Default, Clone)]
 pub struct Scrubber {
     needles: Vec<String>,
+    /// Secrets of at least [`ECHOED_START_MIN`] × 2 characters, whose start (at least
+    /// [`ECHOED_START_MIN`] characters of it) is redacted too: an API may echo the first
+    /// characters of a token it rejected (`session [Cr0Z...] not valid`).
+    starts: Vec<String>,
     /// The shortest needle's length: a shorter text holds none (most strings of a sync report are
     /// shorter than any session token, so they cost one comparison).
     shortest: usize,
@@ -23,7 +27,11 @@ impl Scrubber {
     /// A scrubber for `secrets`; empty values are ignored.
     pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Scrubber {
         let mut needles = Vec::new();
+        let mut starts = Vec::new();
         for secret in secrets.into_iter().map(str::trim).filter(|s| !s.is_empty()) {
+            if secret.chars().count() >= 2 * ECHOED_START_MIN {
+                starts.push(secret.to_string());
+            }
             needles.push(secret.to_string());
             // As it appears in a query string or form body, and percent-encoded.
             let form: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
@@ -33,8 +41,10 @@ impl Scrubber {
         // Longest first, so an encoded form is replaced whole before a plain one inside it.
         needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
         needles.dedup();
+        starts.dedup();
         let shortest = needles.iter().map(String::len).min().unwrap_or(usize::MAX);
-        Scrubber { needles, shortest }
+        let shortest = if starts.is_empty() { shortest } else { shortest.min(ECHOED_START_MIN) };
+        Scrubber { needles, starts, shortest }
     }
 
     /// `text` with every secret replaced (borrowed when there is none).
@@ -46,6 +56,11 @@ impl Scrubber {
         for needle in &self.needles {
             if out.contains(needle.as_str()) {
                 out = Cow::Owned(out.replace(needle.as_str(), REDACTED));
+            }
+        }
+        for secret in &self.starts {
+            if let Some(clean) = redact_starts(&out, secret) {
+                out = Cow::Owned(clean);
             }
         }
         out
@@ -70,6 +85,36 @@ impl Scrubber {
             _ => {}
         }
     }
+}
+
+/// The fewest characters of a secret's start that are redacted wherever they appear (for secrets
+/// of at least twice as many characters; shorter ones are redacted only whole).
+pub const ECHOED_START_MIN: usize = 4;
+
+/// `text` with every run of characters that starts `secret` (at least its first
+/// [`ECHOED_START_MIN`] characters) replaced by [`REDACTED`]; `None` if there is none.
+fn redact_starts(text: &str, secret: &str) -> Option<String> {
+    let head_len = secret.char_indices().nth(ECHOED_START_MIN).map_or(secret.len(), |(at, _)| at);
+    let head = &secret[..head_len];
+    text.find(head)?;
+    let (bytes, secret_bytes) = (text.as_bytes(), secret.as_bytes());
+    let mut out = String::with_capacity(text.len());
+    let mut pos = 0;
+    while let Some(at) = text[pos..].find(head) {
+        let start = pos + at;
+        let mut end = start + head.len();
+        while end < bytes.len() && end - start < secret_bytes.len() && bytes[end] == secret_bytes[end - start] {
+            end += 1;
+        }
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.push_str(&text[pos..start]);
+        out.push_str(REDACTED);
+        pos = end;
+    }
+    out.push_str(&text[pos..]);
+    Some(out)
 }
 
 /// The secrets scrubbed from everything written to stderr (log lines of the host and of the
@@ -137,6 +182,16 @@ mod tests {
         assert_eq!(s.text("session=tok+en%2F%2B%3D1&x"), "session=[REDACTED]&x");
         assert_eq!(s.text("session=tok%20en%2F%2B%3D1"), "session=[REDACTED]");
         assert_eq!(s.text("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn an_echoed_start_of_a_long_secret_is_removed() {
+        let s = Scrubber::new(["Cr0Zq8vLw2-session"]);
+        assert_eq!(s.text("session [Cr0Z...] not valid"), "session [[REDACTED]...] not valid");
+        assert_eq!(s.text("x Cr0Zq8v y"), "x [REDACTED] y");
+        assert_eq!(s.text("Cr0 stays"), "Cr0 stays");
+        let short = Scrubber::new(["abcdefg"]);
+        assert_eq!(short.text("abcd abcdefg"), "abcd [REDACTED]", "a secret under 8 characters: only whole");
     }
 
     #[test]
