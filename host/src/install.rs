@@ -76,7 +76,10 @@ pub fn rollback(active: &Path, previous: &ComponentFiles) -> Result<(), InstallE
     let folder = Folder::lock(active)?;
     let previous_file = previous_path(active);
     let current = if active.exists() {
-        Some(ComponentFiles::read_unlocked(active).map_err(|why| InstallError::Read { path: active.to_path_buf(), why })?)
+        Some(
+            ComponentFiles::read_unlocked(active)
+                .map_err(|why| InstallError::Read { path: active.to_path_buf(), why })?,
+        )
     } else {
         None
     };

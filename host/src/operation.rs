@@ -307,10 +307,16 @@ pub fn secrets(app: Option<&wit::AppSettings>, info: Option<&wit::ModuleInfo>) -
     };
     let mut values: Vec<&str> = app.always_secret().collect();
     match info {
-        Some(info) => values.extend(info.app_fields.iter().filter(|u| u.secret).filter_map(|u| app.get(&u.field))),
+        Some(info) => values.extend(declared_secrets(app, info)),
         None => values.extend(app.free_form()),
     }
-    Scrubber::new(values)
+    let known: Vec<&str> = app.always_secret().chain(info.into_iter().flat_map(|i| declared_secrets(app, i))).collect();
+    Scrubber::new(values).with_starts_of(known)
+}
+
+/// The values of the App fields `info` declares secret.
+fn declared_secrets<'a>(app: &'a wit::AppSettings, info: &'a wit::ModuleInfo) -> impl Iterator<Item = &'a str> {
+    info.app_fields.iter().filter(|u| u.secret).filter_map(|u| app.get(&u.field))
 }
 
 /// Shortest free-form App value treated as a secret on stderr when no module declared it one:
@@ -328,10 +334,9 @@ pub fn stderr_secrets(app: Option<&wit::AppSettings>, info: Option<&wit::ModuleI
     };
     let mut values: Vec<&str> = app.always_secret().collect();
     values.extend(app.free_form().filter(|v| v.trim().chars().count() >= MIN_UNDECLARED_SECRET_CHARS));
-    if let Some(info) = info {
-        values.extend(info.app_fields.iter().filter(|u| u.secret).filter_map(|u| app.get(&u.field)));
-    }
-    Scrubber::new(values)
+    let known: Vec<&str> = app.always_secret().chain(info.into_iter().flat_map(|i| declared_secrets(app, i))).collect();
+    values.extend(info.into_iter().flat_map(|i| declared_secrets(app, i)));
+    Scrubber::new(values).with_starts_of(known)
 }
 
 /// Best-effort secrets from a request that failed to parse, so an error quoting it leaks nothing.
@@ -382,6 +387,14 @@ mod stderr_secret_tests {
         };
         let after = stderr_secrets(Some(&app), Some(&info));
         assert_eq!(after.text(line), "connection on none [REDACTED] [REDACTED] [REDACTED]");
+        // The echoed start of a declared secret is removed, not that of a free-form value.
+        app.field2 = Some("Cr0Zq8vLw2-session".into());
+        let echoed = "session [Cr0Z...] and long... rejected";
+        assert_eq!(
+            stderr_secrets(Some(&app), Some(&info)).text(echoed),
+            "session [[REDACTED]...] and long... rejected"
+        );
+        assert_eq!(secrets(Some(&app), Some(&info)).text(echoed), "session [[REDACTED]...] and long... rejected");
         // A report the module never described itself in still hides every free-form value.
         assert_eq!(secrets(Some(&app), None).text("on"), "[REDACTED]");
     }

@@ -14,9 +14,10 @@ pub const REDACTED: &str = "[REDACTED]";
 #[derive(Debug, Default, Clone)]
 pub struct Scrubber {
     needles: Vec<String>,
-    /// Secrets of at least [`ECHOED_START_MIN`] × 2 characters, whose start (at least
+    /// Declared secrets of at least [`ECHOED_START_MIN`] × 2 characters, whose start (at least
     /// [`ECHOED_START_MIN`] characters of it) is redacted too: an API may echo the first
-    /// characters of a token it rejected (`session [Cr0Z...] not valid`).
+    /// characters of a token it rejected (`session [Cr0Z...] not valid`). See
+    /// [`Scrubber::with_starts_of`].
     starts: Vec<String>,
     /// The shortest needle's length: a shorter text holds none (most strings of a sync report are
     /// shorter than any session token, so they cost one comparison).
@@ -27,11 +28,7 @@ impl Scrubber {
     /// A scrubber for `secrets`; empty values are ignored.
     pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Scrubber {
         let mut needles = Vec::new();
-        let mut starts = Vec::new();
         for secret in secrets.into_iter().map(str::trim).filter(|s| !s.is_empty()) {
-            if secret.chars().count() >= 2 * ECHOED_START_MIN {
-                starts.push(secret.to_string());
-            }
             needles.push(secret.to_string());
             // As it appears in a query string or form body, and percent-encoded.
             let form: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
@@ -41,10 +38,22 @@ impl Scrubber {
         // Longest first, so an encoded form is replaced whole before a plain one inside it.
         needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
         needles.dedup();
-        starts.dedup();
         let shortest = needles.iter().map(String::len).min().unwrap_or(usize::MAX);
-        let shortest = if starts.is_empty() { shortest } else { shortest.min(ECHOED_START_MIN) };
-        Scrubber { needles, starts, shortest }
+        Scrubber { needles, starts: Vec::new(), shortest }
+    }
+
+    /// This scrubber, also removing any start (of at least [`ECHOED_START_MIN`] characters) of
+    /// each of `declared` that is at least twice that long. Only for values known to be secrets
+    /// (those the module declares, and the App password): the start of an ordinary free-form
+    /// value (`https://...`, `progress-...`) is an ordinary word.
+    pub fn with_starts_of<'a>(mut self, declared: impl IntoIterator<Item = &'a str>) -> Scrubber {
+        for secret in declared.into_iter().map(str::trim) {
+            if secret.chars().count() >= 2 * ECHOED_START_MIN && !self.starts.iter().any(|s| s == secret) {
+                self.starts.push(secret.to_string());
+                self.shortest = self.shortest.min(ECHOED_START_MIN);
+            }
+        }
+        self
     }
 
     /// `text` with every secret replaced (borrowed when there is none).
@@ -186,11 +195,12 @@ mod tests {
 
     #[test]
     fn an_echoed_start_of_a_long_secret_is_removed() {
-        let s = Scrubber::new(["Cr0Zq8vLw2-session"]);
+        let s = Scrubber::new(["Cr0Zq8vLw2-session"]).with_starts_of(["Cr0Zq8vLw2-session"]);
         assert_eq!(s.text("session [Cr0Z...] not valid"), "session [[REDACTED]...] not valid");
         assert_eq!(s.text("x Cr0Zq8v y"), "x [REDACTED] y");
         assert_eq!(s.text("Cr0 stays"), "Cr0 stays");
-        let short = Scrubber::new(["abcdefg"]);
+        assert_eq!(Scrubber::new(["Cr0Zq8vLw2-session"]).text("[Cr0Z...]"), "[Cr0Z...]", "only declared secrets");
+        let short = Scrubber::new(["abcdefg"]).with_starts_of(["abcdefg"]);
         assert_eq!(short.text("abcd abcdefg"), "abcd [REDACTED]", "a secret under 8 characters: only whole");
     }
 

@@ -87,7 +87,8 @@ pub fn load_keys(path: &Path) -> Result<TrustedKeys, KeyPathError> {
         let entries = rustix::fs::Dir::read_from(keys_file.as_fd()).map_err(|e| unreadable(&shown)(e.into()))?;
         for entry in entries {
             let entry = entry.map_err(|e| unreadable(&shown)(e.into()))?;
-            let name = std::os::unix::ffi::OsStrExt::from_bytes(entry.file_name().to_bytes()).to_os_string();
+            let name = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(entry.file_name().to_bytes())
+                .to_os_string();
             if Path::new(&name).extension().is_some_and(|x| x == "pem" || x == "pub") {
                 names.push(name);
             }
@@ -406,7 +407,6 @@ pub fn lock_folder_of(file: &Path, exclusive: bool, wait: std::time::Duration) -
         }
     }
 }
-}
 
 #[cfg(test)]
 mod tests {
@@ -464,7 +464,10 @@ mod tests {
         // Anyone could rename the keys folder away and put their own in its place.
         std::fs::set_permissions(dir.join("open"), std::fs::Permissions::from_mode(0o777)).unwrap();
         let error = load_keys(&keys).unwrap_err().to_string();
-        assert!(error.contains("open (a folder above the trusted keys) is writable by other users (mode 0777)"), "{error}");
+        assert!(
+            error.contains("open (a folder above the trusted keys) is writable by other users (mode 0777)"),
+            "{error}"
+        );
         // With the sticky bit (as /tmp), nobody else can rename or replace what is in it.
         std::fs::set_permissions(dir.join("open"), std::fs::Permissions::from_mode(0o1777)).unwrap();
         assert!(load_keys(&keys).is_ok(), "a sticky folder above the keys is accepted");

@@ -37,11 +37,6 @@ impl LiftBudget {
         }
         Ok(())
     }
-
-    /// The bytes counted so far.
-    pub fn used(&self) -> usize {
-        self.used
-    }
 }
 
 /// A module that handed the host more than a [`LiftBudget`] allows: the run stops with this.
@@ -100,8 +95,11 @@ mod tests {
         assert!(budget.charge(1 << 20).is_ok());
         let over = budget.charge(1).unwrap_err();
         assert_eq!(over.named(), NamedLimit { name: "log-bytes", value: "2 MiB".into() });
-        assert_eq!(over.to_string(), "the module handed the host more than 2 MiB of log and call records and was stopped");
+        assert_eq!(
+            over.to_string(),
+            "the module handed the host more than 2 MiB of log and call records and was stopped"
+        );
         assert!(budget.charge(0).is_err(), "a budget once exceeded stays exceeded");
-        assert_eq!(budget.used(), (2 << 20) + 1);
+        assert_eq!(budget.used, (2 << 20) + 1);
     }
 }

@@ -2,8 +2,8 @@
 //! arguments, sockets or inherited stdio), wasi:http behind the [`egress::EgressPolicy`], memory
 //! limits, and the module's log records.
 
-pub mod lift_budget;
 pub mod egress;
+pub mod lift_budget;
 pub mod limits;
 mod pool;
 pub mod tls;
@@ -19,11 +19,9 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::hostbill::provisioning::types::{ApiCall, Fact};
 use crate::bindings::hostbill::provisioning::{budget, log};
-use lift_budget::{LiftBudget, kept};
 use egress::{EgressPolicy, EgressStop};
-use limits::{
-    LOG_BYTES_LIMIT, Limits, MAX_CALL_RECORDS, MAX_LOG_LIFTED_BYTES, MAX_LOG_MESSAGE_BYTES, MAX_LOG_RECORDS,
-};
+use lift_budget::{LiftBudget, kept};
+use limits::{LOG_BYTES_LIMIT, Limits, MAX_CALL_RECORDS, MAX_LOG_LIFTED_BYTES, MAX_LOG_MESSAGE_BYTES, MAX_LOG_RECORDS};
 
 /// Who wrote a log record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
