@@ -138,7 +138,8 @@ fn api_error(method: &str, code: i64, message: &str) -> ModuleError {
 }
 
 /// Replaces every occurrence of `secret` in `text`, any start of it at least
-/// [`ECHOED_PREFIX_MIN`] characters long (CloudPe's rejection quotes the first characters of the
+/// [`ECHOED_PREFIX_MIN`] characters long that is cut with an ellipsis or is at least
+/// [`ECHOED_PREFIX_LONG`] bytes long (CloudPe's rejection quotes the first characters of the
 /// token it was sent: `session [Cr0Z...] not valid`, docs/cloudpe-api.md), and any `session=`
 /// parameter value whatever it is (a reply may echo a request with another token, or an encoded
 /// form of this one).
@@ -151,8 +152,7 @@ pub fn scrub(text: &str, secret: &str) -> String {
 /// than this is redacted only whole.
 pub const ECHOED_PREFIX_MIN: usize = 4;
 
-/// `text` with every run of characters that starts `secret` (the whole of it, or at least its
-/// first [`ECHOED_PREFIX_MIN`] characters) replaced by `[REDACTED]`.
+/// `text` with every echo of `secret` (see [`scrub`]) replaced by `[REDACTED]`.
 fn redact_secret_starts(text: &str, secret: &str) -> String {
     if secret.chars().count() < ECHOED_PREFIX_MIN {
         return text.replace(secret, "[REDACTED]");
@@ -174,12 +174,22 @@ fn redact_secret_starts(text: &str, secret: &str) -> String {
             end -= 1;
         }
         out.push_str(&text[pos..start]);
-        out.push_str("[REDACTED]");
+        let (run, rest) = (&text[start..end], &text[end..]);
+        // The whole token, a long start of it, or a start cut with an ellipsis; a short start
+        // alone may be an ordinary word.
+        let echoed = run.len() == secret.len()
+            || run.len() >= ECHOED_PREFIX_LONG
+            || rest.starts_with("...")
+            || rest.starts_with('…');
+        out.push_str(if echoed { "[REDACTED]" } else { run });
         pos = end;
     }
     out.push_str(&text[pos..]);
     out
 }
+
+/// The length from which a start of the token is redacted wherever it appears, ellipsis or not.
+pub const ECHOED_PREFIX_LONG: usize = 12;
 
 /// What a value masked by its key shows, whatever its length (so its length is not told either).
 pub const MASK: &str = "********";
@@ -438,7 +448,8 @@ mod tests {
         assert!(!e.message().contains("Cr0Z"), "{}", e.message());
         assert!(e.message().ends_with("session [[REDACTED]...] not valid"), "{}", e.message());
         // A longer start, the whole token, and a start too short to be told apart from words.
-        assert_eq!(scrub("a Cr0Zq8vL b", token), "a [REDACTED] b");
+        assert_eq!(scrub("a Cr0Zq8vLw2-se b", token), "a [REDACTED] b");
+        assert_eq!(scrub("a Cr0Z… b Cr0Zq c", token), "a [REDACTED]… b Cr0Zq c", "a short start only when cut");
         assert_eq!(scrub(&format!("[{token}]"), token), "[[REDACTED]]");
         assert_eq!(scrub("Cr0 stays", token), "Cr0 stays");
         // A token shorter than the minimum is redacted only whole.

@@ -109,6 +109,7 @@ impl Runtime {
         let mut linker = Linker::<SandboxState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_error)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_error)?;
+        crate::sandbox::lift_budget::bound_request_paths(&mut linker).map_err(link_error)?;
         crate::bindings::hostbill::provisioning::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(link_error)?;
         crate::bindings::hostbill::provisioning::budget::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)

@@ -14,8 +14,8 @@ pub const REDACTED: &str = "[REDACTED]";
 #[derive(Debug, Default, Clone)]
 pub struct Scrubber {
     needles: Vec<String>,
-    /// Declared secrets of at least [`ECHOED_START_MIN`] × 2 characters, whose start (at least
-    /// [`ECHOED_START_MIN`] characters of it) is redacted too: an API may echo the first
+    /// Declared secrets of at least [`ECHOED_START_MIN`] × 2 characters, whose echoed start (see
+    /// [`echoed_start`]) is redacted too: an API may echo the first
     /// characters of a token it rejected (`session [Cr0Z...] not valid`). See
     /// [`Scrubber::with_starts_of`].
     starts: Vec<String>,
@@ -100,8 +100,8 @@ impl Scrubber {
 /// of at least twice as many characters; shorter ones are redacted only whole).
 pub const ECHOED_START_MIN: usize = 4;
 
-/// `text` with every run of characters that starts `secret` (at least its first
-/// [`ECHOED_START_MIN`] characters) replaced by [`REDACTED`]; `None` if there is none.
+/// `text` with every echoed start of `secret` ([`echoed_start`], at least its first
+/// [`ECHOED_START_MIN`] characters) replaced by [`REDACTED`]; `None` if it holds no such start.
 fn redact_starts(text: &str, secret: &str) -> Option<String> {
     let head_len = secret.char_indices().nth(ECHOED_START_MIN).map_or(secret.len(), |(at, _)| at);
     let head = &secret[..head_len];
@@ -119,12 +119,23 @@ fn redact_starts(text: &str, secret: &str) -> Option<String> {
             end -= 1;
         }
         out.push_str(&text[pos..start]);
-        out.push_str(REDACTED);
+        out.push_str(if echoed_start(&text[start..end], &text[end..], secret) { REDACTED } else { &text[start..end] });
         pos = end;
     }
     out.push_str(&text[pos..]);
     Some(out)
 }
+
+/// Whether `run`, a start of `secret` found in a text and followed there by `rest`, is an echo of
+/// it: the whole secret, a start of at least [`ECHOED_START_LONG`] bytes (no ordinary word), or
+/// a start cut with an ellipsis (`Cr0Z...`, `Cr0Z…`). A short start alone is left: a secret
+/// beginning `host` must not remove every "host" of a report.
+pub fn echoed_start(run: &str, rest: &str, secret: &str) -> bool {
+    run.len() == secret.len() || run.len() >= ECHOED_START_LONG || rest.starts_with("...") || rest.starts_with('…')
+}
+
+/// The length from which a start of a secret is removed wherever it appears.
+pub const ECHOED_START_LONG: usize = 12;
 
 /// The secrets scrubbed from everything written to stderr (log lines of the host and of the
 /// crates it uses, e.g. wasi-http's request traces).
@@ -197,7 +208,8 @@ mod tests {
     fn an_echoed_start_of_a_long_secret_is_removed() {
         let s = Scrubber::new(["Cr0Zq8vLw2-session"]).with_starts_of(["Cr0Zq8vLw2-session"]);
         assert_eq!(s.text("session [Cr0Z...] not valid"), "session [[REDACTED]...] not valid");
-        assert_eq!(s.text("x Cr0Zq8v y"), "x [REDACTED] y");
+        assert_eq!(s.text("x Cr0Zq8vLw2-s y"), "x [REDACTED] y", "a long start");
+        assert_eq!(s.text("x Cr0Zq8v y Cr0Z… z"), "x Cr0Zq8v y [REDACTED]… z", "a short start only when cut");
         assert_eq!(s.text("Cr0 stays"), "Cr0 stays");
         assert_eq!(Scrubber::new(["Cr0Zq8vLw2-session"]).text("[Cr0Z...]"), "[Cr0Z...]", "only declared secrets");
         let short = Scrubber::new(["abcdefg"]).with_starts_of(["abcdefg"]);

@@ -66,7 +66,8 @@ fn the_last_progress_line_is_rate_limited_and_scrubbed_like_the_others() {
         &lines[..lines.len().min(3)]
     );
     assert!(lines.iter().all(|l| !l.contains("operation")), "{:?}", &lines[..lines.len().min(3)]);
-    assert!(lines.last().unwrap().contains(r#""done":10,"total":10"#), "the last figures are shown: {lines:?}");
+    let last = lines.last().unwrap();
+    assert!(last.contains(r#""done":10"#) && last.contains(r#""total":10"#), "the last figures are shown: {lines:?}");
 }
 
 #[test]
@@ -155,4 +156,15 @@ fn a_signature_file_that_is_a_fifo_is_refused_at_once() {
 fn make_fifo(path: &Path) {
     let status = std::process::Command::new("mkfifo").arg(path).status().unwrap();
     assert!(status.success(), "mkfifo {}", path.display());
+}
+
+#[test]
+fn request_paths_a_module_keeps_cannot_grow_the_host() {
+    // 500 requests with a 4 MiB path, kept by the module: 2 GB host-side without a bound.
+    const BOUND_KIB: u64 = 150 * 1024;
+    let run = hostile("long-paths", TOKEN, &["--memory-mib", "16", "--deadline-secs", "10"], &[]);
+    eprintln!("[containment] long-paths: host peak RSS {} KiB (bound {BOUND_KIB} KiB)", run.peak_rss_kib);
+    assert!(run.peak_rss_kib < BOUND_KIB, "host grew to {} KiB", run.peak_rss_kib);
+    assert_eq!(run.code, 1, "{}", run.all_output());
+    assert_eq!(run.error_message(), "path 0 refused", "{}", run.stdout);
 }

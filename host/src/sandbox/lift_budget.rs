@@ -59,6 +59,42 @@ fn mib(bytes: usize) -> String {
     format!("{} MiB", bytes / (1024 * 1024))
 }
 
+/// Longest path and query a module may give a request (`outgoing-request.set-path-with-query`):
+/// web servers refuse URLs far shorter (8 KiB is nginx's default header buffer). wasi-http keeps
+/// the path of every request the module holds, host-side and outside the module's memory limit,
+/// and checks only its syntax: 2,048 requests of a 16 MiB path each would be 32 GiB.
+pub const MAX_PATH_WITH_QUERY_BYTES: usize = 8 * 1024;
+
+/// Replaces wasi-http's `set-path-with-query` in `linker` by one that reads the module's string
+/// in place (`WasmStr`: nothing is copied to measure it) and refuses one longer than
+/// [`MAX_PATH_WITH_QUERY_BYTES`] as an invalid path, then hands a shorter one to wasi-http.
+pub fn bound_request_paths(linker: &mut wasmtime::component::Linker<super::SandboxState>) -> wasmtime::Result<()> {
+    use wasmtime::component::{Resource, WasmStr};
+    use wasmtime_wasi_http::WasiHttpView;
+    use wasmtime_wasi_http::p2::bindings::http::types::{HostOutgoingRequest, OutgoingRequest};
+    linker.allow_shadowing(true);
+    let mut types = linker.instance("wasi:http/types@0.2.12")?;
+    types.func_wrap(
+        "[method]outgoing-request.set-path-with-query",
+        |mut store, (request, path): (Resource<OutgoingRequest>, Option<WasmStr>)| {
+            let path = match path {
+                None => None,
+                Some(path) => {
+                    let text = path.to_str(&store)?;
+                    if text.len() > MAX_PATH_WITH_QUERY_BYTES {
+                        return Ok((Err(()),));
+                    }
+                    Some(text.into_owned())
+                }
+            };
+            let state: &mut super::SandboxState = store.data_mut();
+            Ok((HostOutgoingRequest::set_path_with_query(&mut state.http(), request, path)?,))
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
 /// At most `max` bytes of `text` (cut on a character boundary, then `marker` appended) in an
 /// allocation of its own size: `text`, which may be as large as the module's memory, is dropped.
 pub fn kept(text: String, max: usize, marker: &str) -> String {

@@ -3,7 +3,8 @@
 //! hour on a host clock), `leak-token` (logs the session token and returns it in an error),
 //! `log-flood` (logs without end), `log-flood-big` (10,000 log records of 4 MiB each),
 //! `call-flood` (10,000 call records, each with a 4 MiB reply and 64 parameters of 64 KiB),
-//! `progress-flood` (reports the last step a million times), `leak-fields` (makes 8 KiB header sets and never drops
+//! `progress-flood` (reports the last step a million times), `long-paths` (keeps 500 requests
+//! with a 4 MiB path each: host-side memory), `leak-fields` (makes 8 KiB header sets and never drops
 //! them: host-side memory), `refuse-flood` (requests a forbidden origin without end),
 //! `fact-flood` (answers with 100 facts of 30 KiB each). The host must stop or scrub each,
 //! within its limits.
@@ -85,6 +86,24 @@ fn misbehave(app: &AppSettings) -> Result<Outcome, ModuleError> {
                 log::call(&entry);
             }
             Ok(Outcome { message: "flooded the call log".into(), facts: vec![], changed_remote: false })
+        }
+        "long-paths" => {
+            // Requests the module keeps (never sent), each with a 4 MiB path: host-side memory.
+            use wasip2::http::types::{Fields, OutgoingRequest};
+            let path = format!("/{}", "p".repeat(4 << 20));
+            let mut kept = Vec::new();
+            for i in 0..500u32 {
+                let request = OutgoingRequest::new(Fields::new());
+                if request.set_path_with_query(Some(&path)).is_err() {
+                    return Err(ModuleError::Transport(format!("path {i} refused")));
+                }
+                kept.push(request);
+            }
+            Ok(Outcome {
+                message: format!("kept {} requests with long paths", kept.len()),
+                facts: vec![],
+                changed_remote: false,
+            })
         }
         "progress-flood" => {
             for _ in 0..1_000_000u32 {
