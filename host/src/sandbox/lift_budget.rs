@@ -62,7 +62,8 @@ fn mib(bytes: usize) -> String {
 /// Longest path and query a module may give a request (`outgoing-request.set-path-with-query`):
 /// web servers refuse URLs far shorter (8 KiB is nginx's default header buffer). wasi-http keeps
 /// the path of every request the module holds, host-side and outside the module's memory limit,
-/// and checks only its syntax: 2,048 requests of a 16 MiB path each would be 32 GiB.
+/// and checks only its syntax (the http crate takes URLs up to 65,534 bytes): 2,048 requests
+/// kept with such a path were 128 MiB.
 pub const MAX_PATH_WITH_QUERY_BYTES: usize = 8 * 1024;
 
 /// Replaces wasi-http's `set-path-with-query` in `linker` by one that reads the module's string

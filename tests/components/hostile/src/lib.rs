@@ -3,8 +3,8 @@
 //! hour on a host clock), `leak-token` (logs the session token and returns it in an error),
 //! `log-flood` (logs without end), `log-flood-big` (10,000 log records of 4 MiB each),
 //! `call-flood` (10,000 call records, each with a 4 MiB reply and 64 parameters of 64 KiB),
-//! `progress-flood` (reports the last step a million times), `long-paths` (keeps 500 requests
-//! with a 4 MiB path each: host-side memory), `leak-fields` (makes 8 KiB header sets and never drops
+//! `progress-flood` (reports the last step a million times), `long-paths` (keeps 2,000
+//! requests with a 60,000-byte path each: host-side memory), `leak-fields` (makes 8 KiB header sets and never drops
 //! them: host-side memory), `refuse-flood` (requests a forbidden origin without end),
 //! `fact-flood` (answers with 100 facts of 30 KiB each). The host must stop or scrub each,
 //! within its limits.
@@ -88,11 +88,12 @@ fn misbehave(app: &AppSettings) -> Result<Outcome, ModuleError> {
             Ok(Outcome { message: "flooded the call log".into(), facts: vec![], changed_remote: false })
         }
         "long-paths" => {
-            // Requests the module keeps (never sent), each with a 4 MiB path: host-side memory.
+            // Requests the module keeps (never sent), each with a 60,000-byte path (the longest
+            // URL the http crate accepts is 65,534 bytes): host-side memory.
             use wasip2::http::types::{Fields, OutgoingRequest};
-            let path = format!("/{}", "p".repeat(4 << 20));
+            let path = format!("/{}", "p".repeat(60_000));
             let mut kept = Vec::new();
-            for i in 0..500u32 {
+            for i in 0..2_000u32 {
                 let request = OutgoingRequest::new(Fields::new());
                 if request.set_path_with_query(Some(&path)).is_err() {
                     return Err(ModuleError::Transport(format!("path {i} refused")));
