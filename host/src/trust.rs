@@ -432,7 +432,7 @@ mod tests {
         let dir = scratch("sig");
         let component = dir.join("m.wasm");
         std::fs::write(&component, "wasm").unwrap();
-        rustix::fs::mkfifoat(rustix::fs::CWD, &signature_path(&component), Mode::from_raw_mode(0o644)).unwrap();
+        rustix::fs::mkfifoat(rustix::fs::CWD, signature_path(&component), Mode::from_raw_mode(0o644)).unwrap();
         let started = Instant::now();
         let files = ComponentFiles::read(&component).unwrap();
         assert!(started.elapsed() < Duration::from_secs(1), "reading waited {:?}", started.elapsed());
@@ -473,7 +473,7 @@ mod tests {
         assert!(load_keys(&keys).is_ok(), "a sticky folder above the keys is accepted");
         std::fs::set_permissions(dir.join("open"), std::fs::Permissions::from_mode(0o755)).unwrap();
         if rustix::process::geteuid().is_root() {
-            rustix::fs::chown(&dir.join("open"), Some(rustix::process::Uid::from_raw(12345)), None).unwrap();
+            rustix::fs::chown(dir.join("open"), Some(rustix::process::Uid::from_raw(12345)), None).unwrap();
             let error = load_keys(&keys).unwrap_err().to_string();
             assert!(error.contains("open (a folder above the trusted keys) belongs to uid 12345"), "{error}");
         }
@@ -490,7 +490,7 @@ mod tests {
         let error = load_keys(&keys).unwrap_err().to_string();
         assert!(error.contains("link.pem is a link"), "{error}");
         std::fs::remove_file(keys.join("link.pem")).unwrap();
-        rustix::fs::mkfifoat(rustix::fs::CWD, &keys.join("fifo.pem"), Mode::from_raw_mode(0o644)).unwrap();
+        rustix::fs::mkfifoat(rustix::fs::CWD, keys.join("fifo.pem"), Mode::from_raw_mode(0o644)).unwrap();
         let started = Instant::now();
         let error = load_keys(&keys).unwrap_err().to_string();
         assert!(started.elapsed() < Duration::from_secs(1), "waited {:?}", started.elapsed());
