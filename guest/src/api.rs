@@ -216,11 +216,6 @@ struct ChecksumReply {
 #[derive(Deserialize)]
 struct Empty {}
 
-/// Request parameters the call log never shows: masked by name, whatever their value.
-const SECRET_PARAMS: &[&str] = &["session", "password"];
-/// What a masked parameter shows: always the same length, so it tells nothing of the secret.
-const MASK: &str = "********";
-
 /// Attempts of a single call (operations on one account, connection checks).
 pub const CALL_ATTEMPTS: u32 = 3;
 
@@ -400,8 +395,9 @@ impl<'a, P: Platform> CloudPe<'a, P> {
         });
     }
 
-    /// Records one exchange in the call log. Secrets are masked by parameter name, to a fixed
-    /// length, whatever their value; the reply is scrubbed too, then cut.
+    /// Records one exchange in the call log. Secrets are masked by parameter name (and in the
+    /// reply by member name, before it is cut: `envelope::reply_start`), to a fixed length,
+    /// whatever their value; the reply is scrubbed too, then cut.
     fn record_call(
         &self,
         method: ApiMethod,
@@ -412,7 +408,7 @@ impl<'a, P: Platform> CloudPe<'a, P> {
         let params: Vec<(Cow<str>, Cow<str>)> =
             form_urlencoded::parse(request.form_body.as_deref().unwrap_or("").as_bytes())
                 .map(|(name, value)| {
-                    let value = if SECRET_PARAMS.contains(&name.as_ref()) { Cow::Borrowed(MASK) } else { value };
+                    let value = if envelope::is_secret_name(&name) { Cow::Borrowed(envelope::MASK) } else { value };
                     (name, value)
                 })
                 .collect();

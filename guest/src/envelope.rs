@@ -100,8 +100,10 @@ pub const REPLY_START_CHARS: usize = 500;
 /// The start of a reply for the call log: whitespace runs collapsed, secrets scrubbed from the
 /// whole text first (so no half of a token survives the cut), then cut to
 /// [`REPLY_START_CHARS`].
+/// Every member whose key names a secret ([`is_secret_name`]) is masked first, over the whole
+/// reply: a reply longer than the cut still shows no `password` or `token` value at its start.
 pub fn reply_start(body: &[u8], secret: &str) -> String {
-    let text = String::from_utf8_lossy(body);
+    let text = mask_secret_members(&String::from_utf8_lossy(body));
     let text = scrub(&text.split_whitespace().collect::<Vec<_>>().join(" "), secret);
     let mut start: String = text.chars().take(REPLY_START_CHARS).collect();
     if text.chars().count() > REPLY_START_CHARS {
@@ -135,11 +137,164 @@ fn api_error(method: &str, code: i64, message: &str) -> ModuleError {
     }
 }
 
-/// Replaces every occurrence of `secret` in `text`, and any `session=` parameter value whatever
-/// it is (a reply may echo a request with another token, or an encoded form of this one).
+/// Replaces every occurrence of `secret` in `text`, any start of it at least
+/// [`ECHOED_PREFIX_MIN`] characters long that is cut with an ellipsis or is at least
+/// [`ECHOED_PREFIX_LONG`] bytes long (CloudPe's rejection quotes the first characters of the
+/// token it was sent: `session [Cr0Z...] not valid`, docs/cloudpe-api.md), and any `session=`
+/// parameter value whatever it is (a reply may echo a request with another token, or an encoded
+/// form of this one).
 pub fn scrub(text: &str, secret: &str) -> String {
     let text = redact_session_params(text);
-    if secret.is_empty() { text } else { text.replace(secret, "[REDACTED]") }
+    if secret.is_empty() { text } else { redact_secret_starts(&text, secret) }
+}
+
+/// The shortest start of the session token that is redacted wherever it appears. A token shorter
+/// than this is redacted only whole.
+pub const ECHOED_PREFIX_MIN: usize = 4;
+
+/// `text` with every echo of `secret` (see [`scrub`]) replaced by `[REDACTED]`.
+fn redact_secret_starts(text: &str, secret: &str) -> String {
+    if secret.chars().count() < ECHOED_PREFIX_MIN {
+        return text.replace(secret, "[REDACTED]");
+    }
+    let head_len = secret.char_indices().nth(ECHOED_PREFIX_MIN).map_or(secret.len(), |(at, _)| at);
+    let head = &secret[..head_len];
+    let (bytes, secret_bytes) = (text.as_bytes(), secret.as_bytes());
+    let mut out = String::with_capacity(text.len());
+    let mut pos = 0;
+    while let Some(at) = text[pos..].find(head) {
+        let start = pos + at;
+        let mut end = start + head.len();
+        let mut matched = head.len();
+        while end < bytes.len() && matched < secret_bytes.len() && bytes[end] == secret_bytes[matched] {
+            end += 1;
+            matched += 1;
+        }
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.push_str(&text[pos..start]);
+        let (run, rest) = (&text[start..end], &text[end..]);
+        // The whole token, a long start of it, or a start cut with an ellipsis; a short start
+        // alone may be an ordinary word.
+        let echoed = run.len() == secret.len()
+            || run.len() >= ECHOED_PREFIX_LONG
+            || rest.starts_with("...")
+            || rest.starts_with('…');
+        out.push_str(if echoed { "[REDACTED]" } else { run });
+        pos = end;
+    }
+    out.push_str(&text[pos..]);
+    out
+}
+
+/// The length from which a start of the token is redacted wherever it appears, ellipsis or not.
+pub const ECHOED_PREFIX_LONG: usize = 12;
+
+/// What a value masked by its key shows, whatever its length (so its length is not told either).
+pub const MASK: &str = "********";
+
+/// Whether a JSON member or request parameter named `name` holds a secret: its name contains
+/// (in any case) one of the words of the HostBill side's `cloudpe_audit::isSecretKey`.
+pub fn is_secret_name(name: &str) -> bool {
+    const WORDS: [&str; 9] = ["session", "passw", "token", "secret", "key", "hash", "sign", "auth", "cookie"];
+    let lower = name.to_ascii_lowercase();
+    WORDS.iter().any(|word| lower.contains(word))
+}
+
+/// `text`, a JSON reply (possibly cut, or not JSON at all), with the value of every member whose
+/// key names a secret ([`is_secret_name`]) replaced by `"********"`, whatever the value is (a
+/// string, a number, an object or list, or the rest of a cut text). Read as text rather than
+/// parsed: a cut or malformed reply is masked too, and a large page is not held twice.
+pub fn mask_secret_members(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    let (mut copied, mut i) = (0, 0);
+    while i < bytes.len() {
+        if bytes[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        let key_end = json_string_end(bytes, i);
+        // Just before the closing quote, or the end of a cut text (either is a char boundary).
+        let key_stop = if key_end > i + 1 && bytes[key_end - 1] == b'"' { key_end - 1 } else { key_end };
+        let key = &text[i + 1..key_stop];
+        i = key_end;
+        let colon = skip_whitespace(bytes, i);
+        if colon < bytes.len() && bytes[colon] == b':' && is_secret_name(key) {
+            let value = skip_whitespace(bytes, colon + 1);
+            let value_end = json_value_end(bytes, value);
+            out.push_str(&text[copied..value]);
+            out.push('"');
+            out.push_str(MASK);
+            out.push('"');
+            copied = value_end;
+            i = value_end;
+        }
+    }
+    if copied == 0 {
+        return text.to_string();
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
+    while at < bytes.len() && bytes[at].is_ascii_whitespace() {
+        at += 1;
+    }
+    at
+}
+
+/// Where the JSON string opening at `start` ends (just past its closing quote), or the end of
+/// the text if it is not closed.
+fn json_string_end(bytes: &[u8], start: usize) -> usize {
+    let mut at = start + 1;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'\\' => at += 2,
+            b'"' => return at + 1,
+            _ => at += 1,
+        }
+    }
+    bytes.len()
+}
+
+/// Where the JSON value starting at `start` ends: a string, an object or list (to its matching
+/// close), or a scalar (to the next `,`, `}`, `]` or whitespace); the end of the text if cut.
+fn json_value_end(bytes: &[u8], start: usize) -> usize {
+    match bytes.get(start) {
+        None => bytes.len(),
+        Some(b'"') => json_string_end(bytes, start),
+        Some(b'{' | b'[') => {
+            let (mut depth, mut at) = (0usize, start);
+            while at < bytes.len() {
+                match bytes[at] {
+                    b'"' => {
+                        at = json_string_end(bytes, at);
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return at + 1;
+                        }
+                    }
+                    _ => {}
+                }
+                at += 1;
+            }
+            bytes.len()
+        }
+        Some(_) => {
+            let mut at = start;
+            while at < bytes.len() && !matches!(bytes[at], b',' | b'}' | b']') && !bytes[at].is_ascii_whitespace() {
+                at += 1;
+            }
+            at
+        }
+    }
 }
 
 /// `session=VALUE` with VALUE (up to `&`, whitespace, a quote or a bracket) replaced.
@@ -282,6 +437,84 @@ mod tests {
         let text = e.message();
         assert!(!text.contains("SECRETTOK") && !text.contains("SECRET"), "{text}");
         assert!(text.contains("session=["), "{text}");
+    }
+
+    #[test]
+    fn a_rejection_echoing_the_start_of_the_token_shows_none_of_it() {
+        // CloudPe quotes the first characters of the token it was sent.
+        let token = "Cr0Zq8vLw2-secret-session-value";
+        let body = r#"{"result":702,"error":"session [Cr0Z...] not valid"}"#;
+        let e = parse::<Checksum>("getaccounts", &reply(200, body), token).unwrap_err();
+        assert!(!e.message().contains("Cr0Z"), "{}", e.message());
+        assert!(e.message().ends_with("session [[REDACTED]...] not valid"), "{}", e.message());
+        // A longer start, the whole token, and a start too short to be told apart from words.
+        assert_eq!(scrub("a Cr0Zq8vLw2-se b", token), "a [REDACTED] b");
+        assert_eq!(scrub("a Cr0Z… b Cr0Zq c", token), "a [REDACTED]… b Cr0Zq c", "a short start only when cut");
+        assert_eq!(scrub(&format!("[{token}]"), token), "[[REDACTED]]");
+        assert_eq!(scrub("Cr0 stays", token), "Cr0 stays");
+        // A token shorter than the minimum is redacted only whole.
+        assert_eq!(scrub("ab abc", "abc"), "ab [REDACTED]");
+        assert!(!reply_start(body.as_bytes(), token).contains("Cr0Z"));
+    }
+
+    #[test]
+    fn secret_members_are_masked_before_the_call_log_cuts_the_reply() {
+        // A long reply: its secret members come after the first 500 characters.
+        let users: Vec<String> =
+            (0..40).map(|i| format!(r#"{{"uid":{i},"email":"user{i}@example.com","login":"user{i}"}}"#)).collect();
+        let body = format!(
+            r#"{{"result":0,"array":[{}],"password":"hunter2-pass","user":{{"authToken":"tok-abc-987","Api_Key":12345,"hashes":["h1","h2"],"name":"ok"}},"cookie" : "c=1"}}"#,
+            users.join(",")
+        );
+        assert!(body.len() > REPLY_START_CHARS * 2);
+        let masked = mask_secret_members(&body);
+        for secret in ["hunter2-pass", "tok-abc-987", "12345", "h1", "h2", "c=1"] {
+            assert!(!masked.contains(secret), "{secret} shown in {masked}");
+        }
+        assert!(masked.contains(r#""password":"********""#), "{masked}");
+        assert!(masked.contains(r#""Api_Key":"********""#), "{masked}");
+        assert!(masked.contains(r#""name":"ok""#) && masked.contains("user39@example.com"), "{masked}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&masked).unwrap()["user"]["hashes"], "********");
+        // The reply the call log keeps is the masked one's start: with the secrets moved to the
+        // front, the first 500 characters still show none of them.
+        let front = format!(r#"{{"password":"hunter2-pass","token":"tok-abc-987","array":[{}]}}"#, users.join(","));
+        let start = reply_start(front.as_bytes(), "unrelated");
+        assert!(start.starts_with(r#"{"password":"********","token":"********","array""#), "{start}");
+        assert!(start.ends_with('…'), "{start}");
+    }
+
+    #[test]
+    fn a_cut_or_malformed_reply_is_masked_too() {
+        assert_eq!(mask_secret_members(r#"{"a":1,"session":"abcdef"#), r#"{"a":1,"session":"********""#);
+        assert_eq!(mask_secret_members(r#"{"token": {"x": "y", "#), r#"{"token": "********""#);
+        assert_eq!(mask_secret_members(r#"{"passwd":abc,"b":2}"#), r#"{"passwd":"********","b":2}"#);
+        assert_eq!(mask_secret_members(r#"{"a\"token":1, "x\"y":"k"}"#), r#"{"a\"token":"********", "x\"y":"k"}"#);
+        assert_eq!(mask_secret_members("<html>token</html>"), "<html>token</html>");
+        assert_eq!(mask_secret_members(r#"["token", "key"]"#), r#"["token", "key"]"#);
+        assert_eq!(mask_secret_members(r#"{"é":"ü","token":"ö"}"#), r#"{"é":"ü","token":"********"}"#);
+        assert_eq!(mask_secret_members(r#"{"tok"#), r#"{"tok"#);
+        assert_eq!(mask_secret_members("\"token\":"), "\"token\":\"********\"");
+    }
+
+    #[test]
+    fn secret_names_follow_the_hostbill_sides_list() {
+        for name in [
+            "session",
+            "password",
+            "passwd",
+            "Token",
+            "client_secret",
+            "apikey",
+            "hash",
+            "signature",
+            "Authorization",
+            "cookie",
+        ] {
+            assert!(is_secret_name(name), "{name}");
+        }
+        for name in ["uid", "email", "login", "status", "group", "appid", "result"] {
+            assert!(!is_secret_name(name), "{name}");
+        }
     }
 
     #[test]

@@ -7,6 +7,8 @@ wasmtime::component::bindgen!({
     path: "../wit/since_v2.2.0",
     world: "hostbill:provisioning/hosting-module-core",
     exports: { default: async },
+    // A module handing the host more log bytes than `limits::MAX_LOG_LIFTED_BYTES` is stopped.
+    imports: { "hostbill:provisioning/log.log": trappable, "hostbill:provisioning/log.call": trappable },
     with: {
         "wasi": wasmtime_wasi::p2::bindings,
         "wasi:http": wasmtime_wasi_http::p2::bindings::http,

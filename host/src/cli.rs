@@ -134,10 +134,7 @@ impl Global {
     /// The signature policy these options describe.
     pub fn trust(&self) -> Result<crate::trust::TrustPolicy, TrustedKeysError> {
         let keys = match &self.trusted_keys {
-            Some(path) => {
-                crate::trust::check_key_path(path)?;
-                Some(component_signing::TrustedKeys::from_path(path)?)
-            }
+            Some(path) => Some(crate::trust::load_keys(path)?),
             None => None,
         };
         Ok(crate::trust::TrustPolicy { keys, allow_unsigned: self.allow_unsigned })
@@ -332,6 +329,4 @@ impl Command {
 pub enum TrustedKeysError {
     #[error("--trusted-keys: {0}")]
     Path(#[from] crate::trust::KeyPathError),
-    #[error("--trusted-keys: {0}")]
-    Keys(#[from] component_signing::KeyError),
 }

@@ -47,6 +47,16 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[cfg(target_env = "musl")]
 use fastmem as _;
 
+/// Disables core dumps for this process, hard limit included (it cannot raise it again): a crash
+/// would otherwise write the module's memory, the session token in it, to disk. A failure is only
+/// warned about: the operation is still worth running.
+fn no_core_dumps() {
+    use rustix::process::{Resource, Rlimit, setrlimit};
+    if let Err(e) = setrlimit(Resource::Core, Rlimit { current: Some(0), maximum: Some(0) }) {
+        tracing::warn!("cannot disable core dumps (RLIMIT_CORE): {e}");
+    }
+}
+
 fn main() {
     timings::start();
     tracing_subscriber::fmt()
@@ -56,6 +66,7 @@ fn main() {
         )
         .with_writer(scrub::ScrubbedStderr)
         .init();
+    no_core_dumps();
     let cli = Cli::parse();
     timings::mark("args");
     let exit = match &cli.command {
@@ -205,10 +216,12 @@ fn execute(cli: &Cli) -> Executed {
         Some(rows) => cli.global.sync_limits(rows).unwrap_or(limits),
         None => limits,
     };
-    // Every free-form App value is secret on stderr (the module's own list is not known yet);
-    // taken from the parsed request, not by parsing a large request a second time.
+    // Every free-form App value is secret in a report the module never described itself in; on
+    // stderr only those long enough to be one (`operation::stderr_secrets`), until the module's
+    // info names its secret fields. Taken from the parsed request, not by parsing a large request
+    // a second time.
     let app_secrets = operation::secrets(request.app(), None);
-    scrub::scrub_stderr_with(app_secrets.clone());
+    scrub::scrub_stderr_with(operation::stderr_secrets(request.app(), None));
     let tls = match cli.global.ca_bundle.as_deref().map(sandbox::tls::client_config).transpose() {
         Ok(tls) => tls,
         Err(message) => return bad_input(message, app_secrets, limits),
@@ -257,8 +270,9 @@ fn execute(cli: &Cli) -> Executed {
     timings::mark("report-build");
     // The new (or previous) component loaded and described itself: now it may become active.
     let switched = match &cli.command {
-        Command::Install(args) if report.exit() == Exit::Success => Some(install::install(component, &args.new)),
-        Command::Rollback if report.exit() == Exit::Success => Some(install::rollback(component)),
+        // What is written is what was read and verified (the upload is not read a second time).
+        Command::Install(_) if report.exit() == Exit::Success => Some(install::install(component, runtime.files())),
+        Command::Rollback if report.exit() == Exit::Success => Some(install::rollback(component, runtime.files())),
         _ => None,
     };
     match (switched, &mut report.body) {

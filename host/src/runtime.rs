@@ -49,8 +49,9 @@ pub struct Runtime {
     source: cache::Source,
     version: semver::Version,
     verification: Verification,
-    /// The component file's bytes, kept only to read its metadata if asked (`info`).
-    bytes: Vec<u8>,
+    /// The component file's bytes and signature as read and verified, kept to read its metadata
+    /// if asked (`info`) and for `install` to write exactly what was verified.
+    files: crate::trust::ComponentFiles,
     metadata: std::sync::OnceLock<ComponentMetadata>,
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
@@ -97,20 +98,16 @@ impl Runtime {
         let engine =
             Engine::new(&config).map_err(|e| Fault::Refused(format!("cannot start the wasm engine: {e:#}")))?;
         let shown = path.display();
-        let bytes =
-            std::fs::read(path).map_err(|e| Fault::Refused(format!("cannot read the component {shown}: {e}")))?;
-        // The signature check (hashing the whole file) and the cache lookup (hashing it again,
-        // reading and authenticating the compiled entry) run side by side: neither deserialises
-        // or compiles anything, and nothing is until the component is verified.
-        let (checked, lookup) = std::thread::scope(|scope| {
-            let checking = scope.spawn(|| trust.check(path, &bytes));
-            let lookup = cache.map(|cache| cache.lookup(&engine, &bytes));
-            (checking.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), lookup)
-        });
-        let verification = checked.map_err(|refused| Fault::Refused(refused.to_string()))?;
+        // The component and its signature, read as one pair (never half of an install's). The
+        // signature check (hashing the whole file) and the cache lookup (hashing it again, reading
+        // and authenticating the compiled entry) run side by side: neither deserialises or
+        // compiles anything, and nothing is until the component is verified.
+        let (files, verification, lookup) = trust
+            .load(path, |files| cache.map(|cache| cache.lookup(&engine, &files.bytes)))
+            .map_err(Fault::Refused)?;
         let (component, source) = match lookup {
-            Some(lookup) => lookup.load_or_compile(&engine, &bytes),
-            None => Component::from_binary(&engine, &bytes).map(|c| (c, cache::Source::CompiledOnly)),
+            Some(lookup) => lookup.load_or_compile(&engine, &files.bytes),
+            None => Component::from_binary(&engine, &files.bytes).map(|c| (c, cache::Source::CompiledOnly)),
         }
         .map_err(|e| Fault::Refused(format!("{shown} is not a valid WebAssembly component: {e:#}")))?;
         let version = compat::check(targeted_version(&engine, &component).as_deref())
@@ -118,6 +115,7 @@ impl Runtime {
         let mut linker = Linker::<SandboxState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_error)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_error)?;
+        crate::sandbox::lift_budget::bound_request_paths(&mut linker).map_err(link_error)?;
         crate::bindings::hostbill::provisioning::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(link_error)?;
         crate::bindings::hostbill::provisioning::budget::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
@@ -148,10 +146,15 @@ impl Runtime {
             source,
             version,
             verification,
-            bytes,
+            files,
             metadata: std::sync::OnceLock::new(),
             tls: None,
         })
+    }
+
+    /// The component's bytes and signature, as read and verified.
+    pub fn files(&self) -> &crate::trust::ComponentFiles {
+        &self.files
     }
 
     /// Verifies the API's TLS with `config` (standard roots plus a CA bundle).
@@ -177,7 +180,7 @@ impl Runtime {
     /// The component's standard metadata, read on first use (only `info` needs it, so an
     /// ordinary operation does not parse the component's sections).
     pub fn metadata(&self) -> &ComponentMetadata {
-        self.metadata.get_or_init(|| ComponentMetadata::read(&self.bytes))
+        self.metadata.get_or_init(|| ComponentMetadata::read(&self.files.bytes))
     }
 
     /// The component's file.
@@ -237,6 +240,7 @@ impl Runtime {
             store.data_mut().module_info = Some(info.clone());
             let mut app = app.map(std::borrow::Cow::Borrowed);
             if let Some(app) = &mut app {
+                crate::scrub::scrub_stderr_with(crate::operation::stderr_secrets(Some(app), Some(&info)));
                 let endpoint = Endpoint::of(app.as_ref(), &info.endpoint_field);
                 if let Some(url) =
                     endpoint.as_ref().map(|e| &e.url).filter(|url| app.get(&info.endpoint_field) != Some(url))
@@ -288,6 +292,9 @@ const STOPPED_FOR_EGRESS: &str = "the module was stopped after a request the App
 
 /// Words for a trap.
 fn classify(e: wasmtime::Error, limits: &Limits, stop: &crate::sandbox::egress::EgressStop) -> Fault {
+    if let Some(over) = e.downcast_ref::<crate::sandbox::lift_budget::OverBudget>() {
+        return Fault::Trapped { message: over.to_string(), limit: Some(over.named()) };
+    }
     let text = format!("{e:#}");
     let (message, limit) = match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) if stop.is_raised() => (STOPPED_FOR_EGRESS.to_string(), None),

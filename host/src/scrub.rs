@@ -14,6 +14,11 @@ pub const REDACTED: &str = "[REDACTED]";
 #[derive(Debug, Default, Clone)]
 pub struct Scrubber {
     needles: Vec<String>,
+    /// Declared secrets of at least [`ECHOED_START_MIN`] × 2 characters, whose echoed start (see
+    /// [`echoed_start`]) is redacted too: an API may echo the first
+    /// characters of a token it rejected (`session [Cr0Z...] not valid`). See
+    /// [`Scrubber::with_starts_of`].
+    starts: Vec<String>,
     /// The shortest needle's length: a shorter text holds none (most strings of a sync report are
     /// shorter than any session token, so they cost one comparison).
     shortest: usize,
@@ -34,7 +39,21 @@ impl Scrubber {
         needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
         needles.dedup();
         let shortest = needles.iter().map(String::len).min().unwrap_or(usize::MAX);
-        Scrubber { needles, shortest }
+        Scrubber { needles, starts: Vec::new(), shortest }
+    }
+
+    /// This scrubber, also removing any start (of at least [`ECHOED_START_MIN`] characters) of
+    /// each of `declared` that is at least twice that long. Only for values known to be secrets
+    /// (those the module declares, and the App password): the start of an ordinary free-form
+    /// value (`https://...`, `progress-...`) is an ordinary word.
+    pub fn with_starts_of<'a>(mut self, declared: impl IntoIterator<Item = &'a str>) -> Scrubber {
+        for secret in declared.into_iter().map(str::trim) {
+            if secret.chars().count() >= 2 * ECHOED_START_MIN && !self.starts.iter().any(|s| s == secret) {
+                self.starts.push(secret.to_string());
+                self.shortest = self.shortest.min(ECHOED_START_MIN);
+            }
+        }
+        self
     }
 
     /// `text` with every secret replaced (borrowed when there is none).
@@ -46,6 +65,11 @@ impl Scrubber {
         for needle in &self.needles {
             if out.contains(needle.as_str()) {
                 out = Cow::Owned(out.replace(needle.as_str(), REDACTED));
+            }
+        }
+        for secret in &self.starts {
+            if let Some(clean) = redact_starts(&out, secret) {
+                out = Cow::Owned(clean);
             }
         }
         out
@@ -69,6 +93,47 @@ pub fn plain(text: &str) -> Cow<'_, str> {
     }
     Cow::Owned(out)
 }
+
+/// The fewest characters of a secret's start that are redacted wherever they appear (for secrets
+/// of at least twice as many characters; shorter ones are redacted only whole).
+pub const ECHOED_START_MIN: usize = 4;
+
+/// `text` with every echoed start of `secret` ([`echoed_start`], at least its first
+/// [`ECHOED_START_MIN`] characters) replaced by [`REDACTED`]; `None` if it holds no such start.
+fn redact_starts(text: &str, secret: &str) -> Option<String> {
+    let head_len = secret.char_indices().nth(ECHOED_START_MIN).map_or(secret.len(), |(at, _)| at);
+    let head = &secret[..head_len];
+    text.find(head)?;
+    let (bytes, secret_bytes) = (text.as_bytes(), secret.as_bytes());
+    let mut out = String::with_capacity(text.len());
+    let mut pos = 0;
+    while let Some(at) = text[pos..].find(head) {
+        let start = pos + at;
+        let mut end = start + head.len();
+        while end < bytes.len() && end - start < secret_bytes.len() && bytes[end] == secret_bytes[end - start] {
+            end += 1;
+        }
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.push_str(&text[pos..start]);
+        out.push_str(if echoed_start(&text[start..end], &text[end..], secret) { REDACTED } else { &text[start..end] });
+        pos = end;
+    }
+    out.push_str(&text[pos..]);
+    Some(out)
+}
+
+/// Whether `run`, a start of `secret` found in a text and followed there by `rest`, is an echo of
+/// it: the whole secret, a start of at least [`ECHOED_START_LONG`] bytes (no ordinary word), or
+/// a start cut with an ellipsis (`Cr0Z...`, `Cr0Z…`). A short start alone is left: a secret
+/// beginning `host` must not remove every "host" of a report.
+pub fn echoed_start(run: &str, rest: &str, secret: &str) -> bool {
+    run.len() == secret.len() || run.len() >= ECHOED_START_LONG || rest.starts_with("...") || rest.starts_with('…')
+}
+
+/// The length from which a start of a secret is removed wherever it appears.
+pub const ECHOED_START_LONG: usize = 12;
 
 /// The secrets scrubbed from everything written to stderr (log lines of the host and of the
 /// crates it uses, e.g. wasi-http's request traces).
@@ -140,6 +205,18 @@ mod tests {
     }
 
     #[test]
+    fn an_echoed_start_of_a_long_secret_is_removed() {
+        let s = Scrubber::new(["Cr0Zq8vLw2-session"]).with_starts_of(["Cr0Zq8vLw2-session"]);
+        assert_eq!(s.text("session [Cr0Z...] not valid"), "session [[REDACTED]...] not valid");
+        assert_eq!(s.text("x Cr0Zq8vLw2-s y"), "x [REDACTED] y", "a long start");
+        assert_eq!(s.text("x Cr0Zq8v y Cr0Z… z"), "x Cr0Zq8v y [REDACTED]… z", "a short start only when cut");
+        assert_eq!(s.text("Cr0 stays"), "Cr0 stays");
+        assert_eq!(Scrubber::new(["Cr0Zq8vLw2-session"]).text("[Cr0Z...]"), "[Cr0Z...]", "only declared secrets");
+        let short = Scrubber::new(["abcdefg"]).with_starts_of(["abcdefg"]);
+        assert_eq!(short.text("abcd abcdefg"), "abcd [REDACTED]", "a secret under 8 characters: only whole");
+    }
+
+    #[test]
     fn plain_removes_escapes_and_control_characters_only() {
         let hostile = "user \x1b[31m<b>x</b>\x1b[0m not found\x1b]0;pwned\x07\x1b[2J\0 \u{202E}gnp.exe\r\x08 \u{9b}\u{85}ok\tend\n";
         assert_eq!(plain(hostile), "user <b>x</b> not found gnp.exe ok\tend\n");
@@ -148,5 +225,4 @@ mod tests {
         assert_eq!(s.text(&plain("token sekrit\x1b[0m-123")), "token [REDACTED]");
         assert!(matches!(plain("ordinary text, ünïcode ✓\n"), Cow::Borrowed(_)));
     }
-
 }

@@ -411,6 +411,29 @@ class HostTest extends FakeHostTestCase
         $this->assertNull($host->advice(self::report('suspend', array())));
     }
 
+    /** Issue 24: a run that read the component while an install replaced it is run once more. */
+    public function testARunThatReadAComponentBeingReplacedIsRetriedOnce()
+    {
+        $runs = function () {
+            return count(file($this->dir . '/report-host.json.runs'));
+        };
+        $result = $this->fakeHost('refuse-once', self::report('suspend', array('outcome' => array('message' => 'done'))))->run('suspend', array());
+        $this->assertSame(0, $result['exit']);
+        $this->assertSame('done', $result['report']['outcome']['message']);
+        $this->assertSame(2, $runs());
+
+        unlink($this->dir . '/report-host.json.runs');
+        $modified = self::report('suspend', array('error' => array('kind' => 'module-refused', 'message' => "{$this->dir}/module.wasm is refused: it was modified after it was signed by key 0123456789abcdef (the signature does not match its bytes)")));
+        $result = $this->fakeHost('report', $modified, 3)->run('suspend', array());
+        $this->assertSame(3, $result['exit'], 'a second refusal is reported');
+        $this->assertSame(2, $runs(), 'once more only');
+
+        unlink($this->dir . '/report-host.json.runs');
+        $unsigned = self::report('suspend', array('error' => array('kind' => 'module-refused', 'message' => "{$this->dir}/module.wasm is refused: it is not signed (no signature file)")));
+        $this->assertSame(3, $this->fakeHost('report', $unsigned, 3)->run('suspend', array())['exit']);
+        $this->assertSame(1, $runs(), 'another refusal is not retried');
+    }
+
     public function testTheAdminsCommandQuotesOnlyWhatAShellWouldSplit()
     {
         $host = new cloudpe_host('/srv/hb/includes/modules/Hosting/cloudpe/bin/hostbill-module-host', '/srv/my hb/cloudpe.wasm', 10, array(), null, array(), '/srv/hb/keys');

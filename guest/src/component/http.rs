@@ -315,6 +315,10 @@ fn describe(code: &ErrorCode) -> String {
         }
         ErrorCode::DnsTimeout => "DNS lookup timed out".to_string(),
         ErrorCode::ConnectionRefused => "connection refused".to_string(),
+        ErrorCode::DestinationIpProhibited => "the host refused to connect: the Host URL's name resolves only to a \
+            loopback, link-local or cloud-metadata address (write such an address literally in the Host URL if it \
+            is really meant)"
+            .to_string(),
         ErrorCode::ConnectionTerminated => "the server closed the connection".to_string(),
         ErrorCode::ConnectionTimeout => "timed out connecting (the host's connect timeout)".to_string(),
         ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {

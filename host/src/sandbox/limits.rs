@@ -107,6 +107,16 @@ pub const MAX_CALL_RECORDS: usize = 10_000;
 /// Longest log message kept; longer ones are cut.
 pub const MAX_LOG_MESSAGE_BYTES: usize = 4096;
 
+/// Most bytes a module may hand the host through its log imports in one run (`log.log` and
+/// `log.call`, each record counted with its strings and a fixed overhead, whether it is kept or
+/// not): a real run logs well under 1 MiB. Past it the module is stopped ([`LOG_BYTES_LIMIT`]).
+/// What the host keeps of them is bounded apart from this: at most [`MAX_LOG_RECORDS`] records
+/// of [`MAX_LOG_MESSAGE_BYTES`], and call records likewise, each in an allocation of its kept
+/// size (`sandbox/lift_budget.rs`).
+pub const MAX_LOG_LIFTED_BYTES: usize = 64 * 1024 * 1024;
+/// The name of [`MAX_LOG_LIFTED_BYTES`] in reports (`error.limit`: `log-bytes` / `64 MiB`).
+pub const LOG_BYTES_LIMIT: &str = "log-bytes";
+
 /// Most refused requests reported; the first one already ends the run.
 pub const MAX_REPORTED_DENIALS: usize = 3;
 

@@ -5,6 +5,7 @@
 pub mod answer;
 pub mod decisions;
 pub mod egress;
+pub mod lift_budget;
 pub mod limits;
 pub mod origin;
 mod pool;
@@ -18,10 +19,11 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::bindings::hostbill::provisioning::types::ApiCall;
+use crate::bindings::hostbill::provisioning::types::{ApiCall, Fact};
 use crate::bindings::hostbill::provisioning::{budget, log};
 use egress::{EgressPolicy, EgressStop};
-use limits::{Limits, MAX_CALL_RECORDS, MAX_LOG_MESSAGE_BYTES, MAX_LOG_RECORDS};
+use lift_budget::{LiftBudget, kept};
+use limits::{LOG_BYTES_LIMIT, Limits, MAX_CALL_RECORDS, MAX_LOG_LIFTED_BYTES, MAX_LOG_MESSAGE_BYTES, MAX_LOG_RECORDS};
 pub use usage::Meter;
 use usage::{MeteredLimits, Usage};
 
@@ -63,6 +65,9 @@ pub struct SandboxState {
     pub calls: Vec<ApiCall>,
     /// Call records dropped after [`MAX_CALL_RECORDS`].
     pub calls_dropped: usize,
+    /// Bytes the module handed the host through `log.log` and `log.call`
+    /// ([`MAX_LOG_LIFTED_BYTES`]).
+    pub log_budget: LiftBudget,
     /// When the host stops the current call (`--deadline-secs` after the run began); the module
     /// asks how long it has left through `budget`.
     pub deadline: std::time::Instant,
@@ -109,55 +114,50 @@ impl SandboxState {
             module_info: None,
             calls: Vec::new(),
             calls_dropped: 0,
+            log_budget: LiftBudget::new(LOG_BYTES_LIMIT, "log and call records", MAX_LOG_LIFTED_BYTES),
             deadline: std::time::Instant::now() + limits.deadline,
             decisions: None,
         }
     }
 
-    /// Adds a record, within the log limits.
-    pub fn push_log(&mut self, level: &'static str, source: Source, mut message: String) {
+    /// Adds a record, within the log limits: a long message is kept as a copy of its start, and
+    /// the (possibly module-sized) message is dropped.
+    pub fn push_log(&mut self, level: &'static str, source: Source, message: String) {
         if self.logs.len() >= MAX_LOG_RECORDS {
             self.logs_dropped += 1;
             return;
         }
-        if message.len() > MAX_LOG_MESSAGE_BYTES {
-            let mut cut = MAX_LOG_MESSAGE_BYTES;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push_str("… [cut]");
-        }
+        let message = kept(message, MAX_LOG_MESSAGE_BYTES, "… [cut]");
         self.logs.push(LogRecord { level, source, message });
     }
 }
 
 impl ApiCall {
-    /// The record within the log bounds: its reply and each parameter cut to
-    /// [`MAX_LOG_MESSAGE_BYTES`], at most 32 parameters.
-    fn bounded(mut self) -> ApiCall {
-        self.method = cut(self.method, 64);
-        self.reply = cut(self.reply, MAX_LOG_MESSAGE_BYTES);
-        self.params.truncate(32);
-        for param in &mut self.params {
-            param.name = cut(std::mem::take(&mut param.name), 64);
-            param.value = cut(std::mem::take(&mut param.value), 1024);
+    /// The record within the log bounds: its reply cut to [`MAX_LOG_MESSAGE_BYTES`], at most
+    /// 32 parameters of at most 64 + 1,024 bytes; everything kept is a copy of its bounded
+    /// length, and the lifted strings and list are dropped.
+    fn bounded(self) -> ApiCall {
+        let params = self
+            .params
+            .into_iter()
+            .take(32)
+            .map(|p| Fact { name: kept(p.name, 64, "…"), value: kept(p.value, 1024, "…") })
+            .collect();
+        ApiCall {
+            method: kept(self.method, 64, "…"),
+            reply: kept(self.reply, MAX_LOG_MESSAGE_BYTES, "…"),
+            params,
+            ..self
         }
-        self
     }
-}
 
-/// `text` cut to at most `max` bytes, on a character boundary.
-fn cut(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push('…');
+    /// The bytes wasmtime lifted for this record: its strings, and each parameter's and the
+    /// record's own size (an empty string still costs its header).
+    fn lifted_bytes(&self) -> usize {
+        let params: usize =
+            self.params.iter().map(|p| std::mem::size_of::<Fact>() + p.name.len() + p.value.len()).sum();
+        std::mem::size_of::<ApiCall>() + self.method.len() + self.reply.len() + params
     }
-    text
 }
 
 impl WasiView for SandboxState {
@@ -173,7 +173,8 @@ impl WasiHttpView for SandboxState {
 }
 
 impl log::Host for SandboxState {
-    fn log(&mut self, level: log::Level, message: String) {
+    fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        self.log_budget.charge(std::mem::size_of::<LogRecord>() + message.len()).map_err(wasmtime::Error::new)?;
         let level = match level {
             log::Level::Debug => "debug",
             log::Level::Info => "info",
@@ -181,6 +182,7 @@ impl log::Host for SandboxState {
             log::Level::Error => "error",
         };
         self.push_log(level, Source::Module, message);
+        Ok(())
     }
 
     fn progress(&mut self, done: u32, total: u32) {
@@ -189,12 +191,14 @@ impl log::Host for SandboxState {
         }
     }
 
-    fn call(&mut self, entry: ApiCall) {
+    fn call(&mut self, entry: ApiCall) -> wasmtime::Result<()> {
+        self.log_budget.charge(entry.lifted_bytes()).map_err(wasmtime::Error::new)?;
         if self.calls.len() >= MAX_CALL_RECORDS {
             self.calls_dropped += 1;
-            return;
+            return Ok(());
         }
         self.calls.push(entry.bounded());
+        Ok(())
     }
 }
 

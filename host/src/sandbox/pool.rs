@@ -186,10 +186,9 @@ impl Pool {
     async fn connect(&self, origin: &Origin, options: &RequestOptions) -> wasmtime_wasi_http::Result<Conn> {
         let connect_timeout = options.connect_timeout.unwrap_or(Duration::from_secs(10));
         let host = origin.host.trim_start_matches('[').trim_end_matches(']');
-        let tcp = tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect((host, origin.port)))
+        let tcp = tokio::time::timeout(connect_timeout, connect_tcp(host, origin.port))
             .await
-            .map_err(|_| Error::ConnectionTimeout)?
-            .map_err(Error::Connect)?;
+            .map_err(|_| Error::ConnectionTimeout)??;
         // A request's head and body may leave in two writes; on a reused connection Nagle's
         // algorithm would hold the second until the server's delayed ACK (up to 40 ms).
         let _ = tcp.set_nodelay(true);
@@ -217,6 +216,48 @@ impl Pool {
     fn put_idle(&self, origin: Origin, conn: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         idle.push(Idle { origin, conn, since: Instant::now() });
+    }
+}
+
+/// A TCP connection to `host`: an IP address written literally is connected to as it is; a name
+/// is resolved, and only to the addresses it resolves to that are not [`internal_address`]es (a
+/// name of a public API that resolves to this machine or to a cloud's metadata service is refused
+/// with `destination-ip-prohibited`, as is `localhost`: write `127.0.0.1` to mean it). The
+/// addresses connected to are those checked: the name is not resolved a second time.
+async fn connect_tcp(host: &str, port: u16) -> wasmtime_wasi_http::Result<tokio::net::TcpStream> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return tokio::net::TcpStream::connect((ip, port)).await.map_err(Error::Connect);
+    }
+    let resolved: Vec<std::net::SocketAddr> =
+        tokio::net::lookup_host((host, port)).await.map_err(Error::Connect)?.collect();
+    let allowed: Vec<std::net::SocketAddr> = resolved.iter().copied().filter(|a| !internal_address(a.ip())).collect();
+    if allowed.is_empty() && !resolved.is_empty() {
+        tracing::warn!(
+            "egress: {host} resolves only to internal addresses ({}): refused (name such an address literally in the URL to allow it)",
+            resolved.iter().map(|a| a.ip().to_string()).collect::<Vec<_>>().join(", ")
+        );
+        return Err(Error::DestinationIpProhibited);
+    }
+    tokio::net::TcpStream::connect(&allowed[..]).await.map_err(Error::Connect)
+}
+
+/// Whether `ip` is an address a name must not lead the module to: unspecified, loopback,
+/// link-local (IPv4 169.254.0.0/16, which holds the cloud metadata service 169.254.169.254, and
+/// IPv6 fe80::/10), or AWS's IPv6 metadata address fd00:ec2::254; IPv4-mapped IPv6 addresses
+/// are judged as their IPv4 address.
+pub fn internal_address(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => v4.is_unspecified() || v4.is_loopback() || v4.is_link_local(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => internal_address(IpAddr::V4(v4)),
+            None => {
+                v6.is_unspecified()
+                    || v6.is_loopback()
+                    || v6.is_unicast_link_local()
+                    || v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+            }
+        },
     }
 }
 
@@ -323,5 +364,39 @@ impl Drop for PooledBody {
     fn drop(&mut self) {
         let complete = self.incoming.is_end_stream();
         self.finish(complete);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_link_local_and_metadata_addresses_are_internal() {
+        for ip in [
+            "127.0.0.1",
+            "127.1.2.3",
+            "0.0.0.0",
+            "169.254.169.254",
+            "::1",
+            "::",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "fd00:ec2::254",
+        ] {
+            assert!(internal_address(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.216.34", "10.0.0.1", "192.168.1.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(!internal_address(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_to_loopback_is_refused_and_a_literal_address_is_not() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert!(matches!(connect_tcp("localhost", port).await, Err(Error::DestinationIpProhibited)));
+        assert!(connect_tcp("127.0.0.1", port).await.is_ok());
     }
 }

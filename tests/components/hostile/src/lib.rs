@@ -1,7 +1,10 @@
 //! A test-only hosting module that misbehaves on purpose. `suspend` does what the App's custom setting
 //! `mode` says: `spin` (loops forever), `alloc` (allocates without bound), `panic`, `sleep` (waits an
 //! hour on a host clock), `leak-token` (logs the session token and returns it in an error),
-//! `log-flood` (logs without end), `leak-fields` (makes 8 KiB header sets and never drops
+//! `log-flood` (logs without end), `log-flood-big` (10,000 log records of 4 MiB each),
+//! `call-flood` (10,000 call records, each with a 4 MiB reply and 64 parameters of 64 KiB),
+//! `progress-flood` (reports the last step a million times), `long-paths` (keeps 2,000
+//! requests with a 60,000-byte path each: host-side memory), `leak-fields` (makes 8 KiB header sets and never drops
 //! them: host-side memory), `refuse-flood` (requests a forbidden origin without end),
 //! `fact-flood` (answers with 100 facts of 30 KiB each). `sync` decides for accounts it was not
 //! given (`decide-others`) or twice for one (`decide-twice`). The host must stop or scrub each,
@@ -57,6 +60,57 @@ fn misbehave(app: &AppSettings) -> Result<Outcome, ModuleError> {
                 log::log(log::Level::Info, &format!("line {i} {}", "x".repeat(10_000)));
             }
             Ok(Outcome { message: "flooded".into(), facts: vec![], changed_remote: false })
+        }
+        "log-flood-big" => {
+            // One 4 MiB text, handed over again and again: the module's memory stays small while
+            // each call makes the host lift 4 MiB.
+            let big = "y".repeat(4 << 20);
+            for _ in 0..10_000u32 {
+                log::log(log::Level::Info, &big);
+            }
+            Ok(Outcome { message: "flooded with big records".into(), facts: vec![], changed_remote: false })
+        }
+        "call-flood" => {
+            let reply = "r".repeat(4 << 20);
+            let value = "v".repeat(64 << 10);
+            let params: Vec<Fact> = (0..64).map(|i| Fact { name: format!("p{i}"), value: value.clone() }).collect();
+            let entry = ApiCall {
+                method: "getaccounts".into(),
+                params,
+                http_status: Some(200),
+                duration_ms: 1,
+                result_code: Some(0),
+                reply,
+            };
+            for _ in 0..10_000u32 {
+                log::call(&entry);
+            }
+            Ok(Outcome { message: "flooded the call log".into(), facts: vec![], changed_remote: false })
+        }
+        "long-paths" => {
+            // Requests the module keeps (never sent), each with a 60,000-byte path (the longest
+            // URL the http crate accepts is 65,534 bytes): host-side memory.
+            use wasip2::http::types::{Fields, OutgoingRequest};
+            let path = format!("/{}", "p".repeat(60_000));
+            let mut kept = Vec::new();
+            for i in 0..2_000u32 {
+                let request = OutgoingRequest::new(Fields::new());
+                if request.set_path_with_query(Some(&path)).is_err() {
+                    return Err(ModuleError::Transport(format!("path {i} refused")));
+                }
+                kept.push(request);
+            }
+            Ok(Outcome {
+                message: format!("kept {} requests with long paths", kept.len()),
+                facts: vec![],
+                changed_remote: false,
+            })
+        }
+        "progress-flood" => {
+            for _ in 0..1_000_000u32 {
+                log::progress(10, 10);
+            }
+            Ok(Outcome { message: "reported the end a million times".into(), facts: vec![], changed_remote: false })
         }
         "huge-body" => read_everything(app.status_url.as_deref().unwrap_or("")),
         "leak-fields" => {

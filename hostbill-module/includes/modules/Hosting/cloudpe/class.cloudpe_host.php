@@ -297,8 +297,40 @@ class cloudpe_host
         return $this->execute((string) $operation, (string) $input, $options, $onDecision);
     }
 
-    /** run() and stream(): `$onDecision` null keeps the decisions in the report. */
+    /**
+     * run() and stream(): `$onDecision` null keeps the decisions in the report. A run the host
+     * refused because an install replaced the component while it was read is run once more.
+     */
     private function execute($operation, $input, array $options, $onDecision)
+    {
+        $result = $this->executeOnce($operation, $input, $options, $onDecision);
+        if (self::replacedWhileRead($result['report'])) {
+            // The host refused the pair before running anything (no decision was handed out), so
+            // running once more is safe.
+            usleep(self::REPLACED_RETRY_PAUSE_US);
+            $result = $this->executeOnce($operation, $input, $options, $onDecision);
+        }
+        return $result;
+    }
+
+    /** Pause before the one retry of a run that read a component while it was being replaced. */
+    const REPLACED_RETRY_PAUSE_US = 200000;
+
+    /**
+     * Whether `$report` is the refusal of a component whose signature does not match its bytes:
+     * what a run overlapping an install can read (the host reads the pair under the folder's lock
+     * and reads it again if it changed, but a folder it cannot lock leaves a window). Nothing ran,
+     * so the caller retries once; a second refusal is reported as it is.
+     */
+    public static function replacedWhileRead(array $report)
+    {
+        $error = isset($report['error']) && is_array($report['error']) ? $report['error'] : array();
+        return isset($error['kind'], $error['message']) && $error['kind'] === 'module-refused'
+            && is_string($error['message']) && strpos($error['message'], 'it was modified after it was signed') !== false;
+    }
+
+    /** One run of the host: see execute(). */
+    private function executeOnce($operation, $input, array $options, $onDecision)
     {
         $problem = self::environmentProblem($this->isAvailable, $this->phpVersionId);
         if ($problem !== null) {
