@@ -16,13 +16,19 @@ abstract class FakeHostTestCase extends TestCase
     protected $dir;
     /** @var string|null FAKE_HOST_ECHO of the next fake hosts */
     protected $echo = null;
+    /**
+     * @var bool whether setUp installs the module's own tables. Each test's database starts as
+     * HostBill's alone (HostBillDoubles::reset); false: the test installs them itself, if at all.
+     */
+    protected $moduleTables = true;
 
     protected function setUp(): void
     {
         HostBillDoubles::reset();
         $this->echo = null;
-        // The module's own tables, as its install()/upgrade() creates them.
-        (new cloudpe_retries())->createTables();
+        if ($this->moduleTables) {
+            self::installModuleTables();
+        }
         $this->dir = sys_get_temp_dir() . '/cloudpe-php-' . getmypid() . '-' . bin2hex(random_bytes(4));
         mkdir($this->dir, 0700, true);
         file_put_contents($this->dir . '/module.wasm', 'not used by the fake host');
@@ -35,6 +41,15 @@ abstract class FakeHostTestCase extends TestCase
     protected function tearDown(): void
     {
         self::removeTree($this->dir);
+    }
+
+    /**
+     * The module's own tables (hb_cloudpe_retries, hb_cloudpe_outages) in HBRegistry::db(), made by
+     * the code its install() and upgrade() run. A new HostBillTestDb holds HostBill's tables only.
+     */
+    protected static function installModuleTables()
+    {
+        (new cloudpe_retries())->createTables();
     }
 
     /** Deletes `$path` and everything under it. */
