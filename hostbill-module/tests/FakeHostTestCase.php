@@ -74,9 +74,10 @@ abstract class FakeHostTestCase extends TestCase
      */
     public function fakeHost($mode = 'report', array $report = array(), $exit = 0, $timeout = 10, $tag = 'host', $info = null)
     {
-        file_put_contents("{$this->dir}/report-{$tag}.json", json_encode($report));
+        // Each report the host prints ends with a newline.
+        file_put_contents("{$this->dir}/report-{$tag}.json", json_encode($report) . "\n");
         if ($info !== null) {
-            file_put_contents("{$this->dir}/report-{$tag}.json.info", json_encode($info));
+            file_put_contents("{$this->dir}/report-{$tag}.json.info", json_encode($info) . "\n");
         } elseif (file_exists("{$this->dir}/report-{$tag}.json.info")) {
             unlink("{$this->dir}/report-{$tag}.json.info");
         }
@@ -151,10 +152,20 @@ abstract class FakeHostTestCase extends TestCase
         return ($i === false || !isset($args[$i + 1])) ? null : $args[$i + 1];
     }
 
-    /** A report as the host prints it. */
+    /**
+     * A report as the host prints it, in its order (host/src/report): `operation`, `module`, a
+     * sync's `decisions`, then `ok` and the rest, `logs` and `meter` last.
+     */
     protected static function report($operation, array $fields, array $logs = array())
     {
-        return array('ok' => !isset($fields['error']), 'operation' => $operation) + $fields + array('logs' => $logs);
+        $head = array('operation' => $operation);
+        foreach (array('module', 'decisions') as $name) {
+            if (array_key_exists($name, $fields)) {
+                $head[$name] = $fields[$name];
+            }
+        }
+        $tail = array_key_exists('meter', $fields) ? array('meter' => $fields['meter']) : array();
+        return $head + array('ok' => !isset($fields['error'])) + array_diff_key($fields, $head, $tail) + array('logs' => $logs) + $tail;
     }
 
     /** Asserts the session token appears in no log line and no admin message, in any encoding. */
