@@ -492,9 +492,9 @@ class CronTest extends FakeHostTestCase
     /** Issue 25 item 7: over 1.0.x, its flags and its '02:00' schedule become what 2.x needs, once. */
     public function testUpgradeOver10xBringsTheFlagsAndSchedulesToWhatTheModuleNeeds()
     {
-        HBRegistry::$db->tables['hb_modules_configuration'][] = array('id' => '7', 'module' => 'CloudPe', 'type' => 'Hosting', 'filename' => 'class.cloudpe.php', 'version' => '1.0.3', 'settings' => '|haveadmin|extras_menu|', 'sort_order' => '0');
+        HBRegistry::$db->insertRow('hb_modules_configuration', array('settings' => '|haveadmin|extras_menu|') + self::moduleRow('1.0.3'));
         foreach (array('call_Daily' => 'Module - CloudPe, daily cron call', 'call_EveryRun' => 'Module - CloudPe, every run') as $method => $name) {
-            HBRegistry::$db->tables['hb_cron_tasks'][] = array('task' => "custom:7:{$method}", 'name' => $name, 'lastrun' => '0000-00-00 00:00:00', 'status' => '1', 'count' => '0', 'metadata' => '', 'output' => '', 'run_every' => 'Time', 'run_every_time' => '02:00');
+            HBRegistry::$db->insertRow('hb_cron_tasks', array('task' => "custom:7:{$method}", 'name' => $name, 'lastrun' => '0000-00-00 00:00:00', 'status' => '1', 'count' => '0', 'metadata' => '', 'output' => '', 'run_every' => 'Time', 'run_every_time' => '02:00'));
         }
         $module = new cloudpe();
         $this->assertTrue($module->upgrade('1.0.3'));

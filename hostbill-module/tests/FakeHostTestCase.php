@@ -16,13 +16,19 @@ abstract class FakeHostTestCase extends TestCase
     protected $dir;
     /** @var string|null FAKE_HOST_ECHO of the next fake hosts */
     protected $echo = null;
+    /**
+     * @var bool whether setUp installs the module's own tables. Each test's database starts as
+     * HostBill's alone (HostBillDoubles::reset); false: the test installs them itself, if at all.
+     */
+    protected $moduleTables = true;
 
     protected function setUp(): void
     {
         HostBillDoubles::reset();
         $this->echo = null;
-        // The module's own tables, as its install()/upgrade() creates them.
-        (new cloudpe_retries())->createTables();
+        if ($this->moduleTables) {
+            self::installModuleTables();
+        }
         $this->dir = sys_get_temp_dir() . '/cloudpe-php-' . getmypid() . '-' . bin2hex(random_bytes(4));
         mkdir($this->dir, 0700, true);
         file_put_contents($this->dir . '/module.wasm', 'not used by the fake host');
@@ -35,6 +41,15 @@ abstract class FakeHostTestCase extends TestCase
     protected function tearDown(): void
     {
         self::removeTree($this->dir);
+    }
+
+    /**
+     * The module's own tables (hb_cloudpe_retries, hb_cloudpe_outages) in HBRegistry::db(), made by
+     * the code its install() and upgrade() run. A new HostBillTestDb holds HostBill's tables only.
+     */
+    protected static function installModuleTables()
+    {
+        (new cloudpe_retries())->createTables();
     }
 
     /** Deletes `$path` and everything under it. */
@@ -59,9 +74,10 @@ abstract class FakeHostTestCase extends TestCase
      */
     public function fakeHost($mode = 'report', array $report = array(), $exit = 0, $timeout = 10, $tag = 'host', $info = null)
     {
-        file_put_contents("{$this->dir}/report-{$tag}.json", json_encode($report));
+        // Each report the host prints ends with a newline.
+        file_put_contents("{$this->dir}/report-{$tag}.json", json_encode($report) . "\n");
         if ($info !== null) {
-            file_put_contents("{$this->dir}/report-{$tag}.json.info", json_encode($info));
+            file_put_contents("{$this->dir}/report-{$tag}.json.info", json_encode($info) . "\n");
         } elseif (file_exists("{$this->dir}/report-{$tag}.json.info")) {
             unlink("{$this->dir}/report-{$tag}.json.info");
         }
@@ -136,10 +152,20 @@ abstract class FakeHostTestCase extends TestCase
         return ($i === false || !isset($args[$i + 1])) ? null : $args[$i + 1];
     }
 
-    /** A report as the host prints it. */
+    /**
+     * A report as the host prints it, in its order (host/src/report): `operation`, `module`, a
+     * sync's `decisions`, then `ok` and the rest, `logs` and `meter` last.
+     */
     protected static function report($operation, array $fields, array $logs = array())
     {
-        return array('ok' => !isset($fields['error']), 'operation' => $operation) + $fields + array('logs' => $logs);
+        $head = array('operation' => $operation);
+        foreach (array('module', 'decisions') as $name) {
+            if (array_key_exists($name, $fields)) {
+                $head[$name] = $fields[$name];
+            }
+        }
+        $tail = array_key_exists('meter', $fields) ? array('meter' => $fields['meter']) : array();
+        return $head + array('ok' => !isset($fields['error'])) + array_diff_key($fields, $head, $tail) + array('logs' => $logs) + $tail;
     }
 
     /** Asserts the session token appears in no log line and no admin message, in any encoding. */

@@ -552,6 +552,12 @@ class HostBillDoubles
         HbApps::$rows = array();
         HbApps::$groups = array();
         HbServersModel::$rawCustom = false;
+        // The last test's handle is closed before the next one opens: the module's objects may
+        // hold it in reference cycles (a closure bound to its object) that only PHP's cycle
+        // collector frees, and a connection per test left open reaches the server's
+        // max_connections ("Too many connections") within one run.
+        HBRegistry::$db = null;
+        gc_collect_cycles();
         HBRegistry::$db = new HostBillTestDb();
         HbLog::$lines = array();
     }

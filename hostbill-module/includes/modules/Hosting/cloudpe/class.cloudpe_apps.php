@@ -244,10 +244,11 @@ class cloudpe_apps
     }
 
     /**
-     * Brings the module's task schedules to what this version needs: the retries run on every cron
-     * run (`Run`; 1.0.x's every-run row may say otherwise), and a time written `HH:MM` (1.0.x
-     * wrote '02:00') is written as HostBill's own rows write it (`HHMM`, e.g. '1200' in
-     * install.sql), keeping the hour. Anything else (the admin's schedule) is left alone.
+     * Brings the schedules 1.0.x wrote to what this version needs. 1.0.x's rows are told by their
+     * time, written `HH:MM` ('02:00'), which neither HostBill's own rows nor its Automation page
+     * write (`HHMM`, e.g. '1200' in install.sql): such an every-run row is put back on every cron
+     * run (`Run`: it now runs the retries), and such a time elsewhere is written `HHMM`, keeping
+     * the hour. Any other schedule is the admin's and is left alone.
      *
      * @return string[] what was done, for the system log
      * @throws cloudpe_apps_error
@@ -263,9 +264,12 @@ class cloudpe_apps
             }
             $old = array((string) $rows[0]['run_every'], (string) $rows[0]['run_every_time']);
             $new = $old;
-            if ($runEvery !== null && $new[0] !== $runEvery) {
+            if (!preg_match('/^(\d{1,2}):(\d{2})$/', $old[1], $m)) {
+                continue;
+            }
+            if ($runEvery !== null && $old[0] !== $runEvery) {
                 $new = array($runEvery, '1200');
-            } elseif (preg_match('/^(\d{1,2}):(\d{2})$/', $new[1], $m)) {
+            } else {
                 $new[1] = sprintf('%02d%s', (int) $m[1], $m[2]);
             }
             if ($new !== $old) {

@@ -47,7 +47,9 @@ final class cloudpe_db
     }
 
     /**
-     * The rows of a prepared SELECT.
+     * The rows of a prepared SELECT, every value a string (null stays null), as HostBill's own API
+     * hands rows: pdo_mysql gives an int column's values as PHP ints from PHP 8.1 on (emulated
+     * prepares) and as strings before, so rows read the same on every PHP HostBill runs on.
      *
      * @throws cloudpe_apps_error when there is no handle or the database refuses
      */
@@ -56,7 +58,17 @@ final class cloudpe_db
         $statement = $this->execute($sql, $params);
         $rows = $statement->fetchAll(PDO::FETCH_ASSOC);
         $statement->closeCursor();
-        return is_array($rows) ? $rows : array();
+        if (!is_array($rows)) {
+            return array();
+        }
+        foreach ($rows as $i => $row) {
+            foreach ($row as $column => $value) {
+                if ($value !== null && !is_string($value)) {
+                    $rows[$i][$column] = (string) $value;
+                }
+            }
+        }
+        return $rows;
     }
 
     /** Inserts `$row` (column => value) into `$table`; null, or why it failed (never throws). */
