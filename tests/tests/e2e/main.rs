@@ -7,6 +7,7 @@
 mod admin;
 mod bad_rows;
 mod connections;
+mod containment;
 mod degrade;
 mod doctor;
 mod faults;
