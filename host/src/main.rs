@@ -20,6 +20,7 @@ mod request;
 mod runtime;
 mod sandbox;
 mod scrub;
+mod secrets;
 mod timings;
 mod trust;
 
@@ -113,7 +114,7 @@ fn run_doctor(cli: &Cli, allow_http: bool) -> Exit {
     };
     let app = match request::parse::<request::AppRequest>(&stdin) {
         Ok(request) => request.app,
-        Err(error) => return fail(operation::secrets_of_raw(&stdin).text(&error.to_string()).into_owned()),
+        Err(error) => return fail(secrets::secrets_of_raw(&stdin).text(&error.to_string()).into_owned()),
     };
     let tls = match cli.global.ca_bundle.as_deref().map(sandbox::tls::client_config).transpose() {
         Ok(tls) => tls,
@@ -204,7 +205,7 @@ fn execute(cli: &Cli) -> Executed {
             };
         }
         Err(Unread::Invalid(error)) => {
-            let secrets = operation::secrets_of_raw(&stdin);
+            let secrets = secrets::secrets_of_raw(&stdin);
             scrub::scrub_stderr_with(secrets.clone());
             return bad_input(error.to_string(), secrets, limits);
         }
@@ -217,11 +218,11 @@ fn execute(cli: &Cli) -> Executed {
         None => limits,
     };
     // Every free-form App value is secret in a report the module never described itself in; on
-    // stderr only those long enough to be one (`operation::stderr_secrets`), until the module's
+    // stderr only those long enough to be one (`secrets::stderr_secrets`), until the module's
     // info names its secret fields. Taken from the parsed request, not by parsing a large request
     // a second time.
-    let app_secrets = operation::secrets(request.app(), None);
-    scrub::scrub_stderr_with(operation::stderr_secrets(request.app(), None));
+    let app_secrets = secrets::secrets(request.app(), None);
+    scrub::scrub_stderr_with(secrets::stderr_secrets(request.app(), None));
     let tls = match cli.global.ca_bundle.as_deref().map(sandbox::tls::client_config).transpose() {
         Ok(tls) => tls,
         Err(message) => return bad_input(message, app_secrets, limits),

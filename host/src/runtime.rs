@@ -102,9 +102,8 @@ impl Runtime {
         // signature check (hashing the whole file) and the cache lookup (hashing it again, reading
         // and authenticating the compiled entry) run side by side: neither deserialises or
         // compiles anything, and nothing is until the component is verified.
-        let (files, verification, lookup) = trust
-            .load(path, |files| cache.map(|cache| cache.lookup(&engine, &files.bytes)))
-            .map_err(Fault::Refused)?;
+        let (files, verification, lookup) =
+            trust.load(path, |files| cache.map(|cache| cache.lookup(&engine, &files.bytes))).map_err(Fault::Refused)?;
         let (component, source) = match lookup {
             Some(lookup) => lookup.load_or_compile(&engine, &files.bytes),
             None => Component::from_binary(&engine, &files.bytes).map(|c| (c, cache::Source::CompiledOnly)),
@@ -240,7 +239,7 @@ impl Runtime {
             store.data_mut().module_info = Some(info.clone());
             let mut app = app.map(std::borrow::Cow::Borrowed);
             if let Some(app) = &mut app {
-                crate::scrub::scrub_stderr_with(crate::operation::stderr_secrets(Some(app), Some(&info)));
+                crate::scrub::scrub_stderr_with(crate::secrets::stderr_secrets(Some(app), Some(&info)));
                 let endpoint = Endpoint::of(app.as_ref(), &info.endpoint_field);
                 if let Some(url) =
                     endpoint.as_ref().map(|e| &e.url).filter(|url| app.get(&info.endpoint_field) != Some(url))

@@ -19,11 +19,11 @@ use serde::ser::{SerializeMap, Serializer};
 use super::json::JsonObject;
 use super::{Body, ErrorKind, ErrorReport, Exit, FactMap, ModuleRef, Report};
 use crate::bindings::hostbill::provisioning::types as wit;
-use crate::operation::secrets;
 use crate::request::InvalidRow;
 use crate::sandbox::decisions::{DecisionSink, SinkError};
 use crate::sandbox::limits::NamedLimit;
 use crate::scrub::Scrubber;
+use crate::secrets::secrets;
 
 /// How many of each decision were written (the host's own `error` decisions for invalid rows
 /// are counted apart).

@@ -237,7 +237,7 @@ mod tests {
     use super::*;
 
     fn policy(url: &str) -> EgressPolicy {
-        let allowed = crate::endpoint::Endpoint::parse(url).unwrap().origin;
+        let allowed = Origin::of_request(&url.parse::<http::Uri>().unwrap()).unwrap();
         EgressPolicy::new(Some(allowed), &Limits::default(), Arc::default(), Arc::default())
     }
 

@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// An origin: scheme, lower-case host and port (explicit or the scheme's default). The App's is
-/// read by `crate::endpoint`.
+/// read by `endpoint.rs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
     pub scheme: String,
