@@ -231,7 +231,7 @@ async fn connection_lines(
     limits: &Limits,
 ) -> [Line; 2] {
     let (ran, _) = operation::run(runtime, Request::TestConnection(app.clone()), limits, None).await;
-    let scrubber = secrets::secrets(Some(app), None);
+    let scrubber = crate::secrets::secrets(Some(app), None);
     let requests = ran.state.usage.requests.load(Ordering::Relaxed);
     let received = ran.state.usage.bytes_received.load(Ordering::Relaxed);
     let answered = if received > 0 {
