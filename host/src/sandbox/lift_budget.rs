@@ -69,9 +69,10 @@ pub const MAX_PATH_WITH_QUERY_BYTES: usize = 8 * 1024;
 /// Replaces wasi-http's `set-path-with-query` in `linker` by one that reads the module's string
 /// in place (`WasmStr`: nothing is copied to measure it) and refuses one longer than
 /// [`MAX_PATH_WITH_QUERY_BYTES`] as an invalid path, then hands a shorter one to wasi-http.
-pub fn bound_request_paths(linker: &mut wasmtime::component::Linker<super::SandboxState>) -> wasmtime::Result<()> {
+pub fn bound_request_paths<T: wasmtime_wasi_http::WasiHttpView + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+) -> wasmtime::Result<()> {
     use wasmtime::component::{Resource, WasmStr};
-    use wasmtime_wasi_http::WasiHttpView;
     use wasmtime_wasi_http::p2::bindings::http::types::{HostOutgoingRequest, OutgoingRequest};
     linker.allow_shadowing(true);
     let mut types = linker.instance("wasi:http/types@0.2.12")?;
@@ -88,7 +89,7 @@ pub fn bound_request_paths(linker: &mut wasmtime::component::Linker<super::Sandb
                     Some(text.into_owned())
                 }
             };
-            let state: &mut super::SandboxState = store.data_mut();
+            let state: &mut T = store.data_mut();
             Ok((HostOutgoingRequest::set_path_with_query(&mut state.http(), request, path)?,))
         },
     )?;
