@@ -49,7 +49,7 @@ class HostileTextEndToEndTest extends RealHostTestCase
         $module = self::realHosts(new cloudpe());
         $module->connect(self::app('7'));
         ApiWrapper::$clients['31'] = array('cloudpeid' => (string) self::MARKED);
-        $module->account_details = array('id' => '131', 'client_id' => '31', 'server_id' => '7', 'status' => 'Suspended');
+        $module->setAccount(array('id' => '131', 'client_id' => '31', 'server_id' => '7', 'status' => 'Suspended'));
         $this->assertSame(array('suspended' => 0), $module->getSynchInfo(), implode('; ', $module->recordedErrors()));
         $values = $module->detailValues();
         $this->assertSame('&lt;img src=x onerror=alert(1)&gt;@evil.example', $values['cloudpe_email']);
