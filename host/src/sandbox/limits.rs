@@ -75,7 +75,7 @@ pub fn default_sync_memory_bytes(accounts: usize) -> usize {
 }
 
 /// Module memory allowed per sync account past the first 100,000 (measured: about 800 bytes per
-/// account, each decision carrying six CloudPe facts; README, Benchmark).
+/// account, each decision carrying six CloudPe facts).
 pub const SYNC_MEMORY_PER_ACCOUNT: usize = 1024;
 
 /// The most memory a default limit grants a module (a larger sync needs `--memory-mib`).

@@ -922,15 +922,7 @@ class cloudpe extends HostingModule
      */
     protected function supersede($operation, array $account, $by)
     {
-        try {
-            $row = $this->retries()->clear($account['id']);
-        } catch (\Throwable $e) {
-            $this->log('error', "{$operation} of account #{$account['id']}: could not read the retry queue: " . $this->scrub($e->getMessage()));
-            return;
-        }
-        if ($row !== null) {
-            $this->audit()->account($account['id'], "CloudPe: queued {$row['operation']} ({$row['state']}, {$row['failures']} failures) dropped: superseded by {$by}", 'CloudPeRetry', true);
-        }
+        $this->dropQueued($operation, $account, "dropped: superseded by {$by}");
     }
 
     /** A successful action clears the account's queued retry, if it had one (logged there). */
@@ -939,6 +931,12 @@ class cloudpe extends HostingModule
         if ($this->serverId() !== null) {
             $this->retries()->recovered($this->serverId(), $this);
         }
+        $this->dropQueued($operation, $account, "cleared: {$operation} succeeded");
+    }
+
+    /** Removes the account's queued retry, if it had one, saying `$why` in the account's log. */
+    private function dropQueued($operation, array $account, $why)
+    {
         try {
             $row = $this->retries()->clear($account['id']);
         } catch (\Throwable $e) {
@@ -946,7 +944,7 @@ class cloudpe extends HostingModule
             return;
         }
         if ($row !== null) {
-            $this->audit()->account($account['id'], "CloudPe: queued {$row['operation']} ({$row['state']}, {$row['failures']} failures) cleared: {$operation} succeeded", 'CloudPeRetry', true);
+            $this->audit()->account($account['id'], "CloudPe: queued {$row['operation']} ({$row['state']}, {$row['failures']} failures) {$why}", 'CloudPeRetry', true);
         }
     }
 
