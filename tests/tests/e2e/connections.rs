@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use cloudpe_e2e::harness::{Host, HostRun, account, app, target_dir};
+use cloudpe_e2e::harness::{Host, HostRun, account, app, scratch};
 use cloudpe_e2e::{FaultKind, FaultRule, SimConfig, Simulator, TestCa, population};
 use serde_json::{Value, json};
 
@@ -44,8 +44,9 @@ fn assert_all_decided(run: &HostRun, n: usize) {
     assert!(!run.all_output().contains(TOKEN));
 }
 
-fn ca_bundle(ca: &TestCa) -> std::path::PathBuf {
-    let bundle = target_dir().join(format!("pool-ca-{}.pem", std::process::id()));
+/// Writes `ca` to a bundle file of this test's own: tests run in parallel, each with its own CA.
+fn ca_bundle(ca: &TestCa, test: &str) -> std::path::PathBuf {
+    let bundle = scratch(test).join("ca.pem");
     std::fs::File::create(&bundle).unwrap().write_all(ca.pem().as_bytes()).unwrap();
     bundle
 }
@@ -90,7 +91,7 @@ fn without_keep_alive_each_request_has_its_own_connection() {
 fn keep_alive_works_over_https_with_a_ca_bundle() {
     let host = Host::from_env();
     let ca = TestCa::new();
-    let bundle = ca_bundle(&ca);
+    let bundle = ca_bundle(&ca, "keep-alive-https");
     let sim = sim(Some(&ca));
     assert!(sim.api_url().starts_with("https://"));
     let run = sync(&host, &sim, 60, &["--max-connections", "4", "--ca-bundle", bundle.to_str().unwrap()]);
@@ -150,7 +151,7 @@ fn connections_the_server_closed_while_idle_are_not_reused() {
 fn a_stalled_body_over_https_ends_with_the_read_timeout() {
     let host = Host::from_env();
     let ca = TestCa::new();
-    let bundle = ca_bundle(&ca);
+    let bundle = ca_bundle(&ca, "stalled-body-https");
     let sim = sim(Some(&ca));
     // The answer for one account starts, then never continues: the between-bytes timeout (1 s
     // here) must end that read, not the 30 s deadline.
