@@ -97,6 +97,21 @@ class UsageTest extends UsageTestCase
         $this->assertCount(2, self::billed(), 'and nothing more was billed');
     }
 
+    public function testTwoImportsOfOneAppNeverRunAtOnce()
+    {
+        $server = HostBillTestServer::get();
+        $other = HostBillTestServer::connect($server, $server['database']);
+        $this->assertSame('1', (string) $other->query("SELECT GET_LOCK('cloudpe_usage_4', 0)")->fetchColumn());
+        $output = $this->import();
+        $this->assertStringContainsString('usage import FAILED', $output);
+        $this->assertStringContainsString('another usage import of this App is still running (MySQL lock cloudpe_usage_4 is held): this run did nothing', $output);
+        $this->assertSame(0, $this->hostRuns());
+        $this->assertSame(array(), self::billed());
+        $other = null; // the other run ends (or dies): its lock goes with its connection
+        $this->import();
+        $this->assertSame(self::expectedBilled(), self::billed());
+    }
+
     public function testTheTimeZoneSettingGoesToTheComponentAsItIs()
     {
         self::appSettings(array('Usage time zone' => 'UTC+05:30'));
@@ -277,6 +292,7 @@ class UsageTest extends UsageTestCase
         self::appSettings(array('Usage import' => 'test', 'Usage test CSV folder' => "{$this->dir}/csv"));
         $this->plan['accounts']['102']['hours'][0]['facts']['note'] = '=HYPERLINK("http://evil.example","x")';
         $this->plan['accounts']['101']['hours'][1]['facts']['group'] = '<b>beta</b>';
+        $this->plan['accounts']['101']['hours'][1]['facts']['echo'] = 'session ' . self::TOKEN;
         $output = $this->import();
 
         $this->assertSame(array(), self::billed());
@@ -294,6 +310,8 @@ class UsageTest extends UsageTestCase
         $this->assertStringContainsString('usage import App #4 (test, nothing billed): account #101 hour 2026-12-05T20:00:00Z cost 0.1234 bonus 0.0234 would bill 0.1 (resource_cost=0.08, storage_cost=0.02, traffic_cost=0.0234, rows=3)', HbLog::text());
         $this->assertStringContainsString('group=&lt;b&gt;beta&lt;/b&gt;', HbLog::text(), 'CloudPe\'s text is escaped in the log');
         $this->assertStringNotContainsString('<b>beta', HbLog::text());
+        $this->assertNoToken(new cloudpe(), $output . file_get_contents($csv));
+        $this->assertStringContainsString('session [REDACTED]', file_get_contents($csv));
 
         // Nothing new: the CSV does not grow. Switched on, the real import backfills from scratch.
         $this->import();

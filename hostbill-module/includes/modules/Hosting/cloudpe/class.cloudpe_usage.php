@@ -20,6 +20,7 @@ require_once __DIR__ . '/class.cloudpe_usage_csv.php';
  *     usage id marks it `pushed`;
  *  4. the cursor moves (in one transaction) only when every ledger row of the window is `pushed`.
  *
+ * One run per App at a time (MySQL's GET_LOCK, released with the connection of a killed run).
  * A run first settles every row left unpushed by an earlier one: a row never attempted is pushed;
  * an attempted one is looked for in meteredGetUsage (by its `output`, or its `date_created`) and
  * marked `pushed` when found. Not found, it is pushed again only if that listing reaches back to
@@ -280,6 +281,25 @@ class cloudpe_usage
         if ($settings['mode'] === 'off') {
             return $this->result;
         }
+        // One import per App at a time (two cron runs overlapping, or a run by hand): two would
+        // both see the same pending rows and push them twice. MySQL's named lock is the
+        // connection's: a killed run's lock goes with its connection.
+        $lock = 'cloudpe_usage_' . $serverId;
+        $rows = $this->db->select('SELECT GET_LOCK(:name, 0) AS got', array(':name' => $lock));
+        if (!$rows || $rows[0]['got'] !== '1') {
+            $this->result['failure'] = 'another usage import of this App is still running (MySQL lock ' . $lock . ' is held): this run did nothing';
+            return $this->result;
+        }
+        try {
+            return $this->locked($settings, $serverId);
+        } finally {
+            $this->db->select('SELECT RELEASE_LOCK(:name) AS released', array(':name' => $lock));
+        }
+    }
+
+    /** run(), once the App's lock is held. */
+    private function locked(array $settings, $serverId)
+    {
         $now = (int) call_user_func($this->clock);
         $until = self::untilFor($now);
         $test = $settings['mode'] === 'test';
@@ -434,7 +454,8 @@ class cloudpe_usage
                 $previous = self::fromIso($hour['start']);
                 $facts = array();
                 foreach (isset($hour['facts']) ? $hour['facts'] : array() as $name => $value) {
-                    $facts[cloudpe_text::plain(self::clip((string) $name, 64))] = cloudpe_text::plain(self::clip((string) $value, 200));
+                    // Kept for the log and the CSV: plain, without the App's secrets, bounded.
+                    $facts[self::clip($this->module->scrub((string) $name), 64)] = self::clip($this->module->scrub((string) $value), 200);
                 }
                 $hours[] = array($previous, cloudpe_decimal::normal($hour['cost']), cloudpe_decimal::normal($hour['bonus']), cloudpe_decimal::sub($hour['cost'], $hour['bonus']), $facts);
             }
