@@ -210,6 +210,16 @@ class UsageTest extends UsageTestCase
         );
     }
 
+    public function testCloudpesTextIsEscapedWhereItReachesTheAdmin()
+    {
+        $this->plan['accounts']['103'] = array('error' => array('kind' => 'not-found', 'message' => "<img src=x onerror=alert(1)>\e[31m ok"));
+        $this->plan['accounts']['102'] = array('skipped' => '<b>skipped</b>');
+        $output = $this->import();
+        $this->assertStringContainsString('account #103: not-found: &lt;img src=x onerror=alert(1)&gt; ok', $output);
+        $this->assertStringNotContainsString('<img', $output . HbLog::text());
+        $this->assertStringNotContainsString("\e[", $output . HbLog::text());
+    }
+
     public function testRowsForAccountsNotSentOrTwiceAreRefusedAsContractViolations()
     {
         $this->plan['extra_rows'] = array(
