@@ -77,7 +77,7 @@ class AdminViewTest extends FakeHostTestCase
         $this->assertSame(array('1234', 'ann@client.example', '1 (active)', 'enabled', 'beta', '2024-03-01 10:00:00'), array($values['cloudpe_uid'], $values['cloudpe_email'], $values['cloudpe_status'], $values['cloudpe_login'], $values['cloudpe_group'], $values['cloudpe_created']));
         $this->assertMatchesRegularExpression('/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: ok, status Active unchanged$/', $values['cloudpe_synced']);
         $labels = array_column($module->declared('details'), 'name');
-        $this->assertSame(array('CloudPe user id', 'CloudPe email', 'CloudPe status', 'CloudPe login', 'CloudPe group', 'CloudPe user created', 'Last CloudPe sync'), $labels);
+        $this->assertSame(array('CloudPe user id', 'CloudPe email', 'CloudPe status', 'CloudPe login', 'CloudPe group', 'CloudPe user created', 'Last CloudPe sync', 'CloudPe usage imported', 'CloudPe usage billed this period'), $labels);
     }
 
     public function testAFailedSyncSaysSoOnTheAccountPage()
@@ -335,7 +335,7 @@ class AdminViewTest extends FakeHostTestCase
         foreach (HBRegistry::$db->tables['hb_cron_tasks'] as $row) {
             $tasks[$row['task']] = array($row['run_every'], $row['run_every_time']);
         }
-        $this->assertSame(array('custom:7:call_Daily' => array('Time', '1200'), 'custom:7:call_EveryRun' => array('Run', '1200'), 'custom:7:call_Monthly' => array('Month', '1')), $tasks);
+        $this->assertSame(array('custom:7:call_Daily' => array('Time', '1200'), 'custom:7:call_EveryRun' => array('Run', '1200'), 'custom:7:call_Hourly' => array('Hour', '1'), 'custom:7:call_Monthly' => array('Month', '1')), $tasks);
     }
 
     // ---- item 5: the opt-in call log ----

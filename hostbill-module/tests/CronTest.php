@@ -475,7 +475,7 @@ class CronTest extends FakeHostTestCase
             $this->assertTrue($module->upgrade('2.1.0'));
             // The rows in primary key (task) order, as the table holds them.
             $rows = array_column(HBRegistry::$db->tables['hb_cron_tasks'], null, 'task');
-            $this->assertSame(array('custom:7:call_Daily', 'custom:7:call_EveryRun', 'custom:7:call_Monthly'), array_keys($rows), $profileId ? 'with profile_id' : 'without profile_id');
+            $this->assertSame(array('custom:7:call_Daily', 'custom:7:call_EveryRun', 'custom:7:call_Hourly', 'custom:7:call_Monthly'), array_keys($rows), $profileId ? 'with profile_id' : 'without profile_id');
             $this->assertSame(array('Hour', '1'), array($rows['custom:7:call_EveryRun']['run_every'], $rows['custom:7:call_EveryRun']['run_every_time']), "the admin's schedule is kept");
             $monthly = $rows['custom:7:call_Monthly'];
             $this->assertSame(array('Module - CloudPe, monthly reconciliation', 'Month', '1'), array($monthly['name'], $monthly['run_every'], $monthly['run_every_time']));
@@ -502,7 +502,7 @@ class CronTest extends FakeHostTestCase
         foreach (HBRegistry::$db->tables['hb_cron_tasks'] as $row) {
             $schedule[$row['task']] = array($row['run_every'], $row['run_every_time']);
         }
-        $this->assertSame(array('custom:7:call_Daily' => array('Time', '0200'), 'custom:7:call_EveryRun' => array('Run', '1200'), 'custom:7:call_Monthly' => array('Month', '1')), $schedule);
+        $this->assertSame(array('custom:7:call_Daily' => array('Time', '0200'), 'custom:7:call_EveryRun' => array('Run', '1200'), 'custom:7:call_Hourly' => array('Hour', '1'), 'custom:7:call_Monthly' => array('Month', '1')), $schedule);
         $this->assertSame('|havecron|', HBRegistry::$db->tables['hb_modules_configuration'][0]['settings']);
         $log = HbLog::text();
         $this->assertStringContainsString('upgrade from 1.0.3: the task custom:7:call_EveryRun was scheduled Time 02:00, now Run 1200', $log);

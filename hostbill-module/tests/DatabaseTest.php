@@ -63,7 +63,7 @@ class DatabaseTest extends ScriptedHostTestCase
             $this->assertTrue($module->install());
             $this->assertTrue($module->upgrade('2.1.0'));
             $rows = array_column(HBRegistry::$db->tables['hb_cron_tasks'], null, 'task');
-            $this->assertSame(array('custom:7:call_Daily', 'custom:7:call_EveryRun', 'custom:7:call_Monthly'), array_keys($rows));
+            $this->assertSame(array('custom:7:call_Daily', 'custom:7:call_EveryRun', 'custom:7:call_Hourly', 'custom:7:call_Monthly'), array_keys($rows));
             $this->assertSame(array('Time', '1200', '0000-00-00 00:00:00'), array($rows['custom:7:call_Daily']['run_every'], $rows['custom:7:call_Daily']['run_every_time'], $rows['custom:7:call_Daily']['lastrun']));
             if ($profileId) {
                 $this->assertSame('1', $rows['custom:7:call_Daily']['profile_id']);

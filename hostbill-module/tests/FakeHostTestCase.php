@@ -50,6 +50,7 @@ abstract class FakeHostTestCase extends TestCase
     protected static function installModuleTables()
     {
         (new cloudpe_retries())->createTables();
+        cloudpe_usage::createTables();
     }
 
     /** Deletes `$path` and everything under it. */

@@ -145,4 +145,45 @@ class ReportReaderTest extends TestCase
         $reader->finish();
         $this->assertSame(array('18446744073709551615', 7), $got);
     }
+
+    /**
+     * Issue 22: a usage report's `usage` rows are streamed one by one, whatever the chunks; its
+     * `decisions`, if it had any, would be kept as a member; a second `usage` is refused.
+     */
+    public function testAUsageReportStreamsItsUsageRows()
+    {
+        $rows = array(
+            array('account_id' => 101, 'uid' => 12, 'from' => '2026-12-05T12:00:00Z', 'until' => '2026-12-06T12:00:00Z', 'hours' => array(array('start' => '2026-12-06T10:00:00Z', 'cost' => '0.1234', 'bonus' => '0.0234', 'facts' => array('rows' => '3')))),
+            array('account_id' => 102, 'skipped' => 'status Pending is not billed'),
+            array('account_id' => 103, 'error' => array('kind' => 'not-found', 'message' => ']}"{[')),
+        );
+        $json = json_encode(array('ok' => true, 'operation' => 'usage', 'module' => array('name' => 'CloudPe'), 'usage' => $rows, 'summary' => array('accounts' => 3)));
+        foreach (array(1, 7, 4096) as $size) {
+            $got = array();
+            $reader = new cloudpe_report_reader(1 << 20, function (array $row, $index) use (&$got) {
+                $got[$index] = $row;
+            }, 'usage');
+            foreach (str_split($json, $size) as $chunk) {
+                $reader->feed($chunk);
+            }
+            $members = $reader->finish();
+            $this->assertSame($rows, $got, "chunks of {$size}");
+            $this->assertSame(array(), $members['usage']);
+            $this->assertSame(array('accounts' => 3), $members['summary']);
+        }
+        $reader = new cloudpe_report_reader(1 << 20, function () {
+        }, 'usage');
+        $this->expectException(cloudpe_report_error::class);
+        $this->expectExceptionMessage('the member "usage" appears twice');
+        $reader->feed('{"usage":[{"account_id":1}],"usage":[]}');
+    }
+
+    public function testAUsageRowLargerThanPhpMayHoldIsRefusedByName()
+    {
+        $reader = new cloudpe_report_reader(1024, function () {
+        }, 'usage');
+        $this->expectException(cloudpe_report_error::class);
+        $this->expectExceptionMessage('usage row #1 of the report is larger than 1 KiB');
+        $reader->feed('{"operation":"usage","usage":[{"account_id":1,"hours":"' . str_repeat('x', 2000) . '"}]}');
+    }
 }

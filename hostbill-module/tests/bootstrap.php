@@ -6,5 +6,6 @@ require_once __DIR__ . '/../includes/modules/Hosting/cloudpe/class.cloudpe_sync.
 require_once __DIR__ . '/../includes/modules/Hosting/cloudpe/cron/class.cloudpe_controller.php';
 require_once __DIR__ . '/FakeHostTestCase.php';
 require_once __DIR__ . '/ScriptedHostTestCase.php';
+require_once __DIR__ . '/UsageTestCase.php';
 require_once __DIR__ . '/RealHostTestCase.php';
 HostBillDoubles::reset();

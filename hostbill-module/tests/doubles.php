@@ -236,6 +236,12 @@ class ApiWrapper
     public static $ticketNotes = array();
     /** @var array[] [call, account id, the module's answer] of every accountCreate/Suspend/Unsuspend */
     public static $moduleActions = array();
+    /** @var array<string, array[]> product id => its metered variables (meteredGetVariables' rows) */
+    public static $meteredVariables = array();
+    /** @var string|null meteredAddUsage refuses with this error */
+    public static $meteredRefuse = null;
+    /** @var string|null meteredGetUsage lists only values dated at or after this (the billing period's start) */
+    public static $meteredPeriodStart = null;
 
     /** @return int calls of `$method` */
     public static function count($method)
@@ -426,6 +432,99 @@ class ApiWrapper
         return array('success' => true, 'note_id' => (string) (10 + count(self::$notes)), 'call' => 'addAdminNote');
     }
 
+    /**
+     * meteredGetVariables (`product_id`; reply `variables`: a list of rows `id`, `product_id`,
+     * `name`, `variable_name`, `unit_name`, `cycle`, `scheme`, `options`, `prices`), as HostBill's
+     * API reference shows it (api2.hostbillapp.com/invoices/meteredGetVariables.html).
+     */
+    public function meteredGetVariables($params)
+    {
+        self::$calls[] = array('meteredGetVariables', $params);
+        $product = isset($params['product_id']) ? (string) $params['product_id'] : '';
+        return array('success' => true, 'call' => 'meteredGetVariables', 'variables' => isset(self::$meteredVariables[$product]) ? self::$meteredVariables[$product] : array());
+    }
+
+    /**
+     * meteredAddUsage: required `account_id`, `variable` (its variable_name), `qty`; optional
+     * `output`, `rawoutput`, `charge` ("if not present HostBill will calculate it"),
+     * `date_created`, `date_updated` (Y-m-d H:i:s); reply `usage_id` (api2.hostbillapp.com/
+     * invoices/meteredAddUsage.html; called in-process by the EasyDCIM module's cron controller,
+     * TeamEasyDCIM/easydcim-dedicated-servers-for-hostbill
+     * includes/modules/Hosting/easydcim/cron/class.easydcim_controller.php call_Hourly). The row
+     * is kept in HbMetered's table, shaped as meteredGetUsage lists a value. This double does not
+     * price usage: without `charge` it stores 0 (HostBill would apply the variable's scheme).
+     */
+    public function meteredAddUsage($params)
+    {
+        self::$calls[] = array('meteredAddUsage', $params);
+        if (self::$meteredRefuse !== null) {
+            return array('success' => false, 'error' => array(self::$meteredRefuse));
+        }
+        if (!isset($params['account_id'], $params['variable'], $params['qty'])) {
+            return array('success' => false, 'error' => array('Missing required parameters'));
+        }
+        $variable = HbMetered::variableOf((string) $params['account_id'], (string) $params['variable']);
+        if ($variable === null) {
+            return array('success' => false, 'error' => array('Invalid variable'));
+        }
+        $now = date('Y-m-d H:i:s');
+        $id = HbMetered::insert(array(
+            'account_id' => (string) $params['account_id'],
+            'variable_id' => $variable['id'],
+            'variable_name' => $variable['variable_name'],
+            'qty' => (string) $params['qty'],
+            'charge' => isset($params['charge']) ? (string) $params['charge'] : '0',
+            'output' => isset($params['output']) ? (string) $params['output'] : '',
+            'rawoutput' => isset($params['rawoutput']) ? (string) $params['rawoutput'] : '',
+            'date_created' => isset($params['date_created']) ? (string) $params['date_created'] : $now,
+            'date_updated' => isset($params['date_updated']) ? (string) $params['date_updated'] : $now,
+        ));
+        return array('success' => true, 'usage_id' => (string) $id, 'call' => 'meteredAddUsage', 'server_time' => time());
+    }
+
+    /**
+     * meteredGetUsage (`account_id`): "usage of metered billing components for certain HostBill
+     * account in current billing period"; reply `variables` keyed by variable id, each with its
+     * `usage`, `charge` and `values` (rows `id`, `variable_name`, `date_created`, `date_updated`,
+     * `charge`, `qty`, `output`, `rawoutput`, `variable_id`, ...), as HostBill's API reference
+     * shows it (api2.hostbillapp.com/invoices/meteredGetUsage.html). The billing period is
+     * `$meteredPeriodStart` (null: every row).
+     */
+    public function meteredGetUsage($params)
+    {
+        self::$calls[] = array('meteredGetUsage', $params);
+        $account = isset($params['account_id']) ? (string) $params['account_id'] : '';
+        $product = null;
+        foreach (self::$accounts as $row) {
+            if ((string) $row['id'] === $account) {
+                $product = isset($row['product_id']) ? (string) $row['product_id'] : '';
+            }
+        }
+        if ($product === null) {
+            return array('success' => false, 'error' => array('Account not found'));
+        }
+        $variables = array();
+        foreach (isset(self::$meteredVariables[$product]) ? self::$meteredVariables[$product] : array() as $variable) {
+            $values = array();
+            $qty = 0.0;
+            $charge = 0.0;
+            foreach (HbMetered::rows($account) as $value) {
+                if ($value['variable_id'] !== (string) $variable['id'] || (self::$meteredPeriodStart !== null && strcmp($value['date_created'], self::$meteredPeriodStart) < 0)) {
+                    continue;
+                }
+                $values[] = $value + array('unit_name' => $variable['unit_name'], 'cycle' => 'Monthly', 'name' => $variable['name'], 'scheme' => $variable['scheme'], 'options' => '0');
+                $qty += (float) $value['qty'];
+                $charge += (float) $value['charge'];
+            }
+            $variables[(string) $variable['id']] = array(
+                'id' => (string) $variable['id'], 'product_id' => $product, 'name' => $variable['name'], 'variable_name' => $variable['variable_name'],
+                'unit_name' => $variable['unit_name'], 'cycle' => 'Monthly', 'scheme' => $variable['scheme'], 'options' => '0',
+                'usage' => (string) $qty, 'charge' => $charge, 'values' => $values,
+            );
+        }
+        return array('success' => true, 'variables' => $variables, 'call' => 'meteredGetUsage');
+    }
+
     public function getAppGroups($params)
     {
         self::$calls[] = array('getAppGroups', $params);
@@ -474,6 +573,64 @@ class HBRegistry
     public static function db()
     {
         return self::$db;
+    }
+}
+
+/**
+ * Where the metered-usage doubles keep HostBill's usage rows: a table of the tests' database,
+ * `hbtest_metered_usage`, so that a child PHP process (the usage kill tests) and the test see the
+ * same rows. HostBill's own table is not public (its install.sql in netway-devops/space creates
+ * none: only the cron rows `meteredBillingUpdate` and `meteredBillingCleanup`; the encoded core
+ * creates it): this one has the columns of meteredGetUsage's `values` (api2.hostbillapp.com/
+ * invoices/meteredGetUsage.html) plus `account_id`, with DECIMAL amounts.
+ */
+class HbMetered
+{
+    const TABLE = 'hbtest_metered_usage';
+
+    /** The variable named `$name` of the account's product, or null. */
+    public static function variableOf($accountId, $name)
+    {
+        foreach (ApiWrapper::$accounts as $row) {
+            if ((string) $row['id'] === $accountId) {
+                $product = isset($row['product_id']) ? (string) $row['product_id'] : '';
+                foreach (isset(ApiWrapper::$meteredVariables[$product]) ? ApiWrapper::$meteredVariables[$product] : array() as $variable) {
+                    if ($variable['variable_name'] === $name) {
+                        return $variable;
+                    }
+                }
+            }
+        }
+        return null;
+    }
+
+    public static function insert(array $row)
+    {
+        $db = self::db();
+        $statement = $db->prepare('INSERT INTO `' . self::TABLE . '` (`' . implode('`, `', array_keys($row)) . '`) VALUES (' . implode(', ', array_fill(0, count($row), '?')) . ')');
+        $statement->execute(array_values($row));
+        return (int) $db->lastInsertId();
+    }
+
+    /** The account's rows (every account's when null), oldest id first, every value a string. */
+    public static function rows($accountId = null)
+    {
+        $statement = self::db()->prepare('SELECT `id`, `account_id`, `variable_id`, `variable_name`, `qty`, `charge`, `output`, `rawoutput`, `date_created`, `date_updated` FROM `' . self::TABLE . '`' . ($accountId === null ? '' : ' WHERE `account_id` = ?') . ' ORDER BY `id`');
+        $statement->execute($accountId === null ? array() : array((string) $accountId));
+        return array_map(function ($row) {
+            return array_map('strval', $row);
+        }, $statement->fetchAll(PDO::FETCH_ASSOC));
+    }
+
+    private static function db()
+    {
+        $db = HBRegistry::db();
+        $db->exec('CREATE TABLE IF NOT EXISTS `' . self::TABLE . '` ('
+            . '`id` int(11) NOT NULL AUTO_INCREMENT, `account_id` int(11) NOT NULL, `variable_id` int(11) NOT NULL, '
+            . '`variable_name` varchar(64) NOT NULL, `qty` decimal(28,10) NOT NULL, `charge` decimal(28,10) NOT NULL, '
+            . '`output` text NOT NULL, `rawoutput` text NOT NULL, `date_created` datetime NOT NULL, `date_updated` datetime NOT NULL, '
+            . 'PRIMARY KEY (`id`)) ENGINE=InnoDB DEFAULT CHARSET=utf8');
+        return $db;
     }
 }
 
@@ -548,6 +705,9 @@ class HostBillDoubles
         ApiWrapper::$refuseTickets = null;
         ApiWrapper::$ticketNotes = array();
         ApiWrapper::$moduleActions = array();
+        ApiWrapper::$meteredVariables = array();
+        ApiWrapper::$meteredRefuse = null;
+        ApiWrapper::$meteredPeriodStart = null;
         HbAdmin::$logged = HbAdmin::STAFF;
         HbApps::$rows = array();
         HbApps::$groups = array();

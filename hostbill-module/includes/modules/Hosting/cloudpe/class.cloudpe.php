@@ -37,7 +37,7 @@ class cloudpe extends HostingModule
     const OPERATION_TIMEOUT = 120;
 
     protected $modname = 'CloudPe';
-    protected $version = '2.3.0';
+    protected $version = '2.4.0';
     protected $description = 'Suspends, unsuspends and syncs CloudPe (Virtuozzo Application Platform) users, through a sandboxed WebAssembly module.';
     protected $options = array();
     protected $serverFields = array(
@@ -68,6 +68,27 @@ class cloudpe extends HostingModule
                 'default' => array('off', 'on'),
                 'description' => 'on: every CloudPe call (method, parameters with secrets masked, HTTP status, duration, result, the start of the reply) goes to the system log, lines starting "call:"',
             ),
+            // The usage import (cloudpe_usage, docs/usage.md).
+            'Usage import' => array(
+                'type' => 'select',
+                'default' => array('off', 'test', 'on'),
+                'description' => 'Hourly import of CloudPe usage into metered billing (variable cloudpeCost): off; test (writes what would be billed to the system log and a CSV, bills nothing); on',
+            ),
+            'Usage backfill hours' => array(
+                'type' => 'input',
+                'default' => '24',
+                'description' => 'Hours before the first import of an account that it also imports (1 to 744)',
+            ),
+            'Usage time zone' => array(
+                'type' => 'input',
+                'default' => 'UTC',
+                'description' => 'The fixed UTC offset CloudPe\'s billing history is read in (UTC, or e.g. UTC+05:30): CloudPe does not document its API\'s time zone',
+            ),
+            'Usage test CSV folder' => array(
+                'type' => 'input',
+                'default' => '',
+                'description' => 'Test mode: folder of the CSV of what would be billed (absolute path, owned by the cron\'s user, mode 0700); empty: the module\'s usage-test folder',
+            ),
         ),
     );
     /**
@@ -83,6 +104,8 @@ class cloudpe extends HostingModule
         'cloudpe_group' => array('name' => 'CloudPe group', 'value' => '', 'type' => 'input', 'default' => false),
         'cloudpe_created' => array('name' => 'CloudPe user created', 'value' => '', 'type' => 'input', 'default' => false),
         'cloudpe_synced' => array('name' => 'Last CloudPe sync', 'value' => '', 'type' => 'input', 'default' => false),
+        'cloudpe_usage_last' => array('name' => 'CloudPe usage imported', 'value' => '', 'type' => 'input', 'default' => false),
+        'cloudpe_usage_period' => array('name' => 'CloudPe usage billed this period', 'value' => '', 'type' => 'input', 'default' => false),
     );
     /** Which report fact fills which detail. */
     const FACT_DETAILS = array(
@@ -236,6 +259,7 @@ class cloudpe extends HostingModule
             }
             $decision = $result['report']['decisions'][0];
             $this->showFacts(isset($decision['facts']) ? $decision['facts'] : array());
+            $this->showUsage($account['id']);
             $status = (string) $account['status'];
             switch ($decision['decision']) {
                 case 'change':
@@ -280,6 +304,25 @@ class cloudpe extends HostingModule
     {
         foreach (self::FACT_DETAILS as $fact => $key) {
             $this->details[$key]['value'] = isset($facts[$fact]) && is_scalar($facts[$fact]) ? $this->reportText((string) $facts[$fact]) : '';
+        }
+    }
+
+    /**
+     * With the App's usage import on or in test, fills "CloudPe usage imported" (the end of the
+     * last imported hour) and "CloudPe usage billed this period" (meteredGetUsage); never fails
+     * the sync.
+     */
+    protected function showUsage($accountId)
+    {
+        try {
+            if (cloudpe_usage::settingsOf($this)['mode'] === 'off') {
+                return;
+            }
+            $summary = cloudpe_usage::accountSummary($accountId);
+            $this->details['cloudpe_usage_last']['value'] = cloudpe_text::html($this->scrub($summary['last']));
+            $this->details['cloudpe_usage_period']['value'] = cloudpe_text::html($this->scrub($summary['period']));
+        } catch (\Throwable $e) {
+            $this->details['cloudpe_usage_last']['value'] = cloudpe_text::html($this->scrub('unknown: ' . $e->getMessage()));
         }
     }
 
@@ -361,6 +404,30 @@ class cloudpe extends HostingModule
             return null;
         }
         return $this->received('sync', $subject, $result)['report'];
+    }
+
+    /**
+     * Runs the host's `usage` on the request `{"app": ..., "usage_until": ..., "accounts":
+     * [<$accountsJson>]}` and hands each row of the report's `usage` to `$onRow` as it arrives.
+     * Returns the report without its rows, or null when the host could not be used (the error is
+     * in lastError() and the system log).
+     *
+     * @param callable $onRow fn(array $row, int $index): void
+     */
+    public function usageStreamed($accountsJson, $count, $until, $timeout, $onRow)
+    {
+        $input = '{"app":' . json_encode($this->app()) . ',"usage_until":' . json_encode((string) $until) . ',"accounts":[' . $accountsJson . ']}';
+        $accountsJson = null;
+        $subject = "usage of {$count} account" . ($count === 1 ? '' : 's');
+        try {
+            $result = $this->host($timeout)->stream('usage', $input, array(), $onRow, 'usage');
+        } catch (cloudpe_host_error $e) {
+            $message = $this->scrub($e->getMessage());
+            hbm_log_error("usage: {$message}", self::LOG_TAG);
+            $this->fail("CloudPe module: {$message}");
+            return null;
+        }
+        return $this->received('usage', $subject, $result)['report'];
     }
 
     /**
@@ -806,6 +873,11 @@ class cloudpe extends HostingModule
         } catch (\Throwable $e) {
             hbm_log_error("{$why}: could not create the module's tables " . cloudpe_retries::TABLE . ' and ' . cloudpe_retries::OUTAGES . ': ' . $this->scrub($e->getMessage()) . '; failed actions cannot be queued for a retry until they exist (deactivate and activate the module, or upgrade it again)', self::LOG_TAG);
         }
+        try {
+            cloudpe_usage::createTables();
+        } catch (\Throwable $e) {
+            hbm_log_error("{$why}: could not create the module's tables " . cloudpe_usage::LEDGER . ' and ' . cloudpe_usage::CURSORS . ': ' . $this->scrub($e->getMessage()) . '; the usage import cannot run until they exist (deactivate and activate the module, or upgrade it again)', self::LOG_TAG);
+        }
         if (self::leftoverFiles()) {
             hbm_log_error(self::leftoverMessage(), self::LOG_TAG);
         }
@@ -1127,3 +1199,4 @@ class cloudpe extends HostingModule
 require_once __DIR__ . '/class.cloudpe_sync.php';
 require_once __DIR__ . '/class.cloudpe_retries.php';
 require_once __DIR__ . '/class.cloudpe_reconcile.php';
+require_once __DIR__ . '/class.cloudpe_usage.php';

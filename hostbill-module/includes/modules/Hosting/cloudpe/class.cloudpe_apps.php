@@ -18,7 +18,7 @@ class cloudpe_apps_error extends Exception
  *    (webnic_ssl, wisp_hostbill);
  *  - this module's id (`hb_modules_configuration` row whose `filename` is class.cloudpe.php) and
  *    its cron tasks (`hb_cron_tasks` rows `custom:<module id>:call_Daily`, `call_EveryRun`,
- *    `call_Monthly`), read and written through HostBill's PDO handle, `HBRegistry::db()`, as the
+ *    `call_Monthly`, `call_Hourly`), read and written through HostBill's PDO handle, `HBRegistry::db()`, as the
  *    original CloudPe module did.
  *
  * (How the module logs and notifies, and who ran an action, is inferred in cloudpe_audit.)
@@ -35,11 +35,13 @@ class cloudpe_apps
     const DAILY_TASK_NAME = 'Module - CloudPe, daily cron call';
     /**
      * The other tasks: method => [label, run_every, run_every_time]. `Run`/`1200` (every cron run)
-     * and `Month`/`1` are how HostBill's install.sql schedules its own every-run and monthly tasks.
+     * and `Month`/`1` are how HostBill's install.sql schedules its own every-run and monthly tasks;
+     * `Hour`/`1` how it schedules its hourly `domainSync` (read as "every hour", an inference).
      */
     const OTHER_TASKS = array(
         'call_EveryRun' => array('Module - CloudPe, retries of failed actions (every run)', 'Run', '1200'),
         'call_Monthly' => array('Module - CloudPe, monthly reconciliation', 'Month', '1'),
+        'call_Hourly' => array('Module - CloudPe, usage import (hourly)', 'Hour', '1'),
     );
 
     /** @var object|null ApiWrapper */

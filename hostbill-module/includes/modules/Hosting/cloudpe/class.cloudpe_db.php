@@ -92,6 +92,34 @@ final class cloudpe_db
         }
     }
 
+    /**
+     * Runs `$work($this)` in one transaction when the handle can open one (none is open yet:
+     * HostBill's own stays HostBill's, and its commit is then the one that counts); a Throwable
+     * rolls it back and is thrown again.
+     *
+     * @throws cloudpe_apps_error
+     */
+    public function transaction($work)
+    {
+        $handle = $this->handle();
+        $own = $handle instanceof PDO && !$handle->inTransaction();
+        if ($own && !$handle->beginTransaction()) {
+            throw new cloudpe_apps_error("HostBill's database did not open a transaction");
+        }
+        try {
+            $result = call_user_func($work, $this);
+            if ($own && !$handle->commit()) {
+                throw new cloudpe_apps_error("HostBill's database did not commit");
+            }
+            return $result;
+        } catch (\Throwable $e) {
+            if ($own && $handle->inTransaction()) {
+                $handle->rollBack();
+            }
+            throw $e;
+        }
+    }
+
     /** `$params` with each string as HostBill's three-byte utf8 columns hold it. */
     private static function bindable(array $params)
     {

@@ -289,26 +289,27 @@ class cloudpe_host
      * @param string $input the JSON request
      * @param string[] $options
      * @param callable $onDecision fn(array $decision, int $index): void
+     * @param string $member the list member streamed: `decisions` (sync) or `usage` (usage)
      * @return array{exit: int, report: array, stderr: string, advice: string|null}
      * @throws cloudpe_host_error
      */
-    public function stream($operation, $input, array $options, $onDecision)
+    public function stream($operation, $input, array $options, $onDecision, $member = 'decisions')
     {
-        return $this->execute((string) $operation, (string) $input, $options, $onDecision);
+        return $this->execute((string) $operation, (string) $input, $options, $onDecision, (string) $member);
     }
 
     /**
      * run() and stream(): `$onDecision` null keeps the decisions in the report. A run the host
      * refused because an install replaced the component while it was read is run once more.
      */
-    private function execute($operation, $input, array $options, $onDecision)
+    private function execute($operation, $input, array $options, $onDecision, $member = 'decisions')
     {
-        $result = $this->executeOnce($operation, $input, $options, $onDecision);
+        $result = $this->executeOnce($operation, $input, $options, $onDecision, $member);
         if (self::replacedWhileRead($result['report'])) {
             // The host refused the pair before running anything (no decision was handed out), so
             // running once more is safe.
             usleep(self::REPLACED_RETRY_PAUSE_US);
-            $result = $this->executeOnce($operation, $input, $options, $onDecision);
+            $result = $this->executeOnce($operation, $input, $options, $onDecision, $member);
         }
         return $result;
     }
@@ -330,7 +331,7 @@ class cloudpe_host
     }
 
     /** One run of the host: see execute(). */
-    private function executeOnce($operation, $input, array $options, $onDecision)
+    private function executeOnce($operation, $input, array $options, $onDecision, $member = 'decisions')
     {
         $problem = self::environmentProblem($this->isAvailable, $this->phpVersionId);
         if ($problem !== null) {
@@ -382,7 +383,7 @@ class cloudpe_host
         if (!is_resource($process)) {
             throw new cloudpe_host_error("the module host {$this->binary} could not be started");
         }
-        $reader = new cloudpe_report_reader($held, $onDecision);
+        $reader = new cloudpe_report_reader($held, $onDecision, $member);
         $result = $this->exchange($process, $pipes, $input, $reader);
         $stdout = $result['stdout'];
         $stderr = $result['stderr'];

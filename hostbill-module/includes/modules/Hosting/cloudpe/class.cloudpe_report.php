@@ -45,6 +45,8 @@ final class cloudpe_report_reader
 
     /** @var callable|null fn(array $decision, int $index): void; null: decisions are kept */
     private $onDecision;
+    /** @var string the member whose elements are streamed: `decisions` (sync) or `usage` (usage) */
+    private $streamed;
     /** @var int */
     private $maxPart;
     /** @var string bytes not consumed yet */
@@ -70,11 +72,14 @@ final class cloudpe_report_reader
      * @param int $maxPart most bytes of one member's value or one decision, and of the kept members together
      * @param callable|null $onDecision receives each element of `decisions` (an array) and its index;
      *        null keeps them in the report as json_decode would
+     * @param string $streamed the list member whose elements are streamed (`decisions`, or a usage
+     *        report's `usage`)
      */
-    public function __construct($maxPart, $onDecision = null)
+    public function __construct($maxPart, $onDecision = null, $streamed = 'decisions')
     {
         $this->maxPart = max(1024, (int) $maxPart);
         $this->onDecision = $onDecision;
+        $this->streamed = (string) $streamed;
     }
 
     /** Decisions read so far. */
@@ -123,7 +128,7 @@ final class cloudpe_report_reader
                         break 2;
                     }
                     $this->key = $this->decode(substr($this->buf, $pos, $end - $pos), 'a member name', $pos);
-                    if (array_key_exists($this->key, $this->members) || ($this->key === 'decisions' && $this->decisions > 0)) {
+                    if (array_key_exists($this->key, $this->members) || ($this->key === $this->streamed && $this->decisions > 0)) {
                         throw new cloudpe_report_error("the member \"{$this->clip($this->key)}\" appears twice");
                     }
                     $this->first = false;
@@ -132,7 +137,7 @@ final class cloudpe_report_reader
                     continue 2;
                 case self::EXPECT_COLON:
                     $this->expect($c, ':', $pos, 'a colon was expected');
-                    $this->state = ($this->key === 'decisions' && $this->onDecision !== null) ? self::EXPECT_LIST : self::EXPECT_VALUE;
+                    $this->state = ($this->key === $this->streamed && $this->onDecision !== null) ? self::EXPECT_LIST : self::EXPECT_VALUE;
                     $pos++;
                     continue 2;
                 case self::EXPECT_VALUE:
@@ -161,19 +166,19 @@ final class cloudpe_report_reader
                 case self::EXPECT_LIST:
                     if ($c !== '[') {
                         // A report without decisions may say so with null; anything else is not a list.
-                        $end = $this->scanValue($pos, 'the member "decisions"');
+                        $end = $this->scanValue($pos, "the member \"{$this->streamed}\"");
                         if ($end === null) {
                             break 2;
                         }
-                        if ($this->decode(substr($this->buf, $pos, $end - $pos), 'the member "decisions"', $pos) !== null) {
-                            throw new cloudpe_report_error('the member "decisions" is not a list (at byte ' . ($this->offset + $pos) . ')');
+                        if ($this->decode(substr($this->buf, $pos, $end - $pos), "the member \"{$this->streamed}\"", $pos) !== null) {
+                            throw new cloudpe_report_error("the member \"{$this->streamed}\" is not a list (at byte " . ($this->offset + $pos) . ')');
                         }
-                        $this->members['decisions'] = null;
+                        $this->members[$this->streamed] = null;
                         $this->state = self::AFTER_MEMBER;
                         $pos = $end;
                         continue 2;
                     }
-                    $this->members['decisions'] = array();
+                    $this->members[$this->streamed] = array();
                     $this->first = true;
                     $this->state = self::EXPECT_ELEMENT;
                     $pos++;
@@ -185,7 +190,7 @@ final class cloudpe_report_reader
                         continue 2;
                     }
                     $index = $this->decisions;
-                    $what = 'decision #' . ($index + 1);
+                    $what = ($this->streamed === 'decisions' ? 'decision' : "{$this->streamed} row") . ' #' . ($index + 1);
                     $end = $this->scanValue($pos, $what);
                     if ($end === null) {
                         break 2;

@@ -52,6 +52,18 @@ if (!class_exists('cloudpe_controller', false)) {
         }
 
         /**
+         * Every hour: imports the closed hours of CloudPe usage of every App whose "Usage import"
+         * is on (or test) into metered billing, exactly once per account and hour (see
+         * cloudpe_usage). One line per App; never throws.
+         */
+        public function call_Hourly()
+        {
+            return $this->guarded('usage import', function (cloudpe $module) {
+                return cloudpe_usage::hourly($module);
+            });
+        }
+
+        /**
          * Once a month: reconciles every CloudPe App's accounts with CloudPe's users (read-only,
          * see cloudpe_reconcile). One line per App; never throws.
          */
