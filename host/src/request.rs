@@ -1,19 +1,19 @@
-//! The JSON request HostBill's PHP side writes to the host's stdin. Parsing errors name the field
+//! The JSON request HostBill's PHP side writes to the host's stdin. Errors name the field
 //! (`account.client_id: missing field`), and nothing runs until the whole request is valid, except
 //! in a sync: there each account row is judged on its own ([`SyncRows`]), and a bad row becomes that
-//! account's `error` decision instead of failing the others. Values are quoted short in errors
-//! ([`quote`]): a 10 MB status never becomes a 10 MB message.
+//! account's `error` decision instead of failing the others. Values are quoted short ([`quote`]).
 //!
 //! HostBill hands PHP strings for most columns, so ids accept `12` or `"12"`, and the App row
 //! accepts both key spellings HostBill uses (`host`/`hostname`, `secure`/`ssl`). Every value is
-//! first read as a [`Loose`] (whatever its JSON type), then judged by its field's [`FromLoose`]:
-//! the strict requests and the sync's rows share those rules and their messages.
+//! first read as a [`Loose`] (whatever its JSON type), then judged by its field's rule ([`id`],
+//! [`status`], [`fields`], ...): the strict requests and the sync's rows share rules and messages.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::bindings::AppColumn;
 use crate::bindings::hostbill::provisioning::types as wit;
@@ -22,14 +22,14 @@ use crate::bindings::hostbill::provisioning::types as wit;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountRow {
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_id")]
     pub id: u64,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_id")]
     pub client_id: u64,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_status")]
     pub status: wit::HostbillStatus,
     /// Client custom fields by code, e.g. `{"cloudpeid": "1234"}`.
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "lenient_fields")]
     pub custom_fields: BTreeMap<String, String>,
     /// The client's email (`reconcile` compares it; other operations ignore it).
     #[serde(default)]
@@ -141,10 +141,9 @@ pub fn quote(value: &str) -> String {
 }
 
 /// Any JSON value, as the request first reads it: never a parse error, whatever its type, so a
-/// field's own rule ([`FromLoose`]) says what is wrong with it, and one bad sync row cannot stop
-/// the others from being read. A text is borrowed from the request when it has no escapes (a
-/// status needs no copy to be read). An object is read as `O` says (by default skipped).
-enum Loose<'de, O = IgnoredAny> {
+/// field's rule says what is wrong with it, and one bad sync row cannot stop the others from
+/// being read. A text is borrowed from the request unless it has escapes (a status needs no copy).
+enum Loose<'de> {
     Text(Cow<'de, str>),
     Number(u64),
     /// Another number or a boolean, as written.
@@ -154,52 +153,61 @@ enum Loose<'de, O = IgnoredAny> {
     List {
         empty: bool,
     },
-    Object(O),
+    /// An object's entries (keys that are texts), in order.
+    Object(Vec<(Cow<'de, str>, Loose<'de>)>),
 }
 
-impl<'de, O: Deserialize<'de>> Deserialize<'de> for Loose<'de, O> {
+impl<'de> Deserialize<'de> for Loose<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<O>(std::marker::PhantomData<O>);
-        impl<'de, O: Deserialize<'de>> de::Visitor<'de> for V<O> {
-            type Value = Loose<'de, O>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Loose::Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Loose::Text(Cow::Owned(v.to_string())))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(Loose::Number(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(Loose::Other(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(Loose::Other(v.to_string()))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(Loose::Other(v.to_string()))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Loose::Null)
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let empty = seq.next_element::<IgnoredAny>()?.is_none();
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Loose::List { empty })
-            }
-            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                O::deserialize(de::value::MapAccessDeserializer::new(map)).map(Loose::Object)
-            }
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
+        d.deserialize_any(LooseVisitor)
     }
 }
 
-impl<O> Loose<'_, O> {
+struct LooseVisitor;
+
+impl<'de> Visitor<'de> for LooseVisitor {
+    type Value = Loose<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Loose<'de>, E> {
+        Ok(Loose::Text(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Loose<'de>, E> {
+        Ok(Loose::Text(Cow::Owned(v.to_string())))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Loose<'de>, E> {
+        Ok(Loose::Number(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Loose<'de>, E> {
+        Ok(Loose::Other(v.to_string()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Loose<'de>, E> {
+        Ok(Loose::Other(v.to_string()))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Loose<'de>, E> {
+        Ok(Loose::Other(v.to_string()))
+    }
+    fn visit_unit<E>(self) -> Result<Loose<'de>, E> {
+        Ok(Loose::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Loose<'de>, A::Error> {
+        let empty = seq.next_element::<IgnoredAny>()?.is_none();
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Loose::List { empty })
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Loose<'de>, A::Error> {
+        let mut entries = Vec::new();
+        while let Some((key, value)) = map.next_entry()? {
+            if let Loose::Text(key) = key {
+                entries.push((key, value));
+            }
+        }
+        Ok(Loose::Object(entries))
+    }
+}
+
+impl Loose<'_> {
     /// The value in a problem description: a scalar as written (texts quoted short), else its kind.
     fn describe(&self) -> String {
         match self {
@@ -223,152 +231,97 @@ impl<O> Loose<'_, O> {
     }
 }
 
-/// A field's rule: the value it reads from a [`Loose`] (objects read as `Object`), or what is
-/// wrong with it (the value described; the caller names the field).
-trait FromLoose<'de>: Sized {
-    type Object: Deserialize<'de>;
-    fn from_loose(value: Loose<'de, Self::Object>) -> Result<Self, String>;
-}
-
-/// `deserialize_with` for any field with a [`FromLoose`] rule: its errors are raised inside the
-/// field, so the request's error names the field's path.
-#[inline]
-fn lenient<'de, D: Deserializer<'de>, T: FromLoose<'de>>(d: D) -> Result<T, D::Error> {
-    T::from_loose(Loose::deserialize(d)?).map_err(de::Error::custom)
-}
-
-/// A field read with its [`FromLoose`] rule, where a type is needed rather than a function.
-struct Lenient<T>(T);
-
-impl<'de, T: FromLoose<'de>> Deserialize<'de> for Lenient<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        lenient(d).map(Lenient)
-    }
-}
-
 /// An id: a positive whole number, or text holding one.
-impl FromLoose<'_> for u64 {
-    type Object = IgnoredAny;
-    #[inline]
-    fn from_loose(value: Loose<'_>) -> Result<u64, String> {
-        match &value {
-            Loose::Number(n) if *n > 0 => Some(*n),
-            Loose::Text(t) => t.trim().parse().ok().filter(|n| *n > 0),
-            _ => None,
-        }
-        .ok_or_else(|| format!("{} is not a positive whole number", value.describe()))
-    }
+fn id(value: Loose) -> Result<u64, String> {
+    let id = match &value {
+        Loose::Number(n) => Some(*n),
+        Loose::Text(t) => t.trim().parse().ok(),
+        _ => None,
+    };
+    id.filter(|n| *n > 0).ok_or_else(|| format!("{} is not a positive whole number", value.describe()))
 }
 
 /// HostBill's spelling of a status, in any case.
-impl FromLoose<'_> for wit::HostbillStatus {
-    type Object = IgnoredAny;
-    #[inline]
-    fn from_loose(value: Loose<'_>) -> Result<Self, String> {
-        let status = match &value {
-            Loose::Text(t) => wit::HostbillStatus::from_hostbill_name(t),
-            _ => None,
-        };
-        status.ok_or_else(|| {
-            let names: Vec<&str> = wit::HostbillStatus::ALL.iter().map(|s| s.hostbill_name()).collect();
-            format!("{} is not a HostBill status ({})", value.describe(), names.join(", "))
-        })
-    }
+fn status(value: Loose) -> Result<wit::HostbillStatus, String> {
+    let status = if let Loose::Text(t) = &value { wit::HostbillStatus::from_hostbill_name(t) } else { None };
+    status.ok_or_else(|| {
+        let names: Vec<&str> = wit::HostbillStatus::ALL.iter().map(|s| s.hostbill_name()).collect();
+        format!("{} is not a HostBill status ({})", value.describe(), names.join(", "))
+    })
 }
 
-/// An object of name to scalar value (`custom_fields`, the App's `custom`): sorted by name, a
-/// repeated name keeping its last value, null values left out, or the first value that is not a
-/// scalar.
-struct Fields(Result<Vec<wit::CustomField>, String>);
-
-impl<'de> Deserialize<'de> for Fields {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> de::Visitor<'de> for V {
-            type Value = Fields;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an object of name to value")
-            }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
-                // Room for the usual one field: a push into an empty Vec makes room for four, which
-                // a million accounts would hold as 144 MB of spare room.
-                let (mut fields, mut problem) = (Vec::with_capacity(1), None);
-                while let Some((name, value)) = map.next_entry::<String, Loose>()? {
-                    match value {
-                        Loose::Null => {}
-                        Loose::List { .. } | Loose::Object(_) => {
-                            let kind = value.describe();
-                            problem
-                                .get_or_insert_with(|| format!("custom field {} is {kind}, not a value", quote(&name)));
-                        }
-                        scalar => {
-                            fields.push(wit::CustomField { code: name, value: scalar.text().unwrap_or_default() })
-                        }
-                    }
-                }
-                if fields.len() > 1 {
-                    // Reversed, then stably sorted: the last of a repeated name comes first and is kept.
-                    fields.reverse();
-                    fields.sort_by(|a: &wit::CustomField, b| a.code.cmp(&b.code));
-                    fields.dedup_by(|later, kept| later.code == kept.code);
-                    fields.shrink_to_fit();
-                }
-                Ok(Fields(problem.map_or(Ok(fields), Err)))
-            }
+/// An object of name to scalar value (`custom_fields`, the App's `custom`; PHP encodes an empty
+/// one as `[]`): sorted by name, a repeated name keeping its last value, null values left out;
+/// or what is wrong with it (the first value that is not a scalar).
+fn fields(value: Loose) -> Result<Vec<wit::CustomField>, String> {
+    let entries = match value {
+        Loose::Object(entries) => entries,
+        Loose::Null | Loose::List { empty: true } => return Ok(Vec::new()),
+        other => {
+            let kind = if let Loose::Text(_) = other { "string " } else { "" };
+            return Err(format!("invalid type: {kind}{}, expected an object of name to value", other.describe()));
         }
-        d.deserialize_map(V)
-    }
-}
-
-/// The object of name to value of [`Fields`]. PHP encodes an empty array as `[]`.
-impl FromLoose<'_> for Vec<wit::CustomField> {
-    type Object = Fields;
-    #[inline]
-    fn from_loose(value: Loose<'_, Fields>) -> Result<Self, String> {
+    };
+    // Exactly the room needed: spare room in a million accounts' fields would be 100+ MB.
+    let mut fields = Vec::with_capacity(entries.len());
+    for (name, value) in entries {
         match value {
-            Loose::Object(Fields(fields)) => fields,
-            Loose::Null | Loose::List { empty: true } => Ok(Vec::new()),
-            Loose::Text(t) => Err(format!("invalid type: string {}, expected an object of name to value", quote(&t))),
-            other => Err(format!("invalid type: {}, expected an object of name to value", other.describe())),
+            Loose::Null => {}
+            Loose::List { .. } | Loose::Object(_) => {
+                return Err(format!("custom field {} is {}, not a value", quote(&name), value.describe()));
+            }
+            scalar => {
+                fields.push(wit::CustomField { code: name.into_owned(), value: scalar.text().unwrap_or_default() })
+            }
         }
     }
-}
-
-impl FromLoose<'_> for BTreeMap<String, String> {
-    type Object = Fields;
-    #[inline]
-    fn from_loose(value: Loose<'_, Fields>) -> Result<Self, String> {
-        let fields = Vec::<wit::CustomField>::from_loose(value)?;
-        Ok(fields.into_iter().map(|f| (f.code, f.value)).collect())
-    }
+    // Reversed, then stably sorted: the last of a repeated name comes first and is kept.
+    fields.reverse();
+    fields.sort_by(|a, b| a.code.cmp(&b.code));
+    fields.dedup_by(|later, kept| later.code == kept.code);
+    fields.shrink_to_fit();
+    Ok(fields)
 }
 
 /// An App column's value: a scalar as text, `None` when null or blank.
-impl FromLoose<'_> for Option<String> {
-    type Object = IgnoredAny;
-    #[inline]
-    fn from_loose(value: Loose<'_>) -> Result<Self, String> {
-        match value {
-            Loose::List { .. } | Loose::Object(_) => Err("expected a string".to_string()),
-            scalar => Ok(scalar.text().filter(|s| !s.trim().is_empty())),
-        }
+fn column(value: Loose) -> Result<Option<String>, String> {
+    match value {
+        Loose::List { .. } | Loose::Object(_) => Err("expected a string".to_string()),
+        scalar => Ok(scalar.text().filter(|s| !s.trim().is_empty())),
     }
 }
 
 /// A yes/no value as HostBill stores checkboxes.
-impl FromLoose<'_> for bool {
-    type Object = IgnoredAny;
-    #[inline]
-    fn from_loose(value: Loose<'_>) -> Result<bool, String> {
-        if matches!(value, Loose::List { .. } | Loose::Object(_)) {
-            return Err("expected true/false, 1/0 or \"on\"".to_string());
-        }
-        match value.text().unwrap_or_default().trim().to_ascii_lowercase().as_str() {
-            "" | "0" | "0.0" | "false" | "off" | "no" => Ok(false),
-            "1" | "1.0" | "true" | "on" | "yes" => Ok(true),
-            other => Err(format!("{other:?} is not a yes/no value")),
-        }
+fn yes_no(value: Loose) -> Result<bool, String> {
+    let text = column(value).map_err(|_| "expected true/false, 1/0 or \"on\"")?.unwrap_or_default();
+    match text.trim().to_ascii_lowercase().as_str() {
+        "" | "0" | "0.0" | "false" | "off" | "no" => Ok(false),
+        "1" | "1.0" | "true" | "on" | "yes" => Ok(true),
+        other => Err(format!("{other:?} is not a yes/no value")),
     }
+}
+
+/// A value read with a rule (`Rule(id)`): the rule's error is raised inside the value, so the
+/// request's error names the value's path.
+struct Rule<F>(F);
+
+impl<'de, T, F: FnOnce(Loose<'de>) -> Result<T, String>> DeserializeSeed<'de> for Rule<F> {
+    type Value = T;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+        (self.0)(Loose::deserialize(d)?).map_err(de::Error::custom)
+    }
+}
+
+fn lenient_id<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    Rule(id).deserialize(d)
+}
+
+fn lenient_status<'de, D: Deserializer<'de>>(d: D) -> Result<wit::HostbillStatus, D::Error> {
+    Rule(status).deserialize(d)
+}
+
+fn lenient_fields<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    Rule(|v| Ok(fields(v)?.into_iter().map(|f| (f.code, f.value)).collect())).deserialize(d)
 }
 
 /// The App (server) row, read straight into the WIT record through the one table of App columns
@@ -380,14 +333,13 @@ impl<'de> Deserialize<'de> for wit::AppSettings {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         /// Named after the struct this replaced, so error messages stay as they were.
         struct AppRow;
-        impl<'de> de::Visitor<'de> for AppRow {
+        impl<'de> Visitor<'de> for AppRow {
             type Value = wit::AppSettings;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("struct AppRow")
             }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<wit::AppSettings, A::Error> {
-                let mut app = wit::AppSettings::empty();
-                let mut seen: Vec<&'static str> = Vec::new();
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<wit::AppSettings, A::Error> {
+                let (mut app, mut seen) = (wit::AppSettings::empty(), Vec::new());
                 while let Some(key) = map.next_key::<String>()? {
                     let column = AppColumn::named(&key);
                     let name = match (key.as_str(), column) {
@@ -404,21 +356,18 @@ impl<'de> Deserialize<'de> for wit::AppSettings {
                     }
                     seen.push(name);
                     match column {
-                        Some(column) => *column.slot(&mut app) = map.next_value::<Lenient<_>>()?.0,
-                        None if name == "secure" => app.secure = map.next_value::<Lenient<_>>()?.0,
+                        Some(c) => *c.slot(&mut app) = map.next_value_seed(Rule(self::column))?,
+                        None if name == "secure" => app.secure = map.next_value_seed(Rule(yes_no))?,
                         None => {
-                            let settings: Vec<wit::CustomField> = map.next_value::<Lenient<_>>()?.0;
-                            app.custom = settings
-                                .into_iter()
-                                .filter(|s| !s.value.trim().is_empty())
-                                .map(|s| wit::AppSetting { name: s.code, value: s.value })
-                                .collect();
+                            let settings = map.next_value_seed(Rule(fields))?.into_iter();
+                            let settings = settings.filter(|s| !s.value.trim().is_empty());
+                            app.custom = settings.map(|s| wit::AppSetting { name: s.code, value: s.value }).collect();
                         }
                     }
                 }
                 Ok(app)
             }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<wit::AppSettings, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<wit::AppSettings, A::Error> {
                 match seq.next_element::<IgnoredAny>()? {
                     None => Ok(wit::AppSettings::empty()),
                     Some(_) => Err(de::Error::invalid_type(de::Unexpected::Seq, &self)),
@@ -438,35 +387,24 @@ impl From<AccountRow> for wit::ClientAccount {
 
 impl From<AccountRow> for wit::Account {
     fn from(a: AccountRow) -> Self {
-        wit::Account {
-            id: a.id,
-            client_id: a.client_id,
-            status: a.status,
-            custom_fields: a.custom_fields.into_iter().map(|(code, value)| wit::CustomField { code, value }).collect(),
-        }
+        let custom_fields = a.custom_fields.into_iter().map(|(code, value)| wit::CustomField { code, value });
+        wit::Account { id: a.id, client_id: a.client_id, status: a.status, custom_fields: custom_fields.collect() }
     }
 }
 
+/// The rows, each read as a [`Loose`] (one row in memory at a time) and judged by [`account`].
 impl<'de> Deserialize<'de> for SyncRows {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> de::Visitor<'de> for V {
+        struct Rows;
+        impl<'de> Visitor<'de> for Rows {
             type Value = SyncRows;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a list of account rows")
             }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<SyncRows, A::Error> {
-                let mut rows =
-                    SyncRows { valid: Vec::with_capacity(seq.size_hint().unwrap_or(0)), invalid: Vec::new() };
-                while let Some(row) = seq.next_element::<Loose<SyncRow>>()? {
-                    let row = match row {
-                        Loose::Object(SyncRow(row)) => row,
-                        other => {
-                            let problem = format!("the row is {}, not an account object", other.describe());
-                            Err(InvalidRow { account_id: None, problem })
-                        }
-                    };
-                    match row {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<SyncRows, A::Error> {
+                let mut rows = SyncRows::default();
+                while let Some(row) = seq.next_element()? {
+                    match account(row) {
                         Ok(account) => rows.valid.push(account),
                         Err(why) => rows.invalid.push((rows.valid.len() + rows.invalid.len(), why)),
                     }
@@ -474,75 +412,47 @@ impl<'de> Deserialize<'de> for SyncRows {
                 Ok(rows)
             }
         }
-        d.deserialize_seq(V)
+        d.deserialize_seq(Rows)
     }
 }
 
-/// A key of a sync row.
-#[derive(Deserialize)]
-#[serde(field_identifier, rename_all = "snake_case")]
-enum RowKey {
-    Id,
-    ClientId,
-    Status,
-    CustomFields,
-    Other(String),
-}
-
-/// An object in a sync's `accounts`: its account, or every problem it has (unknown keys named).
-struct SyncRow(Result<wit::Account, InvalidRow>);
-
-impl<'de> Deserialize<'de> for SyncRow {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> de::Visitor<'de> for V {
-            type Value = SyncRow;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an account row")
-            }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<SyncRow, A::Error> {
-                let (mut id, mut client_id, mut status, mut custom_fields) = (None, None, None, Loose::Null);
-                let mut problems = Vec::new();
-                while let Some(key) = map.next_key::<RowKey>()? {
-                    match key {
-                        RowKey::Id => id = Some(map.next_value()?),
-                        RowKey::ClientId => client_id = Some(map.next_value()?),
-                        RowKey::Status => status = Some(map.next_value()?),
-                        RowKey::CustomFields => custom_fields = map.next_value()?,
-                        RowKey::Other(other) => {
-                            problems.push(format!("unknown field {}", quote(&other)));
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                let id = field("id", id, &mut problems);
-                let client_id = field("client_id", client_id, &mut problems);
-                let status = field("status", status, &mut problems);
-                let custom_fields = field("custom_fields:", Some(custom_fields), &mut problems);
-                Ok(SyncRow(match (id, client_id, status, custom_fields) {
-                    (Some(id), Some(client_id), Some(status), Some(custom_fields)) if problems.is_empty() => {
-                        Ok(wit::Account { id, client_id, status, custom_fields })
-                    }
-                    _ => Err(InvalidRow { account_id: id, problem: problems.join("; ") }),
-                }))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-/// A sync row's field read with its rule; a problem (`{name} ...`) is added to `problems`.
-#[inline(always)]
-fn field<'de, T: FromLoose<'de>>(
-    name: &str,
-    value: Option<Loose<'de, T::Object>>,
-    problems: &mut Vec<String>,
-) -> Option<T> {
-    let Some(value) = value else {
-        problems.push(format!("missing field `{name}`"));
-        return None;
+/// A sync row: its account, or every problem it has (unknown keys named), `; `-separated.
+fn account(row: Loose) -> Result<wit::Account, InvalidRow> {
+    let Loose::Object(entries) = row else {
+        let problem = format!("the row is {}, not an account object", row.describe());
+        return Err(InvalidRow { account_id: None, problem });
     };
-    T::from_loose(value).map_err(|e| problems.push(format!("{name} {e}"))).ok()
+    let (mut values, mut problems) = ([None, None, None, None], Vec::new());
+    for (key, value) in entries {
+        match ["id", "client_id", "status", "custom_fields"].iter().position(|k| *k == key) {
+            Some(i) => values[i] = Some(value),
+            None => problems.push(format!("unknown field {}", quote(&key))),
+        }
+    }
+    let [id, client_id, status, custom_fields] = values;
+    let id = field("id", id, self::id);
+    let client_id = field("client_id", client_id, self::id);
+    let status = field("status", status, self::status);
+    let custom_fields = field("custom_fields:", custom_fields.or(Some(Loose::Null)), fields);
+    match (id, client_id, status, custom_fields) {
+        (Ok(id), Ok(client_id), Ok(status), Ok(custom_fields)) if problems.is_empty() => {
+            Ok(wit::Account { id, client_id, status, custom_fields })
+        }
+        (id, client_id, status, custom_fields) => {
+            let account_id = id.as_ref().ok().copied();
+            problems.extend([id.err(), client_id.err(), status.err(), custom_fields.err()].into_iter().flatten());
+            Err(InvalidRow { account_id, problem: problems.join("; ") })
+        }
+    }
+}
+
+/// A sync row's field read with its rule; the problem names the field (`status "x" is not ...`).
+fn field<'de, T>(
+    name: &str,
+    value: Option<Loose<'de>>,
+    rule: fn(Loose<'de>) -> Result<T, String>,
+) -> Result<T, String> {
+    rule(value.ok_or_else(|| format!("missing field `{name}`"))?).map_err(|e| format!("{name} {e}"))
 }
 
 #[cfg(test)]
