@@ -450,7 +450,7 @@ fn account(row: Loose) -> Result<wit::Account, InvalidRow> {
 fn field<'de, T>(
     name: &str,
     value: Option<Loose<'de>>,
-    rule: fn(Loose<'de>) -> Result<T, String>,
+    rule: impl FnOnce(Loose<'de>) -> Result<T, String>,
 ) -> Result<T, String> {
     rule(value.ok_or_else(|| format!("missing field `{name}`"))?).map_err(|e| format!("{name} {e}"))
 }
