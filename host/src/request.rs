@@ -312,6 +312,7 @@ impl<'de, T, F: FnOnce(Loose<'de>) -> Result<T, String>> DeserializeSeed<'de> fo
     }
 }
 
+/// The `deserialize_with` of [`AccountRow`]'s fields: each its rule, its error inside the field.
 fn lenient_id<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     Rule(id).deserialize(d)
 }
