@@ -5,31 +5,31 @@
 //!
 //! HostBill hands PHP strings for most columns, so ids accept `12` or `"12"`, and the App row
 //! accepts both key spellings HostBill uses (`host`/`hostname`, `secure`/`ssl`). Every value is
-//! first read as a [`Loose`] (whatever its JSON type), then judged by its field's rule ([`id`],
-//! [`status`], [`fields`], ...): the strict requests and the sync's rows share rules and messages.
+//! read as a JSON [`Value`] (whatever its type), then judged by its field's rule ([`id`],
+//! [`status`], [`fields`], ...), a `deserialize_with` function: the strict requests and the sync's
+//! rows share rules and messages.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, Error as _, SeqAccess, Visitor};
+use serde_json::{Map, Value};
 
-use crate::bindings::AppColumn;
 use crate::bindings::hostbill::provisioning::types as wit;
 
 /// One HostBill account and its client's custom fields.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountRow {
-    #[serde(deserialize_with = "lenient_id")]
+    #[serde(deserialize_with = "id")]
     pub id: u64,
-    #[serde(deserialize_with = "lenient_id")]
+    #[serde(deserialize_with = "id")]
     pub client_id: u64,
-    #[serde(deserialize_with = "lenient_status")]
+    #[serde(deserialize_with = "status")]
     pub status: wit::HostbillStatus,
     /// Client custom fields by code, e.g. `{"cloudpeid": "1234"}`.
-    #[serde(default, deserialize_with = "lenient_fields")]
+    #[serde(default, deserialize_with = "fields")]
     pub custom_fields: BTreeMap<String, String>,
     /// The client's email (`reconcile` compares it; other operations ignore it).
     #[serde(default)]
@@ -115,14 +115,12 @@ pub fn parse<T: de::DeserializeOwned>(bytes: &[u8]) -> Result<T, RequestError> {
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let at = if path == "." { String::new() } else { format!("{path}: ") };
         if inner.is_syntax() || inner.is_eof() {
-            RequestError::NotJson(inner)
-        } else {
-            let message = inner.to_string();
-            let problem = message.find(" at line ").map_or(&*message, |i| &message[..i]);
-            RequestError::Invalid { at, problem: problem.to_string() }
+            return RequestError::NotJson(inner);
         }
+        let message = inner.to_string();
+        let problem = message.rfind(" at line ").map_or(&*message, |i| &message[..i]).to_string();
+        RequestError::Invalid { at: if path == "." { String::new() } else { format!("{path}: ") }, problem }
     })?;
     de.end().map_err(RequestError::TrailingData)?;
     Ok(value)
@@ -140,242 +138,133 @@ pub fn quote(value: &str) -> String {
     }
 }
 
-/// Any JSON value, as the request first reads it: never a parse error, whatever its type, so a
-/// field's rule says what is wrong with it, and one bad sync row cannot stop the others from
-/// being read. A text is borrowed from the request unless it has escapes (a status needs no copy).
-enum Loose<'de> {
-    Text(Cow<'de, str>),
-    Number(u64),
-    /// Another number or a boolean, as written.
-    Other(String),
-    Null,
-    /// A list, skipped: only whether it was empty (PHP's empty array) is kept.
-    List {
-        empty: bool,
-    },
-    /// An object's entries (keys that are texts), in order.
-    Object(Vec<(Cow<'de, str>, Loose<'de>)>),
-}
-
-impl<'de> Deserialize<'de> for Loose<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(LooseVisitor)
+/// The value in a problem description: a scalar as written (texts quoted short), else its kind.
+fn describe(value: &Value) -> String {
+    match value {
+        Value::String(text) => quote(text),
+        Value::Array(_) => "a list".to_string(),
+        Value::Object(_) => "an object".to_string(),
+        scalar => scalar.to_string(),
     }
 }
 
-struct LooseVisitor;
-
-impl<'de> Visitor<'de> for LooseVisitor {
-    type Value = Loose<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Loose<'de>, E> {
-        Ok(Loose::Text(Cow::Borrowed(v)))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Loose<'de>, E> {
-        Ok(Loose::Text(Cow::Owned(v.to_string())))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Loose<'de>, E> {
-        Ok(Loose::Number(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Loose<'de>, E> {
-        Ok(Loose::Other(v.to_string()))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Loose<'de>, E> {
-        Ok(Loose::Other(v.to_string()))
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Loose<'de>, E> {
-        Ok(Loose::Other(v.to_string()))
-    }
-    fn visit_unit<E>(self) -> Result<Loose<'de>, E> {
-        Ok(Loose::Null)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Loose<'de>, A::Error> {
-        let empty = seq.next_element::<IgnoredAny>()?.is_none();
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Loose::List { empty })
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Loose<'de>, A::Error> {
-        let mut entries = Vec::new();
-        while let Some((key, value)) = map.next_entry()? {
-            if let Loose::Text(key) = key {
-                entries.push((key, value));
-            }
-        }
-        Ok(Loose::Object(entries))
-    }
-}
-
-impl Loose<'_> {
-    /// The value in a problem description: a scalar as written (texts quoted short), else its kind.
-    fn describe(&self) -> String {
-        match self {
-            Loose::Text(t) => quote(t),
-            Loose::Number(n) => n.to_string(),
-            Loose::Other(shown) => shown.clone(),
-            Loose::Null => "null".to_string(),
-            Loose::List { .. } => "a list".to_string(),
-            Loose::Object(_) => "an object".to_string(),
-        }
-    }
-
-    /// A scalar's text; `None` for null, lists and objects.
-    fn text(self) -> Option<String> {
-        match self {
-            Loose::Text(t) => Some(t.into_owned()),
-            Loose::Number(n) => Some(n.to_string()),
-            Loose::Other(shown) => Some(shown),
-            Loose::Null | Loose::List { .. } | Loose::Object(_) => None,
-        }
+/// A scalar's text (`None` when null); a list or an object is given back as the error.
+fn text(value: Value) -> Result<Option<String>, Value> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(text) => Ok(Some(text)),
+        Value::Array(_) | Value::Object(_) => Err(value),
+        scalar => Ok(Some(scalar.to_string())),
     }
 }
 
 /// An id: a positive whole number, or text holding one.
-fn id(value: Loose) -> Result<u64, String> {
+fn id<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let value = Value::deserialize(d)?;
     let id = match &value {
-        Loose::Number(n) => Some(*n),
-        Loose::Text(t) => t.trim().parse().ok(),
+        Value::Number(n) => n.as_u64(),
+        Value::String(text) => text.trim().parse().ok(),
         _ => None,
     };
-    id.filter(|n| *n > 0).ok_or_else(|| format!("{} is not a positive whole number", value.describe()))
+    let problem = || D::Error::custom(format!("{} is not a positive whole number", describe(&value)));
+    id.filter(|n| *n > 0).ok_or_else(problem)
 }
 
 /// HostBill's spelling of a status, in any case.
-fn status(value: Loose) -> Result<wit::HostbillStatus, String> {
-    let status = if let Loose::Text(t) = &value { wit::HostbillStatus::from_hostbill_name(t) } else { None };
-    status.ok_or_else(|| {
+fn status<'de, D: Deserializer<'de>>(d: D) -> Result<wit::HostbillStatus, D::Error> {
+    let value = Value::deserialize(d)?;
+    value.as_str().and_then(wit::HostbillStatus::from_hostbill_name).ok_or_else(|| {
         let names: Vec<&str> = wit::HostbillStatus::ALL.iter().map(|s| s.hostbill_name()).collect();
-        format!("{} is not a HostBill status ({})", value.describe(), names.join(", "))
+        D::Error::custom(format!("{} is not a HostBill status ({})", describe(&value), names.join(", ")))
     })
 }
 
 /// An object of name to scalar value (`custom_fields`, the App's `custom`; PHP encodes an empty
-/// one as `[]`): sorted by name, a repeated name keeping its last value, null values left out;
-/// or what is wrong with it (the first value that is not a scalar).
-fn fields(value: Loose) -> Result<Vec<wit::CustomField>, String> {
-    let entries = match value {
-        Loose::Object(entries) => entries,
-        Loose::Null | Loose::List { empty: true } => return Ok(Vec::new()),
+/// one as `[]`), a repeated name keeping its last value, null values left out; or what is wrong
+/// with it (the first value that is not a scalar).
+fn fields<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    let entries = match Value::deserialize(d)? {
+        Value::Object(entries) => entries,
+        Value::Null => return Ok(BTreeMap::new()),
+        Value::Array(list) if list.is_empty() => return Ok(BTreeMap::new()),
         other => {
-            let kind = if let Loose::Text(_) = other { "string " } else { "" };
-            return Err(format!("invalid type: {kind}{}, expected an object of name to value", other.describe()));
+            let kind = if other.is_string() { "string " } else { "" };
+            let problem = format!("invalid type: {kind}{}, expected an object of name to value", describe(&other));
+            return Err(D::Error::custom(problem));
         }
     };
-    // Exactly the room needed: spare room in a million accounts' fields would be 100+ MB.
-    let mut fields = Vec::with_capacity(entries.len());
+    let mut fields = BTreeMap::new();
     for (name, value) in entries {
-        match value {
-            Loose::Null => {}
-            Loose::List { .. } | Loose::Object(_) => {
-                return Err(format!("custom field {} is {}, not a value", quote(&name), value.describe()));
+        match text(value) {
+            Ok(Some(value)) => {
+                fields.insert(name, value);
             }
-            scalar => {
-                fields.push(wit::CustomField { code: name.into_owned(), value: scalar.text().unwrap_or_default() })
+            Ok(None) => {}
+            Err(v) => {
+                return Err(D::Error::custom(format!(
+                    "custom field {} is {}, not a value",
+                    quote(&name),
+                    describe(&v)
+                )));
             }
         }
     }
-    // Reversed, then stably sorted: the last of a repeated name comes first and is kept.
-    fields.reverse();
-    fields.sort_by(|a, b| a.code.cmp(&b.code));
-    fields.dedup_by(|later, kept| later.code == kept.code);
-    fields.shrink_to_fit();
     Ok(fields)
 }
 
 /// An App column's value: a scalar as text, `None` when null or blank.
-fn column(value: Loose) -> Result<Option<String>, String> {
-    match value {
-        Loose::List { .. } | Loose::Object(_) => Err("expected a string".to_string()),
-        scalar => Ok(scalar.text().filter(|s| !s.trim().is_empty())),
-    }
+fn column<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let text = text(Value::deserialize(d)?).map_err(|_| D::Error::custom("expected a string"))?;
+    Ok(text.filter(|s| !s.trim().is_empty()))
 }
 
 /// A yes/no value as HostBill stores checkboxes.
-fn yes_no(value: Loose) -> Result<bool, String> {
-    let text = column(value).map_err(|_| "expected true/false, 1/0 or \"on\"")?.unwrap_or_default();
-    match text.trim().to_ascii_lowercase().as_str() {
+fn yes_no<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    let text = text(Value::deserialize(d)?).map_err(|_| D::Error::custom("expected true/false, 1/0 or \"on\""))?;
+    match text.unwrap_or_default().trim().to_ascii_lowercase().as_str() {
         "" | "0" | "0.0" | "false" | "off" | "no" => Ok(false),
         "1" | "1.0" | "true" | "on" | "yes" => Ok(true),
-        other => Err(format!("{other:?} is not a yes/no value")),
+        other => Err(D::Error::custom(format!("{other:?} is not a yes/no value"))),
     }
 }
 
-/// A value read with a rule (`Rule(id)`): the rule's error is raised inside the value, so the
-/// request's error names the value's path.
-struct Rule<F>(F);
-
-impl<'de, T, F: FnOnce(Loose<'de>) -> Result<T, String>> DeserializeSeed<'de> for Rule<F> {
-    type Value = T;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
-        (self.0)(Loose::deserialize(d)?).map_err(de::Error::custom)
-    }
+/// The App's custom settings (HostBill's serialized `custom` column, settings declared under
+/// `CONNECTION_FIELD_CUSTOM`, as the PHP side unserializes them), blank values left out.
+fn settings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<wit::AppSetting>, D::Error> {
+    let settings = fields(d)?.into_iter().filter(|(_, value)| !value.trim().is_empty());
+    Ok(settings.map(|(name, value)| wit::AppSetting { name, value }).collect())
 }
 
-/// The `deserialize_with` of [`AccountRow`]'s fields: each its rule, its error inside the field.
-fn lenient_id<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    Rule(id).deserialize(d)
+/// The App (server) row, read straight into the WIT record: each column by its name or alias
+/// (as in [`crate::bindings::APP_COLUMNS`]), `secure` (or `ssl`) as a yes/no value, `custom` as
+/// [`settings`]. Unknown keys (HostBill's other columns) are ignored; an empty list (PHP's empty
+/// array) is an empty App.
+#[derive(Deserialize)]
+#[serde(remote = "wit::AppSettings", expecting = "struct AppRow", default = "wit::AppSettings::empty")]
+struct AppRow {
+    #[serde(alias = "hostname", deserialize_with = "column")]
+    host: Option<String>,
+    #[serde(deserialize_with = "column")]
+    ip: Option<String>,
+    #[serde(deserialize_with = "column")]
+    username: Option<String>,
+    #[serde(deserialize_with = "column")]
+    password: Option<String>,
+    #[serde(alias = "ssl", deserialize_with = "yes_no")]
+    secure: bool,
+    #[serde(deserialize_with = "column")]
+    status_url: Option<String>,
+    #[serde(deserialize_with = "column")]
+    field1: Option<String>,
+    #[serde(deserialize_with = "column")]
+    field2: Option<String>,
+    #[serde(deserialize_with = "settings")]
+    custom: Vec<wit::AppSetting>,
 }
 
-fn lenient_status<'de, D: Deserializer<'de>>(d: D) -> Result<wit::HostbillStatus, D::Error> {
-    Rule(status).deserialize(d)
-}
-
-fn lenient_fields<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
-    Rule(|v| Ok(fields(v)?.into_iter().map(|f| (f.code, f.value)).collect())).deserialize(d)
-}
-
-/// The App (server) row, read straight into the WIT record through the one table of App columns
-/// ([`AppColumn`]): each column by its name or alias, `secure` (or `ssl`) as a yes/no value, and
-/// `custom`, HostBill's serialized custom settings (settings declared under
-/// `CONNECTION_FIELD_CUSTOM`) as the PHP side unserializes them, blank values left out. Unknown
-/// keys (HostBill's other columns) are ignored; an empty list (PHP's empty array) is an empty App.
 impl<'de> Deserialize<'de> for wit::AppSettings {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        /// Named after the struct this replaced, so error messages stay as they were.
-        struct AppRow;
-        impl<'de> Visitor<'de> for AppRow {
-            type Value = wit::AppSettings;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("struct AppRow")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<wit::AppSettings, A::Error> {
-                let (mut app, mut seen) = (wit::AppSettings::empty(), Vec::new());
-                while let Some(key) = map.next_key::<String>()? {
-                    let column = AppColumn::named(&key);
-                    let name = match (key.as_str(), column) {
-                        ("secure" | "ssl", _) => "secure",
-                        ("custom", _) => "custom",
-                        (_, Some(column)) => column.name,
-                        (_, None) => {
-                            map.next_value::<IgnoredAny>()?;
-                            continue;
-                        }
-                    };
-                    if seen.contains(&name) {
-                        return Err(de::Error::duplicate_field(name));
-                    }
-                    seen.push(name);
-                    match column {
-                        Some(c) => *c.slot(&mut app) = map.next_value_seed(Rule(self::column))?,
-                        None if name == "secure" => app.secure = map.next_value_seed(Rule(yes_no))?,
-                        None => {
-                            let settings = map.next_value_seed(Rule(fields))?.into_iter();
-                            let settings = settings.filter(|s| !s.value.trim().is_empty());
-                            app.custom = settings.map(|s| wit::AppSetting { name: s.code, value: s.value }).collect();
-                        }
-                    }
-                }
-                Ok(app)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<wit::AppSettings, A::Error> {
-                match seq.next_element::<IgnoredAny>()? {
-                    None => Ok(wit::AppSettings::empty()),
-                    Some(_) => Err(de::Error::invalid_type(de::Unexpected::Seq, &self)),
-                }
-            }
-        }
-        d.deserialize_any(AppRow)
+        AppRow::deserialize(d)
     }
 }
 
@@ -393,7 +282,7 @@ impl From<AccountRow> for wit::Account {
     }
 }
 
-/// The rows, each read as a [`Loose`] (one row in memory at a time) and judged by [`account`].
+/// The rows, each read as a [`Value`] (one row in memory at a time) and judged by [`account`].
 impl<'de> Deserialize<'de> for SyncRows {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct Rows;
@@ -418,26 +307,21 @@ impl<'de> Deserialize<'de> for SyncRows {
 }
 
 /// A sync row: its account, or every problem it has (unknown keys named), `; `-separated.
-fn account(row: Loose) -> Result<wit::Account, InvalidRow> {
-    let Loose::Object(entries) = row else {
-        let problem = format!("the row is {}, not an account object", row.describe());
-        return Err(InvalidRow { account_id: None, problem });
+fn account(row: Value) -> Result<wit::Account, InvalidRow> {
+    let Value::Object(mut row) = row else {
+        return Err(InvalidRow {
+            account_id: None,
+            problem: format!("the row is {}, not an account object", describe(&row)),
+        });
     };
-    let (mut values, mut problems) = ([None, None, None, None], Vec::new());
-    for (key, value) in entries {
-        match ["id", "client_id", "status", "custom_fields"].iter().position(|k| *k == key) {
-            Some(i) => values[i] = Some(value),
-            None => problems.push(format!("unknown field {}", quote(&key))),
-        }
-    }
-    let [id, client_id, status, custom_fields] = values;
-    let id = field("id", id, self::id);
-    let client_id = field("client_id", client_id, self::id);
-    let status = field("status", status, self::status);
-    let custom_fields = field("custom_fields:", custom_fields.or(Some(Loose::Null)), fields);
+    let (id, client_id) = (field(&mut row, "id", id), field(&mut row, "client_id", id));
+    let status = field(&mut row, "status", status);
+    let custom_fields =
+        fields(row.remove("custom_fields").unwrap_or_default()).map_err(|e| format!("custom_fields: {e}"));
+    let mut problems: Vec<String> = row.keys().map(|key| format!("unknown field {}", quote(key))).collect();
     match (id, client_id, status, custom_fields) {
         (Ok(id), Ok(client_id), Ok(status), Ok(custom_fields)) if problems.is_empty() => {
-            Ok(wit::Account { id, client_id, status, custom_fields })
+            Ok(AccountRow { id, client_id, status, custom_fields, email: None }.into())
         }
         (id, client_id, status, custom_fields) => {
             let account_id = id.as_ref().ok().copied();
@@ -448,12 +332,8 @@ fn account(row: Loose) -> Result<wit::Account, InvalidRow> {
 }
 
 /// A sync row's field read with its rule; the problem names the field (`status "x" is not ...`).
-fn field<'de, T>(
-    name: &str,
-    value: Option<Loose<'de>>,
-    rule: impl FnOnce(Loose<'de>) -> Result<T, String>,
-) -> Result<T, String> {
-    rule(value.ok_or_else(|| format!("missing field `{name}`"))?).map_err(|e| format!("{name} {e}"))
+fn field<T>(row: &mut Map<String, Value>, name: &str, rule: fn(Value) -> serde_json::Result<T>) -> Result<T, String> {
+    rule(row.remove(name).ok_or_else(|| format!("missing field `{name}`"))?).map_err(|e| format!("{name} {e}"))
 }
 
 #[cfg(test)]
@@ -493,6 +373,14 @@ mod tests {
         assert_eq!((r.app.password, r.app.ip.as_deref()), (None, Some("12")), "blank is absent, numbers are text");
         let r: AppRequest = parse(br#"{"app":[]}"#).unwrap();
         assert_eq!((r.app.host, r.app.custom.len()), (None, 0), "PHP's empty array is an empty App");
+    }
+
+    #[test]
+    fn every_app_column_is_read_by_its_name() {
+        for column in &crate::bindings::APP_COLUMNS {
+            let r: AppRequest = parse(format!(r#"{{"app":{{"{}":"v"}}}}"#, column.name).as_bytes()).unwrap();
+            assert_eq!(column.value(&r.app), Some("v"), "{}", column.name);
+        }
     }
 
     #[test]
