@@ -22,14 +22,14 @@ use crate::bindings::hostbill::provisioning::types as wit;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountRow {
-    #[serde(deserialize_with = "id")]
+    #[serde(deserialize_with = "read_id")]
     pub id: u64,
-    #[serde(deserialize_with = "id")]
+    #[serde(deserialize_with = "read_id")]
     pub client_id: u64,
-    #[serde(deserialize_with = "status")]
+    #[serde(deserialize_with = "read_status")]
     pub status: wit::HostbillStatus,
     /// Client custom fields by code, e.g. `{"cloudpeid": "1234"}`.
-    #[serde(default, deserialize_with = "fields")]
+    #[serde(default, deserialize_with = "read_fields")]
     pub custom_fields: BTreeMap<String, String>,
     /// The client's email (`reconcile` compares it; other operations ignore it).
     #[serde(default)]
@@ -159,80 +159,86 @@ fn text(value: Value) -> Result<Option<String>, Value> {
 }
 
 /// An id: a positive whole number, or text holding one.
-fn id<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    let value = Value::deserialize(d)?;
+fn id(value: Value) -> Result<u64, String> {
     let id = match &value {
         Value::Number(n) => n.as_u64(),
         Value::String(text) => text.trim().parse().ok(),
         _ => None,
     };
-    let problem = || D::Error::custom(format!("{} is not a positive whole number", describe(&value)));
-    id.filter(|n| *n > 0).ok_or_else(problem)
+    id.filter(|n| *n > 0).ok_or_else(|| format!("{} is not a positive whole number", describe(&value)))
 }
 
 /// HostBill's spelling of a status, in any case.
-fn status<'de, D: Deserializer<'de>>(d: D) -> Result<wit::HostbillStatus, D::Error> {
-    let value = Value::deserialize(d)?;
+fn status(value: Value) -> Result<wit::HostbillStatus, String> {
     value.as_str().and_then(wit::HostbillStatus::from_hostbill_name).ok_or_else(|| {
         let names: Vec<&str> = wit::HostbillStatus::ALL.iter().map(|s| s.hostbill_name()).collect();
-        D::Error::custom(format!("{} is not a HostBill status ({})", describe(&value), names.join(", ")))
+        format!("{} is not a HostBill status ({})", describe(&value), names.join(", "))
     })
 }
 
 /// An object of name to scalar value (`custom_fields`, the App's `custom`; PHP encodes an empty
-/// one as `[]`), a repeated name keeping its last value, null values left out; or what is wrong
-/// with it (the first value that is not a scalar).
-fn fields<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
-    let entries = match Value::deserialize(d)? {
+/// one as `[]`): sorted by name, a repeated name keeping its last value, null values left out; or
+/// what is wrong with it (the first value that is not a scalar).
+fn fields(value: Value) -> Result<Vec<(String, String)>, String> {
+    let entries = match value {
         Value::Object(entries) => entries,
-        Value::Null => return Ok(BTreeMap::new()),
-        Value::Array(list) if list.is_empty() => return Ok(BTreeMap::new()),
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(list) if list.is_empty() => return Ok(Vec::new()),
         other => {
             let kind = if other.is_string() { "string " } else { "" };
-            let problem = format!("invalid type: {kind}{}, expected an object of name to value", describe(&other));
-            return Err(D::Error::custom(problem));
+            return Err(format!("invalid type: {kind}{}, expected an object of name to value", describe(&other)));
         }
     };
-    let mut fields = BTreeMap::new();
+    let mut fields = Vec::with_capacity(entries.len());
     for (name, value) in entries {
         match text(value) {
-            Ok(Some(value)) => {
-                fields.insert(name, value);
-            }
-            Ok(None) => {}
-            Err(v) => {
-                return Err(D::Error::custom(format!(
-                    "custom field {} is {}, not a value",
-                    quote(&name),
-                    describe(&v)
-                )));
-            }
+            Ok(value) => fields.extend(value.map(|value| (name, value))),
+            Err(v) => return Err(format!("custom field {} is {}, not a value", quote(&name), describe(&v))),
         }
     }
+    fields.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     Ok(fields)
 }
 
 /// An App column's value: a scalar as text, `None` when null or blank.
-fn column<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let text = text(Value::deserialize(d)?).map_err(|_| D::Error::custom("expected a string"))?;
+fn column(value: Value) -> Result<Option<String>, String> {
+    let text = text(value).map_err(|_| "expected a string")?;
     Ok(text.filter(|s| !s.trim().is_empty()))
 }
 
 /// A yes/no value as HostBill stores checkboxes.
-fn yes_no<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    let text = text(Value::deserialize(d)?).map_err(|_| D::Error::custom("expected true/false, 1/0 or \"on\""))?;
-    match text.unwrap_or_default().trim().to_ascii_lowercase().as_str() {
+fn yes_no(value: Value) -> Result<bool, String> {
+    let text = text(value).map_err(|_| "expected true/false, 1/0 or \"on\"")?.unwrap_or_default();
+    match text.trim().to_ascii_lowercase().as_str() {
         "" | "0" | "0.0" | "false" | "off" | "no" => Ok(false),
         "1" | "1.0" | "true" | "on" | "yes" => Ok(true),
-        other => Err(D::Error::custom(format!("{other:?} is not a yes/no value"))),
+        other => Err(format!("{other:?} is not a yes/no value")),
     }
 }
 
 /// The App's custom settings (HostBill's serialized `custom` column, settings declared under
 /// `CONNECTION_FIELD_CUSTOM`, as the PHP side unserializes them), blank values left out.
-fn settings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<wit::AppSetting>, D::Error> {
-    let settings = fields(d)?.into_iter().filter(|(_, value)| !value.trim().is_empty());
+fn settings(value: Value) -> Result<Vec<wit::AppSetting>, String> {
+    let settings = fields(value)?.into_iter().filter(|(_, value)| !value.trim().is_empty());
     Ok(settings.map(|(name, value)| wit::AppSetting { name, value }).collect())
+}
+
+/// The `deserialize_with` functions of the derived rows: each reads a [`Value`] and judges it by
+/// its rule, the problem raised inside the value, so that the error names its path.
+macro_rules! read_with {
+    ($($read:ident: $rule:expr => $t:ty;)*) => {$(
+        fn $read<'de, D: Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
+            $rule(Value::deserialize(d)?).map_err(D::Error::custom)
+        }
+    )*};
+}
+read_with! {
+    read_id: id => u64;
+    read_status: status => wit::HostbillStatus;
+    read_fields: |v| fields(v).map(BTreeMap::from_iter) => BTreeMap<String, String>;
+    read_column: column => Option<String>;
+    read_yes_no: yes_no => bool;
+    read_settings: settings => Vec<wit::AppSetting>;
 }
 
 /// The App (server) row, read straight into the WIT record: each column by its name or alias
@@ -242,23 +248,23 @@ fn settings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<wit::AppSetting>, D::
 #[derive(Deserialize)]
 #[serde(remote = "wit::AppSettings", expecting = "struct AppRow", default = "wit::AppSettings::empty")]
 struct AppRow {
-    #[serde(alias = "hostname", deserialize_with = "column")]
+    #[serde(alias = "hostname", deserialize_with = "read_column")]
     host: Option<String>,
-    #[serde(deserialize_with = "column")]
+    #[serde(deserialize_with = "read_column")]
     ip: Option<String>,
-    #[serde(deserialize_with = "column")]
+    #[serde(deserialize_with = "read_column")]
     username: Option<String>,
-    #[serde(deserialize_with = "column")]
+    #[serde(deserialize_with = "read_column")]
     password: Option<String>,
-    #[serde(alias = "ssl", deserialize_with = "yes_no")]
+    #[serde(alias = "ssl", deserialize_with = "read_yes_no")]
     secure: bool,
-    #[serde(deserialize_with = "column")]
+    #[serde(deserialize_with = "read_column")]
     status_url: Option<String>,
-    #[serde(deserialize_with = "column")]
+    #[serde(deserialize_with = "read_column")]
     field1: Option<String>,
-    #[serde(deserialize_with = "column")]
+    #[serde(deserialize_with = "read_column")]
     field2: Option<String>,
-    #[serde(deserialize_with = "settings")]
+    #[serde(deserialize_with = "read_settings")]
     custom: Vec<wit::AppSetting>,
 }
 
@@ -309,10 +315,8 @@ impl<'de> Deserialize<'de> for SyncRows {
 /// A sync row: its account, or every problem it has (unknown keys named), `; `-separated.
 fn account(row: Value) -> Result<wit::Account, InvalidRow> {
     let Value::Object(mut row) = row else {
-        return Err(InvalidRow {
-            account_id: None,
-            problem: format!("the row is {}, not an account object", describe(&row)),
-        });
+        let problem = format!("the row is {}, not an account object", describe(&row));
+        return Err(InvalidRow { account_id: None, problem });
     };
     let (id, client_id) = (field(&mut row, "id", id), field(&mut row, "client_id", id));
     let status = field(&mut row, "status", status);
@@ -320,8 +324,9 @@ fn account(row: Value) -> Result<wit::Account, InvalidRow> {
         fields(row.remove("custom_fields").unwrap_or_default()).map_err(|e| format!("custom_fields: {e}"));
     let mut problems: Vec<String> = row.keys().map(|key| format!("unknown field {}", quote(key))).collect();
     match (id, client_id, status, custom_fields) {
-        (Ok(id), Ok(client_id), Ok(status), Ok(custom_fields)) if problems.is_empty() => {
-            Ok(AccountRow { id, client_id, status, custom_fields, email: None }.into())
+        (Ok(id), Ok(client_id), Ok(status), Ok(fields)) if problems.is_empty() => {
+            let custom_fields = fields.into_iter().map(|(code, value)| wit::CustomField { code, value }).collect();
+            Ok(wit::Account { id, client_id, status, custom_fields })
         }
         (id, client_id, status, custom_fields) => {
             let account_id = id.as_ref().ok().copied();
@@ -332,7 +337,7 @@ fn account(row: Value) -> Result<wit::Account, InvalidRow> {
 }
 
 /// A sync row's field read with its rule; the problem names the field (`status "x" is not ...`).
-fn field<T>(row: &mut Map<String, Value>, name: &str, rule: fn(Value) -> serde_json::Result<T>) -> Result<T, String> {
+fn field<T>(row: &mut Map<String, Value>, name: &str, rule: fn(Value) -> Result<T, String>) -> Result<T, String> {
     rule(row.remove(name).ok_or_else(|| format!("missing field `{name}`"))?).map_err(|e| format!("{name} {e}"))
 }
 
