@@ -182,8 +182,7 @@ fn status(value: Value) -> Result<wit::HostbillStatus, String> {
 fn fields(value: Value) -> Result<Vec<(String, String)>, String> {
     let entries = match value {
         Value::Object(entries) => entries,
-        Value::Null => return Ok(Vec::new()),
-        Value::Array(list) if list.is_empty() => return Ok(Vec::new()),
+        v if v.is_null() || v.as_array().is_some_and(Vec::is_empty) => return Ok(Vec::new()),
         other => {
             let kind = if other.is_string() { "string " } else { "" };
             return Err(format!("invalid type: {kind}{}, expected an object of name to value", describe(&other)));
@@ -291,24 +290,23 @@ impl From<AccountRow> for wit::Account {
 /// The rows, each read as a [`Value`] (one row in memory at a time) and judged by [`account`].
 impl<'de> Deserialize<'de> for SyncRows {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Rows;
-        impl<'de> Visitor<'de> for Rows {
-            type Value = SyncRows;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a list of account rows")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<SyncRows, A::Error> {
-                let mut rows = SyncRows::default();
-                while let Some(row) = seq.next_element()? {
-                    match account(row) {
-                        Ok(account) => rows.valid.push(account),
-                        Err(why) => rows.invalid.push((rows.valid.len() + rows.invalid.len(), why)),
-                    }
-                }
-                Ok(rows)
+        d.deserialize_seq(SyncRows::default())
+    }
+}
+
+impl<'de> Visitor<'de> for SyncRows {
+    type Value = SyncRows;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of account rows")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<SyncRows, A::Error> {
+        while let Some(row) = seq.next_element()? {
+            match account(row) {
+                Ok(account) => self.valid.push(account),
+                Err(why) => self.invalid.push((self.valid.len() + self.invalid.len(), why)),
             }
         }
-        d.deserialize_seq(Rows)
+        Ok(self)
     }
 }
 
