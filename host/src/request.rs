@@ -5,9 +5,8 @@
 //!
 //! HostBill hands PHP strings for most columns, so ids accept `12` or `"12"`, and the App row
 //! accepts both key spellings HostBill uses (`host`/`hostname`, `secure`/`ssl`). Every value is
-//! read as a JSON [`Value`] (whatever its type), then judged by its field's rule ([`id`],
-//! [`status`], [`fields`], ...), a `deserialize_with` function: the strict requests and the sync's
-//! rows share rules and messages.
+//! read as a JSON [`Value`], then judged by its field's rule ([`id`], [`status`], [`fields`], ...):
+//! the derived requests through `deserialize_with` (so errors name the path), a sync's rows directly.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -240,10 +239,10 @@ read_with! {
     read_settings: settings => Vec<wit::AppSetting>;
 }
 
-/// The App (server) row, read straight into the WIT record: each column by its name or alias
-/// (as in [`crate::bindings::APP_COLUMNS`]), `secure` (or `ssl`) as a yes/no value, `custom` as
-/// [`settings`]. Unknown keys (HostBill's other columns) are ignored; an empty list (PHP's empty
-/// array) is an empty App.
+/// The App (server) row, read straight into the WIT record (a column added there fails to compile
+/// until it is named here): each column by its name or alias, `secure` (or `ssl`) as a yes/no
+/// value, `custom` as [`settings`]. Unknown keys (HostBill's other columns) are ignored; an empty
+/// list (PHP's empty array) is an empty App.
 #[derive(Deserialize)]
 #[serde(remote = "wit::AppSettings", expecting = "struct AppRow", default = "wit::AppSettings::empty")]
 struct AppRow {
