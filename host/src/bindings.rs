@@ -54,12 +54,11 @@ pub enum Secrecy {
 
 /// One of HostBill's App columns the contract carries: the one table of how HostBill names it,
 /// which [`AppField`] it is, where its value lives in [`AppSettings`], and whether it is secret
-/// by default. A new column is one entry here (and the field in the WIT).
+/// by default. A new column is one entry here (and the field in the WIT and in `request.rs`'s
+/// App row, which the compiler checks against the WIT record).
 pub struct AppColumn {
     /// HostBill's column name (`status_url`), as the request and the reports spell it.
     pub name: &'static str,
-    /// Another key HostBill's rows use for it (`hostname`).
-    pub alias: Option<&'static str>,
     pub field: AppField,
     pub secrecy: Secrecy,
     value: fn(&AppSettings) -> &Option<String>,
@@ -67,23 +66,20 @@ pub struct AppColumn {
 }
 
 macro_rules! app_columns {
-    ($($name:ident $(| $alias:literal)? => $variant:ident, $secrecy:ident;)*) => {
+    ($($name:ident => $variant:ident, $secrecy:ident;)*) => {
         /// Every App column of [`AppSettings`] (all but `secure` and `custom`), in WIT order.
         pub static APP_COLUMNS: [AppColumn; [$(stringify!($name)),*].len()] = [$(AppColumn {
             name: stringify!($name),
-            alias: app_columns!(@alias $($alias)?),
             field: AppField::$variant,
             secrecy: Secrecy::$secrecy,
             value: |a| &a.$name,
             slot: |a| &mut a.$name,
         }),*];
     };
-    (@alias) => { None };
-    (@alias $alias:literal) => { Some($alias) };
 }
 
 app_columns! {
-    host | "hostname" => Host, Declared;
+    host => Host, Declared;
     ip => Ip, Declared;
     username => Username, Declared;
     password => Password, Always;
@@ -93,11 +89,6 @@ app_columns! {
 }
 
 impl AppColumn {
-    /// The column HostBill names `key` (its name or alias).
-    pub fn named(key: &str) -> Option<&'static AppColumn> {
-        APP_COLUMNS.iter().find(|c| c.name == key || c.alias == Some(key))
-    }
-
     /// The column of `field` (`None` for a custom setting).
     pub fn of(field: &AppField) -> Option<&'static AppColumn> {
         APP_COLUMNS.iter().find(|c| std::mem::discriminant(&c.field) == std::mem::discriminant(field))
@@ -206,11 +197,9 @@ mod tests {
         for column in &APP_COLUMNS {
             assert_eq!(column.field.hostbill_name(), column.name);
             assert_eq!(app.get(&column.field), Some(column.name), "trimmed value of {}", column.name);
-            assert!(std::ptr::eq(AppColumn::named(column.name).unwrap(), column));
         }
         assert_eq!(app.host.as_deref(), Some(" host "));
         assert_eq!(app.field2.as_deref(), Some(" field2 "));
-        assert_eq!(AppColumn::named("hostname").map(|c| c.name), Some("host"));
         assert_eq!(AppField::Custom("On terminate".into()).hostbill_name(), "custom.On terminate");
         assert_eq!(app.always_secret().collect::<Vec<_>>(), [" password "]);
         assert_eq!(app.free_form().collect::<Vec<_>>(), [" field1 ", " field2 "]);

@@ -1,35 +1,34 @@
-//! The JSON request HostBill's PHP side writes to the host's stdin. Parsing errors name the field
+//! The JSON request HostBill's PHP side writes to the host's stdin. Errors name the field
 //! (`account.client_id: missing field`), and nothing runs until the whole request is valid, except
 //! in a sync: there each account row is judged on its own ([`SyncRows`]), and a bad row becomes that
-//! account's `error` decision instead of failing the others. Values are quoted short in errors
-//! ([`quote`]): a 10 MB status never becomes a 10 MB message.
+//! account's `error` decision instead of failing the others. Values are quoted short ([`quote`]).
 //!
 //! HostBill hands PHP strings for most columns, so ids accept `12` or `"12"`, and the App row
 //! accepts both key spellings HostBill uses (`host`/`hostname`, `secure`/`ssl`). Every value is
-//! first read as a [`Loose`] (whatever its JSON type), then judged by its field's [`FromLoose`]:
-//! the strict requests and the sync's rows share those rules and their messages.
+//! read as a JSON [`Value`], then judged by its field's rule ([`id`], [`status`], [`fields`], ...):
+//! the derived requests through `deserialize_with` (so errors name the path), a sync's rows directly.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny};
+use serde::de::{self, Deserializer, Error as _, SeqAccess, Visitor};
+use serde_json::{Map, Value};
 
-use crate::bindings::AppColumn;
 use crate::bindings::hostbill::provisioning::types as wit;
 
 /// One HostBill account and its client's custom fields.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountRow {
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "read_id")]
     pub id: u64,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "read_id")]
     pub client_id: u64,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "read_status")]
     pub status: wit::HostbillStatus,
     /// Client custom fields by code, e.g. `{"cloudpeid": "1234"}`.
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "read_fields")]
     pub custom_fields: BTreeMap<String, String>,
     /// The client's email (`reconcile` compares it; other operations ignore it).
     #[serde(default)]
@@ -115,14 +114,12 @@ pub fn parse<T: de::DeserializeOwned>(bytes: &[u8]) -> Result<T, RequestError> {
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let at = if path == "." { String::new() } else { format!("{path}: ") };
         if inner.is_syntax() || inner.is_eof() {
-            RequestError::NotJson(inner)
-        } else {
-            let message = inner.to_string();
-            let problem = message.find(" at line ").map_or(&*message, |i| &message[..i]);
-            RequestError::Invalid { at, problem: problem.to_string() }
+            return RequestError::NotJson(inner);
         }
+        let message = inner.to_string();
+        let problem = message.rfind(" at line ").map_or(&*message, |i| &message[..i]).to_string();
+        RequestError::Invalid { at: if path == "." { String::new() } else { format!("{path}: ") }, problem }
     })?;
     de.end().map_err(RequestError::TrailingData)?;
     Ok(value)
@@ -140,292 +137,138 @@ pub fn quote(value: &str) -> String {
     }
 }
 
-/// Any JSON value, as the request first reads it: never a parse error, whatever its type, so a
-/// field's own rule ([`FromLoose`]) says what is wrong with it, and one bad sync row cannot stop
-/// the others from being read. A text is borrowed from the request when it has no escapes (a
-/// status needs no copy to be read). An object is read as `O` says (by default skipped).
-enum Loose<'de, O = IgnoredAny> {
-    Text(Cow<'de, str>),
-    Number(u64),
-    /// Another number or a boolean, as written.
-    Other(String),
-    Null,
-    /// A list, skipped: only whether it was empty (PHP's empty array) is kept.
-    List {
-        empty: bool,
-    },
-    Object(O),
-}
-
-impl<'de, O: Deserialize<'de>> Deserialize<'de> for Loose<'de, O> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<O>(std::marker::PhantomData<O>);
-        impl<'de, O: Deserialize<'de>> de::Visitor<'de> for V<O> {
-            type Value = Loose<'de, O>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Loose::Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Loose::Text(Cow::Owned(v.to_string())))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(Loose::Number(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(Loose::Other(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(Loose::Other(v.to_string()))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(Loose::Other(v.to_string()))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Loose::Null)
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let empty = seq.next_element::<IgnoredAny>()?.is_none();
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Loose::List { empty })
-            }
-            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                O::deserialize(de::value::MapAccessDeserializer::new(map)).map(Loose::Object)
-            }
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
+/// The value in a problem description: a scalar as written (texts quoted short), else its kind.
+fn describe(value: &Value) -> String {
+    match value {
+        Value::String(text) => quote(text),
+        Value::Array(_) => "a list".to_string(),
+        Value::Object(_) => "an object".to_string(),
+        scalar => scalar.to_string(),
     }
 }
 
-impl<O> Loose<'_, O> {
-    /// The value in a problem description: a scalar as written (texts quoted short), else its kind.
-    fn describe(&self) -> String {
-        match self {
-            Loose::Text(t) => quote(t),
-            Loose::Number(n) => n.to_string(),
-            Loose::Other(shown) => shown.clone(),
-            Loose::Null => "null".to_string(),
-            Loose::List { .. } => "a list".to_string(),
-            Loose::Object(_) => "an object".to_string(),
-        }
-    }
-
-    /// A scalar's text; `None` for null, lists and objects.
-    fn text(self) -> Option<String> {
-        match self {
-            Loose::Text(t) => Some(t.into_owned()),
-            Loose::Number(n) => Some(n.to_string()),
-            Loose::Other(shown) => Some(shown),
-            Loose::Null | Loose::List { .. } | Loose::Object(_) => None,
-        }
-    }
-}
-
-/// A field's rule: the value it reads from a [`Loose`] (objects read as `Object`), or what is
-/// wrong with it (the value described; the caller names the field).
-trait FromLoose<'de>: Sized {
-    type Object: Deserialize<'de>;
-    fn from_loose(value: Loose<'de, Self::Object>) -> Result<Self, String>;
-}
-
-/// `deserialize_with` for any field with a [`FromLoose`] rule: its errors are raised inside the
-/// field, so the request's error names the field's path.
-#[inline]
-fn lenient<'de, D: Deserializer<'de>, T: FromLoose<'de>>(d: D) -> Result<T, D::Error> {
-    T::from_loose(Loose::deserialize(d)?).map_err(de::Error::custom)
-}
-
-/// A field read with its [`FromLoose`] rule, where a type is needed rather than a function.
-struct Lenient<T>(T);
-
-impl<'de, T: FromLoose<'de>> Deserialize<'de> for Lenient<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        lenient(d).map(Lenient)
+/// A scalar's text (`None` when null); a list or an object is given back as the error.
+fn text(value: Value) -> Result<Option<String>, Value> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(text) => Ok(Some(text)),
+        Value::Array(_) | Value::Object(_) => Err(value),
+        scalar => Ok(Some(scalar.to_string())),
     }
 }
 
 /// An id: a positive whole number, or text holding one.
-impl FromLoose<'_> for u64 {
-    type Object = IgnoredAny;
-    #[inline]
-    fn from_loose(value: Loose<'_>) -> Result<u64, String> {
-        match &value {
-            Loose::Number(n) if *n > 0 => Some(*n),
-            Loose::Text(t) => t.trim().parse().ok().filter(|n| *n > 0),
-            _ => None,
-        }
-        .ok_or_else(|| format!("{} is not a positive whole number", value.describe()))
-    }
+fn id(value: Value) -> Result<u64, String> {
+    let id = match &value {
+        Value::Number(n) => n.as_u64(),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    };
+    id.filter(|n| *n > 0).ok_or_else(|| format!("{} is not a positive whole number", describe(&value)))
 }
 
 /// HostBill's spelling of a status, in any case.
-impl FromLoose<'_> for wit::HostbillStatus {
-    type Object = IgnoredAny;
-    #[inline]
-    fn from_loose(value: Loose<'_>) -> Result<Self, String> {
-        let status = match &value {
-            Loose::Text(t) => wit::HostbillStatus::from_hostbill_name(t),
-            _ => None,
-        };
-        status.ok_or_else(|| {
-            let names: Vec<&str> = wit::HostbillStatus::ALL.iter().map(|s| s.hostbill_name()).collect();
-            format!("{} is not a HostBill status ({})", value.describe(), names.join(", "))
-        })
-    }
+fn status(value: Value) -> Result<wit::HostbillStatus, String> {
+    value.as_str().and_then(wit::HostbillStatus::from_hostbill_name).ok_or_else(|| {
+        let names: Vec<&str> = wit::HostbillStatus::ALL.iter().map(|s| s.hostbill_name()).collect();
+        format!("{} is not a HostBill status ({})", describe(&value), names.join(", "))
+    })
 }
 
-/// An object of name to scalar value (`custom_fields`, the App's `custom`): sorted by name, a
-/// repeated name keeping its last value, null values left out, or the first value that is not a
-/// scalar.
-struct Fields(Result<Vec<wit::CustomField>, String>);
-
-impl<'de> Deserialize<'de> for Fields {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> de::Visitor<'de> for V {
-            type Value = Fields;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an object of name to value")
-            }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
-                // Room for the usual one field: a push into an empty Vec makes room for four, which
-                // a million accounts would hold as 144 MB of spare room.
-                let (mut fields, mut problem) = (Vec::with_capacity(1), None);
-                while let Some((name, value)) = map.next_entry::<String, Loose>()? {
-                    match value {
-                        Loose::Null => {}
-                        Loose::List { .. } | Loose::Object(_) => {
-                            let kind = value.describe();
-                            problem
-                                .get_or_insert_with(|| format!("custom field {} is {kind}, not a value", quote(&name)));
-                        }
-                        scalar => {
-                            fields.push(wit::CustomField { code: name, value: scalar.text().unwrap_or_default() })
-                        }
-                    }
-                }
-                if fields.len() > 1 {
-                    // Reversed, then stably sorted: the last of a repeated name comes first and is kept.
-                    fields.reverse();
-                    fields.sort_by(|a: &wit::CustomField, b| a.code.cmp(&b.code));
-                    fields.dedup_by(|later, kept| later.code == kept.code);
-                    fields.shrink_to_fit();
-                }
-                Ok(Fields(problem.map_or(Ok(fields), Err)))
-            }
+/// An object of name to scalar value (`custom_fields`, the App's `custom`; PHP encodes an empty
+/// one as `[]`): sorted by name, a repeated name keeping its last value, null values left out; or
+/// what is wrong with it (the first value that is not a scalar).
+fn fields(value: Value) -> Result<Vec<(String, String)>, String> {
+    let entries = match value {
+        Value::Object(entries) => entries,
+        v if v.is_null() || v.as_array().is_some_and(Vec::is_empty) => return Ok(Vec::new()),
+        other => {
+            let kind = if other.is_string() { "string " } else { "" };
+            return Err(format!("invalid type: {kind}{}, expected an object of name to value", describe(&other)));
         }
-        d.deserialize_map(V)
-    }
-}
-
-/// The object of name to value of [`Fields`]. PHP encodes an empty array as `[]`.
-impl FromLoose<'_> for Vec<wit::CustomField> {
-    type Object = Fields;
-    #[inline]
-    fn from_loose(value: Loose<'_, Fields>) -> Result<Self, String> {
-        match value {
-            Loose::Object(Fields(fields)) => fields,
-            Loose::Null | Loose::List { empty: true } => Ok(Vec::new()),
-            Loose::Text(t) => Err(format!("invalid type: string {}, expected an object of name to value", quote(&t))),
-            other => Err(format!("invalid type: {}, expected an object of name to value", other.describe())),
+    };
+    let mut fields = Vec::with_capacity(entries.len());
+    for (name, value) in entries {
+        match text(value) {
+            Ok(value) => fields.extend(value.map(|value| (name, value))),
+            Err(v) => return Err(format!("custom field {} is {}, not a value", quote(&name), describe(&v))),
         }
     }
-}
-
-impl FromLoose<'_> for BTreeMap<String, String> {
-    type Object = Fields;
-    #[inline]
-    fn from_loose(value: Loose<'_, Fields>) -> Result<Self, String> {
-        let fields = Vec::<wit::CustomField>::from_loose(value)?;
-        Ok(fields.into_iter().map(|f| (f.code, f.value)).collect())
-    }
+    fields.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(fields)
 }
 
 /// An App column's value: a scalar as text, `None` when null or blank.
-impl FromLoose<'_> for Option<String> {
-    type Object = IgnoredAny;
-    #[inline]
-    fn from_loose(value: Loose<'_>) -> Result<Self, String> {
-        match value {
-            Loose::List { .. } | Loose::Object(_) => Err("expected a string".to_string()),
-            scalar => Ok(scalar.text().filter(|s| !s.trim().is_empty())),
-        }
-    }
+fn column(value: Value) -> Result<Option<String>, String> {
+    let text = text(value).map_err(|_| "expected a string")?;
+    Ok(text.filter(|s| !s.trim().is_empty()))
 }
 
 /// A yes/no value as HostBill stores checkboxes.
-impl FromLoose<'_> for bool {
-    type Object = IgnoredAny;
-    #[inline]
-    fn from_loose(value: Loose<'_>) -> Result<bool, String> {
-        if matches!(value, Loose::List { .. } | Loose::Object(_)) {
-            return Err("expected true/false, 1/0 or \"on\"".to_string());
-        }
-        match value.text().unwrap_or_default().trim().to_ascii_lowercase().as_str() {
-            "" | "0" | "0.0" | "false" | "off" | "no" => Ok(false),
-            "1" | "1.0" | "true" | "on" | "yes" => Ok(true),
-            other => Err(format!("{other:?} is not a yes/no value")),
-        }
+fn yes_no(value: Value) -> Result<bool, String> {
+    let text = text(value).map_err(|_| "expected true/false, 1/0 or \"on\"")?.unwrap_or_default();
+    match text.trim().to_ascii_lowercase().as_str() {
+        "" | "0" | "0.0" | "false" | "off" | "no" => Ok(false),
+        "1" | "1.0" | "true" | "on" | "yes" => Ok(true),
+        other => Err(format!("{other:?} is not a yes/no value")),
     }
 }
 
-/// The App (server) row, read straight into the WIT record through the one table of App columns
-/// ([`AppColumn`]): each column by its name or alias, `secure` (or `ssl`) as a yes/no value, and
-/// `custom`, HostBill's serialized custom settings (settings declared under
-/// `CONNECTION_FIELD_CUSTOM`) as the PHP side unserializes them, blank values left out. Unknown
-/// keys (HostBill's other columns) are ignored; an empty list (PHP's empty array) is an empty App.
+/// The App's custom settings (HostBill's serialized `custom` column, settings declared under
+/// `CONNECTION_FIELD_CUSTOM`, as the PHP side unserializes them), blank values left out.
+fn settings(value: Value) -> Result<Vec<wit::AppSetting>, String> {
+    let settings = fields(value)?.into_iter().filter(|(_, value)| !value.trim().is_empty());
+    Ok(settings.map(|(name, value)| wit::AppSetting { name, value }).collect())
+}
+
+/// The `deserialize_with` functions of the derived rows: each reads a [`Value`] and judges it by
+/// its rule, the problem raised inside the value, so that the error names its path.
+macro_rules! read_with {
+    ($($read:ident: $rule:expr => $t:ty;)*) => {$(
+        fn $read<'de, D: Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
+            $rule(Value::deserialize(d)?).map_err(D::Error::custom)
+        }
+    )*};
+}
+read_with! {
+    read_id: id => u64;
+    read_status: status => wit::HostbillStatus;
+    read_fields: |v| fields(v).map(BTreeMap::from_iter) => BTreeMap<String, String>;
+    read_column: column => Option<String>;
+    read_yes_no: yes_no => bool;
+    read_settings: settings => Vec<wit::AppSetting>;
+}
+
+/// The App (server) row, read straight into the WIT record (a column added there fails to compile
+/// until it is named here): each column by its name or alias, `secure` (or `ssl`) as a yes/no
+/// value, `custom` as [`settings`]. Unknown keys (HostBill's other columns) are ignored; an empty
+/// list (PHP's empty array) is an empty App.
+#[derive(Deserialize)]
+#[serde(remote = "wit::AppSettings", expecting = "struct AppRow", default = "wit::AppSettings::empty")]
+struct AppRow {
+    #[serde(alias = "hostname", deserialize_with = "read_column")]
+    host: Option<String>,
+    #[serde(deserialize_with = "read_column")]
+    ip: Option<String>,
+    #[serde(deserialize_with = "read_column")]
+    username: Option<String>,
+    #[serde(deserialize_with = "read_column")]
+    password: Option<String>,
+    #[serde(alias = "ssl", deserialize_with = "read_yes_no")]
+    secure: bool,
+    #[serde(deserialize_with = "read_column")]
+    status_url: Option<String>,
+    #[serde(deserialize_with = "read_column")]
+    field1: Option<String>,
+    #[serde(deserialize_with = "read_column")]
+    field2: Option<String>,
+    #[serde(deserialize_with = "read_settings")]
+    custom: Vec<wit::AppSetting>,
+}
+
 impl<'de> Deserialize<'de> for wit::AppSettings {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        /// Named after the struct this replaced, so error messages stay as they were.
-        struct AppRow;
-        impl<'de> de::Visitor<'de> for AppRow {
-            type Value = wit::AppSettings;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("struct AppRow")
-            }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<wit::AppSettings, A::Error> {
-                let mut app = wit::AppSettings::empty();
-                let mut seen: Vec<&'static str> = Vec::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    let column = AppColumn::named(&key);
-                    let name = match (key.as_str(), column) {
-                        ("secure" | "ssl", _) => "secure",
-                        ("custom", _) => "custom",
-                        (_, Some(column)) => column.name,
-                        (_, None) => {
-                            map.next_value::<IgnoredAny>()?;
-                            continue;
-                        }
-                    };
-                    if seen.contains(&name) {
-                        return Err(de::Error::duplicate_field(name));
-                    }
-                    seen.push(name);
-                    match column {
-                        Some(column) => *column.slot(&mut app) = map.next_value::<Lenient<_>>()?.0,
-                        None if name == "secure" => app.secure = map.next_value::<Lenient<_>>()?.0,
-                        None => {
-                            let settings: Vec<wit::CustomField> = map.next_value::<Lenient<_>>()?.0;
-                            app.custom = settings
-                                .into_iter()
-                                .filter(|s| !s.value.trim().is_empty())
-                                .map(|s| wit::AppSetting { name: s.code, value: s.value })
-                                .collect();
-                        }
-                    }
-                }
-                Ok(app)
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<wit::AppSettings, A::Error> {
-                match seq.next_element::<IgnoredAny>()? {
-                    None => Ok(wit::AppSettings::empty()),
-                    Some(_) => Err(de::Error::invalid_type(de::Unexpected::Seq, &self)),
-                }
-            }
-        }
-        d.deserialize_any(AppRow)
+        AppRow::deserialize(d)
     }
 }
 
@@ -438,111 +281,61 @@ impl From<AccountRow> for wit::ClientAccount {
 
 impl From<AccountRow> for wit::Account {
     fn from(a: AccountRow) -> Self {
-        wit::Account {
-            id: a.id,
-            client_id: a.client_id,
-            status: a.status,
-            custom_fields: a.custom_fields.into_iter().map(|(code, value)| wit::CustomField { code, value }).collect(),
-        }
+        let custom_fields = a.custom_fields.into_iter().map(|(code, value)| wit::CustomField { code, value });
+        wit::Account { id: a.id, client_id: a.client_id, status: a.status, custom_fields: custom_fields.collect() }
     }
 }
 
+/// The rows, each read as a [`Value`] (one row in memory at a time) and judged by [`account`].
 impl<'de> Deserialize<'de> for SyncRows {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> de::Visitor<'de> for V {
-            type Value = SyncRows;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a list of account rows")
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<SyncRows, A::Error> {
-                let mut rows =
-                    SyncRows { valid: Vec::with_capacity(seq.size_hint().unwrap_or(0)), invalid: Vec::new() };
-                while let Some(row) = seq.next_element::<Loose<SyncRow>>()? {
-                    let row = match row {
-                        Loose::Object(SyncRow(row)) => row,
-                        other => {
-                            let problem = format!("the row is {}, not an account object", other.describe());
-                            Err(InvalidRow { account_id: None, problem })
-                        }
-                    };
-                    match row {
-                        Ok(account) => rows.valid.push(account),
-                        Err(why) => rows.invalid.push((rows.valid.len() + rows.invalid.len(), why)),
-                    }
-                }
-                Ok(rows)
-            }
-        }
-        d.deserialize_seq(V)
+        d.deserialize_seq(SyncRows::default())
     }
 }
 
-/// A key of a sync row.
-#[derive(Deserialize)]
-#[serde(field_identifier, rename_all = "snake_case")]
-enum RowKey {
-    Id,
-    ClientId,
-    Status,
-    CustomFields,
-    Other(String),
-}
-
-/// An object in a sync's `accounts`: its account, or every problem it has (unknown keys named).
-struct SyncRow(Result<wit::Account, InvalidRow>);
-
-impl<'de> Deserialize<'de> for SyncRow {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> de::Visitor<'de> for V {
-            type Value = SyncRow;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an account row")
-            }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<SyncRow, A::Error> {
-                let (mut id, mut client_id, mut status, mut custom_fields) = (None, None, None, Loose::Null);
-                let mut problems = Vec::new();
-                while let Some(key) = map.next_key::<RowKey>()? {
-                    match key {
-                        RowKey::Id => id = Some(map.next_value()?),
-                        RowKey::ClientId => client_id = Some(map.next_value()?),
-                        RowKey::Status => status = Some(map.next_value()?),
-                        RowKey::CustomFields => custom_fields = map.next_value()?,
-                        RowKey::Other(other) => {
-                            problems.push(format!("unknown field {}", quote(&other)));
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                let id = field("id", id, &mut problems);
-                let client_id = field("client_id", client_id, &mut problems);
-                let status = field("status", status, &mut problems);
-                let custom_fields = field("custom_fields:", Some(custom_fields), &mut problems);
-                Ok(SyncRow(match (id, client_id, status, custom_fields) {
-                    (Some(id), Some(client_id), Some(status), Some(custom_fields)) if problems.is_empty() => {
-                        Ok(wit::Account { id, client_id, status, custom_fields })
-                    }
-                    _ => Err(InvalidRow { account_id: id, problem: problems.join("; ") }),
-                }))
+impl<'de> Visitor<'de> for SyncRows {
+    type Value = SyncRows;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of account rows")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<SyncRows, A::Error> {
+        while let Some(row) = seq.next_element()? {
+            match account(row) {
+                Ok(account) => self.valid.push(account),
+                Err(why) => self.invalid.push((self.valid.len() + self.invalid.len(), why)),
             }
         }
-        d.deserialize_map(V)
+        Ok(self)
     }
 }
 
-/// A sync row's field read with its rule; a problem (`{name} ...`) is added to `problems`.
-#[inline(always)]
-fn field<'de, T: FromLoose<'de>>(
-    name: &str,
-    value: Option<Loose<'de, T::Object>>,
-    problems: &mut Vec<String>,
-) -> Option<T> {
-    let Some(value) = value else {
-        problems.push(format!("missing field `{name}`"));
-        return None;
+/// A sync row: its account, or every problem it has (unknown keys named), `; `-separated.
+fn account(row: Value) -> Result<wit::Account, InvalidRow> {
+    let Value::Object(mut row) = row else {
+        let problem = format!("the row is {}, not an account object", describe(&row));
+        return Err(InvalidRow { account_id: None, problem });
     };
-    T::from_loose(value).map_err(|e| problems.push(format!("{name} {e}"))).ok()
+    let (id, client_id) = (field(&mut row, "id", id), field(&mut row, "client_id", id));
+    let status = field(&mut row, "status", status);
+    let custom_fields =
+        fields(row.remove("custom_fields").unwrap_or_default()).map_err(|e| format!("custom_fields: {e}"));
+    let mut problems: Vec<String> = row.keys().map(|key| format!("unknown field {}", quote(key))).collect();
+    match (id, client_id, status, custom_fields) {
+        (Ok(id), Ok(client_id), Ok(status), Ok(fields)) if problems.is_empty() => {
+            let custom_fields = fields.into_iter().map(|(code, value)| wit::CustomField { code, value }).collect();
+            Ok(wit::Account { id, client_id, status, custom_fields })
+        }
+        (id, client_id, status, custom_fields) => {
+            let account_id = id.as_ref().ok().copied();
+            problems.extend([id.err(), client_id.err(), status.err(), custom_fields.err()].into_iter().flatten());
+            Err(InvalidRow { account_id, problem: problems.join("; ") })
+        }
+    }
+}
+
+/// A sync row's field read with its rule; the problem names the field (`status "x" is not ...`).
+fn field<T>(row: &mut Map<String, Value>, name: &str, rule: fn(Value) -> Result<T, String>) -> Result<T, String> {
+    rule(row.remove(name).ok_or_else(|| format!("missing field `{name}`"))?).map_err(|e| format!("{name} {e}"))
 }
 
 #[cfg(test)]
@@ -582,6 +375,14 @@ mod tests {
         assert_eq!((r.app.password, r.app.ip.as_deref()), (None, Some("12")), "blank is absent, numbers are text");
         let r: AppRequest = parse(br#"{"app":[]}"#).unwrap();
         assert_eq!((r.app.host, r.app.custom.len()), (None, 0), "PHP's empty array is an empty App");
+    }
+
+    #[test]
+    fn every_app_column_is_read_by_its_name() {
+        for column in &crate::bindings::APP_COLUMNS {
+            let r: AppRequest = parse(format!(r#"{{"app":{{"{}":"v"}}}}"#, column.name).as_bytes()).unwrap();
+            assert_eq!(column.value(&r.app), Some("v"), "{}", column.name);
+        }
     }
 
     #[test]
