@@ -339,12 +339,9 @@ impl Lookup {
             Entry::Rejected(why) => tracing::warn!("cache entry {name} not used: {why}; recompiling"),
         }
         let component = Component::from_binary(engine, bytes)?;
-        let stored = component
-            .serialize()
-            .map_err(|e| Untrusted::Io(std::io::Error::other(e.to_string())))
-            .and_then(|artifact| {
-                store_file(&dir, &name, &[MAGIC, &tag_key.seal(&artifact), &artifact]).map_err(Untrusted::Io)
-            });
+        let stored = component.serialize().map_err(|e| Untrusted::Io(std::io::Error::other(e.to_string()))).and_then(
+            |artifact| store_file(&dir, &name, &[MAGIC, &tag_key.seal(&artifact), &artifact]).map_err(Untrusted::Io),
+        );
         let source = match stored {
             Ok(()) => Source::CompiledAndStored,
             Err(e) => {
