@@ -23,8 +23,17 @@
 //! crash left torn fails its tag).
 //!
 //! A lookup ([`Cache::lookup`]: hashing the component, reading and authenticating its entry)
-//! deserialises nothing, so it runs while the component's signature is checked; only
+//! deserialises nothing, so it runs before the component's signature is checked; only
 //! [`Lookup::load_or_compile`], called once the component may run, deserialises or compiles.
+//!
+//! The folder also keeps, per component, a verification record (`<sha>.verified`): this install
+//! verified the component with this SHA-256 and a `.sig` file with this SHA-256 under the
+//! trusted key with this id and these key bytes. Its HMAC is under the same key as the entries'.
+//! Verification is a pure function of (bytes, `.sig`, key), so a record that authenticates for
+//! the bytes and `.sig` just read and a key still trusted stands for checking the signature again
+//! ([`Lookup::vouched`]): a warm start hashes the component once (SHA-256), not twice (SHA-512
+//! too). It is keyed by content, never by path, inode or time, so a swapped file, an edited
+//! `.sig` or a key no longer trusted finds no record and is checked in full.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -39,6 +48,10 @@ use wasmtime::component::Component;
 
 /// First bytes of every cache entry (version 2: authenticated entries).
 const MAGIC: &[u8; 8] = b"HBMCACH2";
+/// First bytes of every verification record.
+const RECORD_MAGIC: &[u8; 8] = b"HBMVER01";
+/// Longest verification record the host reads (a real one is about 60 bytes).
+const MAX_RECORD_BYTES: u64 = 1024;
 /// Length of the per-install key.
 const KEY_BYTES: usize = 32;
 /// Longest entry the host reads (a real one is a few MiB).
@@ -124,9 +137,10 @@ impl Cache {
     }
 
     /// Looks up the entry of the component `bytes` for `engine`: opens the folder and the key,
-    /// hashes the component, reads the entry and checks its tag. Nothing is deserialised or
-    /// compiled (that is [`Lookup::load_or_compile`]'s, once the component is verified), so this
-    /// runs while the component's signature is checked; warnings wait for `load_or_compile` too.
+    /// hashes the component, reads the entry and checks its tag, and reads the component's
+    /// verification record. Nothing is deserialised or compiled (that is
+    /// [`Lookup::load_or_compile`]'s, once the component is verified); warnings wait for
+    /// `load_or_compile` too.
     pub fn lookup(&self, engine: &Engine, bytes: &[u8]) -> Lookup {
         let trusted = self.open_dir().and_then(|dir| Ok((self.key()?, dir)));
         let (key, dir) = match trusted {
@@ -137,6 +151,7 @@ impl Cache {
         let engine_hash = compat_hash(engine);
         let name = Self::entry_name(&component_sha, engine_hash);
         let tag_key = TagKey { key, component_sha, engine_hash };
+        let record = read_small(&dir, &Self::record_name(&component_sha)).ok().flatten();
         let entry = match read_entry(&dir, &name) {
             Ok(None) => Entry::Missing,
             Ok(Some(data)) => match tag_key.open(&data).map(|artifact| data.len() - artifact.len()) {
@@ -145,7 +160,12 @@ impl Cache {
             },
             Err(why) => Entry::Rejected(why),
         };
-        Lookup { dir: self.dir.clone(), found: Found::Usable { dir, name, tag_key, entry } }
+        Lookup { dir: self.dir.clone(), found: Found::Usable { dir, name, tag_key, entry, record } }
+    }
+
+    /// The verification record's file name for a component with this SHA-256.
+    fn record_name(component_sha: &[u8]) -> String {
+        format!("{}.verified", hex(&component_sha[..16]))
     }
 
     /// Opens the folder (creating it 0700 when missing) and checks who may write it.
@@ -239,8 +259,9 @@ pub struct Lookup {
 enum Found {
     /// The folder or the key cannot be trusted: compile in memory.
     Unusable(Untrusted),
-    /// The folder is trusted; its entry for the component is `entry`.
-    Usable { dir: OwnedFd, name: String, tag_key: TagKey, entry: Entry },
+    /// The folder is trusted; its entry for the component is `entry`, and `record` its
+    /// verification record's bytes (unauthenticated yet), if there is one.
+    Usable { dir: OwnedFd, name: String, tag_key: TagKey, entry: Entry, record: Option<Vec<u8>> },
 }
 
 enum Entry {
@@ -255,12 +276,48 @@ enum Entry {
 }
 
 impl Lookup {
+    /// The id of the key under which this install verified the component and its `.sig` file
+    /// text `signature` (both exactly as read now), if the component's verification record says
+    /// so, its tag is authentic, and `public_key` still trusts that key id with the same key
+    /// bytes. `None` means: check the signature.
+    pub fn vouched(&self, signature: &str, public_key: impl Fn(&str) -> Option<[u8; 32]>) -> Option<String> {
+        let Found::Usable { tag_key, record: Some(record), .. } = &self.found else {
+            return None;
+        };
+        let rest = record.strip_prefix(RECORD_MAGIC.as_slice())?;
+        let (&len, rest) = rest.split_first()?;
+        let (key_id, tag) = rest.split_at_checked(usize::from(len))?;
+        let key_id = std::str::from_utf8(key_id).ok()?;
+        let key = public_key(key_id)?;
+        tag_key.record_mac(signature, key_id, &key).verify_slice(tag).ok()?;
+        Some(key_id.to_string())
+    }
+
+    /// Records that the component and its `.sig` text `signature` verified under the trusted key
+    /// `key_id` (`key`: its bytes), so the next start need not check the signature again. Only
+    /// for a trusted folder; a failure to write is only logged (the next start checks in full).
+    pub fn remember_verified(&self, signature: &str, key_id: &str, key: &[u8; 32]) {
+        let Found::Usable { dir, tag_key, .. } = &self.found else {
+            return;
+        };
+        let Ok(len) = u8::try_from(key_id.len()) else {
+            return;
+        };
+        let mut record = RECORD_MAGIC.to_vec();
+        record.push(len);
+        record.extend_from_slice(key_id.as_bytes());
+        record.extend_from_slice(&tag_key.record_mac(signature, key_id, key).finalize().into_bytes());
+        if let Err(e) = store_file(dir, &Cache::record_name(&tag_key.component_sha), &[&record]) {
+            tracing::debug!("verification record not written in {}: {e}", self.dir.display());
+        }
+    }
+
     /// The compiled component: deserialised from an authentic entry, otherwise compiled and (if
     /// the folder is trusted) stored. Compile errors are returned; cache problems only degrade to
     /// compiling in memory, with a warning. Call it only for a component that may run.
     pub fn load_or_compile(self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<(Component, Source)> {
         let (dir, name, tag_key, entry) = match self.found {
-            Found::Usable { dir, name, tag_key, entry } => (dir, name, tag_key, entry),
+            Found::Usable { dir, name, tag_key, entry, .. } => (dir, name, tag_key, entry),
             Found::Unusable(why) => {
                 tracing::warn!("compiled-component cache {} not used: {why}; compiling in memory", self.dir.display());
                 return Ok((Component::from_binary(engine, bytes)?, Source::CompiledOnly));
@@ -282,10 +339,9 @@ impl Lookup {
             Entry::Rejected(why) => tracing::warn!("cache entry {name} not used: {why}; recompiling"),
         }
         let component = Component::from_binary(engine, bytes)?;
-        let stored = component
-            .serialize()
-            .map_err(|e| Untrusted::Io(std::io::Error::other(e.to_string())))
-            .and_then(|artifact| store_entry(&dir, &name, &tag_key.seal(&artifact), &artifact).map_err(Untrusted::Io));
+        let stored = component.serialize().map_err(|e| Untrusted::Io(std::io::Error::other(e.to_string()))).and_then(
+            |artifact| store_file(&dir, &name, &[MAGIC, &tag_key.seal(&artifact), &artifact]).map_err(Untrusted::Io),
+        );
         let source = match stored {
             Ok(()) => Source::CompiledAndStored,
             Err(e) => {
@@ -324,6 +380,17 @@ fn check_owner_and_mode(
 
 /// Reads entry `name` of the open folder: `None` when it does not exist.
 fn read_entry(dir: &OwnedFd, name: &str) -> Result<Option<Vec<u8>>, Untrusted> {
+    read_bounded(dir, name, MAX_ENTRY_BYTES)
+}
+
+/// Reads verification record `name` of the open folder: `None` when it does not exist.
+fn read_small(dir: &OwnedFd, name: &str) -> Result<Option<Vec<u8>>, Untrusted> {
+    read_bounded(dir, name, MAX_RECORD_BYTES)
+}
+
+/// Reads file `name` of the open folder (by the entries' rule: not a link, a regular file of this
+/// user's that others cannot write, at most `max` bytes): `None` when it does not exist.
+fn read_bounded(dir: &OwnedFd, name: &str, max: u64) -> Result<Option<Vec<u8>>, Untrusted> {
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
     let fd = match rfs::openat(dir, name, flags, Mode::empty()) {
         Ok(fd) => fd,
@@ -332,30 +399,31 @@ fn read_entry(dir: &OwnedFd, name: &str) -> Result<Option<Vec<u8>>, Untrusted> {
     };
     check_owner_and_mode(&fd, FileType::RegularFile, "regular file", 0o022)?;
     let size = rfs::fstat(&fd)?.st_size as u64;
-    if size > MAX_ENTRY_BYTES {
+    if size > max {
         return Err(Untrusted::TooLarge(size));
     }
     let mut data = Vec::with_capacity(size as usize);
     // `take`: the file may grow after the check.
-    File::from(fd).take(MAX_ENTRY_BYTES + 1).read_to_end(&mut data)?;
-    if data.len() as u64 > MAX_ENTRY_BYTES {
+    File::from(fd).take(max + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > max {
         return Err(Untrusted::TooLarge(data.len() as u64));
     }
     Ok(Some(data))
 }
 
-/// Writes an entry atomically in the open folder (a new temporary file, then rename). It is not
+/// Writes an entry or a record (`parts`, one after another) atomically in the open folder (a new
+/// temporary file, then rename). It is not
 /// synced to disk: an entry a crash leaves torn or empty fails its tag and is compiled again, and
 /// a sync of a few MiB took a large share of the first run after a swap on a busy disk.
-fn store_entry(dir: &OwnedFd, name: &str, tag: &[u8], artifact: &[u8]) -> std::io::Result<()> {
+fn store_file(dir: &OwnedFd, name: &str, parts: &[&[u8]]) -> std::io::Result<()> {
     let temp = format!(".tmp-{}-{:x}", std::process::id(), nanos());
     let create = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let fd = rfs::openat(dir, temp.as_str(), create, Mode::from_raw_mode(0o600))?;
     let write = || -> std::io::Result<()> {
         let mut file = File::from(fd);
-        file.write_all(MAGIC)?;
-        file.write_all(tag)?;
-        file.write_all(artifact)?;
+        for part in parts {
+            file.write_all(part)?;
+        }
         rfs::renameat(dir, temp.as_str(), dir, name)?;
         Ok(())
     };
@@ -384,6 +452,19 @@ impl TagKey {
     /// The tag of `artifact`.
     fn seal(&self, artifact: &[u8]) -> Vec<u8> {
         self.mac(artifact).finalize().into_bytes().to_vec()
+    }
+
+    /// The tag of a verification record: this install verified the component and the `.sig`
+    /// text `signature` under key `key_id` with bytes `key`.
+    fn record_mac(&self, signature: &str, key_id: &str, key: &[u8; 32]) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(RECORD_MAGIC);
+        mac.update(&self.component_sha);
+        mac.update(&Sha256::digest(signature.as_bytes()));
+        mac.update(&[u8::try_from(key_id.len()).unwrap_or(u8::MAX)]);
+        mac.update(key_id.as_bytes());
+        mac.update(key);
+        mac
     }
 
     /// The artifact inside an entry, if the entry is whole and its tag is authentic.
@@ -443,6 +524,40 @@ mod tests {
         let other_key = [8u8; KEY_BYTES];
         let other_install = TagKey { key: other_key, component_sha: sha, engine_hash: 1 };
         assert_eq!(other_install.open(&entry), None, "an entry forged without this install's key");
+    }
+
+    #[test]
+    fn a_verification_record_vouches_only_for_its_component_signature_and_key() {
+        let sha: [u8; 32] = Sha256::digest(b"component a").into();
+        let lookup_with = |key: [u8; KEY_BYTES], component_sha: [u8; 32], record: Option<Vec<u8>>| {
+            let dir = rfs::open(".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap();
+            let tag_key = TagKey { key, component_sha, engine_hash: 1 };
+            Lookup {
+                dir: PathBuf::from("."),
+                found: Found::Usable { dir, name: String::new(), tag_key, entry: Entry::Missing, record },
+            }
+        };
+        let signing_key = [5u8; 32];
+        let trusted = |id: &str| (id == "k1").then_some(signing_key);
+        let tags = TagKey { key: [7u8; KEY_BYTES], component_sha: sha, engine_hash: 1 };
+        let mut record = RECORD_MAGIC.to_vec();
+        record.push(2);
+        record.extend_from_slice(b"k1");
+        record.extend_from_slice(&tags.record_mac("sig text", "k1", &signing_key).finalize().into_bytes());
+
+        let found = lookup_with([7u8; KEY_BYTES], sha, Some(record.clone()));
+        assert_eq!(found.vouched("sig text", trusted), Some("k1".to_string()));
+        assert_eq!(found.vouched("sig text ", trusted), None, "another .sig text");
+        assert_eq!(found.vouched("sig text", |_| None), None, "a key no longer trusted");
+        assert_eq!(found.vouched("sig text", |_| Some([6u8; 32])), None, "other key bytes under that id");
+        let other_sha: [u8; 32] = Sha256::digest(b"component b").into();
+        assert_eq!(lookup_with([7u8; KEY_BYTES], other_sha, Some(record.clone())).vouched("sig text", trusted), None);
+        assert_eq!(lookup_with([8u8; KEY_BYTES], sha, Some(record.clone())).vouched("sig text", trusted), None);
+        let mut flipped = record.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert_eq!(lookup_with([7u8; KEY_BYTES], sha, Some(flipped)).vouched("sig text", trusted), None);
+        assert_eq!(lookup_with([7u8; KEY_BYTES], sha, Some(record[..20].to_vec())).vouched("sig text", trusted), None);
+        assert_eq!(lookup_with([7u8; KEY_BYTES], sha, None).vouched("sig text", trusted), None);
     }
 
     #[test]

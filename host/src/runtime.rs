@@ -99,9 +99,10 @@ impl Runtime {
             Engine::new(&config).map_err(|e| Fault::Refused(format!("cannot start the wasm engine: {e:#}")))?;
         let shown = path.display();
         // The component and its signature, read as one pair (never half of an install's). The
-        // signature check (hashing the whole file) and the cache lookup (hashing it again, reading
-        // and authenticating the compiled entry) run side by side: neither deserialises or
-        // compiles anything, and nothing is until the component is verified.
+        // cache lookup (hashing the file, reading and authenticating the compiled entry and the
+        // verification record) deserialises or compiles nothing, and nothing is until the
+        // component is verified: by its signature, or by this install's record of having
+        // verified exactly these bytes and this `.sig` under a key still trusted (`cache.rs`).
         let (files, verification, lookup) =
             trust.load(path, |files| cache.map(|cache| cache.lookup(&engine, &files.bytes))).map_err(Fault::Refused)?;
         let (component, source) = match lookup {
@@ -273,6 +274,19 @@ impl Runtime {
             progress.finish();
         }
         (outcome, store)
+    }
+}
+
+/// The compile cache keeps this install's verification records (`cache.rs`).
+impl crate::trust::Vouch for cache::Lookup {
+    fn vouched(&self, signature: &str, keys: &component_signing::TrustedKeys) -> Option<String> {
+        cache::Lookup::vouched(self, signature, |id| keys.public_key(id))
+    }
+
+    fn remember(&self, signature: &str, key_id: &str, keys: &component_signing::TrustedKeys) {
+        if let Some(key) = keys.public_key(key_id) {
+            self.remember_verified(signature, key_id, &key);
+        }
     }
 }
 

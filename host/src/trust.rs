@@ -231,23 +231,55 @@ pub enum Verification {
     Unverified { why: String },
 }
 
+/// A record of earlier verifications (the compile cache keeps one per component: `cache.rs`).
+pub trait Vouch {
+    /// The id of the key under which exactly the component just read and its `.sig` text
+    /// `signature` verified before, if `keys` still trusts that key with the same bytes.
+    fn vouched(&self, signature: &str, keys: &TrustedKeys) -> Option<String>;
+    /// Remembers that they verified under `key_id`.
+    fn remember(&self, signature: &str, key_id: &str, keys: &TrustedKeys);
+}
+
+impl<V: Vouch> Vouch for Option<V> {
+    fn vouched(&self, signature: &str, keys: &TrustedKeys) -> Option<String> {
+        self.as_ref()?.vouched(signature, keys)
+    }
+
+    fn remember(&self, signature: &str, key_id: &str, keys: &TrustedKeys) {
+        if let Some(record) = self {
+            record.remember(signature, key_id, keys);
+        }
+    }
+}
+
 impl TrustPolicy {
-    /// Reads the component at `path` with its signature ([`ComponentFiles::read`]) and checks
-    /// them ([`TrustPolicy::check`]). A pair that does not verify is read and checked once more
+    /// Reads the component at `path` with its signature ([`ComponentFiles::read`]), runs
+    /// `beside` on them (the cache lookup: it hashes the component and reads its verification
+    /// record), and checks them ([`TrustPolicy::check`]) unless that record vouches that this
+    /// install verified exactly these bytes and this `.sig` under a key still trusted (a check
+    /// that passes is then recorded). A pair that does not verify is read and checked once more
     /// if either file changed meanwhile (an install replacing the pair while its folder's lock
     /// could not be had); the error is an admin's sentence.
-    pub fn load<T>(
+    pub fn load<T: Vouch>(
         &self,
         path: &Path,
         beside: impl Fn(&ComponentFiles) -> T,
     ) -> Result<(ComponentFiles, Verification, T), String> {
-        // The check runs on a thread of its own while `beside` runs on this one.
         let attempt = |files: &ComponentFiles| {
-            std::thread::scope(|scope| {
-                let checking = scope.spawn(|| self.check(path, files));
-                let other = beside(files);
-                (checking.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), other)
-            })
+            let other = beside(files);
+            if let (Some(keys), Some(signature)) = (&self.keys, files.signature())
+                && let Some(key_id) = other.vouched(signature, keys)
+            {
+                tracing::debug!("{}: verified before by this install (key {key_id})", path.display());
+                return (Ok(Verification::Verified { key_id }), other);
+            }
+            let checked = self.check(path, files);
+            if let (Ok(Verification::Verified { key_id }), Some(keys), Some(signature)) =
+                (&checked, &self.keys, files.signature())
+            {
+                other.remember(signature, key_id, keys);
+            }
+            (checked, other)
         };
         let files = ComponentFiles::read(path)?;
         match attempt(&files) {

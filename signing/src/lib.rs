@@ -178,6 +178,11 @@ impl TrustedKeys {
         self.keys.iter().map(|(id, _)| id.as_str()).collect()
     }
 
+    /// The raw 32 bytes of the trusted key with this id, if it is trusted.
+    pub fn public_key(&self, id: &str) -> Option<[u8; 32]> {
+        self.keys.iter().find(|(known, _)| known == id).map(|(_, key)| key.to_bytes())
+    }
+
     /// Checks `signature_json` (a `.sig` file's text) over `component`; the signer's key id.
     pub fn verify(&self, component: &[u8], signature_json: &str) -> Result<String, VerifyError> {
         let file: SignatureFile =

@@ -55,7 +55,7 @@ fn only_components_signed_by_a_trusted_key_and_unmodified_run() {
     let base = Host::from_env();
     let dir = scratch("trust-signatures");
     let (vendor, vendor_pub) = keys(&dir, "vendor");
-    let (stranger, _) = keys(&dir, "stranger");
+    let (stranger, stranger_pub) = keys(&dir, "stranger");
     let cache = dir.join("cache");
 
     let good = install_copy(&base.component, &dir, "good.wasm", Some(&vendor));
@@ -64,6 +64,14 @@ fn only_components_signed_by_a_trusted_key_and_unmodified_run() {
     let signature = &run.json["info"]["component"]["signature"];
     assert_eq!(signature["verified"], true, "{signature}");
     assert_eq!(signature["key_id"], vendor.key_id());
+    // A warm start takes the cache's verification record for the check, but only while the key
+    // that verified it is trusted: with the vendor's key no longer given, the same files are
+    // refused.
+    let again = verified(&base.bin, &good, &vendor_pub, &cache, &["info"], "");
+    assert_eq!(again.json["info"]["component"]["signature"]["key_id"], vendor.key_id(), "{}", again.all_output());
+    let untrusted = verified(&base.bin, &good, &stranger_pub, &cache, &["info"], "");
+    assert_eq!(untrusted.code, 3, "{}", untrusted.all_output());
+    assert!(untrusted.error_message().contains("which this host does not trust"), "{}", untrusted.error_message());
 
     // One byte changed after signing (in the middle of the code, where a planted change would go).
     let tampered = install_copy(&base.component, &dir, "tampered.wasm", Some(&vendor));
