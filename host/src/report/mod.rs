@@ -13,6 +13,7 @@
 pub mod build;
 pub mod json;
 pub mod stdout;
+pub mod usage;
 
 use serde::Serialize;
 use serde::ser::Serializer;
@@ -51,6 +52,8 @@ pub enum ErrorKind {
     Transport,
     Unexpected,
     // Reported by the host.
+    /// The module targets a contract older than the operation (e.g. `usage` on a 2.2 module).
+    Unsupported,
     ConnectionCheckFailed,
     BadInput,
     ModuleRefused,
@@ -63,9 +66,8 @@ impl ErrorKind {
     pub fn exit(self) -> Exit {
         use ErrorKind::*;
         match self {
-            Configuration | NotFound | Authentication | RemoteApi | Transport | Unexpected | ConnectionCheckFailed => {
-                Exit::OperationFailed
-            }
+            Configuration | NotFound | Authentication | RemoteApi | Transport | Unexpected | ConnectionCheckFailed
+            | Unsupported => Exit::OperationFailed,
             BadInput => Exit::BadInput,
             ModuleRefused | ModuleTrapped | EgressDenied => Exit::ModuleFault,
         }
@@ -165,6 +167,8 @@ pub enum Body {
         info: Box<Info>,
     },
     Reconciliation(Reconciliation),
+    /// A usage read's `summary` (its rows were written as they came: `usage.rs`).
+    Usage(usage::UsageSummary),
 }
 
 impl Body {
@@ -186,6 +190,7 @@ impl Body {
                 out.member("info", info)
             }
             Body::Reconciliation(r) => out.member("reconciliation", r),
+            Body::Usage(summary) => out.member("summary", summary),
         }
     }
 }

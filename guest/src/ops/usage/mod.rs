@@ -205,3 +205,169 @@ fn hand_out(outcomes: &[(u64, Outcome)], emit: &mut dyn FnMut(&[AccountUsage<'_>
         .collect();
     emit(&results);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::DEADLINE_MESSAGE;
+    use crate::ops::testing::{FakeCloudPe, app};
+    use crate::wit::{Account, AppSetting, CustomField, RemoteError};
+    use cloudpe_sim_api::usage::expected;
+
+    const UNTIL: i64 = 1_796_558_400; // 2026-12-06 12:00:00 UTC
+    const DAY: i64 = 86_400;
+
+    fn query(id: u64, uid: &str, status: HostbillStatus, from: i64) -> UsageQuery {
+        let custom_fields = vec![CustomField { code: "cloudpeid".into(), value: uid.into() }];
+        UsageQuery { account: Account { id, client_id: id + 100, status, custom_fields }, from }
+    }
+
+    fn opts() -> UsageOptions {
+        UsageOptions { max_concurrency: 4, max_attempts: 2 }
+    }
+
+    /// One owned line per account: (id, "read"/"skipped"/"failed", hours as (start, cost, bonus,
+    /// facts), the text of a skip or error).
+    type Line = (u64, &'static str, Vec<(i64, String, String, Vec<(String, String)>)>, String);
+
+    fn run(cloud: &FakeCloudPe, app: &AppSettings, queries: Vec<UsageQuery>) -> Result<(Vec<Line>, Vec<usize>), ModuleError> {
+        let (mut lines, mut batches) = (Vec::new(), Vec::new());
+        read_usage(cloud, app, queries, UNTIL, opts(), &mut |batch| {
+            batches.push(batch.len());
+            for r in batch {
+                lines.push(match &r.usage {
+                    UsageOutcome::Read(read) => (
+                        r.account_id,
+                        "read",
+                        read.hours
+                            .iter()
+                            .map(|h| {
+                                let facts = h.facts.iter().map(|f| (f.name.to_string(), f.value.to_string())).collect();
+                                (h.start, h.cost.to_string(), h.bonus.to_string(), facts)
+                            })
+                            .collect(),
+                        read.remote_id.to_string(),
+                    ),
+                    UsageOutcome::Skipped(why) => (r.account_id, "skipped", Vec::new(), why.to_string()),
+                    UsageOutcome::Failed(e) => (r.account_id, "failed", Vec::new(), format!("{:?}", e.owned())),
+                });
+            }
+        })?;
+        Ok((lines, batches))
+    }
+
+    fn users(uids: &[u64]) -> FakeCloudPe {
+        FakeCloudPe::new(&uids.iter().map(|&u| (u, 1, None)).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn every_account_is_answered_in_order_and_its_hours_match_the_oracle() {
+        use HostbillStatus::*;
+        let cloud = users(&[11, 13, 15, 16, 99]);
+        cloud.delete_user(99);
+        let queries = vec![
+            query(1, "11", Active, UNTIL - 3 * DAY),
+            query(2, "13", Suspended, UNTIL - 3600),
+            query(3, "15", Active, UNTIL - DAY),
+            query(4, "16", Active, UNTIL - 31 * DAY),
+            query(5, "16", Pending, UNTIL - DAY),
+            query(6, "abc", Active, UNTIL - DAY),
+            query(7, "99", Active, UNTIL - DAY),
+        ];
+        let (lines, _) = run(&cloud, &app(), queries.clone()).unwrap();
+        assert_eq!(lines.iter().map(|l| l.0).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6, 7]);
+        for (line, q) in lines.iter().zip(&queries).filter(|(l, _)| l.1 == "read") {
+            let uid: u64 = line.3.parse().unwrap();
+            let oracle = expected(uid, q.from, UNTIL);
+            let got: Vec<_> = line.2.iter().map(|h| (h.0, h.1.clone(), h.2.clone())).collect();
+            let want: Vec<_> = oracle.iter().map(|h| (h.start, h.cost.clone(), h.bonus.clone())).collect();
+            assert_eq!(got, want, "account {}", line.0);
+            for (h, o) in line.2.iter().zip(&oracle) {
+                let fact = |name: &str| h.3.iter().find(|f| f.0 == name).map(|f| f.1.clone());
+                assert_eq!(fact("rows"), Some(o.rows.to_string()));
+                assert_eq!(fact("resource_cost"), Some(o.resource_cost.clone()));
+                assert_eq!(fact("storage_cost"), Some(o.storage_cost.clone()));
+                assert_eq!(fact("traffic_cost"), Some(o.traffic_cost.clone()));
+            }
+        }
+        assert_eq!(lines[0].1, "read");
+        assert!(!lines[0].2.is_empty());
+        assert_eq!((lines[1].1, lines[1].2.len()), ("read", 0), "a user without usage has no hours");
+        assert!(lines[2].2.iter().all(|h| h.2 != "0"), "uid 15 has bonus rows");
+        assert!(lines[3].2.len() > 600, "31 days of hours in one request");
+        assert_eq!(lines[4], (5, "skipped", Vec::new(), "status Pending is not billed".to_string()));
+        assert!(lines[5].1 == "failed" && lines[5].3.contains("Configuration"), "{:?}", lines[5]);
+        assert!(lines[6].1 == "failed" && lines[6].3.contains("NotFound") && lines[6].3.contains("99"), "{:?}", lines[6]);
+        let requests = cloud.requests.borrow();
+        assert_eq!(requests.len(), 5, "one request per account read");
+        let body = requests[3].form_body.as_deref().unwrap();
+        assert!(body.contains("starttime=2026-11-05+12%3A00%3A00") && body.contains("endtime=2026-12-06+11%3A59%3A59"), "{body}");
+        assert!(body.contains("period=HOUR") && body.contains("groupNodes=false"), "{body}");
+    }
+
+    #[test]
+    fn the_time_zone_setting_is_sent_and_read_back() {
+        let cloud = users(&[11]);
+        cloud.set_usage_offset(19_800);
+        let mut india = app();
+        india.custom = vec![AppSetting { name: "Usage time zone".into(), value: "+05:30".into() }];
+        let (lines, _) = run(&cloud, &india, vec![query(1, "11", HostbillStatus::Active, UNTIL - DAY)]).unwrap();
+        let want: Vec<i64> = expected(11, UNTIL - DAY, UNTIL).iter().map(|h| h.start).collect();
+        assert_eq!(lines[0].2.iter().map(|h| h.0).collect::<Vec<_>>(), want);
+        assert!(cloud.requests.borrow()[0].form_body.as_deref().unwrap().contains("starttime=2026-12-05+17%3A30%3A00"));
+        // The App says UTC while CloudPe writes +05:30: the rows fall off the hour, and no bill.
+        let (lines, _) = run(&cloud, &app(), vec![query(1, "11", HostbillStatus::Active, UNTIL - DAY)]).unwrap();
+        assert!(lines[0].1 == "failed" && lines[0].3.contains("Unexpected"), "{:?}", lines[0]);
+        let mut bad = app();
+        bad.custom = vec![AppSetting { name: "Usage time zone".into(), value: "IST".into() }];
+        let e = run(&cloud, &bad, vec![query(1, "11", HostbillStatus::Active, UNTIL - DAY)]).unwrap_err();
+        assert!(matches!(&e, ModuleError::Configuration(m) if m.contains("Usage time zone")), "{e:?}");
+    }
+
+    #[test]
+    fn a_rejected_token_or_a_refused_method_is_one_error_after_one_request() {
+        let queries: Vec<_> = (1..=50).map(|i| query(i, "11", HostbillStatus::Active, UNTIL - DAY)).collect();
+        let cloud = users(&[11]);
+        let mut bad = app();
+        bad.field2 = Some("wrong-token".into());
+        let e = run(&cloud, &bad, queries.clone()).unwrap_err();
+        assert!(matches!(e, ModuleError::Authentication(_)), "{e:?}");
+        assert_eq!(cloud.requests.borrow().len(), 1);
+
+        let cloud = users(&[11]);
+        cloud.deny(crate::envelope::BILLING_HISTORY_METHOD);
+        let e = run(&cloud, &app(), queries.clone()).unwrap_err();
+        assert!(
+            matches!(&e, ModuleError::RemoteApi(RemoteError { code: 8202, message }) if message.contains("GetAccountBillingHistoryByPeriodInner")),
+            "{e:?}"
+        );
+        assert_eq!(cloud.requests.borrow().len(), 1);
+
+        let cloud = users(&[11]);
+        cloud.unreachable();
+        let e = run(&cloud, &app(), queries).unwrap_err();
+        assert!(matches!(&e, ModuleError::Transport(m) if m.contains("unreachable")), "{e:?}");
+        assert!(cloud.requests.borrow().len() <= 4);
+    }
+
+    #[test]
+    fn past_the_deadline_nothing_is_sent_and_every_account_says_so() {
+        let cloud = users(&[11]);
+        cloud.set_time_left(Some(std::time::Duration::ZERO));
+        let queries = vec![query(1, "11", HostbillStatus::Active, UNTIL - DAY), query(2, "11", HostbillStatus::Pending, UNTIL - DAY)];
+        let (lines, _) = run(&cloud, &app(), queries).unwrap();
+        assert!(lines[0].1 == "failed" && lines[0].3.contains(DEADLINE_MESSAGE), "{:?}", lines[0]);
+        assert_eq!(lines[1].1, "skipped");
+        assert!(cloud.requests.borrow().is_empty());
+    }
+
+    #[test]
+    fn many_accounts_are_emitted_in_chunks_in_input_order() {
+        let cloud = users(&[11, 12]);
+        let queries: Vec<_> = (0..300).map(|i| query(i, if i % 2 == 0 { "11" } else { "12" }, HostbillStatus::Active, UNTIL - 3600)).collect();
+        let (lines, batches) = run(&cloud, &app(), queries).unwrap();
+        assert_eq!(batches, [128, 128, 44]);
+        assert_eq!(lines.iter().map(|l| l.0).collect::<Vec<_>>(), (0..300).collect::<Vec<_>>());
+        assert!(lines.iter().all(|l| l.1 == "read"));
+    }
+}
