@@ -143,7 +143,7 @@ impl UsageWriter {
                 },
                 wit::UsageOutcome::Skipped(reason) => {
                     self.tally.skipped += 1;
-                    self.out.element(&SkippedRow { account_id: result.account_id, reason })?;
+                    self.out.element(&SkippedRow { account_id: result.account_id, skipped: reason })?;
                 }
                 wit::UsageOutcome::Failed(e) => {
                     self.tally.errors += 1;

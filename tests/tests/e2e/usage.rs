@@ -18,7 +18,7 @@ fn until() -> i64 {
     now - now % 3600 - 3600
 }
 
-fn sim(uids: &[u64]) -> Simulator {
+fn start_sim(uids: &[u64]) -> Simulator {
     let accounts = uids.iter().map(|&uid| Account::new(uid, 1)).collect();
     Simulator::start(SimConfig { session: TOKEN.into(), accounts, ..SimConfig::default() }).unwrap()
 }
@@ -63,7 +63,7 @@ fn assert_matches_oracle(row: &Value, uid: u64, from: i64, until: i64) {
 #[test]
 fn hours_are_read_once_per_account_and_match_the_oracle_exactly() {
     let host = Host::from_env();
-    let sim = sim(&[11, 13, 15, 16, 99]);
+    let sim = start_sim(&[11, 13, 15, 16, 99]);
     let until = until();
     let rows = vec![
         row(1, "Active", Some("11"), until - 3600),            // one hour
@@ -112,7 +112,7 @@ fn the_time_zone_setting_must_match_the_platforms() {
     let host = Host::from_env();
     let until = until();
     for (offset, setting) in [(19_800, "+05:30"), (-10_800, "-03:00")] {
-        let sim = sim(&[11, 16]);
+        let sim = start_sim(&[11, 16]);
         sim.set_usage_offset(offset);
         let rows = vec![row(1, "Active", Some("11"), until - 24 * 3600), row(2, "Active", Some("16"), until - 24 * 3600)];
         let mut req = request(&sim.api_url(), until, rows.clone());
@@ -123,16 +123,29 @@ fn the_time_zone_setting_must_match_the_platforms() {
         assert_matches_oracle(&good.json["usage"][1], 16, until - 24 * 3600, until);
         let first = &sim.requests()[0].params;
         assert_eq!(first["starttime"], cloudpe_sim_api::usage::format_time(until - 24 * 3600, offset));
-        // The App left at UTC: the rows fall outside the hours asked (or off the hour), and no
-        // account is billed.
+        // The App left at UTC. A half-hour offset puts every row off the hour: no account is
+        // billed. A whole-hour one cannot be told from the rows (CloudPe answers the window it was
+        // asked for, in its own zone): the hours come out shifted, which is why the setting must
+        // match (docs/cloudpe-api.md, "Usage").
         let wrong = run(&host, &request(&sim.api_url(), until, rows), &[]);
         assert_eq!(wrong.code, 0, "{}", wrong.all_output());
-        for r in wrong.json["usage"].as_array().unwrap() {
-            assert_eq!(r["error"]["kind"], "unexpected", "{setting}: {r}");
+        if offset % 3600 != 0 {
+            for r in wrong.json["usage"].as_array().unwrap() {
+                assert_eq!(r["error"]["kind"], "unexpected", "{setting}: {r}");
+                assert!(r["error"]["message"].as_str().unwrap().contains("not the start of an hour"), "{r}");
+            }
+            assert_eq!(wrong.json["summary"]["cost"], "0");
+        } else {
+            let shifted: Vec<Value> = expected(11, until - 24 * 3600 - offset, until - offset)
+                .iter()
+                .map(|h| json!(iso(h.start + offset)))
+                .collect();
+            let got: Vec<Value> =
+                wrong.json["usage"][0]["hours"].as_array().unwrap().iter().map(|h| h["start"].clone()).collect();
+            assert_eq!(got, shifted, "{setting}: the hours of another window, labelled as these");
         }
-        assert_eq!(wrong.json["summary"]["cost"], "0");
     }
-    let sim = sim(&[11]);
+    let sim = start_sim(&[11]);
     let mut req = request(&sim.api_url(), until, vec![row(1, "Active", Some("11"), until - 3600)]);
     req["app"]["custom"] = json!({"Usage time zone": "Asia/Kolkata"});
     let bad = run(&host, &req, &[]);
@@ -147,7 +160,7 @@ fn a_rejected_token_a_refused_method_or_a_dead_api_is_one_error() {
     let until = until();
     let rows: Vec<Value> = (1..=40).map(|i| row(i, "Active", Some("11"), until - 3600)).collect();
 
-    let sim = sim(&[11]);
+    let sim = start_sim(&[11]);
     let mut req = request(&sim.api_url(), until, rows.clone());
     req["app"]["field2"] = json!("wrong-token-0123456789");
     let rejected = run(&host, &req, &[]);
@@ -155,7 +168,7 @@ fn a_rejected_token_a_refused_method_or_a_dead_api_is_one_error() {
     assert!(sim.request_count() <= 8, "{} requests", sim.request_count());
     assert!(!rejected.all_output().contains("wrong-token-0123456789"));
 
-    let sim = sim(&[11]);
+    let sim = start_sim(&[11]);
     sim.deny_method(METHOD);
     let denied = run(&host, &request(&sim.api_url(), until, rows.clone()), &[]);
     assert_eq!((denied.code, denied.error_kind()), (1, Some("remote-api")), "{}", denied.all_output());
@@ -176,7 +189,7 @@ fn a_rejected_token_a_refused_method_or_a_dead_api_is_one_error() {
 #[test]
 fn past_the_deadline_the_accounts_not_read_say_so() {
     let host = Host::from_env();
-    let sim = sim(&[11]);
+    let sim = start_sim(&[11]);
     sim.set_latency(std::time::Duration::from_millis(250));
     let until = until();
     let rows: Vec<Value> = (1..=40).map(|i| row(i, "Active", Some("11"), until - 3600)).collect();
@@ -196,7 +209,7 @@ fn past_the_deadline_the_accounts_not_read_say_so() {
 #[test]
 fn bad_windows_are_their_accounts_errors_and_a_bad_until_runs_nothing() {
     let host = Host::from_env();
-    let sim = sim(&[11]);
+    let sim = start_sim(&[11]);
     let until = until();
     let mut missing = row(3, "Active", Some("11"), until);
     missing.as_object_mut().unwrap().remove("usage_from");
@@ -232,7 +245,7 @@ fn run_host_bad(host: &Host, request: &Value) -> HostRun {
 
 #[test]
 fn a_module_older_than_2_3_is_told_to_upgrade() {
-    let sim = sim(&[11]);
+    let sim = start_sim(&[11]);
     let until = until();
     let req = request(&sim.api_url(), until, vec![row(1, "Active", Some("11"), until - 3600)]);
     for (component, version) in [("egress-probe", "2.2.0"), ("contract-2-0", "2.0.0")] {
