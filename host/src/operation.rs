@@ -128,7 +128,10 @@ impl Request {
                     app: r.app,
                     until: r.until,
                     queries: r.queries,
-                    options: wit::UsageOptions { max_concurrency: args.max_concurrency, max_attempts: args.max_attempts },
+                    options: wit::UsageOptions {
+                        max_concurrency: args.max_concurrency,
+                        max_attempts: args.max_attempts,
+                    },
                     invalid: r.invalid,
                 })
             }
@@ -208,7 +211,11 @@ pub enum Output {
     Usage(Result<UsageDone, wit::ModuleError>),
     /// The module targets a contract older than the operation: the version it targets, and the
     /// first that has the operation.
-    NotInContract { operation: &'static str, targets: semver::Version, needs: &'static str },
+    NotInContract {
+        operation: &'static str,
+        targets: semver::Version,
+        needs: &'static str,
+    },
 }
 
 /// What a usage read that returned did: the results it says it emitted, and its requests.
@@ -309,7 +316,8 @@ pub async fn run(
                 Request::Usage(job) => match &module.usage {
                     Some(usage) => {
                         let app = app.unwrap_or(&job.app);
-                        let sink = usage_sink.clone().ok_or_else(|| wasmtime::Error::msg("usage needs a result sink"))?;
+                        let sink =
+                            usage_sink.clone().ok_or_else(|| wasmtime::Error::msg("usage needs a result sink"))?;
                         let asked = Asked::new(job.queries.iter().map(|q| q.account.id));
                         store.data_mut().usage_results = Some(DecisionGate::new(asked, sink));
                         let done = usage

@@ -68,10 +68,8 @@ fn query(row: Value, until: i64) -> Result<wit::UsageQuery, InvalidRow> {
         }
         other => (other, None),
     };
-    let rows: SyncRows = serde_json::from_value(Value::Array(vec![row])).map_err(|e| InvalidRow {
-        account_id: None,
-        problem: format!("the row cannot be read: {e}"),
-    })?;
+    let rows: SyncRows = serde_json::from_value(Value::Array(vec![row]))
+        .map_err(|e| InvalidRow { account_id: None, problem: format!("the row cannot be read: {e}") })?;
     let account = rows.valid.into_iter().next().ok_or_else(|| rows.invalid[0].1.clone());
     let window = from.map(|from| window_start(from, until));
     match (account, window) {
@@ -91,7 +89,12 @@ fn query(row: Value, until: i64) -> Result<wit::UsageQuery, InvalidRow> {
 fn window_start(from: Option<Value>, until: i64) -> Result<i64, String> {
     let from = match from {
         Some(Value::String(text)) => parse_hour(&text).map_err(|e| format!("usage_from {e}"))?,
-        Some(other) => return Err(format!("usage_from is {}, not a time such as \"2026-12-05T12:00:00Z\"", quote(&other.to_string()))),
+        Some(other) => {
+            return Err(format!(
+                "usage_from is {}, not a time such as \"2026-12-05T12:00:00Z\"",
+                quote(&other.to_string())
+            ));
+        }
         None => return Err("missing field `usage_from`".to_string()),
     };
     if from >= until {
@@ -121,14 +124,17 @@ pub fn parse_hour(text: &str) -> Result<i64, String> {
         part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse::<i64>().ok()).flatten()
     };
     let fields = shaped
-        .then(|| Some((number(0..4)?, number(5..7)?, number(8..10)?, number(11..13)?, number(14..16)?, number(17..19)?)))
+        .then(|| {
+            Some((number(0..4)?, number(5..7)?, number(8..10)?, number(11..13)?, number(14..16)?, number(17..19)?))
+        })
         .flatten();
     let Some((y, mo, d, h, mi, s)) = fields else {
         return Err(format!("{} is not a UTC time such as \"2026-12-06T12:00:00Z\"", quote(text)));
     };
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     let days_in_month = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1970..=9999).contains(&y) || !(1..=12).contains(&mo) || d < 1 || d > days_in_month[(mo - 1) as usize] || h > 23 {
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&mo) || d < 1 || d > days_in_month[(mo - 1) as usize] || h > 23
+    {
         return Err(format!("{} is not a valid date and hour", quote(text)));
     }
     if mi != 0 || s != 0 {
@@ -200,7 +206,10 @@ mod tests {
             {"id":8,"client_id":2,"status":"Pending","usage_from":"2026-11-05T12:00:00Z"}"#;
         let r = parse(&request("\"2026-12-06T12:00:00Z\"", rows), UNTIL + 10).unwrap();
         assert_eq!(r.until, UNTIL);
-        assert_eq!(r.queries.iter().map(|q| (q.account.id, q.from)).collect::<Vec<_>>(), [(1, UNTIL - 86_400), (8, UNTIL - 744 * 3600)]);
+        assert_eq!(
+            r.queries.iter().map(|q| (q.account.id, q.from)).collect::<Vec<_>>(),
+            [(1, UNTIL - 86_400), (8, UNTIL - 744 * 3600)]
+        );
         let problems: Vec<(usize, Option<u64>, &str)> =
             r.invalid.iter().map(|(i, row)| (*i, row.account_id, row.problem.as_str())).collect();
         assert_eq!(problems.len(), 6);

@@ -66,7 +66,13 @@ impl ErrorKind {
     pub fn exit(self) -> Exit {
         use ErrorKind::*;
         match self {
-            Configuration | NotFound | Authentication | RemoteApi | Transport | Unexpected | ConnectionCheckFailed
+            Configuration
+            | NotFound
+            | Authentication
+            | RemoteApi
+            | Transport
+            | Unexpected
+            | ConnectionCheckFailed
             | Unsupported => Exit::OperationFailed,
             BadInput => Exit::BadInput,
             ModuleRefused | ModuleTrapped | EgressDenied => Exit::ModuleFault,

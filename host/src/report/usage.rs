@@ -79,7 +79,14 @@ impl UsageWriter {
     pub fn new(out: Box<dyn Write + Send>, mut setup: UsageSetup) -> UsageWriter {
         let invalid = std::mem::take(&mut setup.invalid).into_iter().peekable();
         let scrub = secrets(Some(&setup.app), None);
-        UsageWriter { out: JsonObject::new(out, scrub), setup, module: None, invalid, place: 0, tally: Tally::default() }
+        UsageWriter {
+            out: JsonObject::new(out, scrub),
+            setup,
+            module: None,
+            invalid,
+            place: 0,
+            tally: Tally::default(),
+        }
     }
 
     /// Shared with the store, whose `emit` import feeds it.
@@ -230,7 +237,9 @@ impl DecisionSink<wit::AccountUsage> for UsageWriter {
                 ),
                 limit: Some(self.setup.named_limit.clone()),
             },
-            false => SinkError { message: format!("the module was stopped: cannot write the report: {e}"), limit: None },
+            false => {
+                SinkError { message: format!("the module was stopped: cannot write the report: {e}"), limit: None }
+            }
         })
     }
 }

@@ -122,12 +122,9 @@ pub fn bound_decision(d: &mut wit::AccountDecision) {
 impl Longest for wit::UsageOutcome {
     fn longest(&self) -> usize {
         match self {
-            wit::UsageOutcome::Read(read) => read
-                .hours
-                .iter()
-                .map(|h| h.cost.len().max(h.bonus.len()).max(h.facts.longest()))
-                .max()
-                .unwrap_or(0),
+            wit::UsageOutcome::Read(read) => {
+                read.hours.iter().map(|h| h.cost.len().max(h.bonus.len()).max(h.facts.longest())).max().unwrap_or(0)
+            }
             wit::UsageOutcome::Skipped(reason) => reason.len(),
             wit::UsageOutcome::Failed(e) => e.longest(),
         }
@@ -154,15 +151,24 @@ pub fn check_usage_hours(hours: &[wit::UsageHour], from: i64, until: i64) -> Res
     let mut previous = None;
     for hour in hours {
         if hour.start % 3600 != 0 || hour.start < from || hour.start >= until {
-            return Err(format!("the module reported an hour starting at {} (Unix time), outside the window asked", hour.start));
+            return Err(format!(
+                "the module reported an hour starting at {} (Unix time), outside the window asked",
+                hour.start
+            ));
         }
         if previous.is_some_and(|p| p >= hour.start) {
-            return Err(format!("the module reported the hour starting at {} (Unix time) out of order or twice", hour.start));
+            return Err(format!(
+                "the module reported the hour starting at {} (Unix time) out of order or twice",
+                hour.start
+            ));
         }
         previous = Some(hour.start);
         for (name, amount) in [("cost", &hour.cost), ("bonus", &hour.bonus)] {
             if !is_decimal(amount) {
-                return Err(format!("the module reported a {name} of {:?}, which is not a plain decimal number", kept_short(amount)));
+                return Err(format!(
+                    "the module reported a {name} of {:?}, which is not a plain decimal number",
+                    kept_short(amount)
+                ));
             }
         }
     }
@@ -332,7 +338,8 @@ mod tests {
 
     #[test]
     fn usage_hours_must_be_whole_ordered_hours_of_the_window_with_plain_decimals() {
-        let hour = |start: i64, cost: &str| wit::UsageHour { start, cost: cost.into(), bonus: "0".into(), facts: vec![] };
+        let hour =
+            |start: i64, cost: &str| wit::UsageHour { start, cost: cost.into(), bonus: "0".into(), facts: vec![] };
         let (from, until) = (36_000, 36_000 + 5 * 3600);
         assert_eq!(check_usage_hours(&[hour(from, "0.12"), hour(until - 3600, "-3")], from, until), Ok(()));
         for (hours, needle) in [

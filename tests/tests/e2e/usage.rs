@@ -66,13 +66,13 @@ fn hours_are_read_once_per_account_and_match_the_oracle_exactly() {
     let sim = start_sim(&[11, 13, 15, 16, 99]);
     let until = until();
     let rows = vec![
-        row(1, "Active", Some("11"), until - 3600),            // one hour
-        row(2, "Suspended", Some("16"), until - 744 * 3600),   // a 31-day backfill, several rows an hour
-        row(3, "Active", Some("15"), until - 48 * 3600),       // bonus rows
-        row(4, "Active", Some("13"), until - 24 * 3600),       // never used anything
-        row(5, "Pending", Some("11"), until - 3600),           // not billed
-        row(6, "Active", None, until - 3600),                  // no CloudPe id
-        row(7, "Active", Some("99"), until - 24 * 3600),       // deleted meanwhile
+        row(1, "Active", Some("11"), until - 3600),          // one hour
+        row(2, "Suspended", Some("16"), until - 744 * 3600), // a 31-day backfill, several rows an hour
+        row(3, "Active", Some("15"), until - 48 * 3600),     // bonus rows
+        row(4, "Active", Some("13"), until - 24 * 3600),     // never used anything
+        row(5, "Pending", Some("11"), until - 3600),         // not billed
+        row(6, "Active", None, until - 3600),                // no CloudPe id
+        row(7, "Active", Some("99"), until - 24 * 3600),     // deleted meanwhile
     ];
     sim.remove_account(99);
     let run = run(&host, &request(&sim.api_url(), until, rows.clone()), &[]);
@@ -81,7 +81,10 @@ fn hours_are_read_once_per_account_and_match_the_oracle_exactly() {
     assert_eq!((v["ok"].clone(), v["operation"].clone()), (json!(true), json!("usage")));
     assert_eq!(v["module"]["name"], "CloudPe");
     let usage = v["usage"].as_array().unwrap();
-    assert_eq!(usage.iter().map(|r| r["account_id"].clone()).collect::<Vec<_>>(), (1..=7).map(|i| json!(i)).collect::<Vec<_>>());
+    assert_eq!(
+        usage.iter().map(|r| r["account_id"].clone()).collect::<Vec<_>>(),
+        (1..=7).map(|i| json!(i)).collect::<Vec<_>>()
+    );
     assert_matches_oracle(&usage[0], 11, until - 3600, until);
     assert_matches_oracle(&usage[1], 16, until - 744 * 3600, until);
     assert_matches_oracle(&usage[2], 15, until - 48 * 3600, until);
@@ -94,7 +97,8 @@ fn hours_are_read_once_per_account_and_match_the_oracle_exactly() {
 
     let micro = |uid, from| history(uid, from, until);
     let all: Vec<_> = [micro(11, until - 3600), micro(16, until - 744 * 3600), micro(15, until - 48 * 3600)].concat();
-    let hours: usize = [(11, 3600), (16, 744 * 3600), (15, 48 * 3600)].iter().map(|&(u, w)| expected(u, until - w, until).len()).sum();
+    let hours: usize =
+        [(11, 3600), (16, 744 * 3600), (15, 48 * 3600)].iter().map(|&(u, w)| expected(u, until - w, until).len()).sum();
     assert_eq!(
         v["summary"],
         json!({"accounts": 7, "read": 4, "skipped": 1, "errors": 2, "hours": hours,
@@ -114,7 +118,8 @@ fn the_time_zone_setting_must_match_the_platforms() {
     for (offset, setting) in [(19_800, "+05:30"), (-10_800, "-03:00")] {
         let sim = start_sim(&[11, 16]);
         sim.set_usage_offset(offset);
-        let rows = vec![row(1, "Active", Some("11"), until - 24 * 3600), row(2, "Active", Some("16"), until - 24 * 3600)];
+        let rows =
+            vec![row(1, "Active", Some("11"), until - 24 * 3600), row(2, "Active", Some("16"), until - 24 * 3600)];
         let mut req = request(&sim.api_url(), until, rows.clone());
         req["app"]["custom"] = json!({"Usage time zone": setting});
         let good = run(&host, &req, &[]);
@@ -202,7 +207,12 @@ fn past_the_deadline_the_accounts_not_read_say_so() {
         .iter()
         .filter(|r| r["error"]["message"].as_str().is_some_and(|m| m.starts_with("not read before the deadline")))
         .collect();
-    assert!(read > 0 && !late.is_empty() && read + late.len() == 40, "read {read}, late {}: {}", late.len(), run.stdout);
+    assert!(
+        read > 0 && !late.is_empty() && read + late.len() == 40,
+        "read {read}, late {}: {}",
+        late.len(),
+        run.stdout
+    );
     assert_eq!(run.json["summary"]["read"], read);
 }
 
@@ -214,8 +224,8 @@ fn bad_windows_are_their_accounts_errors_and_a_bad_until_runs_nothing() {
     let mut missing = row(3, "Active", Some("11"), until);
     missing.as_object_mut().unwrap().remove("usage_from");
     let rows = vec![
-        row(1, "Active", Some("11"), until),                    // empty window
-        row(2, "Active", Some("11"), until - 745 * 3600),       // longer than 31 days
+        row(1, "Active", Some("11"), until),              // empty window
+        row(2, "Active", Some("11"), until - 745 * 3600), // longer than 31 days
         missing,
         row(4, "Active", Some("11"), until - 3600),
         json!({"id": 5, "client_id": 1, "status": "Active", "usage_from": "2026-01-01T00:30:00Z"}),
@@ -224,7 +234,12 @@ fn bad_windows_are_their_accounts_errors_and_a_bad_until_runs_nothing() {
     assert_eq!(run.code, 0, "{}", run.all_output());
     let usage = run.json["usage"].as_array().unwrap();
     assert_eq!(usage.iter().map(|r| r["account_id"].clone()).collect::<Vec<_>>(), [1, 2, 3, 4, 5].map(|i| json!(i)));
-    for (i, needle) in [(0, "is not before usage_until"), (1, "at most 744 hours"), (2, "missing field `usage_from`"), (4, "not a whole hour")] {
+    for (i, needle) in [
+        (0, "is not before usage_until"),
+        (1, "at most 744 hours"),
+        (2, "missing field `usage_from`"),
+        (4, "not a whole hour"),
+    ] {
         assert_eq!(usage[i]["error"]["kind"], "bad-input", "{}", usage[i]);
         assert!(usage[i]["error"]["message"].as_str().unwrap().contains(needle), "{}", usage[i]);
     }

@@ -230,7 +230,11 @@ mod tests {
     /// facts), the text of a skip or error).
     type Line = (u64, &'static str, Vec<(i64, String, String, Vec<(String, String)>)>, String);
 
-    fn run(cloud: &FakeCloudPe, app: &AppSettings, queries: Vec<UsageQuery>) -> Result<(Vec<Line>, Vec<usize>), ModuleError> {
+    fn run(
+        cloud: &FakeCloudPe,
+        app: &AppSettings,
+        queries: Vec<UsageQuery>,
+    ) -> Result<(Vec<Line>, Vec<usize>), ModuleError> {
         let (mut lines, mut batches) = (Vec::new(), Vec::new());
         read_usage(cloud, app, queries, UNTIL, opts(), &mut |batch| {
             batches.push(batch.len());
@@ -297,11 +301,18 @@ mod tests {
         assert!(lines[3].2.len() > 600, "31 days of hours in one request");
         assert_eq!(lines[4], (5, "skipped", Vec::new(), "status Pending is not billed".to_string()));
         assert!(lines[5].1 == "failed" && lines[5].3.contains("Configuration"), "{:?}", lines[5]);
-        assert!(lines[6].1 == "failed" && lines[6].3.contains("NotFound") && lines[6].3.contains("99"), "{:?}", lines[6]);
+        assert!(
+            lines[6].1 == "failed" && lines[6].3.contains("NotFound") && lines[6].3.contains("99"),
+            "{:?}",
+            lines[6]
+        );
         let requests = cloud.requests.borrow();
         assert_eq!(requests.len(), 5, "one request per account read");
         let body = requests[3].form_body.as_deref().unwrap();
-        assert!(body.contains("starttime=2026-11-05+12%3A00%3A00") && body.contains("endtime=2026-12-06+11%3A59%3A59"), "{body}");
+        assert!(
+            body.contains("starttime=2026-11-05+12%3A00%3A00") && body.contains("endtime=2026-12-06+11%3A59%3A59"),
+            "{body}"
+        );
         assert!(body.contains("period=HOUR") && body.contains("groupNodes=false"), "{body}");
     }
 
@@ -354,7 +365,10 @@ mod tests {
     fn past_the_deadline_nothing_is_sent_and_every_account_says_so() {
         let cloud = users(&[11]);
         cloud.set_time_left(Some(std::time::Duration::ZERO));
-        let queries = vec![query(1, "11", HostbillStatus::Active, UNTIL - DAY), query(2, "11", HostbillStatus::Pending, UNTIL - DAY)];
+        let queries = vec![
+            query(1, "11", HostbillStatus::Active, UNTIL - DAY),
+            query(2, "11", HostbillStatus::Pending, UNTIL - DAY),
+        ];
         let (lines, _) = run(&cloud, &app(), queries).unwrap();
         assert!(lines[0].1 == "failed" && lines[0].3.contains(DEADLINE_MESSAGE), "{:?}", lines[0]);
         assert_eq!(lines[1].1, "skipped");
@@ -364,7 +378,9 @@ mod tests {
     #[test]
     fn many_accounts_are_emitted_in_chunks_in_input_order() {
         let cloud = users(&[11, 12]);
-        let queries: Vec<_> = (0..300).map(|i| query(i, if i % 2 == 0 { "11" } else { "12" }, HostbillStatus::Active, UNTIL - 3600)).collect();
+        let queries: Vec<_> = (0..300)
+            .map(|i| query(i, if i % 2 == 0 { "11" } else { "12" }, HostbillStatus::Active, UNTIL - 3600))
+            .collect();
         let (lines, batches) = run(&cloud, &app(), queries).unwrap();
         assert_eq!(batches, [128, 128, 44]);
         assert_eq!(lines.iter().map(|l| l.0).collect::<Vec<_>>(), (0..300).collect::<Vec<_>>());
