@@ -1,7 +1,7 @@
 //! What the host prints on stdout: one JSON object per run, and the process exit code.
 //!
 //! ```json
-//! {"ok": true, "operation": "suspend", "module": {"name": "CloudPe", "version": "0.2.0"},
+//! {"ok": true, "operation": "suspend", "module": {"name": "CloudPe", "version": "0.3.0"},
 //!  "outcome": {...}, "logs": [{"level": "info", "source": "module", "message": "..."}], "meter": {...}}
 //! {"ok": false, "operation": "suspend", "error": {"kind": "not-found", "message": "...", "code": null}, "logs": [...]}
 //! ```
