@@ -268,7 +268,7 @@ struct Hours<'a>(&'a [wit::UsageHour]);
 
 impl Serialize for Hours<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|h| HourOut(h)))
+        s.collect_seq(self.0.iter().map(HourOut))
     }
 }
 

@@ -50,10 +50,10 @@ fn mix(mut x: u64) -> u64 {
 /// The rows of `uid`'s hour starting at `start` (Unix seconds, a whole hour).
 pub fn rows(uid: u64, start: i64) -> Vec<UsageRow> {
     let seed = mix(uid.wrapping_mul(1_000_003) ^ (start as u64));
-    if uid % 10 == 3 || seed % 7 == 0 {
+    if uid % 10 == 3 || seed.is_multiple_of(7) {
         return Vec::new();
     }
-    let nodes = if uid % 4 == 0 { 1 + seed % 3 } else { 1 };
+    let nodes = if uid.is_multiple_of(4) { 1 + seed % 3 } else { 1 };
     let mut out: Vec<UsageRow> = (0..nodes)
         .map(|n| {
             let r = mix(seed ^ n);
@@ -61,13 +61,13 @@ pub fn rows(uid: u64, start: i64) -> Vec<UsageRow> {
                 start,
                 resource: r % 90_000,
                 storage: (r >> 20) % 20_000,
-                traffic: if (r >> 40) % 3 == 0 { (r >> 44) % 5_000 } else { 0 },
+                traffic: if (r >> 40).is_multiple_of(3) { (r >> 44) % 5_000 } else { 0 },
                 bonus: false,
                 node: 100 + n,
             }
         })
         .collect();
-    if uid % 5 == 0 {
+    if uid.is_multiple_of(5) {
         let r = mix(seed ^ 0xb0);
         out.push(UsageRow { start, resource: r % 7_000, storage: 0, traffic: 0, bonus: true, node: 100 });
     }
@@ -147,7 +147,7 @@ pub fn billing_history(state: &ApiState, params: &crate::Params) -> Value {
     if params.get("period").map(String::as_str) != Some("HOUR") {
         return failure(RESULT_FAILURE, "this simulator serves period [HOUR] only".into());
     }
-    if !state.accounts.get(&uid).is_some() {
+    if state.accounts.get(&uid).is_none() {
         return failure(RESULT_NOT_FOUND, format!("user with uid [{uid}] not found"));
     }
     let first = start.div_euclid(3600) + i64::from(start.rem_euclid(3600) != 0);
