@@ -19,10 +19,29 @@ use crate::wit::{
     UsageQuery, UsageRead,
 };
 
-/// The most accounts read (and held) at once: a month of hours is a few hundred KiB per account,
-/// so a chunk bounds the module's memory; 16 rounds of requests keep the connections busy.
-fn chunk_size(max_in_flight: usize) -> usize {
-    (max_in_flight * 16).clamp(128, 1024)
+/// The most accounts read (and held) at once, and the most hours of windows: a month of hours is
+/// a few hundred KiB per account, so a chunk bounds the module's memory; the requests of a chunk
+/// keep the connections busy until its last round, so the larger the fewer idle tails.
+const CHUNK_ACCOUNTS: usize = 1024;
+const CHUNK_HOURS: i64 = 65_536;
+
+/// Splits `plans` into chunks of at most [`CHUNK_ACCOUNTS`] accounts and [`CHUNK_HOURS`] hours
+/// of windows (at least `min` accounts, to keep `min` requests in flight).
+fn chunks<T>(plans: &[(u64, i64, T)], until: i64, min: usize) -> Vec<&[(u64, i64, T)]> {
+    let mut out = Vec::new();
+    let (mut start, mut hours) = (0, 0);
+    for (at, (_, from, _)) in plans.iter().enumerate() {
+        hours += ((until - from) / 3600).clamp(1, CHUNK_HOURS);
+        let len = at + 1 - start;
+        if len >= CHUNK_ACCOUNTS || (hours >= CHUNK_HOURS && len >= min) {
+            out.push(&plans[start..=at]);
+            (start, hours) = (at + 1, 0);
+        }
+    }
+    if start < plans.len() {
+        out.push(&plans[start..]);
+    }
+    out
 }
 
 /// What one account comes to.
@@ -78,7 +97,7 @@ pub fn read_usage(
     api.expect_requests(plans.iter().filter(|p| matches!(p.2, Plan::Read(_))).count() as u32);
     let (mut read, mut failed, mut late) = (0usize, 0usize, 0usize);
     let method = ApiMethod::GetBillingHistory;
-    for chunk in plans.chunks(chunk_size(max_in_flight)) {
+    for chunk in chunks(&plans, until, max_in_flight * 4) {
         let wanted: Vec<(usize, u64, i64)> = chunk
             .iter()
             .enumerate()
@@ -382,7 +401,12 @@ mod tests {
             .map(|i| query(i, if i % 2 == 0 { "11" } else { "12" }, HostbillStatus::Active, UNTIL - 3600))
             .collect();
         let (lines, batches) = run(&cloud, &app(), queries).unwrap();
-        assert_eq!(batches, [128, 128, 44]);
+        assert_eq!(batches, [300], "one-hour windows: one chunk");
+        let long: Vec<_> = (0..300).map(|i| query(i, "11", HostbillStatus::Active, UNTIL - 744 * 3600)).collect();
+        let plans: Vec<(u64, i64, ())> = long.iter().map(|q| (q.account.id, q.from, ())).collect();
+        assert_eq!(chunks(&plans, UNTIL, 16).iter().map(|c| c.len()).collect::<Vec<_>>(), [89, 89, 89, 33]);
+        let ones: Vec<(u64, i64, ())> = (0..2500).map(|i| (i, UNTIL - 3600, ())).collect();
+        assert_eq!(chunks(&ones, UNTIL, 16).iter().map(|c| c.len()).collect::<Vec<_>>(), [1024, 1024, 452]);
         assert_eq!(lines.iter().map(|l| l.0).collect::<Vec<_>>(), (0..300).collect::<Vec<_>>());
         assert!(lines.iter().all(|l| l.1 == "read"));
     }
