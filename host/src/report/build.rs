@@ -151,7 +151,7 @@ fn fill(
         }
         Output::Usage(Ok(done)) => {
             // The counts and sums are the writer's, added as it ends the report.
-            report.body = Some(Body::Usage(usage::UsageSummary { requests: done.requests, ..Default::default() }));
+            report.body = Some(Body::Usage(UsageSummary { requests: done.requests, ..Default::default() }));
             let (asked, answered) = state.usage_results.as_ref().map(|g| g.progress()).unwrap_or_default();
             if answered != asked || done.accounts != asked as u64 {
                 report.error = Some(ErrorReport::new(

@@ -174,7 +174,7 @@ pub enum Body {
     },
     Reconciliation(Reconciliation),
     /// A usage read's `summary` (its rows were written as they came: `usage.rs`).
-    Usage(usage::UsageSummary),
+    Usage(UsageSummary),
 }
 
 impl Body {
@@ -243,6 +243,22 @@ pub struct Summary {
     pub requests: u32,
     pub elapsed_ms: u64,
     pub peak_rss_kib: u64,
+}
+
+/// A usage report's `summary`.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct UsageSummary {
+    pub accounts: usize,
+    pub read: usize,
+    pub skipped: usize,
+    /// The module's `failed` results and the host's `error` rows together.
+    pub errors: usize,
+    /// Hours with usage, over every read account.
+    pub hours: usize,
+    /// Exact decimal sums over every hour written.
+    pub cost: String,
+    pub bonus: String,
+    pub requests: u32,
 }
 
 /// `info`: the module, its contract, its component file and what it may do.

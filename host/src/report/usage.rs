@@ -24,22 +24,6 @@ use crate::sandbox::decisions::{DecisionSink, SinkError};
 use crate::sandbox::limits::NamedLimit;
 use crate::secrets::secrets;
 
-/// A usage report's `summary`.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
-pub struct UsageSummary {
-    pub accounts: usize,
-    pub read: usize,
-    pub skipped: usize,
-    /// The module's `failed` results and the host's `error` rows together.
-    pub errors: usize,
-    /// Hours with usage, over every read account.
-    pub hours: usize,
-    /// Exact decimal sums over every hour written.
-    pub cost: String,
-    pub bonus: String,
-    pub requests: u32,
-}
-
 /// How a usage read's results are written, and within what.
 pub struct UsageSetup {
     pub app: wit::AppSettings,
