@@ -59,7 +59,7 @@ fn info_prints_the_module_metadata() {
         .iter()
         .filter_map(|f| f["field"].as_str()?.strip_prefix("custom."))
         .collect();
-    assert_eq!(custom, ["Client field code", "On terminate", "Call log"]);
+    assert_eq!(custom, ["Client field code", "On terminate", "Call log", "Usage time zone"]);
 }
 
 #[test]
