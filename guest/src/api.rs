@@ -17,13 +17,15 @@ pub enum ApiMethod {
     GetChecksum,
     GetAccounts,
     SetAccountStatus,
+    /// A user's billing history in buckets (hours): the usage operation.
+    GetBillingHistory,
 }
 
 impl ApiMethod {
     fn service(self) -> &'static str {
         match self {
             ApiMethod::GetChecksum => "marketplace/app",
-            ApiMethod::GetAccounts | ApiMethod::SetAccountStatus => "billing/account",
+            ApiMethod::GetAccounts | ApiMethod::SetAccountStatus | ApiMethod::GetBillingHistory => "billing/account",
         }
     }
 
@@ -33,6 +35,7 @@ impl ApiMethod {
             ApiMethod::GetChecksum => "getchecksum",
             ApiMethod::GetAccounts => "getaccounts",
             ApiMethod::SetAccountStatus => "setaccountstatus",
+            ApiMethod::GetBillingHistory => envelope::BILLING_HISTORY_METHOD,
         }
     }
 
@@ -284,6 +287,16 @@ pub fn deadline_error() -> ModuleError {
 pub const DEADLINE_MESSAGE: &str =
     "not read before the deadline: the module stopped sending requests in time to return what it had";
 
+/// Whether an answer stops every request of the operation: a rejected credential, or a method the
+/// token may not call (the same token goes with every request: none can succeed).
+fn halts_everything(error: &ModuleError) -> bool {
+    matches!(
+        error,
+        ModuleError::Authentication(_)
+            | ModuleError::RemoteApi(RemoteError { code: envelope::RESULT_PERMISSION_DENIED, .. })
+    )
+}
+
 /// Whether a failed read is worth repeating: transport failures and CloudPe's internal-error and
 /// timeout codes are; authentication, configuration and not-found answers are not.
 pub fn is_retryable(error: &ModuleError) -> bool {
@@ -460,6 +473,21 @@ impl<'a, P: Platform> CloudPe<'a, P> {
         retry: RetryPolicy,
         mut keep: impl FnMut(T) -> U,
     ) -> Vec<Result<U, ModuleError>> {
+        self.fetch_all_read(method, requests, max_in_flight, retry, |_, response| {
+            self.read::<T>(method, response).map(&mut keep)
+        })
+    }
+
+    /// [`CloudPe::fetch_all`], each response read by `read` (given the request's index): for a
+    /// reply that is not read by serde alone (the usage's exact decimals).
+    pub fn fetch_all_read<U>(
+        &self,
+        method: ApiMethod,
+        requests: &[HttpRequest],
+        max_in_flight: usize,
+        retry: RetryPolicy,
+        mut read: impl FnMut(usize, Result<HttpResponse, TransportError>) -> Result<U, ModuleError>,
+    ) -> Vec<Result<U, ModuleError>> {
         let mut results: Vec<Option<Result<U, ModuleError>>> = (0..requests.len()).map(|_| None).collect();
         let first_round = requests.len().min(max_in_flight.max(1));
         let mut pending: Vec<usize> = (0..requests.len()).collect();
@@ -504,8 +532,10 @@ impl<'a, P: Platform> CloudPe<'a, P> {
             self.send_each(method, &batch, max_in_flight, &mut |at, response| {
                 let index = pending[at];
                 let connect_failure = matches!(&response, Err(e) if e.kind == FailureKind::Unreachable);
-                let parsed = self.read::<T>(method, response).map(&mut keep);
-                if let Err(e @ ModuleError::Authentication(_)) = &parsed {
+                let parsed = read(index, response);
+                if let Err(e) = &parsed
+                    && halts_everything(e)
+                {
                     // The same credentials go with every request: none can succeed.
                     *self.halt.borrow_mut() = Some(e.clone());
                     results[index] = Some(parsed);
@@ -560,14 +590,25 @@ impl<'a, P: Platform> CloudPe<'a, P> {
             .collect()
     }
 
-    /// Parses a reply to `method`.
-    pub fn read<T: Reply>(
+    /// A reply to `method` judged by its envelope (see [`envelope::parse`]), returned whole for
+    /// its caller to read.
+    pub fn judged(
         &self,
         method: ApiMethod,
         response: Result<HttpResponse, TransportError>,
-    ) -> Result<T, ModuleError> {
+    ) -> Result<HttpResponse, ModuleError> {
+        let response = self.read_transport(method, response)?;
+        envelope::parse::<Empty>(method.name(), &response, &self.settings.session)?;
+        Ok(response)
+    }
+
+    fn read_transport(
+        &self,
+        method: ApiMethod,
+        response: Result<HttpResponse, TransportError>,
+    ) -> Result<HttpResponse, ModuleError> {
         let origin = self.settings.base_url.origin();
-        let response = response.map_err(|e| {
+        response.map_err(|e| {
             if e.kind == FailureKind::Deadline {
                 return deadline_error();
             }
@@ -576,7 +617,16 @@ impl<'a, P: Platform> CloudPe<'a, P> {
                 method.name(),
                 envelope::scrub(&e.message, &self.settings.session)
             ))
-        })?;
+        })
+    }
+
+    /// Parses a reply to `method`.
+    pub fn read<T: Reply>(
+        &self,
+        method: ApiMethod,
+        response: Result<HttpResponse, TransportError>,
+    ) -> Result<T, ModuleError> {
+        let response = self.read_transport(method, response)?;
         envelope::parse(method.name(), &response, &self.settings.session)
     }
 

@@ -21,6 +21,12 @@ pub const TERMINATE_POLICY_SETTING: &str = "On terminate";
 /// HostBill's module log): per App, because it is for debugging one platform's connection.
 pub const CALL_LOG_SETTING: &str = "Call log";
 
+/// Custom App setting holding the fixed UTC offset CloudPe's billing history is written in
+/// (`starttime`, `endtime` and each row's `dateTime`): the API does not document its time zone
+/// (docs/cloudpe-api.md, "Usage"), so the admin states it. `UTC` (the default), `+05:30`,
+/// `-03:00`.
+pub const USAGE_TIME_ZONE_SETTING: &str = "Usage time zone";
+
 /// Default code of the client custom field holding the CloudPe user id.
 pub const DEFAULT_ID_FIELD_CODE: &str = "cloudpeid";
 
@@ -74,7 +80,47 @@ pub fn app_fields() -> Vec<AppFieldUsage> {
             false,
             false,
         ),
+        usage(
+            AppField::Custom(USAGE_TIME_ZONE_SETTING.into()),
+            "Usage time zone",
+            "The fixed UTC offset CloudPe's billing history uses: \"UTC\" (default), or e.g. \"+05:30\", \"-03:00\"",
+            false,
+            false,
+        ),
     ]
+}
+
+/// The UTC offset (seconds east of UTC) of CloudPe's billing history, from the App's
+/// [`USAGE_TIME_ZONE_SETTING`]: `UTC`, `Z` or `±HH:MM` (at most 14 hours). Anything else is a
+/// configuration error naming the setting.
+pub fn usage_utc_offset(app: &AppSettings) -> Result<i64, ModuleError> {
+    let Some(raw) = app.get(&AppField::Custom(USAGE_TIME_ZONE_SETTING.into())) else {
+        return Ok(0);
+    };
+    parse_utc_offset(raw).ok_or_else(|| {
+        ModuleError::Configuration(format!(
+            "the App's {USAGE_TIME_ZONE_SETTING} field is {:?}: use \"UTC\" or a fixed offset such as \"+05:30\" or \"-03:00\"",
+            raw.chars().take(40).collect::<String>()
+        ))
+    })
+}
+
+/// `UTC`, `Z` or `±HH:MM` as seconds east of UTC.
+fn parse_utc_offset(raw: &str) -> Option<i64> {
+    if raw.eq_ignore_ascii_case("utc") || raw.eq_ignore_ascii_case("z") {
+        return Some(0);
+    }
+    let (sign, rest) = match raw.as_bytes().first()? {
+        b'+' => (1, &raw[1..]),
+        b'-' => (-1, &raw[1..]),
+        _ => return None,
+    };
+    let (hours, minutes) = rest.split_once(':')?;
+    if hours.len() != 2 || minutes.len() != 2 || !rest.bytes().all(|b| b.is_ascii_digit() || b == b':') {
+        return None;
+    }
+    let (hours, minutes): (i64, i64) = (hours.parse().ok()?, minutes.parse().ok()?);
+    (hours <= 14 && minutes < 60 && hours * 60 + minutes <= 14 * 60).then_some(sign * (hours * 3600 + minutes * 60))
 }
 
 /// URL scheme of the API.
@@ -302,6 +348,24 @@ mod tests {
             Settings::from_app(&a).unwrap_err(),
             ModuleError::Configuration("the App's Host URL field is empty".into())
         );
+    }
+
+    #[test]
+    fn the_usage_time_zone_is_utc_or_a_fixed_offset() {
+        let mut a = app("https://x");
+        assert_eq!(usage_utc_offset(&a), Ok(0));
+        for (value, offset) in [("UTC", 0), ("utc", 0), ("+00:00", 0), ("+05:30", 19_800), ("-03:00", -10_800)] {
+            a.custom = vec![setting("Usage time zone", value)];
+            assert_eq!(usage_utc_offset(&a), Ok(offset), "{value}");
+        }
+        for bad in ["Asia/Kolkata", "+5:30", "+05:60", "+15:00", "05:30", "+05:30:00", "IST", "+0530"] {
+            a.custom = vec![setting("Usage time zone", bad)];
+            let e = usage_utc_offset(&a).unwrap_err();
+            assert!(
+                matches!(&e, ModuleError::Configuration(m) if m.contains("Usage time zone") && m.contains(bad)),
+                "{bad}: {e:?}"
+            );
+        }
     }
 
     #[test]

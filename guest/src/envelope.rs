@@ -16,6 +16,8 @@ pub const RESULT_SESSION_INVALID: i64 = 702;
 pub const RESULT_NOT_FOUND: i64 = 5;
 /// `result` code: permission denied.
 pub const RESULT_PERMISSION_DENIED: i64 = 8202;
+/// The usage's method (docs/cloudpe-api.md, "Usage"): a token's API list may leave it out.
+pub const BILLING_HISTORY_METHOD: &str = "getaccountbillinghistorybyperiodinner";
 /// `result` code: method not found.
 pub const RESULT_METHOD_NOT_FOUND: i64 = 1702;
 /// `result` code: internal error.
@@ -119,6 +121,13 @@ fn api_error(method: &str, code: i64, message: &str) -> ModuleError {
         RESULT_SESSION_INVALID => ModuleError::Authentication(format!(
             "CloudPe rejected the session token (check the App's Session field){quoted}"
         )),
+        RESULT_PERMISSION_DENIED if method == BILLING_HISTORY_METHOD => ModuleError::RemoteApi(RemoteError {
+            code,
+            message: format!(
+                "CloudPe denied {method}: allow billing.Account.GetAccountBillingHistoryByPeriodInner \
+                 ({BILLING_HISTORY_METHOD}) in the API list of the App's session token{quoted}"
+            ),
+        }),
         RESULT_PERMISSION_DENIED => ModuleError::Authentication(format!(
             "CloudPe denied {method}: the session token belongs to a user without platform-admin rights{quoted}"
         )),

@@ -1,10 +1,10 @@
 //! Host bindings of the `hostbill:provisioning` worlds (from `wit/`): `hosting-module-core`, what
 //! every 2.x module exports (so a 2.0 module still links), and in [`latest`] the interfaces added
-//! since (2.1.0: `reconciliation`; 2.2.0: `streaming-sync`, and the `sync-output` import) that a
-//! module may lack.
+//! since (2.1.0: `reconciliation`; 2.2.0: `streaming-sync`, and the `sync-output` import; 2.3.0:
+//! `usage`, and the `usage-output` import) that a module may lack.
 
 wasmtime::component::bindgen!({
-    path: "../wit/since_v2.2.0",
+    path: "../wit/since_v2.3.0",
     world: "hostbill:provisioning/hosting-module-core",
     exports: { default: async },
     // A module handing the host more log bytes than `limits::MAX_LOG_LIFTED_BYTES` is stopped.
@@ -20,10 +20,13 @@ wasmtime::component::bindgen!({
 /// the core bindings' own. `sync-output.emit` may stop the module (the report limit).
 pub mod latest {
     wasmtime::component::bindgen!({
-        path: "../wit/since_v2.2.0",
+        path: "../wit/since_v2.3.0",
         world: "hostbill:provisioning/hosting-module",
         exports: { default: async },
-        imports: { "hostbill:provisioning/sync-output.emit": trappable },
+        imports: {
+            "hostbill:provisioning/sync-output.emit": trappable,
+            "hostbill:provisioning/usage-output.emit": trappable,
+        },
         with: {
             "wasi": wasmtime_wasi::p2::bindings,
             "wasi:http": wasmtime_wasi_http::p2::bindings::http,
@@ -36,8 +39,8 @@ pub mod latest {
 
 /// The WIT package this host implements.
 pub const WIT_PACKAGE: &str = "hostbill:provisioning";
-/// Its version: the newest frozen folder, `wit/since_v2.2.0/` (see `compat.rs` for the range it runs).
-pub const WIT_VERSION: &str = "2.2.0";
+/// Its version: the newest frozen folder, `wit/since_v2.3.0/` (see `compat.rs` for the range it runs).
+pub const WIT_VERSION: &str = "2.3.0";
 
 use hostbill::provisioning::types::{AppField, AppSettings, HostbillStatus};
 

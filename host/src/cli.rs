@@ -225,6 +225,9 @@ pub enum Command {
     /// Compare the accounts (with their clients' emails) with the remote users; read-only on
     /// both sides. Stdin: {"app": {...}, "accounts": [{..., "email": "..."}]}
     Reconcile(ReconcileArgs),
+    /// Read each account's usage, hour by hour, over its window [usage_from, usage_until), for
+    /// metered billing. Stdin: {"app": {...}, "usage_until": "...", "accounts": [{..., "usage_from": "..."}]}
+    Usage(UsageArgs),
     /// Install a new component file as --component after checking it (signature, contract
     /// version, compiles); the one it replaces is kept as `<component>.previous`.
     Install(InstallArgs),
@@ -294,6 +297,18 @@ pub struct ReconcileArgs {
     pub read: ReadArgs,
 }
 
+/// Options of `usage`.
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// Most requests the module may have in flight at once (one request per account).
+    #[arg(long, env = "HOSTBILL_MODULE_MAX_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub max_concurrency: u32,
+
+    /// Attempts per read request (1 = no retry); retries back off exponentially with jitter.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub max_attempts: u32,
+}
+
 /// `--strategy` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Strategy {
@@ -319,6 +334,7 @@ impl Command {
             Command::Terminate => "terminate",
             Command::Sync(_) => "sync",
             Command::Reconcile(_) => "reconcile",
+            Command::Usage(_) => "usage",
             Command::Install(_) => "install",
             Command::Rollback => "rollback",
         }

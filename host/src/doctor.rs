@@ -102,7 +102,7 @@ pub async fn run(
         ),
     });
 
-    let (ran, _) = operation::run(&runtime, Request::Describe(Describe::Info), limits, None).await;
+    let (ran, _) = operation::run(&runtime, Request::Describe(Describe::Info), limits, None, None).await;
     let Ok((info, _)) = ran.result else {
         lines.push(line(Verdict::Fail, "component", "the module failed to describe itself", None));
         return lines;
@@ -230,7 +230,7 @@ async fn connection_lines(
     info: &wit::ModuleInfo,
     limits: &Limits,
 ) -> [Line; 2] {
-    let (ran, _) = operation::run(runtime, Request::TestConnection(app.clone()), limits, None).await;
+    let (ran, _) = operation::run(runtime, Request::TestConnection(app.clone()), limits, None, None).await;
     let scrubber = crate::secrets::secrets(Some(app), None);
     let requests = ran.state.usage.requests.load(Ordering::Relaxed);
     let received = ran.state.usage.bytes_received.load(Ordering::Relaxed);

@@ -17,6 +17,7 @@ mod operation;
 mod progress;
 mod report;
 mod request;
+mod request_usage;
 mod runtime;
 mod sandbox;
 mod scrub;
@@ -31,7 +32,8 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 use operation::Request;
-use report::stdout::{SyncSetup, SyncWriter};
+use report::stdout::{Streamed, SyncSetup, SyncWriter};
+use report::usage::{UsageSetup, UsageWriter};
 use report::{Active, Body, ErrorKind, ErrorReport, Exit, Report};
 use request::RequestError;
 use sandbox::decisions::SharedSink;
@@ -84,12 +86,18 @@ fn main() {
 /// Runs the command (all but `doctor`), prints its one report, and returns the exit code.
 fn run(cli: &Cli) -> Exit {
     let started = std::time::Instant::now();
-    let Executed { mut report, scrubber, sync, limits } = execute(cli);
+    let Executed { mut report, scrubber, sync, usage, limits } = execute(cli);
     report.meter.wall_ms = started.elapsed().as_millis() as u64;
     let mut sync = sync.as_ref().map(|s| s.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let mut usage = usage.as_ref().map(|s| s.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let streamed: Option<&mut dyn Streamed> = match (sync.as_deref_mut(), usage.as_deref_mut()) {
+        (Some(sync), _) => Some(sync),
+        (None, Some(usage)) => Some(usage),
+        (None, None) => None,
+    };
     let exit = report::stdout::print(
         report,
-        sync.as_deref_mut(),
+        streamed,
         &scrubber,
         cli.global.pretty,
         limits.max_report_bytes,
@@ -141,6 +149,8 @@ struct Executed {
     report: Report,
     scrubber: Scrubber,
     sync: Option<Arc<Mutex<SyncWriter>>>,
+    /// A usage read's result writer, likewise.
+    usage: Option<Arc<Mutex<UsageWriter>>>,
     limits: Limits,
 }
 
@@ -152,6 +162,7 @@ fn execute(cli: &Cli) -> Executed {
         report: Report::failed(operation, ErrorReport::new(kind, message)),
         scrubber,
         sync: None,
+        usage: None,
         limits,
     };
     let bad_input =
@@ -201,6 +212,7 @@ fn execute(cli: &Cli) -> Executed {
                 report: Report::failed(operation, error),
                 scrubber: Scrubber::default(),
                 sync: None,
+                usage: None,
                 limits,
             };
         }
@@ -265,8 +277,26 @@ fn execute(cli: &Cli) -> Executed {
         ),
         _ => None,
     };
+    let usage = match &mut request {
+        Request::Usage(job) => Some(
+            UsageWriter::new(
+                Box::new(std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout())),
+                UsageSetup {
+                    app: job.app.clone(),
+                    until: job.until,
+                    windows: job.queries.iter().map(|q| (q.account.id, q.from)).collect(),
+                    invalid: std::mem::take(&mut job.invalid),
+                    max_bytes: limits.max_report_bytes,
+                    named_limit: limits.named_report(),
+                },
+            )
+            .shared(),
+        ),
+        _ => None,
+    };
     let sink = sync.clone().map(|s| s as SharedSink);
-    let (ran, scrubber) = tokio.block_on(operation::run(&runtime, request, &limits, sink));
+    let usage_sink = usage.clone().map(|s| s as SharedSink<bindings::hostbill::provisioning::types::AccountUsage>);
+    let (ran, scrubber) = tokio.block_on(operation::run(&runtime, request, &limits, sink, usage_sink));
     let mut report = Report::of(ran, &runtime, &limits);
     timings::mark("report-build");
     // The new (or previous) component loaded and described itself: now it may become active.
@@ -286,7 +316,7 @@ fn execute(cli: &Cli) -> Executed {
         }
         _ => {}
     }
-    Executed { report, scrubber, sync, limits }
+    Executed { report, scrubber, sync, usage, limits }
 }
 
 /// Why no request could be had: stdin could not be read (or was too large), or what it held is

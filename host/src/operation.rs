@@ -6,6 +6,7 @@ use std::time::Instant;
 use crate::bindings::hostbill::provisioning::types as wit;
 use crate::cli::{Command, ReadArgs, Strategy};
 use crate::request::{self, AccountRequest, AppRequest, InvalidRow, ReconcileRequest, RequestError, SyncRequest};
+use crate::request_usage;
 use crate::runtime::{Fault, Runtime};
 use crate::sandbox::SandboxState;
 use crate::sandbox::answer::{Asked, check_reconciliation};
@@ -22,6 +23,18 @@ pub enum Request {
     Account(AccountAction, wit::AppSettings, wit::Account),
     Sync(SyncJob),
     Reconcile(wit::AppSettings, Vec<wit::ClientAccount>, wit::SyncOptions),
+    Usage(UsageJob),
+}
+
+/// A usage read: the valid accounts go to the module with their windows; the invalid rows, each
+/// with its place in the request, get their `error` rows from the host.
+pub struct UsageJob {
+    pub app: wit::AppSettings,
+    /// The end of every window (Unix seconds, a closed hour).
+    pub until: i64,
+    pub queries: Vec<wit::UsageQuery>,
+    pub options: wit::UsageOptions,
+    pub invalid: Vec<(usize, InvalidRow)>,
 }
 
 /// The commands that take no stdin and call only the module's `info`.
@@ -106,6 +119,22 @@ impl Request {
                     invalid: r.accounts.invalid,
                 })
             }
+            Command::Usage(args) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                let r = request_usage::parse(stdin, now)?;
+                Request::Usage(UsageJob {
+                    app: r.app,
+                    until: r.until,
+                    queries: r.queries,
+                    options: wit::UsageOptions {
+                        max_concurrency: args.max_concurrency,
+                        max_attempts: args.max_attempts,
+                    },
+                    invalid: r.invalid,
+                })
+            }
             Command::Reconcile(args) => {
                 let r: ReconcileRequest = request::parse(stdin)?;
                 let options = read_options(&args.read, wit::SyncStrategy::PageAll);
@@ -128,6 +157,7 @@ impl Request {
             Request::Account(AccountAction::Terminate, ..) => "terminate",
             Request::Sync(_) => "sync",
             Request::Reconcile(..) => "reconcile",
+            Request::Usage(_) => "usage",
         }
     }
 
@@ -138,18 +168,24 @@ impl Request {
             Request::TestConnection(app)
             | Request::Account(_, app, _)
             | Request::Sync(SyncJob { app, .. })
-            | Request::Reconcile(app, ..) => Some(app),
+            | Request::Reconcile(app, ..)
+            | Request::Usage(UsageJob { app, .. }) => Some(app),
         }
     }
 
-    /// For a sync, how many account rows it holds (valid or not): its default limits follow it.
+    /// For a sync (or a usage read), how many account rows it holds (valid or not): its default
+    /// limits follow it.
     pub fn sync_rows(&self) -> Option<usize> {
         match self {
             Request::Sync(job) => Some(job.accounts.len() + job.invalid.len()),
+            Request::Usage(job) => Some(job.queries.len() + job.invalid.len()),
             _ => None,
         }
     }
 }
+
+/// The contract version that added `usage`.
+const USAGE_SINCE: &str = "2.3.0";
 
 /// The module's read options from the command line.
 fn read_options(read: &ReadArgs, strategy: wit::SyncStrategy) -> wit::SyncOptions {
@@ -171,6 +207,22 @@ pub enum Output {
     Reconciliation(Result<wit::Reconciliation, wit::ModuleError>),
     /// The module was built before the operation existed (contract 2.0).
     Unsupported(&'static str),
+    /// A usage read: its results went to the usage sink as they came.
+    Usage(Result<UsageDone, wit::ModuleError>),
+    /// The module targets a contract older than the operation: the version it targets, and the
+    /// first that has the operation.
+    NotInContract {
+        operation: &'static str,
+        targets: semver::Version,
+        needs: &'static str,
+    },
+}
+
+/// What a usage read that returned did: the results it says it emitted, and its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageDone {
+    pub accounts: u64,
+    pub requests: u32,
 }
 
 /// What a sync that returned did: the decisions it says it made, and its requests.
@@ -195,7 +247,13 @@ pub struct Ran {
 /// Runs `request` through `runtime`; returns the typed result and the scrubber for its output.
 /// A sync's decisions go to `sink` (checked against the request on the way: see
 /// [`crate::sandbox::decisions`]); a sync without one is refused.
-pub async fn run(runtime: &Runtime, request: Request, limits: &Limits, sink: Option<SharedSink>) -> (Ran, Scrubber) {
+pub async fn run(
+    runtime: &Runtime,
+    request: Request,
+    limits: &Limits,
+    sink: Option<SharedSink>,
+    usage_sink: Option<SharedSink<wit::AccountUsage>>,
+) -> (Ran, Scrubber) {
     let operation = request.name();
     let started = Instant::now();
     let (result, store) = runtime
@@ -254,6 +312,25 @@ pub async fn run(runtime: &Runtime, request: Request, limits: &Limits, sink: Opt
                         Output::Reconciliation(answer)
                     }
                     None => Output::Unsupported("reconcile (added in hostbill:provisioning 2.1.0)"),
+                },
+                Request::Usage(job) => match &module.usage {
+                    Some(usage) => {
+                        let app = app.unwrap_or(&job.app);
+                        let sink =
+                            usage_sink.clone().ok_or_else(|| wasmtime::Error::msg("usage needs a result sink"))?;
+                        let asked = Asked::new(job.queries.iter().map(|q| q.account.id));
+                        store.data_mut().usage_results = Some(DecisionGate::new(asked, sink));
+                        let done = usage
+                            .call_read_usage(&mut *store, app, &job.queries, job.until, job.options)
+                            .await?
+                            .map(|s| UsageDone { accounts: s.accounts, requests: s.requests });
+                        Output::Usage(done)
+                    }
+                    None => Output::NotInContract {
+                        operation: "usage",
+                        targets: runtime.version().clone(),
+                        needs: USAGE_SINCE,
+                    },
                 },
             })
         })

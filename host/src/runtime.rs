@@ -7,7 +7,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
 
 use crate::bindings::hostbill::provisioning::types as wit;
-use crate::bindings::latest::exports::hostbill::provisioning::{reconciliation, streaming_sync};
+use crate::bindings::latest::exports::hostbill::provisioning::{reconciliation, streaming_sync, usage};
 use crate::bindings::{HostingModuleCore, HostingModuleCoreIndices, HostingModuleCorePre, WIT_PACKAGE};
 use crate::cache::{self, Cache};
 use crate::compat;
@@ -36,6 +36,8 @@ pub struct Exports {
     pub reconciliation: Option<reconciliation::Guest>,
     /// `None` for a module built before 2.2.0.
     pub streaming_sync: Option<streaming_sync::Guest>,
+    /// `None` for a module built before 2.3.0.
+    pub usage: Option<usage::Guest>,
 }
 
 /// A loaded, linked component ready to instantiate.
@@ -45,6 +47,7 @@ pub struct Runtime {
     core: HostingModuleCoreIndices,
     reconciliation: Option<reconciliation::GuestIndices>,
     streaming_sync: Option<streaming_sync::GuestIndices>,
+    usage: Option<usage::GuestIndices>,
     path: PathBuf,
     source: cache::Source,
     version: semver::Version,
@@ -125,6 +128,11 @@ impl Runtime {
             |s| s,
         )
         .map_err(link_error)?;
+        crate::bindings::latest::hostbill::provisioning::usage_output::add_to_linker::<_, HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(link_error)?;
         let not_a_module = |e: wasmtime::Error| {
             Fault::Refused(format!(
                 "{shown} targets {WIT_PACKAGE}@{version} but is not a hosting-module component this host can run: {e:#}"
@@ -134,6 +142,7 @@ impl Runtime {
         let core = HostingModuleCoreIndices::new(&instance_pre).map_err(not_a_module)?;
         let reconciliation = reconciliation::GuestIndices::new(&instance_pre).ok();
         let streaming_sync = streaming_sync::GuestIndices::new(&instance_pre).ok();
+        let usage = usage::GuestIndices::new(&instance_pre).ok();
         let pre = HostingModuleCorePre::new(instance_pre).map_err(not_a_module)?;
         tracing::debug!("component {shown} ready in {:?} ({source:?})", started.elapsed());
         Ok(Runtime {
@@ -142,6 +151,7 @@ impl Runtime {
             core,
             reconciliation,
             streaming_sync,
+            usage,
             path: path.to_path_buf(),
             source,
             version,
@@ -231,6 +241,10 @@ impl Runtime {
                     None => None,
                 },
                 streaming_sync: match &self.streaming_sync {
+                    Some(indices) => Some(indices.load(&mut store, &instance)?),
+                    None => None,
+                },
+                usage: match &self.usage {
                     Some(indices) => Some(indices.load(&mut store, &instance)?),
                     None => None,
                 },

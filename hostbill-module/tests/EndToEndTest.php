@@ -69,7 +69,7 @@ class EndToEndTest extends RealHostTestCase
         $this->assertStringStartsWith('Warning: plain http: ', $infos[1]);
         $origin = self::$url;
         $this->assertMatchesRegularExpression('/^Module CloudPe \\d+\\.\\d+\\.\\d+ \\(signed by key [0-9a-f]{16}\\): may reach only ' . preg_quote($origin, '/') . ' \\(the Host URL\'s origin\\); '
-            . 'reads Host URL, App Id, Session \\(secret\\), Client field code, On terminate, Call log; limits: memory 128 MiB, deadline 108 s, responses 64 MiB, 16 connections/', $infos[2]);
+            . 'reads Host URL, App Id, Session \\(secret\\), Client field code, On terminate, Call log, Usage time zone; limits: memory 128 MiB, deadline 108 s, responses 64 MiB, 16 connections/', $infos[2]);
         $this->assertNoSession(implode("\n", $infos) . HbLog::text());
     }
 

@@ -6,11 +6,12 @@ mod http;
 use crate::ops;
 use crate::transport::{HttpRequest, OnResponse, Platform};
 use crate::wit::exports::hostbill::provisioning::streaming_sync::{self, SyncSummary};
+use crate::wit::exports::hostbill::provisioning::usage::{self, UsageSummary};
 use crate::wit::exports::hostbill::provisioning::{module, reconciliation};
-use crate::wit::hostbill::provisioning::{budget, log, sync_output};
+use crate::wit::hostbill::provisioning::{budget, log, sync_output, usage_output};
 use crate::wit::{
     Account, ApiCall, AppSettings, ClientAccount, ConnectionReport, LogLevel, ModuleError, ModuleInfo, Outcome,
-    Reconciliation, SyncOptions, SyncReport,
+    Reconciliation, SyncOptions, SyncReport, UsageOptions, UsageQuery,
 };
 
 /// The host, as the operations see it.
@@ -110,6 +111,19 @@ impl streaming_sync::Guest for CloudPeModule {
     ) -> OpResult<SyncSummary> {
         ops::sync_streamed(&WasiPlatform::new(), &app, accounts, options, unchanged_facts, &mut |batch| {
             sync_output::emit(batch)
+        })
+    }
+}
+
+impl usage::Guest for CloudPeModule {
+    fn read_usage(
+        app: AppSettings,
+        queries: Vec<UsageQuery>,
+        until_hour: i64,
+        options: UsageOptions,
+    ) -> OpResult<UsageSummary> {
+        ops::read_usage(&WasiPlatform::new(), &app, queries, until_hour, options, &mut |batch| {
+            usage_output::emit(batch)
         })
     }
 }

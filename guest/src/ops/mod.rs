@@ -6,11 +6,13 @@ mod reconcile;
 mod sync;
 #[cfg(test)]
 pub(crate) mod testing;
+mod usage;
 
 pub use account::{create, suspend, terminate, unsuspend};
 pub use connection::test_connection;
 pub use reconcile::reconcile;
 pub use sync::{sync, sync_streamed};
+pub use usage::read_usage;
 
 use crate::config::{self, Settings};
 use crate::wit::{Account, AppSettings, Fact, ModuleError, ModuleInfo};

@@ -106,6 +106,21 @@ impl FakeCloudPe {
         self.api.borrow_mut().descending_by_default = true;
     }
 
+    /// The billing history's times are on a wall clock `offset` seconds east of UTC.
+    pub fn set_usage_offset(&self, offset: i64) {
+        self.api.borrow_mut().usage_utc_offset = offset;
+    }
+
+    /// The session token may not call `method` (`result` 8202).
+    pub fn deny(&self, method: &str) {
+        self.api.borrow_mut().denied_methods.insert(method.to_string());
+    }
+
+    /// Removes a user (as an admin deleting it).
+    pub fn delete_user(&self, uid: u64) {
+        self.api.borrow_mut().accounts.remove(&uid);
+    }
+
     /// Successful `setaccountstatus` calls: (uid, status).
     pub fn writes(&self) -> Vec<(u64, i64)> {
         self.api.borrow().status_changes.clone()

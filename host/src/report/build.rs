@@ -58,7 +58,9 @@ impl Output {
     /// one by one as they came).
     fn check_strings(&self) -> Result<(), String> {
         match self {
-            Output::Info | Output::Unsupported(_) => Ok(()),
+            Output::Info | Output::Unsupported(_) | Output::NotInContract { .. } => Ok(()),
+            Output::Usage(Ok(_)) => Ok(()),
+            Output::Usage(Err(e)) => check_strings(e),
             Output::Outcome(o) => check_strings(o),
             Output::Checks(c) => check_strings(c),
             Output::Sync(Ok(_), _) => Ok(()),
@@ -147,7 +149,35 @@ fn fill(
                 format!("the module ({} {}) does not implement {what}: install a newer one", info.name, info.version),
             ));
         }
-        Output::Outcome(Err(e)) | Output::Checks(Err(e)) | Output::Sync(Err(e), _) | Output::Reconciliation(Err(e)) => {
+        Output::Usage(Ok(done)) => {
+            // The counts and sums are the writer's, added as it ends the report.
+            report.body = Some(Body::Usage(UsageSummary { requests: done.requests, ..Default::default() }));
+            let (asked, answered) = state.usage_results.as_ref().map(|g| g.progress()).unwrap_or_default();
+            if answered != asked || done.accounts != asked as u64 {
+                report.error = Some(ErrorReport::new(
+                    ErrorKind::ModuleTrapped,
+                    format!(
+                        "the module answered for {answered} of the {asked} accounts (it said {}): the report is incomplete",
+                        done.accounts
+                    ),
+                ));
+            }
+        }
+        Output::NotInContract { operation, targets, needs } => {
+            report.error = Some(ErrorReport::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "the module ({} {}) targets {WIT_PACKAGE}@{targets}; {operation} needs {WIT_PACKAGE} {needs} or \
+                     later: install a newer module",
+                    info.name, info.version
+                ),
+            ));
+        }
+        Output::Outcome(Err(e))
+        | Output::Checks(Err(e))
+        | Output::Sync(Err(e), _)
+        | Output::Reconciliation(Err(e))
+        | Output::Usage(Err(e)) => {
             report.error = Some(e.into());
         }
     }

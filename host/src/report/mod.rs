@@ -1,7 +1,7 @@
 //! What the host prints on stdout: one JSON object per run, and the process exit code.
 //!
 //! ```json
-//! {"ok": true, "operation": "suspend", "module": {"name": "CloudPe", "version": "0.2.0"},
+//! {"ok": true, "operation": "suspend", "module": {"name": "CloudPe", "version": "0.3.0"},
 //!  "outcome": {...}, "logs": [{"level": "info", "source": "module", "message": "..."}], "meter": {...}}
 //! {"ok": false, "operation": "suspend", "error": {"kind": "not-found", "message": "...", "code": null}, "logs": [...]}
 //! ```
@@ -13,6 +13,7 @@
 pub mod build;
 pub mod json;
 pub mod stdout;
+pub mod usage;
 
 use serde::Serialize;
 use serde::ser::Serializer;
@@ -51,6 +52,8 @@ pub enum ErrorKind {
     Transport,
     Unexpected,
     // Reported by the host.
+    /// The module targets a contract older than the operation (e.g. `usage` on a 2.2 module).
+    Unsupported,
     ConnectionCheckFailed,
     BadInput,
     ModuleRefused,
@@ -63,9 +66,14 @@ impl ErrorKind {
     pub fn exit(self) -> Exit {
         use ErrorKind::*;
         match self {
-            Configuration | NotFound | Authentication | RemoteApi | Transport | Unexpected | ConnectionCheckFailed => {
-                Exit::OperationFailed
-            }
+            Configuration
+            | NotFound
+            | Authentication
+            | RemoteApi
+            | Transport
+            | Unexpected
+            | ConnectionCheckFailed
+            | Unsupported => Exit::OperationFailed,
             BadInput => Exit::BadInput,
             ModuleRefused | ModuleTrapped | EgressDenied => Exit::ModuleFault,
         }
@@ -165,6 +173,8 @@ pub enum Body {
         info: Box<Info>,
     },
     Reconciliation(Reconciliation),
+    /// A usage read's `summary` (its rows were written as they came: `usage.rs`).
+    Usage(UsageSummary),
 }
 
 impl Body {
@@ -186,6 +196,7 @@ impl Body {
                 out.member("info", info)
             }
             Body::Reconciliation(r) => out.member("reconciliation", r),
+            Body::Usage(summary) => out.member("summary", summary),
         }
     }
 }
@@ -232,6 +243,22 @@ pub struct Summary {
     pub requests: u32,
     pub elapsed_ms: u64,
     pub peak_rss_kib: u64,
+}
+
+/// A usage report's `summary`.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct UsageSummary {
+    pub accounts: usize,
+    pub read: usize,
+    pub skipped: usize,
+    /// The module's `failed` results and the host's `error` rows together.
+    pub errors: usize,
+    /// Hours with usage, over every read account.
+    pub hours: usize,
+    /// Exact decimal sums over every hour written.
+    pub cost: String,
+    pub bonus: String,
+    pub requests: u32,
 }
 
 /// `info`: the module, its contract, its component file and what it may do.

@@ -51,6 +51,24 @@ pub struct SyncSetup {
     pub named_limit: NamedLimit,
 }
 
+/// A report begun on stdout as its answers came (a sync's decisions, a usage read's results),
+/// which the run's end must finish.
+pub trait Streamed {
+    /// Whether anything was written (then the run's report must end with [`Streamed::finish`]).
+    fn started(&self) -> bool;
+    /// Ends the report with the members known only now, from `report`.
+    fn finish(&mut self, report: &mut Report) -> std::io::Result<()>;
+}
+
+impl Streamed for SyncWriter {
+    fn started(&self) -> bool {
+        SyncWriter::started(self)
+    }
+    fn finish(&mut self, report: &mut Report) -> std::io::Result<()> {
+        SyncWriter::finish(self, report)
+    }
+}
+
 /// Writes a sync's report as its decisions come.
 pub struct SyncWriter {
     out: JsonObject<Box<dyn Write + Send>>,
@@ -276,7 +294,7 @@ impl std::io::Write for Limited {
 /// closed stdout (`host ... | head`) is ignored: nobody reads the rest.
 pub fn print(
     mut report: Report,
-    sync: Option<&mut SyncWriter>,
+    sync: Option<&mut dyn Streamed>,
     scrubber: &Scrubber,
     pretty: bool,
     max_report_bytes: usize,

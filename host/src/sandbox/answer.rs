@@ -119,6 +119,75 @@ pub fn bound_decision(d: &mut wit::AccountDecision) {
     }
 }
 
+impl Longest for wit::UsageOutcome {
+    fn longest(&self) -> usize {
+        match self {
+            wit::UsageOutcome::Read(read) => {
+                read.hours.iter().map(|h| h.cost.len().max(h.bonus.len()).max(h.facts.longest())).max().unwrap_or(0)
+            }
+            wit::UsageOutcome::Skipped(reason) => reason.len(),
+            wit::UsageOutcome::Failed(e) => e.longest(),
+        }
+    }
+}
+
+/// A usage result holding a string longer than the host accepts becomes that account's error.
+pub fn bound_usage(u: &mut wit::AccountUsage) {
+    let longest = u.usage.longest();
+    if longest > MAX_ANSWER_STRING_BYTES {
+        u.usage = wit::UsageOutcome::Failed(wit::ModuleError::Unexpected(format!(
+            "the module's usage of this account held a {} KiB string; the host accepts at most {} KiB: nothing \
+             of it is billed",
+            longest / 1024,
+            MAX_ANSWER_STRING_BYTES / 1024
+        )));
+    }
+}
+
+/// Whether the hours of a usage read keep the contract, for the window `[from, until)` asked
+/// (Unix seconds): each a whole hour inside it, ascending, once, with plain decimal amounts
+/// (`is_decimal`). Else why not: nothing of such an answer may be billed.
+pub fn check_usage_hours(hours: &[wit::UsageHour], from: i64, until: i64) -> Result<(), String> {
+    let mut previous = None;
+    for hour in hours {
+        if hour.start % 3600 != 0 || hour.start < from || hour.start >= until {
+            return Err(format!(
+                "the module reported an hour starting at {} (Unix time), outside the window asked",
+                hour.start
+            ));
+        }
+        if previous.is_some_and(|p| p >= hour.start) {
+            return Err(format!(
+                "the module reported the hour starting at {} (Unix time) out of order or twice",
+                hour.start
+            ));
+        }
+        previous = Some(hour.start);
+        for (name, amount) in [("cost", &hour.cost), ("bonus", &hour.bonus)] {
+            if !is_decimal(amount) {
+                return Err(format!(
+                    "the module reported a {name} of {:?}, which is not a plain decimal number",
+                    kept_short(amount)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `-?digits(.digits)?`: the only form an amount takes in a report.
+pub fn is_decimal(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (whole, fraction) = digits.split_once('.').map_or((digits, None), |(w, f)| (w, Some(f)));
+    !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn kept_short(text: &str) -> &str {
+    text.char_indices().nth(40).map_or(text, |(cut, _)| &text[..cut])
+}
+
 /// The accounts a request asked the module about, and which of them it answered for.
 #[derive(Debug, Default, Clone)]
 pub struct Asked {
@@ -259,8 +328,33 @@ mod tests {
             .is_err()
         );
         assert!(check_strings(&Err::<wit::Outcome, _>(wit::ModuleError::Transport("short".into()))).is_ok());
-        let mut d = wit::AccountDecision { account_id: 1, decision: wit::Decision::Skipped(long) };
+        let mut d = wit::AccountDecision { account_id: 1, decision: wit::Decision::Skipped(long.clone()) };
         bound_decision(&mut d);
         assert!(matches!(d.decision, wit::Decision::Failed(_)));
+        let mut u = wit::AccountUsage { account_id: 1, usage: wit::UsageOutcome::Skipped(long) };
+        bound_usage(&mut u);
+        assert!(matches!(u.usage, wit::UsageOutcome::Failed(wit::ModuleError::Unexpected(_))));
+    }
+
+    #[test]
+    fn usage_hours_must_be_whole_ordered_hours_of_the_window_with_plain_decimals() {
+        let hour =
+            |start: i64, cost: &str| wit::UsageHour { start, cost: cost.into(), bonus: "0".into(), facts: vec![] };
+        let (from, until) = (36_000, 36_000 + 5 * 3600);
+        assert_eq!(check_usage_hours(&[hour(from, "0.12"), hour(until - 3600, "-3")], from, until), Ok(()));
+        for (hours, needle) in [
+            (vec![hour(until, "1")], "outside"),
+            (vec![hour(from - 3600, "1")], "outside"),
+            (vec![hour(from + 60, "1")], "outside"),
+            (vec![hour(from + 3600, "1"), hour(from, "1")], "out of order"),
+            (vec![hour(from, "1"), hour(from, "1")], "out of order or twice"),
+            (vec![hour(from, "1e-3")], "not a plain decimal"),
+            (vec![hour(from, "0.1.2")], "not a plain decimal"),
+            (vec![hour(from, "")], "not a plain decimal"),
+            (vec![hour(from, "NaN")], "not a plain decimal"),
+        ] {
+            let e = check_usage_hours(&hours, from, until).unwrap_err();
+            assert!(e.contains(needle), "{e}");
+        }
     }
 }

@@ -73,6 +73,8 @@ pub struct SandboxState {
     pub deadline: std::time::Instant,
     /// Where a sync's decisions go (`sync-output.emit`, or a whole result); `None` outside one.
     pub decisions: Option<decisions::DecisionGate>,
+    /// Where a usage read's results go (`usage-output.emit`); `None` outside one.
+    pub usage_results: Option<decisions::DecisionGate<crate::bindings::hostbill::provisioning::types::AccountUsage>>,
 }
 
 impl SandboxState {
@@ -117,6 +119,7 @@ impl SandboxState {
             log_budget: LiftBudget::new(LOG_BYTES_LIMIT, "log and call records", MAX_LOG_LIFTED_BYTES),
             deadline: std::time::Instant::now() + limits.deadline,
             decisions: None,
+            usage_results: None,
         }
     }
 
@@ -228,5 +231,18 @@ impl SandboxState {
             return Err(refused("the module was stopped: it emitted sync decisions outside a sync"));
         };
         gate.deliver(module, decisions)
+    }
+}
+
+impl crate::bindings::latest::hostbill::provisioning::usage_output::Host for SandboxState {
+    fn emit(
+        &mut self,
+        results: Vec<crate::bindings::hostbill::provisioning::types::AccountUsage>,
+    ) -> wasmtime::Result<()> {
+        let refused = |message: &str| decisions::SinkError { message: message.to_string(), limit: None };
+        let (Some(gate), Some(module)) = (self.usage_results.as_mut(), self.module_info.as_ref()) else {
+            return Err(wasmtime::Error::new(refused("the module was stopped: it emitted usage outside a usage read")));
+        };
+        gate.deliver(module, results).map_err(wasmtime::Error::new)
     }
 }

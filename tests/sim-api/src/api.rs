@@ -27,11 +27,19 @@ pub struct ApiState {
     /// List in descending uid order when a request names no order. CloudPe documents no
     /// default order; this proves a client does not rely on one.
     pub descending_by_default: bool,
+    /// The UTC offset (seconds east) of the billing history's times (see `usage.rs`).
+    pub usage_utc_offset: i64,
+    /// Methods (lower case) outside the session token's API list: answered with `result` 8202.
+    pub denied_methods: std::collections::BTreeSet<String>,
 }
 
 /// The API methods the simulator serves.
-pub const METHODS: [(&str, &str); 3] =
-    [("marketplace/app", "getchecksum"), ("billing/account", "getaccounts"), ("billing/account", "setaccountstatus")];
+pub const METHODS: [(&str, &str); 4] = [
+    ("marketplace/app", "getchecksum"),
+    ("billing/account", "getaccounts"),
+    ("billing/account", "setaccountstatus"),
+    ("billing/account", crate::usage::METHOD),
+];
 
 fn failure(result: i64, error: String) -> Value {
     json!({"result": result, "error": error, "source": "JEL"})
@@ -53,6 +61,12 @@ pub fn call(state: &mut ApiState, method: &str, params: &Params) -> String {
         }
         "getchecksum" => rejected().to_string(),
         _ if !session_ok => rejected().to_string(),
+        _ if state.denied_methods.contains(method) => failure(
+            crate::usage::RESULT_PERMISSION_DENIED,
+            format!("Permission denied, required permissions: {method}"),
+        )
+        .to_string(),
+        crate::usage::METHOD => crate::usage::billing_history(state, params).to_string(),
         "getaccounts" => get_accounts(state, params).unwrap_or_else(|e| failure(RESULT_FAILURE, e).to_string()),
         "setaccountstatus" => set_account_status(state, params).unwrap_or_else(|e| e).to_string(),
         other => failure(1702, format!("method [{other}] not found")).to_string(),

@@ -1,5 +1,6 @@
 //! The simulated CloudPe (Virtuozzo Application Platform admin API) as plain functions over its
-//! state, faithful to `docs/cloudpe-api.md`: the three methods the module uses, substring
+//! state, faithful to `docs/cloudpe-api.md`: the four methods the module uses (the usage's in
+//! [`usage`], with the oracle of its history), substring
 //! `filterField` matching, paging with `totalCount`, HTTP 200 error envelopes, session checks,
 //! idempotent status changes, and the fault rules tests inject.
 //!
@@ -10,6 +11,7 @@
 mod accounts;
 mod api;
 mod faults;
+pub mod usage;
 
 use std::collections::BTreeMap;
 

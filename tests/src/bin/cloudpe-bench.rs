@@ -40,6 +40,9 @@ struct Args {
     /// Only the keep-alive comparison (skips the sync table and the crossover).
     #[arg(long)]
     keep_alive_only: bool,
+    /// Only the usage read (one closed hour of every account at 20 ms).
+    #[arg(long)]
+    usage_only: bool,
     /// Account counts of the scale section (synced once each at 20 ms, default limits); 0 to
     /// leave it out.
     #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
@@ -62,6 +65,9 @@ fn main() -> Result<()> {
     let host = Host::from_env();
     if args.keep_alive_only {
         return keep_alive(&host, args.concurrency, args.runs);
+    }
+    if args.usage_only {
+        return usage(&host, &args);
     }
     let users = population(args.accounts, FIRST_UID);
     let sim = Simulator::start(SimConfig { session: SESSION.into(), accounts: users, ..SimConfig::default() })?;
@@ -214,6 +220,7 @@ fn main() -> Result<()> {
     println!("connections (the simulator charges one per new TCP connection; they open together, in the first round).");
 
     drop(sim);
+    usage(&host, &args)?;
     if args.scale.iter().any(|&n| n > 0) {
         scale(&host, &args)?;
     }
@@ -225,6 +232,57 @@ fn main() -> Result<()> {
     crossover(&host, &sim, args.concurrency)?;
     reconcile_vs_sync(&host, &sim, &args)?;
     keep_alive(&host, args.concurrency, args.runs)
+}
+
+/// The usage read (metered billing) of one closed hour of every account at 20 ms, whole process,
+/// beside the sync: one request per account, so its floor is requests x latency / concurrency.
+fn usage(host: &Host, args: &Args) -> Result<()> {
+    let sim = Simulator::start(SimConfig {
+        session: SESSION.into(),
+        accounts: population(args.accounts, FIRST_UID),
+        latency: Duration::from_millis(20),
+        ..SimConfig::default()
+    })?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+    let until = now - now % 3600;
+    let from = cloudpe_sim_api::usage::iso(until - 3600);
+    let accounts: Vec<Value> = (0..args.accounts as u64)
+        .map(|i| {
+            let mut row = account(i + 1, 50_000 + i, "Active", Some(&(FIRST_UID + i).to_string()));
+            row["usage_from"] = json!(from);
+            row
+        })
+        .collect();
+    let request = json!({"app": app(&sim.api_url(), SESSION), "usage_until": cloudpe_sim_api::usage::iso(until),
+        "accounts": accounts})
+    .to_string();
+    let usage_args = ["usage".to_string(), "--max-concurrency".into(), args.concurrency.to_string()];
+    let usage_args: Vec<&str> = usage_args.iter().map(String::as_str).collect();
+    let mut runs: Vec<HostRun> =
+        (0..args.runs.min(3)).map(|_| host.run_args(&usage_args, request.as_bytes(), TIMINGS)).collect();
+    for run in &runs {
+        ensure!(run.code == 0 && run.json["summary"]["read"] == args.accounts, "usage failed: {}", run.all_output());
+    }
+    runs.sort_by_key(|r| r.elapsed);
+    let median = &runs[runs.len() / 2];
+    let requests = median.json["summary"]["requests"].as_u64().unwrap_or(0);
+    let floor_ms = (requests * 20) as f64 / args.concurrency as f64;
+    let ms = median.elapsed.as_secs_f64() * 1000.0;
+    println!();
+    println!(
+        "Usage (metered billing): {} accounts, one closed hour each, 20 ms latency, concurrency {}, median of {} runs",
+        args.accounts,
+        args.concurrency,
+        runs.len()
+    );
+    println!(
+        "  process {ms:.0} ms | requests {requests} | floor {floor_ms:.0} ms (requests x latency / connections) | \
+         process/floor {:.2}x (target <= 1.5x) | peak RSS {:.1} MiB",
+        ms / floor_ms,
+        median.peak_rss_kib as f64 / 1024.0
+    );
+    println!("  {}", breakdown(median));
+    Ok(())
 }
 
 /// The reconciliation of all accounts next to their sync, at 20 ms latency, same concurrency and

@@ -1,5 +1,6 @@
 //! `cloudpe-sim`: the simulated CloudPe API as a process, for the demo, benchmarks and manual
 //! testing. Prints `listening on http://127.0.0.1:PORT` once ready, then serves until killed.
+//! The usage oracle is at `GET /_sim/usage?uid=&from=&until=` (see `simulator/mod.rs`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -42,6 +43,14 @@ struct Args {
     /// or result=N (an API error). Repeatable.
     #[arg(long, value_name = "SPEC")]
     fault: Vec<String>,
+    /// UTC offset of the billing history's times (the usage method), in seconds east of UTC
+    /// (e.g. 19800 for +05:30).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    usage_offset_secs: i64,
+    /// A method the session token may not call (answered with result 8202), e.g.
+    /// getaccountbillinghistorybyperiodinner. Repeatable.
+    #[arg(long, value_name = "METHOD")]
+    deny_method: Vec<String>,
     /// Exit after this many seconds.
     #[arg(long)]
     for_seconds: Option<u64>,
@@ -94,6 +103,10 @@ fn main() -> Result<()> {
     let sim = Simulator::start_on(config, args.port).context("cannot start the simulator")?;
     for rule in rules {
         sim.add_fault(rule);
+    }
+    sim.set_usage_offset(args.usage_offset_secs);
+    for method in &args.deny_method {
+        sim.deny_method(method);
     }
     println!("listening on {}", sim.base_url());
     std::io::stdout().flush()?;

@@ -6,6 +6,14 @@
 //! It runs its own tokio runtime on a background thread, so synchronous tests can use it, binds
 //! 127.0.0.1 only, and stops (closing every connection) when dropped.
 //!
+//! It serves the usage method too (`getaccountbillinghistorybyperiodinner`,
+//! `cloudpe_sim_api::usage`), and, for tests outside Rust (the PHP side's), the oracle of that
+//! history: `GET /_sim/usage?uid=12&from=2026-12-05T12:00:00Z&until=2026-12-06T12:00:00Z` answers
+//! `{"uid": 12, "hours": [{"start": "2026-12-05T13:00:00Z", "cost": "0.0734", "bonus": "0",
+//! "resource_cost": "...", "storage_cost": "...", "traffic_cost": "...", "rows": 1}, ...]}`: the
+//! hours of `[from, until)` with usage, ascending, each summed exactly as the host must report it
+//! (an hour not listed had none). It is not an API call: it is not recorded, and no fault hits it.
+//!
 //! ```no_run
 //! use cloudpe_e2e::{Account, SimConfig, Simulator};
 //! let sim = Simulator::start(SimConfig { accounts: vec![Account::new(12, 1)], ..SimConfig::default() }).unwrap();
@@ -215,6 +223,22 @@ impl Simulator {
     /// Adds or replaces an account.
     pub fn upsert_account(&self, account: Account) {
         self.state().api.accounts.insert(account.uid, account);
+    }
+
+    /// The billing history's times are on a wall clock `offset` seconds east of UTC (CloudPe's
+    /// zone is undocumented; the App's "Usage time zone" must match it).
+    pub fn set_usage_offset(&self, offset: i64) {
+        self.state().api.usage_utc_offset = offset;
+    }
+
+    /// The session token may not call `method` (lower case): it is answered with `result` 8202.
+    pub fn deny_method(&self, method: &str) {
+        self.state().api.denied_methods.insert(method.to_ascii_lowercase());
+    }
+
+    /// Removes a user, as an admin deleting it.
+    pub fn remove_account(&self, uid: u64) -> Option<Account> {
+        self.state().api.accounts.remove(&uid)
     }
 
     /// Every request received, in order.

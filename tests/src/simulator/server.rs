@@ -191,6 +191,9 @@ async fn respond(
     };
     let mut params: BTreeMap<String, String> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
     params.extend(form_urlencoded::parse(&body).into_owned());
+    if path == "/_sim/usage" && http_method == "GET" {
+        return Ok(oracle(&params));
+    }
     // Only GET and POST reach the API (and so only they use up a fault's hits).
     let method = route(&path).filter(|_| matches!(http_method.as_str(), "GET" | "POST"));
     let known_path = route(&path).is_some();
@@ -247,6 +250,25 @@ async fn respond(
             .body(Stalled { started: false }.boxed())
             .expect("valid response")),
     }
+}
+
+/// `GET /_sim/usage?uid=&from=&until=`: the expected hourly sums (see the module docs).
+fn oracle(params: &BTreeMap<String, String>) -> Response<Body> {
+    use cloudpe_sim_api::usage::{expected, iso, parse_time};
+    let time = |name: &str| params.get(name).and_then(|v| parse_time(&v.replace('T', " ").replace('Z', ""), 0));
+    let uid = params.get("uid").and_then(|v| v.parse::<u64>().ok());
+    let (Some(uid), Some(from), Some(until)) = (uid, time("from"), time("until")) else {
+        return text(StatusCode::BAD_REQUEST, "text/plain", "uid, from and until (YYYY-MM-DDTHH:MM:SSZ) are required");
+    };
+    let hours: Vec<serde_json::Value> = expected(uid, from, until)
+        .into_iter()
+        .map(|h| {
+            let mut v = serde_json::to_value(&h).expect("an hour serialises");
+            v["start"] = serde_json::Value::String(iso(h.start));
+            v
+        })
+        .collect();
+    text(StatusCode::OK, "application/json", serde_json::json!({"uid": uid, "hours": hours}).to_string())
 }
 
 /// Counts a request as in flight until dropped.

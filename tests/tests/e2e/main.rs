@@ -20,3 +20,4 @@ mod simulator;
 mod sync;
 mod tls;
 mod trust;
+mod usage;

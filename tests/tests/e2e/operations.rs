@@ -47,7 +47,7 @@ fn info_prints_the_module_metadata() {
     assert_exit(&run, 0);
     let info = &run.json["info"];
     assert_eq!(info["name"], "CloudPe");
-    assert_eq!(info["wit_package"], "hostbill:provisioning@2.2.0");
+    assert_eq!(info["wit_package"], "hostbill:provisioning@2.3.0");
     assert_eq!(info["endpoint_field"], "status_url");
     let session = info["app_fields"].as_array().unwrap().iter().find(|f| f["field"] == "field2").unwrap();
     assert_eq!(session["label"], "Session");
@@ -59,7 +59,7 @@ fn info_prints_the_module_metadata() {
         .iter()
         .filter_map(|f| f["field"].as_str()?.strip_prefix("custom."))
         .collect();
-    assert_eq!(custom, ["Client field code", "On terminate", "Call log"]);
+    assert_eq!(custom, ["Client field code", "On terminate", "Call log", "Usage time zone"]);
 }
 
 #[test]
