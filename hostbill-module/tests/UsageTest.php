@@ -129,11 +129,11 @@ class UsageTest extends UsageTestCase
 
     public function testAPermissionRefusalIsOneLineNamingTheMethodToAllow()
     {
-        $this->plan = array('accounts' => array(), 'error' => array('kind' => 'remote-api', 'code' => 8202, 'message' => 'CloudPe refused GetAccountBillingHistoryByPeriod: permission denied (result 8202)'));
+        $this->plan = array('accounts' => array(), 'error' => array('kind' => 'remote-api', 'code' => 8202, 'message' => 'CloudPe denied getaccountbillinghistorybyperiodinner: allow billing.Account.GetAccountBillingHistoryByPeriodInner (getaccountbillinghistorybyperiodinner) in the API list of the App\'s session token'));
         $output = $this->import();
         $this->assertSame(1, substr_count($output, "\n") + 1);
         $this->assertStringContainsString('usage import FAILED', $output);
-        $this->assertStringContainsString('allow the method billing.Account.GetAccountBillingHistoryByPeriod for the App\'s session token in CloudPe', $output);
+        $this->assertStringContainsString('allow the method billing.Account.GetAccountBillingHistoryByPeriodInner (billing/account/rest/getaccountbillinghistorybyperiodinner) for the App\'s session token in CloudPe', $output);
         $this->assertSame(array(), self::billed());
         $this->assertSame(array(), self::cursors());
         $this->assertStringContainsString('error CloudPe Module: usage import App #4 "CloudPe EU": CloudPe refused to read the billing history (code 8202', HbLog::text());

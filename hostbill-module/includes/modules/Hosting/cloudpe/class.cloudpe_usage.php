@@ -66,11 +66,11 @@ class cloudpe_usage
     /** CloudPe's result code for a method the session may not call. */
     const PERMISSION_DENIED = 8202;
     /**
-     * The CloudPe method the host's usage command calls (Jelastic/Virtuozzo's billing history by
-     * period, `billing.Account.GetAccountBillingHistoryByPeriod`); named in the 8202 line. An
-     * inference until the host's usage command is merged: its error message is shown too.
+     * The CloudPe method the component's usage read calls (docs/cloudpe-api.md, "Usage"), as a
+     * token's API list names it and as its path; named in the 8202 line beside the module's own
+     * message.
      */
-    const BILLING_METHOD = 'billing.Account.GetAccountBillingHistoryByPeriod';
+    const BILLING_METHOD = 'billing.Account.GetAccountBillingHistoryByPeriodInner (billing/account/rest/getaccountbillinghistorybyperiodinner)';
     /** Environment variable naming a failpoint (tests). */
     const FAILPOINT_VARIABLE = 'CLOUDPE_USAGE_FAILPOINT';
     /** Where the import may be killed, in order. */
