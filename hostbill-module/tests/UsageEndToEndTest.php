@@ -8,6 +8,8 @@
  */
 class UsageEndToEndTest extends RealHostTestCase
 {
+    use UsageChildProcess;
+
     /** Linked accounts of App 7 (#7000.. -> CloudPe uid 1000..). */
     const LINKED = 12;
     const BACKFILL = 5;
@@ -140,5 +142,55 @@ class UsageEndToEndTest extends RealHostTestCase
         $this->assertSame(array(), HbMetered::rows());
         $this->assertSame(array(), HBRegistry::$db->tables[cloudpe_usage::CURSORS], 'no cursor moves');
         $this->assertNoSession($output . HbLog::text());
+    }
+
+    /**
+     * Exactly once through the real host: the import is killed (SIGKILL) at each step of its
+     * write path, in a PHP process of its own, then run again: HostBill then holds CloudPe's
+     * history hour by hour, none twice, none missing; a third run changes nothing.
+     *
+     * @dataProvider killPoints
+     */
+    public function testAKillAtAnyStepThenARerunBillsCloudpesHistoryExactlyOnce($failpoint)
+    {
+        self::app('7', array('Usage import' => 'on', 'Usage backfill hours' => (string) self::BACKFILL));
+        self::accounts();
+        $now = time();
+        $until = self::until($now);
+        $expected = self::oracle($until - self::BACKFILL * 3600, $until);
+        $first = array_values(array_filter($expected, function ($row) {
+            return $row[0] === '7000';
+        }));
+        $this->assertGreaterThanOrEqual(2, count($first), 'the second push is of the first account (its listing then reaches back)');
+        $host = array(
+            'binary' => getenv('HOSTBILL_MODULE_HOST_BIN'), 'component' => getenv('CLOUDPE_COMPONENT'), 'secrets' => array(self::SESSION),
+            'env' => array(), 'cache' => self::cache(), 'trusted_keys' => getenv('CLOUDPE_TRUSTED_KEYS'),
+        );
+
+        $killed = $this->runImportChild($host, $now, $failpoint, self::$scratch);
+        $this->assertSame(9, $killed['termsig'], "killed at {$failpoint}: " . $killed['stdout'] . $killed['stderr']);
+        $this->assertLessThan(count($expected), count(self::billed()), 'the kill left the import unfinished');
+
+        $rerun = $this->runImportChild($host, $now, null, self::$scratch);
+        $this->assertSame(0, $rerun['exit'], $rerun['stdout'] . $rerun['stderr']);
+        $this->assertSame($expected, self::billed(), "after a kill at {$failpoint} and a rerun: " . $rerun['stdout']);
+        $this->assertNoSession($killed['stdout'] . $killed['stderr'] . $rerun['stdout'] . $rerun['stderr']);
+
+        $this->runImportChild($host, $now, null, self::$scratch);
+        $this->assertSame($expected, self::billed(), 'a third run changes nothing');
+    }
+
+    public function killPoints()
+    {
+        return array(
+            'after the host answered, before the ledger' => array('before-ledger'),
+            'after the ledger rows, before any push' => array('after-ledger'),
+            'before the second push (attempted, not sent)' => array('before-push:2'),
+            'after the first push, before it is marked' => array('after-push:1'),
+            'between two pushes' => array('after-mark:1'),
+            'after the pushes of an account, before its cursor' => array('before-cursor:1'),
+            'during the cursor write, before its commit' => array('in-cursor:1'),
+            'a later account, before its cursor' => array('before-cursor:5'),
+        );
     }
 }

@@ -8,6 +8,8 @@
  */
 class UsageKillTest extends UsageTestCase
 {
+    use UsageChildProcess;
+
     /**
      * @dataProvider killPoints
      */
@@ -92,39 +94,10 @@ class UsageKillTest extends UsageTestCase
         $this->assertSame(self::expectedBilled(), self::billed());
     }
 
-    /**
-     * Runs the import in a child PHP process with the failpoint `$failpoint` (null: none).
-     *
-     * @return array{exit: int, termsig: int, stdout: string, stderr: string}
-     */
+    /** Runs the import in a child PHP process through the fake host (see UsageChildProcess). */
     private function child($failpoint)
     {
-        $server = HostBillTestServer::get();
-        $state = array(
-            'db' => array('dsn' => $server['dsn'], 'user' => $server['user'], 'password' => $server['password'], 'database' => $server['database']),
-            'apps' => HbApps::$rows, 'groups' => HbApps::$groups, 'accounts' => ApiWrapper::$accounts, 'clients' => ApiWrapper::$clients,
-            'metered_variables' => ApiWrapper::$meteredVariables, 'metered_period_start' => ApiWrapper::$meteredPeriodStart,
-            'timezone' => 'UTC', 'now' => $this->now,
-            'host' => array('binary' => __DIR__ . '/fixtures/fake-usage-host', 'component' => $this->dir . '/module.wasm', 'secrets' => array(self::TOKEN), 'env' => $this->hostEnv()),
-        );
-        file_put_contents("{$this->dir}/state.json", json_encode($state));
-        $env = array('PATH' => getenv('PATH') ?: '/usr/bin:/bin');
-        if ($failpoint !== null) {
-            $env[cloudpe_usage::FAILPOINT_VARIABLE] = $failpoint;
-        }
-        $process = proc_open(array(PHP_BINARY, __DIR__ . '/fixtures/usage-import-child.php', "{$this->dir}/state.json"), array(1 => array('pipe', 'w'), 2 => array('pipe', 'w')), $pipes, null, $env);
-        $stdout = stream_get_contents($pipes[1]);
-        $stderr = stream_get_contents($pipes[2]);
-        fclose($pipes[1]);
-        fclose($pipes[2]);
-        $status = proc_get_status($process);
-        while ($status['running']) {
-            usleep(10000);
-            $status = proc_get_status($process);
-        }
-        $closed = proc_close($process);
-        $exit = $status['signaled'] ? -1 : ($status['exitcode'] !== -1 ? $status['exitcode'] : $closed);
-        $decoded = json_decode($stdout, true);
-        return array('exit' => $exit, 'termsig' => $status['signaled'] ? $status['termsig'] : 0, 'stdout' => is_array($decoded) ? $decoded['output'] . "\n" . $decoded['log'] : $stdout, 'stderr' => $stderr);
+        $host = array('binary' => __DIR__ . '/fixtures/fake-usage-host', 'component' => $this->dir . '/module.wasm', 'secrets' => array(self::TOKEN), 'env' => $this->hostEnv());
+        return $this->runImportChild($host, $this->now, $failpoint, $this->dir);
     }
 }

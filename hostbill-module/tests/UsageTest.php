@@ -108,6 +108,10 @@ class UsageTest extends UsageTestCase
         $this->assertSame(0, $this->hostRuns());
         $this->assertSame(array(), self::billed());
         $other = null; // the other run ends (or dies): its lock goes with its connection
+        // The server notices the closed connection a moment later: wait for it (bounded).
+        for ($i = 0; $i < 500 && (string) HBRegistry::$db->query("SELECT IS_FREE_LOCK('cloudpe_usage_4')")->fetchColumn() !== '1'; $i++) {
+            usleep(10000);
+        }
         $this->import();
         $this->assertSame(self::expectedBilled(), self::billed());
     }

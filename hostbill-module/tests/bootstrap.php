@@ -6,6 +6,7 @@ require_once __DIR__ . '/../includes/modules/Hosting/cloudpe/class.cloudpe_sync.
 require_once __DIR__ . '/../includes/modules/Hosting/cloudpe/cron/class.cloudpe_controller.php';
 require_once __DIR__ . '/FakeHostTestCase.php';
 require_once __DIR__ . '/ScriptedHostTestCase.php';
+require_once __DIR__ . '/UsageChildProcess.php';
 require_once __DIR__ . '/UsageTestCase.php';
 require_once __DIR__ . '/RealHostTestCase.php';
 HostBillDoubles::reset();
