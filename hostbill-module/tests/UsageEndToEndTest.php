@@ -144,6 +144,36 @@ class UsageEndToEndTest extends RealHostTestCase
         $this->assertNoSession($output . HbLog::text());
     }
 
+    public function testTestModeWritesCloudpesHistoryToTheCsvAndBillsNothing()
+    {
+        $folder = self::$scratch . '/csv-' . bin2hex(random_bytes(4));
+        mkdir($folder, 0700);
+        self::app('7', array('Usage import' => 'test', 'Usage backfill hours' => (string) self::BACKFILL, 'Usage test CSV folder' => $folder));
+        self::accounts();
+        $now = time();
+        $until = self::until($now);
+
+        $output = cloudpe_usage::hourly(self::prototype(), null, null, function () use ($now) {
+            return $now;
+        });
+
+        $this->assertSame(array(), HbMetered::rows(), $output);
+        $this->assertSame(0, ApiWrapper::count('meteredAddUsage'));
+        $lines = array_map('str_getcsv', file("{$folder}/usage-test-app7.csv", FILE_IGNORE_NEW_LINES));
+        $this->assertSame(cloudpe_usage_csv::HEADER, array_shift($lines));
+        // Every hour with usage, billable or not: [account, hour, would bill] against the oracle's.
+        $written = array();
+        foreach ($lines as $line) {
+            if (cloudpe_decimal::compare($line[5], '0') !== 0) {
+                $written[] = array($line[1], gmdate('Y-m-d H:i:s', strtotime($line[2])), cloudpe_decimal::normal($line[5]));
+            }
+        }
+        sort($written);
+        $this->assertSame(self::oracle($until - self::BACKFILL * 3600, $until), $written);
+        $this->assertStringContainsString('test mode, nothing billed', $output);
+        $this->assertNoSession($output . HbLog::text() . file_get_contents("{$folder}/usage-test-app7.csv"));
+    }
+
     /**
      * Exactly once through the real host: the import is killed (SIGKILL) at each step of its
      * write path, in a PHP process of its own, then run again: HostBill then holds CloudPe's
