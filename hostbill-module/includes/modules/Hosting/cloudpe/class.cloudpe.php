@@ -318,7 +318,7 @@ class cloudpe extends HostingModule
             if (cloudpe_usage::settingsOf($this)['mode'] === 'off') {
                 return;
             }
-            $summary = cloudpe_usage::accountSummary($accountId);
+            $summary = cloudpe_usage_summary::of($accountId);
             $this->details['cloudpe_usage_last']['value'] = cloudpe_text::html($this->scrub($summary['last']));
             $this->details['cloudpe_usage_period']['value'] = cloudpe_text::html($this->scrub($summary['period']));
         } catch (\Throwable $e) {
@@ -1200,3 +1200,7 @@ require_once __DIR__ . '/class.cloudpe_sync.php';
 require_once __DIR__ . '/class.cloudpe_retries.php';
 require_once __DIR__ . '/class.cloudpe_reconcile.php';
 require_once __DIR__ . '/class.cloudpe_usage.php';
+require_once __DIR__ . '/class.cloudpe_usage_run.php';
+require_once __DIR__ . '/class.cloudpe_usage_rows.php';
+require_once __DIR__ . '/class.cloudpe_usage_ledger.php';
+require_once __DIR__ . '/class.cloudpe_usage_summary.php';

@@ -64,6 +64,48 @@ class cloudpe_apps
     }
 
     /**
+     * A task over every App (the hourly usage import, the monthly reconciliation): for each App,
+     * a clone of `$prototype` connected to it is handed to `$run($module, $label)`, which returns
+     * the App's line; when connecting or `$run` throws, `$failed($module, $label, $why)` returns
+     * it instead. One failing App never stops the others. The lines, one per App; when the Apps
+     * cannot be listed, or there is none, one line saying so (a listing failure is logged too).
+     *
+     * @param cloudpe $prototype the controller's module (not connected)
+     * @param cloudpe_apps $apps (or an object with its all() and details())
+     * @param string $task how the task names itself, e.g. "CloudPe usage import"
+     * @return string
+     */
+    public static function each(cloudpe $prototype, $apps, $task, callable $run, callable $failed)
+    {
+        try {
+            $list = $apps->all();
+        } catch (\Throwable $e) {
+            $message = "{$task}: could not list the CloudPe Apps: " . $prototype->scrub($e->getMessage());
+            hbm_log_error($message, cloudpe::LOG_TAG);
+            return $message;
+        }
+        if (!$list) {
+            return "{$task}: no CloudPe App is set up (Settings → Apps), nothing done";
+        }
+        $lines = array();
+        foreach ($list as $app) {
+            $label = "App #{$app['id']}" . ($app['name'] !== '' ? " \"{$app['name']}\"" : '');
+            $module = clone $prototype;
+            try {
+                $module->connect($apps->details($app['id']));
+                $line = $run($module, $label);
+            } catch (\Throwable $e) {
+                $why = ($e instanceof cloudpe_host_error || $e instanceof cloudpe_apps_error)
+                    ? $e->getMessage()
+                    : 'stopped by an unexpected error: ' . get_class($e) . ': ' . $e->getMessage();
+                $line = $failed($module, $label, $why);
+            }
+            $lines[] = $line;
+        }
+        return implode("\n", $lines);
+    }
+
+    /**
      * Every App of this module, ordered by id.
      *
      * @return array[] each ['id' => string, 'name' => string]

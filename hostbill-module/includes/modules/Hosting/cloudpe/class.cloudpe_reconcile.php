@@ -45,33 +45,15 @@ class cloudpe_reconcile
      */
     public static function monthly(cloudpe $prototype, $apps = null, $api = null)
     {
-        $apps = $apps ?: new cloudpe_apps($api);
-        try {
-            $list = $apps->all();
-        } catch (\Throwable $e) {
-            $message = 'CloudPe reconciliation: could not list the CloudPe Apps: ' . $prototype->scrub($e->getMessage());
-            hbm_log_error($message, cloudpe::LOG_TAG);
-            return $message;
-        }
-        if (!$list) {
-            return 'CloudPe reconciliation: no CloudPe App is set up (Settings → Apps), nothing done';
-        }
-        $lines = array();
-        foreach ($list as $app) {
-            $label = "App #{$app['id']}" . ($app['name'] !== '' ? " \"{$app['name']}\"" : '');
-            $module = clone $prototype;
-            try {
-                $module->connect($apps->details($app['id']));
-                $line = $label . ' reconciliation: ' . (new cloudpe_reconcile($module, $api))->run();
-                hbm_log_system($line, cloudpe::LOG_TAG);
-            } catch (\Throwable $e) {
-                $why = ($e instanceof cloudpe_host_error || $e instanceof cloudpe_apps_error) ? $e->getMessage() : 'stopped by an unexpected error: ' . get_class($e) . ': ' . $e->getMessage();
-                $line = "{$label} reconciliation: FAILED: " . $module->scrub($why);
-                hbm_log_error($line, cloudpe::LOG_TAG);
-            }
-            $lines[] = $line;
-        }
-        return implode("\n", $lines);
+        return cloudpe_apps::each($prototype, $apps ?: new cloudpe_apps($api), 'CloudPe reconciliation', function (cloudpe $module, $label) use ($api) {
+            $line = $label . ' reconciliation: ' . (new cloudpe_reconcile($module, $api))->run();
+            hbm_log_system($line, cloudpe::LOG_TAG);
+            return $line;
+        }, function (cloudpe $module, $label, $why) {
+            $line = "{$label} reconciliation: FAILED: " . $module->scrub($why);
+            hbm_log_error($line, cloudpe::LOG_TAG);
+            return $line;
+        });
     }
 
     /**
