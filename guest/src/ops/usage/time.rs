@@ -1,29 +1,46 @@
 //! CloudPe's billing-history times (`yyyy-MM-dd HH:mm:ss`, in the App's usage time zone) and
-//! Unix seconds, through the `time` crate.
+//! Unix seconds. The calendar is the `time` crate's; its format-description parser and formatter
+//! are not linked into the component (they made it 64 KiB larger), the fixed layout is read here.
 
-use time::macros::format_description;
-use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset, format_description::BorrowedFormatItem};
-
-const CLOUDPE: &[BorrowedFormatItem<'_>] = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+use time::{Date, Month, OffsetDateTime, UtcOffset};
 
 /// `yyyy-MM-dd HH:mm:ss` of a Unix time shifted by `offset` seconds (the wall clock there); the
 /// bare number for a time past what the calendar holds (beyond year 9999).
 pub fn format(unix: i64, offset: i64) -> String {
-    let shown = || {
+    let local = || {
         let offset = UtcOffset::from_whole_seconds(i32::try_from(offset).ok()?).ok()?;
-        OffsetDateTime::from_unix_timestamp(unix).ok()?.checked_to_offset(offset)?.format(CLOUDPE).ok()
+        OffsetDateTime::from_unix_timestamp(unix).ok()?.checked_to_offset(offset)
     };
-    shown().unwrap_or_else(|| unix.to_string())
+    match local() {
+        Some(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        None => unix.to_string(),
+    }
 }
 
-/// The Unix time of `yyyy-MM-dd HH:mm:ss` read as a wall clock `offset` seconds east of UTC
-/// (`[year]` would take a sign too: `+2026-…` is refused first).
+/// The Unix time of `yyyy-MM-dd HH:mm:ss` read as a wall clock `offset` seconds east of UTC.
 pub fn parse(text: &str, offset: i64) -> Option<i64> {
-    if !text.starts_with(|c: char| c.is_ascii_digit()) {
+    let b = text.as_bytes();
+    if b.len() != 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
         return None;
     }
+    let num = |range: std::ops::Range<usize>| -> Option<u16> {
+        let part = &text[range];
+        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok()).flatten()
+    };
+    let small = |range| num(range).and_then(|n| u8::try_from(n).ok());
+    let month = Month::try_from(small(5..7)?).ok()?;
+    let date = Date::from_calendar_date(i32::from(num(0..4)?), month, small(8..10)?).ok()?;
+    let time = date.with_hms(small(11..13)?, small(14..16)?, small(17..19)?).ok()?;
     let offset = UtcOffset::from_whole_seconds(i32::try_from(offset).ok()?).ok()?;
-    Some(PrimitiveDateTime::parse(text, CLOUDPE).ok()?.assume_offset(offset).unix_timestamp())
+    Some(time.assume_offset(offset).unix_timestamp())
 }
 
 #[cfg(test)]
