@@ -5,6 +5,9 @@
 
 use serde::Deserialize;
 use serde_json::Value;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 use crate::bindings::hostbill::provisioning::types as wit;
 use crate::request::{self, InvalidRow, RequestError, SyncRows, quote};
@@ -110,61 +113,39 @@ fn window_start(from: Option<Value>, until: i64) -> Result<i64, String> {
     Ok(from)
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ`, read and written by the `time` crate.
+const ISO_UTC: &[BorrowedFormatItem<'_>] = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+
 /// `YYYY-MM-DDTHH:00:00Z` as Unix seconds; the error says what is wrong (quoting the value).
 pub fn parse_hour(text: &str) -> Result<i64, String> {
     let b = text.as_bytes();
+    let digit_at = |i: usize| b[i].is_ascii_digit();
     let shaped = b.len() == 20
         && [4, 7].iter().all(|&i| b[i] == b'-')
         && b[10] == b'T'
         && b[13] == b':'
         && b[16] == b':'
-        && b[19] == b'Z';
-    let number = |range: std::ops::Range<usize>| {
-        let part = &text[range];
-        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse::<i64>().ok()).flatten()
-    };
-    let fields = shaped
-        .then(|| {
-            Some((number(0..4)?, number(5..7)?, number(8..10)?, number(11..13)?, number(14..16)?, number(17..19)?))
-        })
-        .flatten();
-    let Some((y, mo, d, h, mi, s)) = fields else {
+        && b[19] == b'Z'
+        && [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18].into_iter().all(digit_at);
+    if !shaped {
         return Err(format!("{} is not a UTC time such as \"2026-12-06T12:00:00Z\"", quote(text)));
-    };
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days_in_month = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1970..=9999).contains(&y) || !(1..=12).contains(&mo) || d < 1 || d > days_in_month[(mo - 1) as usize] || h > 23
-    {
-        return Err(format!("{} is not a valid date and hour", quote(text)));
     }
-    if mi != 0 || s != 0 {
+    let time = PrimitiveDateTime::parse(text, ISO_UTC)
+        .ok()
+        .filter(|t| (1970..=9999).contains(&t.year()))
+        .ok_or_else(|| format!("{} is not a valid date and hour", quote(text)))?;
+    if time.minute() != 0 || time.second() != 0 {
         return Err(format!("{} is not a whole hour (minutes and seconds must be 00)", quote(text)));
     }
-    Ok(days_from_civil(y, mo, d) * 86_400 + h * 3600)
+    Ok(time.assume_utc().unix_timestamp())
 }
 
-/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (the bare number past what the calendar holds).
 pub fn iso_hour(unix: i64) -> String {
-    let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
-}
-
-/// Days since 1970-01-01 of a civil date (H. Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(ISO_UTC).ok())
+        .unwrap_or_else(|| unix.to_string())
 }
 
 #[cfg(test)]

@@ -13,6 +13,9 @@
 //! (CloudPe does not document it).
 
 use serde_json::{Value, json};
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use crate::api::{ApiState, RESULT_FAILURE, RESULT_NOT_FOUND};
 
@@ -174,43 +177,23 @@ pub fn billing_history(state: &ApiState, params: &crate::Params) -> Value {
     json!({"result": 0, "array": array})
 }
 
-/// Days since 1970-01-01 of a civil date.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
-}
+/// CloudPe's `yyyy-MM-dd HH:mm:ss`.
+const CLOUDPE: &[BorrowedFormatItem<'_>] = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
 
-/// `yyyy-MM-dd HH:mm:ss` of a Unix time, on a wall clock `offset` seconds east of UTC.
+/// `yyyy-MM-dd HH:mm:ss` of a Unix time, on a wall clock `offset` seconds east of UTC (the bare
+/// number past what the calendar holds).
 pub fn format_time(unix: i64, offset: i64) -> String {
-    let local = unix + offset;
-    let (days, secs) = (local.div_euclid(86_400), local.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 };
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", secs / 3600, secs % 3600 / 60, secs % 60)
+    let shown = || {
+        let offset = UtcOffset::from_whole_seconds(i32::try_from(offset).ok()?).ok()?;
+        OffsetDateTime::from_unix_timestamp(unix).ok()?.checked_to_offset(offset)?.format(CLOUDPE).ok()
+    };
+    shown().unwrap_or_else(|| unix.to_string())
 }
 
 /// The Unix time of `yyyy-MM-dd HH:mm:ss` on a wall clock `offset` seconds east of UTC.
 pub fn parse_time(text: &str, offset: i64) -> Option<i64> {
-    let b = text.as_bytes();
-    if b.len() != 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let n = |r: std::ops::Range<usize>| text[r].parse::<i64>().ok();
-    let (y, mo, d, h, mi, s) = (n(0..4)?, n(5..7)?, n(8..10)?, n(11..13)?, n(14..16)?, n(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 59 {
-        return None;
-    }
-    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - offset)
+    let offset = UtcOffset::from_whole_seconds(i32::try_from(offset).ok()?).ok()?;
+    Some(PrimitiveDateTime::parse(text, CLOUDPE).ok()?.assume_offset(offset).unix_timestamp())
 }
 
 /// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (the host's report).
