@@ -205,6 +205,7 @@ class UsageTest extends UsageTestCase
             'the same hour twice' => array($window + array('hours' => array($hour, $hour)), 'does not follow the hour before it'),
             'cost as a JSON number' => array($window + array('hours' => array(array('cost' => 1.25) + $hour)), 'its cost "1.25" is not an exact decimal string'),
             'cost with an exponent' => array($window + array('hours' => array(array('cost' => '1e3') + $hour)), 'its cost "1e3" is not an exact decimal'),
+            'cost finer than the ledger keeps' => array($window + array('hours' => array(array('cost' => '0.30000000000000004') + $hour)), 'its cost "0.30000000000000004" has more than 10 digits after the point'),
             'negative cost' => array($window + array('hours' => array(array('cost' => '-1.25') + $hour)), 'its cost "-1.25" is not'),
             'no bonus' => array($window + array('hours' => array(array_diff_key($hour, array('bonus' => 1)))), 'its bonus missing is not'),
             'bonus above the cost' => array($window + array('hours' => array(array('bonus' => '2') + $hour)), 'its bonus 2 is more than its cost 1.25'),

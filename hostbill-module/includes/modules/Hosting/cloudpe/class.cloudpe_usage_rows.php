@@ -135,6 +135,10 @@ class cloudpe_usage_rows
             return "its start {$hour['start']} does not follow the hour before it";
         }
         foreach (array('cost', 'bonus') as $amount) {
+            if (isset($hour[$amount]) && is_string($hour[$amount]) && preg_match('/^(0|[1-9][0-9]{0,17})\.[0-9]{11,}$/', $hour[$amount]) === 1) {
+                // Exact, but finer than the ledger's DECIMAL(28,10): never rounded, so refused by name.
+                return "its {$amount} \"" . cloudpe_usage::clip($hour[$amount]) . "\" has more than 10 digits after the point, more than HostBill's usage ledger keeps; it is not rounded, so this account is not billed until it is settled (docs/usage.md)";
+            }
             if (!isset($hour[$amount]) || !cloudpe_decimal::isAmount($hour[$amount])) {
                 $shown = isset($hour[$amount]) && is_scalar($hour[$amount]) ? '"' . cloudpe_usage::clip((string) $hour[$amount]) . '"' : 'missing';
                 return "its {$amount} {$shown} is not an exact decimal string such as \"0.1234\"";
