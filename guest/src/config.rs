@@ -27,6 +27,17 @@ pub const CALL_LOG_SETTING: &str = "Call log";
 /// `-03:00`.
 pub const USAGE_TIME_ZONE_SETTING: &str = "Usage time zone";
 
+/// Custom App setting choosing what Create does for a client without a CloudPe id: `link`
+/// (default: find the CloudPe user by the client's email and link it) or `provision` (the same,
+/// and create the user when none has the email). Per App: whether the module may create users
+/// on that platform is a decision about the platform.
+pub const ON_CREATE_SETTING: &str = "On create";
+
+/// The product option naming the CloudPe group (tariff and quota set) of a product's accounts:
+/// Create and ChangePackage put the user in it, the review reports users outside it. A product
+/// option, not an App setting: packages differ by group.
+pub const PRODUCT_GROUP_OPTION: &str = "CloudPe group";
+
 /// Default code of the client custom field holding the CloudPe user id.
 pub const DEFAULT_ID_FIELD_CODE: &str = "cloudpeid";
 
@@ -77,6 +88,13 @@ pub fn app_fields() -> Vec<AppFieldUsage> {
             AppField::Custom(CALL_LOG_SETTING.into()),
             "Call log",
             "\"off\" (default); \"on\": log every CloudPe call (method, parameters with the session masked, HTTP status, duration, result code, the start of the reply) to HostBill's module log",
+            false,
+            false,
+        ),
+        usage(
+            AppField::Custom(ON_CREATE_SETTING.into()),
+            "On create",
+            "For a client without a CloudPe id: \"link\" (default): link the CloudPe user with the client's email; \"provision\" (experimental): also create the user when none has it",
             false,
             false,
         ),
@@ -205,6 +223,24 @@ pub enum TerminatePolicy {
     Deactivate,
 }
 
+/// What Create does for a client without a CloudPe id ([`ON_CREATE_SETTING`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnCreate {
+    /// Find the user by the client's email; link it when exactly one has it (the default).
+    Link,
+    /// As `Link`, and create the user when none has the email (experimental).
+    Provision,
+}
+
+/// The product's CloudPe group ([`PRODUCT_GROUP_OPTION`]), trimmed, if the product names one.
+pub fn product_group(product: &[crate::wit::AppSetting]) -> Option<&str> {
+    product
+        .iter()
+        .find(|s| s.name.trim().eq_ignore_ascii_case(PRODUCT_GROUP_OPTION))
+        .map(|s| s.value.trim())
+        .filter(|v| !v.is_empty())
+}
+
 /// Validated CloudPe settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -215,6 +251,7 @@ pub struct Settings {
     pub terminate_policy: TerminatePolicy,
     /// Whether every call is recorded for the App's call log.
     pub call_log: bool,
+    pub on_create: OnCreate,
 }
 
 impl Settings {
@@ -252,7 +289,18 @@ impl Settings {
                 )));
             }
         };
-        Ok(Settings { base_url, appid, session, id_field_code, terminate_policy, call_log })
+        let on_create =
+            match app.get(&AppField::Custom(ON_CREATE_SETTING.into())).map(str::to_ascii_lowercase).as_deref() {
+                None | Some("link") => OnCreate::Link,
+                Some("provision") => OnCreate::Provision,
+                Some(other) => {
+                    return Err(ModuleError::Configuration(format!(
+                        "the App's On create field is {:?}: use \"link\" or \"provision\"",
+                        other.chars().take(40).collect::<String>()
+                    )));
+                }
+            };
+        Ok(Settings { base_url, appid, session, id_field_code, terminate_policy, call_log, on_create })
     }
 }
 

@@ -11,6 +11,7 @@ pub mod api;
 pub mod budget;
 pub mod config;
 pub mod envelope;
+pub mod inferred;
 pub mod ops;
 pub mod status;
 pub mod transport;

@@ -4,7 +4,7 @@
 //! which the native tests never do (they go through [`crate::transport::Platform`]).
 
 wit_bindgen::generate!({
-    path: "../wit/since_v2.3.0",
+    path: "../wit/since_v2.4.0",
     world: "hostbill:provisioning/hosting-module",
     with: {
         "wasi:http/types@0.2.12": wasip2::http::types,
@@ -16,8 +16,8 @@ wit_bindgen::generate!({
     },
     additional_derives: [PartialEq, Eq],
     additional_type_attributes: {
-        "hostbill:provisioning/types@2.3.0/app-settings": [#[derive(Default)]],
-        "hostbill:provisioning/types@2.3.0/reconciliation": [#[derive(Default)]],
+        "hostbill:provisioning/types@2.4.0/app-settings": [#[derive(Default)]],
+        "hostbill:provisioning/types@2.4.0/reconciliation": [#[derive(Default)]],
     },
     default_bindings_module: "crate::wit",
     // An import's arguments are borrowed: a streamed sync hands out thousands of decisions whose

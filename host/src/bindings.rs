@@ -4,7 +4,7 @@
 //! `usage`, and the `usage-output` import) that a module may lack.
 
 wasmtime::component::bindgen!({
-    path: "../wit/since_v2.3.0",
+    path: "../wit/since_v2.4.0",
     world: "hostbill:provisioning/hosting-module-core",
     exports: { default: async },
     // A module handing the host more log bytes than `limits::MAX_LOG_LIFTED_BYTES` is stopped.
@@ -20,7 +20,7 @@ wasmtime::component::bindgen!({
 /// the core bindings' own. `sync-output.emit` may stop the module (the report limit).
 pub mod latest {
     wasmtime::component::bindgen!({
-        path: "../wit/since_v2.3.0",
+        path: "../wit/since_v2.4.0",
         world: "hostbill:provisioning/hosting-module",
         exports: { default: async },
         imports: {
@@ -39,8 +39,8 @@ pub mod latest {
 
 /// The WIT package this host implements.
 pub const WIT_PACKAGE: &str = "hostbill:provisioning";
-/// Its version: the newest frozen folder, `wit/since_v2.3.0/` (see `compat.rs` for the range it runs).
-pub const WIT_VERSION: &str = "2.3.0";
+/// Its version: the newest frozen folder, `wit/since_v2.4.0/` (see `compat.rs` for the range it runs).
+pub const WIT_VERSION: &str = "2.4.0";
 
 use hostbill::provisioning::types::{AppField, AppSettings, HostbillStatus};
 

@@ -7,11 +7,12 @@ use crate::ops;
 use crate::transport::{HttpRequest, OnResponse, Platform};
 use crate::wit::exports::hostbill::provisioning::streaming_sync::{self, SyncSummary};
 use crate::wit::exports::hostbill::provisioning::usage::{self, UsageSummary};
-use crate::wit::exports::hostbill::provisioning::{module, reconciliation};
+use crate::wit::exports::hostbill::provisioning::{lifecycle, module, reconciliation};
 use crate::wit::hostbill::provisioning::{budget, log, sync_output, usage_output};
 use crate::wit::{
-    Account, ApiCall, AppSettings, ClientAccount, ConnectionReport, LogLevel, ModuleError, ModuleInfo, Outcome,
-    Reconciliation, SyncOptions, SyncReport, UsageOptions, UsageQuery,
+    Account, AccountContext, ApiCall, AppSettings, Capability, ClientAccount, ConnectionReport, CreateOutcome,
+    LinkReview, LogLevel, ModuleError, ModuleInfo, OptionChoice, Outcome, Reconciliation, SyncOptions, SyncReport,
+    UsageOptions, UsageQuery,
 };
 
 /// The host, as the operations see it.
@@ -125,6 +126,28 @@ impl usage::Guest for CloudPeModule {
         ops::read_usage(&WasiPlatform::new(), &app, queries, until_hour, options, &mut |batch| {
             usage_output::emit(batch)
         })
+    }
+}
+
+impl lifecycle::Guest for CloudPeModule {
+    fn create_account(app: AppSettings, request: AccountContext) -> OpResult<CreateOutcome> {
+        ops::create_account(&WasiPlatform::new(), &app, &request)
+    }
+
+    fn change_package(app: AppSettings, request: AccountContext) -> OpResult<Outcome> {
+        ops::change_package(&WasiPlatform::new(), &app, &request)
+    }
+
+    fn option_choices(app: AppSettings, name: String) -> OpResult<Vec<OptionChoice>> {
+        ops::option_choices(&WasiPlatform::new(), &app, &name)
+    }
+
+    fn capabilities(app: AppSettings) -> OpResult<Vec<Capability>> {
+        ops::capabilities(&WasiPlatform::new(), &app)
+    }
+
+    fn review(app: AppSettings, accounts: Vec<AccountContext>, options: SyncOptions) -> OpResult<LinkReview> {
+        ops::review(&WasiPlatform::new(), &app, &accounts, options)
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod account;
 mod connection;
+mod lifecycle;
 mod reconcile;
 mod sync;
 #[cfg(test)]
@@ -10,6 +11,7 @@ mod usage;
 
 pub use account::{create, suspend, terminate, unsuspend};
 pub use connection::test_connection;
+pub use lifecycle::{capabilities, change_package, create_account, option_choices, review};
 pub use reconcile::reconcile;
 pub use sync::{sync, sync_streamed};
 pub use usage::read_usage;

@@ -28,7 +28,7 @@ fn a_healthy_setup_passes_every_check() {
     let run = doctor(&host, app(&sim.api_url(), TOKEN), &["--allow-http"]);
     assert_eq!(run.code, 0, "{}", run.all_output());
     assert_eq!(verdict(&run, "component"), "PASS");
-    assert!(run.stdout.contains("targets hostbill:provisioning@2.3.0"), "{}", run.stdout);
+    assert!(run.stdout.contains("targets hostbill:provisioning@2.4.0"), "{}", run.stdout);
     assert_eq!(verdict(&run, "cache"), "PASS");
     assert_eq!(verdict(&run, "App URL"), "WARN", "plain HTTP is allowed, not recommended");
     assert_eq!(verdict(&run, "DNS"), "PASS");

@@ -97,7 +97,7 @@ fn a_module_built_for_an_older_minor_contract_still_runs() {
 #[test]
 fn info_names_the_targeted_wit_version_and_the_supported_range() {
     let run = Host::from_env().run_args(&["info"], b"", &[]);
-    assert_eq!(run.json["info"]["wit_package"], "hostbill:provisioning@2.3.0");
+    assert_eq!(run.json["info"]["wit_package"], "hostbill:provisioning@2.4.0");
     assert_eq!(run.json["info"]["host_supports"], "hostbill:provisioning >=2.0.0, <2.4.0");
 }
 

@@ -47,7 +47,7 @@ fn info_prints_the_module_metadata() {
     assert_exit(&run, 0);
     let info = &run.json["info"];
     assert_eq!(info["name"], "CloudPe");
-    assert_eq!(info["wit_package"], "hostbill:provisioning@2.3.0");
+    assert_eq!(info["wit_package"], "hostbill:provisioning@2.4.0");
     assert_eq!(info["endpoint_field"], "status_url");
     let session = info["app_fields"].as_array().unwrap().iter().find(|f| f["field"] == "field2").unwrap();
     assert_eq!(session["label"], "Session");
