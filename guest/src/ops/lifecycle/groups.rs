@@ -22,3 +22,26 @@ pub fn option_choices(
     let _ = (platform, app, option);
     Err(ModuleError::Unexpected("option-choices: not built yet".into()))
 }
+
+/// What [`apply_group`] found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupMove {
+    /// The user was already in the group: nothing was sent.
+    AlreadyThere,
+    /// `setgroup` was sent and the user read back in the group.
+    Moved {
+        /// The group the user was in before ("" when CloudPe named none).
+        from: String,
+    },
+}
+
+/// Puts CloudPe user `uid` in `group` and confirms it by reading the user back; a lost reply is
+/// read back, never guessed. Shared by ChangePackage and provisioning.
+pub(super) fn apply_group(
+    api: &crate::api::CloudPe<'_, impl Platform>,
+    uid: u64,
+    group: &str,
+) -> Result<GroupMove, ModuleError> {
+    let _ = (api, uid, group);
+    Err(ModuleError::Unexpected("apply-group: not built yet".into()))
+}
