@@ -40,7 +40,8 @@ class DatabaseTest extends ScriptedHostTestCase
         $this->assertSame(array('id', 'date', 'account_id', 'admin_login', 'module', 'manual', 'action', 'change', 'result', 'error', 'event', 'ip'), $columns['hb_account_logs']);
         $this->assertSame(array('task', 'name', 'lastrun', 'status', 'count', 'metadata', 'output', 'run_every', 'run_every_time', 'profile_id'), $columns['hb_cron_tasks']);
         $this->assertSame(array('id', 'module', 'type', 'config', 'filename', 'version', 'active', 'modname', 'subtype', 'sort_order', 'settings', 'access', 'remote'), $columns['hb_modules_configuration']);
-        $this->assertSame(array('hb_account_logs' => array(), 'hb_cron_tasks' => array(), 'hb_modules_configuration' => array()), $db->tables, 'each test starts with empty tables');
+        $this->assertSame(array('product_id', 'module', 'main', 'server', 'options'), $columns['hb_products_modules']);
+        $this->assertSame(array('hb_account_logs' => array(), 'hb_cron_tasks' => array(), 'hb_modules_configuration' => array(), 'hb_products_modules' => array()), $db->tables, 'each test starts with empty tables');
         try {
             $db->insertRow('hb_modules_configuration', array('id' => '7', 'filename' => 'class.cloudpe.php'));
             $this->fail('a row without the columns install.sql requires was accepted');

@@ -44,13 +44,14 @@ abstract class FakeHostTestCase extends TestCase
     }
 
     /**
-     * The module's own tables (hb_cloudpe_retries, hb_cloudpe_outages) in HBRegistry::db(), made by
+     * The module's own tables (hb_cloudpe_retries, hb_cloudpe_outages, the usage ledger, hb_cloudpe_link_proposals) in HBRegistry::db(), made by
      * the code its install() and upgrade() run. A new HostBillTestDb holds HostBill's tables only.
      */
     protected static function installModuleTables()
     {
         (new cloudpe_retries())->createTables();
         cloudpe_usage::createTables();
+        cloudpe_links::createTables();
     }
 
     /** Deletes `$path` and everything under it. */

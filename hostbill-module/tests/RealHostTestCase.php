@@ -71,6 +71,7 @@ abstract class RealHostTestCase extends TestCase
         HostBillDoubles::reset();
         // The module's own tables, as its install()/upgrade() creates them.
         (new cloudpe_retries())->createTables();
+        cloudpe_links::createTables();
     }
 
     /** The compile cache of these tests. */

@@ -562,6 +562,52 @@ class cloudpe extends HostingModule
         return $value;
     }
 
+    /**
+     * The product options the module declares (`$options`), key => name: how HostBill's stored
+     * `option1`..`optionN` values are named (see cloudpe_apps::productOptions).
+     *
+     * @return array<string, string>
+     */
+    public function productOptionNames()
+    {
+        $names = array();
+        foreach (is_array($this->options) ? $this->options : array() as $key => $option) {
+            if (is_array($option) && isset($option['name']) && is_scalar($option['name'])) {
+                $names[(string) $key] = (string) $option['name'];
+            }
+        }
+        return $names;
+    }
+
+    /**
+     * Admin action "Apply proposed links": links the accounts the App's last reconciliation
+     * proposed (stored by it, see cloudpe_links), each checked again now, to their CloudPe user
+     * by setting their client's CloudPe id field, with an entry in the account's log each. Only a
+     * logged-in staff member may run it; HostBill's cron never does.
+     *
+     * @param array|null $listed account id => uid, as the admin saw them listed (null: every
+     *        stored proposal of the App); a pair not listed so is skipped, never applied
+     * @return bool whether the action ran (each skipped proposal is told with its reason)
+     */
+    public function applyProposedLinks($listed = null)
+    {
+        return $this->guard('apply proposed links', function () use ($listed) {
+            if ($this->serverId() === null) {
+                throw new cloudpe_host_error('Apply proposed links needs an App: HostBill passed none to the module');
+            }
+            try {
+                $result = cloudpe_links::apply($this, $listed);
+            } catch (cloudpe_apps_error $e) {
+                $this->fail('CloudPe module: Apply proposed links: ' . $this->scrub($e->getMessage()));
+                return false;
+            }
+            foreach ($result['lines'] as $line) {
+                $this->addInfo($this->scrub($line));
+            }
+            return true;
+        });
+    }
+
     /** Code of the client custom field holding the CloudPe user id. */
     public function idFieldCode()
     {
@@ -872,6 +918,11 @@ class cloudpe extends HostingModule
             $this->retries()->createTables();
         } catch (\Throwable $e) {
             hbm_log_error("{$why}: could not create the module's tables " . cloudpe_retries::TABLE . ' and ' . cloudpe_retries::OUTAGES . ': ' . $this->scrub($e->getMessage()) . '; failed actions cannot be queued for a retry until they exist (deactivate and activate the module, or upgrade it again)', self::LOG_TAG);
+        }
+        try {
+            cloudpe_links::createTables();
+        } catch (\Throwable $e) {
+            hbm_log_error("{$why}: could not create the module's table " . cloudpe_links::TABLE . ': ' . $this->scrub($e->getMessage()) . '; the reconciliation cannot keep its proposed links for the admin until it exists (deactivate and activate the module, or upgrade it again)', self::LOG_TAG);
         }
         try {
             cloudpe_usage::createTables();
@@ -1199,6 +1250,8 @@ class cloudpe extends HostingModule
 require_once __DIR__ . '/class.cloudpe_sync.php';
 require_once __DIR__ . '/class.cloudpe_retries.php';
 require_once __DIR__ . '/class.cloudpe_reconcile.php';
+require_once __DIR__ . '/class.cloudpe_products.php';
+require_once __DIR__ . '/class.cloudpe_links.php';
 require_once __DIR__ . '/class.cloudpe_usage.php';
 require_once __DIR__ . '/class.cloudpe_usage_run.php';
 require_once __DIR__ . '/class.cloudpe_usage_rows.php';

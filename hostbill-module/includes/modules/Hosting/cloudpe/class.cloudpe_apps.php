@@ -19,7 +19,22 @@ class cloudpe_apps_error extends Exception
  *  - this module's id (`hb_modules_configuration` row whose `filename` is class.cloudpe.php) and
  *    its cron tasks (`hb_cron_tasks` rows `custom:<module id>:call_Daily`, `call_EveryRun`,
  *    `call_Monthly`, `call_Hourly`), read and written through HostBill's PDO handle, `HBRegistry::db()`, as the
- *    original CloudPe module did.
+ *    original CloudPe module did;
+ *  - a product's module options, for many accounts at once (productOptions): the rows of
+ *    `hb_products_modules` (product_id, module, main, server, options: HostBill's install.sql)
+ *    whose `module` is this module's id (public modules find their products by that join,
+ *    `hb_products_modules.module = hb_modules_configuration.id`), `options` read as HostBill
+ *    stores its other arrays (serialize()d, as `hb_servers.custom`; a JSON object accepted too),
+ *    keyed `option1`..`optionN` as the module declares `$options` (HostBill's devkit,
+ *    class.advancedexample.php: `'option1' => ['name' => 'Plan Name', 'type' => 'loadable', ...]`,
+ *    read back as `$this->options['option1']['value']`), each turned into its name;
+ *  - which product an account has: the getAccounts row's `product_id` when HostBill gives one
+ *    (its API reference's example row has none), else getAccounts' documented
+ *    `filter[product_id]` per product of the module (productOfAccounts);
+ *  - setting a client's custom field (setClientIdField): Admin API `setClientDetails` with `id`
+ *    and the field by its code (HostBill's API reference names client fields by their codes, e.g.
+ *    addClient's `field`, and getClientDetails lists them so), then read back with
+ *    getClientDetails: a field HostBill did not take is a failure, never assumed written.
  *
  * (How the module logs and notifies, and who ran an action, is inferred in cloudpe_audit.)
  *
@@ -356,6 +371,83 @@ class cloudpe_apps
             $errors[] = $error;
         }
         throw new cloudpe_apps_error("could not register the task {$task} in hb_cron_tasks: " . implode('; ', array_unique($errors)));
+    }
+
+    /**
+     * Every product of this module with its module options by name (`$names`: option key =>
+     * name, as the module declares `$options`; a key not declared keeps its own name). A value
+     * HostBill holds as `['value' => ...]` is taken as that value; every value is a trimmed string.
+     * Products whose `options` cannot be read are left out and named in `$unreadable`.
+     *
+     * @param array<string, string> $names
+     * @param string[] $unreadable product id => why, filled in place
+     * @return array<string, array<string, string>> product id => name => value
+     * @throws cloudpe_apps_error when the module's row or the table cannot be read
+     */
+    public function productOptions(array $names, &$unreadable = array())
+    {
+        $rows = $this->db->select('SELECT product_id, options FROM hb_products_modules WHERE module = :module ORDER BY product_id', array(':module' => $this->moduleId()));
+        $products = array();
+        $unreadable = array();
+        foreach ($rows as $row) {
+            $product = (string) $row['product_id'];
+            try {
+                $raw = cloudpe::parseCustom($row['options']);
+            } catch (UnexpectedValueException $e) {
+                $unreadable[$product] = "product #{$product}'s module options (hb_products_modules.options) are neither a serialized array nor a JSON object: save the product's Connect with App tab again";
+                continue;
+            }
+            $options = array();
+            foreach ($raw as $key => $value) {
+                $options[isset($names[$key]) ? $names[$key] : (string) $key] = $value;
+            }
+            $products[$product] = $options;
+        }
+        return $products;
+    }
+
+    /**
+     * Which product each account of App `$serverId` has, for accounts whose getAccounts row names
+     * none: getAccounts with `filter[server_id]` and `filter[product_id]` for each of
+     * `$productIds` (every page). Account id => product id.
+     *
+     * @param string[] $productIds
+     * @return array<string, string>
+     * @throws cloudpe_apps_error when HostBill refuses a page
+     */
+    public function productOfAccounts($serverId, array $productIds)
+    {
+        $map = array();
+        foreach ($productIds as $product) {
+            cloudpe_sync::eachPage($this->api(), array('server_id' => $serverId, 'product_id' => $product), "accounts of product #{$product} on App #{$serverId}", function (array $rows) use (&$map, $product) {
+                foreach ($rows as $row) {
+                    $map[(string) $row['id']] = (string) $product;
+                }
+            });
+        }
+        return $map;
+    }
+
+    /**
+     * Sets client `$clientId`'s custom field `$code` to `$value` (Admin API setClientDetails,
+     * the field by its code), then reads the client again (getClientDetails) to confirm HostBill
+     * holds it. The one way the module writes a client field (the link applied from a
+     * reconciliation's proposal, and Create's link).
+     *
+     * @return string|null null once HostBill holds the value, otherwise why not
+     */
+    public function setClientIdField($clientId, $code, $value)
+    {
+        $reply = $this->api()->setClientDetails(array('id' => (string) $clientId, (string) $code => (string) $value));
+        if (!is_array($reply) || empty($reply['success'])) {
+            return 'HostBill refused it (setClientDetails): ' . self::apiError($reply);
+        }
+        $read = $this->api()->getClientDetails(array('id' => (string) $clientId));
+        $now = isset($read['client'][$code]) && is_scalar($read['client'][$code]) ? trim((string) $read['client'][$code]) : null;
+        if ($now !== (string) $value) {
+            return "HostBill answered setClientDetails but the client's field {$code} reads " . ($now === null ? 'as missing' : "\"{$now}\"") . " afterwards (getClientDetails): is {$code} a client field (Clients → Registration fields)?";
+        }
+        return null;
     }
 
     private function api()

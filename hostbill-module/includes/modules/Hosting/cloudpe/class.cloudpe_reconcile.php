@@ -5,9 +5,13 @@ require_once __DIR__ . '/class.cloudpe.php';
 /**
  * The reconciliation of HostBill's accounts with CloudPe's users, one App at a time (the cron's
  * monthly task). Per App: every account of the App, whatever its status, with its client's
- * CloudPe id and email (one getClientDetails per client), goes to the host's read-only
- * `reconcile`, which pages through CloudPe's users once. The task output has one line per App:
- * the counts of each finding and its first entries. Nothing is written on either side.
+ * CloudPe id and email (one getClientDetails per client) and its product's module options
+ * (cloudpe_products), goes to the host's read-only `reconcile`, which pages through CloudPe's
+ * users once. The task output has one line per App: the counts of each finding and its first
+ * entries, the links it proposes (for accounts without a CloudPe id whose client's email is
+ * exactly one CloudPe user's) and the accounts whose CloudPe user is in another group than their
+ * product names. Nothing is written on either side: the proposals are only stored, for the
+ * admin's "Apply proposed links" (cloudpe_links).
  */
 class cloudpe_reconcile
 {
@@ -22,17 +26,24 @@ class cloudpe_reconcile
         'shared_users' => 'CloudPe users shared by 2+ accounts',
         'unlinked_users' => 'CloudPe users no account points at',
         'email_differences' => 'email differences',
+        'proposed_links' => 'proposed links (an admin applies them with Apply proposed links)',
+        'group_drift' => 'accounts in another CloudPe group than their product\'s',
     );
 
     /** @var cloudpe connected to one App */
     private $module;
     /** @var object ApiWrapper */
     private $api;
+    /** @var cloudpe_apps */
+    private $apps;
+    /** @var string[] why some products' options are unknown (told on the line) */
+    private $productProblems = array();
 
-    public function __construct(cloudpe $module, $api = null)
+    public function __construct(cloudpe $module, $api = null, $apps = null)
     {
         $this->module = $module;
         $this->api = $api ?: new ApiWrapper();
+        $this->apps = $apps ?: new cloudpe_apps($this->api);
     }
 
     /**
@@ -45,8 +56,9 @@ class cloudpe_reconcile
      */
     public static function monthly(cloudpe $prototype, $apps = null, $api = null)
     {
-        return cloudpe_apps::each($prototype, $apps ?: new cloudpe_apps($api), 'CloudPe reconciliation', function (cloudpe $module, $label) use ($api) {
-            $line = $label . ' reconciliation: ' . (new cloudpe_reconcile($module, $api))->run();
+        $apps = $apps ?: new cloudpe_apps($api);
+        return cloudpe_apps::each($prototype, $apps, 'CloudPe reconciliation', function (cloudpe $module, $label) use ($api, $apps) {
+            $line = $label . ' reconciliation: ' . (new cloudpe_reconcile($module, $api, $apps))->run();
             hbm_log_system($line, cloudpe::LOG_TAG);
             return $line;
         }, function (cloudpe $module, $label, $why) {
@@ -79,6 +91,7 @@ class cloudpe_reconcile
         }
         $reconciliation = $report['reconciliation'];
         $refused = self::screen($reconciliation, array_column($accounts, 'id'));
+        $refused = array_merge($refused, self::screenProposals($reconciliation, $accounts));
         if ($refused) {
             foreach (array_slice($refused, 0, 20) as $what) {
                 hbm_log_error($this->module->scrub("reconciliation App #{$serverId}: refused {$what} (module contract violation: a module reports only on the accounts it was sent, once per finding); not shown"), cloudpe::LOG_TAG);
@@ -87,11 +100,72 @@ class cloudpe_reconcile
         if (!isset($reconciliation['counts']['accounts']) && isset($reconciliation['counts']) && is_array($reconciliation['counts'])) {
             $reconciliation['counts']['accounts'] = count($accounts);
         }
-        $line = self::describe($reconciliation, cloudpe_host::warnings($report));
+        $line = self::describe($reconciliation, array_merge(cloudpe_host::warnings($report), $this->productProblems));
         if ($refused) {
             $line .= '; ' . count($refused) . ' entries refused (module contract violation: ' . $refused[0] . (count($refused) > 1 ? ', ...' : '') . ')';
         }
+        $line .= $this->storeProposals($serverId, isset($reconciliation['proposed_links']) ? $reconciliation['proposed_links'] : array());
         return $this->module->scrub($line);
+    }
+
+    /**
+     * Keeps the App's proposed links for the admin's "Apply proposed links" (replacing the last
+     * reconciliation's): only stored, never applied. The line's note when they could not be.
+     */
+    private function storeProposals($serverId, array $proposals)
+    {
+        $rows = array();
+        foreach ($proposals as $p) {
+            $rows[] = array('account_id' => (string) $p['account_id'], 'client_id' => (string) $p['client_id'], 'uid' => (string) $p['uid'], 'email' => isset($p['email']) && is_scalar($p['email']) ? (string) $p['email'] : '');
+        }
+        try {
+            cloudpe_links::store($serverId, $rows);
+        } catch (cloudpe_apps_error $e) {
+            $why = $this->module->scrub($e->getMessage());
+            hbm_log_error("reconciliation App #{$serverId}: the proposed links could not be kept for Apply proposed links: {$why}", cloudpe::LOG_TAG);
+            return $rows ? '; the proposed links could not be kept for Apply proposed links (see the system log)' : '';
+        }
+        return '';
+    }
+
+    /**
+     * Drops a proposed link that cannot be one (issue 23: a link is proposed only for an account
+     * without a CloudPe id): for an account whose client has a CloudPe id, or without a positive
+     * whole-number uid. Adds each entry's `client_id` (the client the account was sent with).
+     * Returns what was dropped, as phrases.
+     */
+    public static function screenProposals(array &$r, array $accounts)
+    {
+        if (!isset($r['proposed_links']) || !is_array($r['proposed_links'])) {
+            return array();
+        }
+        $sent = array();
+        foreach ($accounts as $account) {
+            $sent[(string) $account['id']] = $account;
+        }
+        $refused = array();
+        $kept = array();
+        foreach ($r['proposed_links'] as $entry) {
+            $id = (string) $entry['account_id'];
+            $uid = isset($entry['uid']) && (is_int($entry['uid']) || is_string($entry['uid'])) ? (string) $entry['uid'] : '';
+            $problem = null;
+            if (!preg_match('/^[1-9][0-9]{0,19}$/', $uid)) {
+                $problem = "a proposed link for account #{$id} without a valid CloudPe uid";
+            } elseif ((array) $sent[$id]['custom_fields']) {
+                $problem = "a proposed link for account #{$id}, whose client already has a CloudPe id";
+            }
+            if ($problem !== null) {
+                $refused[] = $problem;
+                if (isset($r['counts']['proposed_links']) && is_numeric($r['counts']['proposed_links'])) {
+                    $r['counts']['proposed_links'] = max(0, (int) $r['counts']['proposed_links'] - 1);
+                }
+                continue;
+            }
+            $entry['client_id'] = (string) $sent[$id]['client_id'];
+            $kept[] = $entry;
+        }
+        $r['proposed_links'] = $kept;
+        return $refused;
     }
 
     /**
@@ -160,17 +234,24 @@ class cloudpe_reconcile
     public function accounts($serverId)
     {
         $rows = cloudpe_sync::listAccounts($this->api, array('server_id' => $serverId), "accounts of App #{$serverId}");
+        $products = cloudpe_products::load($this->module, $this->apps, $serverId);
+        $this->productProblems = $products->problems();
         $accounts = array();
         foreach ($rows as $row) {
             $clientId = isset($row['client_id']) ? $row['client_id'] : '0';
             $email = $this->module->clientEmail($clientId); // reads the client once, for both
-            $accounts[] = array(
+            $account = array(
                 'id' => $row['id'],
                 'client_id' => $clientId,
                 'status' => isset($row['status']) ? (string) $row['status'] : '',
                 'custom_fields' => (object) $this->module->clientFields($clientId),
                 'email' => $email,
             );
+            $options = $products->optionsOf($row);
+            if ($options) {
+                $account['product'] = (object) $options;
+            }
+            $accounts[] = $account;
         }
         return $accounts;
     }
@@ -226,6 +307,10 @@ class cloudpe_reconcile
                 return "uid {$v('uid')} by #" . implode('+#', array_map(array('cloudpe_text', 'html'), $ids));
             case 'unlinked_users':
                 return "uid {$v('uid')}" . (isset($e['email']) && is_scalar($e['email']) ? " {$v('email')}" : '');
+            case 'proposed_links':
+                return "#{$v('account_id')} (client #{$v('client_id')}) -> uid {$v('uid')} {$v('email')}";
+            case 'group_drift':
+                return "#{$v('account_id')} uid {$v('uid')} ({$v('expected')} → {$v('actual')})";
             default:
                 return "#{$v('account_id')} uid {$v('uid')}: HostBill {$v('hostbill_email')}, CloudPe {$v('remote_email')}";
         }

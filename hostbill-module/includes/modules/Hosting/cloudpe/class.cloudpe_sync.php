@@ -21,16 +21,25 @@ class cloudpe_sync
     const SPOOL_MEMORY = 1048576;
     /** Contract violations logged one by one; past that only their count. */
     const VIOLATIONS_LOGGED = 20;
+    /** Accounts in another CloudPe group than their product's named on the App's line; past that only their count. */
+    const DRIFT_SHOWN = 5;
 
     /** @var cloudpe connected to one App */
     private $module;
     /** @var object ApiWrapper */
     private $api;
+    /** @var cloudpe_apps */
+    private $apps;
+    /** @var array<string, int> account id => index in $groups: the CloudPe group its product names (until its decision is read) */
+    private $expected = array();
+    /** @var string[] the CloudPe groups the App's products name */
+    private $groups = array();
 
-    public function __construct(cloudpe $module, $api = null)
+    public function __construct(cloudpe $module, $api = null, $apps = null)
     {
         $this->module = $module;
         $this->api = $api ?: new ApiWrapper();
+        $this->apps = $apps ?: new cloudpe_apps($this->api);
     }
 
     /** The HostBill statuses a sync may change; the others are pending or final. */
@@ -74,7 +83,7 @@ class cloudpe_sync
             $module = clone $prototype;
             try {
                 $module->connect($apps->details($app['id']));
-                $sync = new cloudpe_sync($module, $api);
+                $sync = new cloudpe_sync($module, $api, $apps);
                 $result = $sync->run($dryRun);
             } catch (\Throwable $e) {
                 $result = self::emptyResult($dryRun);
@@ -116,14 +125,18 @@ class cloudpe_sync
             return $result;
         }
         $sent = array();
-        $json = $this->accountsJson($serverId, $sent);
+        $products = cloudpe_products::load($this->module, $this->apps, $serverId);
+        $result['warnings'] = $products->problems();
+        $json = $this->accountsJson($serverId, $sent, $products->anyGroup() ? $products : null);
         $result['read'] = count($sent);
         if (!$sent) {
             return $result;
         }
         // Only changes are written (and logged with their facts); an unchanged account's facts
-        // would only grow the report, several times over on a large App.
-        $options = array('--omit-unchanged-facts');
+        // would only grow the report, several times over on a large App. When a product names a
+        // CloudPe group, every decision's facts are needed to compare its `cloudpe-group`; each
+        // decision is still read and dropped one at a time.
+        $options = $this->expected ? array() : array('--omit-unchanged-facts');
         if ($dryRun) {
             $options[] = '--dry-run';
         }
@@ -143,7 +156,10 @@ class cloudpe_sync
                 $result['failure'] = $this->module->lastError() ?: 'the module host could not be used (see the system log)';
                 return $result;
             }
-            $result['warnings'] = cloudpe_host::warnings($report);
+            $result['warnings'] = array_merge($result['warnings'], cloudpe_host::warnings($report));
+            if ($result['drift'] > 0) {
+                hbm_log_system($this->module->scrub("sync {$app}: " . self::driftText($result) . ' (nothing changed)'), cloudpe::LOG_TAG);
+            }
             if (empty($report['ok'])) {
                 $result['failure'] = isset($report['error']['message']) ? $this->module->errorText($report) : 'the sync failed without a message';
                 $limit = cloudpe_host::limitNote($report);
@@ -169,16 +185,20 @@ class cloudpe_sync
      * documented in HostBill's API reference) and every page is read (`sorter.totalpages`, pages
      * numbered from 0); rows that are not candidates anyway (a HostBill that ignores the status
      * filter) are dropped here, so the host only ever sees candidates; an account listed twice
-     * is sent once.
+     * is sent once. With `$products` (some product names a CloudPe group), each account whose
+     * product names one is remembered with it, to compare with its decision's `cloudpe-group`.
      *
      * @throws cloudpe_apps_error when HostBill refuses a page
      */
-    public function accountsJson($serverId, array &$sent)
+    public function accountsJson($serverId, array &$sent, $products = null)
     {
         $json = '';
+        $this->expected = array();
+        $this->groups = array();
+        $index = array();
         foreach (self::candidateStatuses() as $status) {
             $codes = self::STATUS_CODES;
-            self::eachPage($this->api, array('server_id' => $serverId, 'status' => $status), "{$status} accounts of App #{$serverId}", function (array $rows) use (&$json, &$sent, $codes) {
+            self::eachPage($this->api, array('server_id' => $serverId, 'status' => $status), "{$status} accounts of App #{$serverId}", function (array $rows) use (&$json, &$sent, $codes, $products, &$index) {
                 foreach ($rows as $row) {
                     $status = isset($row['status']) ? (string) $row['status'] : '';
                     $id = (string) $row['id'];
@@ -186,6 +206,14 @@ class cloudpe_sync
                         continue;
                     }
                     $sent[$id] = $codes[$status];
+                    $group = $products !== null ? $products->groupOf($row) : null;
+                    if ($group !== null) {
+                        if (!isset($index[$group])) {
+                            $index[$group] = count($this->groups);
+                            $this->groups[] = $group;
+                        }
+                        $this->expected[$id] = $index[$group];
+                    }
                     $clientId = isset($row['client_id']) ? $row['client_id'] : '0';
                     $account = json_encode(array(
                         'id' => $row['id'],
@@ -277,10 +305,20 @@ class cloudpe_sync
         if (!empty($r['violations'])) {
             $warned .= "; {$r['violations']} decisions refused (module contract violation: {$r['first_violation']}" . ($r['violations'] > 1 ? ', ...' : '') . ')';
         }
+        if (!empty($r['drift'])) {
+            $warned .= '; ' . self::driftText($r) . ' (nothing changed)';
+        }
         foreach (isset($r['warnings']) ? $r['warnings'] : array() as $warning) {
             $warned .= "; warning: {$warning}";
         }
         return self::outcome($label, $r) . $warned;
+    }
+
+    /** "N accounts in another CloudPe group than their product's: #12 (premium → trial), ..., +k more". */
+    private static function driftText(array $r)
+    {
+        $more = $r['drift'] - count($r['drift_shown']);
+        return "{$r['drift']} account" . ($r['drift'] === 1 ? '' : 's') . " in another CloudPe group than their product's: " . implode(', ', $r['drift_shown']) . ($more > 0 ? ", +{$more} more" : '');
     }
 
     /** The task output's line for one App, without its warnings. */
@@ -317,7 +355,7 @@ class cloudpe_sync
             'read' => 0, 'written' => 0, 'would_change' => 0, 'unchanged' => 0, 'skipped' => 0, 'errors' => 0,
             'changed_meanwhile' => 0, 'violations' => 0, 'first_violation' => null,
             'requests' => 0, 'elapsed_ms' => 0, 'measured' => false, 'dry_run' => (bool) $dryRun, 'failure' => null, 'first_error' => null,
-            'warnings' => array(),
+            'warnings' => array(), 'drift' => 0, 'drift_shown' => array(),
         );
     }
 
@@ -347,6 +385,9 @@ class cloudpe_sync
         } else {
             $from = self::STATUS_NAMES[$sent[$id]];
             $sent[$id] = -$sent[$id];
+            if (isset($this->expected[$id])) {
+                $this->compareGroup($id, $decision, $result);
+            }
         }
         if (($kind === 'change' || $kind === 'would-change') && (!isset($decision['from']) || $decision['from'] !== $from)) {
             $claimed = isset($decision['from']) && is_scalar($decision['from']) ? substr((string) $decision['from'], 0, 40) : 'no status';
@@ -364,6 +405,25 @@ class cloudpe_sync
         $line = json_encode(array($id, $from, $decision), JSON_PARTIAL_OUTPUT_ON_ERROR | JSON_INVALID_UTF8_SUBSTITUTE);
         if ($line === false || fwrite($spool, $line . "\n") !== strlen($line) + 1) {
             throw new cloudpe_report_error('the decision for account #' . $id . ' could not be kept in PHP\'s temporary stream (php://temp): is the temporary folder full?', false);
+        }
+    }
+
+    /**
+     * Compares the `cloudpe-group` fact of account `$id`'s decision with the group its product
+     * names; a difference is counted and, for the first DRIFT_SHOWN, named (CloudPe's group
+     * HTML-escaped). Nothing is written. A decision without the fact tells nothing.
+     */
+    private function compareGroup($id, array $decision, array &$result)
+    {
+        $expected = $this->groups[$this->expected[$id]];
+        unset($this->expected[$id]);
+        $actual = isset($decision['facts']['cloudpe-group']) && is_scalar($decision['facts']['cloudpe-group']) ? trim((string) $decision['facts']['cloudpe-group']) : null;
+        if ($actual === null || $actual === $expected) {
+            return;
+        }
+        $result['drift']++;
+        if (count($result['drift_shown']) < self::DRIFT_SHOWN) {
+            $result['drift_shown'][] = "#{$id} (" . cloudpe_text::html($expected) . ' → ' . cloudpe_text::html($actual === '' ? '(none)' : $actual) . ')';
         }
     }
 
