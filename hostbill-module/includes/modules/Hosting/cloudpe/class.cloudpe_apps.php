@@ -419,6 +419,7 @@ class cloudpe_apps
     {
         $map = array();
         foreach ($productIds as $product) {
+            $product = (string) $product; // array keys: PHP made the numeric ones ints
             cloudpe_sync::eachPage($this->api(), array('server_id' => $serverId, 'product_id' => $product), "accounts of product #{$product} on App #{$serverId}", function (array $rows) use (&$map, $product) {
                 foreach ($rows as $row) {
                     $map[(string) $row['id']] = (string) $product;
