@@ -1,19 +1,6 @@
 <?php
 
 /**
- * The module with a product option "CloudPe group", as HostBill's devkit declares a loadable
- * option (class.advancedexample.php: `'option1' => ['name' => ..., 'type' => 'loadable',
- * 'default' => <method>]`). The tests' own declaration, so they hold whatever key the shipped
- * module gives the option.
- */
-class cloudpe_with_group_option extends cloudpe
-{
-    protected $options = array(
-        'option1' => array('name' => 'CloudPe group', 'value' => false, 'type' => 'loadable', 'default' => 'getGroups'),
-    );
-}
-
-/**
  * Issue 23: the reconciliation's proposed links (shown escaped, stored for the admin), the admin
  * action "Apply proposed links" (only the listed ones, each checked again, an account-log entry
  * each, never by the cron), and group drift in the reconciliation and the daily sync (reported,

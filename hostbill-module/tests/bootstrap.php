@@ -9,4 +9,5 @@ require_once __DIR__ . '/ScriptedHostTestCase.php';
 require_once __DIR__ . '/UsageChildProcess.php';
 require_once __DIR__ . '/UsageTestCase.php';
 require_once __DIR__ . '/RealHostTestCase.php';
+require_once __DIR__ . '/CloudpeWithGroupOption.php';
 HostBillDoubles::reset();
