@@ -129,6 +129,18 @@ class LinksTest extends FakeHostTestCase
         $this->assertSame(array('9'), array_column($this->stored(), 'account_id'));
     }
 
+    public function testProposalsAndDriftAboutAccountsNotSentAreRefused()
+    {
+        $output = $this->reconcile(self::report('reconcile', array('reconciliation' => array(
+            'counts' => array('accounts' => 4, 'remote_users' => 3, 'proposed_links' => 2, 'group_drift' => 2),
+            'proposed_links' => array(array('account_id' => 999, 'uid' => 1999, 'email' => 'x@y'), array('account_id' => 5, 'uid' => 1005, 'email' => 'ann@x.example')),
+            'group_drift' => array(array('account_id' => 6, 'uid' => 123, 'expected' => 'premium', 'actual' => 'trial'), array('account_id' => 6, 'uid' => 123, 'expected' => 'premium', 'actual' => 'gold')),
+        ))));
+        $this->assertStringContainsString('1 proposed links (an admin applies them with Apply proposed links): #5 (client #21) -> uid 1005 ann@x.example; 1 accounts in another CloudPe group than their product\'s: #6 uid 123 (premium → trial); 2 entries refused (module contract violation: a finding (proposed_links) about account #999, which this reconciliation did not send, ...)', $output);
+        $this->assertStringContainsString('refused a second finding (group_drift) about account #6', HbLog::text());
+        $this->assertSame(array('5'), array_column($this->stored(), 'account_id'), 'a proposal about an account not sent is never kept');
+    }
+
     public function testANewReconciliationReplacesTheStoredProposalsOfItsAppOnly()
     {
         cloudpe_links::store('5', array(array('account_id' => '77', 'client_id' => '1', 'uid' => '1', 'email' => 'o@x')));
