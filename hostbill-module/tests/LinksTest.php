@@ -361,6 +361,22 @@ class LinksTest extends FakeHostTestCase
         $this->assertContains('--omit-unchanged-facts', $this->sentArgs('app4'));
     }
 
+    public function testOptionsTheHostWouldRefuseAreLeftOutAndNamedNeverFailingTheApp()
+    {
+        $options = array('big' => str_repeat('x', 4097), '' => 'nameless');
+        for ($i = 0; $i < 70; $i++) {
+            $options["o{$i}"] = 'v';
+        }
+        $options['option1'] = 'gold'; // the CloudPe group, declared last: still sent
+        HBRegistry::$db->exec('UPDATE `hb_products_modules` SET `options` = ' . HBRegistry::$db->quote(serialize($options)) . ' WHERE `product_id` = 4');
+        $output = $this->reconcile(self::report('reconcile', array('reconciliation' => array('counts' => array('accounts' => 4, 'remote_users' => 3)))));
+        $product = $this->sentRequest('app4')['accounts'][2]['product'];
+        $this->assertCount(64, $product);
+        $this->assertSame('gold', $product['CloudPe group']);
+        $this->assertArrayNotHasKey('big', $product);
+        $this->assertStringContainsString('; warning: product #4: option "big", whose value is longer than 4096 bytes not sent to the module; warning: product #4: an option without a name not sent to the module; warning: product #4: options past the first 64 not sent to the module', $output);
+    }
+
     public function testProductOptionsAreReadByNameAsSerializedOrJson()
     {
         HBRegistry::$db->exec("UPDATE `hb_products_modules` SET `options` = '{\"CloudPe group\":\" gold \",\"option9\":\"x\"}' WHERE `product_id` = 4");

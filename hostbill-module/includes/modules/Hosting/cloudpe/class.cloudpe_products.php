@@ -10,6 +10,10 @@ class cloudpe_products
 {
     /** The product option naming the CloudPe group of the product's accounts. */
     const GROUP_OPTION = 'CloudPe group';
+    /** What the host takes of a product's options (docs/cli.md): how many, name and value bytes. */
+    const MAX_OPTIONS = 64;
+    const MAX_NAME_BYTES = 255;
+    const MAX_VALUE_BYTES = 4096;
 
     /** @var array<string, array<string, string>> product id => name => value */
     private $options;
@@ -45,7 +49,11 @@ class cloudpe_products
         try {
             $unreadable = array();
             $options = $apps->productOptions($module->productOptionNames(), $unreadable);
-            return new self($options, array_values($unreadable), $apps, $serverId);
+            $problems = array_values($unreadable);
+            foreach ($options as $product => $values) {
+                $options[$product] = self::fit((string) $product, $values, $problems);
+            }
+            return new self($options, $problems, $apps, $serverId);
         } catch (cloudpe_apps_error $e) {
             return new self(array(), array('the products\' module options could not be read: ' . $module->scrub($e->getMessage())), $apps, $serverId);
         }
@@ -106,6 +114,41 @@ class cloudpe_products
         }
         $id = (string) $row['id'];
         return isset($this->byAccount[$id]) ? $this->byAccount[$id] : null;
+    }
+
+    /**
+     * `$options` as the host takes them: blank names, names over MAX_NAME_BYTES and values over
+     * MAX_VALUE_BYTES left out, at most MAX_OPTIONS (the CloudPe group first), each left-out
+     * option named in `$problems`, so one odd product never fails a whole App's task.
+     */
+    private static function fit($product, array $options, array &$problems)
+    {
+        $kept = array();
+        if (isset($options[self::GROUP_OPTION])) {
+            $options = array(self::GROUP_OPTION => $options[self::GROUP_OPTION]) + $options;
+        }
+        foreach ($options as $name => $value) {
+            $name = (string) $name;
+            $why = null;
+            if (trim($name) === '') {
+                $why = 'an option without a name';
+            } elseif (strlen($name) > self::MAX_NAME_BYTES) {
+                $why = 'an option whose name is longer than ' . self::MAX_NAME_BYTES . ' bytes';
+            } elseif (strlen((string) $value) > self::MAX_VALUE_BYTES) {
+                $why = 'option "' . cloudpe_text::html($name) . '", whose value is longer than ' . self::MAX_VALUE_BYTES . ' bytes';
+            } elseif (count($kept) >= self::MAX_OPTIONS) {
+                $why = 'options past the first ' . self::MAX_OPTIONS;
+            }
+            if ($why !== null) {
+                $problems[] = "product #{$product}: {$why} not sent to the module";
+                if (count($kept) >= self::MAX_OPTIONS) {
+                    break;
+                }
+                continue;
+            }
+            $kept[$name] = (string) $value;
+        }
+        return $kept;
     }
 
     /** The non-empty "CloudPe group" of `$options`, or null. */
