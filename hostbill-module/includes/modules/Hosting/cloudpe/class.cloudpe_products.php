@@ -19,6 +19,8 @@ class cloudpe_products
     private $options;
     /** @var string[] why some products' options could not be read */
     private $problems;
+    /** @var string[] which options are not sent to the module (see fit) */
+    private $leftOut = array();
     /** @var cloudpe_apps|null */
     private $apps;
     /** @var string */
@@ -49,11 +51,13 @@ class cloudpe_products
         try {
             $unreadable = array();
             $options = $apps->productOptions($module->productOptionNames(), $unreadable);
-            $problems = array_values($unreadable);
+            $leftOut = array();
             foreach ($options as $product => $values) {
-                $options[$product] = self::fit((string) $product, $values, $problems);
+                $options[$product] = self::fit((string) $product, $values, $leftOut);
             }
-            return new self($options, $problems, $apps, $serverId);
+            $products = new self($options, array_values($unreadable), $apps, $serverId);
+            $products->leftOut = $leftOut;
+            return $products;
         } catch (cloudpe_apps_error $e) {
             return new self(array(), array('the products\' module options could not be read: ' . $module->scrub($e->getMessage())), $apps, $serverId);
         }
@@ -69,6 +73,12 @@ class cloudpe_products
     public function problems()
     {
         return $this->problems;
+    }
+
+    /** Which options of the products are not sent to the module, and why (the reconciliation's line). */
+    public function leftOut()
+    {
+        return $this->leftOut;
     }
 
     /** Whether any product of the module names a CloudPe group. */

@@ -235,7 +235,7 @@ class cloudpe_reconcile
     {
         $rows = cloudpe_sync::listAccounts($this->api, array('server_id' => $serverId), "accounts of App #{$serverId}");
         $products = cloudpe_products::load($this->module, $this->apps, $serverId);
-        $this->productProblems = $products->problems();
+        $this->productProblems = array_merge($products->problems(), $products->leftOut());
         $accounts = array();
         foreach ($rows as $row) {
             $clientId = isset($row['client_id']) ? $row['client_id'] : '0';
