@@ -385,14 +385,14 @@ class cloudpe_sync
         } else {
             $from = self::STATUS_NAMES[$sent[$id]];
             $sent[$id] = -$sent[$id];
-            if (isset($this->expected[$id])) {
-                $this->compareGroup($id, $decision, $result);
-            }
         }
         if (($kind === 'change' || $kind === 'would-change') && (!isset($decision['from']) || $decision['from'] !== $from)) {
             $claimed = isset($decision['from']) && is_scalar($decision['from']) ? substr((string) $decision['from'], 0, 40) : 'no status';
             $this->violation($result, $app, "a change of account #{$id} from {$claimed}, but the sync sent it as {$from}");
             return;
+        }
+        if (isset($this->expected[$id])) {
+            $this->compareGroup($id, $decision, $result);
         }
         if ($kind === 'unchanged') {
             $result['unchanged']++;
