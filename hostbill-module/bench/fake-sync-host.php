@@ -7,9 +7,14 @@
  * known only at the end), for the accounts it was sent: 2% change (with the six facts of a
  * CloudPe user), 0.5% error, the rest unchanged without facts (`--omit-unchanged-facts`).
  * With BENCH_FACTS=N in its environment, every unchanged decision carries N facts instead (issue
- * 24 item 8: a large but allowed report of many small facts). `info` answers a minimal report.
+ * 24 item 8: a large but allowed report of many small facts). Without `--omit-unchanged-facts`
+ * in its arguments, every unchanged decision carries the six facts of a CloudPe user, its
+ * `cloudpe-group` BENCH_GROUP for nine accounts in ten and `default` for the tenth (issue 23:
+ * the sync compares it with the product's group). `info` answers a minimal report.
  */
 $facts = (int) getenv('BENCH_FACTS');
+$group = (string) getenv('BENCH_GROUP');
+$omit = in_array('--omit-unchanged-facts', $argv, true);
 $operation = isset($argv[1]) ? $argv[1] : '';
 $request = json_decode(stream_get_contents(STDIN), true);
 if ($operation !== 'sync' || !isset($request['accounts'])) {
@@ -35,6 +40,12 @@ foreach ($request['accounts'] as $i => $account) {
         $errors++;
     } else {
         $decision = array('account_id' => (int) $account['id'], 'decision' => 'unchanged');
+        if (!$omit && $facts === 0) {
+            $decision['facts'] = array(
+                'cloudpe-uid' => (string) $uid, 'cloudpe-email' => "user{$uid}@example.com", 'cloudpe-status' => '1',
+                'cloudpe-login' => "user{$uid}@example.com", 'cloudpe-group' => ($i % 10 === 3 || $group === '') ? 'default' : $group, 'cloudpe-created' => '2024-05-01 10:00:00',
+            );
+        }
         for ($f = 0; $f < $facts; $f++) {
             $decision['facts']["cloudpe-fact-{$f}"] = (string) ($uid + $f);
         }

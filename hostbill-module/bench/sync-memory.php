@@ -2,14 +2,17 @@
 /*
  * Peak PHP memory of the daily sync of one large App (issue 25 item 4), under memory_limit=128M.
  *
- *   php hostbill-module/bench/sync-memory.php [--before REF] [--accounts 20000,100000] [--facts 75]
+ *   php hostbill-module/bench/sync-memory.php [--before REF] [--accounts 20000,100000] [--facts 75] [--group]
  *
  * runs, for each account count, the daily sync (cloudpe_sync::daily, as the cron calls it) of this
  * tree's module and of the module at git REF (default `main`, extracted with `git archive`), each
  * in a PHP process of its own with `-d memory_limit=128M`, and prints one line per run: the peak
  * PHP memory (memory_get_peak_usage), the time and the App's line (or PHP's fatal error). Then
  * the same for a report of many small facts (issue 24 item 8): 20,000 accounts whose unchanged
- * decisions carry `--facts` facts each (75: 41.9 MB of report, 1.5 million facts).
+ * decisions carry `--facts` facts each (75: 41.9 MB of report, 1.5 million facts). With --group, a
+ * last pair of runs has the App's product name a CloudPe group (issue 23): the sync then asks for
+ * every decision's facts (no `--omit-unchanged-facts`) and compares each `cloudpe-group` (one
+ * account in ten in another group).
  *
  * With --real, the host is the real one against the simulated CloudPe (HOSTBILL_MODULE_HOST_BIN,
  * CLOUDPE_COMPONENT, CLOUDPE_TRUSTED_KEYS and CLOUDPE_SIM_BIN, as `cargo xtask test` sets them),
@@ -24,8 +27,8 @@
  * (api2.hostbillapp.com/clients/getClientDetails.html) plus the CloudPe id field.
  */
 
-/** One sync of `$count` accounts with the module in `$dir` (`$facts` per unchanged decision); prints its figures. */
-function child($dir, $count, $facts, $real)
+/** One sync of `$count` accounts with the module in `$dir` (`$facts` per unchanged decision; `$group`: product 3 names a CloudPe group); prints its figures. */
+function child($dir, $count, $facts, $real, $group = false)
 {
     require $dir . '/tests/doubles.php';
     require $dir . '/includes/modules/Hosting/cloudpe/class.cloudpe.php';
@@ -46,6 +49,15 @@ function child($dir, $count, $facts, $real)
         }
         $url = $m[1];
     }
+    if ($group) {
+        // The module's row and its product 3 naming the group (hb_products_modules, as HostBill keeps it).
+        if (!in_array('hb_products_modules', array_keys(HBRegistry::$db->columns), true)) {
+            echo "n/a: this tree's test database has no hb_products_modules (the module before issue 23 reads no product options)\n";
+            return 0;
+        }
+        HBRegistry::$db->insertRow('hb_modules_configuration', array('id' => '7', 'module' => 'CloudPe', 'type' => 'Hosting', 'config' => 'a:0:{}', 'filename' => 'class.cloudpe.php', 'version' => '2.4.0', 'active' => '1', 'modname' => 'CloudPe', 'subtype' => '0', 'sort_order' => '0', 'settings' => '', 'access' => ''));
+        HBRegistry::$db->insertRow('hb_products_modules', array('product_id' => '3', 'module' => '7', 'main' => '1', 'server' => '4', 'options' => serialize(array('CloudPe group' => 'premium'))));
+    }
     HbApps::add('4', 'CloudPe big', array('host' => 'api.example', 'status_url' => $url, 'field1' => 'cluster', 'field2' => 'bench-token', 'secure' => '0'), array('Client field code' => 'cloudpeid'));
     ApiWrapper::$clients = new BenchClients($count);
     $api = new BenchApi($count);
@@ -54,7 +66,7 @@ function child($dir, $count, $facts, $real)
         if ($real) {
             return new cloudpe_host(getenv('HOSTBILL_MODULE_HOST_BIN'), getenv('CLOUDPE_COMPONENT'), $timeout, $secrets, $work . '/cache', array(), getenv('CLOUDPE_TRUSTED_KEYS'));
         }
-        return new cloudpe_host(__DIR__ . '/fake-sync-host.php', $work . '/module.wasm', $timeout, $secrets, null, array('BENCH_FACTS' => (string) $facts), $work . '/keys');
+        return new cloudpe_host(__DIR__ . '/fake-sync-host.php', $work . '/module.wasm', $timeout, $secrets, null, array('BENCH_FACTS' => (string) $facts, 'BENCH_GROUP' => 'premium'), $work . '/keys');
     });
     $started = microtime(true);
     $base = memory_get_usage();
@@ -207,10 +219,17 @@ function compare(array $options)
         $runs[] = array($count, 0);
     }
     $runs[] = array(20000, $facts);
+    if (isset($options['group'])) {
+        $runs[] = array(max($counts), 0, true);
+    }
     foreach ($runs as $run) {
         list($count, $factCount) = $run;
+        $group = !empty($run[2]);
         foreach ($trees as $name => $dir) {
             $command = array(PHP_BINARY, '-d', 'memory_limit=128M', __FILE__, '--child', '--module', $dir, '--accounts', (string) $count, '--facts', (string) $factCount);
+            if ($group) {
+                $command[] = '--group';
+            }
             if (isset($options['real'])) {
                 if ($factCount) {
                     continue; // the real host prints what the module decides
@@ -226,11 +245,11 @@ function compare(array $options)
             if (preg_match('/(Allowed memory size of \d+ bytes exhausted[^\n]*)/', $out . $err, $m)) {
                 $line = 'FATAL: ' . $m[1];
             }
-            printf("%7d accounts%s, %-18s %s\n", $count, $factCount ? " with {$factCount} facts each" : '', $name . ':', $line);
+            printf("%7d accounts%s, %-18s %s\n", $count, $factCount ? " with {$factCount} facts each" : ($group ? ', product names a group' : ''), $name . ':', $line);
         }
     }
     exec('rm -rf ' . escapeshellarg($before));
 }
 
-$options = getopt('', array('child', 'module:', 'accounts:', 'before:', 'facts:', 'real'));
-exit(isset($options['child']) ? child((string) $options['module'], (int) $options['accounts'], (int) $options['facts'], isset($options['real'])) : (compare($options) ?: 0));
+$options = getopt('', array('child', 'module:', 'accounts:', 'before:', 'facts:', 'real', 'group'));
+exit(isset($options['child']) ? child((string) $options['module'], (int) $options['accounts'], (int) $options['facts'], isset($options['real']), isset($options['group'])) : (compare($options) ?: 0));
