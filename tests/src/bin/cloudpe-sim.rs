@@ -51,6 +51,10 @@ struct Args {
     /// getaccountbillinghistorybyperiodinner. Repeatable.
     #[arg(long, value_name = "METHOD")]
     deny_method: Vec<String>,
+    /// Which user-creation paths exist: admin (system/admin/rest/createaccount, the default),
+    /// users (users/account/rest/addaccount) or both; the other answers HTTP 404.
+    #[arg(long, value_name = "VARIANT", default_value = "admin")]
+    create_variant: cloudpe_sim_api::CreateVariant,
     /// Exit after this many seconds.
     #[arg(long)]
     for_seconds: Option<u64>,
@@ -108,6 +112,7 @@ fn main() -> Result<()> {
     for method in &args.deny_method {
         sim.deny_method(method);
     }
+    sim.set_create_variant(args.create_variant);
     println!("listening on {}", sim.base_url());
     std::io::stdout().flush()?;
     eprintln!("cloudpe-sim: {count} accounts, API at {}", sim.api_url());
