@@ -36,6 +36,8 @@ pub(super) struct Comparison {
     pub users: BTreeMap<u64, RemoteAccount>,
     /// The accounts linked to each uid (indexes into the accounts compared).
     pub linked: BTreeMap<u64, Vec<usize>>,
+    /// The accounts of `report.without_id`, in its order (indexes into the accounts compared).
+    pub unlinked: Vec<usize>,
 }
 
 /// Compares `accounts` (each with its client's email) with every CloudPe user, read once.
@@ -52,10 +54,14 @@ pub(super) fn compare(
 
     let mut report = Reconciliation::default();
     let mut linked: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    let mut unlinked = Vec::new();
     for (index, (account, _)) in accounts.iter().enumerate() {
         match cloudpe_uid(settings, account) {
             Ok(uid) => linked.entry(uid).or_default().push(index),
-            Err(e) => report.without_id.push(AccountIssue { account_id: account.id, detail: e.message() }),
+            Err(e) => {
+                report.without_id.push(AccountIssue { account_id: account.id, detail: e.message() });
+                unlinked.push(index);
+            }
         }
     }
     let users = read_all(&api, accounts.len() as u64, page_size, max_in_flight, retry)?;
@@ -90,7 +96,7 @@ pub(super) fn compare(
         .collect();
     report.remote_users = users.len() as u64;
     report.requests = api.requests();
-    Ok(Comparison { report, users, linked })
+    Ok(Comparison { report, users, linked, unlinked })
 }
 
 /// The reconciliation's counts in words, for the log.
