@@ -350,3 +350,300 @@ mod password {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use cloudpe_sim_api::{Account, CreateVariant, FaultKind, FaultRule};
+
+    use super::*;
+    use crate::ops::testing::{FakeCloudPe, SESSION, app};
+    use crate::wit::{Account as HostbillAccount, AppSetting, CustomField, HostbillStatus};
+
+    /// CloudPe with `bob@x.io` (12), its decoys (120, 312) and carol (13), all active.
+    fn cloud() -> FakeCloudPe {
+        let cloud = FakeCloudPe::new(&[]);
+        for (uid, email) in
+            [(12, "bob@x.io"), (120, "ann.bob@x.io.evil"), (312, "BOB@x.io.attacker"), (13, "carol@x.io")]
+        {
+            cloud.add_user(Account { email: email.into(), ..Account::new(uid, 1) });
+        }
+        cloud
+    }
+
+    fn request(id: &str, email: Option<&str>, group: Option<&str>) -> AccountContext {
+        AccountContext {
+            account: HostbillAccount {
+                id: 1,
+                client_id: 7,
+                status: HostbillStatus::Pending,
+                custom_fields: vec![CustomField { code: "cloudpeid".into(), value: id.into() }],
+            },
+            client_email: email.map(str::to_string),
+            product: group.map(|g| AppSetting { name: "CloudPe group".into(), value: g.into() }).into_iter().collect(),
+        }
+    }
+
+    fn provisioning() -> AppSettings {
+        let mut a = app();
+        a.custom = vec![
+            AppSetting { name: "On create".into(), value: "provision".into() },
+            AppSetting { name: "Call log".into(), value: "on".into() },
+        ];
+        a
+    }
+
+    fn fact<'a>(outcome: &'a CreateOutcome, name: &str) -> Option<&'a str> {
+        outcome.outcome.facts.iter().find(|f| f.name == name).map(|f| f.value.as_str())
+    }
+
+    fn paths(cloud: &FakeCloudPe) -> Vec<String> {
+        cloud.requests.borrow().iter().map(|r| r.path_and_query.rsplit('/').next().unwrap().to_string()).collect()
+    }
+
+    #[test]
+    fn the_one_exact_email_is_linked_whatever_its_case_and_spaces_and_decoys_are_not() {
+        for email in ["bob@x.io", " Bob@X.IO ", "BOB@x.io\t"] {
+            let cloud = cloud();
+            let out = create_account(&cloud, &app(), &request("", Some(email), None)).unwrap();
+            assert_eq!((out.remote_id, out.source), (12, LinkSource::ByEmail), "{email}");
+            assert_eq!(fact(&out, LINK_FACT), Some("by-email"));
+            assert_eq!(fact(&out, "cloudpe-email"), Some("bob@x.io"));
+            assert!(!out.outcome.changed_remote);
+            assert!(out.outcome.message.contains("linked by the client's email bob@x.io"), "{}", out.outcome.message);
+            assert_eq!(paths(&cloud), ["getaccounts"], "one lookup, no write");
+            assert!(cloud.created().is_empty() && cloud.writes().is_empty());
+        }
+    }
+
+    #[test]
+    fn only_decoys_or_no_user_is_not_found_and_nothing_is_linked_or_created() {
+        let cloud = cloud();
+        for email in ["ob@x.io", "bob@x.i", "x.io", "dan@x.io"] {
+            let e = create_account(&cloud, &app(), &request("", Some(email), None)).unwrap_err();
+            assert!(
+                matches!(&e, ModuleError::NotFound(m) if m.contains(&format!("no CloudPe user has the email {email}"))
+                    && m.contains("create it on CloudPe, or set the App's On create to provision")),
+                "{email}: {e:?}"
+            );
+        }
+        assert!(cloud.created().is_empty() && cloud.user_count() == 4);
+    }
+
+    #[test]
+    fn several_exact_matches_are_refused_by_uid_in_either_mode() {
+        let cloud = cloud();
+        // Emails are unique on CloudPe; a platform that holds two anyway gets no guess.
+        cloud.add_user(Account { email: " BOB@x.io".into(), ..Account::new(14, 1) });
+        for settings in [app(), provisioning()] {
+            let e = create_account(&cloud, &settings, &request("", Some("bob@x.io"), Some("premium"))).unwrap_err();
+            assert!(
+                matches!(&e, ModuleError::Configuration(m) if m.contains("2 CloudPe users have the email bob@x.io (uids 12, 14)")
+                    && m.contains("nothing was linked")),
+                "{e:?}"
+            );
+        }
+        assert!(cloud.created().is_empty() && cloud.group_changes().is_empty());
+    }
+
+    #[test]
+    fn no_email_and_no_id_is_a_configuration_error_naming_the_client() {
+        let cloud = cloud();
+        for email in [None, Some(""), Some("   ")] {
+            let e = create_account(&cloud, &provisioning(), &request(" ", email, None)).unwrap_err();
+            assert!(
+                matches!(&e, ModuleError::Configuration(m) if m.contains("client #7") && m.contains("no email to link by")),
+                "{e:?}"
+            );
+        }
+        assert!(cloud.requests.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_client_id_is_verified_as_before_and_never_replaced_by_the_email() {
+        let cloud = cloud();
+        let out = create_account(&cloud, &app(), &request("13", Some("bob@x.io"), None)).unwrap();
+        assert_eq!((out.remote_id, out.source), (13, LinkSource::Existing));
+        assert_eq!(fact(&out, LINK_FACT), Some("existing"));
+        let e = create_account(&cloud, &provisioning(), &request("abc", Some("bob@x.io"), None)).unwrap_err();
+        assert!(matches!(&e, ModuleError::Configuration(m) if m.contains("\"abc\"")), "{e:?}");
+        let e = create_account(&cloud, &provisioning(), &request("99", Some("nobody@x.io"), None)).unwrap_err();
+        assert!(matches!(&e, ModuleError::NotFound(m) if m.contains("uid 99")), "{e:?}");
+        assert!(cloud.created().is_empty());
+    }
+
+    #[test]
+    fn a_deleted_or_destroyed_user_found_by_email_cannot_be_linked() {
+        for status in [3, 4] {
+            let cloud = cloud();
+            cloud.add_user(Account { email: "gone@x.io".into(), ..Account::new(15, status) });
+            let e = create_account(&cloud, &provisioning(), &request("", Some("gone@x.io"), None)).unwrap_err();
+            assert!(matches!(&e, ModuleError::NotFound(m) if m.contains("cannot be linked")), "{e:?}");
+            assert!(cloud.created().is_empty(), "found, so never created");
+        }
+    }
+
+    #[test]
+    fn linking_outside_the_products_group_says_so_and_changes_nothing() {
+        let cloud = cloud();
+        let out = create_account(&cloud, &app(), &request("", Some("bob@x.io"), Some("premium"))).unwrap();
+        assert!(
+            out.outcome.message.contains("in default, not in the product's CloudPe group premium"),
+            "{}",
+            out.outcome.message
+        );
+        assert_eq!(fact(&out, EXPECTED_GROUP_FACT), Some("premium"));
+        assert!(cloud.group_changes().is_empty() && !out.outcome.changed_remote);
+        cloud.put_in_group(12, "premium");
+        let out = create_account(&cloud, &app(), &request("", Some("bob@x.io"), Some("premium"))).unwrap();
+        assert_eq!(fact(&out, EXPECTED_GROUP_FACT), None);
+        let out = create_account(&cloud, &app(), &request("12", None, Some("trial"))).unwrap();
+        assert_eq!(fact(&out, EXPECTED_GROUP_FACT), Some("trial"), "the client's own id too");
+    }
+
+    #[test]
+    fn provisioning_creates_once_reads_the_uid_back_and_sets_the_group() {
+        let cloud = cloud();
+        let out = create_account(&cloud, &provisioning(), &request("", Some(" Dan@x.io "), Some("premium"))).unwrap();
+        assert_eq!((out.remote_id, out.source), (313, LinkSource::Provisioned));
+        assert!(out.outcome.changed_remote);
+        assert_eq!(fact(&out, LINK_FACT), Some("provisioned"));
+        assert_eq!(fact(&out, "cloudpe-group"), Some("premium"));
+        assert!(out.outcome.message.contains("CloudPe user 313 created for Dan@x.io"), "{}", out.outcome.message);
+        let created = cloud.created();
+        assert_eq!(created.len(), 1);
+        assert_eq!((created[0].uid, created[0].email.as_str(), created[0].method), (313, "Dan@x.io", "createaccount"));
+        assert_eq!(cloud.user(313).unwrap().status, 1, "autoActive=true");
+        assert_eq!(cloud.group_changes(), [(313, "premium".to_string())]);
+        assert_eq!(
+            paths(&cloud),
+            ["getaccounts", "createaccount", "getaccounts", "getaccounts", "setgroup", "getaccounts"]
+        );
+        // Strong: 24 characters, every class, barely a repeat; two creations, two passwords.
+        let p = created[0].password;
+        assert!(p.length >= 20 && p.upper > 0 && p.lower > 0 && p.digits > 0 && p.symbols > 0, "{p:?}");
+        assert!(p.distinct >= 12, "{p:?}");
+        create_account(&cloud, &provisioning(), &request("", Some("eve@x.io"), None)).unwrap();
+        assert_ne!(cloud.created()[1].password.fingerprint, p.fingerprint);
+    }
+
+    #[test]
+    fn a_lost_reply_is_found_by_email_and_a_retried_create_makes_no_second_user() {
+        let cloud = cloud();
+        cloud.fault(FaultRule::new(FaultKind::Timeout.after_applying()).method("createaccount").times(1));
+        let out = create_account(&cloud, &provisioning(), &request("", Some("dan@x.io"), None)).unwrap();
+        assert_eq!((out.remote_id, out.source), (313, LinkSource::Provisioned));
+        assert!(out.outcome.message.contains("whose reply was lost"), "{}", out.outcome.message);
+        // HostBill retries the Create (it never saw the answer): the user is linked by email.
+        let again = create_account(&cloud, &provisioning(), &request("", Some("dan@x.io"), None)).unwrap();
+        assert_eq!((again.remote_id, again.source), (313, LinkSource::ByEmail));
+        assert_eq!((cloud.created().len(), cloud.user_count()), (1, 5));
+    }
+
+    #[test]
+    fn a_failure_that_created_nothing_is_unknown_and_a_retry_creates_exactly_one() {
+        let cloud = cloud();
+        cloud.fault(FaultRule::new(FaultKind::Html502).method("createaccount").times(1));
+        let e = create_account(&cloud, &provisioning(), &request("", Some("dan@x.io"), None)).unwrap_err();
+        assert!(
+            matches!(&e, ModuleError::Transport(m) if m.starts_with("unknown whether CloudPe created the user for dan@x.io")
+                && m.contains("retry Create (it looks the email up first, so it never makes a second user)")),
+            "{e:?}"
+        );
+        assert_eq!(paths(&cloud).iter().filter(|p| *p == "createaccount").count(), 1, "sent once, not retried");
+        assert!(cloud.created().is_empty());
+        let out = create_account(&cloud, &provisioning(), &request("", Some("dan@x.io"), None)).unwrap();
+        assert_eq!(out.source, LinkSource::Provisioned);
+        assert_eq!((cloud.created().len(), cloud.user_count()), (1, 5));
+    }
+
+    #[test]
+    fn an_email_taken_meanwhile_is_adopted() {
+        let cloud = cloud();
+        // The user appears between the lookup and the create: CloudPe answers "already exists".
+        let taken = FaultKind::ApiError { result: 1, error: "user with email [dan@x.io] already exists".into() };
+        cloud.fault(FaultRule::new(taken.after_applying()).method("createaccount"));
+        let out = create_account(&cloud, &provisioning(), &request("", Some("dan@x.io"), None)).unwrap();
+        assert_eq!((out.remote_id, out.source), (313, LinkSource::Provisioned));
+        assert!(out.outcome.message.contains("already existed"), "{}", out.outcome.message);
+        assert_eq!(cloud.user_count(), 5);
+    }
+
+    #[test]
+    fn a_platform_without_createaccount_uses_addaccount() {
+        let cloud = cloud();
+        cloud.set_create_variant(CreateVariant::Users);
+        let out = create_account(&cloud, &provisioning(), &request("", Some("dan@x.io"), None)).unwrap();
+        assert_eq!(out.remote_id, 313);
+        assert_eq!(cloud.created()[0].method, "addaccount");
+        assert_eq!(paths(&cloud)[..3], ["getaccounts", "createaccount", "addaccount"]);
+        assert!(cloud.logs.borrow().iter().any(|(_, m)| m.contains("system/admin/rest/createaccount (HTTP 404)")));
+    }
+
+    #[test]
+    fn a_denied_create_names_the_method_and_creates_nothing() {
+        let cloud = cloud();
+        cloud.set_create_variant(CreateVariant::Both);
+        cloud.deny("createaccount");
+        let e = create_account(&cloud, &provisioning(), &request("", Some("dan@x.io"), None)).unwrap_err();
+        assert!(e.message().contains("createaccount") && e.message().contains("dan@x.io"), "{e:?}");
+        assert!(cloud.created().is_empty());
+        assert!(!paths(&cloud).contains(&"addaccount".to_string()), "a refusal is not a 404: no other way is tried");
+    }
+
+    #[test]
+    fn a_failed_group_step_names_the_user_and_a_retry_links_it_and_sets_the_group() {
+        let cloud = cloud();
+        cloud.deny("setgroup");
+        let e = create_account(&cloud, &provisioning(), &request("", Some("dan@x.io"), Some("premium"))).unwrap_err();
+        let m = e.message();
+        assert!(
+            m.contains("CloudPe user 313 was created for dan@x.io but not put in the product's CloudPe group premium"),
+            "{m}"
+        );
+        assert!(m.contains("retrying Create links it and sets the group"), "{m}");
+        cloud.allow("setgroup");
+        let out = create_account(&cloud, &provisioning(), &request("", Some("dan@x.io"), Some("premium"))).unwrap();
+        assert_eq!((out.remote_id, out.source), (313, LinkSource::ByEmail));
+        assert_eq!(fact(&out, "cloudpe-group"), Some("premium"));
+        assert_eq!(cloud.group_changes(), [(313, "premium".to_string())]);
+        assert_eq!(cloud.created().len(), 1);
+    }
+
+    #[test]
+    fn the_password_is_never_logged_recorded_or_returned() {
+        let cloud = cloud();
+        cloud.deny("setgroup");
+        let e = create_account(&cloud, &provisioning(), &request("", Some("dan@x.io"), Some("premium"))).unwrap_err();
+        let body = cloud
+            .requests
+            .borrow()
+            .iter()
+            .find(|r| r.path_and_query.ends_with("createaccount"))
+            .unwrap()
+            .form_body
+            .clone()
+            .unwrap();
+        let password: String =
+            form_urlencoded::parse(body.as_bytes()).find(|(k, _)| k == "password").unwrap().1.into_owned();
+        assert_eq!(password.len(), 24);
+        let calls = cloud.calls.borrow().clone();
+        let create_call =
+            calls.iter().find(|c| c.starts_with("createaccount")).expect("the call log records the create");
+        assert!(create_call.contains("password=********") && create_call.contains("email=dan@x.io"), "{create_call}");
+        assert!(
+            create_call.contains("\"activationKey\": \"********\"")
+                || create_call.contains("activationKey\":\"********"),
+            "{create_call}"
+        );
+        let mut seen: Vec<String> = calls;
+        seen.extend(cloud.logs.borrow().iter().map(|(_, m)| m.clone()));
+        seen.push(e.message());
+        cloud.allow("setgroup");
+        let out = create_account(&cloud, &provisioning(), &request("", Some("dan@x.io"), Some("premium"))).unwrap();
+        seen.push(format!("{out:?}"));
+        seen.extend(cloud.calls.borrow().iter().cloned());
+        for text in &seen {
+            assert!(!text.contains(&password) && !text.contains(SESSION), "{text}");
+        }
+    }
+}
