@@ -132,3 +132,141 @@ fn ids(ids: impl Iterator<Item = u64>) -> String {
         _ => ids.join(""),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use cloudpe_sim_api::Account;
+
+    use super::*;
+    use crate::ops::reconcile;
+    use crate::ops::testing::{FakeCloudPe, app};
+    use crate::wit::{Account as HostbillAccount, AppSetting, ClientAccount, CustomField, HostbillStatus};
+
+    fn cloud(users: &[(u64, &str, &str)]) -> FakeCloudPe {
+        let cloud = FakeCloudPe::new(&[]);
+        for &(uid, email, group) in users {
+            cloud.add_user(Account { email: email.into(), group: group.into(), ..Account::new(uid, 1) });
+        }
+        cloud
+    }
+
+    fn account(id: u64, uid: &str, email: Option<&str>, group: Option<&str>) -> AccountContext {
+        AccountContext {
+            account: HostbillAccount {
+                id,
+                client_id: id + 100,
+                status: HostbillStatus::Active,
+                custom_fields: vec![CustomField { code: "cloudpeid".into(), value: uid.into() }],
+            },
+            client_email: email.map(str::to_string),
+            product: group.map(|g| AppSetting { name: "CloudPe group".into(), value: g.into() }).into_iter().collect(),
+        }
+    }
+
+    fn opts() -> SyncOptions {
+        SyncOptions { page_size: 2, max_concurrency: 2, ..SyncOptions::default() }
+    }
+
+    fn detail(review: &LinkReview, account_id: u64) -> &str {
+        &review.reconciliation.without_id.iter().find(|i| i.account_id == account_id).unwrap().detail
+    }
+
+    #[test]
+    fn a_link_is_proposed_only_for_one_exact_unclaimed_email() {
+        let cloud = cloud(&[
+            (12, "bob@x.io", "default"),
+            (120, "ann.bob@x.io.evil", "default"),
+            (312, "BOB@x.io.attacker", "default"),
+            (13, "carol@x.io", "default"),
+            (14, "dup@x.io", "default"),
+            (15, " DUP@x.io", "default"),
+            (16, "shared@x.io", "default"),
+            (17, "linked@x.io", "default"),
+        ]);
+        let accounts = vec![
+            account(1, "", Some(" Bob@X.io "), None),    // one exact match among decoys
+            account(2, "", Some("ob@x.io"), None),       // decoys only
+            account(3, "abc", Some("carol@x.io"), None), // an invalid id is no id
+            account(4, "", Some("dup@x.io"), None),      // two users have it
+            account(5, "", Some("shared@x.io"), None),   // two unlinked accounts want 16
+            account(6, "", Some("shared@X.io"), None),
+            account(7, "", Some("linked@x.io"), None), // 17 is linked from account 8
+            account(8, "17", Some("linked@x.io"), None),
+            account(9, "", None, None), // no email
+        ];
+        let r = review(&cloud, &app(), &accounts, opts()).unwrap();
+        assert_eq!(
+            r.proposed_links,
+            [
+                ProposedLink { account_id: 1, uid: 12, email: "bob@x.io".into() },
+                ProposedLink { account_id: 3, uid: 13, email: "carol@x.io".into() },
+            ]
+        );
+        assert!(detail(&r, 1).contains("proposed link: CloudPe user 12 has the client's email"), "{}", detail(&r, 1));
+        assert!(detail(&r, 2).ends_with("; no CloudPe user has the email ob@x.io"), "{}", detail(&r, 2));
+        assert!(detail(&r, 3).contains("\"abc\""), "the original detail is kept: {}", detail(&r, 3));
+        assert!(detail(&r, 4).contains("2 CloudPe users have the email dup@x.io (uids 14, 15)"), "{}", detail(&r, 4));
+        for id in [5, 6] {
+            assert!(detail(&r, id).contains("accounts #5 and #6 would all link to it"), "{}", detail(&r, id));
+        }
+        assert!(
+            detail(&r, 7).contains("CloudPe user 17 has the email linked@x.io but is already linked from account #8")
+        );
+        assert!(detail(&r, 9).ends_with("; the client has no email to link by"), "{}", detail(&r, 9));
+        assert_eq!(r.reconciliation.without_id.len(), 8);
+        assert!(cloud.writes().is_empty() && cloud.group_changes().is_empty() && cloud.created().is_empty());
+    }
+
+    #[test]
+    fn the_reconciliation_is_the_one_reconcile_reports() {
+        let cloud = cloud(&[(10, "a@x.io", "default"), (11, "b@x.io", "default"), (13, "c@x.io", "default")]);
+        let accounts = vec![
+            account(1, "10", Some("a@x.io"), None),
+            account(2, "11", Some("other@x.io"), None),
+            account(3, "11", None, None),
+            account(4, "99", None, None),
+            account(5, "", Some("nobody@x.io"), None),
+        ];
+        let r = review(&cloud, &app(), &accounts, opts()).unwrap().reconciliation;
+        let plain: Vec<ClientAccount> = accounts
+            .iter()
+            .map(|a| ClientAccount { account: a.account.clone(), client_email: a.client_email.clone() })
+            .collect();
+        let mut expected = reconcile(&cloud, &app(), &plain, opts()).unwrap();
+        expected.without_id[0].detail.push_str("; no CloudPe user has the email nobody@x.io");
+        assert_eq!(r, expected);
+        assert_eq!(r.missing_remote.len(), 1);
+        assert_eq!(r.shared_users.len(), 1);
+        assert_eq!(r.email_differences.len(), 1);
+        assert_eq!(r.unlinked_users.iter().map(|u| u.uid).collect::<Vec<_>>(), [13]);
+    }
+
+    #[test]
+    fn group_drift_lists_linked_users_outside_their_products_group() {
+        let cloud = cloud(&[
+            (10, "a@x.io", "default"),
+            (11, "b@x.io", "premium"),
+            (12, "c@x.io", ""),
+            (13, "d@x.io", "trial"),
+            (14, "e@x.io", "trial"),
+        ]);
+        let accounts = vec![
+            account(1, "10", None, Some("premium")),         // drift
+            account(2, "11", None, Some(" premium ")),       // in it
+            account(3, "12", None, Some("premium")),         // CloudPe names no group
+            account(4, "13", None, None),                    // the product names none: no drift
+            account(5, "99", None, Some("premium")),         // missing: reported as missing, not drift
+            account(6, "", Some("e@x.io"), Some("premium")), // unlinked: a proposal, not drift
+        ];
+        let r = review(&cloud, &app(), &accounts, opts()).unwrap();
+        assert_eq!(
+            r.group_drift,
+            [
+                GroupDrift { account_id: 1, uid: 10, expected: "premium".into(), actual: "default".into() },
+                GroupDrift { account_id: 3, uid: 12, expected: "premium".into(), actual: "".into() },
+            ]
+        );
+        assert_eq!(r.proposed_links, [ProposedLink { account_id: 6, uid: 14, email: "e@x.io".into() }]);
+        assert!(cloud.group_changes().is_empty());
+    }
+}
