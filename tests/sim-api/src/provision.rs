@@ -50,10 +50,7 @@ pub enum CreateVariant {
 impl CreateVariant {
     /// Whether the platform serves `method` (any method but the two creation ones is served).
     pub fn offers(self, method: &str) -> bool {
-        match (self, method) {
-            (CreateVariant::Users, CREATE_ACCOUNT) | (CreateVariant::Admin, ADD_ACCOUNT) => false,
-            _ => true,
-        }
+        !matches!((self, method), (CreateVariant::Users, CREATE_ACCOUNT) | (CreateVariant::Admin, ADD_ACCOUNT))
     }
 }
 
