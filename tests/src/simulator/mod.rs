@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use cloudpe_sim_api::{Account, FaultKind, FaultRule, population, sample_accounts};
+pub use cloudpe_sim_api::{Account, FaultKind, FaultRule, GroupsShape, population, sample_accounts};
 pub use tls::{TestCa, TlsIdentity};
 
 /// How the simulator starts.
@@ -249,6 +249,22 @@ impl Simulator {
     /// The users created through the API, in order, each password kept only as its shape.
     pub fn created_users(&self) -> Vec<cloudpe_sim_api::Created> {
         self.state().api.created.clone()
+    }
+
+    /// How `getgroups` lists the groups: objects with a `name` (the default) or bare names.
+    pub fn set_groups_shape(&self, shape: GroupsShape) {
+        self.state().api.groups.shape = shape;
+    }
+
+    /// The platform's groups, in the order `getgroups` lists them (default: `default`, `trial`,
+    /// `beta`, `billing`, `premium`).
+    pub fn set_groups(&self, names: &[&str]) {
+        self.state().api.groups.names = names.iter().map(|n| n.to_string()).collect();
+    }
+
+    /// Successful `setgroup` calls (uid, group), in order.
+    pub fn group_changes(&self) -> Vec<(u64, String)> {
+        self.state().api.group_changes.clone()
     }
 
     /// Removes a user, as an admin deleting it.
