@@ -40,7 +40,8 @@ struct Args {
     #[arg(long)]
     sample: bool,
     /// Inject a fault: KIND[:METHOD], KIND one of http500, html502, timeout, reset, truncated,
-    /// or result=N (an API error). Repeatable.
+    /// or result=N (an API error); `applied-KIND` carries the call out first, then fails (a
+    /// write applied whose reply is lost, e.g. applied-http500:createaccount). Repeatable.
     #[arg(long, value_name = "SPEC")]
     fault: Vec<String>,
     /// UTC offset of the billing history's times (the usage method), in seconds east of UTC
@@ -69,6 +70,10 @@ fn fault(spec: &str) -> Result<FaultRule> {
         Some((k, m)) => (k, Some(m)),
         None => (spec, None),
     };
+    let (applied, kind) = match kind.strip_prefix("applied-") {
+        Some(kind) => (true, kind),
+        None => (false, kind),
+    };
     let kind = match kind {
         "http500" => FaultKind::Http500,
         "html502" => FaultKind::Html502,
@@ -81,7 +86,7 @@ fn fault(spec: &str) -> Result<FaultRule> {
             _ => bail!("unknown fault {other:?}: use http500, html502, timeout, reset, truncated, stalled or result=N"),
         },
     };
-    let rule = FaultRule::new(kind);
+    let rule = FaultRule::new(if applied { kind.after_applying() } else { kind });
     Ok(match method {
         Some(m) => rule.method(m),
         None => rule,

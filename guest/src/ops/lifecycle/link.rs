@@ -9,7 +9,7 @@ use super::groups::{GroupMove, apply_group};
 use crate::api::{CloudPe, CreateReply, RemoteAccount};
 use crate::config::{self, OnCreate, Settings};
 use crate::inferred::{CREATE_VARIANTS, DUPLICATE_EMAIL_WORDS};
-use crate::ops::{account, account_facts, id_value, settings};
+use crate::ops::{account, account_facts, id_value, quote, settings};
 use crate::transport::Platform;
 use crate::wit::{AccountContext, AppSettings, CreateOutcome, Fact, LinkSource, LogLevel, ModuleError, RemoteError};
 
@@ -38,6 +38,12 @@ pub fn create_account(
             settings.id_field_code, settings.id_field_code
         )));
     }
+    if email.len() > MAX_EMAIL_LEN || !email.contains('@') {
+        return Err(ModuleError::Configuration(format!(
+            "client #{client}'s email {} is not an email address: nothing was linked",
+            quote(email)
+        )));
+    }
     let api = CloudPe::new(&settings, platform);
     match the_one(api.find_by_email(email)?, email)? {
         Some(remote) => link_found(platform, &api, &settings, request, &remote),
@@ -47,6 +53,9 @@ pub fn create_account(
         None => provision(platform, &api, request, email),
     }
 }
+
+/// The longest email address (RFC 5321's path limit, less its brackets).
+const MAX_EMAIL_LEN: usize = 254;
 
 /// The fact naming how the account was linked: `existing`, `by-email` or `provisioned`.
 pub const LINK_FACT: &str = "cloudpe-link";
@@ -452,6 +461,15 @@ mod tests {
             let e = create_account(&cloud, &provisioning(), &request(" ", email, None)).unwrap_err();
             assert!(
                 matches!(&e, ModuleError::Configuration(m) if m.contains("client #7") && m.contains("no email to link by")),
+                "{e:?}"
+            );
+        }
+        assert!(cloud.requests.borrow().is_empty());
+        let huge = format!("{}@x.io", "a".repeat(300));
+        for bad in ["bob.x.io", huge.as_str()] {
+            let e = create_account(&cloud, &provisioning(), &request("", Some(bad), None)).unwrap_err();
+            assert!(
+                matches!(&e, ModuleError::Configuration(m) if m.contains("client #7's email") && m.contains("not an email address") && m.len() < 200),
                 "{e:?}"
             );
         }
