@@ -425,6 +425,18 @@ mod tests {
     }
 
     #[test]
+    fn the_exact_match_is_found_beyond_the_first_page_of_decoys() {
+        let cloud = FakeCloudPe::new(&[]);
+        for uid in 1..=150 {
+            cloud.add_user(Account { email: format!("x{uid}.bob@x.io.evil"), ..Account::new(uid, 1) });
+        }
+        cloud.add_user(Account { email: "Bob@x.io".into(), ..Account::new(500, 1) });
+        let out = create_account(&cloud, &app(), &request("", Some("bob@x.io"), None)).unwrap();
+        assert_eq!((out.remote_id, out.source), (500, LinkSource::ByEmail));
+        assert_eq!(paths(&cloud), ["getaccounts", "getaccounts"], "two pages of 100 matches");
+    }
+
+    #[test]
     fn only_decoys_or_no_user_is_not_found_and_nothing_is_linked_or_created() {
         let cloud = cloud();
         for email in ["ob@x.io", "bob@x.i", "b@x.io", "dan@x.io"] {
