@@ -803,6 +803,9 @@ impl<'a, P: Platform> CloudPe<'a, P> {
             exact.extend(page.array.into_iter().filter(|a| a.email().is_some_and(|e| same_email(e, wanted))));
             start_row += fetched;
             if fetched == 0 || start_row >= page.total_count {
+                // A user added meanwhile shifts the rows: one listed on two pages is one user.
+                exact.sort_by_key(|a| a.uid);
+                exact.dedup_by_key(|a| a.uid);
                 return Ok(exact);
             }
         }
