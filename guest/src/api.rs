@@ -881,6 +881,22 @@ mod tests {
     }
 
     #[test]
+    fn group_names_are_read_from_either_shape_once_each() {
+        let list: Vec<serde_json::Value> =
+            serde_json::from_str(r#"[{"name":" trial "},"beta",{"name":""},"trial",{"name":"gold","id":3}]"#).unwrap();
+        assert_eq!(group_names(&list).unwrap(), ["trial", "beta", "gold"]);
+        for bad in [r#"[5]"#, r#"[{"name":5}]"#, r#"[{"id":3}]"#, r#"[null]"#, r#"[["trial"]]"#] {
+            let list: Vec<serde_json::Value> = serde_json::from_str(bad).unwrap();
+            let e = group_names(&list).unwrap_err();
+            let shown = &bad[1..bad.len() - 1];
+            assert!(matches!(&e, ModuleError::Unexpected(m) if m.contains(shown)), "{bad}: {e:?}");
+        }
+        let long = serde_json::json!([{ "title": "x".repeat(500) }]);
+        let e = group_names(long.as_array().unwrap()).unwrap_err();
+        assert!(e.message().len() < 250 && e.message().contains('…'), "{}", e.message());
+    }
+
+    #[test]
     fn a_users_texts_are_kept_whichever_are_present() {
         let read = |json: &str| serde_json::from_str::<RemoteAccount>(json).unwrap();
         let all = read(r#"{"uid": 1, "email": "a@b.c", "group": {"name": "g"}, "createdOn": "2024-01-02 03:04:05"}"#);

@@ -340,10 +340,10 @@ mod tests {
 
     #[test]
     fn a_method_this_platform_does_not_know_is_unknown() {
-        // The simulator serves only createaccount by default (`--create-variant admin`); here it
-        // answers HTTP 404 too, so neither creation call exists, and both are tried.
+        // A platform with neither creation call: HTTP 404 for both, so both are tried.
         let cloud = cloud();
-        cloud.answer("/1.0/system/admin/rest/createaccount", 404, "404 Not Found");
+        cloud.answer(CREATE, 404, "404 Not Found");
+        cloud.answer(ADD, 404, "404 Not Found");
         let found = probe(&cloud);
         for path in ["system/admin/rest/createaccount", "users/account/rest/addaccount"] {
             let (state, detail) = state_of(&found, path);

@@ -313,6 +313,57 @@ mod tests {
         assert!(change_package(&cloud, &app(), &request("12", Some("beta"))).unwrap().changed_remote);
     }
 
+    /// The simulated CloudPe whose user reads fail (HTTP 502) once `reads_ok` have passed.
+    struct ReadsFailLater {
+        cloud: FakeCloudPe,
+        reads_ok: std::cell::Cell<u32>,
+    }
+
+    impl Platform for ReadsFailLater {
+        fn send(
+            &self,
+            request: &crate::transport::HttpRequest,
+        ) -> Result<crate::transport::HttpResponse, crate::transport::TransportError> {
+            if request.path_and_query.ends_with("/getaccounts") {
+                if self.reads_ok.get() == 0 {
+                    return Ok(crate::transport::HttpResponse { status: 502, body: b"Bad Gateway".to_vec() });
+                }
+                self.reads_ok.set(self.reads_ok.get() - 1);
+            }
+            self.cloud.send(request)
+        }
+        fn sleep(&self, _: std::time::Duration) {}
+        fn random_u64(&self) -> u64 {
+            4
+        }
+        fn log(&self, level: LogLevel, message: &str) {
+            self.cloud.log(level, message);
+        }
+    }
+
+    #[test]
+    fn a_move_whose_read_back_fails_is_reported_as_unknown() {
+        for lost in [false, true] {
+            let platform = ReadsFailLater { cloud: FakeCloudPe::new(&[(12, 1, None)]), reads_ok: 1.into() };
+            if lost {
+                platform.cloud.fault(FaultRule::new(FaultKind::Http500.after_applying()).method("setgroup"));
+            }
+            let e = change_package(&platform, &app(), &request("12", Some("beta"))).unwrap_err();
+            let ModuleError::Transport(m) = &e else { panic!("{e:?}") };
+            assert!(m.starts_with("unknown whether CloudPe user 12 is in group \"beta\": "), "{m}");
+            assert!(
+                m.contains(if lost {
+                    "the move failed (CloudPe answered HTTP 500"
+                } else {
+                    "CloudPe accepted the move"
+                }),
+                "{m}"
+            );
+            assert!(m.contains("reading it back failed (CloudPe answered HTTP 502"), "{m}");
+            assert_eq!(platform.cloud.group_changes().len(), 1, "sent once, whatever the read-back");
+        }
+    }
+
     #[test]
     fn an_accepted_move_the_read_back_does_not_show_is_unexpected() {
         let cloud = FakeCloudPe::new(&[(12, 1, None)]);
