@@ -157,7 +157,18 @@ pub struct Report {
 #[derive(Debug)]
 pub enum Body {
     Outcome(Outcome),
-    Checks(Vec<Check>),
+    /// A 2.4 module's `create`: the outcome and the remote account the HostBill account is linked to.
+    Created {
+        outcome: Outcome,
+        link: Link,
+    },
+    /// A connection test's checks, and a 2.4 module's capabilities (when its probe ran and answered).
+    Checks {
+        checks: Vec<Check>,
+        capabilities: Option<Vec<Capability>>,
+    },
+    /// `option-choices`.
+    Choices(Vec<Choice>),
     Sync {
         dry_run: bool,
         summary: Summary,
@@ -182,7 +193,15 @@ impl Body {
     fn write<W: std::io::Write>(&self, out: &mut JsonObject<W>) -> std::io::Result<()> {
         match self {
             Body::Outcome(outcome) => out.member("outcome", outcome),
-            Body::Checks(checks) => out.member("checks", checks),
+            Body::Created { outcome, link } => {
+                out.member("outcome", outcome)?;
+                out.member("link", link)
+            }
+            Body::Checks { checks, capabilities } => {
+                out.member("checks", checks)?;
+                capabilities.as_ref().map_or(Ok(()), |c| out.member("capabilities", c))
+            }
+            Body::Choices(choices) => out.member("choices", choices),
             Body::Sync { dry_run, summary } => {
                 out.member("dry_run", dry_run)?;
                 out.member("summary", summary)
@@ -229,6 +248,31 @@ pub struct Check {
     pub name: String,
     pub passed: bool,
     pub detail: String,
+}
+
+/// `link` of a 2.4 module's `create`: the remote account, and how it was found.
+#[derive(Debug, Serialize)]
+pub struct Link {
+    pub remote_id: u64,
+    /// `existing`, `by-email` or `provisioned`.
+    pub source: &'static str,
+}
+
+/// One of `capabilities` of a connection test.
+#[derive(Debug, Serialize)]
+pub struct Capability {
+    pub name: String,
+    pub method: String,
+    /// `allowed`, `denied`, `unknown` or `not-probed`.
+    pub state: &'static str,
+    pub detail: String,
+}
+
+/// One of `choices` of `option-choices`.
+#[derive(Debug, Serialize)]
+pub struct Choice {
+    pub value: String,
+    pub label: String,
 }
 
 /// A sync's `summary`: counts per decision (the host's `error` decisions for rows it could not
@@ -355,7 +399,8 @@ pub struct Call {
     pub reply: String,
 }
 
-/// `reconciliation`: counts, then each list.
+/// `reconciliation`: counts, then each list; a 2.4 module's review adds `proposed_links` and
+/// `group_drift` (and their counts), which an older module's report has not.
 #[derive(Debug, Serialize)]
 pub struct Reconciliation {
     pub counts: ReconciliationCounts,
@@ -364,6 +409,10 @@ pub struct Reconciliation {
     pub shared_users: Vec<SharedUser>,
     pub unlinked_users: Vec<UnlinkedUser>,
     pub email_differences: Vec<EmailDifference>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proposed_links: Option<Vec<ProposedLink>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_drift: Option<Vec<GroupDrift>>,
     pub requests: u32,
 }
 
@@ -376,6 +425,27 @@ pub struct ReconciliationCounts {
     pub unlinked_users: usize,
     pub email_differences: usize,
     pub remote_users: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proposed_links: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_drift: Option<usize>,
+}
+
+/// An account without a remote id and the one remote user whose email is exactly its client's.
+#[derive(Debug, Serialize)]
+pub struct ProposedLink {
+    pub account_id: u64,
+    pub uid: u64,
+    pub email: String,
+}
+
+/// A linked account whose remote group is not the one its product names.
+#[derive(Debug, Serialize)]
+pub struct GroupDrift {
+    pub account_id: u64,
+    pub uid: u64,
+    pub expected: String,
+    pub actual: String,
 }
 
 #[derive(Debug, Serialize)]
