@@ -582,6 +582,132 @@ mod tests {
 }
 
 #[cfg(test)]
+mod lifecycle_requests {
+    use super::*;
+
+    const ACCOUNT: &str = r#""account":{"id":5,"client_id":7,"status":"Pending"}"#;
+
+    fn lifecycle(extra: &str) -> Result<LifecycleRequest, String> {
+        parse::<LifecycleRequest>(format!(r#"{{"app":{{}},{ACCOUNT}{extra}}}"#).as_bytes()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn create_reads_the_clients_email_and_the_products_options() {
+        let r = lifecycle(
+            r#","client_email":"  Ann@X.io ","product":{"CloudPe group":"premium","disk":20,"blank":" ","n":null}"#,
+        )
+        .unwrap();
+        let (_, context) = r.context();
+        assert_eq!(context.account.id, 5);
+        assert_eq!(context.client_email.as_deref(), Some("Ann@X.io"), "trimmed, case kept");
+        let options: Vec<(&str, &str)> = context.product.iter().map(|o| (o.name.as_str(), o.value.as_str())).collect();
+        assert_eq!(options, [("CloudPe group", "premium"), ("disk", "20")], "sorted; blank and null left out");
+        for absent in ["", r#","client_email":null,"product":[]"#, r#","client_email":"  ""#] {
+            let (_, context) = lifecycle(absent).unwrap().context();
+            assert_eq!((context.client_email, context.product.len()), (None, 0), "{absent}");
+        }
+    }
+
+    #[test]
+    fn bad_lifecycle_fields_are_named() {
+        let long_email = format!("{}@x.io", "a".repeat(MAX_EMAIL_BYTES));
+        let many: Vec<String> = (0..=MAX_PRODUCT_OPTIONS).map(|i| format!(r#""o{i}":"v""#)).collect();
+        let cases = [
+            (
+                r#","client_email":12"#.to_string(),
+                "client_email: 12 is not a string: expected the client's email or null".to_string(),
+            ),
+            (
+                r#","client_email":["a@x.io"]"#.to_string(),
+                "client_email: a list is not a string: expected the client's email or null".to_string(),
+            ),
+            (
+                format!(r#","client_email":"{long_email}""#),
+                format!("client_email: {} is longer than an email address can be (254 bytes)", quote(&long_email)),
+            ),
+            (
+                r#","product":{"CloudPe group":["a"]}"#.to_string(),
+                "product: option \"CloudPe group\" is a list, not a value".to_string(),
+            ),
+            (
+                r#","product":"premium""#.to_string(),
+                "product: invalid type: string \"premium\", expected an object of name to value".to_string(),
+            ),
+            (
+                format!(r#","product":{{{}}}"#, many.join(",")),
+                "product: 65 options; at most 64 are accepted".to_string(),
+            ),
+            (
+                format!(r#","product":{{"g":"{}"}}"#, "v".repeat(MAX_OPTION_VALUE_BYTES + 1)),
+                "product: option \"g\" has a value of 4097 bytes; at most 4096 are accepted".to_string(),
+            ),
+            (r#","product":{" ":"v"}"#.to_string(), "product: an option without a name".to_string()),
+            (
+                r#","clientemail":"a@x.io""#.to_string(),
+                "clientemail: unknown field `clientemail`, expected one of `app`, `account`, `client_email`, `product`"
+                    .to_string(),
+            ),
+        ];
+        for (extra, expected) in cases {
+            assert_eq!(lifecycle(&extra).unwrap_err(), expected, "{extra}");
+        }
+    }
+
+    #[test]
+    fn the_other_account_operations_still_refuse_lifecycle_fields() {
+        let err = parse::<AccountRequest>(format!(r#"{{"app":{{}},{ACCOUNT},"client_email":"a@x.io"}}"#).as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("client_email: unknown field `client_email`"), "{err}");
+    }
+
+    #[test]
+    fn option_choices_need_an_option_name() {
+        let option = |json: &str| parse::<OptionRequest>(json.as_bytes()).map_err(|e| e.to_string());
+        assert_eq!(option(r#"{"app":{},"option":" CloudPe group "}"#).unwrap().option, "CloudPe group");
+        let e = "expected a product option's name, e.g. \"CloudPe group\"";
+        for (json, expected) in [
+            (r#"{"app":{}}"#.to_string(), "missing field `option`".to_string()),
+            (r#"{"app":{},"option":5}"#.to_string(), format!("option: 5 is not a string: {e}")),
+            (r#"{"app":{},"option":null}"#.to_string(), format!("option: null is not a string: {e}")),
+            (r#"{"app":{},"option":"  "}"#.to_string(), format!("option: empty: {e}")),
+            (
+                format!(r#"{{"app":{{}},"option":"{}"}}"#, "o".repeat(MAX_OPTION_NAME_BYTES + 1)),
+                format!("option: {} is longer than 255 bytes", quote(&"o".repeat(MAX_OPTION_NAME_BYTES + 1))),
+            ),
+        ] {
+            assert_eq!(option(&json).unwrap_err(), expected, "{json}");
+        }
+    }
+
+    #[test]
+    fn reconcile_rows_may_carry_their_products_options() {
+        let r: ReconcileRequest = parse(
+            br#"{"app":{},"accounts":[
+                {"id":1,"client_id":2,"status":"Active","custom_fields":{"cloudpeid":"12"},"email":" a@x.io ","product":{"CloudPe group":"premium"}},
+                {"id":2,"client_id":3,"status":"Active","email":""}]}"#,
+        )
+        .unwrap();
+        let contexts: Vec<wit::AccountContext> = r.accounts.into_iter().map(Into::into).collect();
+        assert_eq!(contexts[0].client_email.as_deref(), Some("a@x.io"));
+        assert_eq!(
+            (contexts[0].product[0].name.as_str(), contexts[0].product[0].value.as_str()),
+            ("CloudPe group", "premium")
+        );
+        assert_eq!(contexts[0].account.custom_fields[0].value, "12");
+        assert_eq!((contexts[1].client_email.as_ref(), contexts[1].product.len()), (None, 0));
+        let older: wit::ClientAccount = contexts[0].clone().into();
+        assert_eq!((older.account.id, older.client_email.as_deref()), (1, Some("a@x.io")));
+        let err = parse::<ReconcileRequest>(
+            br#"{"app":{},"accounts":[{"id":1,"client_id":2,"status":"Active","product":{"g":{"x":1}}}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(err, "accounts[0].product: option \"g\" is an object, not a value");
+    }
+}
+
+#[cfg(test)]
 mod sync_rows {
     use super::*;
 

@@ -594,4 +594,83 @@ mod tests {
         assert_eq!(v["calls"][0]["params"]["session"], "[REDACTED]");
         assert_eq!(v["meter"]["wall_ms"], 0);
     }
+
+    #[test]
+    fn the_lifecycle_members_have_the_documented_shapes_and_are_scrubbed() {
+        let secret = "tok-lifecycle-secret";
+        let scrub = Scrubber::new([secret]);
+        let outcome = || Outcome { message: format!("linked {secret}"), facts: vec![], changed_remote: false };
+        let mut created = Report::new("create");
+        created.body = Some(Body::Created { outcome: outcome(), link: Link { remote_id: 1005, source: "by-email" } });
+        let v: Value = serde_json::from_str(&created.render(&scrub)).unwrap();
+        assert_eq!(v["link"], serde_json::json!({"remote_id": 1005, "source": "by-email"}));
+        assert_eq!(v["outcome"]["message"], "linked [REDACTED]");
+
+        let mut tested = Report::new("test-connection");
+        tested.body = Some(Body::Checks {
+            checks: vec![Check { name: "login".into(), passed: true, detail: "ok".into() }],
+            capabilities: Some(vec![Capability {
+                name: "group list".into(),
+                method: "billing/groupquota/rest/getgroups".into(),
+                state: "denied",
+                detail: format!("8202 for {secret}"),
+            }]),
+        });
+        let text = tested.render(&scrub);
+        assert!(!text.contains(secret), "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v["capabilities"],
+            serde_json::json!([{"name": "group list", "method": "billing/groupquota/rest/getgroups",
+                                "state": "denied", "detail": "8202 for [REDACTED]"}])
+        );
+        tested.body = Some(Body::Checks { checks: vec![], capabilities: None });
+        let v: Value = serde_json::from_str(&tested.render(&scrub)).unwrap();
+        assert!(v.get("capabilities").is_none(), "no probe, no member: {v}");
+
+        let mut choices = Report::new("option-choices");
+        choices.body = Some(Body::Choices(vec![Choice { value: "premium".into(), label: "Premium".into() }]));
+        let v: Value = serde_json::from_str(&choices.render(&scrub)).unwrap();
+        assert_eq!(v["choices"], serde_json::json!([{"value": "premium", "label": "Premium"}]));
+
+        let counts = |links, drift| ReconciliationCounts {
+            accounts: 2,
+            without_id: 1,
+            missing_remote: 0,
+            shared_users: 0,
+            unlinked_users: 0,
+            email_differences: 0,
+            remote_users: 3,
+            proposed_links: links,
+            group_drift: drift,
+        };
+        let reconciliation = |links: Option<Vec<ProposedLink>>, drift: Option<Vec<GroupDrift>>| Reconciliation {
+            counts: counts(links.as_ref().map(Vec::len), drift.as_ref().map(Vec::len)),
+            without_id: vec![],
+            missing_remote: vec![],
+            shared_users: vec![],
+            unlinked_users: vec![],
+            email_differences: vec![],
+            proposed_links: links,
+            group_drift: drift,
+            requests: 1,
+        };
+        let mut reviewed = Report::new("reconcile");
+        reviewed.body = Some(Body::Reconciliation(reconciliation(
+            Some(vec![ProposedLink { account_id: 1, uid: 12, email: "ann@x.io".into() }]),
+            Some(vec![GroupDrift { account_id: 2, uid: 13, expected: "premium".into(), actual: "default".into() }]),
+        )));
+        let v: Value = serde_json::from_str(&reviewed.render(&scrub)).unwrap();
+        let r = &v["reconciliation"];
+        assert_eq!((r["counts"]["proposed_links"].clone(), r["counts"]["group_drift"].clone()), (1.into(), 1.into()));
+        assert_eq!(r["proposed_links"], serde_json::json!([{"account_id": 1, "uid": 12, "email": "ann@x.io"}]));
+        assert_eq!(
+            r["group_drift"],
+            serde_json::json!([{"account_id": 2, "uid": 13, "expected": "premium", "actual": "default"}])
+        );
+        reviewed.body = Some(Body::Reconciliation(reconciliation(None, None)));
+        let v: Value = serde_json::from_str(&reviewed.render(&scrub)).unwrap();
+        let r = &v["reconciliation"];
+        assert!(r.get("proposed_links").is_none() && r["counts"].get("group_drift").is_none(), "an older module: {r}");
+    }
 }
