@@ -1,4 +1,4 @@
-//! The three CloudPe methods, as pure functions over the simulator's state and a request's
+//! The CloudPe methods, as pure functions over the simulator's state and a request's
 //! parameters. Every API-level outcome is an HTTP 200 JSON envelope.
 
 use std::collections::BTreeMap;
@@ -31,14 +31,21 @@ pub struct ApiState {
     pub usage_utc_offset: i64,
     /// Methods (lower case) outside the session token's API list: answered with `result` 8202.
     pub denied_methods: std::collections::BTreeSet<String>,
+    /// The platform's groups (`getgroups`) and the shape they are listed in.
+    pub groups: crate::groups::Groups,
+    /// Successful `setgroup` calls (uid, group), in order.
+    pub group_changes: Vec<(u64, String)>,
 }
 
 /// The API methods the simulator serves.
-pub const METHODS: [(&str, &str); 4] = [
+pub const METHODS: &[(&str, &str)] = &[
     ("marketplace/app", "getchecksum"),
     ("billing/account", "getaccounts"),
     ("billing/account", "setaccountstatus"),
     ("billing/account", crate::usage::METHOD),
+    ("billing/groupquota", crate::groups::GET_GROUPS),
+    ("billing/account", crate::groups::SET_GROUP),
+    ("system/admin", crate::groups::GET_USER_INFO),
 ];
 
 fn failure(result: i64, error: String) -> Value {
@@ -69,6 +76,9 @@ pub fn call(state: &mut ApiState, method: &str, params: &Params) -> String {
         crate::usage::METHOD => crate::usage::billing_history(state, params).to_string(),
         "getaccounts" => get_accounts(state, params).unwrap_or_else(|e| failure(RESULT_FAILURE, e).to_string()),
         "setaccountstatus" => set_account_status(state, params).unwrap_or_else(|e| e).to_string(),
+        crate::groups::GET_GROUPS => crate::groups::get_groups(state).to_string(),
+        crate::groups::SET_GROUP => crate::groups::set_group(state, params).to_string(),
+        crate::groups::GET_USER_INFO => crate::groups::get_user_info(state, params).to_string(),
         other => failure(1702, format!("method [{other}] not found")).to_string(),
     }
 }

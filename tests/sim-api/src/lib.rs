@@ -11,6 +11,7 @@
 mod accounts;
 mod api;
 mod faults;
+pub mod groups;
 pub mod usage;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use std::collections::BTreeMap;
 pub use accounts::{Account, Accounts, Group, population, sample_accounts};
 pub use api::{ApiState, METHODS, RESULT_FAILURE, RESULT_NOT_FOUND, RESULT_SESSION_INVALID, call};
 pub use faults::{FaultKind, FaultRule, take};
+pub use groups::{Groups, GroupsShape};
 
 /// A request's query and form parameters, merged (form wins).
 pub type Params = BTreeMap<String, String>;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use cloudpe_e2e::{Account, FaultKind, FaultRule, SimConfig, Simulator, population, sample_accounts};
+use cloudpe_e2e::{Account, FaultKind, FaultRule, GroupsShape, SimConfig, Simulator, population, sample_accounts};
 
 /// A simulated CloudPe (Virtuozzo Application Platform) admin API on 127.0.0.1.
 #[derive(Parser)]
@@ -51,6 +51,10 @@ struct Args {
     /// getaccountbillinghistorybyperiodinner. Repeatable.
     #[arg(long, value_name = "METHOD")]
     deny_method: Vec<String>,
+    /// How `getgroups` lists the groups: `objects` (`[{"name": "trial"}, ...]`, the default) or
+    /// `names` (`["trial", ...]`); the real reply's shape is not documented.
+    #[arg(long, value_name = "SHAPE", default_value = "objects")]
+    groups_shape: GroupsShape,
     /// Exit after this many seconds.
     #[arg(long)]
     for_seconds: Option<u64>,
@@ -108,6 +112,7 @@ fn main() -> Result<()> {
     for method in &args.deny_method {
         sim.deny_method(method);
     }
+    sim.set_groups_shape(args.groups_shape);
     println!("listening on {}", sim.base_url());
     std::io::stdout().flush()?;
     eprintln!("cloudpe-sim: {count} accounts, API at {}", sim.api_url());

@@ -182,3 +182,26 @@ fn dropping_the_simulator_releases_the_port_and_held_requests() {
     assert!(matches!(held.read_to_end(&mut rest), Ok(0) | Err(_)), "the held request ends with the simulator");
     assert!(std::net::TcpListener::bind(addr).is_ok(), "port {} is free again", addr.port());
 }
+
+#[test]
+fn groups_are_listed_in_either_shape_and_a_move_is_applied() {
+    let sim = sim();
+    let mut client = Client::connect(&sim);
+    let auth = format!("appid=cluster&session={SESSION}");
+    let (status, body) = client.send("POST", "/1.0/billing/groupquota/rest/getgroups", &auth);
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["array"][1], serde_json::json!({"name": "trial"}));
+    sim.set_groups_shape(super::GroupsShape::Names);
+    sim.set_groups(&["trial", "gold"]);
+    let (_, body) = client.send("POST", "/1.0/billing/groupquota/rest/getgroups", &auth);
+    assert_eq!(json(&body)["array"], serde_json::json!(["trial", "gold"]));
+    let (_, body) = client.send("POST", "/1.0/billing/account/rest/setgroup", &format!("{auth}&uid=12&groupName=gold"));
+    assert_eq!(json(&body), serde_json::json!({"result": 0}));
+    assert_eq!(sim.group_changes(), [(12, "gold".to_string())]);
+    assert_eq!(sim.account(12).unwrap().group, "gold");
+    sim.deny_method("setgroup");
+    let (_, body) =
+        client.send("POST", "/1.0/billing/account/rest/setgroup", &format!("{auth}&uid=12&groupName=trial"));
+    assert_eq!(json(&body)["result"], 8202);
+    assert_eq!(sim.account(12).unwrap().group, "gold");
+}

@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use cloudpe_sim_api::{Account, FaultKind, FaultRule, population, sample_accounts};
+pub use cloudpe_sim_api::{Account, FaultKind, FaultRule, GroupsShape, population, sample_accounts};
 pub use tls::{TestCa, TlsIdentity};
 
 /// How the simulator starts.
@@ -235,6 +235,22 @@ impl Simulator {
     /// The session token may not call `method` (lower case): it is answered with `result` 8202.
     pub fn deny_method(&self, method: &str) {
         self.state().api.denied_methods.insert(method.to_ascii_lowercase());
+    }
+
+    /// How `getgroups` lists the groups: objects with a `name` (the default) or bare names.
+    pub fn set_groups_shape(&self, shape: GroupsShape) {
+        self.state().api.groups.shape = shape;
+    }
+
+    /// The platform's groups, in the order `getgroups` lists them (default: `default`, `trial`,
+    /// `beta`, `billing`, `premium`).
+    pub fn set_groups(&self, names: &[&str]) {
+        self.state().api.groups.names = names.iter().map(|n| n.to_string()).collect();
+    }
+
+    /// Successful `setgroup` calls (uid, group), in order.
+    pub fn group_changes(&self) -> Vec<(u64, String)> {
+        self.state().api.group_changes.clone()
     }
 
     /// Removes a user, as an admin deleting it.
