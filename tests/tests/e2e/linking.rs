@@ -1,10 +1,14 @@
 //! End to end: contract 2.4.0's `lifecycle` (linking on Create, `change-package`,
 //! `option-choices`, the capability probe, the review). Here, what the host decides on its own:
 //! the new requests' bad input, refused before anything runs, and an older module, which creates
-//! as before and is told to upgrade for the rest. The CloudPe module's side: `linking/guest.rs`.
+//! as before and is told to upgrade for the rest. The CloudPe module's side: `linking/groups.rs`
+//! (package changes, group choices, the capability probe) and `linking/link.rs` (linking,
+//! provisioning, the review), on the platform of `linking/platform.rs`.
 
-// The CloudPe module's side, registered once its guest and simulator parts are merged:
-// mod guest;
+mod groups;
+// Registered once the guest's and the simulator's linking parts (h2-link) are merged:
+// mod link;
+mod platform;
 
 use cloudpe_e2e::harness::{Host, HostRun, account, app};
 use cloudpe_e2e::{Account, SimConfig, Simulator};

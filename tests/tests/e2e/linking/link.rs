@@ -1,62 +1,21 @@
-//! The CloudPe module's `lifecycle` through the real host, the real (signed) component and the
-//! simulated CloudPe over HTTP: linking on Create (by the client's id, by exact email, or
-//! provisioned, in both creation variants), a retried Create whose reply was lost,
-//! `change-package` with its read-back, `option-choices` in both group-list shapes, the capability
-//! probe of `test-connection` and `doctor`, and the review's proposed links and group drift
-//! (docs/lifecycle.md; docs/cli.md, "Linking, package changes and the capability probe"). The
-//! simulator's state (its users by email, its creations, its group moves) is the oracle.
+//! The CloudPe module's linking side of `lifecycle` through the real host, the real (signed)
+//! component and the simulated CloudPe over HTTP: linking on Create (by the client's id, by exact
+//! email, or provisioned, in both creation variants), a retried Create whose reply was lost, the
+//! capability probe of each creation variant, and the review's proposed links and group drift
+//! (docs/lifecycle.md). The simulator's state (its users by email, its creations) is the oracle.
 
-use cloudpe_e2e::harness::{Host, HostRun, account, app};
-use cloudpe_e2e::{Account, FaultKind, FaultRule, GroupsShape, SimConfig, Simulator};
+use cloudpe_e2e::{FaultKind, FaultRule};
 use cloudpe_sim_api::CreateVariant;
+use cloudpe_e2e::harness::{Host, HostRun, account, app};
 use serde_json::{Value, json};
 
-const TOKEN: &str = "linking-session-token-5c09e1";
-const GROUP_OPTION: &str = "CloudPe group";
+use super::platform::*;
 
-fn user(uid: u64, email: &str, group: &str) -> Account {
-    Account { email: email.to_string(), group: group.to_string(), ..Account::new(uid, 1) }
-}
-
-/// The platform of these tests: a decoy whose email contains another's (CloudPe's email filter is
-/// a substring match), two users sharing one email, and users in two groups.
-fn start_sim() -> Simulator {
-    let accounts = vec![
-        user(2001, "bob@x.io", "default"),
-        user(2002, "ann.bob@x.io.evil", "default"),
-        user(2003, "dup@x.io", "default"),
-        user(2004, "DUP@x.io", "default"),
-        user(2005, "carol@x.io", "premium"),
-    ];
-    Simulator::start(SimConfig { session: TOKEN.into(), accounts, ..SimConfig::default() }).unwrap()
-}
-
-fn run(host: &Host, operation: &str, request: &Value) -> HostRun {
-    let run = host.run(operation, request);
-    assert!(!run.all_output().contains(TOKEN), "the session token leaked: {}", run.all_output());
-    run
-}
-
-/// A `create` / `change-package` request for account 101 (client 11).
-fn request(sim: &Simulator, cloudpeid: Option<&str>, email: Option<&str>, group: Option<&str>) -> Value {
-    let mut req = json!({"app": app(&sim.api_url(), TOKEN), "account": account(101, 11, "Pending", cloudpeid)});
-    if let Some(email) = email {
-        req["client_email"] = json!(email);
-    }
-    if let Some(group) = group {
-        req["product"] = json!({ GROUP_OPTION: group });
-    }
-    req
-}
+use super::groups::{capabilities, state_of};
 
 fn provisioning(mut req: Value) -> Value {
     req["app"]["custom"] = json!({"On create": "provision"});
     req
-}
-
-/// The writes the simulator saw: status changes, group moves and created users.
-fn writes(sim: &Simulator) -> (usize, usize, usize) {
-    (sim.status_changes().len(), sim.group_changes().len(), sim.created_users().len())
 }
 
 fn assert_linked(run: &HostRun, uid: u64, source: &str) {
@@ -75,7 +34,7 @@ fn create_links_the_one_user_whose_email_is_exactly_the_clients() {
         let run = run(&host, "create", &request(&sim, None, Some(email), None));
         assert_linked(&run, 2001, "by-email");
     }
-    assert_eq!(writes(&sim), (0, 0, 0), "linking writes nothing to CloudPe");
+    assert_eq!(writes(&sim), (0, 0, USERS), "linking writes nothing to CloudPe");
 }
 
 #[test]
@@ -98,7 +57,7 @@ fn no_match_or_several_links_nothing_and_says_why() {
     let none = run(&host, "create", &request(&sim, None, None, None));
     assert_eq!(none.code, 1, "{}", none.all_output());
     assert!(none.json.get("link").is_none());
-    assert_eq!(writes(&sim), (0, 0, 0));
+    assert_eq!(writes(&sim), (0, 0, USERS));
 }
 
 #[test]
@@ -111,7 +70,7 @@ fn create_with_the_clients_existing_id_verifies_it() {
     let gone = self::run(&host, "create", &request(&sim, Some("999999"), None, None));
     assert_eq!(gone.code, 1, "an id CloudPe does not have is not linked: {}", gone.all_output());
     assert!(gone.json.get("link").is_none());
-    assert_eq!(writes(&sim), (0, 0, 0));
+    assert_eq!(writes(&sim), (0, 0, USERS));
 }
 
 #[test]
@@ -181,96 +140,15 @@ fn a_create_whose_reply_was_lost_never_makes_a_second_user() {
 }
 
 #[test]
-fn change_package_moves_the_group_and_reads_it_back() {
+fn the_probe_names_the_creation_path_this_platform_has() {
     let host = Host::from_env();
-    let sim = start_sim();
-    let req = request(&sim, Some("2001"), Some("bob@x.io"), Some("premium"));
-    let moved = run(&host, "change-package", &req);
-    assert_eq!(moved.code, 0, "{}", moved.all_output());
-    assert_eq!(moved.json["operation"], "change-package");
-    assert_eq!(moved.json["outcome"]["changed_remote"], true, "{}", moved.stdout);
-    assert_eq!(sim.account(2001).unwrap().group, "premium");
-    assert_eq!(sim.group_changes(), [(2001, "premium".to_string())]);
-    assert!(moved.json.get("link").is_none(), "change-package reports no link");
-
-    // Already there: confirmed by reading, nothing sent.
-    let again = run(&host, "change-package", &req);
-    assert_eq!(again.code, 0, "{}", again.all_output());
-    assert_eq!(again.json["outcome"]["changed_remote"], false, "{}", again.stdout);
-    assert_eq!(sim.group_changes().len(), 1, "no second move");
-
-    // The token may not call setgroup: CloudPe's 8202, naming the method; nothing moved.
-    let sim = start_sim();
-    sim.deny_method("setgroup");
-    let denied = run(&host, "change-package", &request(&sim, Some("2001"), None, Some("premium")));
-    assert_eq!((denied.code, denied.error_kind()), (1, Some("remote-api")), "{}", denied.all_output());
-    assert_eq!(denied.json["error"]["code"], 8202);
-    assert!(denied.error_message().to_ascii_lowercase().contains("setgroup"), "{}", denied.error_message());
-    assert_eq!(sim.account(2001).unwrap().group, "default");
-}
-
-#[test]
-fn option_choices_lists_the_platforms_groups_in_either_reply_shape() {
-    let host = Host::from_env();
-    for shape in [GroupsShape::Objects, GroupsShape::Names] {
-        let sim = start_sim();
-        sim.set_groups(&["default", "premium", "gold plan"]);
-        sim.set_groups_shape(shape);
-        let req = json!({"app": app(&sim.api_url(), TOKEN), "option": GROUP_OPTION});
-        let run = run(&host, "option-choices", &req);
-        assert_eq!(run.code, 0, "{shape:?}: {}", run.all_output());
-        let choices: Vec<Value> =
-            ["default", "premium", "gold plan"].iter().map(|g| json!({"value": g, "label": g})).collect();
-        assert_eq!(run.json["choices"], json!(choices), "{shape:?}");
-        assert_eq!(writes(&sim), (0, 0, 0));
-    }
-    let sim = start_sim();
-    let unknown = run(&host, "option-choices", &json!({"app": app(&sim.api_url(), TOKEN), "option": "Disk size"}));
-    assert_eq!(unknown.code, 1, "an option the module does not fill: {}", unknown.all_output());
-    assert!(unknown.error_message().contains("Disk size"), "{}", unknown.error_message());
-    let bad = run(&host, "option-choices", &json!({"app": app(&sim.api_url(), TOKEN), "option": ""}));
-    assert_eq!((bad.code, bad.error_kind()), (2, Some("bad-input")), "{}", bad.all_output());
-    assert!(bad.error_message().starts_with("option: empty"), "{}", bad.error_message());
-}
-
-/// `(name, method, state)` of each capability in a test-connection report.
-fn capabilities(run: &HostRun) -> Vec<(String, String, String)> {
-    let list = run.json["capabilities"].as_array().unwrap_or_else(|| panic!("no capabilities: {}", run.stdout));
-    list.iter()
-        .map(|c| {
-            assert!(c["detail"].as_str().is_some_and(|d| !d.is_empty()), "every state says why: {c}");
-            let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
-            (text("name"), text("method"), text("state"))
-        })
-        .collect()
-}
-
-fn state_of(list: &[(String, String, String)], method: &str) -> String {
-    let found = list.iter().find(|(_, m, _)| m == method);
-    found.unwrap_or_else(|| panic!("{method} not probed: {list:?}")).2.clone()
-}
-
-#[test]
-fn test_connection_reports_each_capability_and_writes_nothing() {
-    let host = Host::from_env();
-    let groups = "billing/groupquota/rest/getgroups";
     let (admin, users) = ("system/admin/rest/createaccount", "users/account/rest/addaccount");
-
     let sim = start_sim();
-    let allowed = run(&host, "test-connection", &json!({"app": app(&sim.api_url(), TOKEN)}));
-    assert_eq!(allowed.code, 0, "{}", allowed.all_output());
-    let list = capabilities(&allowed);
-    assert_eq!(state_of(&list, groups), "allowed");
+    let default = run(&host, "test-connection", &json!({"app": app(&sim.api_url(), TOKEN)}));
+    assert_eq!(default.code, 0, "{}", default.all_output());
+    let list = capabilities(&default);
     assert_eq!(state_of(&list, admin), "allowed");
     assert_eq!(state_of(&list, users), "not-probed", "the admin path is the one used");
-    assert!(list.iter().any(|(name, _, _)| name == "group list"), "{list:?}");
-    assert_eq!(writes(&sim), (0, 0, 0), "the probe writes nothing");
-
-    let sim = start_sim();
-    sim.deny_method("getgroups");
-    let denied = run(&host, "test-connection", &json!({"app": app(&sim.api_url(), TOKEN)}));
-    assert_eq!(denied.code, 0, "a denied capability does not fail the test: {}", denied.all_output());
-    assert_eq!(state_of(&capabilities(&denied), groups), "denied");
 
     let sim = start_sim();
     sim.set_create_variant(CreateVariant::Users);
@@ -279,36 +157,8 @@ fn test_connection_reports_each_capability_and_writes_nothing() {
     let list = capabilities(&unknown);
     assert_eq!(state_of(&list, admin), "unknown", "this platform answers 404 for it");
     assert_eq!(state_of(&list, users), "allowed");
-    assert_eq!(writes(&sim), (0, 0, 0));
-
-    // A failed check: no probe, no capabilities member.
-    let sim = start_sim();
-    let mut req = json!({"app": app(&sim.api_url(), TOKEN)});
-    req["app"]["field2"] = json!("wrong-token-0123456789");
-    let failed = run(&host, "test-connection", &req);
-    assert_eq!(failed.code, 1, "{}", failed.all_output());
-    assert!(failed.json.get("capabilities").is_none(), "{}", failed.stdout);
-}
-
-#[test]
-fn doctor_prints_a_line_per_capability() {
-    let host = Host::from_env();
-    let sim = start_sim();
-    sim.deny_method("getgroups");
-    let req = json!({"app": app(&sim.api_url(), TOKEN)});
-    let run = host.run_args(&["doctor", "--allow-http"], req.to_string().as_bytes(), &[]);
-    assert!(!run.all_output().contains(TOKEN));
-    assert_eq!(run.code, 0, "a denied capability warns, it does not fail: {}", run.stdout);
-    let lines: Vec<&str> = run.stdout.lines().filter(|l| l.contains(" capability ")).collect();
-    assert!(lines.len() >= 5, "{}", run.stdout);
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("WARN") && l.contains("billing/groupquota/rest/getgroups") && l.contains("denied")),
-        "{}",
-        run.stdout
-    );
-    assert!(lines.iter().any(|l| l.starts_with("PASS") && l.contains("allowed")), "{}", run.stdout);
+    assert_eq!(sim.created_users().len(), 0, "the probe creates nobody");
+    assert_eq!(writes(&sim), (0, 0, USERS));
 }
 
 #[test]
@@ -345,6 +195,6 @@ fn reconcile_proposes_links_and_reports_group_drift_changing_nothing() {
     );
     assert_eq!((r["counts"]["proposed_links"].clone(), r["counts"]["group_drift"].clone()), (json!(1), json!(1)));
     assert_eq!(r["counts"]["accounts"], 6);
-    assert_eq!(writes(&sim), (0, 0, 0), "a review changes nothing");
+    assert_eq!(writes(&sim), (0, 0, USERS), "a review changes nothing");
     assert_eq!(sim.account(2002).unwrap().group, "default");
 }
