@@ -4,9 +4,9 @@
 //! capability probe of each creation variant, and the review's proposed links and group drift
 //! (docs/lifecycle.md). The simulator's state (its users by email, its creations) is the oracle.
 
+use cloudpe_e2e::harness::{Host, HostRun, account, app};
 use cloudpe_e2e::{FaultKind, FaultRule};
 use cloudpe_sim_api::CreateVariant;
-use cloudpe_e2e::harness::{Host, HostRun, account, app};
 use serde_json::{Value, json};
 
 use super::platform::*;
