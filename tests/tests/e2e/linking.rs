@@ -1,7 +1,9 @@
 //! End to end: contract 2.4.0's `lifecycle` (linking on Create, `change-package`,
 //! `option-choices`, the capability probe, the review). Here, what the host decides on its own:
-//! the new requests' bad input, refused before anything runs, and an older module, which creates
-//! as before and is told to upgrade for the rest. The CloudPe module's side: `linking/groups.rs`
+//! the new requests' bad input, refused before anything runs; an older module, which creates as
+//! before and is told to upgrade for the rest; and, with the test module `hostile-lifecycle`, the
+//! report's shapes, a failed probe, the answers it stops as contract violations and the token
+//! scrubbed from every answer. The CloudPe module's side: `linking/groups.rs`
 //! (package changes, group choices, the capability probe) and `linking/link.rs` (linking,
 //! provisioning, the review), on the platform of `linking/platform.rs`.
 
@@ -119,4 +121,108 @@ fn an_older_module_creates_as_before_and_is_told_to_upgrade_for_the_rest() {
     assert!(created.json.get("link").is_none(), "{}", created.stdout);
     assert_eq!(sim.request_count(), 1, "the 2.2 module's one request");
     assert_eq!(sim.account(2001).unwrap().group, "default");
+}
+
+/// The App for `hostile-lifecycle` in `mode` (it makes no request: no simulator needed).
+fn hostile_app(mode: &str) -> Value {
+    let mut app = app("http://127.0.0.1:9/1.0", TOKEN);
+    app["custom"] = json!({"mode": mode});
+    app
+}
+
+fn hostile_run(operation: &str, mode: &str) -> HostRun {
+    let host = Host::from_env().with_test_component("hostile-lifecycle");
+    let app = hostile_app(mode);
+    let request = match operation {
+        "create" | "change-package" => json!({"app": app, "account": account(101, 11, "Pending", None),
+                                               "client_email": "a@x.io", "product": {"CloudPe group": "premium"}}),
+        "option-choices" => json!({"app": app, "option": "CloudPe group"}),
+        "reconcile" => {
+            json!({"app": app, "accounts": [account(1, 11, "Active", None), account(2, 12, "Active", Some("7"))]})
+        }
+        _ => json!({"app": app}),
+    };
+    run(&host, operation, &request)
+}
+
+#[test]
+fn the_lifecycle_answers_reach_the_report_in_the_documented_shapes() {
+    let created = hostile_run("create", "");
+    assert_eq!(created.code, 0, "{}", created.all_output());
+    assert_eq!(created.json["link"], json!({"remote_id": 4242, "source": "by-email"}));
+    assert!(created.json["outcome"]["message"].as_str().unwrap().contains("Some(\"a@x.io\")"), "{}", created.stdout);
+    let choices = hostile_run("option-choices", "");
+    assert_eq!(
+        choices.json["choices"],
+        json!([{"value": "CloudPe group 0", "label": "choice"}, {"value": "CloudPe group 1", "label": "choice"}])
+    );
+    let tested = hostile_run("test-connection", "");
+    assert_eq!(tested.code, 0, "{}", tested.all_output());
+    assert_eq!(
+        tested.json["capabilities"],
+        json!([{"name": "capability 0", "method": "test/rest/method0", "state": "allowed", "detail": "answered"}])
+    );
+    let reviewed = hostile_run("reconcile", "");
+    assert_eq!(reviewed.code, 0, "{}", reviewed.all_output());
+    let r = &reviewed.json["reconciliation"];
+    assert_eq!(r["proposed_links"], json!([{"account_id": 1, "uid": 7, "email": "a@x.io"}]));
+    assert_eq!(r["group_drift"], json!([{"account_id": 1, "uid": 7, "expected": "premium", "actual": "default"}]));
+    assert_eq!((r["counts"]["proposed_links"].clone(), r["counts"]["group_drift"].clone()), (json!(1), json!(1)));
+    assert_eq!(r["counts"]["accounts"], 2);
+}
+
+#[test]
+fn a_failed_probe_is_a_warning_and_the_test_still_passes() {
+    let run = hostile_run("test-connection", "probe-fails");
+    assert_eq!((run.code, run.json["ok"].clone()), (0, json!(true)), "{}", run.all_output());
+    assert!(run.json.get("capabilities").is_none(), "{}", run.stdout);
+    assert_eq!(run.json["warnings"], json!(["capability probe failed: probe refused (result 8202)"]));
+    assert_eq!(run.json["checks"][0]["passed"], true);
+}
+
+#[test]
+fn a_module_that_breaks_the_lifecycle_contract_is_stopped() {
+    for (operation, mode, words, limit) in [
+        ("create", "zero-id", "it named remote id 0 as the account's link", None),
+        ("reconcile", "propose-other", "it answered for account 999999, which the request did not hold", None),
+        ("reconcile", "propose-twice", "it listed account 1 twice in proposed_links", None),
+        ("reconcile", "drift-twice", "it listed account 1 twice in group_drift", None),
+        ("reconcile", "propose-uid-zero", "it named remote id 0 in a proposed link", None),
+        (
+            "test-connection",
+            "many-capabilities",
+            "it returned 65 capabilities; the host accepts at most 64",
+            Some(("capabilities", "64")),
+        ),
+        (
+            "option-choices",
+            "many-choices",
+            "it returned 1001 option choices; the host accepts at most 1000",
+            Some(("option-choices", "1000")),
+        ),
+    ] {
+        let run = hostile_run(operation, mode);
+        assert_eq!((run.code, run.error_kind()), (3, Some("module-trapped")), "{mode}: {}", run.all_output());
+        let message = run.error_message();
+        assert!(
+            message.starts_with("contract violation: the module hostile-lifecycle 0.0.1 was stopped: "),
+            "{message}"
+        );
+        assert!(message.contains(words), "{mode}: {message}");
+        let limit = limit.map(|(name, value)| json!({"name": name, "value": value}));
+        assert_eq!(run.json["error"].get("limit"), limit.as_ref(), "{mode}");
+        for member in ["link", "choices", "capabilities", "reconciliation"] {
+            assert!(run.json.get(member).is_none(), "{mode}: nothing of the answer is reported: {}", run.stdout);
+        }
+    }
+}
+
+#[test]
+fn the_session_token_is_scrubbed_from_every_lifecycle_answer() {
+    for operation in ["create", "change-package", "option-choices", "test-connection", "reconcile"] {
+        // `run` asserts the token appears nowhere.
+        let run = hostile_run(operation, "leak-token");
+        assert_eq!(run.code, 0, "{operation}: {}", run.all_output());
+        assert!(run.stdout.contains("[REDACTED]"), "{operation}: {}", run.stdout);
+    }
 }
