@@ -278,6 +278,24 @@ struct ChecksumReply {
 #[derive(Deserialize)]
 struct Empty {}
 
+/// Whether two emails are the same address as CloudPe compares them: trimmed, case-insensitive.
+pub fn same_email(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim(), b.trim());
+    a.eq_ignore_ascii_case(b) || (!(a.is_ascii() && b.is_ascii()) && a.to_lowercase() == b.to_lowercase())
+}
+
+/// What one creation call got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateReply {
+    /// `result` 0: the user exists now (the reply carries no uid).
+    Created,
+    /// HTTP 404: this platform has no such path.
+    NoSuchPath,
+    /// Refused or failed. `maybe_applied`: the request may have reached CloudPe and been
+    /// carried out (a timeout, a reset, a 5xx, CloudPe's internal-error or timeout codes).
+    Failed { error: ModuleError, maybe_applied: bool },
+}
+
 /// Attempts of a single call (operations on one account, connection checks).
 pub const CALL_ATTEMPTS: u32 = 3;
 
@@ -764,6 +782,60 @@ impl<'a, P: Platform> CloudPe<'a, P> {
             start_row += fetched;
             if fetched == 0 || start_row >= page.total_count {
                 return Ok(None);
+            }
+        }
+    }
+
+    /// The users whose email is exactly `email` (trimmed, case-insensitive). CloudPe's email
+    /// filter is a substring match (`bob@x.io` also lists `ann.bob@x.io.evil`), so every page of
+    /// matches is read and only the exact ones are kept. Emails are unique on CloudPe, so more
+    /// than one is a platform oddity the caller must refuse to choose from.
+    pub fn find_by_email(&self, email: &str) -> Result<Vec<RemoteAccount>, ModuleError> {
+        let wanted = email.trim();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut exact = Vec::new();
+        let mut start_row = 0;
+        loop {
+            let page = self.accounts_page(Some(("email", wanted.to_string())), start_row, LOOKUP_PAGE_SIZE)?;
+            let fetched = page.array.len() as u64;
+            exact.extend(page.array.into_iter().filter(|a| a.email().is_some_and(|e| same_email(e, wanted))));
+            start_row += fetched;
+            if fetched == 0 || start_row >= page.total_count {
+                // A user added meanwhile shifts the rows: one listed on two pages is one user.
+                exact.sort_by_key(|a| a.uid);
+                exact.dedup_by_key(|a| a.uid);
+                return Ok(exact);
+            }
+        }
+    }
+
+    /// Sends one creation call by `variant`, once: it is not safe to repeat (a repeat whose first
+    /// try was applied makes CloudPe answer "already exists", or worse), so the caller looks the
+    /// email up after any failure instead. `password` is masked in the call log by its name.
+    pub fn create_user(&self, variant: crate::inferred::CreateVariant, email: &str, password: &str) -> CreateReply {
+        let method = ApiMethod::CreateAccount(variant);
+        let mut params: Vec<(&str, String)> = vec![("email", email.to_string()), ("password", password.to_string())];
+        params.extend(variant.extra.iter().map(|&(name, value)| (name, value.to_string())));
+        let request = self.request(method, &params);
+        let mut unreachable = false;
+        let result = self
+            .fetch_all_read(method, std::slice::from_ref(&request), 1, RetryPolicy::attempts(1), |_, response| {
+                unreachable = matches!(&response, Err(e) if e.kind == FailureKind::Unreachable);
+                match response {
+                    Ok(r) if r.status == 404 => Ok(false),
+                    other => self.read::<Empty>(method, other).map(|_| true),
+                }
+            })
+            .pop()
+            .expect("one result per request");
+        match result {
+            Ok(true) => CreateReply::Created,
+            Ok(false) => CreateReply::NoSuchPath,
+            Err(error) => {
+                let maybe_applied = !unreachable && is_retryable(&error);
+                CreateReply::Failed { error, maybe_applied }
             }
         }
     }

@@ -41,8 +41,12 @@ pub struct FakeCloudPe {
     /// Paths answered with a canned (status, body) instead of the simulator: a method the
     /// simulator does not serve yet, as a platform that knows it would answer.
     canned: RefCell<Vec<(String, u16, String)>>,
+    /// State of the random numbers [`Platform::random_u64`] hands out (xorshift).
+    random: Cell<u64>,
     pub requests: RefCell<Vec<HttpRequest>>,
     pub logs: RefCell<Vec<(LogLevel, String)>>,
+    /// The App's call log, one line per call: `method param=value ... -> reply`.
+    pub calls: RefCell<Vec<String>>,
 }
 
 impl FakeCloudPe {
@@ -63,8 +67,10 @@ impl FakeCloudPe {
             unreachable: Cell::new(false),
             time_left: Cell::new(None),
             canned: RefCell::default(),
+            random: Cell::new(0x2545_f491_4f6c_dd1d),
             requests: RefCell::default(),
             logs: RefCell::default(),
+            calls: RefCell::default(),
         }
     }
 
@@ -161,6 +167,36 @@ impl FakeCloudPe {
         self.canned.borrow_mut().push((path.to_string(), status, body.to_string()));
     }
 
+    /// Adds (or replaces) a user, as an admin creating it on CloudPe.
+    pub fn add_user(&self, account: Account) {
+        self.api.borrow_mut().accounts.insert(account.uid, account);
+    }
+
+    /// The user `uid`, as CloudPe holds it now.
+    pub fn user(&self, uid: u64) -> Option<Account> {
+        self.api.borrow().accounts.get(&uid).cloned()
+    }
+
+    /// How many users CloudPe holds.
+    pub fn user_count(&self) -> usize {
+        self.api.borrow().accounts.len()
+    }
+
+    /// Which creation paths exist (the other answers HTTP 404).
+    pub fn set_create_variant(&self, variant: cloudpe_sim_api::CreateVariant) {
+        self.api.borrow_mut().create_variant = variant;
+    }
+
+    /// Users created through the API (each password kept only as its shape).
+    pub fn created(&self) -> Vec<cloudpe_sim_api::Created> {
+        self.api.borrow().created.clone()
+    }
+
+    /// The session token may call `method` again.
+    pub fn allow(&self, method: &str) {
+        self.api.borrow_mut().denied_methods.remove(method);
+    }
+
     /// Successful `setaccountstatus` calls: (uid, status).
     pub fn writes(&self) -> Vec<(u64, i64)> {
         self.api.borrow().status_changes.clone()
@@ -213,7 +249,17 @@ impl Platform for FakeCloudPe {
     }
 
     fn random_u64(&self) -> u64 {
-        4
+        let mut x = self.random.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.random.set(x);
+        x
+    }
+
+    fn record_call(&self, call: crate::wit::ApiCall<'_>) {
+        let params: Vec<String> = call.params.iter().map(|p| format!("{}={}", p.name, p.value)).collect();
+        self.calls.borrow_mut().push(format!("{} {} -> {}", call.method, params.join(" "), call.reply));
     }
 
     fn log(&self, level: LogLevel, message: &str) {

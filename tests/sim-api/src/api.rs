@@ -35,6 +35,10 @@ pub struct ApiState {
     pub groups: crate::groups::Groups,
     /// Successful `setgroup` calls (uid, group), in order.
     pub group_changes: Vec<(u64, String)>,
+    /// Which creation paths exist (the other answers HTTP 404).
+    pub create_variant: crate::provision::CreateVariant,
+    /// Users created through the API, in order (the password kept only as its shape).
+    pub created: Vec<crate::provision::Created>,
 }
 
 /// The API methods the simulator serves.
@@ -46,6 +50,8 @@ pub const METHODS: &[(&str, &str)] = &[
     ("billing/groupquota", crate::groups::GET_GROUPS),
     ("billing/account", crate::groups::SET_GROUP),
     ("system/admin", crate::groups::GET_USER_INFO),
+    ("system/admin", crate::provision::CREATE_ACCOUNT),
+    ("users/account", crate::provision::ADD_ACCOUNT),
 ];
 
 fn failure(result: i64, error: String) -> Value {
@@ -79,6 +85,12 @@ pub fn call(state: &mut ApiState, method: &str, params: &Params) -> String {
         crate::groups::GET_GROUPS => crate::groups::get_groups(state).to_string(),
         crate::groups::SET_GROUP => crate::groups::set_group(state, params).to_string(),
         crate::groups::GET_USER_INFO => crate::groups::get_user_info(state, params).to_string(),
+        crate::provision::CREATE_ACCOUNT => {
+            crate::provision::create(state, crate::provision::CREATE_ACCOUNT, params).to_string()
+        }
+        crate::provision::ADD_ACCOUNT => {
+            crate::provision::create(state, crate::provision::ADD_ACCOUNT, params).to_string()
+        }
         other => failure(1702, format!("method [{other}] not found")).to_string(),
     }
 }
@@ -114,11 +126,12 @@ fn get_accounts(state: &ApiState, params: &Params) -> Result<String, String> {
         Some(other) => return Err(format!("unknown filterField [{other}]")),
     };
     // Undocumented in VAP; a substring match is the cautious assumption (a uid 12 lookup also
-    // returns 120, 312, ...).
+    // returns 120, 312, ...; an email lookup of bob@x.io also returns ANN.BOB@x.io.evil).
+    let email_needle = filter.as_ref().filter(|(f, _)| *f == "email").map(|(_, v)| v.to_lowercase());
     let matches = |a: &Account| match &filter {
         None => true,
         Some(("uid", v)) => a.uid.to_string().contains(v.as_str()),
-        Some(("email", v)) => a.email.contains(v.as_str()),
+        Some(("email", _)) => a.email.to_lowercase().contains(email_needle.as_deref().unwrap_or_default()),
         Some((_, v)) => a.group.contains(v.as_str()),
     };
     let descending = match params.get("orderDirection").map(|d| d.to_ascii_uppercase()).as_deref() {
@@ -283,6 +296,21 @@ mod tests {
         assert_eq!(uids(&v), [12, 120]);
         let v = call(&mut s, "getaccounts", &params(&[("filterField", "uid"), ("filterValue", "999")]));
         assert_eq!(v, json!({"result": 0, "totalCount": 0, "array": []}));
+    }
+
+    #[test]
+    fn the_email_filter_ignores_case_and_lists_decoys_too() {
+        let mut s = state();
+        for (uid, email) in [(12, "bob@x.io"), (120, "ann.bob@x.io.evil"), (312, "BOB@X.IO.attacker")] {
+            s.accounts.get_mut(&uid).unwrap().email = email.into();
+        }
+        for needle in ["bob@x.io", "BOB@x.IO"] {
+            let v = call(&mut s, "getaccounts", &params(&[("filterField", "email"), ("filterValue", needle)]));
+            assert_eq!(uids(&v), [12, 120, 312], "{needle}");
+            assert_eq!(v["totalCount"], 3);
+        }
+        let v = call(&mut s, "getaccounts", &params(&[("filterField", "email"), ("filterValue", "ANN.bob")]));
+        assert_eq!(uids(&v), [120]);
     }
 
     #[test]

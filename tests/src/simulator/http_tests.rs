@@ -205,3 +205,33 @@ fn groups_are_listed_in_either_shape_and_a_move_is_applied() {
     assert_eq!(json(&body)["result"], 8202);
     assert_eq!(sim.account(12).unwrap().group, "gold");
 }
+
+#[test]
+fn a_user_is_created_by_the_variant_served_and_its_password_is_kept_nowhere() {
+    let sim = sim();
+    let mut client = Client::connect(&sim);
+    let form = format!("session={SESSION}&email=ann%40x.io&password=Secret-Pass-123&autoActive=true");
+    let (status, _) = client.send("POST", "/1.0/users/account/rest/addaccount", &form);
+    assert_eq!(status, 404, "only createaccount by default");
+    let (status, body) = client.send("POST", "/1.0/system/admin/rest/createaccount", &form);
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["result"], 0, "{body}");
+    assert_eq!(sim.account(121).map(|a| (a.email, a.status)), Some(("ann@x.io".to_string(), 1)));
+    sim.set_create_variant(cloudpe_sim_api::CreateVariant::Users);
+    let (status, _) = client.send("POST", "/1.0/system/admin/rest/createaccount", &form);
+    assert_eq!(status, 404);
+    let (_, body) = client.send("POST", "/1.0/users/account/rest/addaccount", &form);
+    assert!(json(&body)["error"].as_str().unwrap().contains("already exists"), "{body}");
+    let (status, oracle) = client.send("GET", "/_sim/created", "");
+    assert_eq!(status, 200);
+    let created = json(&oracle);
+    assert_eq!(created[0]["uid"], 121);
+    assert_eq!(created[0]["password"]["length"], 15);
+    assert_eq!(sim.created_users().len(), 1);
+    for request in sim.requests() {
+        if let Some(password) = request.params.get("password") {
+            assert_eq!(password, "********", "{}", request.path);
+        }
+    }
+    assert!(!oracle.contains("Secret-Pass-123"));
+}
