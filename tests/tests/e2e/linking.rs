@@ -8,8 +8,7 @@
 //! provisioning, the review), on the platform of `linking/platform.rs`.
 
 mod groups;
-// Registered once the guest's and the simulator's linking parts (h2-link) are merged:
-// mod link;
+mod link;
 mod platform;
 
 use cloudpe_e2e::harness::{Host, HostRun, account, app};
