@@ -64,7 +64,7 @@ class cloudpe_lifecycle
         }
         $link = $report['link'];
         $uid = is_array($link) && isset($link['remote_id']) ? $link['remote_id'] : null;
-        $uid = is_int($uid) || (is_string($uid) && ctype_digit($uid)) ? ltrim((string) $uid, '0') : '';
+        $uid = (is_int($uid) && $uid > 0) || (is_string($uid) && ctype_digit($uid)) ? ltrim((string) $uid, '0') : '';
         $source = is_array($link) && isset($link['source']) && is_string($link['source']) ? $link['source'] : '';
         if ($uid === '' || !in_array($source, self::SOURCES, true)) {
             throw new cloudpe_host_error('the module host reported a link that is not one (' . substr(json_encode($link), 0, 120) . '): expected {"remote_id": a CloudPe user id, "source": ' . implode(' | ', self::SOURCES) . '}');
