@@ -207,6 +207,48 @@ class LifecycleTest extends FakeHostTestCase
         $this->assertSame(array(), HBRegistry::$db->accountLog('101'));
     }
 
+    /**
+     * Automation's Create fails on a passing fault and is queued; the cron's retry sends the
+     * client's email too, and HostBill's own accountCreate, run by the retry, stores its link.
+     */
+    public function testARetriedCreateStoresItsLinkThroughHostBillsOwnCreate()
+    {
+        HbAdmin::$logged = HbAdmin::NONE;
+        self::appRow();
+        ApiWrapper::$accounts[] = array('id' => '101', 'client_id' => '11', 'server_id' => '4', 'status' => 'Pending', 'product_id' => '3');
+        ApiWrapper::$clients['11'] = array('firstname' => 'Ann', 'email' => 'ann@x.io', 'cloudpeid' => '');
+        $now = 1796000000;
+        $queue = new cloudpe_retries(null, function () use (&$now) {
+            return $now;
+        });
+        $answers = array(
+            array(self::report('create', array('error' => array('kind' => 'transport', 'message' => 'could not reach CloudPe: connection refused', 'code' => null))), 1),
+            array(self::created(1005, 'by-email'), 0),
+        );
+        $runs = 0;
+        $module = new cloudpe();
+        $module->useHostFactory(function ($connection, $timeout) use (&$answers, &$runs) {
+            $runs++;
+            list($report, $exit) = array_shift($answers);
+            return $this->fakeHost('report', $report, $exit, $timeout, "run{$runs}");
+        });
+        $module->useRetries($queue);
+        $module->connect((new HbServersModel())->getServerDetails('4'));
+        $module->setAccount(ApiWrapper::$accounts[0]);
+        $this->assertFalse($module->Create());
+        $this->assertSame('create', $queue->find('101')['operation'], 'queued for the cron');
+
+        $now += 3600;
+        $output = cloudpe_retries::everyRun($module, null, null, $queue);
+        $this->assertSame('CloudPe retries: account #101 create: succeeded on attempt 2; HostBill\'s accountCreate recorded it (status Pending -> Active)', $output);
+        $this->assertSame('ann@x.io', $this->sentRequest('run2')['client_email'], 'the retry sends what Create sends');
+        $this->assertSame('1005', ApiWrapper::$savedDetails['101']['cloudpe_uid'], 'HostBill\'s Create, run by the retry, stored the link');
+        $this->assertSame('1005', ApiWrapper::$clients['11']['cloudpeid']);
+        $this->assertSame(2, $runs, 'HostBill\'s own Create did not call CloudPe again');
+        $actions = array_column(HBRegistry::$db->accountLog('101'), 'action');
+        $this->assertContains('CloudPe: linked to CloudPe user 1005 (by email ann@x.io)', $actions);
+    }
+
     public function testChangePackageSendsTheNewPackagesGroupAndLogsTheChange()
     {
         $report = self::report('change-package', array('outcome' => array(

@@ -270,6 +270,8 @@ class ApiWrapper
     public static $refuseTickets = null;
     /** @var array<string, string> ticket id => its notes (addTicketNotes) */
     public static $ticketNotes = array();
+    /** @var array[] account id => the details its module's Create left, as HostBill saves them with the account */
+    public static $savedDetails = array();
     /** @var array[] [call, account id, the module's answer] of every accountCreate/Suspend/Unsuspend */
     public static $moduleActions = array();
     /** @var array<string, array[]> product id => its metered variables (meteredGetVariables' rows) */
@@ -472,6 +474,10 @@ class ApiWrapper
             $module->setAccount(array_map('strval', $row));
             $ok = (bool) $module->$method();
             self::$moduleActions[] = array($call, (string) $row['id'], $ok);
+            if ($method === 'Create') {
+                // What Create wrote to $details is saved with the account (see savedDetails()).
+                self::$savedDetails[(string) $row['id']] = $module->savedDetails();
+            }
             if (!$ok) {
                 return array('success' => false, 'call' => $call, 'error' => $module->recordedErrors());
             }
@@ -770,6 +776,7 @@ class HostBillDoubles
         ApiWrapper::$refuseTickets = null;
         ApiWrapper::$ticketNotes = array();
         ApiWrapper::$moduleActions = array();
+        ApiWrapper::$savedDetails = array();
         ApiWrapper::$meteredVariables = array();
         ApiWrapper::$meteredRefuse = null;
         ApiWrapper::$meteredPeriodStart = null;
