@@ -58,6 +58,18 @@ class LifecycleTest extends FakeHostTestCase
         $this->assertNoToken($module);
     }
 
+    /** The email in the messages and the account's log is HTML-escaped, and the secrets scrubbed. */
+    public function testTheLinkMessagesEscapeTheEmail()
+    {
+        $module = $this->unlinked(self::created(1005, 'by-email'));
+        ApiWrapper::$clients['11']['email'] = '"><img src=x onerror=alert(1)>@x.io';
+        $this->assertTrue($module->Create(), implode('; ', $module->recordedErrors()));
+        $escaped = '&quot;&gt;&lt;img src=x onerror=alert(1)&gt;@x.io';
+        $this->assertSame("CloudPe: linked to CloudPe user 1005 (by email {$escaped})", HBRegistry::$db->accountLog('101')[0]['action']);
+        $this->assertStringContainsString("(by email {$escaped})", implode("\n", $module->recordedInfos()));
+        $this->assertStringNotContainsString('<img', $this->everything($module));
+    }
+
     /** The client's id field got a value while Create ran: it is kept, the difference said. */
     public function testCreateNeverOverwritesAClientFieldSetMeanwhile()
     {
