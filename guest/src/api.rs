@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::config::Settings;
 use crate::envelope::{self, Reply};
+use crate::inferred::{self, CreateVariant};
 use crate::transport::{FailureKind, Flow, HttpMethod, HttpRequest, HttpResponse, Platform, TransportError};
 use crate::wit::{ApiCall, FactParam, LogLevel, ModuleError, RemoteError};
 
@@ -19,24 +20,44 @@ pub enum ApiMethod {
     SetAccountStatus,
     /// A user's billing history in buckets (hours): the usage operation.
     GetBillingHistory,
+    /// The platform's groups ([`inferred::GET_GROUPS`]).
+    GetGroups,
+    /// Moves one user to a group ([`inferred::SET_GROUP`]).
+    SetGroup,
+    /// One user by login ([`inferred::GET_USER_INFO`]): only probed.
+    GetUserInfo,
+    /// One of the creation calls ([`inferred::CREATE_VARIANTS`]).
+    CreateAccount(CreateVariant),
 }
 
 impl ApiMethod {
-    fn service(self) -> &'static str {
+    /// The service path and the method name, as in `…/1.0/{service}/rest/{name}`.
+    fn path(self) -> (&'static str, &'static str) {
         match self {
-            ApiMethod::GetChecksum => "marketplace/app",
-            ApiMethod::GetAccounts | ApiMethod::SetAccountStatus | ApiMethod::GetBillingHistory => "billing/account",
+            ApiMethod::GetChecksum => ("marketplace/app", "getchecksum"),
+            ApiMethod::GetAccounts => ("billing/account", "getaccounts"),
+            ApiMethod::SetAccountStatus => ("billing/account", "setaccountstatus"),
+            ApiMethod::GetBillingHistory => ("billing/account", envelope::BILLING_HISTORY_METHOD),
+            ApiMethod::GetGroups => inferred::GET_GROUPS,
+            ApiMethod::SetGroup => inferred::SET_GROUP,
+            ApiMethod::GetUserInfo => inferred::GET_USER_INFO,
+            ApiMethod::CreateAccount(variant) => variant.path,
         }
+    }
+
+    fn service(self) -> &'static str {
+        self.path().0
     }
 
     /// The method name as it appears in the URL.
     pub fn name(self) -> &'static str {
-        match self {
-            ApiMethod::GetChecksum => "getchecksum",
-            ApiMethod::GetAccounts => "getaccounts",
-            ApiMethod::SetAccountStatus => "setaccountstatus",
-            ApiMethod::GetBillingHistory => envelope::BILLING_HISTORY_METHOD,
-        }
+        self.path().1
+    }
+
+    /// The method as a capability report names it: `billing/groupquota/rest/getgroups`.
+    pub fn rest_path(self) -> String {
+        let (service, name) = self.path();
+        format!("{service}/rest/{name}")
     }
 
     /// Every call is a POST with a form body, so the session token never sits in a URL (where
@@ -209,6 +230,44 @@ impl Reply for AccountsPage {
 
 impl Reply for ChecksumReply {}
 impl Reply for Empty {}
+impl Reply for GroupsReply {}
+
+/// A `getgroups` reply: its `array` is read element by element ([`group_names`]), as its shape
+/// is not documented.
+#[derive(Deserialize)]
+struct GroupsReply {
+    #[serde(default)]
+    array: Option<Vec<serde_json::Value>>,
+}
+
+/// The group names of a `getgroups` list: each element an object with a string `name`, or a bare
+/// name; empty names are skipped, a name listed again is kept once, in CloudPe's order. Any
+/// other element is an error that shows it.
+pub fn group_names(array: &[serde_json::Value]) -> Result<Vec<String>, ModuleError> {
+    let mut names: Vec<String> = Vec::with_capacity(array.len());
+    for element in array {
+        let name = match element {
+            serde_json::Value::String(name) => Some(name.as_str()),
+            serde_json::Value::Object(fields) => fields.get("name").and_then(serde_json::Value::as_str),
+            _ => None,
+        };
+        let Some(name) = name else {
+            let mut shown = element.to_string();
+            if let Some((cut, _)) = shown.char_indices().nth(80) {
+                shown.truncate(cut);
+                shown.push('…');
+            }
+            return Err(ModuleError::Unexpected(format!(
+                "CloudPe's group list (getgroups) holds {shown}, which is neither a group name nor an object with a `name`"
+            )));
+        };
+        let name = name.trim();
+        if !name.is_empty() && !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    }
+    Ok(names)
+}
 
 #[derive(Deserialize)]
 struct ChecksumReply {
@@ -218,6 +277,24 @@ struct ChecksumReply {
 
 #[derive(Deserialize)]
 struct Empty {}
+
+/// Whether two emails are the same address as CloudPe compares them: trimmed, case-insensitive.
+pub fn same_email(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim(), b.trim());
+    a.eq_ignore_ascii_case(b) || (!(a.is_ascii() && b.is_ascii()) && a.to_lowercase() == b.to_lowercase())
+}
+
+/// What one creation call got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateReply {
+    /// `result` 0: the user exists now (the reply carries no uid).
+    Created,
+    /// HTTP 404: this platform has no such path.
+    NoSuchPath,
+    /// Refused or failed. `maybe_applied`: the request may have reached CloudPe and been
+    /// carried out (a timeout, a reset, a 5xx, CloudPe's internal-error or timeout codes).
+    Failed { error: ModuleError, maybe_applied: bool },
+}
 
 /// Attempts of a single call (operations on one account, connection checks).
 pub const CALL_ATTEMPTS: u32 = 3;
@@ -709,6 +786,82 @@ impl<'a, P: Platform> CloudPe<'a, P> {
         }
     }
 
+    /// The users whose email is exactly `email` (trimmed, case-insensitive). CloudPe's email
+    /// filter is a substring match (`bob@x.io` also lists `ann.bob@x.io.evil`), so every page of
+    /// matches is read and only the exact ones are kept. Emails are unique on CloudPe, so more
+    /// than one is a platform oddity the caller must refuse to choose from.
+    pub fn find_by_email(&self, email: &str) -> Result<Vec<RemoteAccount>, ModuleError> {
+        let wanted = email.trim();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut exact = Vec::new();
+        let mut start_row = 0;
+        loop {
+            let page = self.accounts_page(Some(("email", wanted.to_string())), start_row, LOOKUP_PAGE_SIZE)?;
+            let fetched = page.array.len() as u64;
+            exact.extend(page.array.into_iter().filter(|a| a.email().is_some_and(|e| same_email(e, wanted))));
+            start_row += fetched;
+            if fetched == 0 || start_row >= page.total_count {
+                // A user added meanwhile shifts the rows: one listed on two pages is one user.
+                exact.sort_by_key(|a| a.uid);
+                exact.dedup_by_key(|a| a.uid);
+                return Ok(exact);
+            }
+        }
+    }
+
+    /// Sends one creation call by `variant`, once: it is not safe to repeat (a repeat whose first
+    /// try was applied makes CloudPe answer "already exists", or worse), so the caller looks the
+    /// email up after any failure instead. `password` is masked in the call log by its name.
+    pub fn create_user(&self, variant: crate::inferred::CreateVariant, email: &str, password: &str) -> CreateReply {
+        let method = ApiMethod::CreateAccount(variant);
+        let mut params: Vec<(&str, String)> = vec![("email", email.to_string()), ("password", password.to_string())];
+        params.extend(variant.extra.iter().map(|&(name, value)| (name, value.to_string())));
+        let request = self.request(method, &params);
+        let mut unreachable = false;
+        let result = self
+            .fetch_all_read(method, std::slice::from_ref(&request), 1, RetryPolicy::attempts(1), |_, response| {
+                unreachable = matches!(&response, Err(e) if e.kind == FailureKind::Unreachable);
+                match response {
+                    Ok(r) if r.status == 404 => Ok(false),
+                    other => self.read::<Empty>(method, other).map(|_| true),
+                }
+            })
+            .pop()
+            .expect("one result per request");
+        match result {
+            Ok(true) => CreateReply::Created,
+            Ok(false) => CreateReply::NoSuchPath,
+            Err(error) => {
+                let maybe_applied = !unreachable && is_retryable(&error);
+                CreateReply::Failed { error, maybe_applied }
+            }
+        }
+    }
+
+    /// `getgroups`: the platform's group names, in CloudPe's order (see [`group_names`]).
+    pub fn groups(&self) -> Result<Vec<String>, ModuleError> {
+        let reply: GroupsReply = self.call(ApiMethod::GetGroups, &[])?;
+        let array = reply.array.ok_or_else(|| {
+            ModuleError::Unexpected("CloudPe's reply to getgroups has no `array` of groups".to_string())
+        })?;
+        group_names(&array)
+    }
+
+    /// `setgroup`: moves `uid` to group `name`, keeping its balance and bonus. Sent once, without
+    /// retries: a failure is settled by reading the user back (`ops::lifecycle::groups`), never
+    /// by sending the move again.
+    pub fn set_group(&self, uid: u64, name: &str) -> Result<(), ModuleError> {
+        let mut params = vec![("uid", uid.to_string()), (inferred::SET_GROUP_NAME_PARAM, name.to_string())];
+        params.extend(inferred::SET_GROUP_KEEP_PARAMS.iter().map(|&(k, v)| (k, v.to_string())));
+        let request = self.request(ApiMethod::SetGroup, &params);
+        self.fetch_all::<Empty>(ApiMethod::SetGroup, std::slice::from_ref(&request), 1, RetryPolicy::attempts(1))
+            .pop()
+            .expect("one result per request")
+            .map(|_| ())
+    }
+
     /// `setaccountstatus` (POST): sets the CloudPe status of `uid`.
     pub fn set_account_status(&self, uid: u64, status: i64) -> Result<(), ModuleError> {
         self.call::<Empty>(ApiMethod::SetAccountStatus, &[("uid", uid.to_string()), ("status", status.to_string())])
@@ -725,6 +878,22 @@ mod tests {
         let account: RemoteAccount = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{group}: {e}"));
         assert_eq!(account.email(), Some("a@b.c"), "{group}: the fields after `group` are still read");
         account.group().map(str::to_string)
+    }
+
+    #[test]
+    fn group_names_are_read_from_either_shape_once_each() {
+        let list: Vec<serde_json::Value> =
+            serde_json::from_str(r#"[{"name":" trial "},"beta",{"name":""},"trial",{"name":"gold","id":3}]"#).unwrap();
+        assert_eq!(group_names(&list).unwrap(), ["trial", "beta", "gold"]);
+        for bad in [r#"[5]"#, r#"[{"name":5}]"#, r#"[{"id":3}]"#, r#"[null]"#, r#"[["trial"]]"#] {
+            let list: Vec<serde_json::Value> = serde_json::from_str(bad).unwrap();
+            let e = group_names(&list).unwrap_err();
+            let shown = &bad[1..bad.len() - 1];
+            assert!(matches!(&e, ModuleError::Unexpected(m) if m.contains(shown)), "{bad}: {e:?}");
+        }
+        let long = serde_json::json!([{ "title": "x".repeat(500) }]);
+        let e = group_names(long.as_array().unwrap()).unwrap_err();
+        assert!(e.message().len() < 250 && e.message().contains('…'), "{}", e.message());
     }
 
     #[test]

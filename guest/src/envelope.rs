@@ -7,6 +7,7 @@
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::inferred;
 use crate::transport::HttpResponse;
 use crate::wit::{ModuleError, RemoteError};
 
@@ -18,6 +19,24 @@ pub const RESULT_NOT_FOUND: i64 = 5;
 pub const RESULT_PERMISSION_DENIED: i64 = 8202;
 /// The usage's method (docs/cloudpe-api.md, "Usage"): a token's API list may leave it out.
 pub const BILLING_HISTORY_METHOD: &str = "getaccountbillinghistorybyperiodinner";
+/// The optional methods, which a token's API list may leave out while the module's core calls
+/// work, by the name in their URL, each with the permission an admin adds to the token's API
+/// list (CloudPe's dotted form, as in its "required permissions" text). A `result` 8202 to one
+/// of them names that permission; to any other method it means the token lacks admin rights.
+pub const OPTIONAL_METHODS: [(&str, &str); 6] = [
+    (BILLING_HISTORY_METHOD, "billing.Account.GetAccountBillingHistoryByPeriodInner"),
+    (inferred::GET_GROUPS.1, "billing.GroupQuota.GetGroups"),
+    (inferred::SET_GROUP.1, "billing.Account.SetGroup"),
+    (inferred::CREATE_VARIANTS[0].path.1, "system.Admin.CreateAccount"),
+    (inferred::CREATE_VARIANTS[1].path.1, "users.Account.AddAccount"),
+    (inferred::GET_USER_INFO.1, "system.Admin.GetUserInfo"),
+];
+
+/// The permission to allow for an optional method (see [`OPTIONAL_METHODS`]), by its URL name.
+pub fn optional_permission(method: &str) -> Option<&'static str> {
+    OPTIONAL_METHODS.iter().find(|(name, _)| name.eq_ignore_ascii_case(method)).map(|&(_, permission)| permission)
+}
+
 /// `result` code: method not found.
 pub const RESULT_METHOD_NOT_FOUND: i64 = 1702;
 /// `result` code: internal error.
@@ -121,13 +140,14 @@ fn api_error(method: &str, code: i64, message: &str) -> ModuleError {
         RESULT_SESSION_INVALID => ModuleError::Authentication(format!(
             "CloudPe rejected the session token (check the App's Session field){quoted}"
         )),
-        RESULT_PERMISSION_DENIED if method == BILLING_HISTORY_METHOD => ModuleError::RemoteApi(RemoteError {
-            code,
-            message: format!(
-                "CloudPe denied {method}: allow billing.Account.GetAccountBillingHistoryByPeriodInner \
-                 ({BILLING_HISTORY_METHOD}) in the API list of the App's session token{quoted}"
-            ),
-        }),
+        RESULT_PERMISSION_DENIED if let Some(permission) = optional_permission(method) => {
+            ModuleError::RemoteApi(RemoteError {
+                code,
+                message: format!(
+                    "CloudPe denied {method}: allow {permission} ({method}) in the API list of the App's session token{quoted}"
+                ),
+            })
+        }
         RESULT_PERMISSION_DENIED => ModuleError::Authentication(format!(
             "CloudPe denied {method}: the session token belongs to a user without platform-admin rights{quoted}"
         )),
@@ -422,6 +442,39 @@ mod tests {
         assert!(matches!(e, ModuleError::NotFound(_)));
         let e = parse::<Checksum>("x", &reply(200, r#"{"result":8202,"error":"denied"}"#), "tok").unwrap_err();
         assert!(e.message().contains("platform-admin"), "{}", e.message());
+    }
+
+    #[test]
+    fn a_denied_optional_method_names_the_permission_to_allow() {
+        let denied = |method: &str| {
+            parse::<Checksum>(method, &reply(200, r#"{"result":8202,"error":"Permission denied"}"#), "tok").unwrap_err()
+        };
+        for (method, permission) in [
+            ("getgroups", "billing.GroupQuota.GetGroups"),
+            ("setgroup", "billing.Account.SetGroup"),
+            ("createaccount", "system.Admin.CreateAccount"),
+            ("addaccount", "users.Account.AddAccount"),
+            ("getuserinfo", "system.Admin.GetUserInfo"),
+        ] {
+            let e = denied(method);
+            assert_eq!(
+                e,
+                ModuleError::RemoteApi(RemoteError {
+                    code: 8202,
+                    message: format!(
+                        "CloudPe denied {method}: allow {permission} ({method}) in the API list of the App's session token: Permission denied"
+                    )
+                })
+            );
+        }
+        // The usage's message is unchanged (the HostBill side and the docs quote it).
+        assert_eq!(
+            denied(BILLING_HISTORY_METHOD).message(),
+            "CloudPe denied getaccountbillinghistorybyperiodinner: allow billing.Account.GetAccountBillingHistoryByPeriodInner \
+             (getaccountbillinghistorybyperiodinner) in the API list of the App's session token: Permission denied (CloudPe result 8202)"
+        );
+        // A core method denied: the token is no admin's.
+        assert!(matches!(denied("getaccounts"), ModuleError::Authentication(m) if m.contains("platform-admin")));
     }
 
     #[test]

@@ -94,7 +94,8 @@ class SignedComponentTest extends RealHostTestCase
         $this->assertSame(2, $this->remote(self::FIRST_UID + 21)['status']);
         $this->assertTrue($module->Unsuspend(), implode('; ', $module->recordedErrors()));
         $this->assertTrue($module->testConnection(), implode('; ', $module->recordedErrors()));
-        $this->assertStringStartsWith("Module CloudPe 0.3.0 (signed by key {$this->vendor['id']}): may reach only " . self::$url, self::last($module->recordedInfos()));
+        preg_match('/^version = "([^"]+)"/m', file_get_contents(__DIR__ . '/../../guest/Cargo.toml'), $version);
+        $this->assertStringStartsWith("Module CloudPe {$version[1]} (signed by key {$this->vendor['id']}): may reach only " . self::$url, self::last($module->recordedInfos()));
     }
 
     /** @dataProvider badSignatures */

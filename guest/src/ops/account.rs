@@ -1,7 +1,7 @@
 //! Create, Suspend, Unsuspend and Terminate for one HostBill account.
 
 use super::{account_facts, cloudpe_uid, settings};
-use crate::api::{CloudPe, is_retryable};
+use crate::api::{CloudPe, RemoteAccount, is_retryable};
 use crate::config::TerminatePolicy;
 use crate::status;
 use crate::transport::Platform;
@@ -16,7 +16,14 @@ pub fn create(platform: &impl Platform, app: &AppSettings, account: &Account) ->
     let remote = api.find_account(uid)?.ok_or_else(|| {
         ModuleError::NotFound(format!("CloudPe has no user with uid {uid} (client #{})", account.client_id))
     })?;
-    let facts = account_facts(&remote);
+    linkable(platform, &remote)
+}
+
+/// Whether CloudPe user `remote` may be linked to a new account (not being destroyed or deleted,
+/// a known status), with its facts and the status HostBill should record.
+pub(super) fn linkable(platform: &impl Platform, remote: &RemoteAccount) -> Result<Outcome, ModuleError> {
+    let uid = remote.uid;
+    let facts = account_facts(remote);
     let state = remote.status.ok_or_else(|| {
         ModuleError::Unexpected(format!(
             "CloudPe returned user {uid} without a status: cannot tell whether it is usable"

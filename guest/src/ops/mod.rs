@@ -46,18 +46,12 @@ fn settings(app: &AppSettings) -> Result<Settings, ModuleError> {
 /// malformed id is a configuration error that names the client and the field.
 pub fn cloudpe_uid(settings: &Settings, account: &Account) -> Result<u64, ModuleError> {
     let code = &settings.id_field_code;
-    let value = account
-        .custom_fields
-        .iter()
-        .find(|f| f.code.trim().eq_ignore_ascii_case(code))
-        .map(|f| f.value.trim())
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| {
-            ModuleError::Configuration(format!(
-                "client #{} has no `{code}` custom field value: set it to the client's CloudPe user id",
-                account.client_id
-            ))
-        })?;
+    let value = id_value(settings, account).ok_or_else(|| {
+        ModuleError::Configuration(format!(
+            "client #{} has no `{code}` custom field value: set it to the client's CloudPe user id",
+            account.client_id
+        ))
+    })?;
     match value.parse::<u64>() {
         Ok(uid) if uid > 0 => Ok(uid),
         _ => Err(ModuleError::Configuration(format!(
@@ -66,6 +60,16 @@ pub fn cloudpe_uid(settings: &Settings, account: &Account) -> Result<u64, Module
             quote(value)
         ))),
     }
+}
+
+/// The trimmed, non-empty value of `account`'s CloudPe id field, if it has one (valid or not).
+fn id_value<'a>(settings: &Settings, account: &'a Account) -> Option<&'a str> {
+    account
+        .custom_fields
+        .iter()
+        .find(|f| f.code.trim().eq_ignore_ascii_case(&settings.id_field_code))
+        .map(|f| f.value.trim())
+        .filter(|v| !v.is_empty())
 }
 
 /// `value` quoted for an error: cut after 40 characters, with its length when cut, so a huge

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 
 use super::{cloudpe_uid, settings};
 use crate::api::{AccountsPage, CloudPe, RemoteAccount, RetryPolicy, first_round_pages};
+use crate::config::Settings;
 use crate::transport::Platform;
 use crate::wit::{
-    AccountIssue, AppSettings, ClientAccount, EmailDifference, LogLevel, MissingUser, ModuleError, Reconciliation,
-    RemoteUser, SharedUser, SyncOptions,
+    Account, AccountIssue, AppSettings, ClientAccount, EmailDifference, LogLevel, MissingUser, ModuleError,
+    Reconciliation, RemoteUser, SharedUser, SyncOptions,
 };
 
 /// Compares `accounts` with every CloudPe user.
@@ -20,23 +21,53 @@ pub fn reconcile(
     options: SyncOptions,
 ) -> Result<Reconciliation, ModuleError> {
     let settings = settings(app)?;
-    let api = CloudPe::new(&settings, platform);
+    let rows: Vec<(&Account, Option<&str>)> =
+        accounts.iter().map(|c| (&c.account, c.client_email.as_deref())).collect();
+    let report = compare(platform, &settings, &rows, options)?.report;
+    platform.log(LogLevel::Info, &format!("reconcile: {}", summary(accounts.len(), &report)));
+    Ok(report)
+}
+
+/// One pass over HostBill's accounts and every CloudPe user: the reconciliation, with what the
+/// link review builds on.
+pub(super) struct Comparison {
+    pub report: Reconciliation,
+    /// Every CloudPe user, by uid.
+    pub users: BTreeMap<u64, RemoteAccount>,
+    /// The accounts linked to each uid (indexes into the accounts compared).
+    pub linked: BTreeMap<u64, Vec<usize>>,
+    /// The accounts of `report.without_id`, in its order (indexes into the accounts compared).
+    pub unlinked: Vec<usize>,
+}
+
+/// Compares `accounts` (each with its client's email) with every CloudPe user, read once.
+pub(super) fn compare(
+    platform: &impl Platform,
+    settings: &Settings,
+    accounts: &[(&Account, Option<&str>)],
+    options: SyncOptions,
+) -> Result<Comparison, ModuleError> {
+    let api = CloudPe::new(settings, platform);
     let page_size = u64::from(options.page_size.max(1));
     let max_in_flight = options.max_concurrency.max(1) as usize;
     let retry = RetryPolicy::attempts(options.max_attempts);
 
     let mut report = Reconciliation::default();
-    let mut linked: BTreeMap<u64, Vec<&ClientAccount>> = BTreeMap::new();
-    for client in accounts {
-        match cloudpe_uid(&settings, &client.account) {
-            Ok(uid) => linked.entry(uid).or_default().push(client),
-            Err(e) => report.without_id.push(AccountIssue { account_id: client.account.id, detail: e.message() }),
+    let mut linked: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    let mut unlinked = Vec::new();
+    for (index, (account, _)) in accounts.iter().enumerate() {
+        match cloudpe_uid(settings, account) {
+            Ok(uid) => linked.entry(uid).or_default().push(index),
+            Err(e) => {
+                report.without_id.push(AccountIssue { account_id: account.id, detail: e.message() });
+                unlinked.push(index);
+            }
         }
     }
     let users = read_all(&api, accounts.len() as u64, page_size, max_in_flight, retry)?;
 
-    for (&uid, clients) in &linked {
-        let ids: Vec<u64> = clients.iter().map(|c| c.account.id).collect();
+    for (&uid, indexes) in &linked {
+        let ids: Vec<u64> = indexes.iter().map(|&i| accounts[i].0.id).collect();
         if ids.len() > 1 {
             report.shared_users.push(SharedUser { uid, account_ids: ids.clone() });
         }
@@ -44,12 +75,13 @@ pub fn reconcile(
             report.missing_remote.extend(ids.iter().map(|&account_id| MissingUser { account_id, uid }));
             continue;
         };
-        for client in clients {
-            if let (Some(ours), Some(theirs)) = (client.client_email.as_deref(), user.email())
+        for &index in indexes {
+            let (account, email) = accounts[index];
+            if let (Some(ours), Some(theirs)) = (email, user.email())
                 && !ours.trim().eq_ignore_ascii_case(theirs.trim())
             {
                 report.email_differences.push(EmailDifference {
-                    account_id: client.account.id,
+                    account_id: account.id,
                     uid,
                     hostbill_email: ours.to_string(),
                     remote_email: theirs.to_string(),
@@ -64,21 +96,22 @@ pub fn reconcile(
         .collect();
     report.remote_users = users.len() as u64;
     report.requests = api.requests();
-    platform.log(
-        LogLevel::Info,
-        &format!(
-            "reconcile: {} accounts, {} CloudPe users: {} without an id, {} missing on CloudPe, {} shared users, {} unlinked users, {} email differences; {} requests",
-            accounts.len(),
-            report.remote_users,
-            report.without_id.len(),
-            report.missing_remote.len(),
-            report.shared_users.len(),
-            report.unlinked_users.len(),
-            report.email_differences.len(),
-            report.requests
-        ),
-    );
-    Ok(report)
+    Ok(Comparison { report, users, linked, unlinked })
+}
+
+/// The reconciliation's counts in words, for the log.
+pub(super) fn summary(accounts: usize, report: &Reconciliation) -> String {
+    format!(
+        "{} accounts, {} CloudPe users: {} without an id, {} missing on CloudPe, {} shared users, {} unlinked users, {} email differences; {} requests",
+        accounts,
+        report.remote_users,
+        report.without_id.len(),
+        report.missing_remote.len(),
+        report.shared_users.len(),
+        report.unlinked_users.len(),
+        report.email_differences.len(),
+        report.requests
+    )
 }
 
 /// Every CloudPe user, by uid. The first round reads as many pages as HostBill's accounts could
@@ -135,7 +168,7 @@ fn fetch<P: Platform>(
 mod tests {
     use super::*;
     use crate::ops::testing::{FakeCloudPe, app};
-    use crate::wit::{Account, CustomField, HostbillStatus};
+    use crate::wit::{CustomField, HostbillStatus};
 
     fn client(id: u64, uid: &str, email: Option<&str>) -> ClientAccount {
         ClientAccount {

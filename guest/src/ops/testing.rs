@@ -2,7 +2,7 @@
 
 use std::cell::{Cell, RefCell};
 
-use cloudpe_sim_api::{Account, ApiState, FaultKind, FaultRule, Params, Reply, TransportFault};
+use cloudpe_sim_api::{Account, ApiState, FaultKind, FaultRule, GroupsShape, Params, Reply, TransportFault};
 
 use crate::config::Settings;
 use crate::transport::{FailureKind, HttpMethod, HttpRequest, HttpResponse, Platform, TransportError};
@@ -38,8 +38,15 @@ pub struct FakeCloudPe {
     unreachable: Cell<bool>,
     /// What [`Platform::time_left`] answers.
     time_left: Cell<Option<std::time::Duration>>,
+    /// Paths answered with a canned (status, body) instead of the simulator: a method the
+    /// simulator does not serve yet, as a platform that knows it would answer.
+    canned: RefCell<Vec<(String, u16, String)>>,
+    /// State of the random numbers [`Platform::random_u64`] hands out (xorshift).
+    random: Cell<u64>,
     pub requests: RefCell<Vec<HttpRequest>>,
     pub logs: RefCell<Vec<(LogLevel, String)>>,
+    /// The App's call log, one line per call: `method param=value ... -> reply`.
+    pub calls: RefCell<Vec<String>>,
 }
 
 impl FakeCloudPe {
@@ -59,8 +66,11 @@ impl FakeCloudPe {
             faults: RefCell::default(),
             unreachable: Cell::new(false),
             time_left: Cell::new(None),
+            canned: RefCell::default(),
+            random: Cell::new(0x2545_f491_4f6c_dd1d),
             requests: RefCell::default(),
             logs: RefCell::default(),
+            calls: RefCell::default(),
         }
     }
 
@@ -121,6 +131,72 @@ impl FakeCloudPe {
         self.api.borrow_mut().accounts.remove(&uid);
     }
 
+    /// Puts user `uid` in `group` (as an admin would on CloudPe).
+    pub fn put_in_group(&self, uid: u64, group: &str) {
+        self.api.borrow_mut().accounts.get_mut(&uid).expect("a user of this CloudPe").group = group.to_string();
+    }
+
+    /// The group user `uid` is in now.
+    pub fn group_of(&self, uid: u64) -> String {
+        self.api.borrow().accounts[&uid].group.clone()
+    }
+
+    /// The platform's groups, in the order `getgroups` lists them.
+    pub fn set_groups(&self, names: &[&str]) {
+        self.api.borrow_mut().groups.names = names.iter().map(|n| n.to_string()).collect();
+    }
+
+    /// How `getgroups` lists the groups.
+    pub fn set_groups_shape(&self, shape: GroupsShape) {
+        self.api.borrow_mut().groups.shape = shape;
+    }
+
+    /// Successful `setgroup` calls: (uid, group).
+    pub fn group_changes(&self) -> Vec<(u64, String)> {
+        self.api.borrow().group_changes.clone()
+    }
+
+    /// Every user's (uid, status, group), to show nothing changed.
+    pub fn users(&self) -> Vec<(u64, i64, String)> {
+        self.api.borrow().accounts.values().map(|a| (a.uid, a.status, a.group.clone())).collect()
+    }
+
+    /// Requests to `path` (e.g. `/1.0/system/admin/rest/createaccount`) are answered with
+    /// `status` and `body`, whatever the simulator knows.
+    pub fn answer(&self, path: &str, status: u16, body: &str) {
+        self.canned.borrow_mut().push((path.to_string(), status, body.to_string()));
+    }
+
+    /// Adds (or replaces) a user, as an admin creating it on CloudPe.
+    pub fn add_user(&self, account: Account) {
+        self.api.borrow_mut().accounts.insert(account.uid, account);
+    }
+
+    /// The user `uid`, as CloudPe holds it now.
+    pub fn user(&self, uid: u64) -> Option<Account> {
+        self.api.borrow().accounts.get(&uid).cloned()
+    }
+
+    /// How many users CloudPe holds.
+    pub fn user_count(&self) -> usize {
+        self.api.borrow().accounts.len()
+    }
+
+    /// Which creation paths exist (the other answers HTTP 404).
+    pub fn set_create_variant(&self, variant: cloudpe_sim_api::CreateVariant) {
+        self.api.borrow_mut().create_variant = variant;
+    }
+
+    /// Users created through the API (each password kept only as its shape).
+    pub fn created(&self) -> Vec<cloudpe_sim_api::Created> {
+        self.api.borrow().created.clone()
+    }
+
+    /// The session token may call `method` again.
+    pub fn allow(&self, method: &str) {
+        self.api.borrow_mut().denied_methods.remove(method);
+    }
+
     /// Successful `setaccountstatus` calls: (uid, status).
     pub fn writes(&self) -> Vec<(u64, i64)> {
         self.api.borrow().status_changes.clone()
@@ -147,6 +223,9 @@ impl Platform for FakeCloudPe {
         let params: Params = form_urlencoded::parse(request.form_body.as_deref().unwrap_or("").as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
+        if let Some((_, status, body)) = self.canned.borrow().iter().find(|(p, ..)| *p == request.path_and_query) {
+            return response(*status, body.clone().into_bytes());
+        }
         let Some(method) = cloudpe_sim_api::route(&request.path_and_query) else {
             return response(404, b"404 Not Found".to_vec());
         };
@@ -170,7 +249,17 @@ impl Platform for FakeCloudPe {
     }
 
     fn random_u64(&self) -> u64 {
-        4
+        let mut x = self.random.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.random.set(x);
+        x
+    }
+
+    fn record_call(&self, call: crate::wit::ApiCall<'_>) {
+        let params: Vec<String> = call.params.iter().map(|p| format!("{}={}", p.name, p.value)).collect();
+        self.calls.borrow_mut().push(format!("{} {} -> {}", call.method, params.join(" "), call.reply));
     }
 
     fn log(&self, level: LogLevel, message: &str) {

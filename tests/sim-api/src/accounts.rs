@@ -143,23 +143,41 @@ impl std::ops::Index<&u64> for Accounts {
 
 /// A deterministic mixed population of `count` accounts with uids from `first_uid`: mostly
 /// active, with inactive (1 in 20), locked (1 in 20), being destroyed and deleted (1 in 50 each).
+/// Emails are `user{uid}@example.com`, except two decoys in every hundred: the accounts at
+/// positions 47 and 48 (of each hundred) hold `ann.user{U}@example.com.evil` and
+/// `USER{U}@example.com.attacker`, where `U` is the uid at position 46: a case-insensitive
+/// substring lookup of that user's email lists all three, and only one is an exact match.
 pub fn population(count: usize, first_uid: u64) -> Vec<Account> {
     (0..count)
         .map(|i| {
             let uid = first_uid + i as u64;
-            match (i % 20, i % 50) {
+            let mut account = match (i % 20, i % 50) {
                 (0, _) => Account::new(uid, 2),
                 (1, _) => Account::new(uid, 1).locked(),
                 (_, 2) => Account::new(uid, 3),
                 (_, 3) => Account::new(uid, 4),
                 _ => Account::new(uid, 1),
+            };
+            match i % 100 {
+                47 => account.email = decoys_of(&format!("user{}@example.com", uid - 1))[0].clone(),
+                48 => account.email = decoys_of(&format!("user{}@example.com", uid - 2))[1].clone(),
+                _ => {}
             }
+            account
         })
         .collect()
 }
 
+/// The decoy emails of `email` the populations hold: a substring lookup of `email` finds them,
+/// an exact (trimmed, case-insensitive) comparison does not.
+pub fn decoys_of(email: &str) -> [String; 2] {
+    let (local, domain) = email.split_once('@').unwrap_or((email, ""));
+    [format!("ann.{local}@{domain}.evil"), format!("{}@{}.attacker", local.to_uppercase(), domain)]
+}
+
 /// A small readable population for the demo: every status, a locked login, an unknown status
-/// value, and a decoy pair (12 and 120) for substring matching.
+/// value, a decoy pair (12 and 120) for uid substring matching, and `bob@x.io` (18) with two
+/// decoys for email substring matching (`ann.bob@x.io.evil`, `BOB@x.io.attacker`).
 pub fn sample_accounts() -> Vec<Account> {
     let named = |uid: u64, status: i64, email: &str| Account { email: email.to_string(), ..Account::new(uid, status) };
     vec![
@@ -170,6 +188,9 @@ pub fn sample_accounts() -> Vec<Account> {
         named(15, 4, "erin@example.com"),
         named(16, 2, "frank@example.com"),
         named(17, 9, "grace@example.com"),
+        named(18, 1, "bob@x.io"),
+        named(19, 1, "ann.bob@x.io.evil"),
+        named(21, 1, "BOB@x.io.attacker"),
     ]
 }
 
@@ -214,5 +235,30 @@ mod tests {
             assert!(p.iter().any(|a| a.status == status), "status {status}");
         }
         assert!(p.iter().any(|a| a.is_enabled == Some(false)));
+    }
+
+    #[test]
+    fn the_populations_hold_email_decoys_of_an_active_user() {
+        let p = population(300, 1000);
+        for hundred in 0..3 {
+            let target = &p[hundred * 100 + 46];
+            assert_eq!((target.status, target.is_enabled), (1, Some(true)));
+            let needle = target.email.to_lowercase();
+            let listed: Vec<&Account> = p.iter().filter(|a| a.email.to_lowercase().contains(&needle)).collect();
+            assert_eq!(listed.len(), 3, "{needle}");
+            let exact: Vec<u64> =
+                listed.iter().filter(|a| a.email.eq_ignore_ascii_case(&target.email)).map(|a| a.uid).collect();
+            assert_eq!(exact, [target.uid]);
+            let decoys = decoys_of(&target.email);
+            assert_eq!([&p[hundred * 100 + 47].email, &p[hundred * 100 + 48].email], [&decoys[0], &decoys[1]]);
+        }
+        let sample = sample_accounts();
+        assert_eq!(decoys_of("bob@x.io"), ["ann.bob@x.io.evil".to_string(), "BOB@x.io.attacker".to_string()]);
+        assert_eq!(sample.iter().filter(|a| a.email.to_lowercase().contains("bob@x.io")).count(), 3);
+        let mut emails: Vec<String> = p.iter().chain(&sample).map(|a| a.email.to_lowercase()).collect();
+        let all = emails.len();
+        emails.sort();
+        emails.dedup();
+        assert_eq!(emails.len(), all, "emails are unique on CloudPe");
     }
 }

@@ -1,4 +1,4 @@
-//! The three CloudPe methods, as pure functions over the simulator's state and a request's
+//! The CloudPe methods, as pure functions over the simulator's state and a request's
 //! parameters. Every API-level outcome is an HTTP 200 JSON envelope.
 
 use std::collections::BTreeMap;
@@ -31,14 +31,27 @@ pub struct ApiState {
     pub usage_utc_offset: i64,
     /// Methods (lower case) outside the session token's API list: answered with `result` 8202.
     pub denied_methods: std::collections::BTreeSet<String>,
+    /// The platform's groups (`getgroups`) and the shape they are listed in.
+    pub groups: crate::groups::Groups,
+    /// Successful `setgroup` calls (uid, group), in order.
+    pub group_changes: Vec<(u64, String)>,
+    /// Which creation paths exist (the other answers HTTP 404).
+    pub create_variant: crate::provision::CreateVariant,
+    /// Users created through the API, in order (the password kept only as its shape).
+    pub created: Vec<crate::provision::Created>,
 }
 
 /// The API methods the simulator serves.
-pub const METHODS: [(&str, &str); 4] = [
+pub const METHODS: &[(&str, &str)] = &[
     ("marketplace/app", "getchecksum"),
     ("billing/account", "getaccounts"),
     ("billing/account", "setaccountstatus"),
     ("billing/account", crate::usage::METHOD),
+    ("billing/groupquota", crate::groups::GET_GROUPS),
+    ("billing/account", crate::groups::SET_GROUP),
+    ("system/admin", crate::groups::GET_USER_INFO),
+    ("system/admin", crate::provision::CREATE_ACCOUNT),
+    ("users/account", crate::provision::ADD_ACCOUNT),
 ];
 
 fn failure(result: i64, error: String) -> Value {
@@ -69,6 +82,15 @@ pub fn call(state: &mut ApiState, method: &str, params: &Params) -> String {
         crate::usage::METHOD => crate::usage::billing_history(state, params).to_string(),
         "getaccounts" => get_accounts(state, params).unwrap_or_else(|e| failure(RESULT_FAILURE, e).to_string()),
         "setaccountstatus" => set_account_status(state, params).unwrap_or_else(|e| e).to_string(),
+        crate::groups::GET_GROUPS => crate::groups::get_groups(state).to_string(),
+        crate::groups::SET_GROUP => crate::groups::set_group(state, params).to_string(),
+        crate::groups::GET_USER_INFO => crate::groups::get_user_info(state, params).to_string(),
+        crate::provision::CREATE_ACCOUNT => {
+            crate::provision::create(state, crate::provision::CREATE_ACCOUNT, params).to_string()
+        }
+        crate::provision::ADD_ACCOUNT => {
+            crate::provision::create(state, crate::provision::ADD_ACCOUNT, params).to_string()
+        }
         other => failure(1702, format!("method [{other}] not found")).to_string(),
     }
 }
@@ -104,11 +126,12 @@ fn get_accounts(state: &ApiState, params: &Params) -> Result<String, String> {
         Some(other) => return Err(format!("unknown filterField [{other}]")),
     };
     // Undocumented in VAP; a substring match is the cautious assumption (a uid 12 lookup also
-    // returns 120, 312, ...).
+    // returns 120, 312, ...; an email lookup of bob@x.io also returns ANN.BOB@x.io.evil).
+    let email_needle = filter.as_ref().filter(|(f, _)| *f == "email").map(|(_, v)| v.to_lowercase());
     let matches = |a: &Account| match &filter {
         None => true,
         Some(("uid", v)) => a.uid.to_string().contains(v.as_str()),
-        Some(("email", v)) => a.email.contains(v.as_str()),
+        Some(("email", _)) => a.email.to_lowercase().contains(email_needle.as_deref().unwrap_or_default()),
         Some((_, v)) => a.group.contains(v.as_str()),
     };
     let descending = match params.get("orderDirection").map(|d| d.to_ascii_uppercase()).as_deref() {
@@ -273,6 +296,21 @@ mod tests {
         assert_eq!(uids(&v), [12, 120]);
         let v = call(&mut s, "getaccounts", &params(&[("filterField", "uid"), ("filterValue", "999")]));
         assert_eq!(v, json!({"result": 0, "totalCount": 0, "array": []}));
+    }
+
+    #[test]
+    fn the_email_filter_ignores_case_and_lists_decoys_too() {
+        let mut s = state();
+        for (uid, email) in [(12, "bob@x.io"), (120, "ann.bob@x.io.evil"), (312, "BOB@X.IO.attacker")] {
+            s.accounts.get_mut(&uid).unwrap().email = email.into();
+        }
+        for needle in ["bob@x.io", "BOB@x.IO"] {
+            let v = call(&mut s, "getaccounts", &params(&[("filterField", "email"), ("filterValue", needle)]));
+            assert_eq!(uids(&v), [12, 120, 312], "{needle}");
+            assert_eq!(v["totalCount"], 3);
+        }
+        let v = call(&mut s, "getaccounts", &params(&[("filterField", "email"), ("filterValue", "ANN.bob")]));
+        assert_eq!(uids(&v), [120]);
     }
 
     #[test]

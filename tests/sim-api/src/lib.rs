@@ -11,13 +11,17 @@
 mod accounts;
 mod api;
 mod faults;
+pub mod groups;
+pub mod provision;
 pub mod usage;
 
 use std::collections::BTreeMap;
 
-pub use accounts::{Account, Accounts, Group, population, sample_accounts};
+pub use accounts::{Account, Accounts, Group, decoys_of, population, sample_accounts};
 pub use api::{ApiState, METHODS, RESULT_FAILURE, RESULT_NOT_FOUND, RESULT_SESSION_INVALID, call};
 pub use faults::{FaultKind, FaultRule, take};
+pub use groups::{Groups, GroupsShape};
+pub use provision::{CreateVariant, Created, PasswordShape};
 
 /// A request's query and form parameters, merged (form wins).
 pub type Params = BTreeMap<String, String>;
@@ -64,6 +68,10 @@ pub fn route(path: &str) -> Option<&'static str> {
 /// arrived). A fault that applies the call first, or deletes users first, changes `state` before
 /// the answer is chosen.
 pub fn respond(state: &mut ApiState, method: &str, params: &Params, fault: Option<FaultKind>) -> Reply {
+    if !state.create_variant.offers(method) {
+        // The creation path this platform lacks: unknown, like any path not served.
+        return Reply::Http { status: 404, content_type: "text/plain", body: "404 Not Found" };
+    }
     let fault = match fault {
         Some(FaultKind::AfterApplying(inner)) => {
             call(state, method, params);

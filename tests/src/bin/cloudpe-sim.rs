@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use cloudpe_e2e::{Account, FaultKind, FaultRule, SimConfig, Simulator, population, sample_accounts};
+use cloudpe_e2e::{Account, FaultKind, FaultRule, GroupsShape, SimConfig, Simulator, population, sample_accounts};
 
 /// A simulated CloudPe (Virtuozzo Application Platform) admin API on 127.0.0.1.
 #[derive(Parser)]
@@ -40,7 +40,8 @@ struct Args {
     #[arg(long)]
     sample: bool,
     /// Inject a fault: KIND[:METHOD], KIND one of http500, html502, timeout, reset, truncated,
-    /// or result=N (an API error). Repeatable.
+    /// or result=N (an API error); `applied-KIND` carries the call out first, then fails (a
+    /// write applied whose reply is lost, e.g. applied-http500:createaccount). Repeatable.
     #[arg(long, value_name = "SPEC")]
     fault: Vec<String>,
     /// UTC offset of the billing history's times (the usage method), in seconds east of UTC
@@ -51,6 +52,14 @@ struct Args {
     /// getaccountbillinghistorybyperiodinner. Repeatable.
     #[arg(long, value_name = "METHOD")]
     deny_method: Vec<String>,
+    /// Which user-creation paths exist: admin (system/admin/rest/createaccount, the default),
+    /// users (users/account/rest/addaccount) or both; the other answers HTTP 404.
+    #[arg(long, value_name = "VARIANT", default_value = "admin")]
+    create_variant: cloudpe_sim_api::CreateVariant,
+    /// How `getgroups` lists the groups: `objects` (`[{"name": "trial"}, ...]`, the default) or
+    /// `names` (`["trial", ...]`); the real reply's shape is not documented.
+    #[arg(long, value_name = "SHAPE", default_value = "objects")]
+    groups_shape: GroupsShape,
     /// Exit after this many seconds.
     #[arg(long)]
     for_seconds: Option<u64>,
@@ -60,6 +69,10 @@ fn fault(spec: &str) -> Result<FaultRule> {
     let (kind, method) = match spec.split_once(':') {
         Some((k, m)) => (k, Some(m)),
         None => (spec, None),
+    };
+    let (applied, kind) = match kind.strip_prefix("applied-") {
+        Some(kind) => (true, kind),
+        None => (false, kind),
     };
     let kind = match kind {
         "http500" => FaultKind::Http500,
@@ -73,7 +86,7 @@ fn fault(spec: &str) -> Result<FaultRule> {
             _ => bail!("unknown fault {other:?}: use http500, html502, timeout, reset, truncated, stalled or result=N"),
         },
     };
-    let rule = FaultRule::new(kind);
+    let rule = FaultRule::new(if applied { kind.after_applying() } else { kind });
     Ok(match method {
         Some(m) => rule.method(m),
         None => rule,
@@ -108,6 +121,8 @@ fn main() -> Result<()> {
     for method in &args.deny_method {
         sim.deny_method(method);
     }
+    sim.set_create_variant(args.create_variant);
+    sim.set_groups_shape(args.groups_shape);
     println!("listening on {}", sim.base_url());
     std::io::stdout().flush()?;
     eprintln!("cloudpe-sim: {count} accounts, API at {}", sim.api_url());

@@ -182,3 +182,56 @@ fn dropping_the_simulator_releases_the_port_and_held_requests() {
     assert!(matches!(held.read_to_end(&mut rest), Ok(0) | Err(_)), "the held request ends with the simulator");
     assert!(std::net::TcpListener::bind(addr).is_ok(), "port {} is free again", addr.port());
 }
+
+#[test]
+fn groups_are_listed_in_either_shape_and_a_move_is_applied() {
+    let sim = sim();
+    let mut client = Client::connect(&sim);
+    let auth = format!("appid=cluster&session={SESSION}");
+    let (status, body) = client.send("POST", "/1.0/billing/groupquota/rest/getgroups", &auth);
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["array"][1], serde_json::json!({"name": "trial"}));
+    sim.set_groups_shape(super::GroupsShape::Names);
+    sim.set_groups(&["trial", "gold"]);
+    let (_, body) = client.send("POST", "/1.0/billing/groupquota/rest/getgroups", &auth);
+    assert_eq!(json(&body)["array"], serde_json::json!(["trial", "gold"]));
+    let (_, body) = client.send("POST", "/1.0/billing/account/rest/setgroup", &format!("{auth}&uid=12&groupName=gold"));
+    assert_eq!(json(&body), serde_json::json!({"result": 0}));
+    assert_eq!(sim.group_changes(), [(12, "gold".to_string())]);
+    assert_eq!(sim.account(12).unwrap().group, "gold");
+    sim.deny_method("setgroup");
+    let (_, body) =
+        client.send("POST", "/1.0/billing/account/rest/setgroup", &format!("{auth}&uid=12&groupName=trial"));
+    assert_eq!(json(&body)["result"], 8202);
+    assert_eq!(sim.account(12).unwrap().group, "gold");
+}
+
+#[test]
+fn a_user_is_created_by_the_variant_served_and_its_password_is_kept_nowhere() {
+    let sim = sim();
+    let mut client = Client::connect(&sim);
+    let form = format!("session={SESSION}&email=ann%40x.io&password=Secret-Pass-123&autoActive=true");
+    let (status, _) = client.send("POST", "/1.0/users/account/rest/addaccount", &form);
+    assert_eq!(status, 404, "only createaccount by default");
+    let (status, body) = client.send("POST", "/1.0/system/admin/rest/createaccount", &form);
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["result"], 0, "{body}");
+    assert_eq!(sim.account(121).map(|a| (a.email, a.status)), Some(("ann@x.io".to_string(), 1)));
+    sim.set_create_variant(cloudpe_sim_api::CreateVariant::Users);
+    let (status, _) = client.send("POST", "/1.0/system/admin/rest/createaccount", &form);
+    assert_eq!(status, 404);
+    let (_, body) = client.send("POST", "/1.0/users/account/rest/addaccount", &form);
+    assert!(json(&body)["error"].as_str().unwrap().contains("already exists"), "{body}");
+    let (status, oracle) = client.send("GET", "/_sim/created", "");
+    assert_eq!(status, 200);
+    let created = json(&oracle);
+    assert_eq!(created[0]["uid"], 121);
+    assert_eq!(created[0]["password"]["length"], 15);
+    assert_eq!(sim.created_users().len(), 1);
+    for request in sim.requests() {
+        if let Some(password) = request.params.get("password") {
+            assert_eq!(password, "********", "{}", request.path);
+        }
+    }
+    assert!(!oracle.contains("Secret-Pass-123"));
+}

@@ -13,6 +13,10 @@
 //! "resource_cost": "...", "storage_cost": "...", "traffic_cost": "...", "rows": 1}, ...]}`: the
 //! hours of `[from, until)` with usage, ascending, each summed exactly as the host must report it
 //! (an hour not listed had none). It is not an API call: it is not recorded, and no fault hits it.
+//! Likewise `GET /_sim/created` lists the users created through the API, in order:
+//! `[{"uid": 1300, "email": "ann@x.io", "method": "createaccount", "password": {"length": 24,
+//! "upper": 6, "lower": 9, "digits": 5, "symbols": 4, "distinct": 20, "fingerprint": ...}}]` (a
+//! password is never kept, nor recorded in [`RecordedRequest`]: only its shape).
 //!
 //! ```no_run
 //! use cloudpe_e2e::{Account, SimConfig, Simulator};
@@ -31,7 +35,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use cloudpe_sim_api::{Account, FaultKind, FaultRule, population, sample_accounts};
+pub use cloudpe_sim_api::{Account, FaultKind, FaultRule, GroupsShape, population, sample_accounts};
 pub use tls::{TestCa, TlsIdentity};
 
 /// How the simulator starts.
@@ -71,7 +75,8 @@ pub struct RecordedRequest {
     pub api_method: String,
     /// Path and query string as sent.
     pub path: String,
-    /// Query and form parameters merged (form wins), the session included.
+    /// Query and form parameters merged (form wins), the session included; a `password` is
+    /// recorded as `********`.
     pub params: BTreeMap<String, String>,
     /// Which connection it came on: 1 for the first one accepted, 2 for the next, ...
     pub connection: usize,
@@ -234,6 +239,32 @@ impl Simulator {
     /// The session token may not call `method` (lower case): it is answered with `result` 8202.
     pub fn deny_method(&self, method: &str) {
         self.state().api.denied_methods.insert(method.to_ascii_lowercase());
+    }
+
+    /// Which user-creation paths exist (the other answers HTTP 404).
+    pub fn set_create_variant(&self, variant: cloudpe_sim_api::CreateVariant) {
+        self.state().api.create_variant = variant;
+    }
+
+    /// The users created through the API, in order, each password kept only as its shape.
+    pub fn created_users(&self) -> Vec<cloudpe_sim_api::Created> {
+        self.state().api.created.clone()
+    }
+
+    /// How `getgroups` lists the groups: objects with a `name` (the default) or bare names.
+    pub fn set_groups_shape(&self, shape: GroupsShape) {
+        self.state().api.groups.shape = shape;
+    }
+
+    /// The platform's groups, in the order `getgroups` lists them (default: `default`, `trial`,
+    /// `beta`, `billing`, `premium`).
+    pub fn set_groups(&self, names: &[&str]) {
+        self.state().api.groups.names = names.iter().map(|n| n.to_string()).collect();
+    }
+
+    /// Successful `setgroup` calls (uid, group), in order.
+    pub fn group_changes(&self) -> Vec<(u64, String)> {
+        self.state().api.group_changes.clone()
     }
 
     /// Removes a user, as an admin deleting it.

@@ -194,6 +194,10 @@ async fn respond(
     if path == "/_sim/usage" && http_method == "GET" {
         return Ok(oracle(&params));
     }
+    if path == "/_sim/created" && http_method == "GET" {
+        let created = serde_json::to_string(&shared.lock().api.created).expect("created users serialise");
+        return Ok(text(StatusCode::OK, "application/json", created));
+    }
     // Only GET and POST reach the API (and so only they use up a fault's hits).
     let method = route(&path).filter(|_| matches!(http_method.as_str(), "GET" | "POST"));
     let known_path = route(&path).is_some();
@@ -204,7 +208,11 @@ async fn respond(
             http_method: http_method.clone(),
             api_method: path.rsplit('/').next().unwrap_or("").to_ascii_lowercase(),
             path: if query.is_empty() { path.clone() } else { format!("{path}?{query}") },
-            params: params.clone(),
+            // A created user's password is never kept (the oracle keeps its shape only).
+            params: params
+                .iter()
+                .map(|(k, v)| (k.clone(), if k == "password" { "********".to_string() } else { v.clone() }))
+                .collect(),
             connection,
         });
         let fault = method.and_then(|m| cloudpe_sim_api::take(&mut state.faults, m, &params));
