@@ -1,7 +1,7 @@
 //! Host bindings of the `hostbill:provisioning` worlds (from `wit/`): `hosting-module-core`, what
 //! every 2.x module exports (so a 2.0 module still links), and in [`latest`] the interfaces added
 //! since (2.1.0: `reconciliation`; 2.2.0: `streaming-sync`, and the `sync-output` import; 2.3.0:
-//! `usage`, and the `usage-output` import) that a module may lack.
+//! `usage`, and the `usage-output` import; 2.4.0: `lifecycle`) that a module may lack.
 
 wasmtime::component::bindgen!({
     path: "../wit/since_v2.4.0",

@@ -210,10 +210,20 @@ pub enum Command {
     /// Check the component, the cache, the App's URL, DNS, TCP reach and the credentials, one line
     /// each (human-readable; exit 1 if any check fails). Stdin: {"app": {...}}
     Doctor(DoctorArgs),
-    /// Check that the App settings reach the API and the credentials work. Stdin: {"app": {...}}
+    /// Check that the App settings reach the API and the credentials work; then (a 2.4 module)
+    /// probe which optional remote methods the credentials may call. Stdin: {"app": {...}}
     TestConnection,
-    /// Link a new HostBill account. Stdin: {"app": {...}, "account": {...}}
+    /// Link a new HostBill account: to the remote id its client holds, else (a 2.4 module) to the
+    /// one remote user with the client's email, or one it creates where the App allows.
+    /// Stdin: {"app": {...}, "account": {...}, "client_email": "...", "product": {...}}
     Create,
+    /// Apply the product's settings (the CloudPe group) to the account's remote user after an
+    /// upgrade or downgrade, and read it back (a 2.4 module).
+    /// Stdin: {"app": {...}, "account": {...}, "client_email": "...", "product": {"CloudPe group": "..."}}
+    ChangePackage,
+    /// List the choices of a product option filled from the remote side (a 2.4 module); changes
+    /// nothing. Stdin: {"app": {...}, "option": "CloudPe group"}
+    OptionChoices,
     /// Suspend the account remotely. Stdin: {"app": {...}, "account": {...}}
     Suspend,
     /// Unsuspend the account remotely. Stdin: {"app": {...}, "account": {...}}
@@ -222,8 +232,9 @@ pub enum Command {
     Terminate,
     /// Decide, per account, the HostBill status to record. Stdin: {"app": {...}, "accounts": [...]}
     Sync(SyncArgs),
-    /// Compare the accounts (with their clients' emails) with the remote users; read-only on
-    /// both sides. Stdin: {"app": {...}, "accounts": [{..., "email": "..."}]}
+    /// Compare the accounts (with their clients' emails) with the remote users; a 2.4 module also
+    /// proposes links and reports group drift; read-only on both sides.
+    /// Stdin: {"app": {...}, "accounts": [{..., "email": "...", "product": {...}}]}
     Reconcile(ReconcileArgs),
     /// Read each account's usage, hour by hour, over its window [usage_from, usage_until), for
     /// metered billing. Stdin: {"app": {...}, "usage_until": "...", "accounts": [{..., "usage_from": "..."}]}
@@ -329,6 +340,8 @@ impl Command {
             Command::Doctor(_) => "doctor",
             Command::TestConnection => "test-connection",
             Command::Create => "create",
+            Command::ChangePackage => "change-package",
+            Command::OptionChoices => "option-choices",
             Command::Suspend => "suspend",
             Command::Unsuspend => "unsuspend",
             Command::Terminate => "terminate",

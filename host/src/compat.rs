@@ -14,13 +14,13 @@ pub fn host_version() -> Version {
     Version::parse(WIT_VERSION).expect("WIT_VERSION is semver")
 }
 
-/// The supported range: `>=2.0.0, <2.4.0` for a 2.3 host (a pre-release never matches it).
+/// The supported range: `>=2.0.0, <2.5.0` for a 2.4 host (a pre-release never matches it).
 pub fn supported() -> VersionReq {
     let v = host_version();
     VersionReq::parse(&format!(">={}.0.0, <{}.{}.0", v.major, v.major, v.minor + 1)).expect("a valid range")
 }
 
-/// The supported range, for messages: `>=2.0.0, <2.4.0`.
+/// The supported range, for messages: `>=2.0.0, <2.5.0`.
 pub fn supported_range() -> String {
     supported().to_string()
 }
@@ -74,11 +74,13 @@ mod tests {
         assert!(check(Some("2.1.0")).is_ok());
         assert!(check(Some("2.2.0")).is_ok());
         assert!(check(Some("2.3.0")).is_ok());
-        let newer = check(Some("2.4.0")).unwrap_err();
-        assert_eq!(newer, CompatError::Unsupported(Version::new(2, 4, 0)));
+        assert!(check(Some("2.4.0")).is_ok());
+        assert!(check(Some("2.4.2")).is_ok());
+        let newer = check(Some("2.5.0")).unwrap_err();
+        assert_eq!(newer, CompatError::Unsupported(Version::new(2, 5, 0)));
         assert_eq!(
             newer.to_string(),
-            "it targets hostbill:provisioning@2.4.0; this host runs hostbill:provisioning >=2.0.0, <2.4.0"
+            "it targets hostbill:provisioning@2.5.0; this host runs hostbill:provisioning >=2.0.0, <2.5.0"
         );
         assert_eq!(check(Some("3.0.0")), Err(CompatError::Unsupported(Version::new(3, 0, 0))));
         // 1.x had App fields field3..field5, which HostBill's App table does not have.

@@ -17,6 +17,7 @@ use crate::operation::{self, Describe, Output, Request};
 use crate::report::Report;
 use crate::runtime::Runtime;
 use crate::sandbox::limits::Limits;
+use crate::scrub::Scrubber;
 
 /// How long the TCP check waits.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -217,19 +218,51 @@ pub async fn run(
         }
     }
 
-    lines.extend(connection_lines(&runtime, app, &info, limits).await);
+    let (connection, capabilities) = connection_lines(&runtime, app, &info, limits).await;
+    lines.extend(connection);
+    lines.extend(capabilities);
     lines
+}
+
+/// A line per capability a 2.4 module's probe found (`allowed` and `not-probed` pass; `denied`
+/// and `unknown` warn: what needs the method will not work), or one warning if the probe failed.
+fn capability_lines(probe: &Result<Vec<wit::Capability>, wit::ModuleError>, scrubber: &Scrubber) -> Vec<Line> {
+    let list = match probe {
+        Ok(list) => list,
+        Err(e) => {
+            let hint = Some("the connection works; the optional features that need these methods may not");
+            let detail = scrubber.text(&crate::report::build::probe_failed(e)).into_owned();
+            return vec![line(Verdict::Warn, "capabilities", detail, hint)];
+        }
+    };
+    list.iter()
+        .map(|c| {
+            let verdict = match c.state {
+                wit::CapabilityState::Allowed | wit::CapabilityState::NotProbed => Verdict::Pass,
+                wit::CapabilityState::Denied | wit::CapabilityState::Unknown => Verdict::Warn,
+            };
+            let state = crate::report::build::capability_state(c.state);
+            let detail = format!("{} ({}): {state}; {}", c.name, c.method, c.detail);
+            let hint = match c.state {
+                wit::CapabilityState::Denied => Some("allow the method for the App's token on the platform"),
+                wit::CapabilityState::Unknown => Some("this platform does not offer the method"),
+                _ => None,
+            };
+            line(verdict, "capability", scrubber.text(&detail).into_owned(), hint)
+        })
+        .collect()
 }
 
 /// The module's connection test, as two lines: whether the API answered the module's requests
 /// at all (the host's own count of what it received), and whether every check of the module's
-/// typed report passed (the module's own words otherwise, with a hint naming its App fields).
+/// typed report passed (the module's own words otherwise, with a hint naming its App fields);
+/// then a 2.4 module's capabilities, a line each.
 async fn connection_lines(
     runtime: &Runtime,
     app: &wit::AppSettings,
     info: &wit::ModuleInfo,
     limits: &Limits,
-) -> [Line; 2] {
+) -> ([Line; 2], Vec<Line>) {
     let (ran, _) = operation::run(runtime, Request::TestConnection(app.clone()), limits, None, None).await;
     let scrubber = crate::secrets::secrets(Some(app), None);
     let requests = ran.state.usage.requests.load(Ordering::Relaxed);
@@ -240,9 +273,11 @@ async fn connection_lines(
         let detail = format!("no answer to the module's {requests} requests");
         line(Verdict::Fail, "API answers", detail, Some("check that the App's URL points at the API"))
     };
-    let checks = match &ran.result {
-        Ok((_, Output::Checks(Ok(report)))) if ran.state.egress.denials.is_empty() => Some(report.checks.clone()),
-        _ => None,
+    let (checks, capabilities) = match &ran.result {
+        Ok((_, Output::Checks(Ok(report), probe))) if ran.state.egress.denials.is_empty() => {
+            (Some(report.checks.clone()), probe.as_ref().map(|p| capability_lines(p, &scrubber)).unwrap_or_default())
+        }
+        _ => (None, Vec::new()),
     };
     let labels: Vec<&str> = info.app_fields.iter().filter(|u| u.required).map(|u| u.label.as_str()).collect();
     let hint = format!("check the App's {}", labels.join(", "));
@@ -256,7 +291,7 @@ async fn connection_lines(
             line(Verdict::Fail, "credentials", scrubber.text(&message).into_owned(), Some(&hint))
         }
     };
-    [answered, credentials]
+    ([answered, credentials], capabilities)
 }
 
 fn cache_line(runtime: &Runtime, cache: Option<&Cache>) -> Line {

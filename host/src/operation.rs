@@ -5,11 +5,16 @@ use std::time::Instant;
 
 use crate::bindings::hostbill::provisioning::types as wit;
 use crate::cli::{Command, ReadArgs, Strategy};
-use crate::request::{self, AccountRequest, AppRequest, InvalidRow, ReconcileRequest, RequestError, SyncRequest};
+use crate::request::{
+    self, AccountRequest, AppRequest, InvalidRow, LifecycleRequest, OptionRequest, ReconcileRequest, RequestError,
+    SyncRequest,
+};
 use crate::request_usage;
 use crate::runtime::{Fault, Runtime};
 use crate::sandbox::SandboxState;
-use crate::sandbox::answer::{Asked, check_reconciliation};
+use crate::sandbox::answer::{
+    Asked, Violation, check_capabilities, check_choices, check_created, check_reconciliation, check_review,
+};
 use crate::sandbox::decisions::{DecisionGate, SharedSink, SinkError};
 use crate::sandbox::limits::Limits;
 use crate::scrub::Scrubber;
@@ -21,8 +26,12 @@ pub enum Request {
     Describe(Describe),
     TestConnection(wit::AppSettings),
     Account(AccountAction, wit::AppSettings, wit::Account),
+    /// `create` and `change-package`: the account with its client's email and product options.
+    Lifecycle(LifecycleAction, wit::AppSettings, wit::AccountContext),
+    /// `option-choices`: the product option named.
+    OptionChoices(wit::AppSettings, String),
     Sync(SyncJob),
-    Reconcile(wit::AppSettings, Vec<wit::ClientAccount>, wit::SyncOptions),
+    Reconcile(wit::AppSettings, Vec<wit::AccountContext>, wit::SyncOptions),
     Usage(UsageJob),
 }
 
@@ -49,10 +58,18 @@ pub enum Describe {
 /// The operations on one account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccountAction {
-    Create,
     Suspend,
     Unsuspend,
     Terminate,
+}
+
+/// The operations on one account that read its context (since 2.4.0: `lifecycle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LifecycleAction {
+    /// `lifecycle.create-account`; a module without `lifecycle` runs `module.create`.
+    Create,
+    /// `lifecycle.change-package`; a module without `lifecycle` cannot.
+    ChangePackage,
 }
 
 /// A sync: the valid accounts go to the module; the invalid rows, each with its place in the
@@ -91,6 +108,10 @@ impl Request {
             let r: AccountRequest = request::parse(stdin)?;
             Ok(Request::Account(action, r.app, r.account.into()))
         };
+        let lifecycle = |action| -> Result<Request, RequestError> {
+            let (app, context) = request::parse::<LifecycleRequest>(stdin)?.context();
+            Ok(Request::Lifecycle(action, app, context))
+        };
         Ok(match command {
             Command::Info => Request::Describe(Describe::Info),
             Command::Precompile => Request::Describe(Describe::Precompile),
@@ -99,7 +120,12 @@ impl Request {
             Command::TestConnection | Command::Doctor(_) => {
                 Request::TestConnection(request::parse::<AppRequest>(stdin)?.app)
             }
-            Command::Create => account(AccountAction::Create)?,
+            Command::Create => lifecycle(LifecycleAction::Create)?,
+            Command::ChangePackage => lifecycle(LifecycleAction::ChangePackage)?,
+            Command::OptionChoices => {
+                let r: OptionRequest = request::parse(stdin)?;
+                Request::OptionChoices(r.app, r.option)
+            }
             Command::Suspend => account(AccountAction::Suspend)?,
             Command::Unsuspend => account(AccountAction::Unsuspend)?,
             Command::Terminate => account(AccountAction::Terminate)?,
@@ -151,7 +177,9 @@ impl Request {
             Request::Describe(Describe::Install) => "install",
             Request::Describe(Describe::Rollback) => "rollback",
             Request::TestConnection(_) => "test-connection",
-            Request::Account(AccountAction::Create, ..) => "create",
+            Request::Lifecycle(LifecycleAction::Create, ..) => "create",
+            Request::Lifecycle(LifecycleAction::ChangePackage, ..) => "change-package",
+            Request::OptionChoices(..) => "option-choices",
             Request::Account(AccountAction::Suspend, ..) => "suspend",
             Request::Account(AccountAction::Unsuspend, ..) => "unsuspend",
             Request::Account(AccountAction::Terminate, ..) => "terminate",
@@ -167,6 +195,8 @@ impl Request {
             Request::Describe(_) => None,
             Request::TestConnection(app)
             | Request::Account(_, app, _)
+            | Request::Lifecycle(_, app, _)
+            | Request::OptionChoices(app, _)
             | Request::Sync(SyncJob { app, .. })
             | Request::Reconcile(app, ..)
             | Request::Usage(UsageJob { app, .. }) => Some(app),
@@ -186,6 +216,8 @@ impl Request {
 
 /// The contract version that added `usage`.
 const USAGE_SINCE: &str = "2.3.0";
+/// The contract version that added `lifecycle` (`change-package`, `option-choices`).
+const LIFECYCLE_SINCE: &str = "2.4.0";
 
 /// The module's read options from the command line.
 fn read_options(read: &ReadArgs, strategy: wit::SyncStrategy) -> wit::SyncOptions {
@@ -201,10 +233,17 @@ fn read_options(read: &ReadArgs, strategy: wit::SyncStrategy) -> wit::SyncOption
 pub enum Output {
     Info,
     Outcome(Result<wit::Outcome, wit::ModuleError>),
-    Checks(Result<wit::ConnectionReport, wit::ModuleError>),
+    /// A 2.4 module's `create`: the outcome and the remote account linked.
+    Created(Result<wit::CreateOutcome, wit::ModuleError>),
+    /// A connection test, and (a 2.4 module whose checks all passed) its capability probe.
+    Checks(Result<wit::ConnectionReport, wit::ModuleError>, Option<Result<Vec<wit::Capability>, wit::ModuleError>>),
+    /// `option-choices`.
+    Choices(Result<Vec<wit::OptionChoice>, wit::ModuleError>),
     /// A sync, streamed or whole: its decisions went to the decision sink as they came.
     Sync(Result<SyncDone, wit::ModuleError>, SyncPrinting),
     Reconciliation(Result<wit::Reconciliation, wit::ModuleError>),
+    /// A 2.4 module's reconciliation, with proposed links and group drift.
+    Review(Result<wit::LinkReview, wit::ModuleError>),
     /// The module was built before the operation existed (contract 2.0).
     Unsupported(&'static str),
     /// A usage read: its results went to the usage sink as they came.
@@ -256,6 +295,8 @@ pub async fn run(
 ) -> (Ran, Scrubber) {
     let operation = request.name();
     let started = Instant::now();
+    let not_in_contract =
+        |operation| Output::NotInContract { operation, targets: runtime.version().clone(), needs: LIFECYCLE_SINCE };
     let (result, store) = runtime
         // `app`: the request's App with its endpoint URL in the host's normal form (`endpoint.rs`).
         .run(operation, request.app(), limits, async |module, store, app| {
@@ -263,17 +304,59 @@ pub async fn run(
             Ok(match &request {
                 Request::Describe(_) => Output::Info,
                 Request::TestConnection(requested) => {
-                    Output::Checks(m.call_test_connection(&mut *store, app.unwrap_or(requested)).await?)
+                    let app = app.unwrap_or(requested);
+                    let checks = m.call_test_connection(&mut *store, app).await?;
+                    let passed = checks.as_ref().is_ok_and(|r| r.checks.iter().all(|c| c.passed));
+                    let capabilities = match &module.lifecycle {
+                        Some(lifecycle) if passed => {
+                            let probe = lifecycle.call_capabilities(&mut *store, app).await?;
+                            if let Ok(list) = &probe {
+                                check_capabilities(list).map_err(|v| stopped(store, v))?;
+                            }
+                            Some(probe)
+                        }
+                        _ => None,
+                    };
+                    Output::Checks(checks, capabilities)
                 }
                 Request::Account(action, requested, account) => {
                     let app = app.unwrap_or(requested);
                     Output::Outcome(match action {
-                        AccountAction::Create => m.call_create(&mut *store, app, account).await?,
                         AccountAction::Suspend => m.call_suspend(&mut *store, app, account).await?,
                         AccountAction::Unsuspend => m.call_unsuspend(&mut *store, app, account).await?,
                         AccountAction::Terminate => m.call_terminate(&mut *store, app, account).await?,
                     })
                 }
+                Request::Lifecycle(action, requested, context) => {
+                    let app = app.unwrap_or(requested);
+                    match (action, &module.lifecycle) {
+                        (LifecycleAction::Create, Some(lifecycle)) => {
+                            let created = lifecycle.call_create_account(&mut *store, app, context).await?;
+                            if let Ok(created) = &created {
+                                check_created(created).map_err(|v| stopped(store, v))?;
+                            }
+                            Output::Created(created)
+                        }
+                        (LifecycleAction::Create, None) => {
+                            Output::Outcome(m.call_create(&mut *store, app, &context.account).await?)
+                        }
+                        (LifecycleAction::ChangePackage, Some(lifecycle)) => {
+                            Output::Outcome(lifecycle.call_change_package(&mut *store, app, context).await?)
+                        }
+                        (LifecycleAction::ChangePackage, None) => not_in_contract("change-package"),
+                    }
+                }
+                Request::OptionChoices(requested, name) => match &module.lifecycle {
+                    Some(lifecycle) => {
+                        let choices =
+                            lifecycle.call_option_choices(&mut *store, app.unwrap_or(requested), name).await?;
+                        if let Ok(list) = &choices {
+                            check_choices(list).map_err(|v| stopped(store, v))?;
+                        }
+                        Output::Choices(choices)
+                    }
+                    None => not_in_contract("option-choices"),
+                },
                 Request::Sync(job) => {
                     let app = app.unwrap_or(&job.app);
                     let sink = sink.clone().ok_or_else(|| wasmtime::Error::msg("a sync needs a decision sink"))?;
@@ -296,23 +379,30 @@ pub async fn run(
                     };
                     Output::Sync(done, job.printing())
                 }
-                Request::Reconcile(requested, accounts, options) => match &module.reconciliation {
-                    Some(r) => {
-                        let app = app.unwrap_or(requested);
-                        let answer = r.call_reconcile(&mut *store, app, accounts, *options).await?;
-                        if let Ok(reconciliation) = &answer {
-                            let asked = Asked::new(accounts.iter().map(|a| a.account.id));
-                            check_reconciliation(reconciliation, &asked).map_err(|violation| {
-                                wasmtime::Error::new(SinkError {
-                                    message: violation.stopped(store.data().module_info.as_ref()),
-                                    limit: None,
-                                })
-                            })?;
+                Request::Reconcile(requested, accounts, options) => {
+                    let app = app.unwrap_or(requested);
+                    let asked = Asked::new(accounts.iter().map(|a| a.account.id));
+                    match (&module.lifecycle, &module.reconciliation) {
+                        (Some(lifecycle), _) => {
+                            let answer = lifecycle.call_review(&mut *store, app, accounts, *options).await?;
+                            if let Ok(review) = &answer {
+                                check_reconciliation(&review.reconciliation, &asked)
+                                    .and_then(|()| check_review(review, &asked))
+                                    .map_err(|v| stopped(store, v))?;
+                            }
+                            Output::Review(answer)
                         }
-                        Output::Reconciliation(answer)
+                        (None, Some(r)) => {
+                            let accounts: Vec<wit::ClientAccount> = accounts.iter().cloned().map(Into::into).collect();
+                            let answer = r.call_reconcile(&mut *store, app, &accounts, *options).await?;
+                            if let Ok(reconciliation) = &answer {
+                                check_reconciliation(reconciliation, &asked).map_err(|v| stopped(store, v))?;
+                            }
+                            Output::Reconciliation(answer)
+                        }
+                        (None, None) => Output::Unsupported("reconcile (added in hostbill:provisioning 2.1.0)"),
                     }
-                    None => Output::Unsupported("reconcile (added in hostbill:provisioning 2.1.0)"),
-                },
+                }
                 Request::Usage(job) => match &module.usage {
                     Some(usage) => {
                         let app = app.unwrap_or(&job.app);
@@ -342,4 +432,12 @@ pub async fn run(
         _ => 0,
     };
     (Ran { operation, result, state: store.into_data(), elapsed_ms, accounts }, scrubber)
+}
+
+/// The error that stops a module whose answer broke the contract (`sandbox/answer.rs`).
+fn stopped(store: &wasmtime::Store<SandboxState>, violation: Violation) -> wasmtime::Error {
+    wasmtime::Error::new(SinkError {
+        message: violation.stopped(store.data().module_info.as_ref()),
+        limit: violation.limit(),
+    })
 }

@@ -30,8 +30,10 @@ pub struct AccountRow {
     /// Client custom fields by code, e.g. `{"cloudpeid": "1234"}`.
     #[serde(default, deserialize_with = "read_fields")]
     pub custom_fields: BTreeMap<String, String>,
-    /// The client's email (`reconcile` compares it; other operations ignore it).
+    /// The client's email: accepted and ignored, as before 2.4 (`create` and `change-package`
+    /// read the request's `client_email`; a reconciliation's rows are [`ReconcileRow`]s).
     #[serde(default)]
+    #[allow(dead_code)]
     pub email: Option<String>,
 }
 
@@ -41,6 +43,31 @@ pub struct AccountRow {
 pub struct AccountRequest {
     pub app: wit::AppSettings,
     pub account: AccountRow,
+}
+
+/// Request of `create` and `change-package`: the account, and what linking and the product's
+/// settings need besides it (both optional: a 2.0-2.3 module's `create` reads neither).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleRequest {
+    pub app: wit::AppSettings,
+    pub account: AccountRow,
+    /// The client's email, trimmed; `None` when absent, null or blank.
+    #[serde(default, deserialize_with = "read_email")]
+    pub client_email: Option<String>,
+    /// The product's module options by name (`{"CloudPe group": "premium"}`), blank values left out.
+    #[serde(default, deserialize_with = "read_product")]
+    pub product: Vec<wit::AppSetting>,
+}
+
+/// Request of `option-choices`: which product option's choices to list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptionRequest {
+    pub app: wit::AppSettings,
+    /// The product option's name (`CloudPe group`), trimmed.
+    #[serde(deserialize_with = "read_option")]
+    pub option: String,
 }
 
 /// Request of a connection test.
@@ -59,14 +86,44 @@ pub struct SyncRequest {
     pub accounts: SyncRows,
 }
 
-/// Request of a reconciliation: the App's accounts, each with its client's `email`. Read
-/// strictly (a bad row is bad input): the report is about the links, not about broken rows.
+/// Request of a reconciliation: the App's accounts, each with its client's `email` and its
+/// product's options. Read strictly (a bad row is bad input): the report is about the links, not
+/// about broken rows.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReconcileRequest {
     pub app: wit::AppSettings,
-    pub accounts: Vec<AccountRow>,
+    pub accounts: Vec<ReconcileRow>,
 }
+
+/// A reconciliation's account row: an [`AccountRow`] that may add its product's options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileRow {
+    #[serde(deserialize_with = "read_id")]
+    pub id: u64,
+    #[serde(deserialize_with = "read_id")]
+    pub client_id: u64,
+    #[serde(deserialize_with = "read_status")]
+    pub status: wit::HostbillStatus,
+    #[serde(default, deserialize_with = "read_fields")]
+    pub custom_fields: BTreeMap<String, String>,
+    /// The client's email (as before 2.4: any string; trimmed, blank is none, when converted).
+    #[serde(default)]
+    pub email: Option<String>,
+    /// The product's module options by name (a 2.4 module reports group drift from them).
+    #[serde(default, deserialize_with = "read_product")]
+    pub product: Vec<wit::AppSetting>,
+}
+
+/// Longest client email accepted, in bytes: RFC 5321's limit on a path (254 octets of address).
+pub const MAX_EMAIL_BYTES: usize = 254;
+/// Most product options a request may carry (a product has a handful).
+pub const MAX_PRODUCT_OPTIONS: usize = 64;
+/// Longest product option name, in bytes (HostBill's option names are short labels).
+pub const MAX_OPTION_NAME_BYTES: usize = 255;
+/// Longest product option value, in bytes.
+pub const MAX_OPTION_VALUE_BYTES: usize = 4096;
 
 /// A sync's `accounts`, split as they are read: the valid rows, ready for the module, and the
 /// invalid ones with their place in the list.
@@ -179,6 +236,11 @@ fn status(value: Value) -> Result<wit::HostbillStatus, String> {
 /// one as `[]`): sorted by name, a repeated name keeping its last value, null values left out; or
 /// what is wrong with it (the first value that is not a scalar).
 fn fields(value: Value) -> Result<Vec<(String, String)>, String> {
+    fields_of(value, "custom field")
+}
+
+/// [`fields`], naming an entry whose value is not a scalar as `what` (`option "x" is a list ...`).
+fn fields_of(value: Value, what: &str) -> Result<Vec<(String, String)>, String> {
     let entries = match value {
         Value::Object(entries) => entries,
         v if v.is_null() || v.as_array().is_some_and(Vec::is_empty) => return Ok(Vec::new()),
@@ -191,7 +253,7 @@ fn fields(value: Value) -> Result<Vec<(String, String)>, String> {
     for (name, value) in entries {
         match text(value) {
             Ok(value) => fields.extend(value.map(|value| (name, value))),
-            Err(v) => return Err(format!("custom field {} is {}, not a value", quote(&name), describe(&v))),
+            Err(v) => return Err(format!("{what} {} is {}, not a value", quote(&name), describe(&v))),
         }
     }
     fields.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -221,6 +283,70 @@ fn settings(value: Value) -> Result<Vec<wit::AppSetting>, String> {
     Ok(settings.map(|(name, value)| wit::AppSetting { name, value }).collect())
 }
 
+/// A client's email: a string (trimmed; blank is none), null or absent; at most
+/// [`MAX_EMAIL_BYTES`]. Anything else is refused, not guessed at: a link is made by it.
+fn email(value: Value) -> Result<Option<String>, String> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(text) => {
+            let text = text.trim();
+            if text.len() > MAX_EMAIL_BYTES {
+                return Err(format!(
+                    "{} is longer than an email address can be ({MAX_EMAIL_BYTES} bytes)",
+                    quote(text)
+                ));
+            }
+            Ok(Some(text.to_string()).filter(|t| !t.is_empty()))
+        }
+        other => Err(format!("{} is not a string: expected the client's email or null", describe(&other))),
+    }
+}
+
+/// The product's module options: an object of name to string or number value (like the App's
+/// `custom`), blank values left out; at most [`MAX_PRODUCT_OPTIONS`] options, names of at most
+/// [`MAX_OPTION_NAME_BYTES`], values of at most [`MAX_OPTION_VALUE_BYTES`].
+fn product(value: Value) -> Result<Vec<wit::AppSetting>, String> {
+    let options = fields_of(value, "option")?;
+    if options.len() > MAX_PRODUCT_OPTIONS {
+        return Err(format!("{} options; at most {MAX_PRODUCT_OPTIONS} are accepted", options.len()));
+    }
+    for (name, value) in &options {
+        if name.trim().is_empty() {
+            return Err("an option without a name".to_string());
+        }
+        if name.len() > MAX_OPTION_NAME_BYTES {
+            return Err(format!("option name {} is longer than {MAX_OPTION_NAME_BYTES} bytes", quote(name)));
+        }
+        if value.len() > MAX_OPTION_VALUE_BYTES {
+            return Err(format!(
+                "option {} has a value of {} bytes; at most {MAX_OPTION_VALUE_BYTES} are accepted",
+                quote(name),
+                value.len()
+            ));
+        }
+    }
+    let options = options.into_iter().filter(|(_, value)| !value.trim().is_empty());
+    Ok(options.map(|(name, value)| wit::AppSetting { name, value }).collect())
+}
+
+/// A product option's name: a non-empty string (trimmed), at most [`MAX_OPTION_NAME_BYTES`].
+fn option_name(value: Value) -> Result<String, String> {
+    let Value::String(text) = value else {
+        return Err(format!(
+            "{} is not a string: expected a product option's name, e.g. \"CloudPe group\"",
+            describe(&value)
+        ));
+    };
+    let name = text.trim();
+    if name.is_empty() {
+        return Err("empty: expected a product option's name, e.g. \"CloudPe group\"".to_string());
+    }
+    if name.len() > MAX_OPTION_NAME_BYTES {
+        return Err(format!("{} is longer than {MAX_OPTION_NAME_BYTES} bytes", quote(name)));
+    }
+    Ok(name.to_string())
+}
+
 /// The `deserialize_with` functions of the derived rows: each reads a [`Value`] and judges it by
 /// its rule, the problem raised inside the value, so that the error names its path.
 macro_rules! read_with {
@@ -237,6 +363,9 @@ read_with! {
     read_column: column => Option<String>;
     read_yes_no: yes_no => bool;
     read_settings: settings => Vec<wit::AppSetting>;
+    read_email: email => Option<String>;
+    read_product: product => Vec<wit::AppSetting>;
+    read_option: option_name => String;
 }
 
 /// The App (server) row, read straight into the WIT record (a column added there fails to compile
@@ -272,10 +401,32 @@ impl<'de> Deserialize<'de> for wit::AppSettings {
     }
 }
 
-impl From<AccountRow> for wit::ClientAccount {
-    fn from(mut a: AccountRow) -> Self {
-        let client_email = a.email.take().map(|e| e.trim().to_string()).filter(|e| !e.is_empty());
-        wit::ClientAccount { account: a.into(), client_email }
+impl From<wit::AccountContext> for wit::ClientAccount {
+    /// What a reconciliation before 2.4 reads of a row (its product left out).
+    fn from(c: wit::AccountContext) -> Self {
+        wit::ClientAccount { account: c.account, client_email: c.client_email }
+    }
+}
+
+impl LifecycleRequest {
+    /// The account with what linking needs besides it, as the module's `lifecycle` reads it.
+    pub fn context(self) -> (wit::AppSettings, wit::AccountContext) {
+        let context = wit::AccountContext {
+            account: self.account.into(),
+            client_email: self.client_email,
+            product: self.product,
+        };
+        (self.app, context)
+    }
+}
+
+impl From<ReconcileRow> for wit::AccountContext {
+    fn from(r: ReconcileRow) -> Self {
+        let custom_fields = r.custom_fields.into_iter().map(|(code, value)| wit::CustomField { code, value });
+        let account =
+            wit::Account { id: r.id, client_id: r.client_id, status: r.status, custom_fields: custom_fields.collect() };
+        let client_email = r.email.map(|e| e.trim().to_string()).filter(|e| !e.is_empty());
+        wit::AccountContext { account, client_email, product: r.product }
     }
 }
 
@@ -427,6 +578,132 @@ mod tests {
             let err = parse::<AccountRequest>(input).unwrap_err().to_string();
             assert_eq!(err, expected, "{}", String::from_utf8_lossy(input));
         }
+    }
+}
+
+#[cfg(test)]
+mod lifecycle_requests {
+    use super::*;
+
+    const ACCOUNT: &str = r#""account":{"id":5,"client_id":7,"status":"Pending"}"#;
+
+    fn lifecycle(extra: &str) -> Result<LifecycleRequest, String> {
+        parse::<LifecycleRequest>(format!(r#"{{"app":{{}},{ACCOUNT}{extra}}}"#).as_bytes()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn create_reads_the_clients_email_and_the_products_options() {
+        let r = lifecycle(
+            r#","client_email":"  Ann@X.io ","product":{"CloudPe group":"premium","disk":20,"blank":" ","n":null}"#,
+        )
+        .unwrap();
+        let (_, context) = r.context();
+        assert_eq!(context.account.id, 5);
+        assert_eq!(context.client_email.as_deref(), Some("Ann@X.io"), "trimmed, case kept");
+        let options: Vec<(&str, &str)> = context.product.iter().map(|o| (o.name.as_str(), o.value.as_str())).collect();
+        assert_eq!(options, [("CloudPe group", "premium"), ("disk", "20")], "sorted; blank and null left out");
+        for absent in ["", r#","client_email":null,"product":[]"#, r#","client_email":"  ""#] {
+            let (_, context) = lifecycle(absent).unwrap().context();
+            assert_eq!((context.client_email, context.product.len()), (None, 0), "{absent}");
+        }
+    }
+
+    #[test]
+    fn bad_lifecycle_fields_are_named() {
+        let long_email = format!("{}@x.io", "a".repeat(MAX_EMAIL_BYTES));
+        let many: Vec<String> = (0..=MAX_PRODUCT_OPTIONS).map(|i| format!(r#""o{i}":"v""#)).collect();
+        let cases = [
+            (
+                r#","client_email":12"#.to_string(),
+                "client_email: 12 is not a string: expected the client's email or null".to_string(),
+            ),
+            (
+                r#","client_email":["a@x.io"]"#.to_string(),
+                "client_email: a list is not a string: expected the client's email or null".to_string(),
+            ),
+            (
+                format!(r#","client_email":"{long_email}""#),
+                format!("client_email: {} is longer than an email address can be (254 bytes)", quote(&long_email)),
+            ),
+            (
+                r#","product":{"CloudPe group":["a"]}"#.to_string(),
+                "product: option \"CloudPe group\" is a list, not a value".to_string(),
+            ),
+            (
+                r#","product":"premium""#.to_string(),
+                "product: invalid type: string \"premium\", expected an object of name to value".to_string(),
+            ),
+            (
+                format!(r#","product":{{{}}}"#, many.join(",")),
+                "product: 65 options; at most 64 are accepted".to_string(),
+            ),
+            (
+                format!(r#","product":{{"g":"{}"}}"#, "v".repeat(MAX_OPTION_VALUE_BYTES + 1)),
+                "product: option \"g\" has a value of 4097 bytes; at most 4096 are accepted".to_string(),
+            ),
+            (r#","product":{" ":"v"}"#.to_string(), "product: an option without a name".to_string()),
+            (
+                r#","clientemail":"a@x.io""#.to_string(),
+                "clientemail: unknown field `clientemail`, expected one of `app`, `account`, `client_email`, `product`"
+                    .to_string(),
+            ),
+        ];
+        for (extra, expected) in cases {
+            assert_eq!(lifecycle(&extra).unwrap_err(), expected, "{extra}");
+        }
+    }
+
+    #[test]
+    fn the_other_account_operations_still_refuse_lifecycle_fields() {
+        let err = parse::<AccountRequest>(format!(r#"{{"app":{{}},{ACCOUNT},"client_email":"a@x.io"}}"#).as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("client_email: unknown field `client_email`"), "{err}");
+    }
+
+    #[test]
+    fn option_choices_need_an_option_name() {
+        let option = |json: &str| parse::<OptionRequest>(json.as_bytes()).map_err(|e| e.to_string());
+        assert_eq!(option(r#"{"app":{},"option":" CloudPe group "}"#).unwrap().option, "CloudPe group");
+        let e = "expected a product option's name, e.g. \"CloudPe group\"";
+        for (json, expected) in [
+            (r#"{"app":{}}"#.to_string(), "missing field `option`".to_string()),
+            (r#"{"app":{},"option":5}"#.to_string(), format!("option: 5 is not a string: {e}")),
+            (r#"{"app":{},"option":null}"#.to_string(), format!("option: null is not a string: {e}")),
+            (r#"{"app":{},"option":"  "}"#.to_string(), format!("option: empty: {e}")),
+            (
+                format!(r#"{{"app":{{}},"option":"{}"}}"#, "o".repeat(MAX_OPTION_NAME_BYTES + 1)),
+                format!("option: {} is longer than 255 bytes", quote(&"o".repeat(MAX_OPTION_NAME_BYTES + 1))),
+            ),
+        ] {
+            assert_eq!(option(&json).unwrap_err(), expected, "{json}");
+        }
+    }
+
+    #[test]
+    fn reconcile_rows_may_carry_their_products_options() {
+        let r: ReconcileRequest = parse(
+            br#"{"app":{},"accounts":[
+                {"id":1,"client_id":2,"status":"Active","custom_fields":{"cloudpeid":"12"},"email":" a@x.io ","product":{"CloudPe group":"premium"}},
+                {"id":2,"client_id":3,"status":"Active","email":""}]}"#,
+        )
+        .unwrap();
+        let contexts: Vec<wit::AccountContext> = r.accounts.into_iter().map(Into::into).collect();
+        assert_eq!(contexts[0].client_email.as_deref(), Some("a@x.io"));
+        assert_eq!(
+            (contexts[0].product[0].name.as_str(), contexts[0].product[0].value.as_str()),
+            ("CloudPe group", "premium")
+        );
+        assert_eq!(contexts[0].account.custom_fields[0].value, "12");
+        assert_eq!((contexts[1].client_email.as_ref(), contexts[1].product.len()), (None, 0));
+        let older: wit::ClientAccount = contexts[0].clone().into();
+        assert_eq!((older.account.id, older.client_email.as_deref()), (1, Some("a@x.io")));
+        let err = parse::<ReconcileRequest>(
+            br#"{"app":{},"accounts":[{"id":1,"client_id":2,"status":"Active","product":{"g":{"x":1}}}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(err, "accounts[0].product: option \"g\" is an object, not a value");
     }
 }
 

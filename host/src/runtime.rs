@@ -7,7 +7,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
 
 use crate::bindings::hostbill::provisioning::types as wit;
-use crate::bindings::latest::exports::hostbill::provisioning::{reconciliation, streaming_sync, usage};
+use crate::bindings::latest::exports::hostbill::provisioning::{lifecycle, reconciliation, streaming_sync, usage};
 use crate::bindings::{HostingModuleCore, HostingModuleCoreIndices, HostingModuleCorePre, WIT_PACKAGE};
 use crate::cache::{self, Cache};
 use crate::compat;
@@ -29,7 +29,8 @@ pub enum Fault {
     Trapped { message: String, limit: Option<NamedLimit> },
 }
 
-/// The exports of an instantiated module: what every 2.x module has, and what 2.1 and 2.2 added.
+/// The exports of an instantiated module: what every 2.x module has, and what each later minor
+/// version added.
 pub struct Exports {
     pub core: HostingModuleCore,
     /// `None` for a module built before 2.1.0.
@@ -38,6 +39,8 @@ pub struct Exports {
     pub streaming_sync: Option<streaming_sync::Guest>,
     /// `None` for a module built before 2.3.0.
     pub usage: Option<usage::Guest>,
+    /// `None` for a module built before 2.4.0.
+    pub lifecycle: Option<lifecycle::Guest>,
 }
 
 /// A loaded, linked component ready to instantiate.
@@ -48,6 +51,7 @@ pub struct Runtime {
     reconciliation: Option<reconciliation::GuestIndices>,
     streaming_sync: Option<streaming_sync::GuestIndices>,
     usage: Option<usage::GuestIndices>,
+    lifecycle: Option<lifecycle::GuestIndices>,
     path: PathBuf,
     source: cache::Source,
     version: semver::Version,
@@ -143,6 +147,7 @@ impl Runtime {
         let reconciliation = reconciliation::GuestIndices::new(&instance_pre).ok();
         let streaming_sync = streaming_sync::GuestIndices::new(&instance_pre).ok();
         let usage = usage::GuestIndices::new(&instance_pre).ok();
+        let lifecycle = lifecycle::GuestIndices::new(&instance_pre).ok();
         let pre = HostingModuleCorePre::new(instance_pre).map_err(not_a_module)?;
         tracing::debug!("component {shown} ready in {:?} ({source:?})", started.elapsed());
         Ok(Runtime {
@@ -152,6 +157,7 @@ impl Runtime {
             reconciliation,
             streaming_sync,
             usage,
+            lifecycle,
             path: path.to_path_buf(),
             source,
             version,
@@ -245,6 +251,10 @@ impl Runtime {
                     None => None,
                 },
                 usage: match &self.usage {
+                    Some(indices) => Some(indices.load(&mut store, &instance)?),
+                    None => None,
+                },
+                lifecycle: match &self.lifecycle {
                     Some(indices) => Some(indices.load(&mut store, &instance)?),
                     None => None,
                 },

@@ -36,7 +36,8 @@ const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
 /// The variable telling the `cc` crate (`ring`'s build script) which C compiler targets musl.
 const MUSL_CC_VAR: &str = "CC_x86_64_unknown_linux_musl";
 /// Test-only components (under `tests/components/`), built for the end-to-end tests.
-const TEST_COMPONENTS: &[&str] = &["egress-probe", "future-module", "contract-2-0", "wrong-world", "hostile"];
+const TEST_COMPONENTS: &[&str] =
+    &["egress-probe", "future-module", "contract-2-0", "wrong-world", "hostile", "hostile-lifecycle"];
 
 #[derive(Parser)]
 #[command(about = "Build, test and demo the HostBill CloudPe module")]

@@ -62,7 +62,10 @@ impl Output {
             Output::Usage(Ok(_)) => Ok(()),
             Output::Usage(Err(e)) => check_strings(e),
             Output::Outcome(o) => check_strings(o),
-            Output::Checks(c) => check_strings(c),
+            Output::Created(c) => check_strings(c),
+            Output::Checks(c, capabilities) => check_strings(c).and_then(|()| check_strings(capabilities)),
+            Output::Choices(c) => check_strings(c),
+            Output::Review(r) => check_strings(r),
             Output::Sync(Ok(_), _) => Ok(()),
             Output::Sync(Err(e), _) => check_strings(e),
             Output::Reconciliation(r) => check_strings(r),
@@ -116,15 +119,59 @@ fn fill(
             report.body =
                 Some(Body::Outcome(Outcome { message: o.message, facts: o.facts, changed_remote: o.changed_remote }));
         }
-        Output::Checks(Ok(checks)) => {
+        Output::Created(Ok(c)) => {
+            let o = c.outcome;
+            report.body = Some(Body::Created {
+                outcome: Outcome { message: o.message, facts: o.facts, changed_remote: o.changed_remote },
+                link: Link { remote_id: c.remote_id, source: link_source(c.source) },
+            });
+        }
+        Output::Checks(Ok(checks), probe) => {
             let failed: Vec<String> =
                 checks.checks.iter().filter(|c| !c.passed).map(|c| format!("{}: {}", c.name, c.detail)).collect();
             if !failed.is_empty() {
                 report.error = Some(ErrorReport::new(ErrorKind::ConnectionCheckFailed, failed.join("; ")));
             }
-            report.body = Some(Body::Checks(
-                checks.checks.into_iter().map(|c| Check { name: c.name, passed: c.passed, detail: c.detail }).collect(),
-            ));
+            let capabilities = match probe {
+                Some(Ok(list)) => Some(list.into_iter().map(capability).collect()),
+                Some(Err(e)) => {
+                    report.warnings.push(probe_failed(&e));
+                    None
+                }
+                None => None,
+            };
+            let checks =
+                checks.checks.into_iter().map(|c| Check { name: c.name, passed: c.passed, detail: c.detail }).collect();
+            report.body = Some(Body::Checks { checks, capabilities });
+        }
+        Output::Choices(Ok(choices)) => {
+            report.body =
+                Some(Body::Choices(choices.into_iter().map(|c| Choice { value: c.value, label: c.label }).collect()));
+        }
+        Output::Review(Ok(review)) => {
+            let mut r = reconciliation(review.reconciliation, accounts);
+            r.counts.proposed_links = Some(review.proposed_links.len());
+            r.counts.group_drift = Some(review.group_drift.len());
+            r.proposed_links = Some(
+                review
+                    .proposed_links
+                    .into_iter()
+                    .map(|l| ProposedLink { account_id: l.account_id, uid: l.uid, email: l.email })
+                    .collect(),
+            );
+            r.group_drift = Some(
+                review
+                    .group_drift
+                    .into_iter()
+                    .map(|d| GroupDrift {
+                        account_id: d.account_id,
+                        uid: d.uid,
+                        expected: d.expected,
+                        actual: d.actual,
+                    })
+                    .collect(),
+            );
+            report.body = Some(Body::Reconciliation(r));
         }
         Output::Sync(Ok(done), printing) => {
             // The counts are the writer's, added as it ends the report.
@@ -174,7 +221,10 @@ fn fill(
             ));
         }
         Output::Outcome(Err(e))
-        | Output::Checks(Err(e))
+        | Output::Created(Err(e))
+        | Output::Checks(Err(e), _)
+        | Output::Choices(Err(e))
+        | Output::Review(Err(e))
         | Output::Sync(Err(e), _)
         | Output::Reconciliation(Err(e))
         | Output::Usage(Err(e)) => {
@@ -207,6 +257,8 @@ fn reconciliation(r: wit::Reconciliation, accounts: usize) -> Reconciliation {
             unlinked_users: r.unlinked_users.len(),
             email_differences: r.email_differences.len(),
             remote_users: r.remote_users,
+            proposed_links: None,
+            group_drift: None,
         },
         without_id: r
             .without_id
@@ -234,8 +286,40 @@ fn reconciliation(r: wit::Reconciliation, accounts: usize) -> Reconciliation {
                 remote_email: d.remote_email,
             })
             .collect(),
+        proposed_links: None,
+        group_drift: None,
         requests: r.requests,
     }
+}
+
+/// How a report spells a link's source.
+fn link_source(source: wit::LinkSource) -> &'static str {
+    match source {
+        wit::LinkSource::Existing => "existing",
+        wit::LinkSource::ByEmail => "by-email",
+        wit::LinkSource::Provisioned => "provisioned",
+    }
+}
+
+/// How a report spells a capability's state.
+pub fn capability_state(state: wit::CapabilityState) -> &'static str {
+    match state {
+        wit::CapabilityState::Allowed => "allowed",
+        wit::CapabilityState::Denied => "denied",
+        wit::CapabilityState::Unknown => "unknown",
+        wit::CapabilityState::NotProbed => "not-probed",
+    }
+}
+
+fn capability(c: wit::Capability) -> Capability {
+    Capability { name: c.name, method: c.method, state: capability_state(c.state), detail: c.detail }
+}
+
+/// The warning of a capability probe that failed (the connection test itself stands).
+pub fn probe_failed(e: &wit::ModuleError) -> String {
+    let report = ErrorReport::from(e.clone());
+    let code = report.code.map(|c| format!(" (result {c})")).unwrap_or_default();
+    format!("capability probe failed: {}{code}", report.message)
 }
 
 /// Appends the module's log records and the host's own (egress refusals). A refused request

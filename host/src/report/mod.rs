@@ -157,7 +157,18 @@ pub struct Report {
 #[derive(Debug)]
 pub enum Body {
     Outcome(Outcome),
-    Checks(Vec<Check>),
+    /// A 2.4 module's `create`: the outcome and the remote account the HostBill account is linked to.
+    Created {
+        outcome: Outcome,
+        link: Link,
+    },
+    /// A connection test's checks, and a 2.4 module's capabilities (when its probe ran and answered).
+    Checks {
+        checks: Vec<Check>,
+        capabilities: Option<Vec<Capability>>,
+    },
+    /// `option-choices`.
+    Choices(Vec<Choice>),
     Sync {
         dry_run: bool,
         summary: Summary,
@@ -182,7 +193,15 @@ impl Body {
     fn write<W: std::io::Write>(&self, out: &mut JsonObject<W>) -> std::io::Result<()> {
         match self {
             Body::Outcome(outcome) => out.member("outcome", outcome),
-            Body::Checks(checks) => out.member("checks", checks),
+            Body::Created { outcome, link } => {
+                out.member("outcome", outcome)?;
+                out.member("link", link)
+            }
+            Body::Checks { checks, capabilities } => {
+                out.member("checks", checks)?;
+                capabilities.as_ref().map_or(Ok(()), |c| out.member("capabilities", c))
+            }
+            Body::Choices(choices) => out.member("choices", choices),
             Body::Sync { dry_run, summary } => {
                 out.member("dry_run", dry_run)?;
                 out.member("summary", summary)
@@ -229,6 +248,31 @@ pub struct Check {
     pub name: String,
     pub passed: bool,
     pub detail: String,
+}
+
+/// `link` of a 2.4 module's `create`: the remote account, and how it was found.
+#[derive(Debug, Serialize)]
+pub struct Link {
+    pub remote_id: u64,
+    /// `existing`, `by-email` or `provisioned`.
+    pub source: &'static str,
+}
+
+/// One of `capabilities` of a connection test.
+#[derive(Debug, Serialize)]
+pub struct Capability {
+    pub name: String,
+    pub method: String,
+    /// `allowed`, `denied`, `unknown` or `not-probed`.
+    pub state: &'static str,
+    pub detail: String,
+}
+
+/// One of `choices` of `option-choices`.
+#[derive(Debug, Serialize)]
+pub struct Choice {
+    pub value: String,
+    pub label: String,
 }
 
 /// A sync's `summary`: counts per decision (the host's `error` decisions for rows it could not
@@ -355,7 +399,8 @@ pub struct Call {
     pub reply: String,
 }
 
-/// `reconciliation`: counts, then each list.
+/// `reconciliation`: counts, then each list; a 2.4 module's review adds `proposed_links` and
+/// `group_drift` (and their counts), which an older module's report has not.
 #[derive(Debug, Serialize)]
 pub struct Reconciliation {
     pub counts: ReconciliationCounts,
@@ -364,6 +409,10 @@ pub struct Reconciliation {
     pub shared_users: Vec<SharedUser>,
     pub unlinked_users: Vec<UnlinkedUser>,
     pub email_differences: Vec<EmailDifference>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proposed_links: Option<Vec<ProposedLink>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_drift: Option<Vec<GroupDrift>>,
     pub requests: u32,
 }
 
@@ -376,6 +425,27 @@ pub struct ReconciliationCounts {
     pub unlinked_users: usize,
     pub email_differences: usize,
     pub remote_users: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proposed_links: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_drift: Option<usize>,
+}
+
+/// An account without a remote id and the one remote user whose email is exactly its client's.
+#[derive(Debug, Serialize)]
+pub struct ProposedLink {
+    pub account_id: u64,
+    pub uid: u64,
+    pub email: String,
+}
+
+/// A linked account whose remote group is not the one its product names.
+#[derive(Debug, Serialize)]
+pub struct GroupDrift {
+    pub account_id: u64,
+    pub uid: u64,
+    pub expected: String,
+    pub actual: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -523,5 +593,84 @@ mod tests {
         assert!(v["error"].get("limit").is_none());
         assert_eq!(v["calls"][0]["params"]["session"], "[REDACTED]");
         assert_eq!(v["meter"]["wall_ms"], 0);
+    }
+
+    #[test]
+    fn the_lifecycle_members_have_the_documented_shapes_and_are_scrubbed() {
+        let secret = "tok-lifecycle-secret";
+        let scrub = Scrubber::new([secret]);
+        let outcome = || Outcome { message: format!("linked {secret}"), facts: vec![], changed_remote: false };
+        let mut created = Report::new("create");
+        created.body = Some(Body::Created { outcome: outcome(), link: Link { remote_id: 1005, source: "by-email" } });
+        let v: Value = serde_json::from_str(&created.render(&scrub)).unwrap();
+        assert_eq!(v["link"], serde_json::json!({"remote_id": 1005, "source": "by-email"}));
+        assert_eq!(v["outcome"]["message"], "linked [REDACTED]");
+
+        let mut tested = Report::new("test-connection");
+        tested.body = Some(Body::Checks {
+            checks: vec![Check { name: "login".into(), passed: true, detail: "ok".into() }],
+            capabilities: Some(vec![Capability {
+                name: "group list".into(),
+                method: "billing/groupquota/rest/getgroups".into(),
+                state: "denied",
+                detail: format!("8202 for {secret}"),
+            }]),
+        });
+        let text = tested.render(&scrub);
+        assert!(!text.contains(secret), "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v["capabilities"],
+            serde_json::json!([{"name": "group list", "method": "billing/groupquota/rest/getgroups",
+                                "state": "denied", "detail": "8202 for [REDACTED]"}])
+        );
+        tested.body = Some(Body::Checks { checks: vec![], capabilities: None });
+        let v: Value = serde_json::from_str(&tested.render(&scrub)).unwrap();
+        assert!(v.get("capabilities").is_none(), "no probe, no member: {v}");
+
+        let mut choices = Report::new("option-choices");
+        choices.body = Some(Body::Choices(vec![Choice { value: "premium".into(), label: "Premium".into() }]));
+        let v: Value = serde_json::from_str(&choices.render(&scrub)).unwrap();
+        assert_eq!(v["choices"], serde_json::json!([{"value": "premium", "label": "Premium"}]));
+
+        let counts = |links, drift| ReconciliationCounts {
+            accounts: 2,
+            without_id: 1,
+            missing_remote: 0,
+            shared_users: 0,
+            unlinked_users: 0,
+            email_differences: 0,
+            remote_users: 3,
+            proposed_links: links,
+            group_drift: drift,
+        };
+        let reconciliation = |links: Option<Vec<ProposedLink>>, drift: Option<Vec<GroupDrift>>| Reconciliation {
+            counts: counts(links.as_ref().map(Vec::len), drift.as_ref().map(Vec::len)),
+            without_id: vec![],
+            missing_remote: vec![],
+            shared_users: vec![],
+            unlinked_users: vec![],
+            email_differences: vec![],
+            proposed_links: links,
+            group_drift: drift,
+            requests: 1,
+        };
+        let mut reviewed = Report::new("reconcile");
+        reviewed.body = Some(Body::Reconciliation(reconciliation(
+            Some(vec![ProposedLink { account_id: 1, uid: 12, email: "ann@x.io".into() }]),
+            Some(vec![GroupDrift { account_id: 2, uid: 13, expected: "premium".into(), actual: "default".into() }]),
+        )));
+        let v: Value = serde_json::from_str(&reviewed.render(&scrub)).unwrap();
+        let r = &v["reconciliation"];
+        assert_eq!((r["counts"]["proposed_links"].clone(), r["counts"]["group_drift"].clone()), (1.into(), 1.into()));
+        assert_eq!(r["proposed_links"], serde_json::json!([{"account_id": 1, "uid": 12, "email": "ann@x.io"}]));
+        assert_eq!(
+            r["group_drift"],
+            serde_json::json!([{"account_id": 2, "uid": 13, "expected": "premium", "actual": "default"}])
+        );
+        reviewed.body = Some(Body::Reconciliation(reconciliation(None, None)));
+        let v: Value = serde_json::from_str(&reviewed.render(&scrub)).unwrap();
+        let r = &v["reconciliation"];
+        assert!(r.get("proposed_links").is_none() && r["counts"].get("group_drift").is_none(), "an older module: {r}");
     }
 }

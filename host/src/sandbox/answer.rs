@@ -1,10 +1,14 @@
 //! What the host accepts of a module's answer, in one place: no string longer than
 //! [`MAX_ANSWER_STRING_BYTES`], and account ids only of accounts the request held, each decided
-//! once. A module that breaks the second rule (a bug, or a compromised signing key) is stopped as
-//! a contract violation: HostBill must never act on an account it did not ask about.
+//! once (a review's proposed links and group drift: each account at most once per list); no link
+//! to remote id 0; at most [`MAX_CAPABILITIES`] capabilities and [`MAX_OPTION_CHOICES`] choices.
+//! A module that breaks these rules (a bug, or a compromised signing key) is stopped as a
+//! contract violation: HostBill must never act on an account it did not ask about.
 
 use crate::bindings::hostbill::provisioning::types as wit;
-use crate::sandbox::limits::MAX_ANSWER_STRING_BYTES;
+use crate::sandbox::limits::{
+    CAPABILITIES_LIMIT, MAX_ANSWER_STRING_BYTES, MAX_CAPABILITIES, MAX_OPTION_CHOICES, NamedLimit, OPTION_CHOICES_LIMIT,
+};
 
 /// The longest string in a module's answer (or one part of it).
 pub trait Longest {
@@ -89,6 +93,32 @@ impl Longest for wit::Reconciliation {
         let emails = self.email_differences.iter().map(|d| d.hostbill_email.len().max(d.remote_email.len()));
         let users = self.unlinked_users.iter().map(|u| u.email.as_ref().map_or(0, String::len));
         issues.chain(emails).chain(users).max().unwrap_or(0)
+    }
+}
+
+impl Longest for wit::CreateOutcome {
+    fn longest(&self) -> usize {
+        self.outcome.longest()
+    }
+}
+
+impl Longest for wit::OptionChoice {
+    fn longest(&self) -> usize {
+        self.value.len().max(self.label.len())
+    }
+}
+
+impl Longest for wit::Capability {
+    fn longest(&self) -> usize {
+        self.name.len().max(self.method.len()).max(self.detail.len())
+    }
+}
+
+impl Longest for wit::LinkReview {
+    fn longest(&self) -> usize {
+        let links = self.proposed_links.iter().map(|l| l.email.len());
+        let drift = self.group_drift.iter().map(|d| d.expected.len().max(d.actual.len()));
+        links.chain(drift).max().unwrap_or(0).max(self.reconciliation.longest())
     }
 }
 
@@ -245,16 +275,34 @@ impl Asked {
     }
 }
 
-/// How a module's answer named an account it had no business answering for.
+/// How a module's answer broke the contract: it named an account it had no business answering
+/// for, or answered what no remote side can mean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Violation {
     #[error("it answered for account {0}, which the request did not hold")]
     NotAsked(u64),
     #[error("it answered for account {0} a second time")]
     Twice(u64),
+    /// An account listed twice in one list of a review (`proposed_links`, `group_drift`).
+    #[error("it listed account {account} twice in {list}")]
+    TwiceIn { list: &'static str, account: u64 },
+    /// Remote id 0, which names no remote account (`what`: where it said so).
+    #[error("it named remote id 0 {what}, which is no remote account")]
+    RemoteIdZero { what: &'static str },
+    /// A list longer than the host accepts (`limit`: the limit's name in reports).
+    #[error("it returned {count} {what}; the host accepts at most {max}")]
+    TooMany { what: &'static str, count: usize, max: usize, limit: &'static str },
 }
 
 impl Violation {
+    /// The host limit behind the violation, if one is.
+    pub fn limit(self) -> Option<NamedLimit> {
+        match self {
+            Violation::TooMany { max, limit, .. } => Some(NamedLimit { name: limit, value: max.to_string() }),
+            _ => None,
+        }
+    }
+
     /// The error of a run stopped for this violation, naming the module.
     pub fn stopped(self, module: Option<&wit::ModuleInfo>) -> String {
         let who = module.map_or_else(|| "the module".to_string(), |m| format!("the module {} {}", m.name, m.version));
@@ -277,6 +325,52 @@ pub fn check_reconciliation(r: &wit::Reconciliation, asked: &Asked) -> Result<()
         }
     }
     Ok(())
+}
+
+/// Checks a review's additions: proposed links and group drift only for accounts the request
+/// held, each account at most once per list, and no link to uid 0 (HostBill applies the links).
+pub fn check_review(review: &wit::LinkReview, asked: &Asked) -> Result<(), Violation> {
+    let links = review.proposed_links.iter().map(|l| (l.account_id, l.uid));
+    let drift = review.group_drift.iter().map(|d| (d.account_id, d.uid));
+    for (list, entries) in [("proposed_links", links.collect::<Vec<_>>()), ("group_drift", drift.collect())] {
+        let mut seen = std::collections::BTreeSet::new();
+        for (account, uid) in entries {
+            if !asked.contains(account) {
+                return Err(Violation::NotAsked(account));
+            }
+            if !seen.insert(account) {
+                return Err(Violation::TwiceIn { list, account });
+            }
+            if uid == 0 {
+                return Err(Violation::RemoteIdZero {
+                    what: if list == "proposed_links" { "in a proposed link" } else { "in a group drift entry" },
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a Create's link: a remote id that can name an account (not 0).
+pub fn check_created(created: &wit::CreateOutcome) -> Result<(), Violation> {
+    if created.remote_id == 0 {
+        return Err(Violation::RemoteIdZero { what: "as the account's link" });
+    }
+    Ok(())
+}
+
+/// Checks a capability probe's list is no longer than [`MAX_CAPABILITIES`].
+pub fn check_capabilities(capabilities: &[wit::Capability]) -> Result<(), Violation> {
+    bounded(capabilities.len(), "capabilities", MAX_CAPABILITIES, CAPABILITIES_LIMIT)
+}
+
+/// Checks a product option's choices are no more than [`MAX_OPTION_CHOICES`].
+pub fn check_choices(choices: &[wit::OptionChoice]) -> Result<(), Violation> {
+    bounded(choices.len(), "option choices", MAX_OPTION_CHOICES, OPTION_CHOICES_LIMIT)
+}
+
+fn bounded(count: usize, what: &'static str, max: usize, limit: &'static str) -> Result<(), Violation> {
+    if count > max { Err(Violation::TooMany { what, count, max, limit }) } else { Ok(()) }
 }
 
 #[cfg(test)]
@@ -356,5 +450,117 @@ mod tests {
             let e = check_usage_hours(&hours, from, until).unwrap_err();
             assert!(e.contains(needle), "{e}");
         }
+    }
+
+    fn empty_reconciliation() -> wit::Reconciliation {
+        wit::Reconciliation {
+            without_id: vec![],
+            missing_remote: vec![],
+            shared_users: vec![],
+            unlinked_users: vec![],
+            email_differences: vec![],
+            remote_users: 0,
+            requests: 1,
+        }
+    }
+
+    fn link(account_id: u64, uid: u64) -> wit::ProposedLink {
+        wit::ProposedLink { account_id, uid, email: format!("u{uid}@x.io") }
+    }
+
+    fn drift(account_id: u64, uid: u64) -> wit::GroupDrift {
+        wit::GroupDrift { account_id, uid, expected: "premium".into(), actual: "default".into() }
+    }
+
+    #[test]
+    fn a_review_proposes_and_reports_only_asked_accounts_once_per_list() {
+        let asked = Asked::new([1, 2, 3]);
+        let review = |links, drifts| wit::LinkReview {
+            reconciliation: empty_reconciliation(),
+            proposed_links: links,
+            group_drift: drifts,
+        };
+        // One account may be in both lists (linked by the proposal, and its group differs).
+        assert_eq!(
+            check_review(&review(vec![link(1, 11), link(2, 12)], vec![drift(1, 11), drift(3, 13)]), &asked),
+            Ok(())
+        );
+        assert_eq!(check_review(&review(vec![link(9, 11)], vec![]), &asked), Err(Violation::NotAsked(9)));
+        assert_eq!(check_review(&review(vec![], vec![drift(4, 11)]), &asked), Err(Violation::NotAsked(4)));
+        assert_eq!(
+            check_review(&review(vec![link(1, 11), link(1, 12)], vec![]), &asked),
+            Err(Violation::TwiceIn { list: "proposed_links", account: 1 })
+        );
+        assert_eq!(
+            check_review(&review(vec![], vec![drift(2, 12), drift(2, 12)]), &asked),
+            Err(Violation::TwiceIn { list: "group_drift", account: 2 })
+        );
+        let zero = check_review(&review(vec![link(1, 0)], vec![]), &asked).unwrap_err();
+        assert_eq!(zero, Violation::RemoteIdZero { what: "in a proposed link" });
+        let message = zero.stopped(None);
+        assert!(message.starts_with("contract violation: the module was stopped: it named remote id 0"), "{message}");
+        let twice = Violation::TwiceIn { list: "group_drift", account: 2 }.to_string();
+        assert_eq!(twice, "it listed account 2 twice in group_drift");
+    }
+
+    #[test]
+    fn a_create_never_links_remote_id_zero() {
+        let outcome = wit::Outcome { message: "linked".into(), facts: vec![], changed_remote: false };
+        let created =
+            |remote_id| wit::CreateOutcome { outcome: outcome.clone(), remote_id, source: wit::LinkSource::ByEmail };
+        assert_eq!(check_created(&created(1005)), Ok(()));
+        let refused = check_created(&created(0)).unwrap_err();
+        assert_eq!(refused.to_string(), "it named remote id 0 as the account's link, which is no remote account");
+        assert_eq!(refused.limit(), None);
+    }
+
+    #[test]
+    fn capability_and_choice_lists_are_bounded() {
+        let capability = |i: usize| wit::Capability {
+            name: format!("c{i}"),
+            method: "billing/groupquota/rest/getgroups".into(),
+            state: wit::CapabilityState::Allowed,
+            detail: String::new(),
+        };
+        let capabilities: Vec<_> = (0..MAX_CAPABILITIES).map(capability).collect();
+        assert_eq!(check_capabilities(&capabilities), Ok(()));
+        let over: Vec<_> = (0..=MAX_CAPABILITIES).map(capability).collect();
+        let refused = check_capabilities(&over).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            format!("it returned {} capabilities; the host accepts at most 64", MAX_CAPABILITIES + 1)
+        );
+        assert_eq!(refused.limit(), Some(NamedLimit { name: "capabilities", value: "64".into() }));
+        let choice = |i: usize| wit::OptionChoice { value: format!("g{i}"), label: format!("g{i}") };
+        assert_eq!(check_choices(&(0..MAX_OPTION_CHOICES).map(choice).collect::<Vec<_>>()), Ok(()));
+        let refused = check_choices(&(0..=MAX_OPTION_CHOICES).map(choice).collect::<Vec<_>>()).unwrap_err();
+        assert_eq!(refused.limit(), Some(NamedLimit { name: "option-choices", value: "1000".into() }));
+        assert!(refused.to_string().contains("1001 option choices"), "{refused}");
+    }
+
+    #[test]
+    fn the_new_answers_strings_are_bounded_too() {
+        let long = "x".repeat(MAX_ANSWER_STRING_BYTES + 1);
+        let choice = wit::OptionChoice { value: "premium".into(), label: long.clone() };
+        assert!(check_strings(&vec![choice]).is_err());
+        let capability = wit::Capability {
+            name: "group list".into(),
+            method: "m".into(),
+            state: wit::CapabilityState::Denied,
+            detail: long.clone(),
+        };
+        assert!(check_strings(&vec![capability]).is_err());
+        let review = wit::LinkReview {
+            reconciliation: empty_reconciliation(),
+            proposed_links: vec![],
+            group_drift: vec![wit::GroupDrift { account_id: 1, uid: 2, expected: long, actual: String::new() }],
+        };
+        assert!(check_strings(&review).is_err());
+        let short = wit::LinkReview {
+            reconciliation: empty_reconciliation(),
+            proposed_links: vec![link(1, 2)],
+            group_drift: vec![],
+        };
+        assert!(check_strings(&short).is_ok());
     }
 }

@@ -99,6 +99,18 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// real answers are a sentence; a longer one makes the run a module fault.
 pub const MAX_ANSWER_STRING_BYTES: usize = 64 * 1024;
 
+/// Most capabilities a module's probe may list (`lifecycle.capabilities`): a module probes a
+/// handful of optional methods; a longer list makes the run a module fault ([`CAPABILITIES_LIMIT`]).
+pub const MAX_CAPABILITIES: usize = 64;
+/// The name of [`MAX_CAPABILITIES`] in reports (`error.limit`).
+pub const CAPABILITIES_LIMIT: &str = "capabilities";
+/// Most choices of one product option (`lifecycle.option-choices`, e.g. the platform's groups):
+/// HostBill shows them in one drop-down; a longer list makes the run a module fault
+/// ([`OPTION_CHOICES_LIMIT`]).
+pub const MAX_OPTION_CHOICES: usize = 1000;
+/// The name of [`MAX_OPTION_CHOICES`] in reports (`error.limit`).
+pub const OPTION_CHOICES_LIMIT: &str = "option-choices";
+
 /// Most log records kept from one operation; later ones are counted, not stored.
 pub const MAX_LOG_RECORDS: usize = 10_000;
 /// Most records of the App's call log one run keeps (a sync of many accounts makes one call per

@@ -28,6 +28,7 @@
 mod http_tests;
 mod server;
 mod tls;
+mod users;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -46,7 +46,8 @@ fn reconciliation_reports_every_broken_link_and_changes_nothing() {
     let r = &run.json["reconciliation"];
     assert_eq!(
         r["counts"],
-        json!({"accounts": 14, "without_id": 2, "missing_remote": 1, "shared_users": 1, "unlinked_users": 10, "email_differences": 1, "remote_users": 20}),
+        json!({"accounts": 14, "without_id": 2, "missing_remote": 1, "shared_users": 1, "unlinked_users": 10,
+               "email_differences": 1, "remote_users": 20, "proposed_links": 0, "group_drift": 0}),
         "{r}"
     );
     let without: Vec<u64> =
@@ -55,6 +56,9 @@ fn reconciliation_reports_every_broken_link_and_changes_nothing() {
     assert!(r["without_id"][1]["detail"].as_str().unwrap().contains("\"abc\""), "{r}");
     assert_eq!(r["missing_remote"], json!([{"account_id": 12, "uid": 999999}]));
     assert_eq!(r["shared_users"], json!([{"uid": 1005, "account_ids": [6, 11]}]));
+    // A 2.4 module reviews: nothing to propose (the two without an id have no email), no product
+    // names a group.
+    assert_eq!((r["proposed_links"].clone(), r["group_drift"].clone()), (json!([]), json!([])), "{r}");
     let unlinked: Vec<u64> =
         r["unlinked_users"].as_array().unwrap().iter().map(|u| u["uid"].as_u64().unwrap()).collect();
     assert_eq!(unlinked, (1010..1020).collect::<Vec<_>>());

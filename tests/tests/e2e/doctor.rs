@@ -35,6 +35,10 @@ fn a_healthy_setup_passes_every_check() {
     assert_eq!(verdict(&run, "TCP"), "PASS");
     assert_eq!(verdict(&run, "API answers"), "PASS");
     assert_eq!(verdict(&run, "credentials"), "PASS");
+    // Then the capability probe (contract 2.4), a line per capability, each passing here.
+    let capabilities: Vec<&str> =
+        run.stdout.lines().filter(|l| l.get(6..).is_some_and(|r| r.starts_with("capability "))).collect();
+    assert!(capabilities.len() >= 5 && capabilities.iter().all(|l| l.starts_with("PASS")), "{}", run.stdout);
     assert_eq!(verdict(&run, "signature"), "WARN", "test components are unsigned (allowed by the harness)");
     assert_eq!(run.stdout.matches("hint:").count(), 1, "only the signature line has a hint: {}", run.stdout);
 }

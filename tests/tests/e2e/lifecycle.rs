@@ -64,7 +64,7 @@ fn incompatible_components_are_refused_before_anything_runs() {
     for (component, needle) in [
         (
             "future-module",
-            "it targets hostbill:provisioning@3.0.0; this host runs hostbill:provisioning >=2.0.0, <2.4.0",
+            "it targets hostbill:provisioning@3.0.0; this host runs hostbill:provisioning >=2.0.0, <2.5.0",
         ),
         ("wrong-world", "exports no hostbill:provisioning/module interface"),
     ] {
@@ -98,7 +98,7 @@ fn a_module_built_for_an_older_minor_contract_still_runs() {
 fn info_names_the_targeted_wit_version_and_the_supported_range() {
     let run = Host::from_env().run_args(&["info"], b"", &[]);
     assert_eq!(run.json["info"]["wit_package"], "hostbill:provisioning@2.4.0");
-    assert_eq!(run.json["info"]["host_supports"], "hostbill:provisioning >=2.0.0, <2.4.0");
+    assert_eq!(run.json["info"]["host_supports"], "hostbill:provisioning >=2.0.0, <2.5.0");
 }
 
 #[test]

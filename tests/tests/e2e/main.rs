@@ -14,6 +14,7 @@ mod faults;
 mod hostile;
 mod lifecycle;
 mod limits;
+mod linking;
 mod operations;
 mod sandbox;
 mod simulator;

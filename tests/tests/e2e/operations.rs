@@ -59,7 +59,7 @@ fn info_prints_the_module_metadata() {
         .iter()
         .filter_map(|f| f["field"].as_str()?.strip_prefix("custom."))
         .collect();
-    assert_eq!(custom, ["Client field code", "On terminate", "Call log", "Usage time zone"]);
+    assert_eq!(custom, ["Client field code", "On terminate", "Call log", "On create", "Usage time zone"]);
 }
 
 #[test]
@@ -71,7 +71,9 @@ fn test_connection_runs_both_checks() {
     assert_eq!(checks.len(), 2);
     assert!(checks.iter().all(|c| c["passed"] == true), "{checks:?}");
     let methods: Vec<String> = sim.requests().into_iter().map(|r| r.api_method).collect();
-    assert_eq!(methods, ["getchecksum", "getaccounts"]);
+    assert_eq!(methods[..2], ["getchecksum", "getaccounts"]);
+    // Then (contract 2.4) the capability probe: one request per method it called.
+    assert_eq!(methods.len(), 2 + probed(&run), "{methods:?}");
     // Reads too are POSTs: the token travels in the form body, never in a URL (access logs).
     for request in sim.requests() {
         assert_eq!(request.http_method, "POST", "{}", request.path);
@@ -79,6 +81,13 @@ fn test_connection_runs_both_checks() {
         assert_eq!(request.params.get("session").map(String::as_str), Some(TOKEN));
     }
     assert_eq!(sim.requests()[1].params.get("resultCount").map(String::as_str), Some("1"));
+}
+
+/// How many methods a test-connection's capability probe called (those not `not-probed`; none
+/// without a `capabilities` member).
+fn probed(run: &HostRun) -> usize {
+    let list = run.json["capabilities"].as_array().map(Vec::as_slice).unwrap_or_default();
+    list.iter().filter(|c| c["state"] != "not-probed").count()
 }
 
 /// The module is handed the Host URL as the host normalised it (`host/src/endpoint.rs`): a URL
@@ -93,7 +102,7 @@ fn test_connection_reads_the_host_url_the_host_normalised() {
     assert_exit(&run, 0);
     assert_eq!(run.json["endpoint"], format!("http://127.0.0.1:{port}"));
     let paths: Vec<String> = sim.requests().into_iter().map(|r| r.path).collect();
-    assert_eq!(paths.len(), 2, "{paths:?}");
+    assert_eq!(paths.len(), 2 + probed(&run), "{paths:?}");
     assert!(paths.iter().all(|p| p.starts_with("/1.0/") && !p.contains("..")), "{paths:?}");
 }
 
@@ -182,6 +191,11 @@ fn a_missing_or_invalid_cloudpeid_is_a_configuration_error_naming_the_client() {
             assert_exit(&run, 1);
             assert_eq!(run.error_kind(), Some("configuration"));
             let message = run.error_message();
+            // Create (contract 2.4) links by the client's email when it has no id: none here.
+            let needle = match (op, uid) {
+                ("create", None | Some("")) => "no email to link by",
+                _ => needle,
+            };
             assert!(message.contains("client #11") && message.contains(needle), "{op} {uid:?}: {message}");
         }
     }
