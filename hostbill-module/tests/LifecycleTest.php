@@ -43,6 +43,7 @@ class LifecycleTest extends FakeHostTestCase
 
         $this->assertSame('1005', $module->savedDetails()['cloudpe_uid'], 'the uid is saved with the account');
         $this->assertSame('1005', ApiWrapper::$clients['11']['cloudpeid'], 'the empty client field is set');
+        $this->assertSame(array('cloudpeid' => '1005'), $module->clientFields('11'), 'and the module\'s next action reads it');
         $this->assertSame(array(array('id' => '11', 'cloudpeid' => '1005')), ApiWrapper::calls('setClientDetails'));
         $this->assertSame(array(), $module->recordedErrors());
         $this->assertContains("CloudPe user 1005 linked to account #101 (by email ann@x.io); client #11's field cloudpeid set to 1005", $module->recordedInfos());
@@ -379,7 +380,7 @@ class LifecycleTest extends FakeHostTestCase
             'CloudPe capability user info: not probed (On create is link)',
             'CloudPe capability &lt;img src=x onerror=alert(1)&gt;: allowed (&quot;quoted&quot; &amp; &lt;b&gt;bold&lt;/b&gt; [REDACTED])',
         ), array_slice($infos, 1, 5));
-        $this->assertStringEndsWith('; on CloudPe the token may: group list, &lt;img src=x onerror=alert(1)&gt;; may not: set group', $infos[6], 'the "what the module may do" summary');
+        $this->assertStringEndsWith('; limits: memory 128 MiB, deadline 108 s, responses 64 MiB, 16 connections; on CloudPe the token may: group list, &lt;img src=x onerror=alert(1)&gt;; may not: set group', $infos[6], 'the "what the module may do" summary');
         $this->assertNoToken($module);
     }
 

@@ -223,10 +223,9 @@ class cloudpe extends HostingModule
                 $this->addInfo($this->scrub("CloudPe capability {$line}"));
             }
             $this->showWarnings($result['report']);
-            $summary = $this->permissionsSummary(isset($result['report']['endpoint']) ? (string) $result['report']['endpoint'] : null);
+            $summary = $this->permissionsSummary(isset($result['report']['endpoint']) ? (string) $result['report']['endpoint'] : null, $lifecycle->capabilitySummary($result['report']));
             if ($summary !== null) {
-                $capabilities = $lifecycle->capabilitySummary($result['report']);
-                $this->addInfo($summary . ($capabilities !== null ? '; ' . $this->scrub($capabilities) : ''));
+                $this->addInfo($summary);
             }
             if (self::leftoverFiles()) {
                 $this->addInfo(self::leftoverMessage());
@@ -739,9 +738,10 @@ class cloudpe extends HostingModule
      * the host could not tell (logged, never an error of the action).
      *
      * @param string|null $endpoint the `endpoint` of the connection test's report
+     * @param string|null $capabilities what the capability probe found, as one clause (cloudpe_lifecycle::capabilitySummary)
      * @return string|null
      */
-    public function permissionsSummary($endpoint = null)
+    public function permissionsSummary($endpoint = null, $capabilities = null)
     {
         try {
             $result = $this->host()->run('info', array());
@@ -754,7 +754,7 @@ class cloudpe extends HostingModule
             hbm_log_error('info: ' . $this->errorText($report), self::LOG_TAG);
             return null;
         }
-        return $this->scrub(self::describeInfo($report['info'], $endpoint));
+        return $this->scrub(self::describeInfo($report['info'], $endpoint, $capabilities));
     }
 
     /**
@@ -762,9 +762,10 @@ class cloudpe extends HostingModule
      *
      * @param array $info the report's `info`
      * @param string|null $endpoint the origin (`scheme://host:port`) as the host's report names it
+     * @param string|null $capabilities the capability probe's clause, e.g. "on CloudPe the token may: group list"
      * @return string
      */
-    public static function describeInfo(array $info, $endpoint)
+    public static function describeInfo(array $info, $endpoint, $capabilities = null)
     {
         $labels = array();
         foreach (isset($info['app_fields']) && is_array($info['app_fields']) ? $info['app_fields'] : array() as $field) {
@@ -807,6 +808,9 @@ class cloudpe extends HostingModule
         }
         if ($parts) {
             $line .= '; limits: ' . implode(', ', $parts);
+        }
+        if (is_string($capabilities) && $capabilities !== '') {
+            $line .= "; {$capabilities}";
         }
         if (!empty($info['component']['previous'])) {
             $previous = $info['component']['previous'];
@@ -1047,6 +1051,12 @@ class cloudpe extends HostingModule
                 $this->details[$key]['value'] = $this->reportText((string) $facts[$fact]);
             }
         }
+    }
+
+    /** Remembers that client `$clientId`'s CloudPe id field now holds `$value` (written by this run). */
+    public function rememberClientField($clientId, $value)
+    {
+        $this->clientFields[(string) $clientId] = trim((string) $value);
     }
 
     /** The client's CloudPe id field as HostBill holds it now (read again, not from this run's cache). */

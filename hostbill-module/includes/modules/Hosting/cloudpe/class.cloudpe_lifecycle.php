@@ -105,6 +105,7 @@ class cloudpe_lifecycle
                 $audit->account($account['id'], "CloudPe: linked to CloudPe user {$uid} ({$how}); client field {$code} NOT set", 'CloudPeLink', false, $changes, $message);
                 return false;
             }
+            $this->module->rememberClientField($clientId, $uid);
             $changes[] = array('name' => "client field {$code}", 'from' => '', 'to' => $uid);
             $this->module->addInfo($this->module->scrub("CloudPe user {$uid} linked to account #{$account['id']} ({$how}); client #{$clientId}'s field {$code} set to {$uid}"));
         } elseif ($current === $uid) {
