@@ -35,7 +35,10 @@ class ModuleTest extends FakeHostTestCase
         $this->assertTrue($fields[HostingModule::CONNECTION_FIELD_INPUT1]);
         $this->assertTrue($fields[HostingModule::CONNECTION_FIELD_INPUT2]);
         $custom = $fields[HostingModule::CONNECTION_FIELD_CUSTOM];
-        $this->assertSame(array('Client field code', 'On terminate', 'Call log', 'Usage import', 'Usage backfill hours', 'Usage time zone', 'Usage test CSV folder'), array_keys($custom));
+        $this->assertSame(array('Client field code', 'On terminate', 'On create', 'Call log', 'Usage import', 'Usage backfill hours', 'Usage time zone', 'Usage test CSV folder'), array_keys($custom));
+        $this->assertSame(array('type' => 'select', 'default' => array('link', 'provision')), array_intersect_key($custom['On create'], array('type' => 1, 'default' => 1)), 'Create links unless the admin turns provisioning on');
+        $this->assertStringContainsString('EXPERIMENTAL', $custom['On create']['description']);
+        $this->assertStringContainsString('account.destroy.period', $custom['On terminate']['description'], 'the admin learns CloudPe deletes deactivated users by itself');
         $this->assertSame(array('type' => 'select', 'default' => array('off', 'test', 'on')), array_intersect_key($custom['Usage import'], array('type' => 1, 'default' => 1)), 'the usage import is off unless the admin turns it on');
         $this->assertSame(array('type' => 'select', 'default' => array('off', 'on')), array_intersect_key($custom['Call log'], array('type' => 1, 'default' => 1)), 'the call log is off unless the admin turns it on');
         $this->assertSame(array('type' => 'input', 'default' => 'cloudpeid'), array_intersect_key($custom['Client field code'], array('type' => 1, 'default' => 1)));

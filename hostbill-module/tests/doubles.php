@@ -74,6 +74,38 @@ abstract class HostingModule
         $this->hbInfos[] = $info;
     }
 
+    /**
+     * Test helper: loads the product's configuration into the module's `$options` values, as
+     * HostBill does before Create, and before ChangePackage with the NEW package's (the devkit's
+     * advancedexample: "$options variable is loaded with new package configuration"; it and
+     * HostBill's vmware5 module read `$this->options[<key>]['value']`). `$values` is keyed by the
+     * option's key; a key the module does not declare is a test error.
+     */
+    public function loadProductOptions(array $values)
+    {
+        foreach ($values as $key => $value) {
+            if (!isset($this->options[$key])) {
+                throw new LogicException("the module declares no product option {$key}");
+            }
+            $this->options[$key]['value'] = $value;
+        }
+    }
+
+    /**
+     * Test helper: the account's details as HostBill saves them after Create: each declared
+     * detail's `value` (what Create wrote to `$this->details[<key>]['value']` is saved with the
+     * account: the devkit's advancedexample stores the remote client id so; HostBill's vmware5
+     * module: "Modifying $details array values in Create method will update database values").
+     */
+    public function savedDetails()
+    {
+        $saved = array();
+        foreach ($this->details as $key => $detail) {
+            $saved[$key] = isset($detail['value']) ? $detail['value'] : null;
+        }
+        return $saved;
+    }
+
     /** Test helper: what addError received. */
     public function recordedErrors()
     {
@@ -224,6 +256,10 @@ class ApiWrapper
     public static $refuse = array();
     /** @var array[] every call: [method, params] */
     public static $calls = array();
+    /** @var string[] codes of the client custom fields HostBill has (Clients → Registration fields) */
+    public static $clientFieldCodes = array('cloudpeid', 'cpid');
+    /** @var string|null setClientDetails refuses with this error */
+    public static $refuseClientEdits = null;
     /** @var array[] params of every accepted editAccountDetails */
     public static $edits = array();
     /** @var array[] params of every accepted addTicket */
@@ -234,6 +270,8 @@ class ApiWrapper
     public static $refuseTickets = null;
     /** @var array<string, string> ticket id => its notes (addTicketNotes) */
     public static $ticketNotes = array();
+    /** @var array[] account id => the details its module's Create left, as HostBill saves them with the account */
+    public static $savedDetails = array();
     /** @var array[] [call, account id, the module's answer] of every accountCreate/Suspend/Unsuspend */
     public static $moduleActions = array();
     /** @var array<string, array[]> product id => its metered variables (meteredGetVariables' rows) */
@@ -303,6 +341,33 @@ class ApiWrapper
             return array('success' => false, 'error' => array('Client not found'));
         }
         return array('success' => true, 'call' => 'getClientDetails', 'client' => array_map('strval', self::$clients[$id] + array('id' => $id)));
+    }
+
+    /**
+     * setClientDetails (`id` and the fields to change, a custom field by its code): the Admin
+     * API's client update, listed in HostBill's API reference beside getClientDetails; fields are
+     * named by their codes as addClient documents them ("field: Any other client registration
+     * field variable", api2.hostbillapp.com/clients/addClient.html). A code that is no field of
+     * HostBill's (`$clientFieldCodes`, plus the client row's own columns) is ignored, as an API
+     * taking free-form field names would; `$refuseClientEdits` makes it fail. That it takes custom
+     * fields so is an inference (cloudpe_apps), which the module checks by reading the field back.
+     */
+    public function setClientDetails($params)
+    {
+        self::$calls[] = array('setClientDetails', $params);
+        if (self::$refuseClientEdits !== null) {
+            return array('success' => false, 'error' => array(self::$refuseClientEdits));
+        }
+        $id = isset($params['id']) ? (string) $params['id'] : '';
+        if (!isset(self::$clients[$id])) {
+            return array('success' => false, 'error' => array('Client not found'));
+        }
+        foreach ($params as $field => $value) {
+            if ($field !== 'id' && (in_array($field, self::$clientFieldCodes, true) || in_array($field, array('email', 'firstname', 'lastname'), true))) {
+                self::$clients[$id][$field] = (string) $value;
+            }
+        }
+        return array('success' => true, 'call' => 'setClientDetails', 'info' => array('Client details updated'));
     }
 
     public function editAccountDetails($params)
@@ -443,6 +508,10 @@ class ApiWrapper
             $module->setAccount(array_map('strval', $row));
             $ok = (bool) $module->$method();
             self::$moduleActions[] = array($call, (string) $row['id'], $ok);
+            if ($method === 'Create') {
+                // What Create wrote to $details is saved with the account (see savedDetails()).
+                self::$savedDetails[(string) $row['id']] = $module->savedDetails();
+            }
             if (!$ok) {
                 return array('success' => false, 'call' => $call, 'error' => $module->recordedErrors());
             }
@@ -734,11 +803,14 @@ class HostBillDoubles
         ApiWrapper::$refuse = array();
         ApiWrapper::$calls = array();
         ApiWrapper::$edits = array();
+        ApiWrapper::$clientFieldCodes = array('cloudpeid', 'cpid');
+        ApiWrapper::$refuseClientEdits = null;
         ApiWrapper::$tickets = array();
         ApiWrapper::$notes = array();
         ApiWrapper::$refuseTickets = null;
         ApiWrapper::$ticketNotes = array();
         ApiWrapper::$moduleActions = array();
+        ApiWrapper::$savedDetails = array();
         ApiWrapper::$meteredVariables = array();
         ApiWrapper::$meteredRefuse = null;
         ApiWrapper::$meteredPeriodStart = null;

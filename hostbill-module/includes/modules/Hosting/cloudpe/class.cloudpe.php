@@ -4,6 +4,7 @@ require_once __DIR__ . '/class.cloudpe_host.php';
 require_once __DIR__ . '/class.cloudpe_apps.php';
 require_once __DIR__ . '/class.cloudpe_db.php';
 require_once __DIR__ . '/class.cloudpe_audit.php';
+require_once __DIR__ . '/class.cloudpe_lifecycle.php';
 
 /**
  * CloudPe (Virtuozzo Application Platform) provisioning module for HostBill.
@@ -14,11 +15,12 @@ require_once __DIR__ . '/class.cloudpe_audit.php';
  * one ends in addError and false.
  *
  * App settings: Host URL (status_url), App Id (field1), Session (field2) in HostBill's own
- * columns; "Client field code", "On terminate" and "Call log" as custom App settings (CONNECTION_FIELD_CUSTOM),
+ * columns; "Client field code", "On terminate", "On create" and "Call log" as custom App settings (CONNECTION_FIELD_CUSTOM),
  * which HostBill stores serialized in the App's `custom` column and hands back in
  * `$connect['custom']`. They are App settings, not product options, because the CloudPe platform
  * (and so the client field that links a client to it, and what deleting there means) is a property
- * of the App, shared by every product linked to it.
+ * of the App, shared by every product linked to it. The one product option, "CloudPe group", is
+ * a `loadable` HostBill fills from getGroups() (see $options).
  */
 class cloudpe extends HostingModule
 {
@@ -27,6 +29,10 @@ class cloudpe extends HostingModule
     /** Names of the custom App settings; the component reads them by these exact names. */
     const SETTING_CLIENT_FIELD = 'Client field code';
     const SETTING_ON_TERMINATE = 'On terminate';
+    /** What Create does for a client without a CloudPe id: `link` (default) or `provision` (experimental). */
+    const SETTING_ON_CREATE = 'On create';
+    /** The product option naming the CloudPe group; the component reads it by this exact name. */
+    const OPTION_GROUP = 'CloudPe group';
     /** Opt-in per-call log: `on` writes each CloudPe call to the system log (see cloudpe_audit::call). */
     const SETTING_CALL_LOG = 'Call log';
     /** Default code of the client custom field holding the CloudPe user id. */
@@ -38,8 +44,24 @@ class cloudpe extends HostingModule
 
     protected $modname = 'CloudPe';
     protected $version = '2.4.0';
-    protected $description = 'Suspends, unsuspends and syncs CloudPe (Virtuozzo Application Platform) users, through a sandboxed WebAssembly module.';
-    protected $options = array();
+    protected $description = 'Links, suspends, unsuspends, moves between groups and syncs CloudPe (Virtuozzo Application Platform) users, through a sandboxed WebAssembly module.';
+    /**
+     * Product configuration. HostBill loads the product's values into `value` before Create and
+     * ChangePackage (for ChangePackage, the NEW package's: the devkit's advancedexample,
+     * "$options variable is loaded with new package configuration"). A `loadable` option is a
+     * select HostBill fills by calling the module method its `default` names, which returns
+     * `[[value, label], ...]`, or false after addError (devkit advancedexample `getPlans`;
+     * HostBill's own vmware5 module declares its options the same way, keyed by name).
+     */
+    protected $options = array(
+        self::OPTION_GROUP => array(
+            'name' => self::OPTION_GROUP,
+            'value' => false,
+            'type' => 'loadable',
+            'default' => 'getGroups',
+            'description' => 'The CloudPe group (tariff and quotas) of this product\'s users: Create (when it provisions) and ChangePackage put the user in it; the daily sync reports users in another group. Empty: the module leaves groups alone',
+        ),
+    );
     protected $serverFields = array(
         self::CONNECTION_FIELD_HOSTNAME => false,
         self::CONNECTION_FIELD_IPADDRESS => false,
@@ -61,7 +83,12 @@ class cloudpe extends HostingModule
             self::SETTING_ON_TERMINATE => array(
                 'type' => 'select',
                 'default' => array('none', 'deactivate'),
-                'description' => 'What Terminate does on CloudPe: none (no call) or deactivate (user set inactive)',
+                'description' => 'What Terminate does on CloudPe: none (no call) or deactivate (user set inactive). Neither deletes the user, but CloudPe itself destroys a deactivated user after its account.destroy.period quota (e.g. 30 days for trial users, 60 for billing users): keep HostBill\'s terminate delay shorter, or have that quota raised',
+            ),
+            self::SETTING_ON_CREATE => array(
+                'type' => 'select',
+                'default' => array('link', 'provision'),
+                'description' => 'What Create does for a client without a CloudPe user id: link (the CloudPe user with exactly the client\'s email is linked; none or several: Create fails, nothing linked) or provision (EXPERIMENTAL: the same, and when no user has the email, one is created, activated, put in the product\'s CloudPe group and linked; CloudPe mails the user the credentials, the module never keeps the password)',
             ),
             self::SETTING_CALL_LOG => array(
                 'type' => 'select',
@@ -190,8 +217,13 @@ class cloudpe extends HostingModule
                 return false;
             }
             $this->addInfo($this->scrub('CloudPe connection OK: ' . implode('; ', $checks)));
+            // A 2.4 component's capability probe: what this token may call, one line each.
+            $lifecycle = $this->lifecycle();
+            foreach ($lifecycle->capabilityLines($result['report']) as $line) {
+                $this->addInfo($this->scrub("CloudPe capability {$line}"));
+            }
             $this->showWarnings($result['report']);
-            $summary = $this->permissionsSummary(isset($result['report']['endpoint']) ? (string) $result['report']['endpoint'] : null);
+            $summary = $this->permissionsSummary(isset($result['report']['endpoint']) ? (string) $result['report']['endpoint'] : null, $lifecycle->capabilitySummary($result['report']));
             if ($summary !== null) {
                 $this->addInfo($summary);
             }
@@ -206,10 +238,52 @@ class cloudpe extends HostingModule
         });
     }
 
+    /**
+     * Links the account to its CloudPe user: the client's id verified, or (a 2.4 component) the
+     * one user with exactly the client's email found, or, with "On create" = provision, created.
+     * The uid is kept in the account's details and, where the client's id field is empty, in it
+     * (cloudpe_lifecycle::linked).
+     */
     public function Create()
     {
         return $this->guard('create', function () {
-            return $this->accountAction('create');
+            $lifecycle = $this->lifecycle();
+            return $this->accountAction('create', array($lifecycle, 'request'), array($lifecycle, 'linked'));
+        });
+    }
+
+    /**
+     * Moves the account's CloudPe user to the NEW package's "CloudPe group" (HostBill loads
+     * $options with the new package's configuration before calling this) and reads it back.
+     */
+    public function ChangePackage()
+    {
+        return $this->guard('change-package', function () {
+            $lifecycle = $this->lifecycle();
+            return $this->accountAction('change-package', array($lifecycle, 'request'), array($lifecycle, 'packageChanged'));
+        });
+    }
+
+    /**
+     * The choices of the "CloudPe group" product option (its `loadable` names this method):
+     * `[[value, label], ...]` from the component's `option-choices`; on failure false, with the
+     * reason added (addError) and logged, as the devkit's loadable getPlans does. Never throws.
+     *
+     * @return array|false
+     */
+    public function getGroups()
+    {
+        return $this->guard('option-choices', function () {
+            $result = $this->call('option-choices', array('app' => $this->app(), 'option' => self::OPTION_GROUP));
+            if ($result === null) {
+                return false;
+            }
+            if ($result['exit'] !== cloudpe_host::EXIT_SUCCESS) {
+                $this->showWarnings($result['report']);
+                $this->fail($this->failureText('option-choices', $result['report']));
+                return false;
+            }
+            return $this->lifecycle()->choices($result['report']);
         });
     }
 
@@ -710,9 +784,10 @@ class cloudpe extends HostingModule
      * the host could not tell (logged, never an error of the action).
      *
      * @param string|null $endpoint the `endpoint` of the connection test's report
+     * @param string|null $capabilities what the capability probe found, as one clause (cloudpe_lifecycle::capabilitySummary)
      * @return string|null
      */
-    public function permissionsSummary($endpoint = null)
+    public function permissionsSummary($endpoint = null, $capabilities = null)
     {
         try {
             $result = $this->host()->run('info', array());
@@ -725,7 +800,7 @@ class cloudpe extends HostingModule
             hbm_log_error('info: ' . $this->errorText($report), self::LOG_TAG);
             return null;
         }
-        return $this->scrub(self::describeInfo($report['info'], $endpoint));
+        return $this->scrub(self::describeInfo($report['info'], $endpoint, $capabilities));
     }
 
     /**
@@ -733,9 +808,10 @@ class cloudpe extends HostingModule
      *
      * @param array $info the report's `info`
      * @param string|null $endpoint the origin (`scheme://host:port`) as the host's report names it
+     * @param string|null $capabilities the capability probe's clause, e.g. "on CloudPe the token may: group list"
      * @return string
      */
-    public static function describeInfo(array $info, $endpoint)
+    public static function describeInfo(array $info, $endpoint, $capabilities = null)
     {
         $labels = array();
         foreach (isset($info['app_fields']) && is_array($info['app_fields']) ? $info['app_fields'] : array() as $field) {
@@ -778,6 +854,9 @@ class cloudpe extends HostingModule
         }
         if ($parts) {
             $line .= '; limits: ' . implode(', ', $parts);
+        }
+        if (is_string($capabilities) && $capabilities !== '') {
+            $line .= "; {$capabilities}";
         }
         if (!empty($info['component']['previous'])) {
             $previous = $info['component']['previous'];
@@ -940,16 +1019,17 @@ class cloudpe extends HostingModule
      * one that HostBill's automation ran and that may pass (cloudpe_retries::isTransient) is
      * queued for the cron to retry. A success clears the account's queued retry.
      */
-    protected function accountAction($operation)
+    protected function accountAction($operation, $request = null, $onSuccess = null)
     {
         $account = $this->account();
         $replayed = cloudpe_retries::takeReplayed($account['id'], $operation);
         if ($replayed !== null) {
             // HostBill's own action, called by the cron's retry that has just done this on CloudPe.
             $this->addInfo($this->scrub("CloudPe: {$operation} done by the CloudPe cron's retry (attempt {$replayed['attempt']}): {$replayed['message']}"));
-            return true;
+            return $onSuccess === null || !isset($replayed['report']) ? true : (bool) call_user_func($onSuccess, $replayed['report'], $account);
         }
-        $result = $this->call($operation, array('app' => $this->app(), 'account' => $account));
+        $request = $request === null ? array('app' => $this->app(), 'account' => $account) : call_user_func($request, $account);
+        $result = $this->call($operation, $request);
         if ($result === null) {
             $this->afterFailure($operation, $account, array('error' => array('kind' => 'host', 'message' => (string) $this->lastError)));
             return false;
@@ -960,7 +1040,7 @@ class cloudpe extends HostingModule
             if ($missing !== null && isset($result['report']['error']['kind']) && $result['report']['error']['kind'] === 'configuration') {
                 $result['report']['error']['message'] = "CloudPe module: account #{$account['id']} belongs to {$missing}: the client is missing, so there is no CloudPe user id to read; give the account an existing client";
             }
-            $this->fail($this->errorText($result['report']));
+            $this->fail($this->failureText($operation, $result['report']));
             $this->afterFailure($operation, $account, $result['report']);
             return false;
         }
@@ -968,7 +1048,80 @@ class cloudpe extends HostingModule
         $this->addInfo($this->scrub($message));
         $this->showWarnings($result['report']);
         $this->afterSuccess($operation, $account);
-        return true;
+        return $onSuccess === null ? true : (bool) call_user_func($onSuccess, $result['report'], $account);
+    }
+
+    /** errorText, with what to do when the App's component is older than `$operation` (`unsupported`). */
+    protected function failureText($operation, array $report)
+    {
+        if (isset($report['error']['kind'], $report['error']['message']) && $report['error']['kind'] === 'unsupported') {
+            return cloudpe_lifecycle::unsupportedMessage($operation, $this->reportText($report['error']['message']));
+        }
+        return $this->errorText($report);
+    }
+
+    /** The lifecycle operations' HostBill side (Create's link, ChangePackage, groups, capabilities). */
+    protected function lifecycle()
+    {
+        return new cloudpe_lifecycle($this);
+    }
+
+    /**
+     * The product's module options as the component reads them, name => trimmed value, empty ones
+     * left out: `$this->options[...]['value']`, which HostBill fills with the product's (for
+     * ChangePackage, the new package's) configuration before the action.
+     */
+    public function productOptions()
+    {
+        $values = array();
+        foreach (is_array($this->options) ? $this->options : array() as $key => $option) {
+            if (!is_array($option) || !isset($option['value']) || !is_scalar($option['value']) || is_bool($option['value'])) {
+                continue;
+            }
+            $value = trim((string) $option['value']);
+            if ($value !== '') {
+                $values[isset($option['name']) && is_string($option['name']) && $option['name'] !== '' ? $option['name'] : (string) $key] = $value;
+            }
+        }
+        return $values;
+    }
+
+    /** Sets one of the account's CloudPe details (HostBill saves them with the account after Create). */
+    public function setDetail($key, $value)
+    {
+        if (isset($this->details[$key])) {
+            $this->details[$key]['value'] = (string) $value;
+        }
+    }
+
+    /** Fills the CloudPe details of the facts a report names, leaving the others as they are. */
+    public function showReportFacts($facts)
+    {
+        foreach (self::FACT_DETAILS as $fact => $key) {
+            if (is_array($facts) && isset($facts[$fact]) && is_scalar($facts[$fact])) {
+                $this->details[$key]['value'] = $this->reportText((string) $facts[$fact]);
+            }
+        }
+    }
+
+    /** Remembers that client `$clientId`'s CloudPe id field now holds `$value` (written by this run). */
+    public function rememberClientField($clientId, $value)
+    {
+        $this->clientFields[(string) $clientId] = trim((string) $value);
+    }
+
+    /** The client's CloudPe id field as HostBill holds it now (read again, not from this run's cache). */
+    public function freshClientField($clientId)
+    {
+        unset($this->clientFields[(string) $clientId]);
+        $fields = $this->clientFields($clientId);
+        return isset($fields[$this->idFieldCode()]) ? $fields[$this->idFieldCode()] : '';
+    }
+
+    /** addError with `$message` (scrubbed), remembered for lastError(). */
+    public function failWith($message)
+    {
+        $this->fail($message);
     }
 
     /**
@@ -977,13 +1130,15 @@ class cloudpe extends HostingModule
      * (its App's outage is already in the system log) the run's log lines are left out too: the
      * retry's row in the account's log keeps its error.
      *
-     * @return array{ok: bool, kind: string, message: string, transient: bool, facts: array}
+     * @return array{ok: bool, kind: string, message: string, transient: bool, facts: array, report?: array}
      */
     public function retry($operation, $timeout = cloudpe_retries::RETRY_TIMEOUT, $quiet = false)
     {
         $this->quiet = (bool) $quiet;
         try {
-            $result = $this->call($operation, array('app' => $this->app(), 'account' => $this->account()), array(), $timeout);
+            $account = $this->account();
+            $request = $operation === 'create' ? $this->lifecycle()->request($account) : array('app' => $this->app(), 'account' => $account);
+            $result = $this->call($operation, $request, array(), $timeout);
         } catch (cloudpe_host_error $e) {
             $this->quiet = false;
             return array('ok' => false, 'kind' => 'configuration', 'message' => $this->scrub($e->getMessage()), 'transient' => false, 'facts' => array());
@@ -999,7 +1154,10 @@ class cloudpe extends HostingModule
         }
         $facts = isset($report['outcome']['facts']) && is_array($report['outcome']['facts']) ? $report['outcome']['facts'] : array();
         $message = isset($report['outcome']['message']) ? $this->reportText($report['outcome']['message']) : "{$operation}: done";
-        return array('ok' => true, 'kind' => '', 'message' => $message, 'transient' => false, 'facts' => $facts);
+        // What HostBill's own action, run by the retry next, stores (Create: the link): the
+        // members it reads, not the whole report.
+        $kept = array_intersect_key($report, array('link' => 1, 'outcome' => 1));
+        return array('ok' => true, 'kind' => '', 'message' => $message, 'transient' => false, 'facts' => $facts, 'report' => $kept);
     }
 
     /**
@@ -1033,7 +1191,7 @@ class cloudpe extends HostingModule
         if (!$queued) {
             $this->supersede($operation, $account, "{$actor['login']}'s {$operation} (failed)");
         }
-        $this->audit()->account($account['id'], "CloudPe: {$operation} failed; {$retry}", 'CloudPe' . ucfirst($operation), false, array(
+        $this->audit()->account($account['id'], "CloudPe: {$operation} failed; {$retry}", 'CloudPe' . str_replace('-', '', ucwords($operation, '-')), false, array(
             array('name' => 'status', 'from' => $account['status'], 'to' => $account['status']),
             array('name' => 'error kind', 'from' => '', 'to' => $kind),
         ), $message, $actor);

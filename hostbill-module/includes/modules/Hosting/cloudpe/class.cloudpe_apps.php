@@ -31,10 +31,24 @@ class cloudpe_apps_error extends Exception
  *  - which product an account has: the getAccounts row's `product_id` when HostBill gives one
  *    (its API reference's example row has none), else getAccounts' documented
  *    `filter[product_id]` per product of the module (productOfAccounts);
- *  - setting a client's custom field (setClientIdField): Admin API `setClientDetails` with `id`
- *    and the field by its code (HostBill's API reference names client fields by their codes, e.g.
- *    addClient's `field`, and getClientDetails lists them so), then read back with
- *    getClientDetails: a field HostBill did not take is a failure, never assumed written.
+ *  - how a client's custom field is set: Admin API `setClientDetails` with `id` and the field's
+ *    code as a parameter (`['id' => 11, 'cloudpeid' => '1005']`). HostBill's API reference lists
+ *    setClientDetails among the client calls beside getClientDetails, and documents registration
+ *    fields, custom ones included, as parameters named by their code (addClient: "field: Any
+ *    other client registration field variable", api2.hostbillapp.com/clients/addClient.html);
+ *    that setClientDetails takes a custom field the same way is the inference. So every write is
+ *    read back with getClientDetails (custom fields under `client`, keyed by code), and a field
+ *    that did not take the value is an error naming it (setClientField);
+ *  - the product options of an action: `$this->options[<key>]['value']`, which HostBill fills
+ *    before Create (the devkit's advancedexample reads `$this->options['option1']['value']`;
+ *    HostBill's own vmware5 module keys them by name, `$this->options['datacenterName']['value']`)
+ *    and, for ChangePackage, with the NEW package's configuration (advancedexample: "$options
+ *    variable is loaded with new package configuration"); a `loadable` option's choices come from
+ *    the module method its `default` names, `[[value, label], ...]`, or false after addError
+ *    (advancedexample `getPlans`);
+ *  - what Create writes to `$this->details[<key>]['value']` is saved with the account (the
+ *    devkit's advancedexample saves the remote client id so; vmware5: "Modifying $details array
+ *    values in Create method will update database values").
  *
  * (How the module logs and notifies, and who ran an action, is inferred in cloudpe_audit.)
  *
@@ -430,23 +444,29 @@ class cloudpe_apps
     }
 
     /**
-     * Sets client `$clientId`'s custom field `$code` to `$value` (Admin API setClientDetails,
-     * the field by its code), then reads the client again (getClientDetails) to confirm HostBill
-     * holds it. The one way the module writes a client field (the link applied from a
-     * reconciliation's proposal, and Create's link).
+     * Sets client `$clientId`'s custom field `$code` to `$value` (setClientDetails, see the header)
+     * and reads it back. Null when HostBill holds the value now; otherwise why not, for the admin.
+     * The one way the module writes a client field (Create's link, and a link applied from a
+     * reconciliation's proposal).
      *
-     * @return string|null null once HostBill holds the value, otherwise why not
+     * @return string|null
      */
-    public function setClientIdField($clientId, $code, $value)
+    public function setClientField($clientId, $code, $value)
     {
         $reply = $this->api()->setClientDetails(array('id' => (string) $clientId, (string) $code => (string) $value));
         if (!is_array($reply) || empty($reply['success'])) {
-            return 'HostBill refused it (setClientDetails): ' . self::apiError($reply);
+            return 'setClientDetails refused it (' . self::apiError($reply) . ')';
         }
-        $read = $this->api()->getClientDetails(array('id' => (string) $clientId));
-        $now = isset($read['client'][$code]) && is_scalar($read['client'][$code]) ? trim((string) $read['client'][$code]) : null;
-        if ($now !== (string) $value) {
-            return "HostBill answered setClientDetails but the client's field {$code} reads " . ($now === null ? 'as missing' : "\"{$now}\"") . " afterwards (getClientDetails): is {$code} a client field (Clients → Registration fields)?";
+        $check = $this->api()->getClientDetails(array('id' => (string) $clientId));
+        if (!is_array($check) || empty($check['success']) || !isset($check['client']) || !is_array($check['client'])) {
+            return 'setClientDetails answered success, but getClientDetails could not read the client back (' . self::apiError($check) . ')';
+        }
+        if (!array_key_exists((string) $code, $check['client'])) {
+            return "setClientDetails answered success, but the client has no field with code `{$code}`: create a client custom field with that code, or set the App's \"Client field code\" to the field's code";
+        }
+        $stored = trim((string) $check['client'][(string) $code]);
+        if ($stored !== (string) $value) {
+            return "setClientDetails answered success, but the field reads \"" . cloudpe_text::html($stored) . "\" afterwards";
         }
         return null;
     }

@@ -127,7 +127,7 @@ class cloudpe_links
                 self::drop($serverId, $account, $db);
                 continue;
             }
-            $refused = $apps->setClientIdField($p['client_id'], $code, $p['uid']);
+            $refused = $apps->setClientField($p['client_id'], $code, $p['uid']);
             if ($refused !== null) {
                 $skipped[$account] = "#{$account}: not linked: " . $module->scrub($refused);
                 continue; // kept: the admin may apply it again once HostBill takes the field

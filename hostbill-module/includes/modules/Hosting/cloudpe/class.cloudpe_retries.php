@@ -145,7 +145,7 @@ class cloudpe_retries
      * own action, called by the retry right after, runs the module's action, which then only
      * reports it instead of calling CloudPe again. Null when no retry is replaying it.
      *
-     * @return array|null ['attempt' => int, 'message' => string]
+     * @return array|null ['attempt' => int, 'message' => string, 'report' => array]
      */
     public static function takeReplayed($accountId, $operation)
     {
@@ -420,7 +420,7 @@ class cloudpe_retries
         if ($result['ok']) {
             $this->clear($id);
             $this->recovered($serverId, $module, $api);
-            $note = $this->handToHostBill($api, $id, $operation, $status, $attempt, $result['message']);
+            $note = $this->handToHostBill($api, $id, $operation, $status, $attempt, $result['message'], isset($result['report']) ? $result['report'] : array());
             $failed = strpos($note, 'did not record') !== false;
             $changes = array();
             if (!$failed && $status !== self::TARGET_STATUS[$operation]) {
@@ -467,13 +467,14 @@ class cloudpe_retries
      *
      * @return string what to add to the retry's line ('' when HostBill's action ran)
      */
-    private function handToHostBill($api, $id, $operation, $status, $attempt, $message)
+    private function handToHostBill($api, $id, $operation, $status, $attempt, $message, array $report = array())
     {
         $target = self::TARGET_STATUS[$operation];
         $call = self::HOSTBILL_CALL[$operation];
         $refused = null;
         if (is_callable(array($api, $call))) {
-            self::$replayed[(string) $id] = array('operation' => $operation, 'attempt' => $attempt, 'message' => (string) $message);
+            // `report`: what the module's action stores of the retry's work (Create: the link).
+            self::$replayed[(string) $id] = array('operation' => $operation, 'attempt' => $attempt, 'message' => (string) $message, 'report' => $report);
             try {
                 $reply = $api->$call(array('id' => $id));
             } finally {
