@@ -181,6 +181,59 @@ class LinksTest extends FakeHostTestCase
         $this->assertSame(2, ApiWrapper::count('setClientDetails'));
     }
 
+    /** The account page's button (`$commands`), on account `$id` of App 4. */
+    private function accountPageModule($id)
+    {
+        $module = $this->adminModule();
+        foreach (ApiWrapper::$accounts as $row) {
+            if ($row['id'] === $id) {
+                $module->setAccount($row);
+            }
+        }
+        return $module;
+    }
+
+    public function testTheAccountPagesButtonAppliesThatAccountsProposalOnly()
+    {
+        $this->assertSame(array('linkProposedUser' => 'Link proposed CloudPe user'), (new ReflectionProperty('cloudpe', 'commands'))->getValue(new cloudpe()) ?? null);
+        $this->reconcile();
+        $module = $this->accountPageModule('9');
+        $this->assertTrue($module->linkProposedUser(), implode('; ', $module->recordedErrors()));
+        $this->assertSame('1009', ApiWrapper::$clients['24']['cloudpeid']);
+        $this->assertArrayNotHasKey('cloudpeid', ApiWrapper::$clients['21'], 'the other account\'s proposal is not applied');
+        $this->assertSame(array(array('id' => '24', 'cloudpeid' => '1009')), ApiWrapper::calls('setClientDetails'));
+        $this->assertSame('CloudPeLink', HBRegistry::$db->accountLog('9')[0]['event']);
+        $this->assertSame(array('5'), array_column($this->stored(), 'account_id'));
+
+        $again = $this->accountPageModule('9');
+        $this->assertFalse($again->linkProposedUser(), 'a second press has no proposal left');
+        $this->assertStringContainsString('account #9 has no proposed link', $again->recordedErrors()[0]);
+        $this->assertSame(1, ApiWrapper::count('setClientDetails'));
+    }
+
+    public function testTheAccountPagesButtonOnAStaleProposalLinksNothingAndSaysWhy()
+    {
+        $this->reconcile();
+        ApiWrapper::$clients['21']['cloudpeid'] = '4242';
+        $module = $this->accountPageModule('5');
+        $this->assertFalse($module->linkProposedUser());
+        $this->assertSame('4242', ApiWrapper::$clients['21']['cloudpeid']);
+        $this->assertStringContainsString('was set meanwhile (to 4242)', implode("\n", $module->recordedInfos()));
+        $this->assertStringContainsString('account #5 was not linked', $module->recordedErrors()[0]);
+        $this->assertSame(0, ApiWrapper::count('setClientDetails'));
+        $this->assertSame(array(), HBRegistry::$db->accountLog('5'));
+    }
+
+    public function testTheAccountPagesButtonWithoutAStaffMemberLinksNothing()
+    {
+        $this->reconcile();
+        HbAdmin::$logged = HbAdmin::NONE;
+        $module = $this->accountPageModule('5');
+        $this->assertFalse($module->linkProposedUser());
+        $this->assertStringContainsString('no staff member is logged in', $module->recordedErrors()[0]);
+        $this->assertArrayNotHasKey('cloudpeid', ApiWrapper::$clients['21']);
+    }
+
     public function testOnlyTheListedPairsAreAppliedAndAUidNotListedIsSkipped()
     {
         $this->reconcile();
@@ -237,11 +290,11 @@ class LinksTest extends FakeHostTestCase
         ApiWrapper::$refuseClientEdits = 'Field validation failed';
         $module = $this->adminModule();
         $this->assertTrue($module->applyProposedLinks(array('5' => 1005)));
-        $this->assertSame('skipped #5: not linked: HostBill refused it (setClientDetails): Field validation failed', $module->recordedInfos()[1]);
+        $this->assertSame('skipped #5: not linked: setClientDetails refused it (Field validation failed)', $module->recordedInfos()[1]);
         ApiWrapper::$refuseClientEdits = null;
         ApiWrapper::$clientFieldCodes = array();
         $this->assertTrue($module->applyProposedLinks(array('5' => 1005)));
-        $this->assertSame('skipped #5: not linked: HostBill refused it (setClientDetails): Unknown field cloudpeid', $module->recordedInfos()[3], 'a field HostBill does not know');
+        $this->assertStringStartsWith('skipped #5: not linked: setClientDetails answered success, but the client has no field with code `cloudpeid`', $module->recordedInfos()[3], 'a field HostBill does not know');
         // A HostBill that answers success but keeps nothing: the read-back tells.
         $ignoring = new class() extends ApiWrapper {
             public function setClientDetails($params)
@@ -254,7 +307,7 @@ class LinksTest extends FakeHostTestCase
         $this->assertSame(array('5' => 'skipped'), array_map(function () {
             return 'skipped';
         }, $result['skipped']));
-        $this->assertSame('#5: not linked: HostBill answered setClientDetails but the client\'s field cloudpeid reads as missing afterwards (getClientDetails): is cloudpeid a client field (Clients → Registration fields)?', $result['skipped']['5']);
+        $this->assertStringStartsWith('#5: not linked: setClientDetails answered success, but the client has no field with code `cloudpeid`', $result['skipped']['5']);
         $this->assertSame(array(), HBRegistry::$db->accountLog('5'));
         $this->assertSame(array('5', '9'), array_column($this->stored(), 'account_id'), 'kept for another try');
     }

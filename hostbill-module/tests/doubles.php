@@ -280,10 +280,6 @@ class ApiWrapper
     public static $meteredRefuse = null;
     /** @var string|null meteredGetUsage lists only values dated at or after this (the billing period's start) */
     public static $meteredPeriodStart = null;
-    /** @var string[] client field codes HostBill knows (its registration fields), besides those a client row has */
-    public static $clientFieldCodes = array('cloudpeid');
-    /** @var string|null setClientDetails refuses with this error */
-    public static $refuseClientEdits = null;
 
     /** @return int calls of `$method` */
     public static function count($method)
@@ -384,36 +380,6 @@ class ApiWrapper
             }
         }
         return array('success' => true, 'call' => 'editAccountDetails');
-    }
-
-    /**
-     * setClientDetails (`id`, then the client fields to change, each by its code: "each HostBill
-     * can use different registration fields, codes(keys) of which can be used here", as HostBill's
-     * API reference says of addClient's `field` and getClientDetails lists them under `client`;
-     * api2.hostbillapp.com/clients/addClient.html, .../getClientDetails.html). The double accepts
-     * only codes the client row already has or `$clientFieldCodes` names (a registration field
-     * HostBill knows), as HostBill refuses an unknown field; `$refuseClientEdits` makes it fail.
-     */
-    public function setClientDetails($params)
-    {
-        self::$calls[] = array('setClientDetails', $params);
-        $id = isset($params['id']) ? (string) $params['id'] : '';
-        if (!isset(self::$clients[$id])) {
-            return array('success' => false, 'error' => array('Client not found'));
-        }
-        if (self::$refuseClientEdits !== null) {
-            return array('success' => false, 'error' => array(self::$refuseClientEdits));
-        }
-        foreach ($params as $code => $value) {
-            if ($code === 'id') {
-                continue;
-            }
-            if (!array_key_exists($code, self::$clients[$id]) && !in_array($code, self::$clientFieldCodes, true)) {
-                return array('success' => false, 'error' => array("Unknown field {$code}"));
-            }
-            self::$clients[$id][$code] = (string) $value;
-        }
-        return array('success' => true, 'call' => 'setClientDetails', 'info' => array('Client details updated'));
     }
 
     /**
@@ -814,8 +780,6 @@ class HostBillDoubles
         ApiWrapper::$meteredVariables = array();
         ApiWrapper::$meteredRefuse = null;
         ApiWrapper::$meteredPeriodStart = null;
-        ApiWrapper::$clientFieldCodes = array('cloudpeid');
-        ApiWrapper::$refuseClientEdits = null;
         HbAdmin::$logged = HbAdmin::STAFF;
         HbApps::$rows = array();
         HbApps::$groups = array();

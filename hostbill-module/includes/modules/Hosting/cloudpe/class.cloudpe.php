@@ -62,6 +62,11 @@ class cloudpe extends HostingModule
             'description' => 'The CloudPe group (tariff and quotas) of this product\'s users: Create (when it provisions) and ChangePackage put the user in it; the daily sync reports users in another group. Empty: the module leaves groups alone',
         ),
     );
+    /**
+     * Admin-area buttons on the account page: method => label (HostBill calls the method with the
+     * account loaded, as EasyDCIM's `$commands = ['updateOrderInformation' => ...]`).
+     */
+    protected $commands = array('linkProposedUser' => 'Link proposed CloudPe user');
     protected $serverFields = array(
         self::CONNECTION_FIELD_HOSTNAME => false,
         self::CONNECTION_FIELD_IPADDRESS => false,
@@ -651,6 +656,44 @@ class cloudpe extends HostingModule
             }
         }
         return $names;
+    }
+
+    /**
+     * The account page's admin button "Link proposed CloudPe user" (`$commands`): applies the link
+     * the App's last reconciliation proposed for this account, and only that one, as
+     * applyProposedLinks does (checked again now, an account-log entry). False, with the reason,
+     * when there is no proposal for the account or it no longer holds.
+     */
+    public function linkProposedUser()
+    {
+        return $this->guard('link proposed user', function () {
+            $account = $this->account();
+            $id = (string) $account['id'];
+            if ($this->serverId() === null) {
+                throw new cloudpe_host_error('Link proposed CloudPe user needs an App: HostBill passed none to the module');
+            }
+            $stored = cloudpe_links::stored($this->serverId());
+            if (!isset($stored[$id])) {
+                $this->fail("CloudPe module: account #{$id} has no proposed link: the App's last reconciliation (monthly) proposed none for it, or it was applied; set the client's CloudPe id by hand, or wait for the next reconciliation");
+                return false;
+            }
+            if (!$this->applyProposedLinks(array($id => $stored[$id]['uid']))) {
+                return false;
+            }
+            if (!isset(cloudpe_links::stored($this->serverId())[$id]) && $this->clientFieldLinked($account['client_id'], $stored[$id]['uid'])) {
+                return true;
+            }
+            $this->fail("CloudPe module: account #{$id} was not linked (see the line above)");
+            return false;
+        });
+    }
+
+    /** Whether client `$clientId`'s CloudPe id field now holds `$uid` (read from HostBill now). */
+    private function clientFieldLinked($clientId, $uid)
+    {
+        $client = (new ApiWrapper())->getClientDetails(array('id' => (string) $clientId));
+        $code = $this->idFieldCode();
+        return is_array($client) && isset($client['client'][$code]) && trim((string) $client['client'][$code]) === (string) $uid;
     }
 
     /**
