@@ -55,7 +55,7 @@ function child($dir, $count, $facts, $real, $group = false)
             echo "n/a: this tree's test database has no hb_products_modules (the module before issue 23 reads no product options)\n";
             return 0;
         }
-        HBRegistry::$db->insertRow('hb_modules_configuration', array('id' => '7', 'module' => 'CloudPe', 'type' => 'Hosting', 'config' => 'a:0:{}', 'filename' => 'class.cloudpe.php', 'version' => '2.4.0', 'active' => '1', 'modname' => 'CloudPe', 'subtype' => '0', 'sort_order' => '0', 'settings' => '', 'access' => ''));
+        HBRegistry::$db->insertRow('hb_modules_configuration', array('id' => '7', 'module' => 'CloudPe', 'type' => 'Hosting', 'config' => 'a:0:{}', 'filename' => 'class.cloudpe.php', 'version' => '2.5.0', 'active' => '1', 'modname' => 'CloudPe', 'subtype' => '0', 'sort_order' => '0', 'settings' => '', 'access' => ''));
         HBRegistry::$db->insertRow('hb_products_modules', array('product_id' => '3', 'module' => '7', 'main' => '1', 'server' => '4', 'options' => serialize(array('CloudPe group' => 'premium'))));
     }
     HbApps::add('4', 'CloudPe big', array('host' => 'api.example', 'status_url' => $url, 'field1' => 'cluster', 'field2' => 'bench-token', 'secure' => '0'), array('Client field code' => 'cloudpeid'));

@@ -16,7 +16,7 @@ class LinksEndToEndTest extends RealHostTestCase
     protected function setUp(): void
     {
         parent::setUp();
-        HBRegistry::$db->insertRow('hb_modules_configuration', CronTest::moduleRow('2.4.0'));
+        HBRegistry::$db->insertRow('hb_modules_configuration', CronTest::moduleRow('2.5.0'));
         HBRegistry::$db->insertRow('hb_products_modules', array('product_id' => '3', 'module' => '7', 'main' => '1', 'server' => '7', 'options' => serialize(array('option1' => 'premium'))));
         HBRegistry::$db->insertRow('hb_products_modules', array('product_id' => '4', 'module' => '7', 'main' => '1', 'server' => '7', 'options' => serialize(array('option1' => ''))));
         self::app('7');

@@ -13,7 +13,7 @@ class LinksTest extends FakeHostTestCase
     protected function setUp(): void
     {
         parent::setUp();
-        HBRegistry::$db->insertRow('hb_modules_configuration', CronTest::moduleRow('2.4.0'));
+        HBRegistry::$db->insertRow('hb_modules_configuration', CronTest::moduleRow('2.5.0'));
         // Product 3 names the group "premium" (option1, as HostBill keeps a product's module
         // options); product 4 names none; product 8 belongs to another module (id 9).
         HBRegistry::$db->insertRow('hb_products_modules', array('product_id' => '3', 'module' => '7', 'main' => '1', 'server' => '4', 'options' => serialize(array('option1' => 'premium'))));

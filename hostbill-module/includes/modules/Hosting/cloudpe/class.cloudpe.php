@@ -43,7 +43,7 @@ class cloudpe extends HostingModule
     const OPERATION_TIMEOUT = 120;
 
     protected $modname = 'CloudPe';
-    protected $version = '2.4.0';
+    protected $version = '2.5.0';
     protected $description = 'Links, suspends, unsuspends, moves between groups and syncs CloudPe (Virtuozzo Application Platform) users, through a sandboxed WebAssembly module.';
     /**
      * Product configuration. HostBill loads the product's values into `value` before Create and
