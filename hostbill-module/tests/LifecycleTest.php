@@ -230,6 +230,10 @@ class LifecycleTest extends FakeHostTestCase
         self::appRow();
         ApiWrapper::$accounts[] = array('id' => '101', 'client_id' => '11', 'server_id' => '4', 'status' => 'Pending', 'product_id' => '3');
         ApiWrapper::$clients['11'] = array('firstname' => 'Ann', 'email' => 'ann@x.io', 'cloudpeid' => '');
+        // The product's module options as HostBill stores them (hb_products_modules): the cron's
+        // retry has only the account row, so it reads them there.
+        HBRegistry::$db->insertRow('hb_modules_configuration', CronTest::moduleRow('2.5.0'));
+        HBRegistry::$db->insertRow('hb_products_modules', array('product_id' => '3', 'module' => '7', 'main' => '1', 'server' => '4', 'options' => serialize(array(cloudpe::OPTION_GROUP => 'premium'))));
         $now = 1796000000;
         $queue = new cloudpe_retries(null, function () use (&$now) {
             return $now;
@@ -255,6 +259,7 @@ class LifecycleTest extends FakeHostTestCase
         $output = cloudpe_retries::everyRun($module, null, null, $queue);
         $this->assertSame('CloudPe retries: account #101 create: succeeded on attempt 2; HostBill\'s accountCreate recorded it (status Pending -> Active)', $output);
         $this->assertSame('ann@x.io', $this->sentRequest('run2')['client_email'], 'the retry sends what Create sends');
+        $this->assertSame(array(cloudpe::OPTION_GROUP => 'premium'), $this->sentRequest('run2')['product'], 'and the product\'s group, read from the product');
         $this->assertSame('1005', ApiWrapper::$savedDetails['101']['cloudpe_uid'], 'HostBill\'s Create, run by the retry, stored the link');
         $this->assertSame('1005', ApiWrapper::$clients['11']['cloudpeid']);
         $this->assertSame(2, $runs, 'HostBill\'s own Create did not call CloudPe again');

@@ -1129,6 +1129,29 @@ class cloudpe extends HostingModule
         return $values;
     }
 
+    /**
+     * The module options HostBill stores for this action's account's product (by name), for an
+     * action HostBill did not load them for: the cron's retry of a Create runs the module outside
+     * HostBill's flow, with the account row only (its `product_id`). Empty when the row names no
+     * product or the options cannot be read (logged).
+     */
+    public function storedProductOptions()
+    {
+        $product = is_array($this->account_details) && isset($this->account_details['product_id']) && is_scalar($this->account_details['product_id']) ? (string) $this->account_details['product_id'] : '';
+        if ($product === '') {
+            return array();
+        }
+        try {
+            $all = (new cloudpe_apps())->productOptions($this->productOptionNames());
+        } catch (cloudpe_apps_error $e) {
+            $this->log('warn', "product #{$product}'s module options could not be read, so Create runs without them (no CloudPe group): " . $e->getMessage());
+            return array();
+        }
+        return isset($all[$product]) ? array_filter($all[$product], function ($value) {
+            return is_string($value) && $value !== '';
+        }) : array();
+    }
+
     /** Sets one of the account's CloudPe details (HostBill saves them with the account after Create). */
     public function setDetail($key, $value)
     {

@@ -47,7 +47,10 @@ class cloudpe_lifecycle
         if ($email !== '') {
             $request['client_email'] = $email;
         }
-        $request['product'] = (object) $this->module->productOptions();
+        // HostBill loads the product's options before its own Create; the cron's retry has only
+        // the account row, so they are read from the product then.
+        $product = $this->module->productOptions() ?: $this->module->storedProductOptions();
+        $request['product'] = (object) $product;
         return $request;
     }
 
