@@ -3,7 +3,7 @@
 /**
  * Issue 23 end to end: the monthly reconciliation through the real hostbill-module-host and
  * signed 2.4 component against the simulated CloudPe proposes a link and reports group drift;
- * the admin's "Apply proposed links" then links the client; the daily sync reports the drift
+ * the admin's button on the account page ("Link proposed CloudPe user") then links the client; the daily sync reports the drift
  * too, and nothing is changed on CloudPe (see RealHostTestCase).
  */
 class LinksEndToEndTest extends RealHostTestCase
@@ -52,7 +52,7 @@ class LinksEndToEndTest extends RealHostTestCase
 
         HbAdmin::$logged = HbAdmin::NONE;
         $line = cloudpe_reconcile::monthly(self::realHosts(new cloudpe_with_group_option()));
-        $this->assertStringContainsString("1 proposed links (an admin applies them with Apply proposed links): #101 (client #301) -> uid {$linked} user{$linked}@example.com", $line);
+        $this->assertStringContainsString("1 proposed links (an admin applies each with the button Link proposed CloudPe user on the account page): #101 (client #301) -> uid {$linked} user{$linked}@example.com", $line);
         $this->assertStringContainsString("1 accounts in another CloudPe group than their product's: #102 uid {$drifted} (premium → default)", $line);
         $this->assertStringNotContainsString('#103', substr($line, strpos($line, 'proposed links')));
         $this->assertSame(array('email' => ' USER' . $linked . '@Example.com '), ApiWrapper::$clients['301'], 'the cron linked nothing');
@@ -61,7 +61,8 @@ class LinksEndToEndTest extends RealHostTestCase
         HbAdmin::$logged = HbAdmin::STAFF;
         $module = self::realHosts(new cloudpe_with_group_option());
         $module->connect((new HbServersModel())->getServerDetails('7'));
-        $this->assertTrue($module->applyProposedLinks(array('101' => $linked)));
+        $module->setAccount(ApiWrapper::$accounts[0]);
+        $this->assertTrue($module->linkProposedUser(), implode('; ', $module->recordedErrors()));
         $this->assertSame($linked, ApiWrapper::$clients['301']['cloudpeid']);
         $log = HBRegistry::$db->accountLog('101');
         $this->assertSame(array('ann.admin', 'CloudPeLink', cloudpe_links::AUDIT_ACTION), array($log[0]['admin_login'], $log[0]['event'], $log[0]['action']));

@@ -100,7 +100,7 @@ class LinksTest extends FakeHostTestCase
         $output = $this->reconcile();
         $this->assertSame(
             'App #4 "CloudPe EU" reconciliation: 4 accounts, 10 CloudPe users (1 CloudPe requests); 2 without a valid CloudPe id: #5 (no `cloudpeid`), #9 (no `cloudpeid`); '
-            . '2 proposed links (an admin applies them with Apply proposed links): #5 (client #21) -> uid 1005 ann@x.example, #9 (client #24) -> uid 1009 dee@x.example&lt;script&gt;; '
+            . '2 proposed links (an admin applies each with the button Link proposed CloudPe user on the account page): #5 (client #21) -> uid 1005 ann@x.example, #9 (client #24) -> uid 1009 dee@x.example&lt;script&gt;; '
             . '1 accounts in another CloudPe group than their product\'s: #6 uid 123 (premium → trial&lt;b&gt;)',
             $output
         );
@@ -125,7 +125,7 @@ class LinksTest extends FakeHostTestCase
                 array('account_id' => 9, 'uid' => 1009, 'email' => 'dee@x.example'),
             ),
         ))));
-        $this->assertStringContainsString('1 proposed links (an admin applies them with Apply proposed links): #9 (client #24) -> uid 1009 dee@x.example; 2 entries refused (module contract violation: a proposed link for account #6, whose client already has a CloudPe id, ...)', $output);
+        $this->assertStringContainsString('1 proposed links (an admin applies each with the button Link proposed CloudPe user on the account page): #9 (client #24) -> uid 1009 dee@x.example; 2 entries refused (module contract violation: a proposed link for account #6, whose client already has a CloudPe id, ...)', $output);
         $this->assertSame(array('9'), array_column($this->stored(), 'account_id'));
     }
 
@@ -136,7 +136,7 @@ class LinksTest extends FakeHostTestCase
             'proposed_links' => array(array('account_id' => 999, 'uid' => 1999, 'email' => 'x@y'), array('account_id' => 5, 'uid' => 1005, 'email' => 'ann@x.example')),
             'group_drift' => array(array('account_id' => 6, 'uid' => 123, 'expected' => 'premium', 'actual' => 'trial'), array('account_id' => 6, 'uid' => 123, 'expected' => 'premium', 'actual' => 'gold')),
         ))));
-        $this->assertStringContainsString('1 proposed links (an admin applies them with Apply proposed links): #5 (client #21) -> uid 1005 ann@x.example; 1 accounts in another CloudPe group than their product\'s: #6 uid 123 (premium → trial); 2 entries refused (module contract violation: a finding (proposed_links) about account #999, which this reconciliation did not send, ...)', $output);
+        $this->assertStringContainsString('1 proposed links (an admin applies each with the button Link proposed CloudPe user on the account page): #5 (client #21) -> uid 1005 ann@x.example; 1 accounts in another CloudPe group than their product\'s: #6 uid 123 (premium → trial); 2 entries refused (module contract violation: a finding (proposed_links) about account #999, which this reconciliation did not send, ...)', $output);
         $this->assertStringContainsString('refused a second finding (group_drift) about account #6', HbLog::text());
         $this->assertSame(array('5'), array_column($this->stored(), 'account_id'), 'a proposal about an account not sent is never kept');
     }

@@ -26,7 +26,7 @@ class cloudpe_reconcile
         'shared_users' => 'CloudPe users shared by 2+ accounts',
         'unlinked_users' => 'CloudPe users no account points at',
         'email_differences' => 'email differences',
-        'proposed_links' => 'proposed links (an admin applies them with Apply proposed links)',
+        'proposed_links' => 'proposed links (an admin applies each with the button Link proposed CloudPe user on the account page)',
         'group_drift' => 'accounts in another CloudPe group than their product\'s',
     );
 
