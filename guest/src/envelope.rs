@@ -25,11 +25,11 @@ pub const BILLING_HISTORY_METHOD: &str = "getaccountbillinghistorybyperiodinner"
 /// of them names that permission; to any other method it means the token lacks admin rights.
 pub const OPTIONAL_METHODS: [(&str, &str); 6] = [
     (BILLING_HISTORY_METHOD, "billing.Account.GetAccountBillingHistoryByPeriodInner"),
-    (inferred::GET_GROUPS.1, "billing.GroupQuota.GetGroups"),
-    (inferred::SET_GROUP.1, "billing.Account.SetGroup"),
-    (inferred::CREATE_VARIANTS[0].path.1, "system.Admin.CreateAccount"),
-    (inferred::CREATE_VARIANTS[1].path.1, "users.Account.AddAccount"),
-    (inferred::GET_USER_INFO.1, "system.Admin.GetUserInfo"),
+    inferred::PERMISSIONS[0],
+    inferred::PERMISSIONS[1],
+    inferred::PERMISSIONS[2],
+    inferred::PERMISSIONS[3],
+    inferred::PERMISSIONS[4],
 ];
 
 /// The permission to allow for an optional method (see [`OPTIONAL_METHODS`]), by its URL name.

@@ -47,3 +47,14 @@ pub const GET_USER_INFO: (&str, &str) = ("system/admin", "getuserinfo");
 /// The words of CloudPe's error text for an email already taken (`createaccount` /
 /// `addaccount`): such an answer is never final; the module looks the email up again.
 pub const DUPLICATE_EMAIL_WORDS: [&str; 3] = ["already exists", "already registered", "already in use"];
+
+/// The permissions an admin adds to a token's API list for the methods above, in CloudPe's dotted
+/// form (as its 8202 "required permissions" text prints them), derived from the paths: the 8202
+/// messages name them (`envelope::OPTIONAL_METHODS`). Not seen in any reply.
+pub const PERMISSIONS: [(&str, &str); 5] = [
+    (GET_GROUPS.1, "billing.GroupQuota.GetGroups"),
+    (SET_GROUP.1, "billing.Account.SetGroup"),
+    (CREATE_VARIANTS[0].path.1, "system.Admin.CreateAccount"),
+    (CREATE_VARIANTS[1].path.1, "users.Account.AddAccount"),
+    (GET_USER_INFO.1, "system.Admin.GetUserInfo"),
+];
