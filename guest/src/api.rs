@@ -324,6 +324,9 @@ pub struct CloudPe<'a, P: Platform> {
     reached: Cell<bool>,
     /// Why no further request is worth sending (credentials rejected, API unreachable).
     halt: RefCell<Option<ModuleError>>,
+    /// A secret of the call in flight besides the session (a new user's password), removed like
+    /// the session from what CloudPe answers, should it echo it.
+    call_secret: RefCell<Option<String>>,
 }
 
 /// How failed reads are retried: exponential backoff from `base_delay`, capped at `max_delay`,
@@ -395,6 +398,7 @@ impl<'a, P: Platform> CloudPe<'a, P> {
             expected: Cell::new(0),
             reached: Cell::new(false),
             halt: RefCell::new(None),
+            call_secret: RefCell::new(None),
         }
     }
 
@@ -504,9 +508,11 @@ impl<'a, P: Platform> CloudPe<'a, P> {
                 .collect();
         let params: Vec<FactParam> = params.iter().map(|(name, value)| FactParam { name, value }).collect();
         let (http_status, result_code, reply) = match response {
-            Ok(r) => {
-                (Some(r.status), envelope::result_code(&r.body), envelope::reply_start(&r.body, &self.settings.session))
-            }
+            Ok(r) => (
+                Some(r.status),
+                envelope::result_code(&r.body),
+                self.without_call_secret(envelope::reply_start(&r.body, &self.settings.session)),
+            ),
             Err(e) => (None, None, format!("no reply: {}", envelope::scrub(&e.message, &self.settings.session))),
         };
         self.platform.record_call(ApiCall {
@@ -815,6 +821,26 @@ impl<'a, P: Platform> CloudPe<'a, P> {
     /// try was applied makes CloudPe answer "already exists", or worse), so the caller looks the
     /// email up after any failure instead. `password` is masked in the call log by its name.
     pub fn create_user(&self, variant: crate::inferred::CreateVariant, email: &str, password: &str) -> CreateReply {
+        *self.call_secret.borrow_mut() = Some(password.to_string());
+        let reply = self.send_create(variant, email, password);
+        *self.call_secret.borrow_mut() = None;
+        match reply {
+            CreateReply::Failed { error, maybe_applied } => {
+                CreateReply::Failed { error: scrub_error(error, password), maybe_applied }
+            }
+            other => other,
+        }
+    }
+
+    /// `text` without the call's own secret ([`CloudPe::call_secret`]), if one is set.
+    fn without_call_secret(&self, text: String) -> String {
+        match self.call_secret.borrow().as_deref() {
+            Some(secret) => envelope::scrub(&text, secret),
+            None => text,
+        }
+    }
+
+    fn send_create(&self, variant: crate::inferred::CreateVariant, email: &str, password: &str) -> CreateReply {
         let method = ApiMethod::CreateAccount(variant);
         let mut params: Vec<(&str, String)> = vec![("email", email.to_string()), ("password", password.to_string())];
         params.extend(variant.extra.iter().map(|&(name, value)| (name, value.to_string())));
@@ -866,6 +892,21 @@ impl<'a, P: Platform> CloudPe<'a, P> {
     pub fn set_account_status(&self, uid: u64, status: i64) -> Result<(), ModuleError> {
         self.call::<Empty>(ApiMethod::SetAccountStatus, &[("uid", uid.to_string()), ("status", status.to_string())])
             .map(|_| ())
+    }
+}
+
+/// `error` with every echo of `secret` removed from its text (see [`envelope::scrub`]).
+fn scrub_error(error: ModuleError, secret: &str) -> ModuleError {
+    let scrub = |text: String| envelope::scrub(&text, secret);
+    match error {
+        ModuleError::Configuration(m) => ModuleError::Configuration(scrub(m)),
+        ModuleError::NotFound(m) => ModuleError::NotFound(scrub(m)),
+        ModuleError::Authentication(m) => ModuleError::Authentication(scrub(m)),
+        ModuleError::RemoteApi(RemoteError { code, message }) => {
+            ModuleError::RemoteApi(RemoteError { code, message: scrub(message) })
+        }
+        ModuleError::Transport(m) => ModuleError::Transport(scrub(m)),
+        ModuleError::Unexpected(m) => ModuleError::Unexpected(scrub(m)),
     }
 }
 

@@ -639,6 +639,56 @@ mod tests {
         assert_eq!(cloud.created().len(), 1);
     }
 
+    /// The password a fresh [`cloud`] gets from the first provisioning (its random numbers start
+    /// from the same seed each time).
+    fn first_password() -> String {
+        let cloud = cloud();
+        create_account(&cloud, &provisioning(), &request("", Some("dan@x.io"), None)).unwrap();
+        let body = cloud
+            .requests
+            .borrow()
+            .iter()
+            .find(|r| r.path_and_query.ends_with("createaccount"))
+            .unwrap()
+            .form_body
+            .clone()
+            .unwrap();
+        form_urlencoded::parse(body.as_bytes()).find(|(k, _)| k == "password").unwrap().1.into_owned()
+    }
+
+    #[test]
+    fn a_password_cloudpe_echoes_in_its_answer_is_removed_from_the_error_and_the_call_log() {
+        let password = first_password();
+        let cloud = cloud();
+        let echo = format!(r#"{{"result":1,"error":"password [{password}] is not accepted for dan@x.io"}}"#);
+        cloud.answer("/1.0/system/admin/rest/createaccount", 200, &echo);
+        let e = create_account(&cloud, &provisioning(), &request("", Some("dan@x.io"), None)).unwrap_err();
+        let sent = cloud
+            .requests
+            .borrow()
+            .iter()
+            .find(|r| r.path_and_query.ends_with("createaccount"))
+            .unwrap()
+            .form_body
+            .clone()
+            .unwrap();
+        assert!(
+            sent.contains(&format!(
+                "password={}",
+                form_urlencoded::byte_serialize(password.as_bytes()).collect::<String>()
+            )),
+            "the same password was sent: {sent}"
+        );
+        assert!(e.message().contains("is not accepted") && e.message().contains("[REDACTED]"), "{e:?}");
+        let mut seen = cloud.calls.borrow().clone();
+        assert!(seen.iter().any(|c| c.starts_with("createaccount") && c.contains("[REDACTED]")), "{seen:?}");
+        seen.extend(cloud.logs.borrow().iter().map(|(_, m)| m.clone()));
+        seen.push(e.message());
+        for text in &seen {
+            assert!(!text.contains(&password), "{text}");
+        }
+    }
+
     #[test]
     fn the_password_is_never_logged_recorded_or_returned() {
         let cloud = cloud();
