@@ -251,6 +251,25 @@ class LinksTest extends FakeHostTestCase
         $this->assertSame(array(), HBRegistry::$db->accountLog('9'));
     }
 
+    public function testAnApplyStoppedAfterTheFieldWasSetIsFinishedByTheNextOneWithItsLogEntry()
+    {
+        $this->reconcile();
+        // What an apply killed between setClientDetails and its account-log entry leaves: the
+        // client's field holds the proposed uid, the proposal is still stored, no log entry.
+        ApiWrapper::$clients['21']['cloudpeid'] = '1005';
+        $module = $this->adminModule();
+        $this->assertTrue($module->applyProposedLinks(array('5' => '1005')));
+        $this->assertSame(array(
+            'Apply proposed links: 1 linked, 0 skipped',
+            'linked #5: client #21 linked to CloudPe uid 1005 (ann@x.example)',
+        ), $module->recordedInfos());
+        $this->assertSame(0, ApiWrapper::count('setClientDetails'), 'the field is not written twice');
+        $log = HBRegistry::$db->accountLog('5');
+        $this->assertCount(1, $log);
+        $this->assertSame(cloudpe_links::AUDIT_ACTION, $log[0]['action']);
+        $this->assertSame(array('9'), array_column($this->stored(), 'account_id'));
+    }
+
     public function testAProposalThatNoLongerHoldsIsSkippedWithItsReasonAndChangesNothing()
     {
         $this->reconcile(self::report('reconcile', array('reconciliation' => array(

@@ -19,6 +19,8 @@ class cloudpe_links
     const AUDIT_ACTION = 'CloudPe: linked by admin from the reconciliation\'s proposal';
     /** The account-log event of an applied link. */
     const AUDIT_EVENT = 'CloudPeLink';
+    /** What stale() says of a proposal whose client's field already holds its uid. */
+    const ALREADY_SET = 'already set to the proposed uid';
 
     /**
      * Creates the table (install() and upgrade() only: CREATE TABLE commits an open transaction,
@@ -122,12 +124,15 @@ class cloudpe_links
         }
         foreach ($todo as $account => $p) {
             $why = self::stale($p, $serverId, $code, $api);
-            if ($why !== null) {
+            // The field already holds this very uid: an earlier apply set it and stopped before
+            // its log entry and the proposal's removal. It is finished now, not skipped.
+            $finished = $why === self::ALREADY_SET;
+            if ($why !== null && !$finished) {
                 $skipped[$account] = "#{$account}: {$why}";
                 self::drop($serverId, $account, $db);
                 continue;
             }
-            $refused = $apps->setClientField($p['client_id'], $code, $p['uid']);
+            $refused = $finished ? null : $apps->setClientField($p['client_id'], $code, $p['uid']);
             if ($refused !== null) {
                 $skipped[$account] = "#{$account}: not linked: " . $module->scrub($refused);
                 continue; // kept: the admin may apply it again once HostBill takes the field
@@ -160,7 +165,8 @@ class cloudpe_links
 
     /**
      * Why proposal `$p` no longer holds, or null: the account must still exist, on App
-     * `$serverId`, for the same client, whose field `$code` is still empty (all read now).
+     * `$serverId`, for the same client, whose field `$code` is still empty (all read now);
+     * ALREADY_SET when the field holds the proposed uid.
      */
     private static function stale(array $p, $serverId, $code, $api)
     {
@@ -180,6 +186,9 @@ class cloudpe_links
             return "client #{$p['client_id']} no longer exists (getClientDetails: " . self::apiError($client) . ')';
         }
         $now = isset($client['client'][$code]) && is_scalar($client['client'][$code]) ? trim((string) $client['client'][$code]) : '';
+        if ($now === $p['uid']) {
+            return self::ALREADY_SET;
+        }
         if ($now !== '') {
             return "client #{$p['client_id']}'s CloudPe id field ({$code}) was set meanwhile (to " . cloudpe_text::html($now) . '): nothing changed';
         }
